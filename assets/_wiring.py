@@ -1,0 +1,65 @@
+"""Shared wiring of the assets: schemas as TableSchema metadata, gates as asset checks,
+and the failure rule for Spark task status rows."""
+
+import json
+import math
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from lensaudit.gates.registry import StoreView, gates_for
+from lensaudit.gates.result import ERROR
+from lensaudit.tables import SCHEMAS
+from resources.settings import LensauditSettings
+
+def table_schema(asset: str) -> dg.TableSchema:
+    schema: pa.Schema = SCHEMAS[asset]
+    cols = []
+    for f in schema:
+        desc = (f.metadata or {}).get(b"description", b"").decode()
+        cols.append(dg.TableColumn(name=f.name, type=str(f.type), description=desc or None))
+    return dg.TableSchema(columns=cols)
+
+def schema_metadata(asset: str) -> dict[str, Any]:
+    return {"dagster/column_schema": table_schema(asset)}
+
+def _jsonable(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+def checks_for(asset_key: str) -> list[dg.AssetChecksDefinition]:
+    """One asset check per gate of ``lensaudit.gates.registry`` on this asset."""
+    out = []
+    for spec in gates_for(asset_key):
+        def _make(spec=spec):
+            @dg.asset_check(asset=spec.asset, name=spec.name, blocking=spec.blocking, description=spec.description)
+            def _check(settings: LensauditSettings) -> dg.AssetCheckResult:
+                res = spec.evaluate(StoreView(settings.home_path(), settings.profile_obj()))
+                meta = {"metric": dg.MetadataValue.float(float(res.metric)) if res.metric is not None and math.isfinite(res.metric)
+                        else dg.MetadataValue.text("n/a"),
+                        "threshold": dg.MetadataValue.text(res.threshold),
+                        "details": dg.MetadataValue.json(_jsonable(res.details))}
+                sev = dg.AssetCheckSeverity.ERROR if res.severity == ERROR else dg.AssetCheckSeverity.WARN
+                return dg.AssetCheckResult(passed=bool(res.passed), severity=sev, metadata=meta)
+            return _check
+        out.append(_make())
+    return out
+
+def raise_on_failed_tasks(summary: dict, what: str) -> list[dict]:
+    """Spark task status rows: any failure fails the asset with every reason named."""
+    tasks = summary.get("tasks", [])
+    failed = [t for t in tasks if not t["ok"]]
+    if failed:
+        lines = "\n".join(f"  {t['key']}: {t['error']}" for t in failed)
+        raise dg.Failure(description=f"{what}: {len(failed)} of {len(tasks)} tasks failed:\n{lines}",
+                         metadata={"failed": dg.MetadataValue.json([{k: t[k] for k in ("key", "error")} for t in failed])})
+    return tasks
+
+def json_meta(x) -> dg.MetadataValue:
+    return dg.MetadataValue.json(_jsonable(json.loads(json.dumps(x, default=str))))

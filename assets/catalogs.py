@@ -1,0 +1,58 @@
+"""Known lenses: ``lens_catalog`` (lenscat) and ``positives`` (crossmatch on Spark)."""
+
+import dagster as dg
+
+from assets._wiring import checks_for, json_meta, raise_on_failed_tasks, schema_metadata
+from assets.sweeps import sweep_catalog
+from lensaudit.catalogs.lenscat_catalog import galaxy_lenses, load_lenscat
+from lensaudit.store import asset_files, partition_file, safe_join, write_parquet_atomic
+from lensaudit.tables import LENS_CATALOG_SCHEMA
+from resources.settings import LensauditSettings
+from resources.spark import SparkResource
+
+@dg.asset(group_name="catalogs", kinds={"pandas", "parquet"}, metadata=schema_metadata("lens_catalog"),
+          description="Galaxy-scale lenscat lenses in the DECaLS footprint; tier A = confident, B = probable.")
+def lens_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings) -> dg.MaterializeResult:
+    from importlib.metadata import version
+
+    cat, counts = galaxy_lenses(load_lenscat())
+    out = safe_join(settings.home_path(), "assets", "lens_catalog", "data.parquet")
+    write_parquet_atomic(cat[LENS_CATALOG_SCHEMA.names], out, schema=LENS_CATALOG_SCHEMA)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(cat), "counters": json_meta(counts), "path": str(out),
+        "tiers": json_meta(cat["tier"].value_counts().to_dict()),
+        "lenscat_version": version("lenscat"),
+    })
+
+@dg.asset(group_name="catalogs", kinds={"spark", "parquet"}, deps=[lens_catalog, sweep_catalog],
+          metadata=schema_metadata("positives"),
+          description="Nearest primary Tractor row within 1.5\" of each lens; unmatched lenses in positives_unmatched.")
+def positives(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource) -> dg.MaterializeResult:
+    home = settings.home_path()
+    profile = settings.profile_obj()
+    sweeps = {f.stem + ".fits": str(f) for f in asset_files(home, "sweep_catalog")}
+    if not sweeps:
+        raise dg.Failure("positives: no sweep_catalog partition is materialised")
+    out = partition_file(home, "positives", "data")
+    out_un = partition_file(home, "positives_unmatched", "data")
+    summary = spark.run_job(context, "positives", {
+        "sweep_files": sweeps, "lens_catalog": str(partition_file(home, "lens_catalog", "data")),
+        "radius_arcsec": profile.match_radius_arcsec, "out_matched": str(out), "out_unmatched": str(out_un)})
+    raise_on_failed_tasks(summary, "positives crossmatch")
+    import pandas as pd
+
+    matched = pd.read_parquet(out, columns=["sep_arcsec", "tier"])
+    unmatched = pd.read_parquet(out_un, columns=["reason"])
+    sep = matched["sep_arcsec"]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(matched), "path": str(out), "unmatched_path": str(out_un),
+        "covered_lenses": summary["covered"],
+        "match_rate_covered": (len(matched) / summary["covered"]) if summary["covered"] else float("nan"),
+        "unmatched_by_reason": json_meta(unmatched["reason"].value_counts().to_dict()),
+        "tiers": json_meta(matched["tier"].value_counts().to_dict()),
+        "sep_arcsec_quantiles": json_meta({q: float(sep.quantile(q)) for q in (0.1, 0.5, 0.9, 1.0)} if len(sep) else {}),
+        "sweeps_searched": len(sweeps),
+    })
+
+lens_catalog_checks = checks_for("lens_catalog")
+positives_checks = checks_for("positives")

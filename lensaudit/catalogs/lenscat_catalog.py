@@ -1,0 +1,72 @@
+"""Known strong lenses from the ``lenscat`` package (Vujeva et al. 2025).
+
+``load_lenscat`` returns every entry (galaxy, group and cluster scale, every grading):
+the exclusion radius of the negative pools is applied against all of them.
+``galaxy_lenses`` selects the galaxy-scale lenses used as positives and assigns tiers:
+tier A = ``confident`` (loss weight 1.0), tier B = ``probable`` (weight 0.5).
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from lensaudit.survey.footprint import in_decals_footprint
+
+TIER_OF_GRADING = {"confident": "A", "probable": "B"}
+SAMPLE_WEIGHT_OF_TIER = {"A": 1.0, "B": 0.5, "N1": 1.0, "N2": 1.0}
+
+
+@lru_cache(maxsize=1)
+def load_lenscat() -> pd.DataFrame:
+    """All lenscat entries: lens_id, lens_name, ra, dec (deg), zlens (str), lens_type, grading, ref.
+
+    lenscat names are not unique (646 repeats in lenscat 1.1.3, "-" among them), so
+    ``lens_id`` numbers the entries in the package's own row order.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import lenscat  # heavy import (pulls ligo.skymap); keep it lazy
+
+        cat = lenscat.catalog
+        df = pd.DataFrame({
+            "lens_id": [f"lenscat_{i:05d}" for i in range(len(cat))],
+            "lens_name": np.asarray(cat["name"]).astype(str),
+            "ra": np.asarray(cat["RA"], dtype=np.float64),
+            "dec": np.asarray(cat["DEC"], dtype=np.float64),
+            "zlens": np.asarray(cat["zlens"]).astype(str),
+            "lens_type": np.asarray(cat["type"]).astype(str),
+            "grading": np.asarray(cat["grading"]).astype(str),
+            "ref": np.asarray(cat["ref"]).astype(str),
+        })
+    return df
+
+
+def galaxy_lenses(all_entries: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Galaxy-scale lenses in the DECaLS footprint with tier and sample_weight.
+
+    Returns (catalog, counters); the counters say how many entries each cut removed,
+    so that nothing disappears without a count.
+    """
+    counts = {"lenscat_entries": int(len(all_entries))}
+    df = all_entries
+    valid = np.isfinite(df["ra"].to_numpy()) & np.isfinite(df["dec"].to_numpy())
+    counts["removed_invalid_coords"] = int((~valid).sum())
+    df = df[valid]
+    galaxy = df["lens_type"].to_numpy() == "galaxy"
+    counts["removed_not_galaxy_scale"] = int((~galaxy).sum())
+    df = df[galaxy]
+    graded = df["grading"].isin(TIER_OF_GRADING).to_numpy()
+    counts["removed_unknown_grading"] = int((~graded).sum())
+    df = df[graded]
+    inside = in_decals_footprint(df["ra"].to_numpy(), df["dec"].to_numpy())
+    counts["removed_outside_footprint"] = int((~inside).sum())
+    df = df[inside].copy()
+    df["tier"] = df["grading"].map(TIER_OF_GRADING)
+    df["sample_weight"] = df["tier"].map(SAMPLE_WEIGHT_OF_TIER).astype(np.float64)
+    df = df.sort_values("lens_id", kind="stable").reset_index(drop=True)
+    counts["kept"] = int(len(df))
+    return df, counts

@@ -1,0 +1,52 @@
+"""Run profiles and the science settings of the data half (DESIGN section 3 defaults).
+
+``tiny`` is for tests (a minute), ``demo`` for the README main job, ``full`` for the
+spec's grid sizes.  The ratios, fractions and radii are the spec's in every profile;
+the profiles differ in the size of the mock sky and in how much of it a run reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from lensaudit.mock.config import MOCK_SWEEP_BOXES, MockSkyConfig
+from lensaudit.sampling.pools import NegativeCuts
+from lensaudit.splits import SPLIT_FRACTIONS
+
+@dataclass(frozen=True)
+class ManifestSettings:
+    negatives_per_positive: int = 100
+    n2_fraction: float = 0.15
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    mock: MockSkyConfig
+    #: sweep partitions a full run of this profile materialises (None = all)
+    sweep_subset: tuple[str, ...] | None = None
+    split_seed: int = 42
+    split_fractions: dict = field(default_factory=lambda: dict(SPLIT_FRACTIONS))
+    match_radius_arcsec: float = 1.5
+    min_match_rate: float = 0.9
+    split_tolerance: float = 0.03
+    max_shortfall_fraction: float = 0.05
+    cuts: NegativeCuts = NegativeCuts()
+    manifest: ManifestSettings = ManifestSettings()
+
+
+#: the first four mock sweeps (three in the footprint, one across Dec = -18)
+_TINY_SWEEPS = tuple(b.name for b in MOCK_SWEEP_BOXES[:4])
+
+PROFILES: dict[str, Profile] = {
+    "tiny": Profile("tiny", MockSkyConfig(n_objects_per_sweep=15000), sweep_subset=_TINY_SWEEPS),
+    "demo": Profile("demo", MockSkyConfig(n_objects_per_sweep=30000)),
+    "full": Profile("full", MockSkyConfig(n_objects_per_sweep=300000)),
+}
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return replace(PROFILES[name], **overrides) if overrides else PROFILES[name]

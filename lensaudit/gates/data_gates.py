@@ -1,0 +1,153 @@
+"""Gates of the data half: crossmatch, negative pools, splits, manifest (DESIGN s3-s4).
+
+Each function takes plain DataFrames and returns a GateResult; none of them reads the
+store or imports Dagster.  Verifications are written independently of the code that
+produced the data (they recompute the cuts and distances from the stored columns).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lensaudit.catalogs.lenscat_catalog import SAMPLE_WEIGHT_OF_TIER
+from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
+from lensaudit.sampling.exclusion import LensNeighbourIndex
+from lensaudit.splits import SPLIT_ORDER, split_proportions, verify_disjoint
+from lensaudit.survey.maskbits import mask_of
+
+
+def positives_match_rate(matched: pd.DataFrame, unmatched: pd.DataFrame, min_rate: float, radius_arcsec: float) -> GateResult:
+    """Match rate among lenses covered by the sweeps read (WARN below ``min_rate``)."""
+    name, asset = "positives_match_rate", "positives"
+    covered_unmatched = unmatched[unmatched["reason"] != "outside_sweep_coverage"]
+    n_cov = len(matched) + len(covered_unmatched)
+    if n_cov == 0:
+        return cannot_compute(name, asset, WARN, "no lens lies inside the sweeps read", f">= {min_rate}")
+    rate = len(matched) / n_cov
+    sep = matched["sep_arcsec"].to_numpy() if len(matched) else np.array([np.nan])
+    details = {
+        "matched": int(len(matched)), "covered_lenses": int(n_cov),
+        "unmatched_by_reason": {k: int(v) for k, v in unmatched["reason"].value_counts().items()},
+        "sep_arcsec_p50": float(np.nanmedian(sep)), "sep_arcsec_p90": float(np.nanpercentile(sep, 90)),
+        "sep_arcsec_max": float(np.nanmax(sep)),
+    }
+    ok = rate >= min_rate and details["sep_arcsec_max"] <= radius_arcsec
+    return GateResult(name, asset, bool(ok), WARN, rate, f">= {min_rate} and max sep <= {radius_arcsec}\"", details)
+
+
+def no_negative_near_known_lens(pool: pd.DataFrame, lenscat_all: pd.DataFrame, radius_arcsec: float) -> GateResult:
+    name, asset = "no_negative_near_known_lens", "negative_pool"
+    if pool.empty:
+        return cannot_compute(name, asset, ERROR, "negative pool is empty", f"> {radius_arcsec}\"")
+    index = LensNeighbourIndex(lenscat_all["ra"].to_numpy(), lenscat_all["dec"].to_numpy())
+    sep = index.nearest_arcsec(pool["ra"].to_numpy(), pool["dec"].to_numpy(), max_arcsec=radius_arcsec * 3)
+    bad = np.isnan(sep) | (sep <= radius_arcsec)  # NaN: invalid coordinates cannot be verified
+    finite = sep[np.isfinite(sep)]
+    min_sep = float(finite.min()) if len(finite) else float("inf")
+    return GateResult(name, asset, not bad.any(), ERROR, float(bad.sum()), f"0 rows within {radius_arcsec}\"",
+                      {"rows_checked": int(len(pool)), "violations": int(bad.sum()),
+                       "min_sep_arcsec_within_3x_radius": min_sep,
+                       "example_ids": pool.loc[bad, "galaxy_id"].head(5).tolist()})
+
+
+def n1_rows_satisfy_cuts(pool: pd.DataFrame, cuts) -> GateResult:
+    """Recompute every N1 cut from the stored columns."""
+    name, asset = "n1_rows_satisfy_cuts", "negative_pool"
+    n1 = pool[pool["pool"] == "N1"]
+    if n1.empty:
+        return cannot_compute(name, asset, ERROR, "no N1 rows", "0 violations")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag_z = 22.5 - 2.5 * np.log10(n1["flux_z"].to_numpy(np.float64))
+    checks = {
+        "dec_range": (n1["dec"] > cuts.dec_min_deg) & (n1["dec"] < cuts.dec_max_deg),
+        "nobs_g": n1["nobs_g"] >= cuts.min_nobs, "nobs_r": n1["nobs_r"] >= cuts.min_nobs,
+        "nobs_z": n1["nobs_z"] >= cuts.min_nobs,
+        "type": n1["type"].isin(cuts.types),
+        "mag_z": pd.Series(mag_z < cuts.max_mag_z, index=n1.index),
+        "maskbits": (n1["maskbits"].astype(np.int64) & mask_of(cuts.excluded_maskbits)) == 0,
+        "brick_primary": n1["brick_primary"].astype(bool),
+    }
+    violations = {k: int((~v.to_numpy()).sum()) for k, v in checks.items()}
+    total = sum(violations.values())
+    return GateResult(name, asset, total == 0, ERROR, float(total), "0 violations",
+                      {"n1_rows": int(len(n1)), "violations_by_cut": violations})
+
+
+def splits_disjoint(df: pd.DataFrame, asset: str, keys=("galaxy_id", "healpix_128")) -> GateResult:
+    name = f"{asset}_splits_disjoint"
+    if df.empty:
+        return cannot_compute(name, asset, ERROR, "no rows", "0 shared keys")
+    shared = verify_disjoint(df, keys)
+    n_shared = sum(len(v) for v in shared.values())
+    return GateResult(name, asset, n_shared == 0, ERROR, float(n_shared), "0 keys in two splits",
+                      {k: {"n_in_several_splits": len(v), "examples": [str(x) for x in v[:5]]} for k, v in shared.items()}
+                      | {"rows": int(len(df))})
+
+
+def split_proportions_ok(df: pd.DataFrame, fractions: dict, tolerance: float, asset: str = "spatial_splits") -> GateResult:
+    name = f"{asset}_split_proportions"
+    if df.empty:
+        return cannot_compute(name, asset, ERROR, "no rows", f"+-{tolerance}")
+    props = split_proportions(df["split"])
+    dev = max(abs(props[s] - fractions[s]) for s in SPLIT_ORDER)
+    return GateResult(name, asset, bool(dev <= tolerance), ERROR, float(dev), f"max |p - target| <= {tolerance}",
+                      {"proportions": props, "targets": dict(fractions), "rows": int(len(df)),
+                       "pixels": int(df["healpix_128"].nunique()) if "healpix_128" in df else None})
+
+
+def manifest_ratio(manifest: pd.DataFrame, shortfalls: pd.DataFrame, ratio: int, max_shortfall_fraction: float) -> GateResult:
+    """Per stratum: negatives drawn for it + recorded shortfall == ratio x positives, and
+    the total shortfall stays within ``max_shortfall_fraction`` of the target."""
+    name, asset = "manifest_ratio_per_stratum", "training_manifest"
+    pos = manifest[manifest["label"] == 1]
+    if pos.empty:
+        return cannot_compute(name, asset, ERROR, "no positives in the manifest", f"{ratio}:1")
+    keys = ["split", "selected_for_nobs_z_bin", "type_bin"]
+    n_pos = pos.groupby(keys).size()
+    n_neg = manifest[manifest["label"] == 0].groupby(keys).size()
+    sf = shortfalls.set_index(["split", "nobs_z_bin", "type_bin"])["shortfall"] if len(shortfalls) else pd.Series(dtype=int)
+    bad, rows = [], []
+    for k, p in n_pos.items():
+        got = int(n_neg.get(k, 0))
+        short = int(sf.get(k, 0))
+        rows.append({"stratum": "/".join(k), "positives": int(p), "negatives": got, "shortfall": short})
+        if got + short != ratio * p or short < 0:
+            bad.append("/".join(k))
+    orphan = [("/".join(k)) for k in n_neg.index if k not in n_pos.index]
+    target = int(ratio * len(pos))
+    short_frac = float(sf.clip(lower=0).sum() / target) if target else float("nan")
+    ok = not bad and not orphan
+    severity = ERROR
+    passed = ok and short_frac <= max_shortfall_fraction
+    return GateResult(name, asset, bool(passed), severity, short_frac, f"accounting exact, shortfall <= {max_shortfall_fraction}",
+                      {"strata": rows[:40], "accounting_errors": bad, "negatives_in_strata_without_positives": orphan,
+                       "total_target": target, "shortfall_fraction": short_frac})
+
+
+def manifest_n2_fraction(manifest: pd.DataFrame, target: float, tolerance: float = 0.01) -> GateResult:
+    name, asset = "manifest_n2_fraction", "training_manifest"
+    neg = manifest[manifest["label"] == 0]
+    if neg.empty:
+        return cannot_compute(name, asset, ERROR, "no negatives", f"{target} +- {tolerance}")
+    frac = float((neg["pool"] == "N2").mean())
+    return GateResult(name, asset, abs(frac - target) <= tolerance, ERROR, frac, f"{target} +- {tolerance}",
+                      {"n1": int((neg["pool"] == "N1").sum()), "n2": int((neg["pool"] == "N2").sum()),
+                       "by_category": {k: int(v) for k, v in neg.loc[neg["pool"] == "N2", "confuser_category"].value_counts().items()}})
+
+
+def manifest_labels_and_weights(manifest: pd.DataFrame) -> GateResult:
+    """tier <-> label <-> pool <-> sample_weight are consistent; galaxy_id is unique."""
+    name, asset = "manifest_labels_and_weights", "training_manifest"
+    if manifest.empty:
+        return cannot_compute(name, asset, ERROR, "empty manifest", "0 inconsistent rows")
+    expected_label = manifest["tier"].map({"A": 1, "B": 1, "N1": 0, "N2": 0})
+    expected_weight = manifest["tier"].map(SAMPLE_WEIGHT_OF_TIER)
+    bad = (expected_label.isna() | (expected_label != manifest["label"])
+           | ~np.isclose(expected_weight.fillna(-1), manifest["sample_weight"])
+           | ((manifest["label"] == 0) & (manifest["pool"] != manifest["tier"])))
+    dups = int(manifest["galaxy_id"].duplicated().sum())
+    n_bad = int(bad.sum()) + dups
+    return GateResult(name, asset, n_bad == 0, ERROR, float(n_bad), "0",
+                      {"inconsistent_rows": int(bad.sum()), "duplicate_galaxy_ids": dups,
+                       "tiers": {k: int(v) for k, v in manifest["tier"].value_counts().items()}})

@@ -1,0 +1,124 @@
+"""Every gate of the data half, bound to the stored assets it judges.
+
+``GATES`` is the single list that both the Dagster asset checks (``assets/``) and the
+``lensaudit gates`` command evaluate, so a gate is written once.  ``StoreView`` reads
+what is stored under ``$LENSAUDIT_HOME/assets`` (cached per view).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from lensaudit.config import Profile
+from lensaudit.gates import data_gates
+from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
+from lensaudit.gates.schema_gates import schema_matches
+from lensaudit.store import asset_files, read_asset
+from lensaudit.tables import SCHEMAS
+
+
+@dataclass
+class StoreView:
+    home: Path
+    profile: Profile
+
+    def has(self, asset: str) -> bool:
+        return bool(asset_files(self.home, asset))
+
+    def table(self, asset: str) -> pd.DataFrame:
+        if asset not in self.__dict__.setdefault("_cache", {}):
+            self.__dict__["_cache"][asset] = read_asset(self.home, asset)
+        return self.__dict__["_cache"][asset]
+
+    @cached_property
+    def lenscat_all(self) -> pd.DataFrame:
+        from lensaudit.catalogs.lenscat_catalog import load_lenscat
+
+        return load_lenscat()
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    name: str
+    asset: str
+    severity: str
+    blocking: bool
+    description: str
+    evaluate: Callable[[StoreView], GateResult]
+
+
+def _schema_gate(asset: str) -> GateSpec:
+    def run(v: StoreView) -> GateResult:
+        return schema_matches(asset, [pq.read_schema(f) for f in asset_files(v.home, asset)], SCHEMAS[asset])
+
+    return GateSpec(f"{asset}_schema", asset, ERROR, True, f"stored {asset} matches its declared column schema", run)
+
+
+def _guard(spec_name: str, asset: str, severity: str, fn):
+    def run(v: StoreView) -> GateResult:
+        try:
+            return fn(v)
+        except FileNotFoundError as exc:
+            return cannot_compute(spec_name, asset, severity, str(exc))
+        except (KeyError, ValueError) as exc:
+            return cannot_compute(spec_name, asset, severity, f"{type(exc).__name__}: {exc}")
+    return run
+
+
+def _spec(name, asset, severity, blocking, description, fn) -> GateSpec:
+    return GateSpec(name, asset, severity, blocking, description, _guard(name, asset, severity, fn))
+
+
+GATES: list[GateSpec] = [
+    _schema_gate("lens_catalog"),
+    _schema_gate("sweep_catalog"),
+    _schema_gate("positives"),
+    _spec("positives_match_rate", "positives", WARN, False,
+          "match rate of covered lenses and separation distribution",
+          lambda v: data_gates.positives_match_rate(v.table("positives"), v.table("positives_unmatched"),
+                                                    v.profile.min_match_rate, v.profile.match_radius_arcsec)),
+    _schema_gate("negative_pool"),
+    _spec("no_negative_near_known_lens", "negative_pool", ERROR, True,
+          "no negative within the exclusion radius of any lenscat entry",
+          lambda v: data_gates.no_negative_near_known_lens(v.table("negative_pool"), v.lenscat_all,
+                                                           v.profile.cuts.exclusion_radius_arcsec)),
+    _spec("n1_rows_satisfy_cuts", "negative_pool", ERROR, True, "every N1 row satisfies every parity cut",
+          lambda v: data_gates.n1_rows_satisfy_cuts(v.table("negative_pool"), v.profile.cuts)),
+    _schema_gate("spatial_splits"),
+    _spec("spatial_splits_splits_disjoint", "spatial_splits", ERROR, True,
+          "no galaxy_id and no HEALPix pixel in two splits",
+          lambda v: data_gates.splits_disjoint(v.table("spatial_splits"), "spatial_splits")),
+    _spec("spatial_splits_split_proportions", "spatial_splits", ERROR, True,
+          "train/val/test proportions within tolerance of 0.70/0.15/0.15",
+          lambda v: data_gates.split_proportions_ok(v.table("spatial_splits"), v.profile.split_fractions,
+                                                    v.profile.split_tolerance)),
+    _schema_gate("training_manifest"),
+    _spec("training_manifest_splits_disjoint", "training_manifest", ERROR, True,
+          "disjointness re-verified on the manifest rows",
+          lambda v: data_gates.splits_disjoint(v.table("training_manifest"), "training_manifest")),
+    _spec("manifest_ratio_per_stratum", "training_manifest", ERROR, True,
+          "100:1 per (split, nobs_z_bin, type_bin) with shortfalls accounted",
+          lambda v: data_gates.manifest_ratio(v.table("training_manifest"), v.table("training_manifest_shortfalls"),
+                                              v.profile.manifest.negatives_per_positive,
+                                              v.profile.max_shortfall_fraction)),
+    _spec("manifest_n2_fraction", "training_manifest", ERROR, True, "N1:N2 = 85:15 over the manifest",
+          lambda v: data_gates.manifest_n2_fraction(v.table("training_manifest"), v.profile.manifest.n2_fraction)),
+    _spec("manifest_labels_and_weights", "training_manifest", ERROR, True,
+          "labels, tiers, pools and sample weights consistent; galaxy_id unique",
+          lambda v: data_gates.manifest_labels_and_weights(v.table("training_manifest"))),
+]
+
+
+def gates_for(asset: str) -> list[GateSpec]:
+    return [g for g in GATES if g.asset == asset]
+
+
+def evaluate_all(view: StoreView) -> list[tuple[GateSpec, GateResult | None]]:
+    """Evaluate every gate whose asset is stored; None for assets never materialised."""
+    return [(g, g.evaluate(view) if view.has(g.asset) else None) for g in GATES]

@@ -1,0 +1,52 @@
+"""Settings of the embedded mock DR10 sky (DESIGN section 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lensaudit.survey.sweeps import SweepBox
+
+#: 10x5 deg sweep boxes (the real DR8-DR10 sweep tiling).  Eight lie in the DECam
+#: footprint at |b| > 30 deg with few known lenses each (81 galaxy-scale lenscat entries
+#: in all); ``sweep-190p035-200p040`` is north of Dec 32.375 (BASS/MzLS, outside the
+#: footprint) and ``sweep-210m020-220m015`` straddles the Dec = -18 cut of the N1 pool.
+MOCK_SWEEP_BOXES: tuple[SweepBox, ...] = (
+    SweepBox(40.0, 10.0, 50.0, 15.0),
+    SweepBox(50.0, 5.0, 60.0, 10.0),
+    SweepBox(60.0, 0.0, 70.0, 5.0),
+    SweepBox(210.0, -20.0, 220.0, -15.0),
+    SweepBox(310.0, -15.0, 320.0, -10.0),
+    SweepBox(140.0, -10.0, 150.0, -5.0),
+    SweepBox(210.0, 15.0, 220.0, 20.0),
+    SweepBox(240.0, -5.0, 250.0, 0.0),
+    SweepBox(250.0, 15.0, 260.0, 20.0),
+    SweepBox(190.0, 35.0, 200.0, 40.0),
+)
+
+
+@dataclass(frozen=True)
+class MockSkyConfig:
+    """Size and rates of the mock sky.  Everything is deterministic from ``seed``.
+
+    n_objects_per_sweep: field objects per sweep (lenses and companions come on top).
+    lens_fraction: fraction of the lenscat galaxy-scale entries inside the sweeps that
+        the mock sky contains (by a hash of the lens name); the others have no Tractor
+        row, which exercises the positives' unmatched path.
+    label_noise_tier_b: fraction of tier-B lenses that are, in truth, not lenses.
+    confuser_fraction: fraction of field galaxies given a confuser morphology.
+    nan_coord_rate: rate of rows whose coordinates are NaN (a corrupt-row artefact).
+    """
+
+    seed: int = 20260214
+    n_objects_per_sweep: int = 20000
+    lens_fraction: float = 1.0
+    label_noise_tier_b: float = 0.10
+    confuser_fraction: float = 0.08
+    nan_coord_rate: float = 2e-4
+    sweep_boxes: tuple[SweepBox, ...] = field(default=MOCK_SWEEP_BOXES)
+
+    def box(self, sweep_file: str) -> SweepBox:
+        for b in self.sweep_boxes:
+            if b.name == sweep_file:
+                return b
+        raise KeyError(f"{sweep_file!r} is not a sweep of this mock sky")

@@ -1,0 +1,111 @@
+"""N2 hard-confuser proxies from Tractor parameters (DESIGN section 3).
+
+Each proxy is a boolean function of catalogue columns; a source may satisfy several
+(``confuser_flags``), its ``confuser_category`` is the first in ``CATEGORY_ORDER``.
+
+- ring: TYPE DEV or SER, flux_r >= 5 nmgy, and SER needs sersic >= 4.
+- edge_on: ellipticity 1 - b/a >= 0.50 and shape_r >= 0.6".  Tractor's (e1, e2) have
+  modulus |e| = (1 - q) / (1 + q) with q = b/a, so 1 - q = 2|e| / (1 + |e|).
+- blue_clumpy: dereddened g - r <= 0.4 and dereddened r <= 20.5 mag.
+- large_galaxy: shape_r >= 2" and flux_r >= 3 nmgy.
+- bright_neighbour (merger): another catalogue source with flux_r >= 30 % of this one's
+  at 3-6" (inclusive); searched within the same sweep file, so pairs split by a sweep
+  boundary are missed (a 6"-wide strip on 5-deg edges, ~0.07 % of the area).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from lensaudit.sampling.geometry import chord_of_arcsec, unit_vectors
+from lensaudit.survey.photometry import nmgy_to_mag
+
+CATEGORY_ORDER = ("ring", "edge_on", "blue_clumpy", "large_galaxy", "bright_neighbour")
+RING_MIN_FLUX_R_NMGY = 5.0
+RING_MIN_SERSIC = 4.0
+EDGE_ON_MIN_ELLIPTICITY = 0.50
+EDGE_ON_MIN_SHAPE_R_ARCSEC = 0.6
+BLUE_MAX_G_R = 0.4
+BLUE_MAX_R_MAG = 20.5
+LARGE_MIN_SHAPE_R_ARCSEC = 2.0
+LARGE_MIN_FLUX_R_NMGY = 3.0
+NEIGHBOUR_MIN_ARCSEC, NEIGHBOUR_MAX_ARCSEC = 3.0, 6.0
+NEIGHBOUR_MIN_FLUX_RATIO = 0.30
+
+
+def ellipticity_1mq(e1, e2) -> np.ndarray:
+    """1 - b/a from Tractor ellipticity components."""
+    e = np.hypot(np.asarray(e1, dtype=np.float64), np.asarray(e2, dtype=np.float64))
+    return 2.0 * e / (1.0 + e)
+
+
+def ring_proxy(type_, flux_r, sersic):
+    t = np.asarray(type_)
+    return (((t == "DEV") | ((t == "SER") & (np.asarray(sersic) >= RING_MIN_SERSIC)))
+            & (np.asarray(flux_r) >= RING_MIN_FLUX_R_NMGY))
+
+
+def edge_on_proxy(e1, e2, shape_r):
+    return (ellipticity_1mq(e1, e2) >= EDGE_ON_MIN_ELLIPTICITY) & (np.asarray(shape_r) >= EDGE_ON_MIN_SHAPE_R_ARCSEC)
+
+
+def blue_clumpy_proxy(flux_g, flux_r, mw_g, mw_r):
+    with np.errstate(invalid="ignore"):
+        g = nmgy_to_mag(np.asarray(flux_g) / np.asarray(mw_g))
+        r = nmgy_to_mag(np.asarray(flux_r) / np.asarray(mw_r))
+        return ((g - r) <= BLUE_MAX_G_R) & (r <= BLUE_MAX_R_MAG)
+
+
+def large_galaxy_proxy(shape_r, flux_r):
+    return (np.asarray(shape_r) >= LARGE_MIN_SHAPE_R_ARCSEC) & (np.asarray(flux_r) >= LARGE_MIN_FLUX_R_NMGY)
+
+
+def bright_neighbour_proxy(ra_deg, dec_deg, flux_r, candidates: np.ndarray) -> np.ndarray:
+    """For rows flagged in ``candidates``: is there a neighbour (any row) at 3-6" with
+    flux_r >= 0.3 x this row's flux_r?  Non-candidates get False."""
+    out = np.zeros(len(candidates), dtype=bool)
+    xyz = unit_vectors(ra_deg, dec_deg)
+    finite = np.isfinite(xyz).all(axis=1)
+    if not (candidates & finite).any():
+        return out
+    src = np.flatnonzero(finite)
+    tree = cKDTree(xyz[src])
+    rmax = chord_of_arcsec(NEIGHBOUR_MAX_ARCSEC) * (1 + 1e-12)
+    rmin = chord_of_arcsec(NEIGHBOUR_MIN_ARCSEC) * (1 - 1e-12)
+    pairs = tree.query_pairs(r=rmax, output_type="ndarray")
+    if not len(pairs):
+        return out
+    i, j = src[pairs[:, 0]], src[pairs[:, 1]]
+    d = np.linalg.norm(xyz[i] - xyz[j], axis=1)
+    far_enough = d >= rmin
+    i, j = i[far_enough], j[far_enough]
+    flux = np.asarray(flux_r, dtype=np.float64)
+    # each pair is tested in both directions: j is a bright neighbour of i, and i of j
+    a = np.concatenate([i, j])
+    b = np.concatenate([j, i])
+    with np.errstate(invalid="ignore"):
+        hit = candidates[a] & (flux[b] >= NEIGHBOUR_MIN_FLUX_RATIO * flux[a])
+    out[a[hit]] = True
+    return out
+
+
+def confuser_flags(cols: dict, base_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(category, flags) per row for rows passing the N2 base cuts ('' otherwise)."""
+    masks = {
+        "ring": ring_proxy(cols["type"], cols["flux_r"], cols["sersic"]),
+        "edge_on": edge_on_proxy(cols["shape_e1"], cols["shape_e2"], cols["shape_r"]),
+        "blue_clumpy": blue_clumpy_proxy(cols["flux_g"], cols["flux_r"], cols["mw_transmission_g"], cols["mw_transmission_r"]),
+        "large_galaxy": large_galaxy_proxy(cols["shape_r"], cols["flux_r"]),
+        "bright_neighbour": bright_neighbour_proxy(cols["ra"], cols["dec"], cols["flux_r"], base_ok),
+    }
+    n = len(base_ok)
+    category = np.full(n, "", dtype=object)
+    flags = np.full(n, "", dtype=object)
+    for name in reversed(CATEGORY_ORDER):
+        m = masks[name] & base_ok
+        category[m] = name
+    for name in CATEGORY_ORDER:
+        m = masks[name] & base_ok
+        flags[m] = np.where(flags[m] == "", name, flags[m] + "|" + name)
+    return category, flags

@@ -1,0 +1,116 @@
+"""Every Spark job of lensaudit as ``job(spark, **json_args) -> summary dict``.
+
+Arguments and results are JSON-serialisable (paths, numbers), so the same job runs
+in-process on a local SparkSession or as an EMR step through Dagster Pipes
+(``python -m lensaudit.spark_jobs.entrypoint --job NAME --args-json '{...}'``), where
+the summary is reported back with ``dagster_pipes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+
+
+def sweep_catalog_job(spark, jobs: dict) -> dict:
+    from lensaudit.spark_jobs.sweeps import convert_sweeps
+
+    rows = convert_sweeps(spark, {k: tuple(v) for k, v in jobs.items()})
+    return {"tasks": rows}
+
+
+def negative_pool_job(spark, jobs: dict, cuts: dict) -> dict:
+    from lensaudit.catalogs.lenscat_catalog import load_lenscat
+    from lensaudit.sampling.pools import NegativeCuts
+    from lensaudit.spark_jobs.negatives import build_negative_pools
+
+    cuts_obj = NegativeCuts(**{k: tuple(v) if isinstance(v, list) else v for k, v in cuts.items()})
+    lenses = load_lenscat()
+    rows = build_negative_pools(spark, {k: tuple(v) for k, v in jobs.items()}, lenses["ra"], lenses["dec"], cuts_obj)
+    return {"tasks": rows, "lenscat_entries_excluded_around": int(len(lenses))}
+
+
+def positives_job(spark, sweep_files: dict, lens_catalog: str, radius_arcsec: float,
+                  out_matched: str, out_unmatched: str) -> dict:
+    import pyarrow as pa
+
+    from lensaudit.catalogs.crossmatch import resolve_matches
+    from lensaudit.spark_jobs.positives import crossmatch_lenses
+    from lensaudit.store import write_parquet_atomic
+    from lensaudit.survey.sweeps import parse_sweep_name
+    from lensaudit.tables import POSITIVES_SCHEMA, UNMATCHED_SCHEMA
+
+    lenses = pd.read_parquet(lens_catalog)
+    rows, tables = crossmatch_lenses(spark, sweep_files, lenses, radius_arcsec)
+    failed = [r for r in rows if not r["ok"]]
+    if failed:
+        return {"tasks": rows}
+    covered = np.zeros(len(lenses), dtype=bool)
+    for sweep in sweep_files:
+        covered |= parse_sweep_name(sweep).contains(lenses["ra"].to_numpy(), lenses["dec"].to_numpy())
+    cand = pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame(columns=["lens_id", "galaxy_id", "sep_arcsec"])
+    lens_part = lenses.rename(columns={"ra": "lens_ra", "dec": "lens_dec"})
+    matched, unmatched = resolve_matches(lens_part.assign(ra=lenses["ra"], dec=lenses["dec"]), cand, covered)
+    matched = matched.rename(columns={})
+    write_parquet_atomic(matched[POSITIVES_SCHEMA.names], out_matched, schema=POSITIVES_SCHEMA)
+    write_parquet_atomic(unmatched[UNMATCHED_SCHEMA.names], out_unmatched, schema=UNMATCHED_SCHEMA)
+    return {"tasks": rows, "matched": int(len(matched)), "unmatched": int(len(unmatched)),
+            "covered": int(covered.sum())}
+
+
+def training_manifest_job(spark, positives: str, splits: list, pool_files: list, ratio: int,
+                          n2_fraction: float, seed: int, out_manifest: str, out_shortfalls: str) -> dict:
+    from lensaudit.spark_jobs.manifest import SHORTFALL_SCHEMA, build_manifest
+    from lensaudit.store import write_parquet_atomic
+
+    pos = pd.read_parquet(positives)
+    split_tab = pd.concat([pd.read_parquet(f, columns=["galaxy_id", "split", "healpix_128"]) for f in splits])
+    pos = pos.merge(split_tab, on="galaxy_id", how="inner")
+    table, shortfalls = build_manifest(spark, pos, pool_files, splits, ratio, n2_fraction, seed)
+    write_parquet_atomic(table, out_manifest)
+    write_parquet_atomic(shortfalls[SHORTFALL_SCHEMA.names], out_shortfalls, schema=SHORTFALL_SCHEMA)
+    return {"rows": table.num_rows, "shortfall_total": int(shortfalls["shortfall"].clip(lower=0).sum())}
+
+
+JOBS = {
+    "sweep_catalog": sweep_catalog_job,
+    "negative_pool": negative_pool_job,
+    "positives": positives_job,
+    "training_manifest": training_manifest_job,
+}
+
+
+def run_job(spark, name: str, args: dict) -> dict:
+    if name not in JOBS:
+        raise KeyError(f"unknown Spark job {name!r}; known: {sorted(JOBS)}")
+    return JOBS[name](spark, **args)
+
+
+def main(argv=None) -> int:
+    """EMR step entry point: runs one job and reports its summary through Dagster Pipes."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--job", required=True, choices=sorted(JOBS))
+    parser.add_argument("--args-json", required=True)
+    ns = parser.parse_args(argv)
+    from dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter, open_dagster_pipes
+    from pyspark.sql import SparkSession
+
+    import boto3
+
+    spark = SparkSession.builder.appName(f"lensaudit-{ns.job}").getOrCreate()
+    s3 = boto3.client("s3")
+    with open_dagster_pipes(context_loader=PipesS3ContextLoader(client=s3),
+                            message_writer=PipesS3MessageWriter(client=s3)) as pipes:
+        summary = run_job(spark, ns.job, json.loads(ns.args_json))
+        pipes.report_asset_materialization(metadata={"summary": {"raw_value": json.dumps(summary), "type": "json"}})
+    return 0
+
+
+_ = asdict
+
+if __name__ == "__main__":
+    raise SystemExit(main())

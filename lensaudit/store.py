@@ -1,0 +1,90 @@
+"""The on-disk store under ``LENSAUDIT_HOME``: paths, atomic writes, safe joins.
+
+Layout: ``$LENSAUDIT_HOME/assets/<asset_name>/`` holds an asset's Parquet files
+(``data.parquet``, or one ``<partition>.parquet`` per partition);
+``$LENSAUDIT_HOME/mock_sky/`` the embedded sky; ``$LENSAUDIT_HOME/dagster/`` the
+Dagster instance.  Every write goes to a temporary file in the target directory and
+is renamed into place, so a killed run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DEFAULT_HOME = "./lensaudit_home"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
+
+
+def lensaudit_home(home: str | os.PathLike | None = None) -> Path:
+    return Path(home or os.environ.get("LENSAUDIT_HOME") or DEFAULT_HOME).resolve()
+
+
+def safe_join(root: str | os.PathLike, *parts: str) -> Path:
+    """Join ``parts`` under ``root``; refuse names that could escape it."""
+    root_p = Path(root).resolve()
+    for p in parts:
+        if not _SAFE_NAME.match(str(p)) or ".." in str(p):
+            raise ValueError(f"unsafe path component {p!r}")
+    out = root_p.joinpath(*parts).resolve()
+    if root_p != out and root_p not in out.parents:
+        raise ValueError(f"path {out} escapes the store root {root_p}")
+    return out
+
+
+def asset_dir(home: Path, asset_name: str) -> Path:
+    return safe_join(home, "assets", asset_name)
+
+
+def partition_file(home: Path, asset_name: str, partition: str) -> Path:
+    stem = partition[:-5] if partition.endswith(".fits") else partition
+    return safe_join(home, "assets", asset_name, f"{stem}.parquet")
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike):
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_parquet_atomic(table: pd.DataFrame | pa.Table, target: str | os.PathLike,
+                         schema: pa.Schema | None = None) -> Path:
+    """Write a table as Parquet atomically, deterministically (no timestamps)."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+    elif schema is not None:
+        table = table.select(schema.names).cast(schema)
+    table = table.replace_schema_metadata(None) if schema is None else table
+    with atomic_path(target) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return Path(target)
+
+
+def read_asset(home: Path, asset_name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """All Parquet files of an asset as one DataFrame (FileNotFoundError if none)."""
+    d = asset_dir(home, asset_name)
+    files = sorted(d.glob("*.parquet")) if d.exists() else []
+    if not files:
+        raise FileNotFoundError(f"asset {asset_name!r} has no data under {d}")
+    return pd.concat([pd.read_parquet(f, columns=columns) for f in files], ignore_index=True)
+
+
+def asset_files(home: Path, asset_name: str) -> list[Path]:
+    d = asset_dir(home, asset_name)
+    return sorted(d.glob("*.parquet")) if d.exists() else []

@@ -1,0 +1,102 @@
+"""Legacy Surveys brick grid (DR1-DR10): names, ids and edges from (RA, Dec).
+
+The sky is tiled in rows of constant Dec, 0.25 deg high, centred on
+Dec = -90, -89.75, ..., +90 (one brick on each pole).  Each row holds an *even*
+number of bricks of equal RA width, chosen so that the brick edge nearest the
+equator is no longer than 0.25 deg:  n = ceil(360 cos(dec_near_equator) / 0.25),
+rounded up to an even number.  Bricks are named by their centre,
+``"%04d%s%03d" % (floor(10 ra), "p"|"m", floor(10 |dec|))`` (e.g. ``0959p805``), and
+numbered from 1 starting at the south pole, RA increasing within a row.
+
+This reproduces the real ``survey-bricks`` tables (tested against the DR10 and DR6
+rows in ``shared/data/real``).  Angles in degrees throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+BRICK_SIZE_DEG = 0.25
+
+
+@lru_cache(maxsize=1)
+def _rows() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(dec centre, dec1, dec2, n bricks) for every row, south to north."""
+    dec = np.round(np.arange(-90.0, 90.0 + BRICK_SIZE_DEG / 2, BRICK_SIZE_DEG), 6)
+    dec1 = np.clip(dec - BRICK_SIZE_DEG / 2, -90.0, 90.0)
+    dec2 = np.clip(dec + BRICK_SIZE_DEG / 2, -90.0, 90.0)
+    near_eq = np.where(dec1 * dec2 <= 0, 0.0, np.minimum(np.abs(dec1), np.abs(dec2)))
+    n = np.ceil(360.0 * np.cos(np.deg2rad(near_eq)) / BRICK_SIZE_DEG).astype(np.int64)
+    n = n + (n % 2)
+    n[np.abs(dec) >= 90.0] = 1
+    return dec, dec1, dec2, n
+
+
+@dataclass(frozen=True)
+class Brick:
+    brickname: str
+    brickid: int
+    brickrow: int
+    brickcol: int
+    ra: float
+    dec: float
+    ra1: float
+    ra2: float
+    dec1: float
+    dec2: float
+
+
+def brick_name(ra_deg: float, dec_deg: float) -> str:
+    """Name of a brick from its *centre* coordinates."""
+    sign = "p" if dec_deg >= 0 else "m"
+    return f"{int(np.floor(ra_deg * 10 + 1e-9)):04d}{sign}{int(np.floor(abs(dec_deg) * 10 + 1e-9)):03d}"
+
+
+def brick_at(ra_deg: float, dec_deg: float) -> Brick:
+    """The brick containing (ra, dec).  Raises ValueError on non-finite or out-of-range input."""
+    if not (np.isfinite(ra_deg) and np.isfinite(dec_deg)) or abs(dec_deg) > 90:
+        raise ValueError(f"invalid coordinates ra={ra_deg!r} dec={dec_deg!r}")
+    decs, dec1s, dec2s, ns = _rows()
+    row = int(np.clip(np.floor((dec_deg + 90.0) / BRICK_SIZE_DEG + 0.5), 0, len(decs) - 1))
+    n = int(ns[row])
+    width = 360.0 / n
+    col = int(np.floor((ra_deg % 360.0) / width)) % n
+    ra1, ra2 = col * width, (col + 1) * width
+    ra_c = (col + 0.5) * width
+    brickid = int(ns[:row].sum()) + col + 1
+    return Brick(brick_name(ra_c, decs[row]), brickid, row, col, ra_c, float(decs[row]),
+                 ra1, ra2, float(dec1s[row]), float(dec2s[row]))
+
+
+def bricks_of(ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised (brickname, brickid) for arrays of coordinates.
+
+    Non-finite coordinates give brickname ``""`` and brickid 0.
+    """
+    ra = np.asarray(ra_deg, dtype=np.float64)
+    dec = np.asarray(dec_deg, dtype=np.float64)
+    names = np.full(ra.shape, "", dtype=object)
+    ids = np.zeros(ra.shape, dtype=np.int64)
+    ok = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
+    decs, _, _, ns = _rows()
+    offsets = np.concatenate([[0], np.cumsum(ns)[:-1]])
+    row = np.clip(np.floor((dec[ok] + 90.0) / BRICK_SIZE_DEG + 0.5).astype(np.int64), 0, len(decs) - 1)
+    n = ns[row]
+    width = 360.0 / n
+    col = np.floor((ra[ok] % 360.0) / width).astype(np.int64) % n
+    ids[ok] = offsets[row] + col + 1
+    # name each distinct brick once (many rows share a brick)
+    uniq, inverse = np.unique(ids[ok], return_inverse=True)
+    urow = np.searchsorted(offsets, uniq - 1, side="right") - 1
+    ucol = uniq - 1 - offsets[urow]
+    uname = np.array([brick_name((c + 0.5) * 360.0 / ns[r], decs[r]) for r, c in zip(urow, ucol)], dtype=object)
+    names[ok] = uname[inverse] if len(uniq) else names[ok]
+    return names, ids
+
+
+def brick_names(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    """Vectorised brick names; non-finite coordinates give an empty string."""
+    return bricks_of(ra_deg, dec_deg)[0]

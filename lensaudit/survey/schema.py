@@ -1,0 +1,68 @@
+"""The DR9/DR10 Tractor / sweep columns lensaudit reads, with dtypes and units.
+
+Names are the lower-case versions of the FITS column names of the Legacy Surveys
+catalogues (https://www.legacysurvey.org/dr10/catalogs/).  A file that lacks any of
+``REQUIRED_COLUMNS`` cannot be used (DR8 files, for instance, have no SHAPE_R, SERSIC or
+PSFSIZE_*: they use SHAPEDEV_*/SHAPEEXP_* and carry no PSF size).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+BANDS = ("g", "r", "z")
+
+# (name, arrow type, description with units)
+_BASE = [
+    ("release", pa.int16(), "Legacy Surveys release code (10000+ for DR10)"),
+    ("brickid", pa.int32(), "brick id (1-based, south to north)"),
+    ("brickname", pa.string(), "brick name, e.g. 0959p805"),
+    ("objid", pa.int32(), "Tractor object id within the brick"),
+    ("type", pa.string(), "Tractor morphological type: PSF, REX, EXP, DEV, SER, DUP"),
+    ("ra", pa.float64(), "right ascension ICRS [deg]"),
+    ("dec", pa.float64(), "declination ICRS [deg]"),
+    ("ebv", pa.float32(), "Galactic E(B-V) from SFD98 [mag]"),
+    ("maskbits", pa.int32(), "MASKBITS bitmask (see lensaudit.survey.maskbits)"),
+    ("fitbits", pa.int32(), "FITBITS bitmask"),
+    ("shape_r", pa.float32(), "half-light radius of the model [arcsec]"),
+    ("shape_e1", pa.float32(), "ellipticity component 1 (Tractor convention) [dimensionless]"),
+    ("shape_e2", pa.float32(), "ellipticity component 2 (Tractor convention) [dimensionless]"),
+    ("sersic", pa.float32(), "Sersic index (1 for REX/EXP, 4 for DEV) [dimensionless]"),
+]
+_PER_BAND = [
+    ("flux_{b}", pa.float32(), "model flux in {b}, not dereddened [nmgy]"),
+    ("flux_ivar_{b}", pa.float32(), "inverse variance of flux_{b} [1/nmgy^2]"),
+    ("mw_transmission_{b}", pa.float32(), "Galactic transmission in {b} [linear, 0-1]"),
+    ("nobs_{b}", pa.int16(), "number of exposures at the object centre in {b} [count]"),
+    ("psfsize_{b}", pa.float32(), "weighted average PSF FWHM in {b} [arcsec]"),
+    ("psfdepth_{b}", pa.float32(), "5-sigma point-source depth in {b} as inverse variance [1/nmgy^2]"),
+    ("galdepth_{b}", pa.float32(), "5-sigma 0.45\" exponential-galaxy depth in {b} as inverse variance [1/nmgy^2]"),
+    ("fiberflux_{b}", pa.float32(), "flux within a 1.5\" fibre, 1\" seeing, in {b} [nmgy]"),
+    ("allmask_{b}", pa.int16(), "ALLMASK bits at the centre in {b}"),
+]
+
+
+def _expand() -> list[tuple[str, pa.DataType, str]]:
+    cols = list(_BASE)
+    for tmpl, typ, desc in _PER_BAND:
+        for b in BANDS:
+            cols.append((tmpl.format(b=b), typ, desc.format(b=b)))
+    return cols
+
+
+SWEEP_COLUMNS: list[tuple[str, pa.DataType, str]] = _expand()
+SWEEP_SCHEMA = pa.schema([pa.field(n, t, metadata={"description": d}) for n, t, d in SWEEP_COLUMNS])
+REQUIRED_COLUMNS = tuple(n for n, _, _ in SWEEP_COLUMNS)
+#: Optional: present in Tractor files, absent from sweeps (which hold primary rows only).
+OPTIONAL_COLUMNS = ("brick_primary",)
+
+VALID_TYPES = ("PSF", "REX", "EXP", "DEV", "SER", "DUP")
+
+
+class SchemaError(ValueError):
+    """A catalogue file does not carry the columns lensaudit needs."""
+
+
+def galaxy_id(brickname, objid) -> str:
+    """Unique object id in a release: ``<brickname>_<objid>`` (as in the cutout file names)."""
+    return f"{brickname}_{int(objid)}"

@@ -1,0 +1,67 @@
+"""Declared column schemas of every tabular asset (names, Arrow types, units).
+
+The assets publish these as Dagster TableSchema metadata and the ``*_schema`` checks
+compare what was stored with them.  Side tables (``*_unmatched``, ``*_filter_counts``,
+``*_shortfalls``) live in their own asset folders so that reading an asset's folder
+returns only that asset's rows.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from lensaudit.spark_jobs.manifest import MANIFEST_SCHEMA, SHORTFALL_SCHEMA
+from lensaudit.spark_jobs.negatives import COUNTS_SCHEMA, pool_table_schema
+from lensaudit.spark_jobs.sweeps import sweep_table_schema
+
+
+def _f(name, typ, desc):
+    return pa.field(name, typ, metadata={"description": desc})
+
+
+LENS_CATALOG_SCHEMA = pa.schema([
+    _f("lens_id", pa.string(), "lenscat_<row> (lenscat names repeat)"),
+    _f("lens_name", pa.string(), "lenscat name"),
+    _f("ra", pa.float64(), "right ascension [deg]"),
+    _f("dec", pa.float64(), "declination [deg]"),
+    _f("zlens", pa.string(), "lens redshift as given by lenscat (may be '-' or 'measured')"),
+    _f("lens_type", pa.string(), "lenscat type (galaxy here)"),
+    _f("grading", pa.string(), "confident or probable"),
+    _f("ref", pa.string(), "discovery reference"),
+    _f("tier", pa.string(), "A = confident, B = probable"),
+    _f("sample_weight", pa.float64(), "loss weight: 1.0 (A), 0.5 (B)"),
+])
+
+_LENS_PART = [
+    _f("lens_id", pa.string(), "lenscat entry"),
+    _f("lens_name", pa.string(), "lenscat name"),
+    _f("lens_ra", pa.float64(), "lenscat right ascension [deg]"),
+    _f("lens_dec", pa.float64(), "lenscat declination [deg]"),
+    _f("grading", pa.string(), "confident or probable"),
+    _f("tier", pa.string(), "A or B"),
+    _f("sample_weight", pa.float64(), "loss weight: 1.0 (A), 0.5 (B)"),
+]
+POSITIVES_SCHEMA = pa.schema(_LENS_PART + [_f("sep_arcsec", pa.float64(), "lens to Tractor row separation [arcsec]")]
+                             + list(sweep_table_schema()))
+UNMATCHED_SCHEMA = pa.schema(_LENS_PART + [_f("reason", pa.string(), "why no Tractor row was matched")])
+
+SPLITS_SCHEMA = pa.schema([
+    _f("galaxy_id", pa.string(), "<brickname>_<objid>"),
+    _f("ra", pa.float64(), "right ascension [deg]"),
+    _f("dec", pa.float64(), "declination [deg]"),
+    _f("healpix_128", pa.int64(), "HEALPix nside 128 nested pixel"),
+    _f("split", pa.string(), "train / val / test"),
+    _f("role", pa.string(), "positive or negative"),
+])
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "lens_catalog": LENS_CATALOG_SCHEMA,
+    "sweep_catalog": sweep_table_schema(),
+    "positives": POSITIVES_SCHEMA,
+    "positives_unmatched": UNMATCHED_SCHEMA,
+    "negative_pool": pool_table_schema(),
+    "negative_pool_filter_counts": COUNTS_SCHEMA,
+    "spatial_splits": SPLITS_SCHEMA,
+    "training_manifest": MANIFEST_SCHEMA,
+    "training_manifest_shortfalls": SHORTFALL_SCHEMA,
+}

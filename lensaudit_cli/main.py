@@ -1,0 +1,169 @@
+"""``lensaudit materialize | gates`` (and later cutout / inject)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+from lensaudit.store import lensaudit_home
+
+RUN_PROFILE_FILE = "run_profile.json"
+# Dagster's console logger at WARNING: progress is the tqdm bar, details are in the UI
+_quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _prepare_home(home: str | None, profile: str | None) -> tuple[Path, str]:
+    h = lensaudit_home(home)
+    h.mkdir(parents=True, exist_ok=True)
+    if profile is None:
+        stored = h / RUN_PROFILE_FILE
+        profile = json.loads(stored.read_text())["profile"] if stored.exists() else os.environ.get("LENSAUDIT_PROFILE", "demo")
+    os.environ["LENSAUDIT_HOME"] = str(h)
+    os.environ["LENSAUDIT_PROFILE"] = profile
+    dagster_home = h / "dagster"
+    dagster_home.mkdir(exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    return h, profile
+
+
+def _partition_range(defs, keys, profile_name: str) -> dict[str, str]:
+    import dagster as dg
+
+    from lensaudit.config import get_profile
+
+    graph = defs.resolve_asset_graph()
+    pdefs = {graph.get(k).partitions_def for k in keys if graph.get(k).partitions_def is not None}
+    if not pdefs:
+        return {}
+    if len(pdefs) > 1:
+        raise SystemExit("lensaudit: the selection mixes partition definitions")
+    pdef = pdefs.pop()
+    all_keys = pdef.get_partition_keys()
+    subset = get_profile(profile_name).sweep_subset
+    if subset and os.environ.get("LENSAUDIT_SWEEPS", "mock") in ("", "mock"):
+        idx = sorted(all_keys.index(k) for k in subset)
+        if idx != list(range(idx[0], idx[-1] + 1)):
+            raise SystemExit("lensaudit: the profile's sweep subset is not contiguous in partition order")
+        first, last = all_keys[idx[0]], all_keys[idx[-1]]
+    else:
+        first, last = all_keys[0], all_keys[-1]
+    _ = dg
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
+def cmd_materialize(args) -> int:
+    home, profile = _prepare_home(args.home, args.profile)
+    warnings.filterwarnings("ignore")
+    import dagster as dg
+    from tqdm import tqdm
+
+    from lensaudit_cli.project import load_definitions
+
+    defs, root = load_definitions()
+    if not (home / "dagster" / "dagster.yaml").exists():
+        shutil.copy(root / "dagster.yaml", home / "dagster" / "dagster.yaml")
+    (home / RUN_PROFILE_FILE).write_text(json.dumps({"profile": profile}))
+    graph = defs.resolve_asset_graph()
+    try:
+        keys = dg.AssetSelection.from_string(args.select).resolve(graph) if args.select else graph.get_all_asset_keys()
+    except Exception as exc:  # Dagster raises several types for a bad selection string
+        print(f"lensaudit: bad --select {args.select!r}: {exc}", file=sys.stderr)
+        return 2
+    if not keys:
+        print(f"lensaudit: --select {args.select!r} matches no asset", file=sys.stderr)
+        return 2
+    tags = _partition_range(defs, keys, profile)
+    job = defs.resolve_job_def("lensaudit_main")
+    instance = dg.DagsterInstance.get()
+    run_id = str(uuid.uuid4())
+    n_checks = sum(len(graph.get(k).check_keys) for k in keys)
+    result: dict = {}
+
+    def _run():
+        try:
+            result["r"] = job.execute_in_process(instance=instance, asset_selection=sorted(keys), tags=tags,
+                                                 run_id=run_id, raise_on_error=False, run_config=_quiet)
+        except Exception as exc:  # reported below; the run's own events carry the details
+            result["exc"] = exc
+
+    print(f"lensaudit: materialising {len(keys)} assets (profile {profile}) into {home}", flush=True)
+    t = threading.Thread(target=_run, daemon=True)
+    t.start()
+    with tqdm(total=len(keys) + n_checks, desc="steps", unit="step") as bar:
+        done = 0
+        while t.is_alive():
+            t.join(timeout=1.0)
+            try:
+                from dagster import DagsterEventType
+
+                n = len(instance.all_logs(run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION,
+                                                           DagsterEventType.ASSET_CHECK_EVALUATION}))
+            except Exception:  # the run may not exist yet; progress only
+                n = done
+            if n > done:
+                bar.update(min(n, bar.total) - done)
+                done = min(n, bar.total)
+    if "exc" in result:
+        print(f"lensaudit: run failed: {result['exc']}", file=sys.stderr)
+        return 1
+    r = result["r"]
+    for ev in r.all_events:
+        if ev.is_failure and ev.event_specific_data is not None and getattr(ev.event_specific_data, "error", None):
+            print(f"lensaudit: step {ev.step_key} failed: {ev.event_specific_data.error.message.strip()}", file=sys.stderr)
+    status = "succeeded" if r.success else "FAILED"
+    print(f"lensaudit: run {run_id} {status}; assets under {home / 'assets'}")
+    report = home / "assets" / "audit_report" / "audit_report.html"
+    if report.exists():
+        print(f"lensaudit: audit report: {report}")
+    return 0 if r.success else 1
+
+
+def cmd_gates(args) -> int:
+    home, profile = _prepare_home(args.home, None)
+    from lensaudit.config import get_profile
+    from lensaudit.gates.registry import StoreView, evaluate_all
+    from lensaudit_cli.table import gate_table
+
+    rows = evaluate_all(StoreView(home, get_profile(profile)))
+    print(gate_table(rows))
+    evaluated = [res for _, res in rows if res is not None]
+    if not evaluated:
+        print(f"lensaudit: nothing stored under {home / 'assets'}; no gate evaluated", file=sys.stderr)
+        return 1
+    failed = [res for res in evaluated if not res.passed and res.severity == "ERROR"]
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lensaudit", description="Audit a strong-lens finder on DESI Legacy Surveys DR10.")
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("materialize", help="materialise assets (Dagster) into LENSAUDIT_HOME")
+    m.add_argument("--select", default="", help="Dagster asset selection, e.g. '+training_manifest' (default: all)")
+    m.add_argument("--profile", default="demo", choices=["tiny", "demo", "full"])
+    m.add_argument("--home", default=None, help="LENSAUDIT_HOME (default ./lensaudit_home)")
+    m.set_defaults(func=cmd_materialize)
+    g = sub.add_parser("gates", help="evaluate every gate on what is stored; exit 1 if an ERROR gate fails")
+    g.add_argument("--home", default=None)
+    g.set_defaults(func=cmd_gates)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    rc = args.func(args)
+    if args.command == "materialize":
+        print(f"lensaudit: done in {time.time() - t0:.0f} s")
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

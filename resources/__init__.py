@@ -1,0 +1,7 @@
+"""Dagster resources of lensaudit: they configure engines, they hold no science."""
+
+from resources.settings import LensauditSettings
+from resources.spark import EmrSettings, SparkResource
+from resources.sweeps import SweepSource, discover_sweep_partitions
+
+__all__ = ["LensauditSettings", "SparkResource", "EmrSettings", "SweepSource", "discover_sweep_partitions"]
