@@ -34,6 +34,30 @@ def _prepare_home(home: str | None, profile: str | None) -> tuple[Path, str]:
     return h, profile
 
 
+_SELECTION_WORDS = {"and", "or", "not", "key", "tag", "group", "kind", "owner", "code_location", "status", "column",
+                    "table_name", "column_tag", "sinks", "roots"}
+
+
+def normalise_selection(sel: str) -> str:
+    """Read bare asset names as ``key:<name>`` so Dagster's selection syntax applies to
+    them: ``+training_manifest`` then means the asset and *all* of its upstream."""
+    import re
+
+    def repl(m):
+        word = m.group(1)
+        return word if word.lower() in _SELECTION_WORDS else f"key:{word}"
+
+    return re.sub(r'(?<![\w:"*.])([A-Za-z_][A-Za-z0-9_]*)(?![\w:"(])', repl, sel)
+
+
+def resolve_selection(sel: str, graph):
+    import dagster as dg
+
+    if not sel:
+        return graph.get_all_asset_keys()
+    return dg.AssetSelection.from_string(normalise_selection(sel)).resolve(graph)
+
+
 def _partition_range(defs, keys, profile_name: str) -> dict[str, str]:
     import dagster as dg
 
@@ -73,7 +97,7 @@ def cmd_materialize(args) -> int:
     (home / RUN_PROFILE_FILE).write_text(json.dumps({"profile": profile}))
     graph = defs.resolve_asset_graph()
     try:
-        keys = dg.AssetSelection.from_string(args.select).resolve(graph) if args.select else graph.get_all_asset_keys()
+        keys = resolve_selection(args.select, graph)
     except Exception as exc:  # Dagster raises several types for a bad selection string
         print(f"lensaudit: bad --select {args.select!r}: {exc}", file=sys.stderr)
         return 2
@@ -146,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lensaudit", description="Audit a strong-lens finder on DESI Legacy Surveys DR10.")
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("materialize", help="materialise assets (Dagster) into LENSAUDIT_HOME")
-    m.add_argument("--select", default="", help="Dagster asset selection, e.g. '+training_manifest' (default: all)")
+    m.add_argument("--select", default="", help="Dagster asset selection, e.g. '+training_manifest' = it and all its "
+                   "upstream; bare names mean key:<name> (default: all)")
     m.add_argument("--profile", default="demo", choices=["tiny", "demo", "full"])
     m.add_argument("--home", default=None, help="LENSAUDIT_HOME (default ./lensaudit_home)")
     m.set_defaults(func=cmd_materialize)

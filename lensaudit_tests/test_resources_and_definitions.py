@@ -1,0 +1,77 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resources.spark import EmrSettings, SparkResource
+from resources.sweeps import discover_sweep_partitions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _emr():
+    return SparkResource(mode="emr", emr=EmrSettings(
+        region="us-east-2", log_uri="s3://bucket/logs/", pipes_bucket="bucket", code_uri="s3://bucket/code/entrypoint.py",
+        bootstrap_uri="s3://bucket/code/bootstrap.sh", subnet_id="subnet-123", core_instance_count=3))
+
+
+def test_emr_job_flow_is_built_from_config():
+    params = _emr().emr_run_job_flow_params("negative_pool", {"jobs": {"a": ["s3://x", "s3://y", "s3://z"]}})
+    assert params["ReleaseLabel"].startswith("emr-7") and params["Instances"]["Ec2SubnetId"] == "subnet-123"
+    groups = {g["InstanceRole"]: g for g in params["Instances"]["InstanceGroups"]}
+    assert groups["CORE"]["InstanceCount"] == 3
+    args = params["Steps"][0]["HadoopJarStep"]["Args"]
+    assert args[0] == "spark-submit" and args.count("spark-submit") == 1
+    assert args[args.index("--job") + 1] == "negative_pool"
+    assert json.loads(args[args.index("--args-json") + 1])["jobs"]["a"][0] == "s3://x"
+    assert params["BootstrapActions"][0]["ScriptBootstrapAction"]["Path"] == "s3://bucket/code/bootstrap.sh"
+
+
+def test_emr_pipes_client_builds_offline():
+    from dagster_aws.pipes import PipesEMRClient, PipesS3MessageReader
+
+    client = _emr().emr_pipes_client()
+    assert isinstance(client, PipesEMRClient) and isinstance(client.message_reader, PipesS3MessageReader)
+
+
+def test_emr_config_errors_are_clear():
+    with pytest.raises(ValueError, match="log_uri"):
+        SparkResource(mode="emr").emr_run_job_flow_params("x", {})
+    bad = SparkResource(mode="emr", emr=EmrSettings(log_uri="/local", pipes_bucket="b", code_uri="s3://c", bootstrap_uri="s3://d"))
+    with pytest.raises(ValueError, match="s3://"):
+        bad.emr_run_job_flow_params("x", {})
+    with pytest.raises(RuntimeError):
+        SparkResource(mode="emr").session()
+
+
+def test_entrypoint_cli_rejects_unknown_job():
+    from lensaudit.spark_jobs.entrypoint import run_job
+
+    with pytest.raises(KeyError, match="unknown Spark job"):
+        run_job(None, "nope", {})
+
+
+def test_sweep_partition_discovery(tmp_path):
+    assert len(discover_sweep_partitions("mock")) == 10
+    (tmp_path / "sweep-310m005-320p000.fits").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    assert discover_sweep_partitions(str(tmp_path)) == ["sweep-310m005-320p000.fits"]
+    with pytest.raises(FileNotFoundError):
+        discover_sweep_partitions(str(tmp_path / "missing"))
+
+
+def test_definitions_validate():
+    r = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_lensaudit_is_free_of_dagster():
+    """Science never imports Dagster (dagster_pipes, the EMR side of Pipes, is allowed)."""
+    import re
+
+    pat = re.compile(r"^\s*(import dagster\b(?!_pipes)|from dagster\b(?!_pipes))", re.M)
+    hits = [str(p) for p in (REPO / "lensaudit").rglob("*.py") if pat.search(p.read_text())]
+    assert hits == []
