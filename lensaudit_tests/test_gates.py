@@ -100,3 +100,10 @@ def test_schema_gate():
     assert schema_matches("x", [declared], declared).passed
     assert not schema_matches("x", [pa.schema([("a", pa.int32()), ("b", pa.string())])], declared).passed
     assert not schema_matches("x", [], declared).passed
+
+
+def test_unique_galaxy_id_gate():
+    assert data_gates.unique_galaxy_ids(pd.Series(["a_1", "a_2"]), "sweep_catalog").passed
+    r = data_gates.unique_galaxy_ids(pd.Series(["a_1", "a_2", "a_1"]), "sweep_catalog")
+    assert not r.passed and r.details["examples"] == ["a_1"]
+    assert not data_gates.unique_galaxy_ids(pd.Series([], dtype=str), "sweep_catalog").passed

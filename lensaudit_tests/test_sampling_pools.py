@@ -1,17 +1,24 @@
 import numpy as np
 import pytest
 
-from lensaudit.sampling.confusers import (bright_neighbour_proxy, edge_on_proxy, ellipticity_1mq, large_galaxy_proxy,
-                                          ring_proxy, blue_clumpy_proxy)
+from lensaudit.sampling.confusers import (bright_neighbour_proxy, category_names, edge_on_proxy, ellipticity_1mq,
+                                          flag_names, large_galaxy_proxy, ring_proxy, blue_clumpy_proxy)
 from lensaudit.sampling.exclusion import LensNeighbourIndex
-from lensaudit.sampling.pools import N1_CUT_ORDER, PASS, classify_negatives, removal_counts
+from lensaudit.sampling.pools import N1_CUT_ORDER, N2_CUT_ORDER, PASS, classify_negatives, removal_counts, status_names
 from lensaudit_tests._rows import rows
 
 FAR_LENS = LensNeighbourIndex(np.array([10.0]), np.array([-40.0]))
 
 
+def classify(*overrides, lens_index=FAR_LENS):
+    res = classify_negatives(rows(*overrides), lens_index)
+    return {"n1_status": status_names(res["n1_code"], N1_CUT_ORDER), "n2_status": status_names(res["n2_code"], N2_CUT_ORDER),
+            "confuser_category": category_names(res["confuser_code"]), "confuser_flags": flag_names(res["confuser_flag_bits"]),
+            "n1_code": res["n1_code"]}
+
+
 def n1(*overrides, lens_index=FAR_LENS):
-    return classify_negatives(rows(*overrides), lens_index)["n1_status"].tolist()
+    return classify(*overrides, lens_index=lens_index)["n1_status"].tolist()
 
 
 def test_base_row_passes():
@@ -29,7 +36,7 @@ def test_nobs_boundary_per_band(band):
 
 
 def test_nobs_counted_per_band_in_order():
-    status = classify_negatives(rows({"nobs_g": 1, "nobs_r": 1}, {"nobs_r": 2}, {"nobs_z": 0}, {}), FAR_LENS)["n1_status"]
+    status = classify({"nobs_g": 1, "nobs_r": 1}, {"nobs_r": 2}, {"nobs_z": 0}, {})["n1_code"]
     c = removal_counts(status, N1_CUT_ORDER)
     assert (c["removed_nobs_g"], c["removed_nobs_r"], c["removed_nobs_z"], c["kept"]) == (1, 1, 1, 1)
     assert c["rows_in"] == sum(v for k, v in c.items() if k != "rows_in")
@@ -61,7 +68,7 @@ def test_exclusion_radius_edge():
 
 
 def test_invalid_coords_counted_not_dropped():
-    res = classify_negatives(rows({"ra": np.nan}, {"dec": np.nan}, {}), FAR_LENS)
+    res = classify({"ra": np.nan}, {"dec": np.nan}, {})
     assert res["n1_status"].tolist() == ["invalid_coords", "invalid_coords", PASS]
     assert res["n2_status"].tolist()[:2] == ["invalid_coords", "invalid_coords"]
 
@@ -71,11 +78,11 @@ def test_not_primary():
 
 
 def test_n2_skips_the_magnitude_cut_but_needs_a_proxy():
-    res = classify_negatives(rows({"flux_z": 1.0, "flux_r": 6.0}, {"type": "REX", "flux_r": 1.0, "flux_g": 0.2,
-                                                                    "shape_r": 0.5}), FAR_LENS)
+    res = classify({"flux_z": 1.0, "flux_r": 6.0}, {"type": "REX", "flux_r": 1.0, "flux_g": 0.2, "shape_r": 0.5})
     assert res["n1_status"].tolist() == ["mag_z", PASS]
     assert res["n2_status"][0] == PASS and res["confuser_category"][0] == "ring"
     assert res["n2_status"][1] == "no_confuser_proxy" and res["confuser_category"][1] == ""
+    assert res["confuser_flags"][0] == "ring"  # DEV with flux_r 6: only the ring proxy holds
 
 
 def test_ring_proxy_boundaries():
@@ -117,3 +124,20 @@ def test_bright_neighbour_edges():
     out = bright_neighbour_proxy(np.array([150.0, 150.0]), np.array([2.0, 2.0 + 4 / 3600]), np.array([10.0, 2.99]),
                                  np.array([True, False]))
     assert out.tolist() == [False, False]
+
+
+def test_bright_neighbour_crowded_field_is_exact():
+    # 12 faint sources within 2" (closer than 3") and one bright at 5": more than k=8 neighbours
+    rng = np.random.default_rng(0)
+    ra = np.concatenate([[150.0], 150.0 + rng.uniform(-1.4, 1.4, 12) / 3600, [150.0]])
+    dec = np.concatenate([[2.0], 2.0 + rng.uniform(-1.4, 1.4, 12) / 3600, [2.0 + 5 / 3600]])
+    flux = np.concatenate([[10.0], np.full(12, 1.0), [4.0]])
+    cand = np.zeros(14, bool)
+    cand[0] = True
+    assert bright_neighbour_proxy(ra, dec, flux, cand)[0]
+    assert not bright_neighbour_proxy(ra[:-1], dec[:-1], flux[:-1], cand[:-1])[0]
+
+
+def test_flags_and_categories_decode():
+    assert category_names(np.array([0, 1, 5])).tolist() == ["", "ring", "bright_neighbour"]
+    assert flag_names(np.array([0, 1 | 4, 16])).tolist() == ["", "ring|blue_clumpy", "bright_neighbour"]

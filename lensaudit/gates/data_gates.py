@@ -17,6 +17,17 @@ from lensaudit.splits import SPLIT_ORDER, split_proportions, verify_disjoint
 from lensaudit.survey.maskbits import mask_of
 
 
+def unique_galaxy_ids(galaxy_ids: pd.Series, asset: str) -> GateResult:
+    """galaxy_id (<brickname>_<objid>) is unique over every stored partition."""
+    name = f"{asset}_unique_galaxy_id"
+    if galaxy_ids.empty:
+        return cannot_compute(name, asset, ERROR, "no rows", "0 duplicates")
+    dup = galaxy_ids[galaxy_ids.duplicated(keep=False)]
+    return GateResult(name, asset, dup.empty, ERROR, float(dup.nunique()), "0 duplicated ids",
+                      {"rows": int(len(galaxy_ids)), "duplicated_ids": int(dup.nunique()),
+                       "examples": sorted(dup.unique().tolist())[:5]})
+
+
 def positives_match_rate(matched: pd.DataFrame, unmatched: pd.DataFrame, min_rate: float, radius_arcsec: float) -> GateResult:
     """Match rate among lenses covered by the sweeps read (WARN below ``min_rate``)."""
     name, asset = "positives_match_rate", "positives"

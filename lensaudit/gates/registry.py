@@ -78,6 +78,10 @@ def _spec(name, asset, severity, blocking, description, fn) -> GateSpec:
 GATES: list[GateSpec] = [
     _schema_gate("lens_catalog"),
     _schema_gate("sweep_catalog"),
+    _spec("sweep_catalog_unique_galaxy_id", "sweep_catalog", ERROR, True,
+          "no galaxy_id in two rows or two sweeps (bricks straddle sweep boundaries)",
+          lambda v: data_gates.unique_galaxy_ids(read_asset(v.home, "sweep_catalog", columns=["galaxy_id"])["galaxy_id"],
+                                                 "sweep_catalog")),
     _schema_gate("positives"),
     _spec("positives_match_rate", "positives", WARN, False,
           "match rate of covered lenses and separation distribution",

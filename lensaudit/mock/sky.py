@@ -23,6 +23,8 @@ from lensaudit.survey.sweeps import SweepBox
 TYPE_FRACTIONS = {"PSF": 0.22, "REX": 0.24, "EXP": 0.16, "DEV": 0.20, "SER": 0.18}
 CONFUSER_MORPHOLOGIES = ("ring", "spiral", "edge_on", "merger", "blue_clumpy")
 DR10_SOUTH_RELEASE = 10000
+#: objid offset between sweeps (a sweep holds < 10^6 rows of one brick)
+OBJID_STRIDE = 1_000_000
 
 
 def _rng(config: MockSkyConfig, box: SweepBox, stream: int) -> np.random.Generator:
@@ -132,7 +134,7 @@ def generate_sweep(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame) -
     rows = _photometry_and_conditions(config, box, rows)
     rows = _maskbits(config, box, rows)
     rows = _corrupt_rows(config, box, rows)
-    rows, truth = _finalise(rows, lens_truth)
+    rows, truth = _finalise(rows, lens_truth, OBJID_STRIDE * config.sweep_boxes.index(box))
     return rows, truth
 
 
@@ -248,7 +250,7 @@ def _corrupt_rows(config: MockSkyConfig, box: SweepBox, rows: pd.DataFrame) -> p
     return rows
 
 
-def _finalise(rows: pd.DataFrame, lens_truth: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _finalise(rows: pd.DataFrame, lens_truth: pd.DataFrame, objid_offset: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Brick names/ids, objids within bricks, the catalogue/truth split."""
     names, ids = bricks_of(rows["ra"].to_numpy(), rows["dec"].to_numpy())
     rows["brickname"], rows["brickid"] = names, ids
@@ -257,7 +259,8 @@ def _finalise(rows: pd.DataFrame, lens_truth: pd.DataFrame) -> tuple[pd.DataFram
     if bad.any():
         rows.loc[bad, "brickname"] = rows["brickname"][~bad].iloc[0]
         rows.loc[bad, "brickid"] = rows["brickid"][~bad].iloc[0]
-    rows["objid"] = rows.groupby("brickname").cumcount().astype(np.int32)
+    # bricks straddle sweep boundaries: objids are unique per brick across the whole sky
+    rows["objid"] = (rows.groupby("brickname").cumcount() + objid_offset).astype(np.int32)
     rows["release"] = DR10_SOUTH_RELEASE
     rows["fitbits"] = 0
     from lensaudit.survey.schema import galaxy_id

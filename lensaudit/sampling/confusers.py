@@ -61,51 +61,65 @@ def large_galaxy_proxy(shape_r, flux_r):
     return (np.asarray(shape_r) >= LARGE_MIN_SHAPE_R_ARCSEC) & (np.asarray(flux_r) >= LARGE_MIN_FLUX_R_NMGY)
 
 
-def bright_neighbour_proxy(ra_deg, dec_deg, flux_r, candidates: np.ndarray) -> np.ndarray:
+def bright_neighbour_proxy(ra_deg, dec_deg, flux_r, candidates: np.ndarray, xyz=None) -> np.ndarray:
     """For rows flagged in ``candidates``: is there a neighbour (any row) at 3-6" with
-    flux_r >= 0.3 x this row's flux_r?  Non-candidates get False."""
+    flux_r >= 0.3 x this row's flux_r?  Non-candidates get False.
+
+    All pairs closer than 6" come from one k-d tree pair query (an unbalanced tree
+    builds twice as fast and answers as fast here); each pair is tested both ways.
+    """
     out = np.zeros(len(candidates), dtype=bool)
-    xyz = unit_vectors(ra_deg, dec_deg)
+    xyz = unit_vectors(ra_deg, dec_deg) if xyz is None else xyz
     finite = np.isfinite(xyz).all(axis=1)
     if not (candidates & finite).any():
         return out
     src = np.flatnonzero(finite)
-    tree = cKDTree(xyz[src])
+    tree = cKDTree(xyz[src], balanced_tree=False, compact_nodes=False)
     rmax = chord_of_arcsec(NEIGHBOUR_MAX_ARCSEC) * (1 + 1e-12)
     rmin = chord_of_arcsec(NEIGHBOUR_MIN_ARCSEC) * (1 - 1e-12)
     pairs = tree.query_pairs(r=rmax, output_type="ndarray")
     if not len(pairs):
         return out
     i, j = src[pairs[:, 0]], src[pairs[:, 1]]
-    d = np.linalg.norm(xyz[i] - xyz[j], axis=1)
-    far_enough = d >= rmin
+    far_enough = np.linalg.norm(xyz[i] - xyz[j], axis=1) >= rmin
     i, j = i[far_enough], j[far_enough]
     flux = np.asarray(flux_r, dtype=np.float64)
-    # each pair is tested in both directions: j is a bright neighbour of i, and i of j
-    a = np.concatenate([i, j])
-    b = np.concatenate([j, i])
+    a, b = np.concatenate([i, j]), np.concatenate([j, i])  # b is a neighbour of a
     with np.errstate(invalid="ignore"):
         hit = candidates[a] & (flux[b] >= NEIGHBOUR_MIN_FLUX_RATIO * flux[a])
     out[a[hit]] = True
     return out
 
 
-def confuser_flags(cols: dict, base_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(category, flags) per row for rows passing the N2 base cuts ('' otherwise)."""
-    masks = {
-        "ring": ring_proxy(cols["type"], cols["flux_r"], cols["sersic"]),
-        "edge_on": edge_on_proxy(cols["shape_e1"], cols["shape_e2"], cols["shape_r"]),
-        "blue_clumpy": blue_clumpy_proxy(cols["flux_g"], cols["flux_r"], cols["mw_transmission_g"], cols["mw_transmission_r"]),
-        "large_galaxy": large_galaxy_proxy(cols["shape_r"], cols["flux_r"]),
-        "bright_neighbour": bright_neighbour_proxy(cols["ra"], cols["dec"], cols["flux_r"], base_ok),
-    }
-    n = len(base_ok)
-    category = np.full(n, "", dtype=object)
-    flags = np.full(n, "", dtype=object)
-    for name in reversed(CATEGORY_ORDER):
-        m = masks[name] & base_ok
-        category[m] = name
-    for name in CATEGORY_ORDER:
-        m = masks[name] & base_ok
-        flags[m] = np.where(flags[m] == "", name, flags[m] + "|" + name)
+def confuser_flags(cols: dict, base_ok: np.ndarray, xyz=None) -> tuple[np.ndarray, np.ndarray]:
+    """(category code, flag bits) per row, for rows passing the N2 base cuts (0 otherwise).
+
+    category code i > 0 means ``CATEGORY_ORDER[i - 1]``; bit i of the flags means the
+    proxy ``CATEGORY_ORDER[i]`` holds.  ``category_names`` / ``flag_names`` decode them.
+    """
+    masks = [
+        ring_proxy(cols["type"], cols["flux_r"], cols["sersic"]),
+        edge_on_proxy(cols["shape_e1"], cols["shape_e2"], cols["shape_r"]),
+        blue_clumpy_proxy(cols["flux_g"], cols["flux_r"], cols["mw_transmission_g"], cols["mw_transmission_r"]),
+        large_galaxy_proxy(cols["shape_r"], cols["flux_r"]),
+        bright_neighbour_proxy(cols["ra"], cols["dec"], cols["flux_r"], base_ok, xyz=xyz),
+    ]
+    flags = np.zeros(len(base_ok), dtype=np.int16)
+    for i, m in enumerate(masks):
+        flags |= ((m & base_ok).astype(np.int16) << i)
+    # lowest set bit + 1 is the first category in CATEGORY_ORDER
+    category = np.zeros(len(base_ok), dtype=np.int8)
+    for i in reversed(range(len(masks))):
+        category[(flags >> i) & 1 == 1] = i + 1
     return category, flags
+
+
+def category_names(codes: np.ndarray) -> np.ndarray:
+    lookup = np.array(("",) + CATEGORY_ORDER, dtype=object)
+    return lookup[np.asarray(codes, dtype=np.int64)]
+
+
+def flag_names(flags: np.ndarray) -> np.ndarray:
+    uniq, inv = np.unique(np.asarray(flags, dtype=np.int64), return_inverse=True)
+    names = np.array(["|".join(c for i, c in enumerate(CATEGORY_ORDER) if f >> i & 1) for f in uniq], dtype=object)
+    return names[inv] if len(uniq) else np.array([], dtype=object)

@@ -26,7 +26,10 @@ class LensNeighbourIndex:
 
     def nearest_arcsec(self, ra_deg, dec_deg, max_arcsec: float = np.inf) -> np.ndarray:
         """Separation to the nearest lens in arcsec (inf beyond ``max_arcsec``; NaN input -> NaN)."""
-        xyz = unit_vectors(ra_deg, dec_deg)
+        return self.nearest_arcsec_xyz(unit_vectors(ra_deg, dec_deg), max_arcsec)
+
+    def nearest_arcsec_xyz(self, xyz: np.ndarray, max_arcsec: float = np.inf) -> np.ndarray:
+        """As :meth:`nearest_arcsec` for precomputed (N, 3) unit vectors."""
         out = np.full(len(xyz), np.nan)
         ok = np.isfinite(xyz).all(axis=1)
         if ok.any():
@@ -37,5 +40,8 @@ class LensNeighbourIndex:
 
     def within(self, ra_deg, dec_deg, radius_arcsec: float = EXCLUSION_RADIUS_ARCSEC) -> np.ndarray:
         """True where a known lens lies within ``radius_arcsec`` (inclusive)."""
-        sep = self.nearest_arcsec(ra_deg, dec_deg, max_arcsec=radius_arcsec + 1.0)
+        return self.within_xyz(unit_vectors(ra_deg, dec_deg), radius_arcsec)
+
+    def within_xyz(self, xyz: np.ndarray, radius_arcsec: float = EXCLUSION_RADIUS_ARCSEC) -> np.ndarray:
+        sep = self.nearest_arcsec_xyz(xyz, max_arcsec=radius_arcsec + 1.0)
         return np.isfinite(sep) & (sep <= radius_arcsec)

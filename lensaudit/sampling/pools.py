@@ -13,6 +13,8 @@ N2: the same cascade without the magnitude cut, then no_confuser_proxy when no p
     ``lensaudit.sampling.confusers`` holds.
 
 A source can belong to both pools; the pool table holds one row per (galaxy, pool).
+Statuses are small integer codes on the hot path (0 = pass, i = the i-th cut of the
+cascade); ``status_names`` decodes them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from lensaudit.sampling.confusers import confuser_flags
 from lensaudit.sampling.exclusion import EXCLUSION_RADIUS_ARCSEC, LensNeighbourIndex
+from lensaudit.sampling.geometry import unit_vectors
 from lensaudit.survey.maskbits import N1_EXCLUDED_BITS, has_any_bit
 from lensaudit.survey.photometry import nmgy_to_mag
 
@@ -45,10 +48,10 @@ N1_CUT_ORDER = ("invalid_coords", "not_brick_primary", "dec_range", "nobs_g", "n
 N2_CUT_ORDER = tuple(c for c in N1_CUT_ORDER if c != "mag_z") + ("no_confuser_proxy",)
 
 
-def cut_masks(cols: dict, cuts: NegativeCuts, lens_index: LensNeighbourIndex) -> dict[str, np.ndarray]:
+def cut_masks(cols: dict, cuts: NegativeCuts, lens_index: LensNeighbourIndex, mag_z=None, xyz=None) -> dict[str, np.ndarray]:
     """Boolean "fails this cut" per cut name.  Each is evaluated on every row except
-    near_known_lens, which is only queried where the cuts before it in both cascades
-    (coordinates, dec range, type, maskbits) pass; elsewhere it reads False."""
+    near_known_lens, which is only queried where every cut before it in both cascades
+    passes (elsewhere it reads False: such rows are removed earlier anyway)."""
     ra = np.asarray(cols["ra"], dtype=np.float64)
     dec = np.asarray(cols["dec"], dtype=np.float64)
     valid = np.isfinite(ra) & np.isfinite(dec)
@@ -58,49 +61,56 @@ def cut_masks(cols: dict, cuts: NegativeCuts, lens_index: LensNeighbourIndex) ->
             "not_brick_primary": ~np.asarray(cols["brick_primary"], dtype=bool),
             "dec_range": ~((dec > cuts.dec_min_deg) & (dec < cuts.dec_max_deg)),
             "type": ~np.isin(np.asarray(cols["type"]), cuts.types),
-            "mag_z": ~(nmgy_to_mag(cols["flux_z"]) < cuts.max_mag_z),
+            "mag_z": ~((nmgy_to_mag(cols["flux_z"]) if mag_z is None else mag_z) < cuts.max_mag_z),
             "maskbits": has_any_bit(cols["maskbits"], cuts.excluded_maskbits),
         }
     for b in ("g", "r", "z"):
         fails[f"nobs_{b}"] = ~(np.asarray(cols[f"nobs_{b}"]) >= cuts.min_nobs)
-    # the exclusion query only for rows that could still pass: it is the costly cut
+    # the exclusion query only for rows that could still pass (the magnitude cut aside,
+    # which N2 does not apply): it is the costly cut
     near = np.zeros(len(ra), dtype=bool)
-    alive = valid & ~fails["dec_range"] & ~fails["maskbits"] & ~fails["type"]
+    alive = valid & ~fails["dec_range"] & ~fails["maskbits"] & ~fails["type"] & ~fails["not_brick_primary"]
+    for b in ("g", "r", "z"):
+        alive &= ~fails[f"nobs_{b}"]
     if alive.any():
-        near[alive] = lens_index.within(ra[alive], dec[alive], cuts.exclusion_radius_arcsec)
+        near[alive] = (lens_index.within(ra[alive], dec[alive], cuts.exclusion_radius_arcsec) if xyz is None
+                       else lens_index.within_xyz(xyz[alive], cuts.exclusion_radius_arcsec))
     fails["near_known_lens"] = near
     return fails
 
 
 def _cascade(fails: dict[str, np.ndarray], order: tuple[str, ...], n: int) -> np.ndarray:
-    status = np.full(n, PASS, dtype=object)
-    undecided = np.ones(n, dtype=bool)
-    for name in order:
-        hit = undecided & fails[name]
-        status[hit] = name
-        undecided &= ~hit
-    return status
+    """int8 code per row: 0 = passes every cut, i = first failed cut ``order[i - 1]``."""
+    code = np.zeros(n, dtype=np.int8)
+    for i in range(len(order), 0, -1):  # last cut first, so earlier cuts overwrite
+        code[fails[order[i - 1]]] = i
+    return code
+
+
+def status_names(codes: np.ndarray, order: tuple[str, ...]) -> np.ndarray:
+    """Decode cascade codes into cut names ('pass' for 0)."""
+    return np.array((PASS,) + tuple(order), dtype=object)[np.asarray(codes, dtype=np.int64)]
 
 
 def classify_negatives(cols: dict, lens_index: LensNeighbourIndex, cuts: NegativeCuts = NegativeCuts()) -> dict[str, np.ndarray]:
-    """Per-row n1_status, n2_status, confuser_category, confuser_flags, mag_z, ellipticity."""
+    """Per-row n1_code, n2_code (cascade codes over N1_CUT_ORDER / N2_CUT_ORDER),
+    confuser_code, confuser_flag_bits (see lensaudit.sampling.confusers) and mag_z."""
     n = len(cols["ra"])
-    fails = cut_masks(cols, cuts, lens_index)
+    mag_z = nmgy_to_mag(cols["flux_z"])
+    xyz = unit_vectors(cols["ra"], cols["dec"])
+    fails = cut_masks(cols, cuts, lens_index, mag_z=mag_z, xyz=xyz)
     n1 = _cascade(fails, N1_CUT_ORDER, n)
-    base_order = N2_CUT_ORDER[:-1]
-    n2_base = _cascade(fails, base_order, n)
-    category, flags = confuser_flags(cols, n2_base == PASS)
-    fails["no_confuser_proxy"] = category == ""
-    n2 = _cascade(fails, N2_CUT_ORDER, n)
-    return {"n1_status": n1, "n2_status": n2, "confuser_category": category, "confuser_flags": flags,
-            "mag_z": nmgy_to_mag(cols["flux_z"])}
+    n2_base = _cascade(fails, N2_CUT_ORDER[:-1], n)
+    category, flags = confuser_flags(cols, n2_base == 0, xyz=xyz)
+    n2 = np.where(n2_base > 0, n2_base, np.where(category == 0, len(N2_CUT_ORDER), 0)).astype(np.int8)
+    return {"n1_code": n1, "n2_code": n2, "confuser_code": category, "confuser_flag_bits": flags,
+            "mag_z": mag_z}
 
 
-def removal_counts(status: np.ndarray, order: tuple[str, ...]) -> dict[str, int]:
+def removal_counts(codes: np.ndarray, order: tuple[str, ...]) -> dict[str, int]:
     """Rows removed by each cut of a cascade, in order, plus rows_in and kept."""
-    vals, counts = np.unique(status.astype(str), return_counts=True)
-    c = dict(zip(vals.tolist(), counts.tolist()))
-    out = {"rows_in": int(len(status))}
-    out.update({f"removed_{name}": int(c.get(name, 0)) for name in order})
-    out["kept"] = int(c.get(PASS, 0))
+    c = np.bincount(np.asarray(codes, dtype=np.int64), minlength=len(order) + 1)
+    out = {"rows_in": int(len(codes))}
+    out.update({f"removed_{name}": int(c[i + 1]) for i, name in enumerate(order)})
+    out["kept"] = int(c[0])
     return out

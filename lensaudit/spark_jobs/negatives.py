@@ -49,18 +49,19 @@ def pool_one_sweep(sweep_table: pa.Table, lens_index, cuts) -> tuple[pa.Table, p
     """(pool rows, counters) for one sweep's Arrow table."""
     import numpy as np
 
-    from lensaudit.sampling.pools import N1_CUT_ORDER, N2_CUT_ORDER, PASS, classify_negatives, removal_counts
+    from lensaudit.sampling.confusers import category_names, flag_names
+    from lensaudit.sampling.pools import N1_CUT_ORDER, N2_CUT_ORDER, classify_negatives, removal_counts
 
     cols = {name: sweep_table.column(name).to_numpy(zero_copy_only=False) for name in sweep_table.column_names}
     res = classify_negatives(cols, lens_index, cuts)
     sweep = cols["sweep"][0] if sweep_table.num_rows else ""
     parts, count_rows = [], []
-    for pool, status, order in (("N1", res["n1_status"], N1_CUT_ORDER), ("N2", res["n2_status"], N2_CUT_ORDER)):
-        keep = np.flatnonzero(status == PASS)
+    for pool, status, order in (("N1", res["n1_code"], N1_CUT_ORDER), ("N2", res["n2_code"], N2_CUT_ORDER)):
+        keep = np.flatnonzero(status == 0)
         t = sweep_table.take(pa.array(keep))
         t = t.append_column(POOL_EXTRA[0], pa.array(np.full(len(keep), pool), pa.string()))
-        cat = res["confuser_category"][keep] if pool == "N2" else np.full(len(keep), "", dtype=object)
-        flags = res["confuser_flags"][keep]
+        cat = category_names(res["confuser_code"][keep]) if pool == "N2" else np.full(len(keep), "", dtype=object)
+        flags = flag_names(res["confuser_flag_bits"][keep])
         t = t.append_column(POOL_EXTRA[1], pa.array(cat.astype(str), pa.string()))
         t = t.append_column(POOL_EXTRA[2], pa.array(flags.astype(str), pa.string()))
         t = t.append_column(POOL_EXTRA[3], pa.array(res["mag_z"][keep], pa.float64()))
