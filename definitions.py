@@ -1,12 +1,25 @@
 """The lensaudit code location (loaded by workspace.yaml from the project root)."""
 
 
+import os
+
 import dagster as dg
+import yaml
 
 from assets import ALL_ASSETS, ALL_CHECKS
-from resources import LensauditSettings, SparkResource, SweepSource
+from resources import EmrSettings, LensauditSettings, SparkResource, SweepSource
 
-import os
+
+def _spark_resource() -> SparkResource:
+    """local[*] by default; LENSAUDIT_SPARK_MODE=emr with LENSAUDIT_EMR_CONFIG=<yaml of EmrSettings>."""
+    mode = os.environ.get("LENSAUDIT_SPARK_MODE", "local")
+    cfg_path = os.environ.get("LENSAUDIT_EMR_CONFIG")
+    emr = EmrSettings()
+    if cfg_path:
+        with open(cfg_path) as f:
+            emr = EmrSettings(**(yaml.safe_load(f) or {}))
+    return SparkResource(mode=mode, emr=emr)
+
 
 main_job = dg.define_asset_job("lensaudit_main", selection=dg.AssetSelection.all(), description="the whole audit")
 
@@ -16,7 +29,7 @@ defs = dg.Definitions(
     jobs=[main_job],
     resources={
         "settings": LensauditSettings.from_env(),
-        "spark": SparkResource(mode=os.environ.get("LENSAUDIT_SPARK_MODE", "local")),
+        "spark": _spark_resource(),
         "sweeps": SweepSource(location=os.environ.get("LENSAUDIT_SWEEPS", "mock")),
     },
 )

@@ -52,7 +52,8 @@ def reference_classify(cols: dict, lens_ra, lens_dec, cuts) -> tuple[np.ndarray,
     base_ok = np.zeros(len(df), bool)
     base_ok[idx[~near]] = True
     with np.errstate(divide="ignore", invalid="ignore"):
-        n1 = base_ok & ((22.5 - 2.5 * np.log10(df["flux_z"].where(df["flux_z"] > 0))) < cuts.max_mag_z).to_numpy()
+        fz = df["flux_z"].astype(np.float64)  # float32 logs round at the z = 20 boundary
+        n1 = base_ok & ((22.5 - 2.5 * np.log10(fz.where(fz > 0))) < cuts.max_mag_z).to_numpy()
     # N2 proxies; neighbours: every catalogue source, via astropy
     finite = np.flatnonzero(df["ra"].notna().to_numpy() & df["dec"].notna().to_numpy())
     allc = SkyCoord(df["ra"].to_numpy()[finite] * u.deg, df["dec"].to_numpy()[finite] * u.deg)

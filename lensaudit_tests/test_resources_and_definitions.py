@@ -75,3 +75,20 @@ def test_lensaudit_is_free_of_dagster():
     pat = re.compile(r"^\s*(import dagster\b(?!_pipes)|from dagster\b(?!_pipes))", re.M)
     hits = [str(p) for p in (REPO / "lensaudit").rglob("*.py") if pat.search(p.read_text())]
     assert hits == []
+
+
+def test_emr_settings_load_from_the_example_yaml(monkeypatch):
+    monkeypatch.setenv("LENSAUDIT_SPARK_MODE", "emr")
+    monkeypatch.setenv("LENSAUDIT_EMR_CONFIG", str(REPO / "deploy" / "emr.example.yaml"))
+    import importlib
+
+    import definitions
+
+    importlib.reload(definitions)
+    spark = definitions._spark_resource()
+    assert spark.mode == "emr" and spark.emr.core_instance_count == 4
+    params = spark.emr_run_job_flow_params("sweep_catalog", {"jobs": {}})
+    assert params["LogUri"] == "s3://my-bucket/lensaudit/emr-logs/"
+    monkeypatch.delenv("LENSAUDIT_SPARK_MODE")
+    monkeypatch.delenv("LENSAUDIT_EMR_CONFIG")
+    importlib.reload(definitions)

@@ -141,3 +141,23 @@ def test_bright_neighbour_crowded_field_is_exact():
 def test_flags_and_categories_decode():
     assert category_names(np.array([0, 1, 5])).tolist() == ["", "ring", "bright_neighbour"]
     assert flag_names(np.array([0, 1 | 4, 16])).tolist() == ["", "ring|blue_clumpy", "bright_neighbour"]
+
+
+@pytest.mark.parametrize("half_width_deg", [0.01, 5.0, 60.0])
+def test_pair_search_is_exact(half_width_deg):
+    from scipy.spatial import cKDTree
+
+    from lensaudit.sampling.confusers import _pairs_within
+    from lensaudit.sampling.geometry import chord_of_arcsec, unit_vectors
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    ra = 45.0 + rng.uniform(-half_width_deg, half_width_deg, n)
+    dec = 10.0 + rng.uniform(-half_width_deg, half_width_deg, n) / 2
+    ra[: n // 2] = ra[n // 2:] + rng.normal(0, 4 / 3600, n // 2)  # many close pairs near 6"
+    dec[: n // 2] = dec[n // 2:] + rng.normal(0, 4 / 3600, n // 2)
+    xyz = unit_vectors(ra, dec)
+    r = chord_of_arcsec(6.0)
+    want = {tuple(p) for p in cKDTree(xyz).query_pairs(r, output_type="ndarray")}
+    got = {tuple(sorted(p)) for p in _pairs_within(xyz, r)}
+    assert got == want and len(want) > 100

@@ -61,12 +61,84 @@ def large_galaxy_proxy(shape_r, flux_r):
     return (np.asarray(shape_r) >= LARGE_MIN_SHAPE_R_ARCSEC) & (np.asarray(flux_r) >= LARGE_MIN_FLUX_R_NMGY)
 
 
+def _cell_pairs(start: np.ndarray, count: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (point of cell a, point of cell b) for cell index arrays a, b (positions in
+    the cell-sorted order)."""
+    ca, cb = count[a], count[b]
+    reps = ca * cb
+    total = int(reps.sum())
+    if total == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    k = np.repeat(np.arange(len(a)), reps)
+    m = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
+    return start[a][k] + m // cb[k], start[b][k] + m % cb[k]
+
+
+def _grid_pairs(plane: np.ndarray, cell: float) -> np.ndarray:
+    """Candidate pairs of 2-d points closer than ``cell``: points are hashed into square
+    cells of that size, sorted once, and each occupied cell is joined with itself and its
+    four 'forward' neighbours (so that every pair is produced once)."""
+    cx = np.floor(plane[:, 0] / cell).astype(np.int64)
+    cy = np.floor(plane[:, 1] / cell).astype(np.int64)
+    key = cy * (1 << 32) + (cx & 0xFFFFFFFF)
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    first = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1]]))
+    uk = sk[first]
+    count = np.diff(np.append(first, len(sk)))
+    ucx = uk & 0xFFFFFFFF
+    ucy = (uk - ucx) >> 32
+    pi, pj = [], []
+    multi = np.flatnonzero(count > 1)  # pairs inside one cell
+    i, j = _cell_pairs(first, count, multi, multi)
+    keep = i < j
+    pi.append(i[keep])
+    pj.append(j[keep])
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
+        target = (ucy + dy) * (1 << 32) + ((ucx + dx) & 0xFFFFFFFF)
+        pos = np.minimum(np.searchsorted(uk, target), len(uk) - 1)
+        hit = np.flatnonzero(uk[pos] == target)
+        i, j = _cell_pairs(first, count, hit, pos[hit])
+        pi.append(i)
+        pj.append(j)
+    i, j = np.concatenate(pi), np.concatenate(pj)
+    return np.stack([order[i], order[j]], axis=1)
+
+
+def _pairs_within(xyz: np.ndarray, chord: float) -> np.ndarray:
+    """All index pairs closer than ``chord`` on the unit sphere, exactly, each once.
+
+    The points are projected gnomonically about their mean direction; the search radius
+    is inflated by the largest gnomonic scale factor 1/cos^2(theta) so that no pair is
+    missed, candidate pairs come from a sorted cell grid (``_grid_pairs``), and they are
+    cut on the exact 3-d chord.  Sets wider than 40 deg from their centre use a 3-d
+    k-d tree instead.
+    """
+    if len(xyz) < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    centre = xyz.mean(axis=0)
+    centre /= np.linalg.norm(centre)
+    cos_t = xyz @ centre
+    if cos_t.min() < np.cos(np.deg2rad(40.0)):
+        tree = cKDTree(xyz, balanced_tree=False, compact_nodes=False)
+        return tree.query_pairs(r=chord, output_type="ndarray")
+    e1 = np.cross(centre, [0.0, 0.0, 1.0] if abs(centre[2]) < 0.9 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(centre, e1)
+    plane = np.stack([xyz @ e1, xyz @ e2], axis=1) / cos_t[:, None]
+    pairs = _grid_pairs(plane, chord / cos_t.min() ** 2 * (1 + 1e-9))
+    if len(pairs):
+        d = np.linalg.norm(xyz[pairs[:, 0]] - xyz[pairs[:, 1]], axis=1)
+        pairs = pairs[d <= chord]
+    return pairs
+
+
 def bright_neighbour_proxy(ra_deg, dec_deg, flux_r, candidates: np.ndarray, xyz=None) -> np.ndarray:
     """For rows flagged in ``candidates``: is there a neighbour (any row) at 3-6" with
     flux_r >= 0.3 x this row's flux_r?  Non-candidates get False.
 
-    All pairs closer than 6" come from one k-d tree pair query (an unbalanced tree
-    builds twice as fast and answers as fast here); each pair is tested both ways.
+    All pairs closer than 6" come from one k-d tree pair query (``_pairs_within``);
+    each pair is tested both ways.
     """
     out = np.zeros(len(candidates), dtype=bool)
     xyz = unit_vectors(ra_deg, dec_deg) if xyz is None else xyz
@@ -74,10 +146,9 @@ def bright_neighbour_proxy(ra_deg, dec_deg, flux_r, candidates: np.ndarray, xyz=
     if not (candidates & finite).any():
         return out
     src = np.flatnonzero(finite)
-    tree = cKDTree(xyz[src], balanced_tree=False, compact_nodes=False)
     rmax = chord_of_arcsec(NEIGHBOUR_MAX_ARCSEC) * (1 + 1e-12)
     rmin = chord_of_arcsec(NEIGHBOUR_MIN_ARCSEC) * (1 - 1e-12)
-    pairs = tree.query_pairs(r=rmax, output_type="ndarray")
+    pairs = _pairs_within(xyz[src], rmax)
     if not len(pairs):
         return out
     i, j = src[pairs[:, 0]], src[pairs[:, 1]]
