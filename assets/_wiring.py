@@ -63,3 +63,14 @@ def raise_on_failed_tasks(summary: dict, what: str) -> list[dict]:
 
 def json_meta(x) -> dg.MetadataValue:
     return dg.MetadataValue.json(_jsonable(json.loads(json.dumps(x, default=str))))
+
+
+def png_metadata(png: bytes, path) -> dg.MetadataValue:
+    """Write a PNG beside the asset (atomically) and embed it in markdown metadata."""
+    import base64
+
+    from lensaudit.store import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png)
+    return dg.MetadataValue.md(f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})\n\n`{path}`")

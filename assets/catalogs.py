@@ -2,9 +2,10 @@
 
 import dagster as dg
 
-from assets._wiring import checks_for, json_meta, raise_on_failed_tasks, schema_metadata
+from assets._wiring import checks_for, json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
 from assets.sweeps import sweep_catalog
 from lensaudit.catalogs.lenscat_catalog import galaxy_lenses, load_lenscat
+from lensaudit.plots import separation_histogram
 from lensaudit.store import asset_files, partition_file, safe_join, write_parquet_atomic
 from lensaudit.tables import LENS_CATALOG_SCHEMA
 from resources.settings import LensauditSettings
@@ -52,6 +53,8 @@ def positives(context: dg.AssetExecutionContext, settings: LensauditSettings, sp
         "tiers": json_meta(matched["tier"].value_counts().to_dict()),
         "sep_arcsec_quantiles": json_meta({q: float(sep.quantile(q)) for q in (0.1, 0.5, 0.9, 1.0)} if len(sep) else {}),
         "sweeps_searched": len(sweeps),
+        "separation_histogram": png_metadata(separation_histogram(sep.to_numpy(), profile.match_radius_arcsec),
+                                             safe_join(home, "plots", "positives_separation.png")),
     })
 
 lens_catalog_checks = checks_for("lens_catalog")

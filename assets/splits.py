@@ -3,11 +3,12 @@
 import dagster as dg
 import pandas as pd
 
-from assets._wiring import checks_for, json_meta, schema_metadata
+from assets._wiring import checks_for, json_meta, png_metadata, schema_metadata
+from lensaudit.plots import split_sky_map
 from assets.catalogs import positives
 from assets.negatives import negative_pool
 from lensaudit.splits import healpix_index, split_of_pixels, split_proportions
-from lensaudit.store import partition_file, read_asset, write_parquet_atomic
+from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic
 from lensaudit.tables import SPLITS_SCHEMA
 from resources.settings import LensauditSettings
 
@@ -30,6 +31,8 @@ def spatial_splits(context: dg.AssetExecutionContext, settings: LensauditSetting
         "proportions": json_meta(split_proportions(df["split"])),
         "positives_per_split": json_meta(df.loc[df["role"] == "positive", "split"].value_counts().to_dict()),
         "seed": profile.split_seed,
+        "sky_map": png_metadata(split_sky_map(df["ra"].to_numpy(), df["dec"].to_numpy(), df["split"].to_numpy()),
+                                safe_join(home, "plots", "spatial_splits_sky.png")),
     })
 
 spatial_splits_checks = checks_for("spatial_splits")

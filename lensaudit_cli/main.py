@@ -166,6 +166,19 @@ def cmd_gates(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_inject(args) -> int:
+    from lensaudit.injection.cli_render import inject_to_npz
+    from lensaudit.injection.params import InvalidParameters
+
+    try:
+        n = inject_to_npz(args.params, args.out, device=args.device)
+    except InvalidParameters as exc:
+        print(f"lensaudit inject: {exc}", file=sys.stderr)
+        return 1
+    print(f"lensaudit inject: {n} stamps -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lensaudit", description="Audit a strong-lens finder on DESI Legacy Surveys DR10.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -178,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gates", help="evaluate every gate on what is stored; exit 1 if an ERROR gate fails")
     g.add_argument("--home", default=None)
     g.set_defaults(func=cmd_gates)
+    i = sub.add_parser("inject", help="render noise-free lensed arcs on zero hosts (verification, debugging)")
+    i.add_argument("--params", required=True, help="JSON list of parameter objects (see README)")
+    i.add_argument("--out", required=True, help="output .npz: images (N,3,101,101) float32 nmgy/pixel, magnification (N,)")
+    i.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    i.set_defaults(func=cmd_inject)
     return p
 
 

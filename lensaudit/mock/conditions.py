@@ -38,8 +38,8 @@ def observing_conditions(seed: int, ra_deg: np.ndarray, dec_deg: np.ndarray,
     base_fwhm = {"g": 1.45, "r": 1.30, "z": 1.20}
     for band, fwhm in base_fwhm.items():
         out[f"psfsize_{band}"] = np.clip(fwhm + 0.22 * f_seeing, 0.75, 2.3)
-    # nobs: mean 3-9 exposures (rarely 1-2); depth deepens with nobs (sqrt(N) -> 1.25 log10 N mag)
-    mean_nobs = np.clip(6.0 + 2.8 * f_nobs, 1.5, 14.0)
+    # nobs: mean 4-10 exposures, 1-2 in a few per cent of the sky (as at DR10 survey edges); depth deepens with nobs (sqrt(N) -> 1.25 log10 N mag)
+    mean_nobs = np.clip(7.0 + 2.5 * f_nobs, 2.0, 15.0)
     base_depth = {"g": 24.4, "r": 23.8, "z": 22.9}
     for i, band in enumerate(("g", "r", "z")):
         lam = mean_nobs * (1.0 + 0.1 * (i - 1))

@@ -1,0 +1,52 @@
+"""Small diagnostic figures (matplotlib, Agg) returned as PNG bytes for Dagster metadata."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def separation_histogram(sep_arcsec: np.ndarray, radius_arcsec: float) -> bytes:
+    """Histogram of lens -> Tractor row separations (arcsec) with the match radius."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    ax.hist(np.asarray(sep_arcsec), bins=np.linspace(0, radius_arcsec, 31), color="0.3")
+    ax.axvline(radius_arcsec, color="C3", ls="--", label=f"match radius {radius_arcsec}\"")
+    ax.set_xlabel("separation lens - Tractor row [arcsec]")
+    ax.set_ylabel("lenses")
+    ax.legend(frameon=False)
+    return _png(fig)
+
+
+def split_sky_map(ra_deg: np.ndarray, dec_deg: np.ndarray, split: np.ndarray, max_points: int = 60000) -> bytes:
+    """RA/Dec scatter coloured by split (a deterministic thinning above max_points)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(ra_deg)
+    step = max(1, n // max_points)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for name, colour in (("train", "C0"), ("val", "C1"), ("test", "C2")):
+        m = np.asarray(split)[::step] == name
+        ax.scatter(np.asarray(ra_deg)[::step][m], np.asarray(dec_deg)[::step][m], s=0.3, c=colour, label=name,
+                   rasterized=True)
+    ax.set_xlabel("RA [deg]")
+    ax.set_ylabel("Dec [deg]")
+    ax.legend(markerscale=15, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, 1.15))
+    return _png(fig)
