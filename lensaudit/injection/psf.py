@@ -30,16 +30,31 @@ def moffat_kernels(fwhm_arcsec: torch.Tensor, beta: torch.Tensor, pixscale: floa
     return k / k.sum(dim=(-2, -1), keepdim=True)
 
 
+def fast_fft_size(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n (pocketfft and cuFFT are fastest on such sizes)."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
 def convolve_same(images: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """'same'-size linear convolution with zero padding, per image and band, via FFT.
 
-    images (B, C, H, W); kernels (B, C, K, K) with K odd.  Equals
-    scipy.signal.fftconvolve(image, kernel, mode='same') for each (b, c).
+    images (B, C, H, W) or (B, 1, H, W) shared by all C bands; kernels (B, C, K, K) with
+    K odd.  Equals scipy.signal.fftconvolve(image, kernel, mode='same') for each (b, c):
+    the transform is padded to at least H + K - 1 (no wrap-around), rounded up to a fast
+    FFT size.
     """
     B, C, H, W = images.shape
     K = kernels.shape[-1]
     h = K // 2
-    fh, fw = H + K - 1, W + K - 1
+    fh, fw = fast_fft_size(H + K - 1), fast_fft_size(W + K - 1)
     fi = torch.fft.rfft2(images, s=(fh, fw))
     fk = torch.fft.rfft2(kernels, s=(fh, fw))
     full = torch.fft.irfft2(fi * fk, s=(fh, fw))

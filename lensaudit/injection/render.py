@@ -47,39 +47,100 @@ def _as_tensors(cols: dict, dtype, device) -> dict:
     return {k: torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=dtype, device=device) for k, v in cols.items()}
 
 
-def render_unit_lensed(p: dict, npix: int, supersample: int, pixscale: float, suppress_inner: bool = False,
-                       n_clumps: int = 0) -> torch.Tensor:
-    """(B, N, N) lensed image of a unit-flux source (nmgy per pixel), no PSF."""
-    t = p["theta_e_arcsec"]
-    ax1 = subpixel_axis(npix, supersample, pixscale, t.dtype, t.device)
-    y = ax1[None, :, None]
-    x = ax1[None, None, :]
-    col = {k: v[:, None, None] for k, v in p.items() if v.ndim == 1}
-    ax, ay = sie_deflection(x, y, col["theta_e_arcsec"], col["e1"], col["e2"], col["center_x_arcsec"], col["center_y_arcsec"])
-    sx, sy = shear_deflection(x, y, col["gamma1"], col["gamma2"])
+def _source_params(col: dict, n_clumps: int, clump_shape) -> dict:
     src = {"src_x": col["src_x_arcsec"], "src_y": col["src_y_arcsec"], "r_sersic": col["src_r_sersic_arcsec"],
            "n_sersic": col["src_n_sersic"], "src_e1": col["src_e1"], "src_e2": col["src_e2"]}
     if n_clumps:
         for k in ("clump_dx", "clump_dy", "clump_sigma", "clump_frac"):
-            src[k] = p[k][:, :, None, None]
-    sb = source_unit_sb(x - ax - sx, y - ay - sy, src, n_clumps)
+            src[k] = clump_shape(col[k])
+    return src
+
+
+def _ray_shoot(x, y, col):
+    ax, ay = sie_deflection(x, y, col["theta_e_arcsec"], col["e1"], col["e2"], col["center_x_arcsec"], col["center_y_arcsec"])
+    sx, sy = shear_deflection(x, y, col["gamma1"], col["gamma2"])
+    return x - ax - sx, y - ay - sy
+
+
+def _lensed_sb(x, y, col: dict, n_clumps: int, clump_shape, suppress_inner: bool):
+    """Unit-flux source surface brightness seen at image-plane (x, y); ``col`` holds
+    parameter tensors that broadcast against x and y."""
+    bx, by = _ray_shoot(x, y, col)
+    sb = source_unit_sb(bx, by, _source_params(col, n_clumps, clump_shape), n_clumps)
     if suppress_inner:
         phi, q = ellipticity_to_phi_q(col["e1"], col["e2"])
         dx, dy = x - col["center_x_arcsec"], y - col["center_y_arcsec"]
         xr = torch.cos(phi) * dx + torch.sin(phi) * dy
         yr = -torch.sin(phi) * dx + torch.cos(phi) * dy
-        r_ell = torch.sqrt(q * xr**2 + yr**2 / q)
-        sb = torch.where(r_ell < col["theta_e_arcsec"], torch.zeros_like(sb), sb)
+        sb = torch.where(torch.sqrt(q * xr**2 + yr**2 / q) < col["theta_e_arcsec"], torch.zeros_like(sb), sb)
+    return sb
+
+
+def render_unit_lensed(p: dict, npix: int, supersample: int, pixscale: float, suppress_inner: bool = False,
+                       n_clumps: int = 0) -> torch.Tensor:
+    """(B, N, N) lensed image of a unit-flux source (nmgy per pixel), no PSF, with every
+    pixel supersampled (the reference path)."""
+    t = p["theta_e_arcsec"]
+    ax1 = subpixel_axis(npix, supersample, pixscale, t.dtype, t.device)
+    col = {k: (v[:, None, None] if v.ndim == 1 else v) for k, v in p.items()}
+    sb = _lensed_sb(ax1[None, None, :], ax1[None, :, None], col, n_clumps, lambda v: v[:, :, None, None], suppress_inner)
     B = sb.shape[0]
-    binned = sb.reshape(B, npix, supersample, npix, supersample).mean(dim=(2, 4))
-    return binned * pixscale**2
+    return sb.reshape(B, npix, supersample, npix, supersample).mean(dim=(2, 4)) * pixscale**2
+
+
+def render_unit_lensed_adaptive(p: dict, npix: int, supersample: int, pixscale: float, suppress_inner: bool = False,
+                                n_clumps: int = 0, core_radii: float = 5.0) -> torch.Tensor:
+    """As :func:`render_unit_lensed`, supersampling only the pixels that need it.
+
+    A pixel is supersampled when the source-plane bounding box of its four ray-shot
+    corners comes within ``core_radii`` x R_sersic / sqrt(q_src) (+ clump extents) of
+    the source centre, or when it lies within 1.5 pixels of the lens centre (where the
+    deflection field is singular); elsewhere the surface brightness varies little
+    inside a pixel and its centre value is used.  The parity tests hold this path to
+    1 % of lenstronomy's fully supersampled image.
+    """
+    t = p["theta_e_arcsec"]
+    dtype, dev = t.dtype, t.device
+    B = t.shape[0]
+    c = (npix - 1) / 2
+    col = {k: (v[:, None, None] if v.ndim == 1 else v) for k, v in p.items()}
+    ax1 = (torch.arange(npix, dtype=dtype, device=dev) - c) * pixscale
+    image = _lensed_sb(ax1[None, None, :], ax1[None, :, None], col, n_clumps, lambda v: v[:, :, None, None], suppress_inner)
+    # source-plane footprint of each pixel from its four corners
+    axc = (torch.arange(npix + 1, dtype=dtype, device=dev) - c - 0.5) * pixscale
+    bx, by = _ray_shoot(axc[None, None, :], axc[None, :, None], col)
+    def box(a):
+        corners = torch.stack([a[:, :-1, :-1], a[:, 1:, :-1], a[:, :-1, 1:], a[:, 1:, 1:]])
+        return corners.min(dim=0).values, corners.max(dim=0).values
+    (bx0, bx1), (by0, by1) = box(bx), box(by)
+    _, q_src = ellipticity_to_phi_q(col["src_e1"], col["src_e2"])
+    reach = core_radii * col["src_r_sersic_arcsec"] / torch.sqrt(q_src)
+    if n_clumps:
+        ext = torch.sqrt(p["clump_dx"] ** 2 + p["clump_dy"] ** 2) + 5 * p["clump_sigma"]
+        reach = torch.maximum(reach, ext.max(dim=1).values[:, None, None])
+    gx = torch.clamp(bx0 - col["src_x_arcsec"], min=0) + torch.clamp(col["src_x_arcsec"] - bx1, min=0)
+    gy = torch.clamp(by0 - col["src_y_arcsec"], min=0) + torch.clamp(col["src_y_arcsec"] - by1, min=0)
+    need = gx**2 + gy**2 < reach**2
+    near_lens = ((ax1[None, None, :] - col["center_x_arcsec"]) ** 2 + (ax1[None, :, None] - col["center_y_arcsec"]) ** 2
+                 < (1.5 * pixscale) ** 2)
+    need = need | near_lens
+    b_i, r_i, c_i = need.nonzero(as_tuple=True)
+    if len(b_i):
+        off = (torch.arange(supersample, dtype=dtype, device=dev) + 0.5) / supersample - 0.5
+        sx = (c_i.to(dtype) - c)[:, None, None] + off[None, None, :]
+        sy = (r_i.to(dtype) - c)[:, None, None] + off[None, :, None]
+        pcol = {k: (v[b_i][:, None, None] if v.ndim == 1 else v[b_i]) for k, v in p.items()}
+        sub = _lensed_sb(sx * pixscale, sy * pixscale, pcol, n_clumps, lambda v: v[:, :, None, None], suppress_inner)
+        image = image.index_put((b_i, r_i, c_i), sub.mean(dim=(1, 2)))
+    return image * pixscale**2
 
 
 def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC, suppress_inner: bool = False,
                 device: str | torch.device = "cpu", dtype=torch.float64, chunk: int = 64,
-                radius_fwhm: float = 4.0) -> RenderResult:
+                radius_fwhm: float = 4.0, adaptive: bool = True) -> RenderResult:
     """Render a batch described by ``cols`` (arrays keyed as lensaudit.injection.params;
-    optional clump arrays clump_dx/dy/sigma/frac of shape (B, K))."""
+    optional clump arrays clump_dx/dy/sigma/frac of shape (B, K)).  ``adaptive``
+    supersamples only the pixels that need it (default); False supersamples all."""
     p = _as_tensors(cols, dtype, device)
     supersample = int(p["supersample"][0].item()) if "supersample" in p else 4
     fwhm = torch.stack([p[f"psf_fwhm_{b}_arcsec"] for b in BANDS], dim=1)
@@ -93,9 +154,11 @@ def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE
     B = p["theta_e_arcsec"].shape[0]
     for s in range(0, B, chunk):
         sl = {k: v[s:s + chunk] for k, v in p.items()}
-        unit = render_unit_lensed(sl, npix, supersample, pixscale, suppress_inner, n_clumps)
+        unit = (render_unit_lensed_adaptive if adaptive else render_unit_lensed)(sl, npix, supersample, pixscale,
+                                                                                 suppress_inner, n_clumps)
         kern = moffat_kernels(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h)
-        img = convolve_same(unit[:, None] * flux[s:s + chunk, :, None, None], kern)
+        # one morphology in every band: convolve the unit image once per band kernel, then scale
+        img = convolve_same(unit[:, None], kern) * flux[s:s + chunk, :, None, None]
         images.append(img)
         mags.append(unit.sum(dim=(1, 2)))
         units.append(unit)
