@@ -97,17 +97,33 @@ def gpu(ns) -> None:
     rows = random_rows(ns.batch)
     cols = validate_rows(rows)
     dev = torch.device(ns.device)
-    for _ in range(2):
-        render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk)
-    torch.cuda.synchronize()
-    reps = 5
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk)
-    torch.cuda.synchronize()
-    dt = (time.perf_counter() - t0) / reps
     print(f"device: {torch.cuda.get_device_name(0)} torch={torch.__version__}")
-    print(f"batch {ns.batch}, chunk {ns.chunk}, float32: {ns.batch / dt:,.0f} stamps/s ({dt * 1e3:.1f} ms per batch)")
+    for compiled in (False, True):
+        run = lambda: render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk, compiled=compiled)  # noqa: E731
+        t0 = time.perf_counter()
+        for _ in range(2):
+            ref = run()
+        torch.cuda.synchronize()
+        warm = time.perf_counter() - t0
+        reps = 5
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            out = run()
+        torch.cuda.synchronize()
+        dt = (time.perf_counter() - t0) / reps
+        print(f"batch {ns.batch}, chunk {ns.chunk}, float32, torch.compile={compiled}: {ns.batch / dt:,.0f} stamps/s "
+              f"({dt * 1e3:.1f} ms per batch; first two calls {warm:.1f} s)")
+        if compiled:
+            base = render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk)
+            d = (out.images - base.images).abs().amax(dim=(2, 3)) / base.images.amax(dim=(2, 3))
+            print(f"  compiled vs eager: max |dpix|/peak = {float(d.max()):.2e}")
+    if ns.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk)
+            torch.cuda.synchronize()
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))
 
 
 if __name__ == "__main__":
@@ -115,6 +131,7 @@ if __name__ == "__main__":
     ap.add_argument("--n", type=int, default=48)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=4096)
-    ap.add_argument("--chunk", type=int, default=512)
+    ap.add_argument("--chunk", type=int, default=4096)
+    ap.add_argument("--profile", action="store_true")
     ns = ap.parse_args()
     cpu(ns) if ns.device == "cpu" else gpu(ns)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from lensaudit.injection.lens import ellipticity_to_phi_q, shear_deflection, sie_deflection
 from lensaudit.injection.psf import convolve_same, kernel_half_width, moffat_kernels
@@ -62,10 +63,9 @@ def _ray_shoot(x, y, col):
     return x - ax - sx, y - ay - sy
 
 
-def _lensed_sb(x, y, col: dict, n_clumps: int, clump_shape, suppress_inner: bool):
-    """Unit-flux source surface brightness seen at image-plane (x, y); ``col`` holds
-    parameter tensors that broadcast against x and y."""
-    bx, by = _ray_shoot(x, y, col)
+def _source_sb(bx, by, x, y, col: dict, n_clumps: int, clump_shape, suppress_inner: bool):
+    """Unit-flux source surface brightness at source-plane (bx, by) seen from image-plane
+    (x, y) (needed for ``suppress_inner``); ``col`` broadcasts against the coordinates."""
     sb = source_unit_sb(bx, by, _source_params(col, n_clumps, clump_shape), n_clumps)
     if suppress_inner:
         phi, q = ellipticity_to_phi_q(col["e1"], col["e2"])
@@ -74,6 +74,15 @@ def _lensed_sb(x, y, col: dict, n_clumps: int, clump_shape, suppress_inner: bool
         yr = -torch.sin(phi) * dx + torch.cos(phi) * dy
         sb = torch.where(torch.sqrt(q * xr**2 + yr**2 / q) < col["theta_e_arcsec"], torch.zeros_like(sb), sb)
     return sb
+
+
+def _clump4(v):
+    return v[:, :, None, None]
+
+
+def _lensed_sb(x, y, col: dict, n_clumps: int, clump_shape, suppress_inner: bool):
+    bx, by = _ray_shoot(x, y, col)
+    return _source_sb(bx, by, x, y, col, n_clumps, clump_shape, suppress_inner)
 
 
 def render_unit_lensed(p: dict, npix: int, supersample: int, pixscale: float, suppress_inner: bool = False,
@@ -88,12 +97,25 @@ def render_unit_lensed(p: dict, npix: int, supersample: int, pixscale: float, su
     return sb.reshape(B, npix, supersample, npix, supersample).mean(dim=(2, 4)) * pixscale**2
 
 
+_COMPILED: dict = {}
+
+
+def _kernel(fn, compiled: bool):
+    """``fn`` itself, or its torch.compile'd version (fused elementwise kernels; worth it
+    on a GPU, not on the CPU)."""
+    if not compiled:
+        return fn
+    if fn not in _COMPILED:
+        _COMPILED[fn] = torch.compile(fn, dynamic=True)
+    return _COMPILED[fn]
+
+
 def render_unit_lensed_adaptive(p: dict, npix: int, supersample: int, pixscale: float, suppress_inner: bool = False,
-                                n_clumps: int = 0, core_radii: float = 5.0) -> torch.Tensor:
+                                n_clumps: int = 0, core_radii: float = 5.0, compiled: bool = False) -> torch.Tensor:
     """As :func:`render_unit_lensed`, supersampling only the pixels that need it.
 
-    A pixel is supersampled when the source-plane bounding box of its four ray-shot
-    corners comes within ``core_radii`` x R_sersic / sqrt(q_src) (+ clump extents) of
+    A pixel is supersampled when the source-plane box spanned by the ray-shot centres
+    of its 3x3 neighbourhood comes within ``core_radii`` x R_sersic / sqrt(q_src) (+ clump extents) of
     the source centre, or when it lies within 1.5 pixels of the lens centre (where the
     deflection field is singular); elsewhere the surface brightness varies little
     inside a pixel and its centre value is used.  The parity tests hold this path to
@@ -105,13 +127,14 @@ def render_unit_lensed_adaptive(p: dict, npix: int, supersample: int, pixscale: 
     c = (npix - 1) / 2
     col = {k: (v[:, None, None] if v.ndim == 1 else v) for k, v in p.items()}
     ax1 = (torch.arange(npix, dtype=dtype, device=dev) - c) * pixscale
-    image = _lensed_sb(ax1[None, None, :], ax1[None, :, None], col, n_clumps, lambda v: v[:, :, None, None], suppress_inner)
-    # source-plane footprint of each pixel from its four corners
-    axc = (torch.arange(npix + 1, dtype=dtype, device=dev) - c - 0.5) * pixscale
-    bx, by = _ray_shoot(axc[None, None, :], axc[None, :, None], col)
+    x, y = ax1[None, None, :], ax1[None, :, None]
+    bx, by = _kernel(_ray_shoot, compiled)(x, y, col)
+    image = _kernel(_source_sb, compiled)(bx, by, x, y, col, n_clumps, _clump4, suppress_inner)
+    # source-plane footprint of each pixel: the box spanned by its own and its eight
+    # neighbours' ray-shot centres (which enclose the pixel's corners)
     def box(a):
-        corners = torch.stack([a[:, :-1, :-1], a[:, 1:, :-1], a[:, :-1, 1:], a[:, 1:, 1:]])
-        return corners.min(dim=0).values, corners.max(dim=0).values
+        a = a[:, None]
+        return (-F.max_pool2d(-a, 3, stride=1, padding=1))[:, 0], F.max_pool2d(a, 3, stride=1, padding=1)[:, 0]
     (bx0, bx1), (by0, by1) = box(bx), box(by)
     _, q_src = ellipticity_to_phi_q(col["src_e1"], col["src_e2"])
     reach = core_radii * col["src_r_sersic_arcsec"] / torch.sqrt(q_src)
@@ -130,14 +153,14 @@ def render_unit_lensed_adaptive(p: dict, npix: int, supersample: int, pixscale: 
         sx = (c_i.to(dtype) - c)[:, None, None] + off[None, None, :]
         sy = (r_i.to(dtype) - c)[:, None, None] + off[None, :, None]
         pcol = {k: (v[b_i][:, None, None] if v.ndim == 1 else v[b_i]) for k, v in p.items()}
-        sub = _lensed_sb(sx * pixscale, sy * pixscale, pcol, n_clumps, lambda v: v[:, :, None, None], suppress_inner)
+        sub = _kernel(_lensed_sb, compiled)(sx * pixscale, sy * pixscale, pcol, n_clumps, _clump4, suppress_inner)
         image = image.index_put((b_i, r_i, c_i), sub.mean(dim=(1, 2)))
     return image * pixscale**2
 
 
 def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC, suppress_inner: bool = False,
                 device: str | torch.device = "cpu", dtype=torch.float64, chunk: int = 64,
-                radius_fwhm: float = 4.0, adaptive: bool = True) -> RenderResult:
+                radius_fwhm: float = 4.0, adaptive: bool = True, compiled: bool = False) -> RenderResult:
     """Render a batch described by ``cols`` (arrays keyed as lensaudit.injection.params;
     optional clump arrays clump_dx/dy/sigma/frac of shape (B, K)).  ``adaptive``
     supersamples only the pixels that need it (default); False supersamples all."""
@@ -154,8 +177,10 @@ def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE
     B = p["theta_e_arcsec"].shape[0]
     for s in range(0, B, chunk):
         sl = {k: v[s:s + chunk] for k, v in p.items()}
-        unit = (render_unit_lensed_adaptive if adaptive else render_unit_lensed)(sl, npix, supersample, pixscale,
-                                                                                 suppress_inner, n_clumps)
+        if adaptive:
+            unit = render_unit_lensed_adaptive(sl, npix, supersample, pixscale, suppress_inner, n_clumps, compiled=compiled)
+        else:
+            unit = render_unit_lensed(sl, npix, supersample, pixscale, suppress_inner, n_clumps)
         kern = moffat_kernels(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h)
         # one morphology in every band: convolve the unit image once per band kernel, then scale
         img = convolve_same(unit[:, None], kern) * flux[s:s + chunk, :, None, None]
