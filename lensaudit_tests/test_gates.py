@@ -26,6 +26,14 @@ def test_n1_cut_gate_recomputes_each_cut():
         res = data_gates.n1_rows_satisfy_cuts(df, NegativeCuts())
         assert not res.passed and res.metric == 1, col
     assert not data_gates.n1_rows_satisfy_cuts(_pool().assign(pool="N2"), NegativeCuts()).passed  # no N1 rows
+    # N2 rows obey the same cuts and carry a category
+    df = _pool(confuser_category="")
+    df.loc[3, ["pool", "confuser_category"]] = ["N2", "ring"]
+    assert data_gates.n1_rows_satisfy_cuts(df, NegativeCuts()).passed
+    df.loc[3, "flux_z"] = 5.0
+    assert not data_gates.n1_rows_satisfy_cuts(df, NegativeCuts()).passed
+    df.loc[3, ["flux_z", "confuser_category"]] = [20.0, ""]
+    assert not data_gates.n1_rows_satisfy_cuts(df, NegativeCuts()).passed
 
 
 def test_exclusion_gate():

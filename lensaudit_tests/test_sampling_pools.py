@@ -77,10 +77,12 @@ def test_not_primary():
     assert n1({"brick_primary": False}) == ["not_brick_primary"]
 
 
-def test_n2_skips_the_magnitude_cut_but_needs_a_proxy():
-    res = classify({"flux_z": 1.0, "flux_r": 6.0}, {"type": "REX", "flux_r": 1.0, "flux_g": 0.2, "shape_r": 0.5})
-    assert res["n1_status"].tolist() == ["mag_z", PASS]
-    assert res["n2_status"][0] == PASS and res["confuser_category"][0] == "ring"
+def test_n2_applies_every_n1_cut_and_needs_a_proxy():
+    res = classify({"flux_r": 6.0}, {"type": "REX", "flux_r": 1.0, "flux_g": 0.2, "shape_r": 0.5},
+                   {"flux_z": 1.0, "flux_r": 6.0})
+    assert res["n1_status"].tolist() == [PASS, PASS, "mag_z"]
+    assert res["n2_status"].tolist() == [PASS, "no_confuser_proxy", "mag_z"]
+    assert res["confuser_category"][0] == "ring"
     assert res["n2_status"][1] == "no_confuser_proxy" and res["confuser_category"][1] == ""
     assert res["confuser_flags"][0] == "ring"  # DEV with flux_r 6: only the ring proxy holds
 

@@ -63,11 +63,12 @@ def no_negative_near_known_lens(pool: pd.DataFrame, lenscat_all: pd.DataFrame, r
 
 
 def n1_rows_satisfy_cuts(pool: pd.DataFrame, cuts) -> GateResult:
-    """Recompute every N1 cut from the stored columns."""
+    """Recompute every parity cut from the stored columns, on every pool row (N2 rows
+    pass the same cuts) and require an N1 pool; N2 rows must carry a category."""
     name, asset = "n1_rows_satisfy_cuts", "negative_pool"
-    n1 = pool[pool["pool"] == "N1"]
-    if n1.empty:
+    if not (pool["pool"] == "N1").any():
         return cannot_compute(name, asset, ERROR, "no N1 rows", "0 violations")
+    n1 = pool
     with np.errstate(divide="ignore", invalid="ignore"):
         mag_z = 22.5 - 2.5 * np.log10(n1["flux_z"].to_numpy(np.float64))
     checks = {
@@ -79,10 +80,12 @@ def n1_rows_satisfy_cuts(pool: pd.DataFrame, cuts) -> GateResult:
         "maskbits": (n1["maskbits"].astype(np.int64) & mask_of(cuts.excluded_maskbits)) == 0,
         "brick_primary": n1["brick_primary"].astype(bool),
     }
+    checks["n2_category"] = ~((n1["pool"] == "N2") & (n1["confuser_category"].fillna("") == "")) if "confuser_category" in n1 \
+        else pd.Series(True, index=n1.index)
     violations = {k: int((~v.to_numpy()).sum()) for k, v in checks.items()}
     total = sum(violations.values())
     return GateResult(name, asset, total == 0, ERROR, float(total), "0 violations",
-                      {"n1_rows": int(len(n1)), "violations_by_cut": violations})
+                      {"rows": int(len(n1)), "n1_rows": int((n1["pool"] == "N1").sum()), "violations_by_cut": violations})
 
 
 def splits_disjoint(df: pd.DataFrame, asset: str, keys=("galaxy_id", "healpix_128")) -> GateResult:

@@ -9,8 +9,9 @@ N1: invalid_coords, not_brick_primary, dec_range (-18 < dec < 32 deg), nobs_g, n
     z = 22.5 - 2.5 log10 flux_z, observed flux, not dereddened), maskbits (none of
     BRIGHT, ALLMASK_G/R/Z, MEDIUM, GALAXY, CLUSTER), near_known_lens (a lenscat entry
     of any kind within 11", inclusive).
-N2: the same cascade without the magnitude cut, then no_confuser_proxy when no proxy of
-    ``lensaudit.sampling.confusers`` holds.
+N2: the same cascade (a confuser the detector would never score in deployment is no use
+    as a negative), then no_confuser_proxy when no proxy of
+    ``lensaudit.sampling.confusers`` holds.  N2 galaxies are thus N1 galaxies too.
 
 A source can belong to both pools; the pool table holds one row per (galaxy, pool).
 Statuses are small integer codes on the hot path (0 = pass, i = the i-th cut of the
@@ -45,7 +46,7 @@ class NegativeCuts:
 
 N1_CUT_ORDER = ("invalid_coords", "not_brick_primary", "dec_range", "nobs_g", "nobs_r", "nobs_z",
                 "type", "mag_z", "maskbits", "near_known_lens")
-N2_CUT_ORDER = tuple(c for c in N1_CUT_ORDER if c != "mag_z") + ("no_confuser_proxy",)
+N2_CUT_ORDER = N1_CUT_ORDER + ("no_confuser_proxy",)
 
 
 def cut_masks(cols: dict, cuts: NegativeCuts, lens_index: LensNeighbourIndex, mag_z=None, xyz=None) -> dict[str, np.ndarray]:
@@ -66,10 +67,11 @@ def cut_masks(cols: dict, cuts: NegativeCuts, lens_index: LensNeighbourIndex, ma
         }
     for b in ("g", "r", "z"):
         fails[f"nobs_{b}"] = ~(np.asarray(cols[f"nobs_{b}"]) >= cuts.min_nobs)
-    # the exclusion query only for rows that could still pass (the magnitude cut aside,
-    # which N2 does not apply): it is the costly cut
+    # the exclusion query only for rows that could still pass the other cuts: it is the
+    # costly one
     near = np.zeros(len(ra), dtype=bool)
-    alive = valid & ~fails["dec_range"] & ~fails["maskbits"] & ~fails["type"] & ~fails["not_brick_primary"]
+    alive = (valid & ~fails["dec_range"] & ~fails["maskbits"] & ~fails["type"] & ~fails["not_brick_primary"]
+             & ~fails["mag_z"])
     for b in ("g", "r", "z"):
         alive &= ~fails[f"nobs_{b}"]
     if alive.any():
