@@ -179,6 +179,33 @@ def cmd_inject(args) -> int:
     return 0
 
 
+def cmd_cutout(args) -> int:
+    from lensaudit.cutouts.npz import write_npz
+    from lensaudit.cutouts.qc import quality
+
+    if args.source == "coadd":
+        if not args.coadd_dir:
+            print("lensaudit cutout: --source coadd needs --coadd-dir", file=sys.stderr)
+            return 2
+        from lensaudit.cutouts.coadd import CoaddSource
+
+        src = CoaddSource(args.coadd_dir)
+    else:
+        from lensaudit.cutouts.http import DEFAULT_BASE_URL, HttpCutoutSource
+
+        src = HttpCutoutSource(os.environ.get("LENSAUDIT_CUTOUT_URL", DEFAULT_BASE_URL),
+                               cache_dir=lensaudit_home(None) / "http_cache")
+    c = src.cutout(args.ra, args.dec, bands=args.bands, size=args.size)
+    if not c.ok:
+        print(f"lensaudit cutout: failed: {c.reason}", file=sys.stderr)
+        return 1
+    qc = quality(c.data, args.bands, args.size)
+    write_npz(args.out, c, quality_ok=bool(qc["qc_ok"]), quality_reason=qc["qc_reason"])
+    print(f"lensaudit cutout: {args.out} ({len(args.bands)}x{args.size}x{args.size}, bands {args.bands}, "
+          f"qc {'ok' if qc['qc_ok'] else qc['qc_reason']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lensaudit", description="Audit a strong-lens finder on DESI Legacy Surveys DR10.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -196,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", required=True, help="output .npz: images (N,3,101,101) float32 nmgy/pixel, magnification (N,)")
     i.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     i.set_defaults(func=cmd_inject)
+    c = sub.add_parser("cutout", help="one cutout in the research group's NPZ format")
+    c.add_argument("--ra", type=float, required=True)
+    c.add_argument("--dec", type=float, required=True)
+    c.add_argument("--source", choices=["coadd", "http"], default="coadd",
+                   help="coadd bricks (--coadd-dir) or the cutout service ($LENSAUDIT_CUTOUT_URL)")
+    c.add_argument("--coadd-dir", default=None, help="directory or URL prefix of legacysurvey-<brick>-image-<band>.fits.fz")
+    c.add_argument("--bands", default="grz")
+    c.add_argument("--size", type=int, default=101)
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=cmd_cutout)
     return p
 
 

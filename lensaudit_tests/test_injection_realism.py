@@ -15,8 +15,8 @@ from lensaudit_tests.test_injection import row
 @pytest.fixture(scope="module")
 def real_cutouts(real_data):
     files = sorted((real_data / "dr10_cutouts_lens_candidates").glob("*.npz"))
-    stamps = [np.load(f)["cutout"].astype(np.float64).transpose(2, 0, 1) for f in files if f.name != "sample_cutout.npz"]
-    assert len(stamps) == 5 and all(s.shape == (3, 101, 101) for s in stamps)
+    stamps = [np.load(f)["cutout"].astype(np.float64).transpose(2, 0, 1) for f in files]
+    assert len(stamps) == 6 and all(s.shape == (3, 101, 101) for s in stamps)  # six distinct DR10 candidates
     return np.stack(stamps)
 
 

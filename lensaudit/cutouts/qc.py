@@ -1,0 +1,65 @@
+"""Quality control of a cutout (DESIGN s3 "Cutouts").
+
+Checks, in order (the first failure is the reason): size, every band present (a band
+that is all NaN or all zero counts as missing), central 50x50 NaN fraction <= 2 %,
+no NaN in the core (r < 5 px).  Statistics per band: p1, p50, p99, MAD (1.4826 x median
+absolute deviation), outer-annulus background (median over r in [35, 50) px), clip
+fraction (pixels beyond p50 +- 10 MAD).  Pixel values are nmgy per pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CENTRAL_BOX_PX = 50
+MAX_CENTRAL_NAN_FRAC = 0.02
+CORE_RADIUS_PX = 5.0
+OUTER_ANNULUS_PX = (35.0, 50.0)
+
+
+def _radius(n: int) -> np.ndarray:
+    c = (n - 1) / 2
+    yy, xx = np.mgrid[:n, :n]
+    return np.hypot(xx - c, yy - c)
+
+
+def quality(data: np.ndarray | None, bands: str, size: int = 101) -> dict:
+    """QC columns for one (C, H, W) stamp: qc_ok, qc_reason, and per-band statistics."""
+    out: dict = {"qc_ok": False, "qc_reason": ""}
+    if data is None:
+        out["qc_reason"] = "no_data"
+        return out
+    if data.ndim != 3 or data.shape[1:] != (size, size) or data.shape[0] != len(bands):
+        out["qc_reason"] = f"wrong_shape {tuple(data.shape)}"
+        return out
+    r = _radius(size)
+    c0 = (size - CENTRAL_BOX_PX) // 2
+    central = data[:, c0:c0 + CENTRAL_BOX_PX, c0:c0 + CENTRAL_BOX_PX]
+    out["nan_frac"] = float(np.isnan(data).mean())
+    out["central_nan_frac"] = float(np.isnan(central).mean())
+    reasons = []
+    for i, b in enumerate(bands):
+        x = data[i]
+        fin = x[np.isfinite(x)]
+        present = bool(len(fin)) and bool(np.any(fin != 0))
+        out[f"has_{b}"] = present
+        if not present:
+            reasons.append(f"missing_band_{b}")
+            for k in ("p1", "p50", "p99", "mad", "outer_bg", "clip_frac"):
+                out[f"{k}_{b}"] = float("nan")
+            continue
+        p1, p50, p99 = np.percentile(fin, [1, 50, 99])
+        mad = 1.4826 * float(np.median(np.abs(fin - p50)))
+        outer = x[(r >= OUTER_ANNULUS_PX[0]) & (r < OUTER_ANNULUS_PX[1])]
+        outer = outer[np.isfinite(outer)]
+        out.update({f"p1_{b}": float(p1), f"p50_{b}": float(p50), f"p99_{b}": float(p99), f"mad_{b}": mad,
+                    f"outer_bg_{b}": float(np.median(outer)) if len(outer) else float("nan"),
+                    f"clip_frac_{b}": float(np.mean(np.abs(fin - p50) > 10 * mad)) if mad > 0 else float("nan")})
+    if reasons:
+        out["qc_reason"] = reasons[0]
+    elif out["central_nan_frac"] > MAX_CENTRAL_NAN_FRAC:
+        out["qc_reason"] = "central_nan_frac"
+    elif np.isnan(data[:, r < CORE_RADIUS_PX]).any():
+        out["qc_reason"] = "core_nan"
+    out["qc_ok"] = out["qc_reason"] == ""
+    return out
