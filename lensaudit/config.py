@@ -32,6 +32,11 @@ class Profile:
     min_match_rate: float = 0.9
     split_tolerance: float = 0.03
     max_shortfall_fraction: float = 0.05
+    max_cutout_failure_rate: float = 0.02
+    shortcut_yellow: float = 0.60
+    shortcut_red: float = 0.70
+    core_lr_warn: float = 0.70
+    core_lr_max_rows: int = 20000
     cuts: NegativeCuts = NegativeCuts()
     manifest: ManifestSettings = ManifestSettings()
 

@@ -50,3 +50,23 @@ def split_sky_map(ra_deg: np.ndarray, dec_deg: np.ndarray, split: np.ndarray, ma
     ax.set_ylabel("Dec [deg]")
     ax.legend(markerscale=15, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, 1.15))
     return _png(fig)
+
+
+def feature_auc_plot(table, yellow: float, red: float) -> bytes:
+    """Single-feature AUC with 68 % intervals, with the yellow/red separability lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = table.dropna(subset=["auc"])
+    fig, ax = plt.subplots(figsize=(6, 0.28 * max(len(t), 4) + 1))
+    yy = np.arange(len(t))
+    ax.errorbar(t["auc"], yy, xerr=[t["auc"] - t["lo68"], t["hi68"] - t["auc"]], fmt="o", color="0.2", ms=3)
+    for v, c in ((yellow, "goldenrod"), (1 - yellow, "goldenrod"), (red, "C3"), (1 - red, "C3")):
+        ax.axvline(v, color=c, ls="--", lw=0.8)
+    ax.axvline(0.5, color="0.6", lw=0.8)
+    ax.set_yticks(yy, t["feature"])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("single-feature AUC (positives vs negatives), 68 % bootstrap")
+    return _png(fig)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from lensaudit.cutouts.features import FEATURES
+from lensaudit.spark_jobs.cutouts import INDEX_SCHEMA
 from lensaudit.spark_jobs.manifest import MANIFEST_SCHEMA, SHORTFALL_SCHEMA
 from lensaudit.spark_jobs.negatives import COUNTS_SCHEMA, pool_table_schema
 from lensaudit.spark_jobs.sweeps import sweep_table_schema
@@ -54,6 +56,12 @@ SPLITS_SCHEMA = pa.schema([
     _f("role", pa.string(), "positive or negative"),
 ])
 
+SHORTCUT_FEATURES_SCHEMA = pa.schema([
+    _f("galaxy_id", pa.string(), "<brickname>_<objid>"),
+    _f("label", pa.int8(), "1 lens, 0 negative"),
+    _f("split", pa.string(), "train / val / test"),
+] + [_f(f, pa.float64(), "see lensaudit.cutouts.features (nmgy per pixel, AB mag for colours)") for f in FEATURES])
+
 SCHEMAS: dict[str, pa.Schema] = {
     "lens_catalog": LENS_CATALOG_SCHEMA,
     "sweep_catalog": sweep_table_schema(),
@@ -64,4 +72,6 @@ SCHEMAS: dict[str, pa.Schema] = {
     "spatial_splits": SPLITS_SCHEMA,
     "training_manifest": MANIFEST_SCHEMA,
     "training_manifest_shortfalls": SHORTFALL_SCHEMA,
+    "cutouts": INDEX_SCHEMA,
+    "shortcut_features": SHORTCUT_FEATURES_SCHEMA,
 }

@@ -165,3 +165,22 @@ def manifest_labels_and_weights(manifest: pd.DataFrame) -> GateResult:
     return GateResult(name, asset, n_bad == 0, ERROR, float(n_bad), "0",
                       {"inconsistent_rows": int(bad.sum()), "duplicate_galaxy_ids": dups,
                        "tiers": {k: int(v) for k, v in manifest["tier"].value_counts().items()}})
+
+
+def cutouts_complete(manifest: pd.DataFrame, index: pd.DataFrame, max_failure_rate: float) -> GateResult:
+    """Every manifest row of the materialised sweep partitions has an index row, failures
+    carry a reason, and the failure rate is within bound."""
+    name, asset = "cutouts_complete", "cutouts"
+    if index.empty:
+        return cannot_compute(name, asset, ERROR, "empty cutout index", f"failure rate <= {max_failure_rate}")
+    expected = manifest[manifest["sweep"].isin(index["sweep"].unique())]
+    missing = sorted(set(expected["galaxy_id"]) - set(index["galaxy_id"]))
+    dups = int(index["galaxy_id"].duplicated().sum())
+    no_reason = int(((~index["cutout_ok"]) & (index["fail_reason"].fillna("") == "")).sum())
+    rate = float((~index["cutout_ok"]).mean())
+    ok = not missing and not dups and not no_reason and rate <= max_failure_rate
+    return GateResult(name, asset, bool(ok), ERROR, rate, f"all rows present, failure rate <= {max_failure_rate}",
+                      {"expected_rows": int(len(expected)), "index_rows": int(len(index)), "missing": len(missing),
+                       "missing_examples": missing[:5], "duplicates": dups, "failures_without_reason": no_reason,
+                       "fail_reasons": {k: int(v) for k, v in index.loc[~index["cutout_ok"], "fail_reason"]
+                                        .str.split(":").str[0].value_counts().items()}})

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -75,6 +76,33 @@ def _spec(name, asset, severity, blocking, description, fn) -> GateSpec:
     return GateSpec(name, asset, severity, blocking, description, _guard(name, asset, severity, fn))
 
 
+def _shortcut_single(v: StoreView, which: int) -> GateResult:
+    from lensaudit.cutouts.features import FEATURES
+    from lensaudit.gates.shortcut_gates import feature_auc_table, single_feature_gates
+
+    key = "_shortcut_table"
+    if key not in v.__dict__:
+        v.__dict__[key] = feature_auc_table(v.table("shortcut_features"), FEATURES)
+    return single_feature_gates(v.__dict__[key], v.profile.shortcut_yellow, v.profile.shortcut_red)[which]
+
+
+def _core_lr(v: StoreView) -> GateResult:
+    from lensaudit.cutouts.features import core_pixels
+    from lensaudit.cutouts.store import CutoutReader
+    from lensaudit.gates.shortcut_gates import core_only_lr_gate
+
+    index = v.table("cutouts")
+    ok = index[index["cutout_ok"]].sort_values("galaxy_id")
+    reader = CutoutReader(v.home / "cutout_store")
+    parts = {}
+    for split in ("train", "val"):
+        rows = ok[ok["split"] == split]
+        step = max(1, len(rows) // v.profile.core_lr_max_rows)
+        rows = rows.iloc[::step]
+        parts[split] = (core_pixels(reader.read(rows)) if len(rows) else np.zeros((0, 1)), rows["label"].to_numpy())
+    return core_only_lr_gate(*parts["train"], *parts["val"], warn=v.profile.core_lr_warn)
+
+
 GATES: list[GateSpec] = [
     _schema_gate("lens_catalog"),
     _schema_gate("sweep_catalog"),
@@ -116,6 +144,20 @@ GATES: list[GateSpec] = [
     _spec("manifest_labels_and_weights", "training_manifest", ERROR, True,
           "labels, tiers, pools and sample weights consistent; galaxy_id unique",
           lambda v: data_gates.manifest_labels_and_weights(v.table("training_manifest"))),
+    _schema_gate("cutouts"),
+    _spec("cutouts_complete", "cutouts", ERROR, True,
+          "every manifest row in the index, failures with reasons, failure rate within bound",
+          lambda v: data_gates.cutouts_complete(v.table("training_manifest"), v.table("cutouts"),
+                                                v.profile.max_cutout_failure_rate)),
+    _schema_gate("shortcut_features"),
+    _spec("shortcut_single_feature_red", "shortcut_features", ERROR, False,
+          "no single feature separates positives from negatives (68% lower bound of max(AUC,1-AUC) <= 0.70)",
+          lambda v: _shortcut_single(v, 0)),
+    _spec("shortcut_single_feature_yellow", "shortcut_features", WARN, False,
+          "no single feature flags (68% lower bound of max(AUC,1-AUC) <= 0.60)",
+          lambda v: _shortcut_single(v, 1)),
+    _spec("shortcut_core_only_lr", "shortcut_features", WARN, False,
+          "logistic regression on the central r < 10 px pixels: val AUC <= 0.70", _core_lr),
 ]
 
 

@@ -35,6 +35,8 @@ class MockSkyConfig:
     label_noise_tier_b: fraction of tier-B lenses that are, in truth, not lenses.
     confuser_fraction: fraction of field galaxies given a confuser morphology.
     nan_coord_rate: rate of rows whose coordinates are NaN (a corrupt-row artefact).
+    nan_patch_rate, missing_band_rate, spike_rate: stamp artefacts (a 6x6 NaN patch, one
+        band all NaN, a bright-star diffraction spike), each drawn per galaxy.
     """
 
     seed: int = 20260214
@@ -43,6 +45,10 @@ class MockSkyConfig:
     label_noise_tier_b: float = 0.10
     confuser_fraction: float = 0.08
     nan_coord_rate: float = 2e-4
+    #: image artefacts of the mock cutouts, per stamp
+    nan_patch_rate: float = 0.01
+    missing_band_rate: float = 0.004
+    spike_rate: float = 0.01
     sweep_boxes: tuple[SweepBox, ...] = field(default=MOCK_SWEEP_BOXES)
 
     def box(self, sweep_file: str) -> SweepBox:

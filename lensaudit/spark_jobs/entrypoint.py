@@ -76,11 +76,36 @@ def training_manifest_job(spark, positives: str, splits: list, pool_files: list,
     return {"rows": table.num_rows, "shortfall_total": int(shortfalls["shortfall"].clip(lower=0).sum())}
 
 
+def cutouts_job(spark, sweeps: list, manifest: str, spec: dict, store_dir: str, index_paths: dict) -> dict:
+    from lensaudit.spark_jobs.cutouts import build_cutouts
+
+    return {"tasks": build_cutouts(spark, sweeps, manifest, spec, store_dir, index_paths)}
+
+
+def shortcut_features_job(spark, index_paths: dict, store_dir: str, out: str, sample_rows: int = 2000) -> dict:
+    from lensaudit.cutouts.features import saturation_threshold
+    from lensaudit.cutouts.store import CutoutReader
+    from lensaudit.spark_jobs.cutouts import build_features
+    from lensaudit.store import write_parquet_atomic
+
+    index = pd.concat([pd.read_parquet(p) for p in index_paths.values()], ignore_index=True)
+    ok = index[index["cutout_ok"]].sort_values("galaxy_id")
+    sample = ok.iloc[:: max(1, len(ok) // sample_rows)] if len(ok) else ok
+    sat = saturation_threshold(CutoutReader(store_dir).read(sample)) if len(sample) else float("inf")
+    rows, feats = build_features(spark, index_paths, store_dir, sat)
+    if all(r["ok"] for r in rows):
+        write_parquet_atomic(feats, out)
+    return {"tasks": rows, "rows": int(len(feats)), "saturation_threshold_nmgy": sat,
+            "excluded_not_ok": int((~index["cutout_ok"]).sum())}
+
+
 JOBS = {
     "sweep_catalog": sweep_catalog_job,
     "negative_pool": negative_pool_job,
     "positives": positives_job,
     "training_manifest": training_manifest_job,
+    "cutouts": cutouts_job,
+    "shortcut_features": shortcut_features_job,
 }
 
 

@@ -1,0 +1,94 @@
+"""The cutout store: float32 shards plus a Parquet index.
+
+Layout under a store directory: ``shards/<partition>-<k>.npy`` (N, C, H, W) float32
+nmgy/pixel, written atomically, and the ``cutouts`` asset index (one Parquet file per
+partition) with ``galaxy_id, cutout_path`` (shard path relative to the store),
+``cutout_offset`` (row in the shard, -1 for failures), ``cutout_ok``, ``fail_reason``,
+``bands`` and QC columns.  A shard is accepted only when its .npy header matches the
+index (shape and dtype); a shard left by a killed run is a ``.tmp`` file that no reader
+opens.  Reads memory-map the shards and gather rows into one (N, C, H, W) batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lensaudit.store import atomic_path
+
+SHARD_ROWS = 2048
+
+
+def write_shard(path: Path, stack: np.ndarray) -> None:
+    stack = np.ascontiguousarray(stack, dtype=np.float32)
+    if stack.ndim != 4:
+        raise ValueError(f"a shard is (N, C, H, W), got {stack.shape}")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, stack)
+
+
+class ShardError(RuntimeError):
+    """A shard does not match its index (missing, truncated, wrong shape or dtype)."""
+
+
+class CutoutReader:
+    """Batched reads from a store: ``read(index_rows) -> (N, C, H, W) float32``."""
+
+    def __init__(self, store_dir: str | Path, bands: int = 3, size: int = 101):
+        self.root = Path(store_dir)
+        self.bands, self.size = bands, size
+        self._maps: dict[str, np.ndarray] = {}
+
+    def _shard(self, rel: str) -> np.ndarray:
+        if rel not in self._maps:
+            p = (self.root / rel).resolve()
+            if self.root.resolve() not in p.parents:
+                raise ShardError(f"shard path {rel!r} escapes the store {self.root}")
+            try:
+                arr = np.load(p, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise ShardError(f"unreadable shard {rel}: {exc}") from exc
+            if arr.dtype != np.float32 or arr.ndim != 4 or arr.shape[1:] != (self.bands, self.size, self.size):
+                raise ShardError(f"shard {rel} has shape {arr.shape} {arr.dtype}")
+            self._maps[rel] = arr
+        return self._maps[rel]
+
+    def read(self, index: pd.DataFrame, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows of ``index`` (cutout_ok rows only) in order; shards read in sorted order."""
+        if not index["cutout_ok"].all():
+            raise ValueError("read() takes cutout_ok rows only")
+        n = len(index)
+        out = np.empty((n, self.bands, self.size, self.size), np.float32) if out is None else out
+        paths = index["cutout_path"].to_numpy()
+        offs = index["cutout_offset"].to_numpy()
+        for rel in np.unique(paths):
+            sel = np.flatnonzero(paths == rel)
+            shard = self._shard(rel)
+            o = offs[sel]
+            if o.max() >= len(shard):
+                raise ShardError(f"index points past the end of shard {rel}")
+            # contiguous runs are copied as slices, the rest gathered
+            if len(o) > 1 and np.all(np.diff(o) == 1) and np.all(np.diff(sel) == 1):
+                out[sel[0]:sel[-1] + 1] = shard[o[0]:o[-1] + 1]
+            else:
+                out[sel] = shard[o]
+        return out
+
+
+def export_npz(index: pd.DataFrame, reader: CutoutReader, out_dir: str | Path, bands: str = "grz") -> list[Path]:
+    """Write the research group's per-cutout NPZ files for ``cutout_ok`` rows of ``index``."""
+    from lensaudit.cutouts.npz import write_npz
+    from lensaudit.cutouts.result import Cutout
+    from lensaudit.store import safe_join
+
+    out = []
+    ok = index[index["cutout_ok"]]
+    stack = reader.read(ok)
+    for row, arr in zip(ok.itertuples(index=False), stack):
+        meta = {k: getattr(row, k) for k in ("ra", "dec", "brickname") if hasattr(row, k)}
+        out.append(write_npz(safe_join(out_dir, f"{row.galaxy_id}.npz"), Cutout(True, bands, arr),
+                             galaxy_id=row.galaxy_id, **meta))
+    return out

@@ -1,0 +1,1 @@
+"""Metrics and intervals (AUC, bootstrap); the detector evaluation builds on these."""

@@ -1,0 +1,69 @@
+"""Shortcut gates (DESIGN s3-s4; reference/002 s10.3, s18, s21-22).
+
+Single-feature AUC (positives vs negatives) with a 200-resample stratified bootstrap 68 %
+interval per feature; a feature *separates* when its AUC is far from 0.5 either way, so
+the gate uses separability s = max(AUC, 1 - AUC) and its interval's lower bound:
+yellow (WARN) when any lower bound > 0.60, red (ERROR, not blocking: it is a finding
+about the data to report, not a broken pipeline) when > 0.70.  Core-only logistic
+regression on the central r < 10 px pixels (train split -> AUC on val): WARN above 0.70.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lensaudit.evaluation.auc import bootstrap_auc, roc_auc
+from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
+
+ASSET = "shortcut_features"
+
+
+def feature_auc_table(df: pd.DataFrame, features, n_boot: int = 200, seed: int = 0, min_per_class: int = 5) -> pd.DataFrame:
+    rows = []
+    for f in features:
+        d = df[["label", f]].dropna()
+        pos, neg = d.loc[d.label == 1, f].to_numpy(), d.loc[d.label == 0, f].to_numpy()
+        if len(pos) < min_per_class or len(neg) < min_per_class:
+            rows.append({"feature": f, "auc": np.nan, "lo68": np.nan, "hi68": np.nan, "separability_lo68": np.nan,
+                         "n_pos": len(pos), "n_neg": len(neg)})
+            continue
+        auc, lo, hi = bootstrap_auc(pos, neg, n_boot=n_boot, seed=seed)
+        sep_lo = lo if auc >= 0.5 else 1 - hi
+        rows.append({"feature": f, "auc": auc, "lo68": lo, "hi68": hi, "separability_lo68": sep_lo,
+                     "n_pos": len(pos), "n_neg": len(neg)})
+    return pd.DataFrame(rows)
+
+
+def single_feature_gates(table: pd.DataFrame, yellow: float = 0.60, red: float = 0.70) -> list[GateResult]:
+    out = []
+    for name, sev, thr in (("shortcut_single_feature_red", ERROR, red), ("shortcut_single_feature_yellow", WARN, yellow)):
+        if table.empty or table["separability_lo68"].isna().all():
+            out.append(cannot_compute(name, ASSET, sev, "no feature has enough positives and negatives",
+                                      f"lower 68% bound of max(AUC, 1-AUC) <= {thr}"))
+            continue
+        worst = table.sort_values("separability_lo68", ascending=False).iloc[0]
+        flagged = table.loc[table["separability_lo68"] > thr, "feature"].tolist()
+        uncomputed = table.loc[table["separability_lo68"].isna(), "feature"].tolist()
+        out.append(GateResult(name, ASSET, not flagged and not uncomputed, sev, float(worst.separability_lo68),
+                              f"lower 68% bound of max(AUC, 1-AUC) <= {thr} for every feature",
+                              {"flagged": flagged, "not_computable": uncomputed, "worst_feature": worst.feature,
+                               "table": table.round(4).to_dict(orient="records")}))
+    return out
+
+
+def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = 0.70, min_per_class: int = 5) -> GateResult:
+    name = "shortcut_core_only_lr"
+    n = [int((np.asarray(y) == k).sum()) for y in (y_train, y_val) for k in (0, 1)]
+    if min(n) < min_per_class:
+        return cannot_compute(name, ASSET, WARN, f"too few rows per class (train 0/1, val 0/1 = {n})", f"val AUC <= {warn}")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x_train)
+    model = LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced").fit(scaler.transform(x_train), y_train)
+    s = model.decision_function(scaler.transform(x_val))
+    y_val = np.asarray(y_val)
+    auc = roc_auc(s[y_val == 1], s[y_val == 0])
+    return GateResult(name, ASSET, bool(auc <= warn), WARN, auc, f"val AUC <= {warn}",
+                      {"n_train": int(len(y_train)), "n_val": int(len(y_val)), "features": int(np.asarray(x_train).shape[1])})

@@ -1,0 +1,183 @@
+"""Cutouts and shortcut features on Spark: one task per sweep partition.
+
+``cutouts``: each task takes its sweep's manifest rows sorted by brick, gets every stamp
+from the configured source (mock sky, coadd bricks or the cutout service), runs QC,
+writes float32 shards named by their content hash (a re-run never overwrites a shard an
+older index points to) and then, atomically, the partition's index; shards of the
+partition no longer referenced are removed last.  A stamp that fails (source failure,
+exception, QC) is an index row with ``cutout_ok = false`` and its reason.
+``shortcut_features``: each task reads its partition's good stamps and computes
+``lensaudit.cutouts.features`` for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from lensaudit.spark_jobs.common import run_tasks, status_batch
+
+QC_BAND_STATS = ("p1", "p50", "p99", "mad", "outer_bg", "clip_frac")
+
+
+def _f(name, typ, desc):
+    return pa.field(name, typ, metadata={"description": desc})
+
+
+INDEX_SCHEMA = pa.schema([
+    _f("galaxy_id", pa.string(), "<brickname>_<objid>"),
+    _f("sweep", pa.string(), "sweep partition"),
+    _f("brickname", pa.string(), "brick"),
+    _f("ra", pa.float64(), "[deg]"), _f("dec", pa.float64(), "[deg]"),
+    _f("label", pa.int8(), "1 lens, 0 negative"), _f("split", pa.string(), "train/val/test"),
+    _f("cutout_path", pa.string(), "shard path relative to $LENSAUDIT_HOME/cutout_store ('' on failure)"),
+    _f("cutout_offset", pa.int32(), "row in the shard (-1 on failure)"),
+    _f("cutout_ok", pa.bool_(), "stamp usable (source ok and QC ok)"),
+    _f("fail_reason", pa.string(), "why not ('' when ok)"),
+    _f("bands", pa.string(), "channel order of the stamp"),
+    _f("nan_frac", pa.float64(), "NaN fraction of the stamp"),
+    _f("central_nan_frac", pa.float64(), "NaN fraction of the central 50x50"),
+] + [_f(f"has_{b}", pa.bool_(), f"band {b} present") for b in "grz"]
+  + [_f(f"{s}_{b}", pa.float64(), f"QC {s} of band {b} [nmgy/pixel]") for b in "grz" for s in QC_BAND_STATS])
+
+
+def _source(spec: dict, sweep: str):
+    kind = spec["kind"]
+    if kind == "mock":
+        from lensaudit.mock.config import MockSkyConfig
+        from lensaudit.mock.render import MockSweepImager
+        from lensaudit.survey.sweeps import SweepBox
+
+        cfg = dict(spec["mock_config"])
+        cfg["sweep_boxes"] = tuple(SweepBox(**b) for b in cfg["sweep_boxes"])
+        config = MockSkyConfig(**cfg)
+        rows = pd.read_parquet(spec["sweep_parquet"][sweep])
+        truth = pd.read_parquet(Path(spec["truth_dir"]) / sweep.replace(".fits", ".parquet"))
+        imager = MockSweepImager(rows, truth, config)
+        return lambda r: imager.stamp(r)
+    if kind == "coadd":
+        from lensaudit.cutouts.coadd import CoaddSource
+
+        src = CoaddSource(spec["location"])
+    elif kind == "http":
+        from lensaudit.cutouts.http import HttpCutoutSource
+
+        src = HttpCutoutSource(spec["location"], cache_dir=spec.get("cache_dir"))
+    else:
+        raise ValueError(f"unknown cutout source {kind!r}")
+
+    def get(r):
+        c = src.cutout(float(r.ra), float(r.dec), bands="grz")
+        if not c.ok:
+            raise _SourceFailure(c.reason)
+        return c.data
+    return get
+
+
+class _SourceFailure(Exception):
+    pass
+
+
+def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_dir: str, index_out: str,
+                          shard_rows: int = 2048) -> dict:
+    from lensaudit.cutouts.qc import quality
+    from lensaudit.cutouts.store import write_shard
+    from lensaudit.store import write_parquet_atomic
+
+    rows = manifest[manifest["sweep"] == sweep].sort_values(["brickname", "galaxy_id"], kind="stable")
+    get = _source(spec, sweep) if len(rows) else None
+    records, good = [], []
+    for r in rows.itertuples(index=False):
+        rec = {"galaxy_id": r.galaxy_id, "sweep": sweep, "brickname": r.brickname, "ra": r.ra, "dec": r.dec,
+               "label": r.label, "split": r.split, "cutout_path": "", "cutout_offset": -1, "cutout_ok": False,
+               "fail_reason": "", "bands": "grz"}
+        try:
+            data = get(r)
+            qc = quality(data, "grz")
+            rec.update({k: v for k, v in qc.items() if k in INDEX_SCHEMA.names})
+            if qc["qc_ok"]:
+                rec["cutout_ok"] = True
+                good.append((len(records), data))
+            else:
+                rec["fail_reason"] = f"qc: {qc['qc_reason']}"
+        except _SourceFailure as exc:
+            rec["fail_reason"] = f"source: {exc}"
+        except Exception as exc:  # a broken stamp is a row with its reason, never a lost batch
+            rec["fail_reason"] = f"error: {type(exc).__name__}: {exc}"
+        records.append(rec)
+    store = Path(store_dir)
+    stem = sweep.replace(".fits", "")
+    written = set()
+    for k in range(0, len(good), shard_rows):
+        chunk = good[k:k + shard_rows]
+        stack = np.stack([d for _, d in chunk]).astype(np.float32)
+        digest = hashlib.sha256(stack.tobytes()).hexdigest()[:16]
+        rel = f"shards/{stem}-{k // shard_rows:04d}-{digest}.npy"
+        if not (store / rel).exists():
+            write_shard(store / rel, stack)
+        written.add(rel)
+        for off, (i, _) in enumerate(chunk):
+            records[i]["cutout_path"], records[i]["cutout_offset"] = rel, off
+    index = pd.DataFrame(records, columns=INDEX_SCHEMA.names)
+    write_parquet_atomic(index, index_out, schema=INDEX_SCHEMA)
+    for old in (store / "shards").glob(f"{stem}-*.npy") if (store / "shards").exists() else []:
+        if f"shards/{old.name}" not in written:
+            old.unlink()
+    reasons = index.loc[~index["cutout_ok"], "fail_reason"].value_counts().to_dict()
+    return {"rows": int(len(index)), "ok": int(index["cutout_ok"].sum()), "fail_reasons": reasons,
+            "shards": sorted(written)}
+
+
+def build_cutouts(spark, sweeps: list[str], manifest_path: str, spec: dict, store_dir: str, index_paths: dict) -> list[dict]:
+    def task(key: str):
+        try:
+            manifest = pd.read_parquet(manifest_path)
+            info = cutouts_one_partition(key, manifest, spec, store_dir, index_paths[key])
+            return status_batch(key, True, info["rows"], payload=json.dumps(info))
+        except Exception as exc:
+            return status_batch(key, False, error=f"{type(exc).__name__}: {exc}")
+
+    return run_tasks(spark, sweeps, task)
+
+
+def features_one_partition(index_path: str, store_dir: str, sat_threshold: float) -> pd.DataFrame:
+    from lensaudit.cutouts.features import FEATURES, features_of
+    from lensaudit.cutouts.store import CutoutReader
+
+    index = pd.read_parquet(index_path)
+    ok = index[index["cutout_ok"]]
+    if ok.empty:
+        return pd.DataFrame(columns=["galaxy_id", "label", "split", *FEATURES])
+    stamps = CutoutReader(store_dir).read(ok)
+    feats = [features_of(s, sat_threshold) for s in stamps]
+    out = pd.DataFrame(feats, columns=list(FEATURES))
+    out.insert(0, "split", ok["split"].to_numpy())
+    out.insert(0, "label", ok["label"].to_numpy())
+    out.insert(0, "galaxy_id", ok["galaxy_id"].to_numpy())
+    return out
+
+
+def build_features(spark, index_paths: dict, store_dir: str, sat_threshold: float) -> tuple[list[dict], pd.DataFrame]:
+    import base64
+    import io
+
+    def task(key: str):
+        try:
+            df = features_one_partition(index_paths[key], store_dir, sat_threshold)
+            buf = io.BytesIO()
+            df.to_parquet(buf, index=False)
+            return status_batch(key, True, len(df), payload=base64.b64encode(buf.getvalue()).decode())
+        except Exception as exc:
+            return status_batch(key, False, error=f"{type(exc).__name__}: {exc}")
+
+    rows = run_tasks(spark, sorted(index_paths), task)
+    frames = [pd.read_parquet(io.BytesIO(base64.b64decode(r["payload"]))) for r in rows if r["ok"]]
+    for r in rows:
+        r["payload"] = ""
+    feats = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return rows, feats.sort_values("galaxy_id", kind="stable").reset_index(drop=True) if len(feats) else feats
