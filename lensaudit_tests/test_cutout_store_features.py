@@ -1,0 +1,131 @@
+"""Cutout store, mock stamps, features, AUC and the shortcut / completeness gates."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lensaudit.cutouts.features import FEATURES, core_pixels, features_of, saturation_threshold
+from lensaudit.cutouts.npz import read_npz
+from lensaudit.cutouts.store import CutoutReader, ShardError, export_npz, write_shard
+from lensaudit.evaluation.auc import bootstrap_auc, roc_auc
+from lensaudit.gates import data_gates
+from lensaudit.gates.shortcut_gates import core_only_lr_gate, feature_auc_table, single_feature_gates
+
+
+def _index(paths_offsets):
+    return pd.DataFrame({"galaxy_id": [f"g{i}" for i in range(len(paths_offsets))],
+                         "cutout_path": [p for p, _ in paths_offsets], "cutout_offset": [o for _, o in paths_offsets],
+                         "cutout_ok": True})
+
+
+def test_store_reads_what_was_written_in_order(tmp_path):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5, 3, 101, 101)).astype(np.float32)
+    b = rng.normal(size=(4, 3, 101, 101)).astype(np.float32)
+    write_shard(tmp_path / "shards/a.npy", a)
+    write_shard(tmp_path / "shards/b.npy", b)
+    idx = _index([("shards/b.npy", 3), ("shards/a.npy", 0), ("shards/a.npy", 1), ("shards/a.npy", 2), ("shards/b.npy", 0)])
+    out = CutoutReader(tmp_path).read(idx)
+    assert np.array_equal(out, np.stack([b[3], a[0], a[1], a[2], b[0]]))
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_store_refuses_bad_shards(tmp_path):
+    write_shard(tmp_path / "shards/a.npy", np.zeros((2, 3, 101, 101), np.float32))
+    with pytest.raises(ShardError, match="past the end"):
+        CutoutReader(tmp_path).read(_index([("shards/a.npy", 5)]))
+    np.save(tmp_path / "shards/w.npy", np.zeros((2, 3, 64, 64), np.float32))
+    with pytest.raises(ShardError, match="shape"):
+        CutoutReader(tmp_path).read(_index([("shards/w.npy", 0)]))
+    (tmp_path / "shards/t.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(ShardError, match="unreadable"):
+        CutoutReader(tmp_path).read(_index([("shards/t.npy", 0)]))
+    with pytest.raises(ShardError, match="escapes"):
+        CutoutReader(tmp_path).read(_index([("../outside.npy", 0)]))
+    with pytest.raises(ValueError):
+        CutoutReader(tmp_path).read(_index([("shards/a.npy", 0)]).assign(cutout_ok=False))
+
+
+def test_export_npz_round_trip(tmp_path):
+    stack = np.random.default_rng(1).normal(size=(2, 3, 101, 101)).astype(np.float32)
+    write_shard(tmp_path / "shards/a.npy", stack)
+    idx = _index([("shards/a.npy", 1), ("shards/a.npy", 0)]).assign(ra=[1.0, 2.0], dec=[3.0, 4.0], brickname="b")
+    files = export_npz(idx, CutoutReader(tmp_path), tmp_path / "npz")
+    c = read_npz(files[0])
+    assert c.ok and np.array_equal(c.data, stack[1]) and c.meta["galaxy_id"] == "g0" and c.meta["ra"] == 1.0
+
+
+def test_auc_against_sklearn_and_hand_cases():
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc([1, 2, 3], [0, 0.5]) == 1.0
+    assert roc_auc([0], [1]) == 0.0
+    assert roc_auc([1, 1], [1, 1]) == 0.5  # ties count half
+    rng = np.random.default_rng(2)
+    p, n = rng.normal(1, 1, 300), rng.normal(0, 1, 500)
+    y = np.r_[np.ones(300), np.zeros(500)]
+    assert roc_auc(p, n) == pytest.approx(roc_auc_score(y, np.r_[p, n]), abs=1e-12)
+    with pytest.raises(ValueError):
+        roc_auc([], [1.0])
+
+
+def test_bootstrap_interval_covers_the_true_auc():
+    """Known AUC: two unit Gaussians 1 sigma apart have AUC = Phi(1/sqrt 2) = 0.760."""
+    from scipy.stats import norm
+
+    true = norm.cdf(1 / np.sqrt(2))
+    hits = 0
+    for seed in range(40):
+        rng = np.random.default_rng(100 + seed)
+        _, lo, hi = bootstrap_auc(rng.normal(1, 1, 120), rng.normal(0, 1, 400), n_boot=200, seed=seed)
+        hits += lo <= true <= hi
+    assert 0.5 <= hits / 40 <= 0.9  # nominal 68 %
+
+
+def test_features_on_the_six_real_cutouts(real_data):
+    stamps = np.stack([read_npz(f).data for f in sorted((real_data / "dr10_cutouts_lens_candidates").glob("*.npz"))])
+    sat = saturation_threshold(stamps)
+    feats = pd.DataFrame([features_of(s, sat) for s in stamps])
+    assert list(feats.columns) == list(FEATURES) and len(feats) == 6
+    assert np.isfinite(feats[["core_mean_4", "annulus_mean", "outer_mean", "azimuthal_asymmetry",
+                              "laplacian_core", "edge_artefact"]].to_numpy()).all()
+    assert (feats["core_mean_4"] > feats["outer_mean"]).all()  # galaxies sit in the centre
+    assert core_pixels(stamps).shape == (6, 3 * int((np.hypot(*np.mgrid[-50:51, -50:51]) < 10).sum()))
+
+
+def test_shortcut_gates_flag_a_planted_shortcut():
+    rng = np.random.default_rng(3)
+    n = 300
+    df = pd.DataFrame({"label": np.r_[np.ones(60), np.zeros(n)].astype(int)})
+    for f in FEATURES:
+        df[f] = rng.normal(size=len(df))
+    assert all(g.passed for g in single_feature_gates(feature_auc_table(df, FEATURES)))
+    df.loc[df.label == 1, "core_mean_4"] += 2.0  # positives brighter in the core
+    red, yellow = single_feature_gates(feature_auc_table(df, FEATURES))
+    assert not red.passed and not yellow.passed and red.details["worst_feature"] == "core_mean_4"
+    df2 = df.copy()
+    df2.loc[df2.label == 1, "core_mean_4"] -= 4.0  # a feature lower for positives separates just as well
+    assert not single_feature_gates(feature_auc_table(df2, FEATURES))[0].passed
+    assert not any(g.passed for g in single_feature_gates(feature_auc_table(df.iloc[:50], FEATURES)))
+
+
+def test_core_only_lr_gate():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 30))
+    y = (rng.random(400) < 0.2).astype(int)
+    assert core_only_lr_gate(x[:300], y[:300], x[300:], y[300:]).passed
+    x[y == 1, 0] += 3.0
+    g = core_only_lr_gate(x[:300], y[:300], x[300:], y[300:])
+    assert not g.passed and g.metric > 0.9
+    assert not core_only_lr_gate(x[:10], y[:10], x[300:], y[300:]).passed
+
+
+def test_cutouts_complete_gate():
+    man = pd.DataFrame({"galaxy_id": ["a", "b", "c"], "sweep": ["s1", "s1", "s2"]})
+    idx = pd.DataFrame({"galaxy_id": ["a", "b"], "sweep": ["s1", "s1"], "cutout_ok": [True, True], "fail_reason": ["", ""]})
+    assert data_gates.cutouts_complete(man, idx, 0.02).passed  # s2 not materialised: not expected
+    assert not data_gates.cutouts_complete(man, idx.iloc[:1], 0.02).passed  # b missing
+    bad = idx.assign(cutout_ok=[True, False], fail_reason=["", "qc: core_nan"])
+    assert not data_gates.cutouts_complete(man, bad, 0.02).passed  # 50 % failures
+    assert data_gates.cutouts_complete(man, bad, 0.6).passed
+    assert not data_gates.cutouts_complete(man, bad.assign(fail_reason=""), 0.6).passed  # failure without reason
