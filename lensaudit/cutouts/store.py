@@ -73,8 +73,9 @@ class CutoutReader:
             # contiguous runs are copied as slices, the rest gathered
             if len(o) > 1 and np.all(np.diff(o) == 1) and np.all(np.diff(sel) == 1):
                 out[sel[0]:sel[-1] + 1] = shard[o[0]:o[-1] + 1]
-            else:
-                out[sel] = shard[o]
+            else:  # gather in file order (sequential pages), then place
+                order = np.argsort(o, kind="stable")
+                out[sel[order]] = shard[o[order]]
         return out
 
 
