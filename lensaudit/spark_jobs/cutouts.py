@@ -176,7 +176,7 @@ def build_features(spark, index_paths: dict, store_dir: str, sat_threshold: floa
             return status_batch(key, False, error=f"{type(exc).__name__}: {exc}")
 
     rows = run_tasks(spark, sorted(index_paths), task)
-    frames = [pd.read_parquet(io.BytesIO(base64.b64decode(r["payload"]))) for r in rows if r["ok"]]
+    frames = [pd.read_parquet(io.BytesIO(base64.b64decode(r["payload"]))) for r in rows if r["ok"] and r["n_rows"]]
     for r in rows:
         r["payload"] = ""
     feats = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

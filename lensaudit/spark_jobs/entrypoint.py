@@ -94,7 +94,10 @@ def shortcut_features_job(spark, index_paths: dict, store_dir: str, out: str, sa
     sat = saturation_threshold(CutoutReader(store_dir).read(sample)) if len(sample) else float("inf")
     rows, feats = build_features(spark, index_paths, store_dir, sat)
     if all(r["ok"] for r in rows):
-        write_parquet_atomic(feats, out)
+        from lensaudit.tables import SHORTCUT_FEATURES_SCHEMA
+
+        write_parquet_atomic(feats[SHORTCUT_FEATURES_SCHEMA.names].astype({"label": "int8"}), out,
+                             schema=SHORTCUT_FEATURES_SCHEMA)
     return {"tasks": rows, "rows": int(len(feats)), "saturation_threshold_nmgy": sat,
             "excluded_not_ok": int((~index["cutout_ok"]).sum())}
 
