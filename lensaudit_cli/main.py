@@ -59,8 +59,6 @@ def resolve_selection(sel: str, graph):
 
 
 def _partition_range(defs, keys, profile_name: str) -> dict[str, str]:
-    import dagster as dg
-
     from lensaudit.config import get_profile
 
     graph = defs.resolve_asset_graph()
@@ -79,7 +77,6 @@ def _partition_range(defs, keys, profile_name: str) -> dict[str, str]:
         first, last = all_keys[idx[0]], all_keys[idx[-1]]
     else:
         first, last = all_keys[0], all_keys[-1]
-    _ = dg
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
 
 

@@ -61,5 +61,5 @@ def resolve_matches(lenses: pd.DataFrame, candidates: pd.DataFrame, covered: np.
         lenses.loc[no_cand].assign(reason=reason[no_cand]),
         lenses.merge(lost, on="lens_id"),
     ], ignore_index=True).sort_values("lens_id", kind="stable").reset_index(drop=True)
-    matched = lenses.drop(columns=["ra", "dec"]).rename(columns={}).merge(matched, on="lens_id")
+    matched = lenses.drop(columns=["ra", "dec"]).merge(matched, on="lens_id")
     return matched.sort_values("lens_id", kind="stable").reset_index(drop=True), unmatched

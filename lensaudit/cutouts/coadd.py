@@ -1,5 +1,7 @@
 """Cutouts from Legacy Surveys coadd bricks: ``legacysurvey-<brick>-image-<band>.fits.fz``
-(+ ``-invvar-``) read with astropy, from a local directory or an fsspec URL prefix.
+(+ ``-invvar-``) read with astropy, from a local directory or an fsspec URL prefix, in
+the Legacy Surveys layout ``<root>/coadd/<bri>/<brick>/`` (``<root>`` may already end in
+``coadd``) or flat in ``<root>``.
 
 Centring rule (that of ``astropy.nddata.Cutout2D``): (x, y) = the TAN WCS's
 ``world_to_pixel`` of (ra, dec) (0-based, pixel centres at integers); the stamp starts at
@@ -31,9 +33,10 @@ class CoaddSource:
         self.use_invvar = use_invvar
         self._cache: OrderedDict = OrderedDict()
 
-    def _path(self, brick: str, kind: str, band: str) -> str:
-        return f"{self.root}/{brick[:3]}/{brick}/legacysurvey-{brick}-{kind}-{band}.fits.fz", \
-            f"{self.root}/legacysurvey-{brick}-{kind}-{band}.fits.fz"
+    def _path(self, brick: str, kind: str, band: str) -> tuple[str, ...]:
+        name = f"legacysurvey-{brick}-{kind}-{band}.fits.fz"
+        return (f"{self.root}/coadd/{brick[:3]}/{brick}/{name}", f"{self.root}/{brick[:3]}/{brick}/{name}",
+                f"{self.root}/{name}")
 
     def _open(self, path_options) -> tuple[np.ndarray, object] | None:
         from astropy.io import fits

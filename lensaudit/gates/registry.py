@@ -7,7 +7,7 @@ what is stored under ``$LENSAUDIT_HOME/assets`` (cached per view).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
@@ -28,14 +28,19 @@ from lensaudit.tables import SCHEMAS
 class StoreView:
     home: Path
     profile: Profile
+    _memo: dict = field(default_factory=dict, repr=False)
 
     def has(self, asset: str) -> bool:
         return bool(asset_files(self.home, asset))
 
+    def memo(self, key: str, compute: Callable):
+        """``compute()`` once per view (stored tables are read once for all gates)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
     def table(self, asset: str) -> pd.DataFrame:
-        if asset not in self.__dict__.setdefault("_cache", {}):
-            self.__dict__["_cache"][asset] = read_asset(self.home, asset)
-        return self.__dict__["_cache"][asset]
+        return self.memo(f"table:{asset}", lambda: read_asset(self.home, asset))
 
     @cached_property
     def lenscat_all(self) -> pd.DataFrame:
@@ -80,10 +85,8 @@ def _shortcut_single(v: StoreView, which: int) -> GateResult:
     from lensaudit.cutouts.features import FEATURES
     from lensaudit.gates.shortcut_gates import feature_auc_table, single_feature_gates
 
-    key = "_shortcut_table"
-    if key not in v.__dict__:
-        v.__dict__[key] = feature_auc_table(v.table("shortcut_features"), FEATURES)
-    return single_feature_gates(v.__dict__[key], v.profile.shortcut_yellow, v.profile.shortcut_red)[which]
+    table = v.memo("shortcut_auc_table", lambda: feature_auc_table(v.table("shortcut_features"), FEATURES))
+    return single_feature_gates(table, v.profile.shortcut_yellow, v.profile.shortcut_red)[which]
 
 
 def _core_lr(v: StoreView) -> GateResult:

@@ -18,6 +18,7 @@ from lensaudit.mock.conditions import observing_conditions
 from lensaudit.mock.config import MockSkyConfig
 from lensaudit.survey.bricks import bricks_of
 from lensaudit.survey.photometry import mag5sigma_to_depth_ivar, mag_to_nmgy, mw_transmission
+from lensaudit.survey.schema import galaxy_id
 from lensaudit.survey.sweeps import SweepBox
 
 TYPE_FRACTIONS = {"PSF": 0.22, "REX": 0.24, "EXP": 0.16, "DEV": 0.20, "SER": 0.18}
@@ -263,8 +264,6 @@ def _finalise(rows: pd.DataFrame, lens_truth: pd.DataFrame, objid_offset: int) -
     rows["objid"] = (rows.groupby("brickname").cumcount() + objid_offset).astype(np.int32)
     rows["release"] = DR10_SOUTH_RELEASE
     rows["fitbits"] = 0
-    from lensaudit.survey.schema import galaxy_id
-
     rows["galaxy_id"] = [galaxy_id(b, o) for b, o in zip(rows["brickname"], rows["objid"])]
     lens_ids = rows.loc[rows["role"] == "lens", "galaxy_id"].to_numpy()
     lens_truth = lens_truth.assign(galaxy_id=lens_ids)

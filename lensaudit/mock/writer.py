@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lensaudit.mock.config import MockSkyConfig
@@ -79,6 +77,3 @@ def read_truth(truth_dir: Path) -> pd.DataFrame:
         raise FileNotFoundError(f"no mock truth tables under {truth_dir}")
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
-
-__all__ = ["config_hash", "write_mock_sweep", "read_truth", "sweep_path"]
-_ = (np, os)

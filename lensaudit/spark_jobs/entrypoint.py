@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -55,7 +54,6 @@ def positives_job(spark, sweep_files: dict, lens_catalog: str, radius_arcsec: fl
     cand = pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame(columns=["lens_id", "galaxy_id", "sep_arcsec"])
     lens_part = lenses.rename(columns={"ra": "lens_ra", "dec": "lens_dec"})
     matched, unmatched = resolve_matches(lens_part.assign(ra=lenses["ra"], dec=lenses["dec"]), cand, covered)
-    matched = matched.rename(columns={})
     write_parquet_atomic(matched[POSITIVES_SCHEMA.names], out_matched, schema=POSITIVES_SCHEMA)
     write_parquet_atomic(unmatched[UNMATCHED_SCHEMA.names], out_unmatched, schema=UNMATCHED_SCHEMA)
     return {"tasks": rows, "matched": int(len(matched)), "unmatched": int(len(unmatched)),
@@ -137,8 +135,6 @@ def main(argv=None) -> int:
         pipes.report_asset_materialization(metadata={"summary": {"raw_value": json.dumps(summary), "type": "json"}})
     return 0
 
-
-_ = asdict
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -8,7 +8,6 @@ galaxy chosen for N2 is not eligible for N1.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -144,5 +143,3 @@ def build_manifest(spark, positives: pd.DataFrame, pool_files: list[str], splits
     shortfalls["n_positives"] = [n_pos.get((r.split, r.nobs_z_bin, r.type_bin), 0) for r in shortfalls.itertuples()]
     return table, shortfalls
 
-
-_ = np
