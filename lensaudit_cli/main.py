@@ -177,9 +177,13 @@ def cmd_inject(args) -> int:
 
 
 def cmd_cutout(args) -> int:
-    from lensaudit.cutouts.npz import write_npz
-    from lensaudit.cutouts.qc import quality
+    if args.source == "mock":
+        from lensaudit.config import get_profile
+        from lensaudit.mock.lookup import mock_cutout
 
+        home, profile = _prepare_home(args.home, None)
+        c = mock_cutout(args.ra, args.dec, home, get_profile(profile).mock, bands=args.bands, size=args.size)
+        return _write_cutout(c, args)
     if args.source == "coadd":
         if not args.coadd_dir:
             print("lensaudit cutout: --source coadd needs --coadd-dir", file=sys.stderr)
@@ -192,7 +196,13 @@ def cmd_cutout(args) -> int:
 
         src = HttpCutoutSource(os.environ.get("LENSAUDIT_CUTOUT_URL", DEFAULT_BASE_URL),
                                cache_dir=lensaudit_home(None) / "http_cache")
-    c = src.cutout(args.ra, args.dec, bands=args.bands, size=args.size)
+    return _write_cutout(src.cutout(args.ra, args.dec, bands=args.bands, size=args.size), args)
+
+
+def _write_cutout(c, args) -> int:
+    from lensaudit.cutouts.npz import write_npz
+    from lensaudit.cutouts.qc import quality
+
     if not c.ok:
         print(f"lensaudit cutout: failed: {c.reason}", file=sys.stderr)
         return 1
@@ -223,8 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cutout", help="one cutout in the research group's NPZ format")
     c.add_argument("--ra", type=float, required=True)
     c.add_argument("--dec", type=float, required=True)
-    c.add_argument("--source", choices=["coadd", "http"], default="coadd",
-                   help="coadd bricks (--coadd-dir) or the cutout service ($LENSAUDIT_CUTOUT_URL)")
+    c.add_argument("--source", choices=["mock", "coadd", "http"], default="mock",
+                   help="the embedded mock sky (objects within 1.5\"), coadd bricks (--coadd-dir), or the cutout "
+                        "service ($LENSAUDIT_CUTOUT_URL)")
+    c.add_argument("--home", default=None, help="LENSAUDIT_HOME (mock source: where the mock sky lives)")
     c.add_argument("--coadd-dir", default=None, help="directory or URL prefix of legacysurvey-<brick>-image-<band>.fits.fz")
     c.add_argument("--bands", default="grz")
     c.add_argument("--size", type=int, default=101)

@@ -233,3 +233,20 @@ def test_http_only_to_the_configured_host(tmp_path):
     with pytest.raises(ValueError):
         HttpCutoutSource("file:///etc/passwd")
     assert "layer=ls-dr10" in src.url(1.0, 2.0, "grz", 101) and "pixscale=0.262" in src.url(1.0, 2.0, "grz", 101)
+
+
+def test_cutout_cli_mock_source(tmp_path, lenscat_all):
+    from lensaudit.mock.config import MOCK_SWEEP_BOXES
+
+    box = MOCK_SWEEP_BOXES[0]
+    lens = lenscat_all[(lenscat_all.lens_type == "galaxy") & box.contains(lenscat_all.ra, lenscat_all.dec)].iloc[0]
+    out = tmp_path / "m.npz"
+    args = ["cutout", "--source", "mock", "--home", str(tmp_path / "home"), "--bands", "gr", "--out", str(out)]
+    r = subprocess.run([sys.executable, "-m", "lensaudit_cli.main", *args[:-2], "--ra", repr(float(lens.ra)), "--dec",
+                        repr(float(lens.dec)), "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    z = np.load(out)
+    assert z["cutout"].shape == (101, 101, 2) and str(z["meta_bands_requested"]) == "gr" and float(z["meta_sep_arcsec"]) < 1.0
+    r = subprocess.run([sys.executable, "-m", "lensaudit_cli.main", *args[:-2], "--ra", "100.0", "--dec", "-80.0",
+                        "--out", str(tmp_path / "n.npz")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "outside_mock_sky" in r.stderr
