@@ -7,7 +7,7 @@ import dagster as dg
 import yaml
 
 from assets import ALL_ASSETS, ALL_CHECKS
-from resources import CutoutSourceResource, EmrSettings, LensauditSettings, SparkResource, SweepSource
+from resources import CutoutSourceResource, DeviceResource, EmrSettings, LensauditSettings, SparkResource, SweepSource
 
 
 def _spark_resource() -> SparkResource:
@@ -31,6 +31,7 @@ defs = dg.Definitions(
         "settings": LensauditSettings.from_env(),
         "spark": _spark_resource(),
         "sweeps": SweepSource(location=os.environ.get("LENSAUDIT_SWEEPS", "mock")),
+        "device": DeviceResource(device=os.environ.get("LENSAUDIT_DEVICE", "auto")),
         "cutout_source": CutoutSourceResource(kind=os.environ.get("LENSAUDIT_CUTOUT_SOURCE", "mock"),
                                               location=os.environ.get("LENSAUDIT_CUTOUT_LOCATION", "")),
     },

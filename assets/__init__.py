@@ -1,5 +1,6 @@
 """Dagster assets of lensaudit, one module per asset group; checks sit beside their assets."""
 
+from assets.injection import injection_realism, injection_realism_checks
 from assets.cutouts import cutouts, cutouts_checks, shortcut_features, shortcut_features_checks
 from assets.catalogs import lens_catalog, lens_catalog_checks, positives, positives_checks
 from assets.manifest import training_manifest, training_manifest_checks
@@ -8,8 +9,9 @@ from assets.splits import spatial_splits, spatial_splits_checks
 from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog, sweep_catalog_checks
 
 ALL_ASSETS = [lens_catalog, sweep_catalog, positives, negative_pool, spatial_splits, training_manifest, cutouts,
-              shortcut_features]
+              shortcut_features, injection_realism]
 ALL_CHECKS = [*lens_catalog_checks, *sweep_catalog_checks, *positives_checks, *negative_pool_checks,
-              *spatial_splits_checks, *training_manifest_checks, *cutouts_checks, *shortcut_features_checks]
+              *spatial_splits_checks, *training_manifest_checks, *cutouts_checks, *shortcut_features_checks,
+              *injection_realism_checks]
 
 __all__ = ["ALL_ASSETS", "ALL_CHECKS", "SWEEP_PARTITIONS"]

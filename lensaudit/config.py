@@ -37,6 +37,9 @@ class Profile:
     shortcut_red: float = 0.70
     core_lr_warn: float = 0.70
     core_lr_max_rows: int = 20000
+    realism_n_inject: int = 400
+    realism_real_tiers: tuple[str, ...] = ("A",)
+    realism_seed: int = 7
     cuts: NegativeCuts = NegativeCuts()
     manifest: ManifestSettings = ManifestSettings()
 
@@ -45,7 +48,9 @@ class Profile:
 _TINY_SWEEPS = tuple(b.name for b in MOCK_SWEEP_BOXES[:4])
 
 PROFILES: dict[str, Profile] = {
-    "tiny": Profile("tiny", MockSkyConfig(n_objects_per_sweep=15000), sweep_subset=_TINY_SWEEPS),
+    # tiny pools tier B with tier A for the realism comparison: its sky holds one tier-A lens
+    "tiny": Profile("tiny", MockSkyConfig(n_objects_per_sweep=15000), sweep_subset=_TINY_SWEEPS, realism_n_inject=100,
+                    realism_real_tiers=("A", "B")),
     "demo": Profile("demo", MockSkyConfig(n_objects_per_sweep=30000)),
     "full": Profile("full", MockSkyConfig(n_objects_per_sweep=300000)),
 }

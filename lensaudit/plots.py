@@ -70,3 +70,23 @@ def feature_auc_plot(table, yellow: float, red: float) -> bytes:
     ax.set_xlim(0, 1)
     ax.set_xlabel("single-feature AUC (positives vs negatives), 68 % bootstrap")
     return _png(fig)
+
+
+def realism_histograms(records) -> bytes:
+    """Injected vs real lenses: arc annulus S/N and annulus colours, overlaid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axs = plt.subplots(1, 3, figsize=(11, 3))
+    for ax, key, label in zip(axs, ("snr_combined", "colour_g_r", "colour_r_z"),
+                              ("arc annulus S/N (combined)", "annulus g-r [mag]", "annulus r-z [mag]")):
+        for kind, colour in (("injected", "C0"), ("real", "C3")):
+            v = records.loc[records["kind"] == kind, key].to_numpy(float)
+            v = v[np.isfinite(v)]
+            if len(v):
+                ax.hist(v, bins=25, density=True, histtype="step", color=colour, label=f"{kind} ({len(v)})")
+        ax.set_xlabel(label)
+    axs[0].legend(frameon=False)
+    return _png(fig)

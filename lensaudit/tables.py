@@ -62,6 +62,19 @@ SHORTCUT_FEATURES_SCHEMA = pa.schema([
     _f("split", pa.string(), "train / val / test"),
 ] + [_f(f, pa.float64(), "see lensaudit.cutouts.features (nmgy per pixel, AB mag for colours)") for f in FEATURES])
 
+_PARAMS = ["theta_e_arcsec", "e1", "e2", "gamma1", "gamma2", "center_x_arcsec", "center_y_arcsec", "src_x_arcsec",
+           "src_y_arcsec", "src_r_sersic_arcsec", "src_n_sersic", "src_e1", "src_e2", "src_mag_r", "src_mag_g",
+           "src_mag_z", "psf_fwhm_g_arcsec", "psf_fwhm_r_arcsec", "psf_fwhm_z_arcsec", "moffat_beta"]
+INJECTION_REALISM_SCHEMA = pa.schema(
+    [_f("kind", pa.string(), "injected (into a test-split negative host) or real (a lens cutout)"),
+     _f("galaxy_id", pa.string(), "host or lens <brickname>_<objid>")]
+    + [_f(k, pa.float64(), "injection parameter (lensaudit.injection.params; NaN for real lenses)") for k in _PARAMS]
+    + [_f(f"snr_{b}", pa.float64(), f"integrated arc annulus S/N in {b}") for b in "grz"]
+    + [_f("snr_combined", pa.float64(), "sqrt of the summed squared positive band S/N"),
+       _f("colour_g_r", pa.float64(), "annulus excess g-r [AB mag]"),
+       _f("colour_r_z", pa.float64(), "annulus excess r-z [AB mag]"),
+       _f("magnification", pa.float64(), "lensed / unlensed source flux (NaN for real lenses)")])
+
 SCHEMAS: dict[str, pa.Schema] = {
     "lens_catalog": LENS_CATALOG_SCHEMA,
     "sweep_catalog": sweep_table_schema(),
@@ -74,4 +87,5 @@ SCHEMAS: dict[str, pa.Schema] = {
     "training_manifest_shortfalls": SHORTFALL_SCHEMA,
     "cutouts": INDEX_SCHEMA,
     "shortcut_features": SHORTCUT_FEATURES_SCHEMA,
+    "injection_realism": INJECTION_REALISM_SCHEMA,
 }

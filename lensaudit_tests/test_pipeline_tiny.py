@@ -132,7 +132,12 @@ def test_cutouts_cover_the_manifest_and_read_back(with_cutouts):
     feats = pd.read_parquet(home / "assets" / "shortcut_features")
     assert len(feats) == len(ok)
     r = _cli("gates", "--home", str(home), home=home)
-    for name in ("cutouts_complete", "shortcut_single_feature_red", "shortcut_single_feature_yellow", "shortcut_core_only_lr"):
+    for name in ("cutouts_complete", "shortcut_single_feature_red", "shortcut_single_feature_yellow", "shortcut_core_only_lr",
+                 "realism_arc_snr_median", "realism_colour_g_r", "realism_background_ks_r"):
         line = [ln for ln in r.stdout.splitlines() if ln.startswith(name)][0]
         assert "not materialised" not in line
     assert "PASS" in [ln for ln in r.stdout.splitlines() if ln.startswith("cutouts_complete")][0]
+    rec = pd.read_parquet(home / "assets" / "injection_realism")
+    inj = rec[rec.kind == "injected"]
+    assert len(inj) == 100 and (inj.magnification > 1).all() and inj.galaxy_id.isin(idx[idx.split == "test"].galaxy_id).all()
+    assert (rec.kind == "real").sum() >= 5

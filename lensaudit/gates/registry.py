@@ -106,6 +106,29 @@ def _core_lr(v: StoreView) -> GateResult:
     return core_only_lr_gate(*parts["train"], *parts["val"], warn=v.profile.core_lr_warn)
 
 
+def _realism(v: StoreView, which: str) -> list[GateResult]:
+    from lensaudit.gates.realism_gates import background_ks_gates, colour_gates, snr_quantile_gates
+
+    rec = v.table("injection_realism")
+    inj, real = rec[rec["kind"] == "injected"], rec[rec["kind"] == "real"]
+    if which == "snr":
+        return snr_quantile_gates(inj["snr_combined"].to_numpy(float), real["snr_combined"].to_numpy(float))
+    if which == "colour":
+        keys = ("colour_g_r", "colour_r_z")
+        return colour_gates({k: inj[k].to_numpy(float) for k in keys}, {k: real[k].to_numpy(float) for k in keys})
+    bg = v.table("injection_realism_background")
+    def pixels(kind):
+        return [bg.loc[(bg["kind"] == kind) & (bg["band"] == b), "value"].to_numpy(float) for b in "grz"]
+    inj_bg, plain_bg = pixels("injected"), pixels("plain")
+    n = min(min(len(a) for a in inj_bg), min(len(a) for a in plain_bg))
+    return background_ks_gates(np.stack([a[:n] for a in inj_bg]), np.stack([a[:n] for a in plain_bg]))
+
+
+def _realism_spec(name: str, which: str, i: int, description: str) -> GateSpec:
+    return _spec(name, "injection_realism", ERROR, True, description,
+                 lambda v: v.memo(f"realism:{which}", lambda: _realism(v, which))[i])
+
+
 GATES: list[GateSpec] = [
     _schema_gate("lens_catalog"),
     _schema_gate("sweep_catalog"),
@@ -161,6 +184,15 @@ GATES: list[GateSpec] = [
           lambda v: _shortcut_single(v, 1)),
     _spec("shortcut_core_only_lr", "shortcut_features", WARN, False,
           "logistic regression on the central r < 10 px pixels: val AUC <= 0.70", _core_lr),
+    _schema_gate("injection_realism"),
+    _realism_spec("realism_arc_snr_median", "snr", 0, "median arc annulus S/N, injected / real lenses in [0.5, 2]"),
+    _realism_spec("realism_arc_snr_p10", "snr", 1, "p10 arc annulus S/N, injected / real lenses in [0.5, 2]"),
+    _realism_spec("realism_arc_snr_p90", "snr", 2, "p90 arc annulus S/N, injected / real lenses in [0.5, 2]"),
+    _realism_spec("realism_colour_g_r", "colour", 0, "median annulus g-r, injected vs real, within 0.2 mag"),
+    _realism_spec("realism_colour_r_z", "colour", 1, "median annulus r-z, injected vs real, within 0.2 mag"),
+    _realism_spec("realism_background_ks_g", "bg", 0, "outer-ring pixels, injected vs plain hosts, KS p > 0.05 (g)"),
+    _realism_spec("realism_background_ks_r", "bg", 1, "outer-ring pixels, injected vs plain hosts, KS p > 0.05 (r)"),
+    _realism_spec("realism_background_ks_z", "bg", 2, "outer-ring pixels, injected vs plain hosts, KS p > 0.05 (z)"),
 ]
 
 

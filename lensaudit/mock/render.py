@@ -5,8 +5,8 @@ Each stamp is centred on its object (north up, east left: x = -dRA cos(dec), y =
 shape_r as half-light radius, e1/e2, sersic; PSF-type sources as points) with the
 catalogue fluxes, the truth table's confuser morphology (ring, spiral arms, blue knots;
 edge-on disks and mergers come from the catalogue itself), and for true lenses a lensed
-arc rendered with lenstronomy (SIE deflector with the object's ellipticity, theta_E and
-source magnitude from the truth table).  Then each band is convolved with a Moffat PSF
+arc rendered with lenstronomy (SIE + shear with the object's ellipticity; theta_E and the
+source drawn in the truth table from the injection prior, lensaudit.injection.prior).  Then each band is convolved with a Moffat PSF
 (beta 3.5, FWHM = psfsize_<band>), sky noise with the per-pixel sigma implied by
 psfdepth_<band> is added with the sources' Poisson-like noise, and artefacts are drawn
 at the configured rates (NaN patch, missing band, bright-star spike).  Deterministic per
@@ -71,25 +71,23 @@ def _lens_arc(row, truth_row, n_sub: int) -> np.ndarray:
     c = (n_sub - 1) / 2
     data = ImageData(image_data=np.zeros((n_sub, n_sub)), transform_pix2angle=np.diag([-step, step]),
                      ra_at_xy_0=c * step, dec_at_xy_0=-c * step)
-    rng = np.random.default_rng(zlib.crc32(str(row.galaxy_id).encode()))
     e1, e2 = float(np.clip(row.shape_e1, -0.3, 0.3)), float(np.clip(row.shape_e2, -0.3, 0.3))
-    kw_lens = [{"theta_E": float(truth_row.theta_e_arcsec), "e1": e1, "e2": e2, "center_x": 0.0, "center_y": 0.0}]
-    r_src = float(rng.uniform(0.08, 0.35))
-    n_src = float(rng.uniform(0.7, 2.0))
-    beta = float(truth_row.theta_e_arcsec) * float(rng.uniform(0.05, 0.5))
-    phi = float(rng.uniform(0, 2 * np.pi))
+    t = truth_row
+    kw_lens = [{"theta_E": float(t.theta_e_arcsec), "e1": e1, "e2": e2, "center_x": 0.0, "center_y": 0.0},
+               {"gamma1": float(t.gamma1), "gamma2": float(t.gamma2)}]
+    r_src, n_src = float(t.src_r_sersic_arcsec), float(t.src_n_sersic)
     bn = _bn(n_src)
     unit = 1.0 / (2 * math.pi * n_src * r_src**2 * math.exp(bn) * bn ** (-2 * n_src) * math.gamma(2 * n_src))
     mags = {"r": float(truth_row.src_mag_r)}
     mags["g"] = mags["r"] + float(truth_row.src_g_r)
     mags["z"] = mags["r"] - float(truth_row.src_r_z)
-    model = ImageModel(data, PSF(psf_type="NONE"), lens_model_class=LensModel(["SIE"]),
+    model = ImageModel(data, PSF(psf_type="NONE"), lens_model_class=LensModel(["SIE", "SHEAR"]),
                        source_model_class=LightModel(["SERSIC_ELLIPSE"]), kwargs_numerics={"supersampling_factor": 1})
     out = []
     for b in BANDS:
         amp = unit * 10 ** (-0.4 * (mags[b] - 22.5))
-        kw_src = [{"amp": amp, "R_sersic": r_src, "n_sersic": n_src, "e1": 0.1, "e2": -0.05,
-                   "center_x": beta * math.cos(phi), "center_y": beta * math.sin(phi)}]
+        kw_src = [{"amp": amp, "R_sersic": r_src, "n_sersic": n_src, "e1": float(t.src_e1), "e2": float(t.src_e2),
+                   "center_x": float(t.src_x_arcsec), "center_y": float(t.src_y_arcsec)}]
         out.append(model.image(kwargs_lens=kw_lens, kwargs_source=kw_src))
     return np.stack(out)
 

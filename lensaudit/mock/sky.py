@@ -177,13 +177,19 @@ def _lenses(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame, rng) -> 
     })
     tier_b = sel["grading"].to_numpy() == "probable"
     not_lens = tier_b & (rng.random(k) < config.label_noise_tier_b)
+    from lensaudit.injection.prior import draw_source_and_lens
+
+    src = draw_source_and_lens(rng, k)
     truth = pd.DataFrame({
         "lens_id": sel["lens_id"].to_numpy(),
         "is_true_lens": ~not_lens,
-        "theta_e_arcsec": np.where(not_lens, np.nan, rng.uniform(0.7, 2.6, k)),
-        "src_mag_r": np.where(not_lens, np.nan, rng.uniform(21.0, 25.5, k)),
-        "src_g_r": rng.uniform(0.0, 1.0, k),
-        "src_r_z": rng.uniform(-0.2, 0.8, k),
+        "theta_e_arcsec": np.where(not_lens, np.nan, src["theta_e_arcsec"]),
+        "src_mag_r": np.where(not_lens, np.nan, src["src_mag_r"]),
+        "src_g_r": src["src_mag_g"] - src["src_mag_r"],
+        "src_r_z": src["src_mag_r"] - src["src_mag_z"],
+        "src_r_sersic_arcsec": src["src_r_sersic_arcsec"], "src_n_sersic": src["src_n_sersic"],
+        "src_x_arcsec": src["src_x_arcsec"], "src_y_arcsec": src["src_y_arcsec"],
+        "src_e1": src["src_e1"], "src_e2": src["src_e2"], "gamma1": src["gamma1"], "gamma2": src["gamma2"],
     })
     return rows, truth
 

@@ -20,8 +20,12 @@ _FITS_FORMAT = {"int16": "I", "int32": "J", "int64": "K", "float": "E", "double"
 _STRING_WIDTH = {"brickname": 8, "type": 3}
 
 
+#: bump when the generator changes, so that stored mock skies are regenerated
+MOCK_SKY_VERSION = 2
+
+
 def config_hash(config: MockSkyConfig) -> str:
-    payload = json.dumps(asdict(config), sort_keys=True, default=str).encode()
+    payload = json.dumps({"version": MOCK_SKY_VERSION, **asdict(config)}, sort_keys=True, default=str).encode()
     return hashlib.sha256(payload).hexdigest()[:16]
 
 
