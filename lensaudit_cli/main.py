@@ -125,8 +125,8 @@ def cmd_materialize(args) -> int:
             try:
                 from dagster import DagsterEventType
 
-                n = len(instance.all_logs(run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION,
-                                                           DagsterEventType.ASSET_CHECK_EVALUATION}))
+                n = len(instance.all_logs(run_id, of_type={DagsterEventType.STEP_SUCCESS,
+                                                           DagsterEventType.STEP_FAILURE}))
             except Exception:  # the run may not exist yet; progress only
                 n = done
             if n > done:
