@@ -45,11 +45,21 @@ def draw_source_and_lens(rng: np.random.Generator, n: int) -> dict[str, np.ndarr
             "src_mag_z": mag_r - rng.uniform(*R_Z_RANGE, n)}
 
 
-def prior_for_hosts(hosts, seed: int) -> dict[str, np.ndarray]:
-    """Parameter columns for ``render_arcs`` for each host row (psfsize_g/r/z needed)."""
-    rng = np.random.default_rng(seed)
+def injection_seed(seed: int, key: str) -> np.random.SeedSequence:
+    """The deterministic seed of one injection: (run seed, CRC32 of its key)."""
+    import zlib
+
+    return np.random.SeedSequence([int(seed), zlib.crc32(str(key).encode())])
+
+
+def prior_for_hosts(hosts, seed: int, key_column: str = "galaxy_id") -> dict[str, np.ndarray]:
+    """Parameter columns for ``render_arcs`` for each host row (psfsize_g/r/z needed).
+    Each injection draws from its own seed (``injection_seed``), so its parameters do not
+    depend on which other hosts are in the batch."""
     n = len(hosts)
-    cols = draw_source_and_lens(rng, n)
+    draws = [draw_source_and_lens(np.random.default_rng(injection_seed(seed, k)), 1) for k in hosts[key_column]]
+    cols = {k: np.concatenate([d[k] for d in draws]) if draws else np.zeros(0) for k in draw_source_and_lens(
+        np.random.default_rng(0), 0)}
     for b in "grz":
         cols[f"psf_fwhm_{b}_arcsec"] = np.asarray(hosts[f"psfsize_{b}"], dtype=np.float64)
     cols["moffat_beta"] = np.full(n, 3.5)

@@ -69,9 +69,11 @@ def run_realism(index: pd.DataFrame, manifest: pd.DataFrame, reader, seed: int, 
     fwhm = torch.tensor(np.stack([hosts[f"psfsize_{b}"] for b in "grz"], axis=1), dtype=torch.float64)
     kern = moffat_kernels(fwhm, torch.full_like(fwhm, 3.5), 0.262, kernel_half_width(float(fwhm.max()), 0.262)).numpy()
     depth = np.stack([hosts[f"psfdepth_{b}"] for b in "grz"], axis=1)
-    rng = np.random.default_rng(seed + 1)
-    injected = np.stack([h + add_arc_noise(a, sigma_pix_from_depth(d, k), rng)
-                         for h, a, d, k in zip(host_stamps, arcs, depth, kern)])
+    from lensaudit.injection.prior import injection_seed
+
+    injected = np.stack([h + add_arc_noise(a, sigma_pix_from_depth(d, k),
+                                           np.random.default_rng(injection_seed(seed + 1, g)))
+                         for h, a, d, k, g in zip(host_stamps, arcs, depth, kern, hosts["galaxy_id"])])
     inj = pd.concat([hosts[["galaxy_id"]], pd.DataFrame(params).drop(columns=["supersample"]),
                      _stats_frame(injected)], axis=1)
     inj["magnification"] = res.magnification.cpu().numpy()
