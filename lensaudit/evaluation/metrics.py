@@ -1,0 +1,82 @@
+"""Evaluation metrics of a binary detector with honest intervals (DESIGN s3 "Evaluation").
+
+Scores are logits or probabilities (``probs`` = sigmoid of logits for calibration).
+- recall / precision at a threshold (precision is NaN when nothing is selected);
+- the threshold reaching a target FPR on the negatives: the smallest score t with
+  FPR(score >= t) <= target; *insufficient* when there are fewer than 1/target negatives
+  (the FPR cannot be resolved), never extrapolated;
+- ECE and MCE over equal-frequency bins (15 by default) of predicted probability:
+  ECE = sum_b (n_b/N) |mean p_b - frac positives_b|, MCE = max_b of the same gap;
+- Beta(k+1, n-k+1) equal-tailed intervals for a proportion k/n (uniform prior);
+- stratified bootstrap (positives and negatives resampled separately) for any metric.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import beta as beta_dist
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def recall_precision(scores, labels, threshold: float) -> tuple[float, float]:
+    s, y = np.asarray(scores, float), np.asarray(labels).astype(bool)
+    sel = s >= threshold
+    recall = float(sel[y].mean()) if y.any() else float("nan")
+    precision = float(y[sel].mean()) if sel.any() else float("nan")
+    return recall, precision
+
+
+def threshold_at_fpr(scores, labels, target_fpr: float) -> tuple[float, bool]:
+    """(threshold, sufficient).  threshold = inf when insufficient."""
+    s, y = np.asarray(scores, float), np.asarray(labels).astype(bool)
+    neg = np.sort(s[~y])[::-1]
+    n = len(neg)
+    if n < int(np.ceil(1.0 / target_fpr)):
+        return float("inf"), False
+    k = int(np.floor(target_fpr * n))  # at most k negatives may score >= t
+    # t just above the (k+1)-th highest negative score: exactly k negatives at or above t
+    t = np.nextafter(neg[k], np.inf)
+    return float(t), True
+
+
+def calibration_errors(probs, labels, n_bins: int = 15) -> tuple[float, float]:
+    """(ECE, MCE) with equal-frequency bins."""
+    p, y = np.asarray(probs, float), np.asarray(labels, float)
+    if len(p) < n_bins:
+        raise ValueError(f"calibration needs >= {n_bins} rows, got {len(p)}")
+    order = np.argsort(p, kind="stable")
+    bins = np.array_split(order, n_bins)
+    gaps = np.array([abs(p[b].mean() - y[b].mean()) for b in bins])
+    weights = np.array([len(b) for b in bins]) / len(p)
+    return float((weights * gaps).sum()), float(gaps.max())
+
+
+def beta_interval(k: int, n: int, level: float) -> tuple[float, float]:
+    """Equal-tailed interval of Beta(k+1, n-k+1) (k successes in n)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(beta_dist.ppf(a, k + 1, n - k + 1)), float(beta_dist.ppf(1 - a, k + 1, n - k + 1))
+
+
+def stratified_bootstrap(metric, scores, labels, n_boot: int = 1000, levels=(0.68, 0.95), seed: int = 0) -> dict:
+    """metric(scores, labels) -> float; returns {'value', 'lo68', 'hi68', 'lo95', 'hi95'}."""
+    s, y = np.asarray(scores, float), np.asarray(labels).astype(int)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if not len(pos) or not len(neg):
+        raise ValueError(f"bootstrap needs both classes (positives {len(pos)}, negatives {len(neg)})")
+    rng = np.random.default_rng(seed)
+    vals = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        vals[i] = metric(s[idx], y[idx])
+    out = {"value": float(metric(s, y))}
+    for lev in levels:
+        a = (1 - lev) / 2 * 100
+        lo, hi = np.nanpercentile(vals, [a, 100 - a])
+        tag = int(round(lev * 100))
+        out[f"lo{tag}"], out[f"hi{tag}"] = float(lo), float(hi)
+    return out

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+from scipy.stats import beta
+
+from lensaudit.evaluation.auc import roc_auc
+from lensaudit.evaluation.metrics import (beta_interval, calibration_errors, recall_precision, stratified_bootstrap,
+                                          threshold_at_fpr)
+
+
+def test_recall_precision_against_sklearn():
+    from sklearn.metrics import precision_score, recall_score
+
+    rng = np.random.default_rng(0)
+    y = rng.random(500) < 0.3
+    s = rng.normal(y * 1.0, 1.0)
+    r, p = recall_precision(s, y, 0.5)
+    assert r == pytest.approx(recall_score(y, s >= 0.5)) and p == pytest.approx(precision_score(y, s >= 0.5))
+    assert np.isnan(recall_precision(s, y, 99.0)[1])  # nothing selected: precision undefined, not 0 or 1
+
+
+def test_threshold_at_fpr():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(100), np.zeros(5000)].astype(bool)
+    s = rng.normal(y * 2.0, 1.0)
+    t, ok = threshold_at_fpr(s, y, 1e-3)
+    assert ok and ((s[~y] >= t).sum() <= 5) and ((s[~y] >= np.nextafter(t, -np.inf) - 1e-9).sum() >= 5)
+    t, ok = threshold_at_fpr(s, y, 1e-4)
+    assert not ok and np.isinf(t)  # 5000 negatives cannot resolve 1e-4
+
+
+def test_calibration_errors_hand_case():
+    p = np.r_[np.full(50, 0.2), np.full(50, 0.8)]
+    y = np.r_[np.zeros(40), np.ones(10), np.zeros(10), np.ones(40)]  # perfectly calibrated
+    ece, mce = calibration_errors(p, y, n_bins=2)
+    assert ece == pytest.approx(0.0) and mce == pytest.approx(0.0)
+    ece, mce = calibration_errors(np.r_[np.full(50, 0.5), np.full(50, 0.9)], y, n_bins=2)
+    assert ece == pytest.approx(0.5 * 0.3 + 0.5 * 0.1) and mce == pytest.approx(0.3)
+    with pytest.raises(ValueError):
+        calibration_errors(p[:5], y[:5])
+
+
+def test_beta_interval_against_scipy():
+    lo, hi = beta_interval(7, 20, 0.68)
+    assert lo == pytest.approx(beta.ppf(0.16, 8, 14)) and hi == pytest.approx(beta.ppf(0.84, 8, 14))
+    lo, hi = beta_interval(0, 10, 0.95)
+    assert lo == pytest.approx(beta.ppf(0.025, 1, 11)) and lo > 0
+    assert all(np.isnan(beta_interval(0, 0, 0.68)))
+
+
+def test_bootstrap_coverage_of_a_known_auc():
+    from scipy.stats import norm
+
+    true = norm.cdf(1 / np.sqrt(2))
+    hits68 = hits95 = 0
+    for k in range(30):
+        rng = np.random.default_rng(50 + k)
+        y = np.r_[np.ones(150), np.zeros(300)]
+        s = np.r_[rng.normal(1, 1, 150), rng.normal(0, 1, 300)]
+        b = stratified_bootstrap(lambda s_, y_: roc_auc(s_[y_ == 1], s_[y_ == 0]), s, y, n_boot=300, seed=k)
+        hits68 += b["lo68"] <= true <= b["hi68"]
+        hits95 += b["lo95"] <= true <= b["hi95"]
+    assert 0.45 <= hits68 / 30 <= 0.9 and hits95 / 30 >= 0.8
+    with pytest.raises(ValueError):
+        stratified_bootstrap(lambda s_, y_: 0.0, [1.0, 2.0], [1, 1])
