@@ -177,6 +177,8 @@ def cmd_inject(args) -> int:
 
 
 def cmd_cutout(args) -> int:
+    if args.source is None:  # --coadd-dir alone means the coadd source
+        args.source = "coadd" if args.coadd_dir else "mock"
     if args.source == "mock":
         from lensaudit.config import get_profile
         from lensaudit.mock.lookup import mock_cutout
@@ -233,9 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cutout", help="one cutout in the research group's NPZ format")
     c.add_argument("--ra", type=float, required=True)
     c.add_argument("--dec", type=float, required=True)
-    c.add_argument("--source", choices=["mock", "coadd", "http"], default="mock",
+    c.add_argument("--source", choices=["mock", "coadd", "http"], default=None,
                    help="the embedded mock sky (objects within 1.5\"), coadd bricks (--coadd-dir), or the cutout "
-                        "service ($LENSAUDIT_CUTOUT_URL)")
+                        "service ($LENSAUDIT_CUTOUT_URL); default: coadd when --coadd-dir is given, else mock")
     c.add_argument("--home", default=None, help="LENSAUDIT_HOME (mock source: where the mock sky lives)")
     c.add_argument("--coadd-dir", default=None, help="directory or URL prefix of legacysurvey-<brick>-image-<band>.fits.fz")
     c.add_argument("--bands", default="grz")
