@@ -45,6 +45,13 @@ def checks_for(asset_key: str) -> list[dg.AssetChecksDefinition]:
                         else dg.MetadataValue.text("n/a"),
                         "threshold": dg.MetadataValue.text(res.threshold),
                         "details": dg.MetadataValue.json(_jsonable(res.details))}
+                if spec.plot:
+                    png = settings.home_path() / "plots" / spec.plot
+                    if png.is_file():
+                        import base64
+
+                        meta["plot"] = dg.MetadataValue.md(
+                            f"![{spec.plot}](data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()})")
                 sev = dg.AssetCheckSeverity.ERROR if res.severity == ERROR else dg.AssetCheckSeverity.WARN
                 return dg.AssetCheckResult(passed=bool(res.passed), severity=sev, metadata=meta)
             return _check

@@ -78,6 +78,10 @@ def test_dagster_recorded_schema_metadata_and_checks(homes):
         recs = inst.event_log_storage.get_asset_check_execution_history(
             dg.AssetCheckKey(dg.AssetKey("spatial_splits"), "spatial_splits_splits_disjoint"), limit=1)
         assert recs and recs[0].status.value == "SUCCEEDED"
+        recs = inst.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("spatial_splits"), "spatial_splits_split_proportions"), limit=1)
+        evaluation = recs[0].event.dagster_event.event_specific_data
+        assert evaluation.passed and {"metric", "threshold", "details", "plot"} <= set(evaluation.metadata)
     finally:
         inst.dispose()
 

@@ -57,6 +57,7 @@ class GateSpec:
     blocking: bool
     description: str
     evaluate: Callable[[StoreView], GateResult]
+    plot: str = ""  # a PNG under $LENSAUDIT_HOME/plots/ that the asset draws for this gate
 
 
 def _schema_gate(asset: str) -> GateSpec:
@@ -77,8 +78,8 @@ def _guard(spec_name: str, asset: str, severity: str, fn):
     return run
 
 
-def _spec(name, asset, severity, blocking, description, fn) -> GateSpec:
-    return GateSpec(name, asset, severity, blocking, description, _guard(name, asset, severity, fn))
+def _spec(name, asset, severity, blocking, description, fn, plot: str = "") -> GateSpec:
+    return GateSpec(name, asset, severity, blocking, description, _guard(name, asset, severity, fn), plot)
 
 
 def _shortcut_single(v: StoreView, which: int) -> GateResult:
@@ -126,7 +127,7 @@ def _realism(v: StoreView, which: str) -> list[GateResult]:
 
 def _realism_spec(name: str, which: str, i: int, description: str) -> GateSpec:
     return _spec(name, "injection_realism", ERROR, True, description,
-                 lambda v: v.memo(f"realism:{which}", lambda: _realism(v, which))[i])
+                 lambda v: v.memo(f"realism:{which}", lambda: _realism(v, which))[i], plot="injection_realism.png")
 
 
 GATES: list[GateSpec] = [
@@ -140,7 +141,8 @@ GATES: list[GateSpec] = [
     _spec("positives_match_rate", "positives", WARN, False,
           "match rate of covered lenses and separation distribution",
           lambda v: data_gates.positives_match_rate(v.table("positives"), v.table("positives_unmatched"),
-                                                    v.profile.min_match_rate, v.profile.match_radius_arcsec)),
+                                                    v.profile.min_match_rate, v.profile.match_radius_arcsec),
+          plot="positives_separation.png"),
     _schema_gate("negative_pool"),
     _spec("no_negative_near_known_lens", "negative_pool", ERROR, True,
           "no negative within the exclusion radius of any lenscat entry",
@@ -155,7 +157,7 @@ GATES: list[GateSpec] = [
     _spec("spatial_splits_split_proportions", "spatial_splits", ERROR, True,
           "train/val/test proportions within tolerance of 0.70/0.15/0.15",
           lambda v: data_gates.split_proportions_ok(v.table("spatial_splits"), v.profile.split_fractions,
-                                                    v.profile.split_tolerance)),
+                                                    v.profile.split_tolerance), plot="spatial_splits_sky.png"),
     _schema_gate("training_manifest"),
     _spec("training_manifest_splits_disjoint", "training_manifest", ERROR, True,
           "disjointness re-verified on the manifest rows",
@@ -178,10 +180,10 @@ GATES: list[GateSpec] = [
     _schema_gate("shortcut_features"),
     _spec("shortcut_single_feature_red", "shortcut_features", ERROR, False,
           "no single feature separates positives from negatives (68% lower bound of max(AUC,1-AUC) <= 0.70)",
-          lambda v: _shortcut_single(v, 0)),
+          lambda v: _shortcut_single(v, 0), plot="shortcut_feature_auc.png"),
     _spec("shortcut_single_feature_yellow", "shortcut_features", WARN, False,
           "no single feature flags (68% lower bound of max(AUC,1-AUC) <= 0.60)",
-          lambda v: _shortcut_single(v, 1)),
+          lambda v: _shortcut_single(v, 1), plot="shortcut_feature_auc.png"),
     _spec("shortcut_core_only_lr", "shortcut_features", WARN, False,
           "logistic regression on the central r < 10 px pixels: val AUC <= 0.70", _core_lr),
     _schema_gate("injection_realism"),
