@@ -107,7 +107,7 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             seen += len(idx)
         scores = predict(model, x_val, device)
         auc = roc_auc(scores[y_val == 1], scores[y_val == 0]) if (y_val == 1).any() and (y_val == 0).any() else float("nan")
