@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from lensaudit.arrow_fields import described as _f
 from lensaudit.cutouts.features import FEATURES
 from lensaudit.spark_jobs.cutouts import INDEX_SCHEMA
 from lensaudit.spark_jobs.manifest import MANIFEST_SCHEMA, SHORTFALL_SCHEMA
 from lensaudit.spark_jobs.negatives import COUNTS_SCHEMA, pool_table_schema
 from lensaudit.spark_jobs.sweeps import sweep_table_schema
-
-
-def _f(name, typ, desc):
-    return pa.field(name, typ, metadata={"description": desc})
 
 
 LENS_CATALOG_SCHEMA = pa.schema([

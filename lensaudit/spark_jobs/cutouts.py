@@ -20,13 +20,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from lensaudit.arrow_fields import described as _f
+
 from lensaudit.spark_jobs.common import run_tasks, status_batch
 
 QC_BAND_STATS = ("p1", "p50", "p99", "mad", "outer_bg", "clip_frac")
-
-
-def _f(name, typ, desc):
-    return pa.field(name, typ, metadata={"description": desc})
 
 
 INDEX_SCHEMA = pa.schema([
