@@ -1,8 +1,8 @@
 """Benchmark: detector training and inference throughput (the ``lensaudit.detector`` code).
 
 Writes N synthetic stamps into a real cutout store (content shards + index), then
-* inference: read batches from the store (I/O included), ``raw_robust`` preprocessing,
-  ResNet-18 forward in bf16 (channels_last) at 64^2 and 101^2 crops;
+* inference: read batches from the store (I/O included), copy to the device, ``raw_robust``
+  preprocessing there, ResNet-18 forward in bf16 (channels_last) at 64^2 and 101^2 crops;
 * training: ``lensaudit.detector.train.train`` for one epoch on preprocessed 64^2 stamps
   (its own batching, augmentation and host-to-device copies included).
 Reports images/s and the device.  Run: PYTHONPATH=. python bench/bench_detector.py --device cuda
@@ -49,8 +49,9 @@ def main() -> None:
     for crop in (64, 101):
         def run():
             for s in range(0, ns.n, ns.batch):
-                x, _ = raw_robust(reader.read(idx.iloc[s:s + ns.batch]), crop=crop)
-                xb = torch.from_numpy(x).pin_memory().to(dev, non_blocking=True).to(memory_format=torch.channels_last)
+                raw = torch.from_numpy(reader.read(idx.iloc[s:s + ns.batch])).pin_memory().to(dev, non_blocking=True)
+                xb, _ = raw_robust(raw, crop=crop)  # on the GPU
+                xb = xb.contiguous(memory_format=torch.channels_last)
                 with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.startswith("cuda")):
                     model(xb)
             if dev.startswith("cuda"):

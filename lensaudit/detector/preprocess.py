@@ -3,17 +3,23 @@ and the selection function's scoring (never copied).
 
 Per band: subtract the median and divide by 1.4826 x MAD of the outer annulus
 20 <= r <= 32 px (r from the centre pixel), clip to +-10, then take the centre crop
-(64 px by default, 101 for the full stamp).  NaN pixels become 0 after normalisation
-(the QC already rejected stamps with NaN in the core or > 2 % NaN centrally).  The crop
-starts at pixel (H - crop) // 2: for 64 of 101 that is 18..81, so the stamp centre (50, 50)
-falls on crop pixel (32, 32).  A band
-whose annulus has MAD 0 or no finite pixel is set to 0 and reported.
+(64 px by default, 101 for the full stamp).  Medians are exact (the mean of the two middle
+values for an even count, NaN pixels ignored: numpy's ``nanmedian``).  NaN pixels
+become 0 after normalisation (the QC already rejected stamps with NaN in the core or
+> 2 % NaN centrally).  A band whose annulus has MAD 0 or no finite pixel is set to 0 and
+reported.  The crop starts at pixel (H - crop) // 2: for 64 of 101 that is 18..81, so the
+stamp centre (50, 50) falls on crop pixel (32, 32).
+One implementation in torch: numpy in -> numpy out (on the CPU); a torch tensor stays on
+its device (the GPU path of training and of the selection function).
 Input (N, 3, H, W) float32 nmgy per pixel; output (N, 3, crop, crop) float32.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+import torch
 
 ANNULUS_PX = (20.0, 32.0)
 CLIP = 10.0
@@ -27,21 +33,41 @@ def _annulus_mask(size: int) -> np.ndarray:
     return (r >= ANNULUS_PX[0]) & (r <= ANNULUS_PX[1])
 
 
-def raw_robust(stamps: np.ndarray, crop: int = 64) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=8)
+def _annulus_index(size: int, device: str) -> torch.Tensor:
+    return torch.from_numpy(np.flatnonzero(_annulus_mask(size))).to(device)
+
+
+def nanmedian_last(a: torch.Tensor) -> torch.Tensor:
+    """Exact NaN-ignoring median along the last axis (numpy.nanmedian semantics)."""
+    finite = torch.isfinite(a)
+    k = finite.sum(-1, keepdim=True)
+    s = torch.sort(torch.where(finite, a, torch.full_like(a, float("inf"))), dim=-1).values
+    lo = (k - 1).clamp(min=0) // 2
+    hi = (k // 2).clamp(max=a.shape[-1] - 1)
+    med = (s.gather(-1, lo) + s.gather(-1, hi)) / 2
+    return torch.where(k > 0, med, torch.full_like(med, float("nan"))).squeeze(-1)
+
+
+def raw_robust(stamps, crop: int = 64):
     """(normalised stamps, degenerate (N, 3) bool: bands that could not be normalised)."""
-    x = np.asarray(stamps, dtype=np.float32)
+    as_numpy = isinstance(stamps, np.ndarray)
+    x = torch.as_tensor(stamps, dtype=torch.float32)
     if x.ndim != 4:
-        raise ValueError(f"expected (N, C, H, W), got {x.shape}")
+        raise ValueError(f"expected (N, C, H, W), got {tuple(x.shape)}")
     n, c, h, w = x.shape
     if h != w or not 0 < crop <= h:
         raise ValueError(f"crop {crop} does not fit a {h}x{w} stamp")
-    ann = x[:, :, _annulus_mask(h)]
-    med = np.nanmedian(ann, axis=2)
-    mad = MAD_TO_SIGMA * np.nanmedian(np.abs(ann - med[..., None]), axis=2)
-    degenerate = ~np.isfinite(mad) | (mad <= 0)
-    scale = np.where(degenerate, 1.0, mad).astype(np.float32)
+    ann = x.reshape(n, c, h * w).index_select(2, _annulus_index(h, str(x.device)))
+    med = nanmedian_last(ann)
+    mad = MAD_TO_SIGMA * nanmedian_last((ann - med[..., None]).abs())
+    degenerate = ~torch.isfinite(mad) | (mad <= 0)
+    scale = torch.where(degenerate, torch.ones_like(mad), mad)
+    shift = torch.where(degenerate, torch.zeros_like(med), med)
     off = (h - crop) // 2
-    y = (x[:, :, off:off + crop, off:off + crop] - np.where(degenerate, 0, med)[..., None, None]) / scale[..., None, None]
-    y = np.clip(np.nan_to_num(y, nan=0.0), -CLIP, CLIP)
-    y[degenerate] = 0.0
-    return y.astype(np.float32), degenerate
+    y = (x[:, :, off:off + crop, off:off + crop] - shift[..., None, None]) / scale[..., None, None]
+    y = torch.clamp(torch.nan_to_num(y, nan=0.0), -CLIP, CLIP)
+    y = torch.where(degenerate[..., None, None], torch.zeros_like(y), y)
+    if as_numpy:
+        return y.numpy().astype(np.float32), degenerate.numpy()
+    return y, degenerate
