@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lensaudit.injection.realism import azimuthal_median, radius_map
+from lensaudit.stamps import azimuthal_median, radius_map
+from lensaudit.survey.photometry import nmgy_to_mag
 
 FEATURES = ("core_mean_4", "core_max_4", "core_mean_8", "core_max_8", "core_mean_12", "core_max_12",
             "annulus_mean", "outer_mean", "radial_gradient", "azimuthal_asymmetry", "laplacian_core",
@@ -25,7 +26,7 @@ FEATURES = ("core_mean_4", "core_max_4", "core_mean_8", "core_max_8", "core_mean
 
 
 def _mag(f):
-    return 22.5 - 2.5 * np.log10(f) if f > 0 else np.nan
+    return float(nmgy_to_mag(f))
 
 
 def features_of(stamp: np.ndarray, sat_threshold: float) -> dict[str, float]:

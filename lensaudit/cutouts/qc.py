@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from lensaudit.stamps import radius_map
+
 CENTRAL_BOX_PX = 50
 MAX_CENTRAL_NAN_FRAC = 0.02
 CORE_RADIUS_PX = 5.0
 OUTER_ANNULUS_PX = (35.0, 50.0)
-
-
-def _radius(n: int) -> np.ndarray:
-    c = (n - 1) / 2
-    yy, xx = np.mgrid[:n, :n]
-    return np.hypot(xx - c, yy - c)
 
 
 def quality(data: np.ndarray | None, bands: str, size: int = 101) -> dict:
@@ -32,7 +28,7 @@ def quality(data: np.ndarray | None, bands: str, size: int = 101) -> dict:
     if data.ndim != 3 or data.shape[1:] != (size, size) or data.shape[0] != len(bands):
         out["qc_reason"] = f"wrong_shape {tuple(data.shape)}"
         return out
-    r = _radius(size)
+    r = radius_map(size)
     c0 = (size - CENTRAL_BOX_PX) // 2
     central = data[:, c0:c0 + CENTRAL_BOX_PX, c0:c0 + CENTRAL_BOX_PX]
     out["nan_frac"] = float(np.isnan(data).mean())

@@ -21,15 +21,15 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from lensaudit.stamps import radius_map
+
 ANNULUS_PX = (20.0, 32.0)
 CLIP = 10.0
 MAD_TO_SIGMA = 1.4826
 
 
 def _annulus_mask(size: int) -> np.ndarray:
-    c = (size - 1) / 2
-    yy, xx = np.mgrid[:size, :size]
-    r = np.hypot(xx - c, yy - c)
+    r = radius_map(size)
     return (r >= ANNULUS_PX[0]) & (r <= ANNULUS_PX[1])
 
 

@@ -16,31 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from lensaudit.stamps import azimuthal_median, radius_map
+
 ANNULUS_PX = (4.0, 16.0)
 OUTER_RING_PX = 35.0
 # typical DECam sky surface brightness, AB mag / arcsec^2 (DECaLS DR10 medians), used to
 # turn the host depth into the Poisson variance of the added arc
 SKY_MAG_PER_ARCSEC2 = {"g": 22.0, "r": 20.9, "z": 18.5}
-
-
-def radius_map(npix: int) -> np.ndarray:
-    c = (npix - 1) / 2
-    yy, xx = np.mgrid[:npix, :npix]
-    return np.hypot(xx - c, yy - c)
-
-
-def azimuthal_median(image: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Image of the median of each 1-px ring (per band)."""
-    ring = np.floor(r).astype(int)
-    out = np.empty_like(image, dtype=np.float64)
-    for b in range(image.shape[0]):
-        med = np.zeros(ring.max() + 1)
-        for k in range(ring.max() + 1):
-            vals = image[b][ring == k]
-            vals = vals[np.isfinite(vals)]
-            med[k] = np.median(vals) if len(vals) else 0.0
-        out[b] = med[ring]
-    return out
 
 
 def sigma_pix_outer(image: np.ndarray, r: np.ndarray, r_min: float = OUTER_RING_PX) -> np.ndarray:
