@@ -28,11 +28,10 @@ def lenstronomy_render(row: dict, kernels: np.ndarray, npix: int = 101, pixscale
     kw_lens = [{"theta_E": row["theta_e_arcsec"], "e1": row["e1"], "e2": row["e2"],
                 "center_x": row["center_x_arcsec"], "center_y": row["center_y_arcsec"]},
                {"gamma1": row["gamma1"], "gamma2": row["gamma2"]}]
-    n = row["src_n_sersic"]
-    bn = max(1.9992 * n - 0.3271, 1e-5)
-    from math import exp, gamma, pi
+    from lensaudit.injection.source import sersic_unit_amp
 
-    unit_amp = 1.0 / (2 * pi * n * row["src_r_sersic_arcsec"] ** 2 * exp(bn) * bn ** (-2 * n) * gamma(2 * n))
+    n = row["src_n_sersic"]
+    unit_amp = sersic_unit_amp(row["src_r_sersic_arcsec"], n)
     out = []
     for i, b in enumerate(BANDS):
         psf = PSF(psf_type="PIXEL", kernel_point_source=np.asarray(kernels[i], dtype=np.float64))

@@ -28,6 +28,12 @@ def sersic_unit_flux_amp(r_sersic, n):
     return 1.0 / total
 
 
+def sersic_unit_amp(r_sersic: float, n: float) -> float:
+    """Scalar (float) version of :func:`sersic_unit_flux_amp`, for numpy/lenstronomy callers."""
+    bn = max(1.9992 * n - 0.3271, 1e-5)
+    return 1.0 / (2 * math.pi * n * r_sersic**2 * math.exp(bn) * bn ** (-2 * n) * math.gamma(2 * n))
+
+
 def sersic_sb(x, y, amp, r_sersic, n, e1, e2, center_x, center_y):
     dx, dy = x - center_x, y - center_y
     norm = torch.sqrt(torch.clamp(torch.abs(1 - e1**2 - e2**2), min=1e-6))

@@ -20,19 +20,18 @@ import zlib
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy.signal import fftconvolve
 
+from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import add_arc_noise, sigma_pix_from_depth
+from lensaudit.injection.source import sersic_unit_amp
 from lensaudit.mock.config import MockSkyConfig
 
 PIX = 0.262
 BANDS = "grz"
 MOFFAT_BETA = 3.5
 SUPERSAMPLE = 2
-
-
-def _bn(n):
-    return max(1.9992 * n - 0.3271, 1e-5)
 
 
 def sersic_image(x, y, flux, r_half, n, e1, e2, cx, cy):
@@ -47,16 +46,9 @@ def sersic_image(x, y, flux, r_half, n, e1, e2, cx, cy):
     xp = ((1 - e1) * dx - e2 * dy) / norm
     yp = (-e2 * dx + (1 + e1) * dy) / norm
     r = np.maximum(np.hypot(xp, yp), 1e-4)
-    bn = _bn(n)
-    total = 2 * math.pi * n * r_half**2 * math.exp(bn) * bn ** (-2 * n) * math.gamma(2 * n)
-    return flux / total * np.exp(-bn * ((r / r_half) ** (1 / n) - 1)) * (PIX / SUPERSAMPLE) ** 2
-
-
-def moffat_kernel(fwhm: float, half: int) -> np.ndarray:
-    ax = np.arange(-half, half + 1) * PIX
-    alpha = fwhm / (2 * math.sqrt(2 ** (1 / MOFFAT_BETA) - 1))
-    k = (1 + (ax[None, :] ** 2 + ax[:, None] ** 2) / alpha**2) ** (-MOFFAT_BETA)
-    return k / k.sum()
+    bn = max(1.9992 * n - 0.3271, 1e-5)
+    amp = flux * sersic_unit_amp(r_half, n)
+    return amp * np.exp(-bn * ((r / r_half) ** (1 / n) - 1)) * (PIX / SUPERSAMPLE) ** 2
 
 
 def _lens_arc(row, truth_row, n_sub: int) -> np.ndarray:
@@ -76,8 +68,7 @@ def _lens_arc(row, truth_row, n_sub: int) -> np.ndarray:
     kw_lens = [{"theta_E": float(t.theta_e_arcsec), "e1": e1, "e2": e2, "center_x": 0.0, "center_y": 0.0},
                {"gamma1": float(t.gamma1), "gamma2": float(t.gamma2)}]
     r_src, n_src = float(t.src_r_sersic_arcsec), float(t.src_n_sersic)
-    bn = _bn(n_src)
-    unit = 1.0 / (2 * math.pi * n_src * r_src**2 * math.exp(bn) * bn ** (-2 * n_src) * math.gamma(2 * n_src))
+    unit = sersic_unit_amp(r_src, n_src)
     mags = {"r": float(truth_row.src_mag_r)}
     mags["g"] = mags["r"] + float(truth_row.src_g_r)
     mags["z"] = mags["r"] - float(truth_row.src_r_z)
@@ -148,8 +139,9 @@ def render_stamp(target, neighbours: pd.DataFrame, truth_row, config: MockSkyCon
             sub += _lens_arc(target, truth_row, n_sub)
     img = sub.reshape(3, size, SUPERSAMPLE, size, SUPERSAMPLE).sum(axis=(2, 4)) + point
     fwhm = np.array([target.psfsize_g, target.psfsize_r, target.psfsize_z], dtype=float)
-    half = int(math.ceil(4 * fwhm.max() / PIX))
-    kernels = np.stack([moffat_kernel(f, half) for f in fwhm])
+    half = kernel_half_width(float(fwhm.max()), PIX)
+    f = torch.as_tensor(fwhm, dtype=torch.float64)
+    kernels = moffat_kernels(f, torch.full_like(f, MOFFAT_BETA), PIX, half).numpy()
     img = np.stack([fftconvolve(img[b], kernels[b], mode="same") for b in range(3)])
     depth = np.array([target.psfdepth_g, target.psfdepth_r, target.psfdepth_z], dtype=float)
     sigma = sigma_pix_from_depth(np.where(depth > 0, depth, 1e-3), kernels)
