@@ -21,6 +21,45 @@ class ManifestSettings:
 
 
 @dataclass(frozen=True)
+class DetectorSettings:
+    """Training and evaluation of the detector (DESIGN s3 "Detector", "Evaluation")."""
+
+    #: architectures the main job trains (the ``detector`` asset's partitions)
+    archs: tuple[str, ...] = ("resnet18",)
+    #: the architecture whose frozen model the selection function audits
+    audit_arch: str = "resnet18"
+    epochs: int = 50
+    patience: int = 10
+    batch_size: int = 256
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    seed: int = 1234
+    crop: int = 64
+    max_steps_per_epoch: int | None = None
+    neg_fraction_per_epoch: float = 1.0
+    #: bootstrap resamples of every evaluation metric (>= 1000) and their seed
+    n_boot: int = 1000
+    boot_seed: int = 0
+    #: CPU threads torch may use (None: torch's default)
+    cpu_threads: int | None = None
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """The selection function (DESIGN s3 "Selection function", "Adversarial gates")."""
+
+    n_per_cell: int = 200
+    seed: int = 2024
+    #: a (PSF, depth) bin with fewer distinct hosts is reported as thin
+    min_hosts_per_bin: int = 5
+    #: hosts (and test lenses) the adversarial tests use at most
+    adversarial_max_hosts: int = 5000
+    #: rows per injection batch on the device
+    chunk: int = 4096
+    gallery_size: int = 16
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     mock: MockSkyConfig
@@ -42,6 +81,8 @@ class Profile:
     realism_seed: int = 7
     cuts: NegativeCuts = NegativeCuts()
     manifest: ManifestSettings = ManifestSettings()
+    detector: DetectorSettings = DetectorSettings()
+    selection: SelectionSettings = SelectionSettings()
 
 
 #: the first four mock sweeps (three in the footprint, one across Dec = -18)
@@ -50,8 +91,13 @@ _TINY_SWEEPS = tuple(b.name for b in MOCK_SWEEP_BOXES[:4])
 PROFILES: dict[str, Profile] = {
     # tiny pools tier B with tier A for the realism comparison: its sky holds one tier-A lens
     "tiny": Profile("tiny", MockSkyConfig(n_objects_per_sweep=15000), sweep_subset=_TINY_SWEEPS, realism_n_inject=100,
-                    realism_real_tiers=("A", "B")),
-    "demo": Profile("demo", MockSkyConfig(n_objects_per_sweep=30000)),
+                    realism_real_tiers=("A", "B"),
+                    detector=DetectorSettings(epochs=2, batch_size=64, max_steps_per_epoch=3, patience=2),
+                    selection=SelectionSettings(n_per_cell=2, adversarial_max_hosts=60, chunk=256, gallery_size=4)),
+    # demo: a CPU model within the README job's budget, not a science model
+    "demo": Profile("demo", MockSkyConfig(n_objects_per_sweep=30000),
+                    detector=DetectorSettings(epochs=14, batch_size=64, patience=6, neg_fraction_per_epoch=0.25),
+                    selection=SelectionSettings(n_per_cell=16, adversarial_max_hosts=600, chunk=512)),
     "full": Profile("full", MockSkyConfig(n_objects_per_sweep=300000)),
 }
 

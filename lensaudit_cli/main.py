@@ -101,11 +101,48 @@ def cmd_materialize(args) -> int:
     if not keys:
         print(f"lensaudit: --select {args.select!r} matches no asset", file=sys.stderr)
         return 2
-    tags = _partition_range(defs, keys, profile)
-    job = defs.resolve_job_def("lensaudit_main")
+    runs = plan_runs(defs, set(keys), profile)
     instance = dg.DagsterInstance.get()
-    run_id = str(uuid.uuid4())
     n_checks = sum(len(graph.get(k).check_keys) for k in keys)
+    n_steps = sum(len(ks) + sum(len(graph.get(k).check_keys) for k in ks) for ks, _ in runs)
+    print(f"lensaudit: materialising {len(keys)} assets with {n_checks} checks (profile {profile}) into {home}"
+          f" in {len(runs)} run(s)", flush=True)
+    ok = True
+    with tqdm(total=n_steps, desc="steps", unit="step") as bar:
+        for run_keys, tags in runs:
+            job = defs.resolve_job_def("lensaudit_detector" if "dagster/partition" in tags else "lensaudit_main")
+            run_id, r = _execute(job, instance, run_keys, tags, bar)
+            if r is None:
+                return 1
+            for ev in r.all_events:
+                if ev.is_failure and ev.event_specific_data is not None and getattr(ev.event_specific_data, "error", None):
+                    print(f"lensaudit: step {ev.step_key} failed: {ev.event_specific_data.error.message.strip()}",
+                          file=sys.stderr)
+            tqdm.write(f"lensaudit: run {run_id} ({_describe(tags)}) {'succeeded' if r.success else 'FAILED'}")
+            if not r.success:
+                ok = False
+                break
+    status = "succeeded" if ok else "FAILED"
+    print(f"lensaudit: {status}; assets under {home / 'assets'}")
+    report = home / "assets" / "audit_report" / "audit_report.html"
+    if report.exists():
+        print(f"lensaudit: audit report: {report}")
+    return 0 if ok else 1
+
+
+def _describe(tags: dict) -> str:
+    if "dagster/partition" in tags:
+        return f"partition {tags['dagster/partition']}"
+    if tags:
+        return f"partitions {tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"
+    return "unpartitioned"
+
+
+def _execute(job, instance, keys, tags, bar):
+    """One in-process run with a progress bar fed from its step events; (run_id, result or None)."""
+    from dagster import DagsterEventType
+
+    run_id = str(uuid.uuid4())
     result: dict = {}
 
     def _run():
@@ -115,36 +152,49 @@ def cmd_materialize(args) -> int:
         except Exception as exc:  # reported below; the run's own events carry the details
             result["exc"] = exc
 
-    print(f"lensaudit: materialising {len(keys)} assets (profile {profile}) into {home}", flush=True)
     t = threading.Thread(target=_run, daemon=True)
     t.start()
-    with tqdm(total=len(keys) + n_checks, desc="steps", unit="step") as bar:
-        done = 0
-        while t.is_alive():
-            t.join(timeout=1.0)
-            try:
-                from dagster import DagsterEventType
-
-                n = len(instance.all_logs(run_id, of_type={DagsterEventType.STEP_SUCCESS,
-                                                           DagsterEventType.STEP_FAILURE}))
-            except Exception:  # the run may not exist yet; progress only
-                n = done
-            if n > done:
-                bar.update(min(n, bar.total) - done)
-                done = min(n, bar.total)
+    done = 0
+    while t.is_alive():
+        t.join(timeout=1.0)
+        try:
+            n = len(instance.all_logs(run_id, of_type={DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}))
+        except Exception:  # the run may not exist yet; progress only
+            n = done
+        if n > done:
+            bar.update(n - done)
+            done = n
     if "exc" in result:
         print(f"lensaudit: run failed: {result['exc']}", file=sys.stderr)
-        return 1
-    r = result["r"]
-    for ev in r.all_events:
-        if ev.is_failure and ev.event_specific_data is not None and getattr(ev.event_specific_data, "error", None):
-            print(f"lensaudit: step {ev.step_key} failed: {ev.event_specific_data.error.message.strip()}", file=sys.stderr)
-    status = "succeeded" if r.success else "FAILED"
-    print(f"lensaudit: run {run_id} {status}; assets under {home / 'assets'}")
-    report = home / "assets" / "audit_report" / "audit_report.html"
-    if report.exists():
-        print(f"lensaudit: audit report: {report}")
-    return 0 if r.success else 1
+        return run_id, None
+    return run_id, result["r"]
+
+
+def plan_runs(defs, keys: set, profile_name: str) -> list[tuple[list, dict]]:
+    """Split a selection into runs that Dagster can execute with one partition tag each:
+    the sweep-partitioned / unpartitioned assets upstream of the detector, one run per
+    architecture of the profile for the architecture-partitioned assets, then the rest."""
+    import dagster as dg
+
+    from lensaudit.config import get_profile
+    from lensaudit.detector.models import ARCHITECTURES
+
+    graph = defs.resolve_asset_graph()
+
+    def is_arch(k):
+        pdef = graph.get(k).partitions_def
+        return pdef is not None and list(pdef.get_partition_keys()) == list(ARCHITECTURES)
+
+    arch_keys = {k for k in keys if is_arch(k)}
+    if not arch_keys:
+        return [(sorted(keys), _partition_range(defs, keys, profile_name))]
+    after = (dg.AssetSelection.assets(*arch_keys).downstream().resolve(graph) & keys) - arch_keys
+    before = keys - arch_keys - after
+    runs = [(sorted(before), _partition_range(defs, before, profile_name))] if before else []
+    runs += [(sorted(arch_keys), {"dagster/partition": a}) for a in get_profile(profile_name).detector.archs]
+    if after:
+        runs.append((sorted(after), _partition_range(defs, after, profile_name)))
+    return runs
 
 
 def cmd_gates(args) -> int:

@@ -115,7 +115,8 @@ def test_bad_selection_and_empty_home(tmp_path):
 @pytest.fixture(scope="module")
 def with_cutouts(homes):
     home = homes[0]
-    r = _cli("materialize", "--profile", "tiny", "--select", "cutouts+", "--home", str(home), home=home)
+    r = _cli("materialize", "--profile", "tiny", "--select", "cutouts or shortcut_features or injection_realism",
+             "--home", str(home), home=home)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     return home
 
@@ -145,3 +146,119 @@ def test_cutouts_cover_the_manifest_and_read_back(with_cutouts):
     inj = rec[rec.kind == "injected"]
     assert len(inj) == 100 and (inj.magnification > 1).all() and inj.galaxy_id.isin(idx[idx.split == "test"].galaxy_id).all()
     assert (rec.kind == "real").sum() >= 5
+
+
+@pytest.fixture(scope="module")
+def with_detector(with_cutouts):
+    """``detector+`` on the tiny sky: 3 test lenses cannot give a 95 % AUC bound above 0.5,
+    so the blocking gate stops the run before the selection function (exit 1)."""
+    home = with_cutouts
+    r = _cli("materialize", "--profile", "tiny", "--select", "detector+", "--home", str(home), home=home)
+    return home, r
+
+
+def test_detector_artefacts_and_blocking_auc_gate(with_detector):
+    import json
+
+    import numpy as np
+    import torch
+    import torchvision
+
+    from lensaudit.cutouts.store import CutoutReader
+    from lensaudit.detector.preprocess import raw_robust
+    from lensaudit.evaluation.auc import roc_auc
+
+    home, r = with_detector
+    out = r.stdout + r.stderr
+    ev = json.loads((home / "assets/detector_evaluation/resnet18/evaluation.json").read_text())
+    if ev["metrics"]["roc_auc"]["lo95"] <= 0.5:  # the tiny sky's expected case
+        assert r.returncode == 1 and "detector_auc_better_than_chance" in out, out[-3000:]
+        assert not (home / "assets" / "completeness_table").exists()
+    else:
+        assert r.returncode == 0, out[-3000:]
+    info = json.loads((home / "assets/detector/resnet18/run_info.json").read_text())
+    for key in ("git_commit", "utc_timestamp", "config", "config_sha256", "seeds", "manifest_sha256", "command",
+                "library_versions", "device_name", "epochs_run", "best_epoch", "stop_reason", "train_images_per_s"):
+        assert key in info and info[key] not in (None, ""), key
+    # the independent check: plain weights-only load into torchvision, re-score the stored test cutouts
+    model = torchvision.models.resnet18(num_classes=1)
+    model.load_state_dict(torch.load(home / "assets/detector/resnet18/best.pt", weights_only=True))
+    model.eval()
+    man = pd.read_parquet(home / "assets/training_manifest")
+    idx = pd.read_parquet(home / "assets/cutouts")
+    test = idx[(idx.split == "test") & idx.cutout_ok].sort_values("galaxy_id")
+    x, _ = raw_robust(CutoutReader(home / "cutout_store").read(test), crop=64)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x)).squeeze(1).numpy()
+    y = test.galaxy_id.map(man.set_index("galaxy_id").label).to_numpy()
+    assert abs(roc_auc(logits[y == 1], logits[y == 0]) - ev["metrics"]["roc_auc"]["value"]) < 1e-3
+    assert ev["n_boot"] >= 1000 and ev["excluded_rows"] is not None
+    assert not ev["thresholds"]["fpr0.0001"]["sufficient"]  # 10,000 negatives needed
+    scored = pd.read_parquet(home / "assets/detector_evaluation/resnet18.parquet")
+    assert set(scored.split) == {"test"} and len(scored) == len(test)
+    assert str(home) not in json.dumps(ev) and "/tmp" not in json.dumps(ev)  # path-free
+
+
+@pytest.fixture(scope="module")
+def with_selection(with_detector):
+    home, _ = with_detector
+    r = _cli("materialize", "--profile", "tiny", "--select", "injection_hosts+", "--home", str(home), home=home)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    assert "audit report:" in r.stdout
+    return home
+
+
+def test_selection_function_outputs(with_selection):
+    import numpy as np
+    from scipy.stats import beta
+
+    home = with_selection
+    t = pd.read_parquet(home / "assets/completeness_table/data.parquet")
+    csv = pd.read_csv(home / "assets/completeness_table/data.csv")
+    assert len(t) == 385 == len(csv) and t.cell.is_unique and (t.schema_version == 1).all()
+    lo, hi = beta.ppf(0.025, t.k + 1, t.n - t.k + 1), beta.ppf(0.975, t.k + 1, t.n - t.k + 1)
+    assert np.allclose(lo, t.lo95) and np.allclose(hi, t.hi95) and np.allclose(csv.lo95, t.lo95)
+    assert (t.sufficient == (t.n >= 200)).all() and not t.sufficient.any()  # tiny: 2 per cell
+    inj = pd.read_parquet(home / "assets/completeness_injections")
+    hosts = pd.read_parquet(home / "assets/injection_hosts")
+    man = pd.read_parquet(home / "assets/training_manifest").set_index("galaxy_id")
+    assert inj.galaxy_id.isin(hosts.galaxy_id).all() and len(inj) == t.n.sum()
+    assert (man.loc[hosts.galaxy_id, "split"] == "test").all() and (man.loc[hosts.galaxy_id, "label"] == 0).all()
+    for col in ("theta_e_arcsec", "src_mag_r", "psf_fwhm_r_arcsec", "snr_combined", "logit", "observable", "host_use"):
+        assert col in inj.columns
+    assert (home / "assets/audit_report/audit_report.html").stat().st_size > 10000
+    r = _cli("gates", "--home", str(home), home=home)
+    for name in ("injection_hosts_held_out", "completeness_table_valid", "adversarial_null_injection_ks",
+                 "adversarial_synthetic_ring", "adversarial_arc_suppression", "adversarial_spearman_theta_e"):
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith(name)][0]
+        assert "not materialised" not in line, line
+    assert "PASS" in [ln for ln in r.stdout.splitlines() if ln.startswith("injection_hosts_held_out")][0]
+    assert "PASS" in [ln for ln in r.stdout.splitlines() if ln.startswith("completeness_table_valid")][0]
+
+
+def test_completeness_is_deterministic(with_selection, tmp_path):
+    """Re-materialising the table with the same seed gives the same bytes."""
+    home = with_selection
+    before = (home / "assets/completeness_table/data.parquet").read_bytes()
+    inj_before = (home / "assets/completeness_injections/data.parquet").read_bytes()
+    r = _cli("materialize", "--profile", "tiny", "--select", "completeness_table", "--home", str(home), home=home)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (home / "assets/completeness_table/data.parquet").read_bytes() == before
+    assert (home / "assets/completeness_injections/data.parquet").read_bytes() == inj_before
+
+
+def test_host_leak_fails_the_blocking_check(with_selection, tmp_path):
+    import shutil
+
+    home = tmp_path / "leak"
+    shutil.copytree(with_selection, home)
+    p = home / "assets/injection_hosts/data.parquet"
+    hosts = pd.read_parquet(p)
+    man = pd.read_parquet(home / "assets/training_manifest")
+    train_row = man[(man.split == "train") & (man.label == 0)].iloc[[0]]
+    leak = pd.concat([hosts, hosts.iloc[[0]].assign(galaxy_id=train_row.galaxy_id.iloc[0], split="test")],
+                     ignore_index=True)
+    leak.to_parquet(p, index=False)
+    r = _cli("gates", "--home", str(home), home=home)
+    assert r.returncode == 1
+    assert "FAIL" in [ln for ln in r.stdout.splitlines() if ln.startswith("injection_hosts_held_out")][0]

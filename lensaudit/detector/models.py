@@ -28,28 +28,30 @@ class CheckpointError(RuntimeError):
     """A checkpoint that does not belong to the architecture, or is not a state dict."""
 
 
-def save_checkpoint(model: nn.Module, path, arch: str) -> None:
-    """State dict only (plus the architecture name), written atomically."""
+def save_checkpoint(model: nn.Module, path) -> None:
+    """The state dict only (a plain ``{name: tensor}`` mapping, loadable by
+    ``torch.load(path, weights_only=True)`` straight into torchvision's model), written
+    atomically.  The architecture is recorded beside it in ``run_info.json``."""
     from lensaudit.store import atomic_path
 
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        torch.save({"arch": arch, "state_dict": model.state_dict()}, tmp)
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path, arch: str, map_location="cpu") -> nn.Module:
-    """Load with ``torch.load(..., weights_only=True)``; refuse another architecture or a
-    tampered / truncated file with a clear error."""
+    """Load with ``torch.load(..., weights_only=True)``; refuse a checkpoint of another
+    architecture, a tampered / truncated file or a pickled object with a clear error."""
     try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle, zip and weights-only errors all mean "not a checkpoint we trust"
         raise CheckpointError(f"{path}: not a loadable weights-only checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(blob, dict) or "state_dict" not in blob:
-        raise CheckpointError(f"{path}: not a lensaudit checkpoint (no state_dict)")
-    if blob.get("arch") != arch:
-        raise CheckpointError(f"{path}: checkpoint is for {blob.get('arch')!r}, not {arch!r}")
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
     model = build_model(arch)
     try:
-        model.load_state_dict(blob["state_dict"], strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: state dict does not fit {arch}: {exc}") from exc
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{path}: not a {arch} checkpoint (state dict does not fit: {first})") from exc
     return model

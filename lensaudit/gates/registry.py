@@ -198,6 +198,95 @@ GATES: list[GateSpec] = [
 ]
 
 
+def _evaluated(v: StoreView) -> dict[str, dict]:
+    """evaluation.json of every profile architecture that has one."""
+    from lensaudit.evaluation.run import report_json
+
+    def load():
+        out = {}
+        for arch in v.profile.detector.archs:
+            try:
+                out[arch] = report_json(v.home, arch)
+            except FileNotFoundError:
+                continue
+        return out
+    return v.memo("detector_reports", load)
+
+
+def _rows_disjoint(v: StoreView) -> GateResult:
+    from lensaudit.evaluation.run import scored_rows
+    from lensaudit.gates.model_gates import evaluation_rows_disjoint
+
+    used, test = {}, {}
+    for arch in _evaluated(v):
+        test[arch] = scored_rows(v.home, arch)
+        p = v.home / "assets" / "detector" / arch / "rows.parquet"
+        if p.is_file():
+            used[arch] = pd.read_parquet(p)
+    return evaluation_rows_disjoint(used, test)
+
+
+def _model_gates() -> list[GateSpec]:
+    from lensaudit.gates import model_gates as mg
+
+    return [
+        _spec("detector_rows_disjoint", mg.ASSET, ERROR, True,
+              "split disjointness re-verified on the exact rows trained, validated and scored", _rows_disjoint),
+        _spec("detector_auc_better_than_chance", mg.ASSET, ERROR, True,
+              "95% lower bound of the test ROC AUC > 0.5", lambda v: mg.auc_better_than_chance(_evaluated(v)),
+              plot="detector_roc.png"),
+        _spec("detector_metrics_have_intervals", mg.ASSET, ERROR, False,
+              "every evaluation metric carries 68% and 95% intervals (or is marked insufficient)",
+              lambda v: mg.metrics_have_intervals(_evaluated(v)), plot="detector_reliability.png"),
+    ]
+
+
+GATES += _model_gates()
+
+
+def _adversarial(v: StoreView, which: str) -> GateResult:
+    from lensaudit.gates import adversarial_gates as ag
+
+    adv = v.table("adversarial_scores")
+    part = adv[adv["test"] == {"null": "null_injection", "ring": "synthetic_ring", "suppress": "arc_suppression"}.get(
+        which, "")]
+    if which == "null":
+        return ag.null_injection_ks(part["logit_after"], part["logit_before"])
+    if which == "ring":
+        return ag.synthetic_ring(part["logit_before"], part["logit_after"],
+                                 float(v.table("completeness_table")["threshold_logit"].iloc[0]))
+    if which == "suppress":
+        return ag.arc_suppression(part["logit_before"], part["logit_after"])
+    inj = v.table("completeness_injections")
+    return ag.spearman_positive(inj["logit"], inj["theta_e_arcsec" if which == "theta_e" else "snr_combined"], which)
+
+
+def _selection_gates() -> list[GateSpec]:
+    from lensaudit.gates import selection_gates as sg
+
+    adv = [("null", "adversarial_null_injection_ks", "null (zero-flux) injection scores ~ plain host scores: KS p > 0.05"),
+           ("ring", "adversarial_synthetic_ring", "a lensing-free Gaussian ring pushes <= 5% of hosts over threshold"),
+           ("suppress", "adversarial_arc_suppression", "real lenses with the arc annulus median-filled lose score"),
+           ("theta_e", "adversarial_spearman_theta_e", "Spearman rho(score, theta_E) > 0 on injections"),
+           ("snr", "adversarial_spearman_snr", "Spearman rho(score, arc annulus S/N) > 0 on injections")]
+    return [
+        _spec("injection_hosts_held_out", "injection_hosts", ERROR, True,
+              "hosts are test-split negatives only (no train/val row or pixel, no positive)",
+              lambda v: sg.hosts_held_out(v.table("injection_hosts"), v.table("training_manifest"))),
+        _spec("injection_host_bins_populated", "injection_hosts", WARN, False,
+              "every (PSF, depth) bin holds enough distinct hosts",
+              lambda v: sg.host_bins_populated(v.table("injection_host_bins"))),
+        _spec("completeness_table_valid", "completeness_table", ERROR, True,
+              "385 cells, counts match the injections, Beta intervals, sufficient = n >= 200",
+              lambda v: sg.completeness_table_valid(v.table("completeness_table"), v.table("completeness_injections")),
+              plot="completeness_heatmaps.png"),
+    ] + [_spec(name, "completeness_table", ERROR, False, desc, lambda v, w=which: _adversarial(v, w))
+         for which, name, desc in adv]
+
+
+GATES += _selection_gates()
+
+
 def gates_for(asset: str) -> list[GateSpec]:
     return [g for g in GATES if g.asset == asset]
 

@@ -1,0 +1,62 @@
+"""``detector`` (one partition per architecture) and ``detector_evaluation`` (test split)."""
+
+import dagster as dg
+
+from assets._wiring import checks_for, json_meta, png_metadata
+from assets.cutouts import cutouts, shortcut_features
+from lensaudit.detector.models import ARCHITECTURES
+from lensaudit.detector.run import detector_dir, train_detector
+from lensaudit.evaluation.report import roc_curve
+from lensaudit.evaluation.run import evaluate_detector, evaluation_json_path, scored_rows
+from lensaudit.plots import reliability_plot, roc_plot
+from lensaudit.store import safe_join
+from resources.device import DeviceResource
+from resources.settings import LensauditSettings
+
+ARCH_PARTITIONS = dg.StaticPartitionsDefinition(list(ARCHITECTURES))
+
+
+@dg.asset(group_name="detector", kinds={"torch"}, partitions_def=ARCH_PARTITIONS, deps=[cutouts],
+          description="The lens detector trained on the train split, selected on val: best.pt (state dict only) "
+                      "and run_info.json under $LENSAUDIT_HOME/assets/detector/<arch>/.")
+def detector(context: dg.AssetExecutionContext, settings: LensauditSettings, device: DeviceResource) -> dg.MaterializeResult:
+    home, profile = settings.home_path(), settings.profile_obj()
+    arch = context.partition_key
+    info = train_detector(home, profile, arch, device.torch_device(), log=context.log.info)
+    return dg.MaterializeResult(metadata={
+        "checkpoint": str(detector_dir(home, arch) / "best.pt"),
+        "run_info": json_meta(info),
+        **{k: info[k] for k in ("epochs_run", "best_epoch", "stop_reason", "device_name")},
+        "best_val_auc": float(info["best_val_auc"]),
+        "train_images_per_s": float(info["train_images_per_s"]),
+    })
+
+
+@dg.asset(group_name="detector", kinds={"torch", "parquet"}, partitions_def=ARCH_PARTITIONS, deps=[detector, shortcut_features],
+          description="Test-split evaluation of the frozen detector: AUC, recall/precision at 0.5 and FPR 1e-3/1e-4, "
+                      "ECE/MCE, tier recall, FPR per confuser category and condition bin, all with intervals.")
+def detector_evaluation(context: dg.AssetExecutionContext, settings: LensauditSettings,
+                        device: DeviceResource) -> dg.MaterializeResult:
+    home, profile = settings.home_path(), settings.profile_obj()
+    arch = context.partition_key
+    report = evaluate_detector(home, profile, arch, device.torch_device())
+    scored = scored_rows(home, arch)
+    fpr, tpr = roc_curve(scored["logit"].to_numpy(), scored["label"].to_numpy())
+    auc, t05 = report["metrics"]["roc_auc"], report["thresholds"]["p0.5"]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": report["n_rows"],
+        "roc_auc": float(auc["value"]), "roc_auc_lo95": float(auc["lo95"]), "roc_auc_hi95": float(auc["hi95"]),
+        "tier_a_recall_p0.5": json_meta(t05["tier_recall"]["A"]),
+        "metrics": json_meta(report["metrics"]),
+        "thresholds": json_meta({k: {kk: vv for kk, vv in v.items() if kk not in ("fpr_by_condition",)}
+                                 for k, v in report["thresholds"].items()}),
+        "evaluation_json": str(evaluation_json_path(home, arch)),
+        "roc": png_metadata(roc_plot(fpr, tpr, auc, f"{arch}, test split"), safe_join(home, "plots", "detector_roc.png")),
+        "reliability": png_metadata(reliability_plot(report["reliability"], report["metrics"]["ece"], f"{arch}, test split"),
+                                    safe_join(home, "plots", "detector_reliability.png")),
+        "excluded_rows": json_meta(report["excluded_rows"]),
+    })
+
+
+detector_evaluation_checks = checks_for("detector_evaluation")
+__all__ = ["ARCH_PARTITIONS", "detector", "detector_evaluation", "detector_evaluation_checks"]

@@ -1,0 +1,75 @@
+"""The selection function: ``injection_hosts``, ``completeness_table``, ``failure_modes``, ``audit_report``."""
+
+import dagster as dg
+
+from assets._wiring import checks_for, json_meta, png_metadata
+from assets.cutouts import cutouts
+from assets.detector import detector_evaluation
+from assets.injection import injection_realism
+from lensaudit.plots import completeness_heatmaps, marginal_curves
+from lensaudit.selection.completeness import marginal
+from lensaudit.selection.failure_run import run_failure_modes
+from lensaudit.selection.run import build_hosts, run_completeness
+from lensaudit.store import atomic_path, read_asset, safe_join
+from resources.device import DeviceResource
+from resources.settings import LensauditSettings
+
+
+@dg.asset(group_name="selection", kinds={"pandas", "parquet"}, deps=[cutouts],
+          description="Test-split negatives with good cutouts, binned by PSF FWHM (psfsize_r) and depth "
+                      "(psfdepth_r, 5-sigma mag) on the completeness grid; thin bins reported.")
+def injection_hosts(settings: LensauditSettings) -> dg.MaterializeResult:
+    summary = build_hosts(settings.home_path(), settings.profile_obj())
+    return dg.MaterializeResult(metadata={"dagster/row_count": summary["hosts"], "summary": json_meta(summary)})
+
+
+@dg.asset(group_name="selection", kinds={"torch", "parquet"}, deps=[injection_hosts, detector_evaluation, injection_realism],
+          description="Completeness C(theta_E, PSF, depth) over 385 cells with Beta(k+1, n-k+1) intervals, the "
+                      "detectability decomposition, every injection's record and the adversarial tests.")
+def completeness_table(context: dg.AssetExecutionContext, settings: LensauditSettings,
+                       device: DeviceResource) -> dg.MaterializeResult:
+    home, profile = settings.home_path(), settings.profile_obj()
+    summary = run_completeness(home, profile, device.torch_device())
+    table = read_asset(home, "completeness_table")
+    plots = safe_join(home, "plots")
+    meta = {"dagster/row_count": len(table), "summary": json_meta(summary),
+            "table": str(safe_join(home, "assets", "completeness_table", "data.parquet")),
+            "heatmaps": png_metadata(completeness_heatmaps(table, "completeness, threshold p = 0.5"),
+                                     plots / "completeness_heatmaps.png"),
+            "marginals": png_metadata(marginal_curves({a: marginal(table, a) for a in ("theta_e", "psf", "depth")},
+                                                      "completeness marginals (pooled cells), threshold p = 0.5"),
+                                      plots / "completeness_marginals.png")}
+    for col, name in (("observable_fraction", "observable_fraction"), ("conditional_recall", "conditional_recall")):
+        meta[name] = png_metadata(completeness_heatmaps(table.assign(completeness=table[col]), name.replace("_", " ")),
+                                  plots / f"{name}_heatmaps.png")
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(group_name="selection", kinds={"pandas", "parquet"}, deps=[completeness_table],
+          description="FPR per confuser category x condition bin, false negatives by cause, galleries.")
+def failure_modes(settings: LensauditSettings) -> dg.MaterializeResult:
+    home, profile = settings.home_path(), settings.profile_obj()
+    res = run_failure_modes(home, profile, "cpu")
+    meta = {"dagster/row_count": res["fpr_rows"], "missed_injections": json_meta(res["missed"]),
+            "threshold_logit": res["threshold_logit"]}
+    for name, png in res["galleries"].items():
+        meta[f"gallery_{name}"] = png_metadata(png, safe_join(home, "plots", f"gallery_{name}.png"))
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(group_name="selection", kinds={"html"}, deps=[failure_modes],
+          description="One self-contained HTML audit report: provenance, gates, evaluation, completeness, "
+                      "decomposition, adversarial tests, failure modes.")
+def audit_report(settings: LensauditSettings) -> dg.MaterializeResult:
+    from lensaudit.audit_report import build_report
+
+    home = settings.home_path()
+    path = safe_join(home, "assets", "audit_report", "audit_report.html")
+    with atomic_path(path) as tmp:
+        tmp.write_text(build_report(home, settings.profile_obj()), encoding="utf-8")
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
+                                          "size_bytes": path.stat().st_size})
+
+
+injection_hosts_checks = checks_for("injection_hosts")
+completeness_table_checks = checks_for("completeness_table")

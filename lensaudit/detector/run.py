@@ -1,0 +1,97 @@
+"""Train one detector architecture on a lensaudit home and store ``best.pt`` + ``run_info.json``.
+
+Layout under ``$LENSAUDIT_HOME/assets/detector/<arch>/``: ``best.pt`` (the state dict
+only; ``torch.load(best.pt, weights_only=True)`` loads it into
+``torchvision.models.resnet18(num_classes=1)``), ``run_info.json`` (provenance and the
+training record), ``history.json`` (loss and val AUC per epoch) and ``rows.parquet``
+(galaxy_id, split, healpix_128, label of every row trained or validated on: what the
+evaluation's disjointness check re-verifies).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from lensaudit import provenance
+from lensaudit.config import Profile
+from lensaudit.cutouts.store import CutoutReader
+from lensaudit.detector.data import join_manifest_index, load_split
+from lensaudit.detector.models import save_checkpoint
+from lensaudit.detector.train import TrainConfig, train
+from lensaudit.store import asset_files, atomic_path, read_asset, safe_join, write_parquet_atomic
+
+RUN_INFO_FIELDS = ("git_commit", "utc_timestamp", "config", "config_sha256", "seeds", "manifest_sha256", "command",
+                   "library_versions", "device", "device_name", "epochs_run", "best_epoch", "stop_reason",
+                   "train_images_per_s", "mean_epoch_train_s")
+
+
+def detector_dir(home: Path, arch: str) -> Path:
+    return safe_join(home, "assets", "detector", arch)
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def train_config(profile: Profile, arch: str) -> TrainConfig:
+    d = profile.detector
+    return TrainConfig(arch=arch, epochs=d.epochs, batch_size=d.batch_size, lr=d.lr, weight_decay=d.weight_decay,
+                       patience=d.patience, seed=d.seed, max_steps_per_epoch=d.max_steps_per_epoch, crop=d.crop,
+                       neg_fraction_per_epoch=d.neg_fraction_per_epoch)
+
+
+def train_detector(home: Path, profile: Profile, arch: str, device: str, log=print) -> dict:
+    """Train on the manifest's train split, select on val, write the artefacts; returns run_info."""
+    if profile.detector.cpu_threads and device == "cpu":
+        torch.set_num_threads(profile.detector.cpu_threads)
+    manifest = read_asset(home, "training_manifest")
+    rows = join_manifest_index(manifest, read_asset(home, "cutouts"))
+    reader = CutoutReader(safe_join(home, "cutout_store"))
+    cfg = train_config(profile, arch)
+    data = {s: load_split(rows, reader, s, crop=cfg.crop, device=device) for s in ("train", "val")}
+    for s, d in data.items():
+        if not (d.y == 1).any() or not (d.y == 0).any():
+            raise ValueError(f"the {s} split holds {int((d.y == 1).sum())} positives and {int((d.y == 0).sum())} "
+                             f"negatives after excluding failed cutouts: cannot train")
+        log(f"{s}: {len(d.y)} rows ({int(d.y.sum())} positives), excluded {d.excluded}")
+    best, history, info = train(cfg, data["train"].x, data["train"].y, data["train"].w, data["val"].x,
+                                data["val"].y, device=device, log=log)
+    out = detector_dir(home, arch)
+    model_state = best
+    from lensaudit.detector.models import build_model
+
+    model = build_model(arch)
+    model.load_state_dict(model_state)
+    save_checkpoint(model, out / "best.pt")
+    used = pd.concat([d.meta[["galaxy_id", "split", "healpix_128", "label"]] for d in data.values()], ignore_index=True)
+    write_parquet_atomic(used, out / "rows.parquet")
+    config = {"train": cfg.as_dict(), "profile": profile.name, "detector_settings": asdict(profile.detector),
+              "preprocessing": {"name": "raw_robust", "crop": cfg.crop, "annulus_px": [20, 32], "clip": 10}}
+    run_info = {
+        "arch": arch,
+        "git_commit": provenance.git_commit(),
+        "utc_timestamp": provenance.utc_now(),
+        "config": config,
+        "config_sha256": provenance.config_hash(config),
+        "seeds": {"torch": cfg.seed, "numpy": cfg.seed, "python": cfg.seed, "batch_order_generator": cfg.seed},
+        "manifest_sha256": provenance.files_hash(asset_files(home, "training_manifest")),
+        "cutout_index_sha256": provenance.files_hash(asset_files(home, "cutouts")),
+        "command": provenance.command_line(),
+        "library_versions": provenance.library_versions(),
+        "device": device,
+        "device_name": provenance.device_name(device),
+        "rows": {s: {"used": len(d.y), "positives": int(d.y.sum()), "excluded": d.excluded,
+                     "degenerate_bands": d.degenerate_bands} for s, d in data.items()},
+        **{k: info[k] for k in ("epochs_run", "best_epoch", "best_val_auc", "stop_reason", "train_images_per_s",
+                                "mean_epoch_train_s")},
+        "checkpoint": "best.pt (state dict only; torch.load(weights_only=True))",
+    }
+    write_json_atomic(history, out / "history.json")
+    write_json_atomic(run_info, out / "run_info.json")
+    return run_info

@@ -1,0 +1,178 @@
+"""The detector evaluation on the test split (DESIGN s3 "Evaluation"), as one JSON-able dict.
+
+Scores are logits; probabilities are their sigmoid.  Every metric carries bootstrap 68 %
+and 95 % equal-tailed intervals (``n_boot`` >= 1000 resamples, positives and negatives
+resampled separately), except proportions within a stratum (tier recall, FPR per
+confuser category / condition bin), which carry Beta(k+1, n-k+1) intervals.
+
+Thresholds: probability 0.5 (logit 0) and the thresholds that give FPR 1e-3 and 1e-4 on
+the test negatives.  A threshold the negatives cannot resolve (fewer than 1/FPR of them)
+is reported ``sufficient: false`` with null metrics: never extrapolated.  Recall and
+precision at a threshold are bootstrapped with the threshold held fixed.
+ECE / MCE: 15 equal-frequency bins over all rows and over the top 1 % of scores (null,
+``sufficient: false``, when the top 1 % holds fewer rows than bins).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from lensaudit.evaluation.auc import roc_auc
+from lensaudit.evaluation.metrics import (beta_interval, calibration_errors, recall_precision, sigmoid,
+                                          stratified_bootstrap, threshold_at_fpr)
+from lensaudit.survey.photometry import depth_ivar_to_mag5sigma
+
+TARGET_FPRS = (1e-3, 1e-4)
+CALIBRATION_BINS = 15
+PSF_EDGES_ARCSEC = (0.0, 0.9, 1.05, 1.2, 1.35, 1.5, 1.65, 1.8, np.inf)
+DEPTH_EDGES_MAG = (-np.inf, 22.5, 23.0, 23.5, 24.0, 24.5, np.inf)
+INTERVAL_KEYS = ("lo68", "hi68", "lo95", "hi95")
+
+
+def _null_metric(reason: str) -> dict:
+    return {"value": None, "lo68": None, "hi68": None, "lo95": None, "hi95": None, "sufficient": False,
+            "reason": reason}
+
+
+def _beta_metric(k: int, n: int) -> dict:
+    if n == 0:
+        return {**_null_metric("no rows"), "k": 0, "n": 0}
+    lo68, hi68 = beta_interval(k, n, 0.68)
+    lo95, hi95 = beta_interval(k, n, 0.95)
+    return {"value": k / n, "k": int(k), "n": int(n), "lo68": lo68, "hi68": hi68, "lo95": lo95, "hi95": hi95}
+
+
+def _safe(fn):
+    """A metric that is undefined on a resample (e.g. precision with nothing selected) is NaN there."""
+    def wrapped(s, y):
+        try:
+            v = fn(s, y)
+        except ValueError:
+            return float("nan")
+        return v if v is not None else float("nan")
+    return wrapped
+
+
+def _boot(fn, scores, labels, n_boot, seed) -> dict:
+    out = stratified_bootstrap(_safe(fn), scores, labels, n_boot=n_boot, seed=seed)
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+
+
+def _top_fraction(s: np.ndarray, frac: float) -> np.ndarray:
+    n = max(1, int(math.ceil(frac * len(s))))
+    return np.argsort(-s, kind="stable")[:n]
+
+
+def _calibration(probs, labels, top: float | None):
+    p, y = np.asarray(probs), np.asarray(labels)
+    if top is not None:
+        sel = _top_fraction(p, top)
+        p, y = p[sel], y[sel]
+    return calibration_errors(p, y, CALIBRATION_BINS)
+
+
+def condition_bins(meta: pd.DataFrame) -> dict[str, pd.Series]:
+    """Bin labels of the observing conditions: psfsize_r [arcsec], psfdepth_r as 5-sigma AB
+    mag (from the inverse-variance depth), nobs_z_bin (the manifest's stratum)."""
+    depth_mag = pd.Series(depth_ivar_to_mag5sigma(meta["psfdepth_r"].to_numpy(float)), index=meta.index)
+    return {
+        "psfsize_r_arcsec": pd.cut(meta["psfsize_r"].astype(float), PSF_EDGES_ARCSEC, right=False).astype(str),
+        "psfdepth_r_mag5sigma": pd.cut(depth_mag, DEPTH_EDGES_MAG, right=False).astype(str),
+        "nobs_z_bin": meta["nobs_z_bin"].astype(str),
+    }
+
+
+def evaluate(logits: np.ndarray, meta: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
+    """All test-split metrics with intervals.  ``meta`` holds label, tier, pool,
+    confuser_category and the condition columns of each scored row."""
+    s = np.asarray(logits, dtype=np.float64)
+    y = meta["label"].to_numpy().astype(int)
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"the test split holds {n_pos} positives and {n_neg} negatives: an evaluation needs both "
+                         "classes (no AUC is invented)")
+    if n_boot < 1000:
+        raise ValueError(f"n_boot {n_boot} < 1000 resamples")
+    probs = sigmoid(s)
+    out: dict = {"n_rows": len(s), "n_positives": n_pos, "n_negatives": n_neg, "n_boot": n_boot,
+                 "bootstrap": "stratified by label, equal-tailed percentile intervals", "score": "logit",
+                 "metrics": {}, "thresholds": {}}
+    m = out["metrics"]
+    m["roc_auc"] = _boot(lambda a, b: roc_auc(a[b == 1], a[b == 0]), s, y, n_boot, seed)
+    thresholds = {"p0.5": (0.0, True, "probability 0.5 (logit 0)")}
+    for fpr in TARGET_FPRS:
+        t, ok = threshold_at_fpr(s, y, fpr)
+        thresholds[f"fpr{fpr:g}"] = (t, ok, f"smallest logit with test FPR <= {fpr:g}" if ok else
+                                     f"insufficient: {n_neg} test negatives < {math.ceil(1 / fpr)} needed for FPR {fpr:g}")
+    for name, (t, ok, what) in thresholds.items():
+        entry = {"logit": t if ok else None, "probability": float(sigmoid(t)) if ok else None, "sufficient": ok,
+                 "definition": what}
+        if ok:
+            entry["recall"] = _boot(lambda a, b, t=t: recall_precision(a, b, t)[0], s, y, n_boot, seed)
+            entry["precision"] = _boot(lambda a, b, t=t: recall_precision(a, b, t)[1], s, y, n_boot, seed)
+            entry["fpr"] = _beta_metric(int((s[y == 0] >= t).sum()), n_neg)
+            entry["tier_recall"] = {tier: _beta_metric(int((s[(y == 1) & (meta["tier"] == tier).to_numpy()] >= t).sum()),
+                                                       int(((y == 1) & (meta["tier"] == tier).to_numpy()).sum()))
+                                    for tier in ("A", "B")}
+            entry["fpr_by_confuser_category"] = _fpr_by(s, y, t, meta["confuser_category"].fillna("N1").astype(str))
+            entry["fpr_by_condition"] = {k: _fpr_by(s, y, t, v) for k, v in condition_bins(meta).items()}
+        else:
+            for k in ("recall", "precision", "fpr"):
+                entry[k] = _null_metric(what)
+        out["thresholds"][name] = entry
+    m["ece"] = _boot(lambda a, b: _calibration(sigmoid(a), b, None)[0], s, y, n_boot, seed)
+    m["mce"] = _boot(lambda a, b: _calibration(sigmoid(a), b, None)[1], s, y, n_boot, seed)
+    n_top = max(1, int(math.ceil(0.01 * len(s))))
+    if n_top >= CALIBRATION_BINS:
+        m["ece_top1pct"] = _boot(lambda a, b: _calibration(sigmoid(a), b, 0.01)[0], s, y, n_boot, seed)
+        m["mce_top1pct"] = _boot(lambda a, b: _calibration(sigmoid(a), b, 0.01)[1], s, y, n_boot, seed)
+    else:
+        why = f"top 1 % holds {n_top} rows < {CALIBRATION_BINS} bins"
+        m["ece_top1pct"], m["mce_top1pct"] = _null_metric(why), _null_metric(why)
+    out["reliability"] = reliability_table(probs, y)
+    return out
+
+
+def _fpr_by(s, y, t, groups: pd.Series) -> dict:
+    neg = y == 0
+    g = np.asarray(groups)
+    return {str(k): _beta_metric(int((s[neg & (g == k)] >= t).sum()), int((neg & (g == k)).sum()))
+            for k in sorted(pd.unique(g[neg]))}
+
+
+def reliability_table(probs, labels, n_bins: int = CALIBRATION_BINS) -> list[dict]:
+    """Equal-frequency bins: mean predicted probability vs observed positive fraction."""
+    p, y = np.asarray(probs), np.asarray(labels)
+    order = np.argsort(p, kind="stable")
+    return [{"mean_prob": float(p[b].mean()), "frac_pos": float(y[b].mean()), "n": int(len(b))}
+            for b in np.array_split(order, min(n_bins, len(p))) if len(b)]
+
+
+def roc_curve(logits, labels) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) at every distinct threshold, from (0, 0) to (1, 1)."""
+    s, y = np.asarray(logits, float), np.asarray(labels).astype(int)
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tp, fp = np.cumsum(y)[last], np.cumsum(1 - y)[last]
+    return np.r_[0.0, fp / max(1, fp[-1])], np.r_[0.0, tp / max(1, tp[-1])]
+
+
+def missing_intervals(report: dict) -> list[str]:
+    """Paths of metrics in ``report`` that carry a value but not all four interval ends."""
+    bad = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if "value" in node:
+                if node["value"] is not None and any(node.get(k) is None for k in INTERVAL_KEYS):
+                    bad.append(path)
+                return
+            for k, v in node.items():
+                walk(v, f"{path}.{k}" if path else k)
+
+    walk({k: report[k] for k in ("metrics", "thresholds", "baseline_shortcut_lr") if k in report}, "")
+    return bad

@@ -1,0 +1,81 @@
+"""Evaluate a trained detector on the test split of a lensaudit home.
+
+Writes ``assets/detector_evaluation/<arch>.parquet`` (one row per scored test cutout:
+galaxy_id, split, healpix_128, label, tier, pool, confuser_category, conditions, logit,
+probability) and ``assets/detector_evaluation/<arch>/evaluation.json`` (the metrics of
+``lensaudit.evaluation.report``, no paths).  The test stamps pass through the same
+``load_split`` / ``raw_robust`` as training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lensaudit.config import Profile
+from lensaudit.cutouts.store import CutoutReader
+from lensaudit.detector.data import join_manifest_index, load_split
+from lensaudit.detector.models import load_checkpoint
+from lensaudit.detector.run import detector_dir, write_json_atomic
+from lensaudit.detector.train import predict
+from lensaudit.evaluation.metrics import sigmoid
+from lensaudit.evaluation.report import evaluate
+from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic
+
+
+def evaluation_json_path(home: Path, arch: str) -> Path:
+    return safe_join(home, "assets", "detector_evaluation", arch, "evaluation.json")
+
+
+def load_frozen_detector(home: Path, arch: str, device: str):
+    """The trained model in eval mode on ``device`` (weights-only load) and its run_info."""
+    d = detector_dir(home, arch)
+    info_path = d / "run_info.json"
+    if not info_path.is_file():
+        raise FileNotFoundError(f"no trained {arch} detector under {d} (materialise the detector asset first)")
+    info = json.loads(info_path.read_text())
+    model = load_checkpoint(d / "best.pt", arch).to(device).eval()
+    return model, info
+
+
+def evaluate_detector(home: Path, profile: Profile, arch: str, device: str) -> dict:
+    model, info = load_frozen_detector(home, arch, device)
+    crop = int(info["config"]["train"]["crop"])
+    rows = join_manifest_index(read_asset(home, "training_manifest"), read_asset(home, "cutouts"))
+    test = load_split(rows, CutoutReader(safe_join(home, "cutout_store")), "test", crop=crop, device=device)
+    logits = predict(model, test.x, device)
+    scored = test.meta.copy()
+    scored["logit"] = logits
+    scored["probability"] = sigmoid(logits)
+    write_parquet_atomic(scored, partition_file(home, "detector_evaluation", arch))
+    report = evaluate(logits, test.meta, n_boot=profile.detector.n_boot, seed=profile.detector.boot_seed)
+    report.update({"arch": arch, "split": "test", "crop": crop, "preprocessing": "raw_robust",
+                   "excluded_rows": test.excluded, "degenerate_bands": test.degenerate_bands,
+                   "detector_config_sha256": info["config_sha256"], "git_commit": info["git_commit"],
+                   "wording": "held-out test split (HEALPix pixels disjoint from the train and val splits); tier-A recall is "
+                              "measured on held-out tier-A lenses"})
+    from lensaudit.evaluation.baseline import baseline_summary, shortcut_lr_scores
+
+    base = shortcut_lr_scores(read_asset(home, "shortcut_features"), test.meta["galaxy_id"], seed=profile.detector.seed)
+    report["baseline_shortcut_lr"] = baseline_summary(base, test.meta, profile.detector.n_boot, profile.detector.boot_seed)
+    write_json_atomic(report, evaluation_json_path(home, arch))
+    return report
+
+
+def scored_rows(home: Path, arch: str):
+    import pandas as pd
+
+    p = partition_file(home, "detector_evaluation", arch)
+    if not p.is_file():
+        raise FileNotFoundError(f"no evaluation of {arch} under {p}")
+    return pd.read_parquet(p)
+
+
+def report_json(home: Path, arch: str) -> dict:
+    p = evaluation_json_path(home, arch)
+    if not p.is_file():
+        raise FileNotFoundError(f"no evaluation of {arch} under {p}")
+    return json.loads(p.read_text())
+
+
+__all__ = ["evaluate_detector", "load_frozen_detector", "report_json", "scored_rows", "evaluation_json_path"]

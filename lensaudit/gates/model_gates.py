@@ -1,0 +1,55 @@
+"""Gates on the trained detector and its test-split evaluation (DESIGN s3 "Evaluation")."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from lensaudit.gates.data_gates import splits_disjoint
+from lensaudit.gates.result import ERROR, GateResult, cannot_compute
+from lensaudit.evaluation.report import missing_intervals
+
+ASSET = "detector_evaluation"
+
+
+def evaluation_rows_disjoint(used_rows: dict[str, pd.DataFrame], test_rows: dict[str, pd.DataFrame]) -> GateResult:
+    """Per architecture: the exact train/val rows the model saw plus the test rows it was
+    scored on share no galaxy_id and no HEALPix pixel across splits."""
+    name = "detector_rows_disjoint"
+    if not test_rows:
+        return cannot_compute(name, ASSET, ERROR, "no evaluated detector", "0 keys in two splits")
+    details, failed = {}, False
+    for arch, test in test_rows.items():
+        if arch not in used_rows:
+            return cannot_compute(name, ASSET, ERROR, f"{arch}: rows.parquet of the trained detector missing")
+        cols = ["galaxy_id", "split", "healpix_128"]
+        res = splits_disjoint(pd.concat([used_rows[arch][cols], test[cols]], ignore_index=True), ASSET)
+        if set(test["split"]) != {"test"}:
+            res.passed = False
+            res.details["non_test_rows_scored"] = int((test["split"] != "test").sum())
+        details[arch] = res.details | {"passed": res.passed}
+        failed |= not res.passed
+    return GateResult(name, ASSET, not failed, ERROR, float(sum(not d["passed"] for d in details.values())),
+                      "0 architectures with a key in two splits", details)
+
+
+def auc_better_than_chance(reports: dict[str, dict]) -> GateResult:
+    """The 95 % lower bound of the test ROC AUC exceeds 0.5 for every evaluated architecture."""
+    name = "detector_auc_better_than_chance"
+    if not reports:
+        return cannot_compute(name, ASSET, ERROR, "no evaluated detector", "AUC lo95 > 0.5")
+    lows = {a: r["metrics"]["roc_auc"]["lo95"] for a, r in reports.items()}
+    if any(v is None for v in lows.values()):
+        return cannot_compute(name, ASSET, ERROR, f"AUC interval missing: {lows}", "AUC lo95 > 0.5")
+    worst = min(lows.values())
+    return GateResult(name, ASSET, worst > 0.5, ERROR, float(worst), "AUC lo95 > 0.5",
+                      {a: r["metrics"]["roc_auc"] for a, r in reports.items()})
+
+
+def metrics_have_intervals(reports: dict[str, dict]) -> GateResult:
+    """Every metric with a value carries its 68 % and 95 % interval."""
+    name = "detector_metrics_have_intervals"
+    if not reports:
+        return cannot_compute(name, ASSET, ERROR, "no evaluated detector", "0 metrics without intervals")
+    missing = {a: missing_intervals(r) for a, r in reports.items()}
+    n = sum(len(v) for v in missing.values())
+    return GateResult(name, ASSET, n == 0, ERROR, float(n), "0 metrics without intervals", {"missing": missing})

@@ -1,0 +1,1 @@
+"""The selection function: injection-recovery completeness on real hosts (DESIGN s3 "Selection function")."""

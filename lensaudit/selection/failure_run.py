@@ -1,0 +1,76 @@
+"""Compute and store the failure modes of a home (``failure_modes`` asset).
+
+Writes ``assets/failure_modes/data.parquet`` (FPR per confuser category x condition bin),
+``assets/failure_missed_injections/data.parquet`` (every missed injection with its cause)
+and the two galleries under ``$LENSAUDIT_HOME/plots/``: the top-scored test negatives
+per confuser category and the highest-S/N missed injections (re-injected from their
+stored parameters; the arc-noise realisation is redrawn, so a re-scored logit can differ
+slightly from the stored one, which the caption shows).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lensaudit.config import Profile
+from lensaudit.cutouts.store import CutoutReader
+from lensaudit.evaluation.run import scored_rows
+from lensaudit.plots import stamp_gallery
+from lensaudit.selection.failure_modes import attribute_misses, fpr_by_category_and_condition, miss_summary
+from lensaudit.selection.run import thresholds, write_table
+from lensaudit.store import read_asset, safe_join
+
+PARAM_KEYS = ("theta_e_arcsec", "e1", "e2", "gamma1", "gamma2", "center_x_arcsec", "center_y_arcsec", "src_x_arcsec",
+              "src_y_arcsec", "src_r_sersic_arcsec", "src_n_sersic", "src_e1", "src_e2", "src_mag_r", "src_mag_g",
+              "src_mag_z", "psf_fwhm_g_arcsec", "psf_fwhm_r_arcsec", "psf_fwhm_z_arcsec", "moffat_beta")
+
+
+def run_failure_modes(home: Path, profile: Profile, device: str) -> dict:
+    arch = profile.detector.audit_arch
+    t = thresholds(home, arch)["p0.5"]
+    scored = scored_rows(home, arch)
+    fpr = fpr_by_category_and_condition(scored, t)
+    write_table(fpr, home, "failure_modes")
+    inj = read_asset(home, "completeness_injections")
+    miss = attribute_misses(inj, t)
+    write_table(miss, home, "failure_missed_injections")
+    reader = CutoutReader(safe_join(home, "cutout_store"))
+    index = read_asset(home, "cutouts").set_index("galaxy_id")
+    g = profile.selection.gallery_size
+    # top-scored false positives per confuser category
+    neg = scored[scored["label"] == 0].copy()
+    neg["category"] = neg["confuser_category"].fillna("N1").replace("", "N1")
+    galleries = {}
+    for cat, grp in neg.groupby("category"):
+        top = grp.nlargest(min(g, len(grp)), "logit")
+        stamps = reader.read(index.loc[top["galaxy_id"]].reset_index())
+        galleries[f"fp_{cat}"] = stamp_gallery(stamps, [f"{lg:.2f}" for lg in top["logit"]],
+                                               f"top-scored test negatives, {cat} (logit)")
+    # highest-S/N missed injections, re-injected
+    top_miss = miss.nlargest(min(g, len(miss)), "snr_combined")
+    galleries["missed_injections"] = stamp_gallery(_reinject(home, profile, top_miss),
+                                                   [f"{c[:8]} {s:.0f}" for c, s in zip(top_miss["cause"], top_miss["snr_combined"])],
+                                                   "highest-S/N missed injections (cause, annulus S/N)")
+    return {"fpr_rows": len(fpr), "missed": miss_summary(inj, miss), "galleries": galleries, "threshold_logit": t}
+
+
+def _reinject(home: Path, profile: Profile, rows: pd.DataFrame) -> np.ndarray:
+    if rows.empty:
+        return np.zeros((0, 3, 101, 101), np.float32)
+    from lensaudit.injection.render import render_arcs
+    from lensaudit.selection.inject import arc_noise, sigma_pix
+
+    hosts = read_asset(home, "injection_hosts").set_index("galaxy_id").loc[rows["galaxy_id"]].reset_index()
+    stamps = torch.from_numpy(CutoutReader(safe_join(home, "cutout_store")).read(hosts.assign(cutout_ok=True)))
+    cols = {k: rows[k].to_numpy(np.float64) for k in PARAM_KEYS}
+    cols["supersample"] = np.full(len(rows), 4.0)
+    arc = render_arcs(cols, dtype=torch.float32).images
+    fwhm = torch.as_tensor(hosts[[f"psfsize_{b}" for b in "grz"]].to_numpy(np.float64))
+    depth = torch.as_tensor(hosts[[f"psfdepth_{b}" for b in "grz"]].to_numpy(np.float64))
+    gen = torch.Generator().manual_seed(profile.selection.seed)
+    return (stamps + arc + arc_noise(arc, sigma_pix(depth, fwhm).float(), gen)).numpy()
+

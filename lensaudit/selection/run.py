@@ -1,0 +1,126 @@
+"""Run the selection function on a lensaudit home (no Dagster here; ``assets/selection.py`` wires it).
+
+Writes, each as ``data.parquet`` in its own folder under ``$LENSAUDIT_HOME/assets/``:
+``injection_hosts`` (+ ``injection_host_bins``), ``completeness_table`` (+ ``data.csv``;
+threshold probability 0.5), ``completeness_table_fpr0.001`` (+ csv; the evaluation's
+FPR-1e-3 threshold, when the test negatives resolve it), ``completeness_injections``
+(every injection: host, parameters, S/N, logit, observable) and ``adversarial_scores``
+(null injection, synthetic ring and arc-suppression scores).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lensaudit.config import Profile
+from lensaudit.cutouts.store import CutoutReader
+from lensaudit.evaluation.run import load_frozen_detector, report_json
+from lensaudit.selection.adversarial import ring_scores, score_numpy, suppress_annulus
+from lensaudit.selection.completeness import completeness_table
+from lensaudit.selection.detectability import observable
+from lensaudit.selection.hosts import bin_counts, select_hosts
+from lensaudit.selection.inject import draw_parameters, inject_and_score, plan_injections
+from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic, atomic_path
+
+
+def write_table(df: pd.DataFrame, home: Path, asset: str, csv: bool = False) -> Path:
+    p = write_parquet_atomic(df, partition_file(home, asset, "data"))
+    if csv:
+        with atomic_path(p.with_suffix(".csv")) as tmp:
+            df.to_csv(tmp, index=False, float_format="%.10g")
+    return p
+
+
+def build_hosts(home: Path, profile: Profile) -> dict:
+    hosts, left_out = select_hosts(read_asset(home, "training_manifest"), read_asset(home, "cutouts"))
+    bins = bin_counts(hosts, profile.selection.min_hosts_per_bin)
+    write_table(hosts, home, "injection_hosts")
+    write_table(bins, home, "injection_host_bins")
+    return {"hosts": len(hosts), "left_out": left_out, "bins_with_hosts": int((bins["n_hosts"] > 0).sum()),
+            "thin_bins": int(bins["too_few"].sum())}
+
+
+def thresholds(home: Path, arch: str) -> dict[str, float]:
+    """Threshold logits: probability 0.5 always; FPR 1e-3 from the evaluation when sufficient."""
+    rep = report_json(home, arch)
+    out = {"p0.5": 0.0}
+    t = rep["thresholds"].get("fpr0.001", {})
+    if t.get("sufficient"):
+        out["fpr0.001"] = float(t["logit"])
+    return out
+
+
+def run_completeness(home: Path, profile: Profile, device: str, progress=None) -> dict:
+    sel, arch = profile.selection, profile.detector.audit_arch
+    model, info = load_frozen_detector(home, arch, device)
+    crop = int(info["config"]["train"]["crop"])
+    hosts = read_asset(home, "injection_hosts")
+    reader = CutoutReader(safe_join(home, "cutout_store"))
+    timings = {}
+    t0 = time.perf_counter()
+    host_stamps = torch.from_numpy(reader.read(hosts.assign(cutout_ok=True))).to(device)
+    timings["host_load_s"] = time.perf_counter() - t0
+    plan = plan_injections(hosts, sel.n_per_cell, sel.seed)
+    params = draw_parameters(plan, hosts, sel.seed)
+    pos = pd.Index(hosts["galaxy_id"]).get_indexer(plan["galaxy_id"])
+    t0 = time.perf_counter()
+    res = inject_and_score(model, host_stamps, pos, params.reset_index(drop=True), hosts, crop, device, sel.seed,
+                           chunk=sel.chunk, progress=progress)
+    timings["inject_score_s"] = time.perf_counter() - t0
+    snr = res[["snr_g", "snr_r", "snr_z"]].to_numpy()
+    records = pd.concat([plan.reset_index(drop=True), params.reset_index(drop=True), res], axis=1)
+    records["snr_combined"] = np.sqrt(np.nansum(np.where(snr > 0, snr, 0.0) ** 2, axis=1))
+    records["observable"] = observable(snr)
+    records["probability"] = 1 / (1 + np.exp(-records["logit"]))
+    write_table(records, home, "completeness_injections")
+    t0 = time.perf_counter()
+    tables = {}
+    for name, t in thresholds(home, arch).items():
+        tables[name] = completeness_table(records, t, name)
+        write_table(tables[name], home, "completeness_table" if name == "p0.5" else f"completeness_table_{name}", csv=True)
+    timings["aggregate_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    adv = adversarial_scores(home, profile, model, crop, device, hosts, host_stamps)
+    write_table(adv, home, "adversarial_scores")
+    timings["adversarial_s"] = time.perf_counter() - t0
+    return {"injections": len(records), "cells_with_injections": int((tables["p0.5"]["n"] > 0).sum()),
+            "sufficient_cells": int(tables["p0.5"]["sufficient"].sum()), "thresholds": list(tables),
+            "timings": timings, "device": device, "arch": arch}
+
+
+def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: str, hosts: pd.DataFrame,
+                       host_stamps: torch.Tensor) -> pd.DataFrame:
+    """Rows (test, galaxy_id, logit_before, logit_after) for null / ring / suppressed."""
+    sel = profile.selection
+    n = min(len(hosts), sel.adversarial_max_hosts)
+    sub = hosts.iloc[:n].reset_index(drop=True)  # hosts are sorted by galaxy_id
+    stamps = host_stamps[:n]
+    plain = score_numpy(model, stamps.cpu().numpy(), crop, device)
+    # null: the full injection path with zero arc flux (theta_E drawn over the whole prior)
+    plan = pd.DataFrame({"injection_id": [f"null-{g}" for g in sub["galaxy_id"]], "galaxy_id": sub["galaxy_id"],
+                         "theta_e_bin": np.arange(n) % 11})
+    params = draw_parameters(plan, sub, sel.seed + 1)
+    null = inject_and_score(model, stamps, np.arange(n), params, sub, crop, device, sel.seed + 1,
+                            chunk=sel.chunk, scale_flux=0.0)["logit"].to_numpy()
+    ring = ring_scores(model, stamps.cpu().numpy(), crop, device)
+    frames = [pd.DataFrame({"test": "null_injection", "galaxy_id": sub["galaxy_id"], "logit_before": plain,
+                            "logit_after": null}),
+              pd.DataFrame({"test": "synthetic_ring", "galaxy_id": sub["galaxy_id"], "logit_before": plain,
+                            "logit_after": ring})]
+    lenses = _test_lenses(home).iloc[:sel.adversarial_max_hosts]
+    if len(lenses):
+        raw = CutoutReader(safe_join(home, "cutout_store")).read(lenses)
+        frames.append(pd.DataFrame({"test": "arc_suppression", "galaxy_id": lenses["galaxy_id"].to_numpy(),
+                                    "logit_before": score_numpy(model, raw, crop, device),
+                                    "logit_after": score_numpy(model, suppress_annulus(raw), crop, device)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _test_lenses(home: Path) -> pd.DataFrame:
+    idx = read_asset(home, "cutouts")
+    return idx[(idx["split"] == "test") & (idx["label"] == 1) & idx["cutout_ok"]].sort_values("galaxy_id")

@@ -1,0 +1,126 @@
+"""The detector's data view, per-sample augmentation, negative subsampling and the evaluation report."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lensaudit.detector.train import augment
+from lensaudit.evaluation.report import evaluate, missing_intervals, roc_curve
+
+
+def _meta(n_pos=60, n_neg=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.ones(n_pos, int), np.zeros(n_neg, int)]
+    meta = pd.DataFrame({
+        "label": y, "tier": np.where(y == 1, np.where(np.arange(len(y)) % 3 == 0, "A", "B"), "N1"),
+        "confuser_category": np.where((y == 0) & (np.arange(len(y)) % 7 == 0), "spiral", None),
+        "psfsize_r": rng.uniform(0.9, 1.8, len(y)), "psfdepth_r": rng.uniform(200, 2000, len(y)),
+        "nobs_z_bin": rng.choice(["1-2", "3-5", "6+"], len(y))})
+    logits = rng.normal(np.where(y == 1, 2.0, -3.0), 1.0)
+    return logits, meta
+
+
+def test_evaluation_report_has_every_metric_with_intervals():
+    logits, meta = _meta()
+    rep = evaluate(logits, meta, n_boot=1000, seed=1)
+    assert missing_intervals(rep) == []
+    auc = rep["metrics"]["roc_auc"]
+    assert auc["lo95"] <= auc["lo68"] <= auc["value"] <= auc["hi68"] <= auc["hi95"]
+    assert rep["thresholds"]["fpr0.001"]["sufficient"] and not rep["thresholds"]["fpr0.0001"]["sufficient"]
+    assert rep["thresholds"]["fpr0.0001"]["recall"]["value"] is None  # never extrapolated
+    t = rep["thresholds"]["p0.5"]
+    k = int(((logits >= 0) & (meta.label == 1) & (meta.tier == "A")).sum())
+    assert t["tier_recall"]["A"]["k"] == k and t["tier_recall"]["A"]["n"] == 20
+    assert set(t["fpr_by_confuser_category"]) == {"N1", "spiral"}
+    assert set(t["fpr_by_condition"]) == {"psfsize_r_arcsec", "psfdepth_r_mag5sigma", "nobs_z_bin"}
+    n_cat = sum(v["n"] for v in t["fpr_by_confuser_category"].values())
+    assert n_cat == 3000
+    assert rep["metrics"]["ece_top1pct"]["value"] is not None  # 31 rows >= 15 bins
+
+
+def test_evaluation_of_one_class_fails_clearly():
+    logits, meta = _meta()
+    neg = meta.label == 0
+    with pytest.raises(ValueError, match="needs both classes"):
+        evaluate(logits[neg.to_numpy()], meta[neg])
+    with pytest.raises(ValueError, match="n_boot"):
+        evaluate(logits, meta, n_boot=100)
+
+
+def test_missing_intervals_catches_a_bare_metric():
+    logits, meta = _meta()
+    rep = evaluate(logits, meta, n_boot=1000)
+    rep["metrics"]["roc_auc"]["lo95"] = None
+    assert missing_intervals(rep) == ["metrics.roc_auc"]
+
+
+def test_roc_curve_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    logits, meta = _meta(seed=3)
+    fpr, tpr = roc_curve(logits, meta.label)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc_score(meta.label, logits), abs=1e-9)
+
+
+def test_augment_is_a_per_sample_dihedral_transform():
+    x = torch.arange(64 * 2 * 5 * 5, dtype=torch.float32).reshape(64, 2, 5, 5)
+    y = augment(x, torch.Generator().manual_seed(0))
+    group = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
+    group += [torch.flip(g, dims=(3,)) for g in group]
+    which = [next(i for i, g in enumerate(group) if torch.equal(y[n], g[n])) for n in range(64)]
+    assert len(set(which)) > 4  # different samples get different transforms
+    assert torch.equal(torch.sort(y.flatten()).values, torch.sort(x.flatten()).values)  # brightness untouched
+
+
+def test_negative_subsampling_reweights_and_is_validated():
+    from lensaudit.detector.train import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (40, 3, 16, 16)).astype(np.float32)
+    y = np.r_[np.ones(4, int), np.zeros(36, int)]
+    with pytest.raises(ValueError, match="neg_fraction"):
+        train(TrainConfig(epochs=1, neg_fraction_per_epoch=0.0), x, y, np.ones(40), x, y)
+    with pytest.raises(ValueError, match="both classes"):
+        train(TrainConfig(epochs=1), x, y, np.ones(40), x, np.zeros(40, int))
+    _, hist, info = train(TrainConfig(epochs=1, batch_size=8, neg_fraction_per_epoch=0.25), x, y, np.ones(40), x, y,
+                          log=lambda *_: None)
+    assert info["epochs_run"] == 1 and np.isfinite(hist[0]["train_loss"])
+
+
+def test_data_view_reads_ok_rows_and_counts_exclusions(tmp_path):
+    from lensaudit.cutouts.store import CutoutReader, write_shard
+    from lensaudit.detector.data import join_manifest_index, load_split
+
+    rng = np.random.default_rng(0)
+    write_shard(tmp_path / "shards/s-0.npy", rng.normal(0, 1, (3, 3, 101, 101)).astype(np.float32))
+    man = pd.DataFrame({"galaxy_id": ["a", "b", "c", "d"], "label": [1, 0, 0, 0], "split": "test",
+                        "sample_weight": 1.0, "tier": ["A", "N1", "N1", "N1"], "healpix_128": 1})
+    idx = pd.DataFrame({"galaxy_id": ["a", "b", "c"], "cutout_path": "shards/s-0.npy", "cutout_offset": [0, 1, -1],
+                        "cutout_ok": [True, True, False], "fail_reason": ["", "", "qc: core_nan"]})
+    rows = join_manifest_index(man, idx)
+    d = load_split(rows, CutoutReader(tmp_path), "test", crop=64)
+    assert d.x.shape == (2, 3, 64, 64) and list(d.meta.galaxy_id) == ["a", "b"]
+    assert d.excluded == {"qc: core_nan": 1, "missing_from_index": 1}
+    with pytest.raises(ValueError, match="duplicated"):
+        join_manifest_index(man, pd.concat([idx, idx.iloc[[0]]]))
+
+
+def test_score_store_matches_the_in_memory_path(tmp_path):
+    from lensaudit.cutouts.store import CutoutReader, write_shard
+    from lensaudit.detector.models import build_model
+    from lensaudit.detector.preprocess import raw_robust
+    from lensaudit.detector.score import score_store
+    from lensaudit.detector.train import predict
+
+    rng = np.random.default_rng(0)
+    stack = rng.normal(0, 1, (10, 3, 101, 101)).astype(np.float32)
+    write_shard(tmp_path / "shards/s-0.npy", stack)
+    idx = pd.DataFrame({"cutout_path": "shards/s-0.npy", "cutout_offset": [3, 4, 5, 9, 0, 1, 2], "cutout_ok": True})
+    torch.manual_seed(0)
+    model = build_model("resnet18").eval()
+    got = score_store(idx, CutoutReader(tmp_path), model, "cpu", crop=64, batch=3, workers=2)
+    want = predict(model, raw_robust(stack[idx.cutout_offset.to_numpy()], crop=64)[0], "cpu")
+    assert np.allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match="cutout_ok"):
+        score_store(idx.assign(cutout_ok=False), CutoutReader(tmp_path), model, "cpu")
