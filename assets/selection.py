@@ -40,7 +40,8 @@ def completeness_table(context: dg.AssetExecutionContext, settings: LensauditSet
                                                       "completeness marginals (pooled cells), threshold p = 0.5"),
                                       plots / "completeness_marginals.png")}
     for col, name in (("observable_fraction", "observable_fraction"), ("conditional_recall", "conditional_recall")):
-        meta[name] = png_metadata(completeness_heatmaps(table.assign(completeness=table[col]), name.replace("_", " ")),
+        meta[name] = png_metadata(completeness_heatmaps(table.assign(completeness=table[col]), name.replace("_", " "),
+                                                        label=name.replace("_", " ")),
                                   plots / f"{name}_heatmaps.png")
     return dg.MaterializeResult(metadata=meta)
 

@@ -2,7 +2,7 @@
 
 End to end on one device: host load from a real cutout store (I/O included), injection
 plan and parameter draws, render (``render_arcs``), host gather + arc + arc noise,
-``raw_robust`` + frozen ResNet-18 (bf16 on CUDA), the model-free detectability statistic,
+``raw_robust`` + frozen ResNet-18 (float32, as the evaluation), the model-free detectability statistic,
 and the aggregation into the 385-cell table.  Hosts are synthetic (sky noise plus a
 round galaxy) with psfsize/psfdepth spread over every grid bin, so every cell gets its
 200 injections; the model is a randomly initialised ResNet-18 (throughput does not

@@ -133,8 +133,9 @@ def reliability_plot(table: list[dict], ece: dict, title: str) -> bytes:
     return _png(fig)
 
 
-def completeness_heatmaps(table, title: str) -> bytes:
-    """C(theta_E, PSF) per depth slice; empty cells (n = 0) hatched grey, n printed."""
+def completeness_heatmaps(table, title: str, label: str = "completeness") -> bytes:
+    """C(theta_E, PSF) (or another per-cell fraction in the ``completeness`` column) per
+    depth slice; cells without injections (n = 0) grey."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,7 +160,7 @@ def completeness_heatmaps(table, title: str) -> bytes:
         if n.to_numpy().max() == 0:
             ax.text(0.5, 0.5, "no hosts", transform=ax.transAxes, ha="center")
     axes[0][0].set_ylabel("PSF FWHM r [arcsec]")
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="completeness")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=label)
     fig.suptitle(title, fontsize=9)
     return _png(fig)
 

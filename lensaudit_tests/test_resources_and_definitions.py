@@ -92,3 +92,23 @@ def test_emr_settings_load_from_the_example_yaml(monkeypatch):
     monkeypatch.delenv("LENSAUDIT_SPARK_MODE")
     monkeypatch.delenv("LENSAUDIT_EMR_CONFIG")
     importlib.reload(definitions)
+
+
+def test_materialize_plans_one_run_per_partitions_definition():
+    """The CLI splits the main selection: data half (sweep range), the detector per
+    architecture of the profile, then the selection function downstream of it."""
+    import dagster as dg
+
+    from definitions import defs
+    from lensaudit_cli.main import plan_runs
+
+    keys = set(defs.resolve_asset_graph().get_all_asset_keys())
+    runs = plan_runs(defs, keys, "demo")
+    names = [{k.to_user_string() for k in ks} for ks, _ in runs]
+    assert len(runs) == 3
+    assert {"cutouts", "injection_hosts", "training_manifest"} <= names[0]
+    assert "dagster/asset_partition_range_start" in runs[0][1]
+    assert names[1] == {"detector", "detector_evaluation"} and runs[1][1] == {"dagster/partition": "resnet18"}
+    assert names[2] == {"completeness_table", "failure_modes", "audit_report"} and runs[2][1] == {}
+    only_data = plan_runs(defs, {dg.AssetKey("lens_catalog")}, "demo")
+    assert len(only_data) == 1 and only_data[0][1] == {}

@@ -78,8 +78,9 @@ def _as_device_tensor(x, device: str) -> torch.Tensor:
     return t.to(device)
 
 
-def predict(model: nn.Module, x, device: str, batch: int = 1024) -> np.ndarray:
-    """Logits of preprocessed stamps ``x`` (numpy or tensor, any device), in order."""
+def predict(model: nn.Module, x, device: str, batch: int = 1024, bf16: bool = True) -> np.ndarray:
+    """Logits of preprocessed stamps ``x`` (numpy or tensor, any device), in order.
+    ``bf16`` autocasts on CUDA (validation during training); False scores in float32."""
     model.eval()
     out = []
     cuda = device.startswith("cuda")
@@ -88,7 +89,7 @@ def predict(model: nn.Module, x, device: str, batch: int = 1024) -> np.ndarray:
             xb = _as_device_tensor(x[s:s + batch], device)
             if cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and bf16):
                 out.append(model(xb).float().squeeze(1).cpu().numpy())
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0, np.float64)
 

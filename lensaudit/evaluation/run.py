@@ -43,7 +43,7 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str) -> d
     crop = int(info["config"]["train"]["crop"])
     rows = join_manifest_index(read_asset(home, "training_manifest"), read_asset(home, "cutouts"))
     test = load_split(rows, CutoutReader(safe_join(home, "cutout_store")), "test", crop=crop, device=device)
-    logits = predict(model, test.x, device)
+    logits = predict(model, test.x, device, bf16=False)  # float32: the numbers a re-scoring reproduces
     scored = test.meta.copy()
     scored["logit"] = logits
     scored["probability"] = sigmoid(logits)

@@ -9,6 +9,10 @@ statistic (``annulus_stats``) sums clip(resid, 0) instead, which for pure noise 
 ~0.4 sqrt(N_pix) ~ 11 and so cannot tell "no arc" from "arc".  An injection is *observable* when its annulus S/N is
 >= ``SNR_PER_BAND`` (3) in at least ``MIN_BANDS`` (2) of g, r, z: coherent in two bands,
 so one noisy band or a single-band artefact does not count.
+For injections the statistic is taken on the injected signal (arc + its noise) with the
+*host's* noise (its outer-ring MAD): "is the arc above the noise of this cutout", so a
+host's own asymmetric light (a bright neighbour, a spike) does not make an invisible arc
+look observable (on the injected stamp itself it did: the demo's galleries showed it).
 Blind spot, by construction: a complete, round Einstein ring is azimuthally symmetric and
 the ring median removes it; the statistic sees arcs (partial rings), which the prior's
 off-centre sources mostly make.
@@ -46,20 +50,29 @@ def _geometry(size: int):
     return pad, ann_idx, ann_ring, outer_idx
 
 
-def annulus_snr(stamps: torch.Tensor) -> torch.Tensor:
-    """(N, 3) integrated annulus S/N of (N, 3, H, W) stamps in nmgy/pixel (any device)."""
+def outer_sigma(stamps: torch.Tensor) -> torch.Tensor:
+    """(N, 3) per-pixel noise [nmgy]: 1.4826 MAD of the outer ring r >= 35 px."""
     n, c, h, w = stamps.shape
-    pad, ann_idx, ann_ring, outer_idx = (torch.as_tensor(a, device=stamps.device) for a in _geometry(h))
+    outer_idx = torch.as_tensor(_geometry(h)[3], device=stamps.device)
+    outer = stamps.to(torch.float64).reshape(n, c, h * w)[:, :, outer_idx]
+    m = nanmedian_last(outer)
+    return 1.4826 * nanmedian_last((outer - m[..., None]).abs())
+
+
+def annulus_snr(stamps: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, 3) integrated annulus S/N of (N, 3, H, W) stamps in nmgy/pixel (any device).
+    ``sigma`` (N, 3): the per-pixel noise to divide by; default ``outer_sigma(stamps)``."""
+    n, c, h, w = stamps.shape
+    pad, ann_idx, ann_ring, _ = (torch.as_tensor(a, device=stamps.device) for a in _geometry(h))
     x = stamps.to(torch.float64).reshape(n, c, h * w)
     xs = torch.cat([x, torch.full((n, c, 1), float("nan"), dtype=x.dtype, device=x.device)], dim=2)
     med = nanmedian_last(xs[:, :, pad])  # (N, C, rings)
     med = torch.nan_to_num(med, nan=0.0)
     resid = x[:, :, ann_idx] - med[:, :, ann_ring]
     flux = torch.nan_to_num(resid, nan=0.0).sum(-1)
-    outer = x[:, :, outer_idx]
-    m = nanmedian_last(outer)
-    sigma = 1.4826 * nanmedian_last((outer - m[..., None]).abs())
-    return flux / (sigma * np.sqrt(len(ann_idx)))
+    if sigma is None:
+        sigma = outer_sigma(stamps)
+    return flux / (sigma.to(flux.dtype) * np.sqrt(len(ann_idx)))
 
 
 def observable(snr_bands: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ re-convolved), given the Poisson-like noise implied by the host's depth
 added to the host stamp, normalised by the *training* ``raw_robust`` and scored by the
 frozen model.  Everything after the host read runs on the compute device.
 Reported per injection: all parameters, magnification, the annulus S/N per band of the
-injected stamp (``detectability.annulus_snr``), the arc's matched-filter S/N (noiseless
+injected signal against the host's noise (``detectability.annulus_snr``), the arc's matched-filter S/N (noiseless
 arc against the host's depth noise, sqrt(sum_b sum_pix (arc/sigma_pix)^2)), the logit.
 """
 
@@ -26,7 +26,7 @@ from lensaudit.injection.prior import draw_source_and_lens, injection_seed
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import SKY_MAG_PER_ARCSEC2
 from lensaudit.injection.render import PIXSCALE_ARCSEC, render_arcs
-from lensaudit.selection.detectability import annulus_snr
+from lensaudit.selection.detectability import annulus_snr, outer_sigma
 from lensaudit.selection.grid import THETA_E, cells
 
 MOFFAT_BETA = 3.5
@@ -114,12 +114,12 @@ class _StageClock:
 
 
 def score_stamps(model, stamps: torch.Tensor, crop: int, device: str) -> torch.Tensor:
-    """Logits of raw (N, 3, H, W) nmgy stamps through the training preprocessing."""
+    """Logits of raw (N, 3, H, W) nmgy stamps through the training preprocessing, in
+    float32 like the test-split evaluation whose thresholds they are compared with."""
     x, _ = raw_robust(stamps.float(), crop=crop)
-    cuda = device.startswith("cuda")
-    if cuda:
+    if device.startswith("cuda"):
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+    with torch.no_grad():
         return model(x).float().squeeze(1)
 
 
@@ -146,12 +146,13 @@ def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, par
         fwhm = torch.as_tensor(hr[[f"psfsize_{b}" for b in "grz"]].to_numpy(np.float64), device=device)
         depth = torch.as_tensor(hr[[f"psfdepth_{b}" for b in "grz"]].to_numpy(np.float64), device=device)
         sig = sigma_pix(depth, fwhm).float()
-        stamps = host_stamps[torch.as_tensor(host_pos[s:s + chunk], device=host_stamps.device)].to(device)
-        stamps = stamps + arc + arc_noise(arc, sig, gen)
+        host = host_stamps[torch.as_tensor(host_pos[s:s + chunk], device=host_stamps.device)].to(device)
+        signal = arc + arc_noise(arc, sig, gen)
+        stamps = host + signal
         clock.stop("host_gather_add_noise")
         logit = score_stamps(model, stamps, crop, device)
         clock.stop("preprocess_score")
-        snr = annulus_snr(stamps)
+        snr = annulus_snr(signal, sigma=outer_sigma(host))
         matched = torch.sqrt(((arc / sig[:, :, None, None]) ** 2).sum(dim=(1, 2, 3)))
         clock.stop("detectability")
         out.append(pd.DataFrame({"logit": logit.cpu().numpy().astype(np.float64),
