@@ -50,7 +50,7 @@ def completeness_table(context: dg.AssetExecutionContext, settings: LensauditSet
           description="FPR per confuser category x condition bin, false negatives by cause, galleries.")
 def failure_modes(settings: LensauditSettings) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
-    res = run_failure_modes(home, profile, "cpu")
+    res = run_failure_modes(home, profile)
     meta = {"dagster/row_count": res["fpr_rows"], "missed_injections": json_meta(res["missed"]),
             "threshold_logit": res["threshold_logit"]}
     for name, png in res["galleries"].items():

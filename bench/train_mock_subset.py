@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -22,15 +23,15 @@ def main() -> None:
 
     from lensaudit.config import DetectorSettings
     from lensaudit.detector.models import build_model
-    from lensaudit.detector.train import TrainConfig, predict, train
+    from lensaudit.detector.train import predict, train
     from lensaudit.evaluation.report import evaluate
 
     z = np.load(sys.argv[1], allow_pickle=False)
     epochs = int(sys.argv[2]) if len(sys.argv) > 2 else None  # smoke tests only
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    d = DetectorSettings()
-    cfg = TrainConfig(arch="resnet18", epochs=epochs or d.epochs, batch_size=d.batch_size, lr=d.lr, weight_decay=d.weight_decay,
-                      patience=d.patience, seed=d.seed)
+    cfg = DetectorSettings().train  # the full profile's settings
+    if epochs:
+        cfg = replace(cfg, epochs=epochs)
 
     def x(split):
         return torch.from_numpy(z[f"{split}_x"]).to(dev).float() / float(z["scale"])

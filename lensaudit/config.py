@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from lensaudit.detector.config import TrainConfig
 from lensaudit.mock.config import MOCK_SWEEP_BOXES, MockSkyConfig
 from lensaudit.sampling.pools import NegativeCuts
 from lensaudit.splits import SPLIT_FRACTIONS
@@ -28,15 +29,8 @@ class DetectorSettings:
     archs: tuple[str, ...] = ("resnet18",)
     #: the architecture whose frozen model the selection function audits
     audit_arch: str = "resnet18"
-    epochs: int = 50
-    patience: int = 10
-    batch_size: int = 256
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    seed: int = 1234
-    crop: int = 64
-    max_steps_per_epoch: int | None = None
-    neg_fraction_per_epoch: float = 1.0
+    #: optimiser, schedule, batch, seed, crop (the ``arch`` field is set per partition)
+    train: TrainConfig = TrainConfig()
     #: bootstrap resamples of every evaluation metric (>= 1000) and their seed
     n_boot: int = 1000
     boot_seed: int = 0
@@ -92,11 +86,12 @@ PROFILES: dict[str, Profile] = {
     # tiny pools tier B with tier A for the realism comparison: its sky holds one tier-A lens
     "tiny": Profile("tiny", MockSkyConfig(n_objects_per_sweep=15000), sweep_subset=_TINY_SWEEPS, realism_n_inject=100,
                     realism_real_tiers=("A", "B"),
-                    detector=DetectorSettings(epochs=2, batch_size=64, max_steps_per_epoch=3, patience=2),
+                    detector=DetectorSettings(train=TrainConfig(epochs=2, batch_size=64, max_steps_per_epoch=3, patience=2)),
                     selection=SelectionSettings(n_per_cell=2, adversarial_max_hosts=60, chunk=256, gallery_size=4)),
     # demo: a CPU model within the README job's budget, not a science model
     "demo": Profile("demo", MockSkyConfig(n_objects_per_sweep=30000),
-                    detector=DetectorSettings(epochs=14, batch_size=64, patience=6, neg_fraction_per_epoch=0.25),
+                    detector=DetectorSettings(train=TrainConfig(epochs=14, batch_size=64, patience=6,
+                                                                 neg_fraction_per_epoch=0.25)),
                     selection=SelectionSettings(n_per_cell=16, adversarial_max_hosts=600, chunk=512)),
     "full": Profile("full", MockSkyConfig(n_objects_per_sweep=300000)),
 }

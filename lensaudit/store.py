@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 DEFAULT_HOME = "./lensaudit_home"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 
 
@@ -57,6 +59,7 @@ def atomic_path(target: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files follow the umask
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -160,7 +160,6 @@ def with_detector(with_cutouts):
 def test_detector_artefacts_and_blocking_auc_gate(with_detector):
     import json
 
-    import numpy as np
     import torch
     import torchvision
 

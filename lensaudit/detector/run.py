@@ -11,7 +11,7 @@ evaluation's disjointness check re-verifies).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +22,8 @@ from lensaudit.config import Profile
 from lensaudit.cutouts.store import CutoutReader
 from lensaudit.detector.data import join_manifest_index, load_split
 from lensaudit.detector.models import save_checkpoint
-from lensaudit.detector.train import TrainConfig, train
+from lensaudit.detector.config import TrainConfig
+from lensaudit.detector.train import train
 from lensaudit.store import asset_files, atomic_path, read_asset, safe_join, write_parquet_atomic
 
 RUN_INFO_FIELDS = ("git_commit", "utc_timestamp", "config", "config_sha256", "seeds", "manifest_sha256", "command",
@@ -40,10 +41,7 @@ def write_json_atomic(obj, path: Path) -> None:
 
 
 def train_config(profile: Profile, arch: str) -> TrainConfig:
-    d = profile.detector
-    return TrainConfig(arch=arch, epochs=d.epochs, batch_size=d.batch_size, lr=d.lr, weight_decay=d.weight_decay,
-                       patience=d.patience, seed=d.seed, max_steps_per_epoch=d.max_steps_per_epoch, crop=d.crop,
-                       neg_fraction_per_epoch=d.neg_fraction_per_epoch)
+    return replace(profile.detector.train, arch=arch)
 
 
 def train_detector(home: Path, profile: Profile, arch: str, device: str, log=print) -> dict:

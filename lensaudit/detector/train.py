@@ -14,33 +14,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from lensaudit.detector.config import TrainConfig
 from lensaudit.evaluation.auc import roc_auc
 
-
-@dataclass
-class TrainConfig:
-    arch: str = "resnet18"
-    epochs: int = 50
-    batch_size: int = 256
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    patience: int = 10
-    seed: int = 1234
-    max_steps_per_epoch: int | None = None
-    crop: int = 64
-    #: fraction of the negatives drawn (afresh) for each epoch; their weights are divided
-    #: by it, so the weighted loss stays an unbiased estimate of the full-data loss.  1.0
-    #: in the spec (``full``); the CPU demo uses less to see its few positives more often.
-    neg_fraction_per_epoch: float = 1.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["TrainConfig", "augment", "predict", "seed_everything", "train", "weighted_bce"]
 
 
 def weighted_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

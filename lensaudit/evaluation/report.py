@@ -10,7 +10,9 @@ the test negatives.  A threshold the negatives cannot resolve (fewer than 1/FPR 
 is reported ``sufficient: false`` with null metrics: never extrapolated.  Recall and
 precision at a threshold are bootstrapped with the threshold held fixed.
 ECE / MCE: 15 equal-frequency bins over all rows and over the top 1 % of scores (null,
-``sufficient: false``, when the top 1 % holds fewer rows than bins).
+``sufficient: false``, when the top 1 % holds fewer rows than bins).  ECE and MCE are
+biased upwards under resampling, so their percentile interval can lie above the point
+estimate; it is reported as measured, not re-centred.
 """
 
 from __future__ import annotations

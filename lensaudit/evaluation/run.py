@@ -56,7 +56,7 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str) -> d
                               "measured on held-out tier-A lenses"})
     from lensaudit.evaluation.baseline import baseline_summary, shortcut_lr_scores
 
-    base = shortcut_lr_scores(read_asset(home, "shortcut_features"), test.meta["galaxy_id"], seed=profile.detector.seed)
+    base = shortcut_lr_scores(read_asset(home, "shortcut_features"), test.meta["galaxy_id"], seed=profile.detector.train.seed)
     report["baseline_shortcut_lr"] = baseline_summary(base, test.meta, profile.detector.n_boot, profile.detector.boot_seed)
     write_json_atomic(report, evaluation_json_path(home, arch))
     return report

@@ -123,7 +123,6 @@ def render_unit_lensed_adaptive(p: dict, npix: int, supersample: int, pixscale: 
     """
     t = p["theta_e_arcsec"]
     dtype, dev = t.dtype, t.device
-    B = t.shape[0]
     c = (npix - 1) / 2
     col = {k: (v[:, None, None] if v.ndim == 1 else v) for k, v in p.items()}
     ax1 = (torch.arange(npix, dtype=dtype, device=dev) - c) * pixscale

@@ -15,7 +15,6 @@ The measurements live here; the pass/fail rules in ``lensaudit.gates.adversarial
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 
 from lensaudit.injection.realism import ANNULUS_PX

@@ -29,7 +29,7 @@ PARAM_KEYS = ("theta_e_arcsec", "e1", "e2", "gamma1", "gamma2", "center_x_arcsec
               "src_mag_z", "psf_fwhm_g_arcsec", "psf_fwhm_r_arcsec", "psf_fwhm_z_arcsec", "moffat_beta")
 
 
-def run_failure_modes(home: Path, profile: Profile, device: str) -> dict:
+def run_failure_modes(home: Path, profile: Profile) -> dict:
     arch = profile.detector.audit_arch
     t = thresholds(home, arch)["p0.5"]
     scored = scored_rows(home, arch)
