@@ -66,3 +66,17 @@ def test_checkpoints_load_weights_only_and_refuse_the_wrong_thing(tmp_path):
         load_checkpoint(tmp_path / "evil.pt", "resnet18")
     with pytest.raises(ValueError):
         build_model("vgg")
+
+
+def test_efficientnet_trains_and_round_trips(tmp_path):
+    """The second architecture partition: one short CPU epoch, then a weights-only round trip."""
+    x, y, w = _toy(32)
+    cfg = TrainConfig(arch="efficientnet_b0", epochs=1, batch_size=16, seed=3)
+    best, hist, info = train(cfg, x, y, w, x, y, log=lambda *_: None)
+    assert info["epochs_run"] == 1 and np.isfinite(hist[0]["train_loss"])
+    m = build_model("efficientnet_b0")
+    m.load_state_dict(best)
+    save_checkpoint(m, tmp_path / "best.pt")
+    assert isinstance(load_checkpoint(tmp_path / "best.pt", "efficientnet_b0"), torch.nn.Module)
+    with pytest.raises(CheckpointError, match="not a resnet18 checkpoint"):
+        load_checkpoint(tmp_path / "best.pt", "resnet18")
