@@ -48,10 +48,7 @@ def checks_for(asset_key: str) -> list[dg.AssetChecksDefinition]:
                 if spec.plot:
                     png = settings.home_path() / "plots" / spec.plot
                     if png.is_file():
-                        import base64
-
-                        meta["plot"] = dg.MetadataValue.md(
-                            f"![{spec.plot}](data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()})")
+                        meta["plot"] = dg.MetadataValue.md(_png_markdown(png.read_bytes(), spec.plot))
                 sev = dg.AssetCheckSeverity.ERROR if res.severity == ERROR else dg.AssetCheckSeverity.WARN
                 return dg.AssetCheckResult(passed=bool(res.passed), severity=sev, metadata=meta)
             return _check
@@ -72,12 +69,16 @@ def json_meta(x) -> dg.MetadataValue:
     return dg.MetadataValue.json(_jsonable(json.loads(json.dumps(x, default=str))))
 
 
-def png_metadata(png: bytes, path) -> dg.MetadataValue:
-    """Write a PNG beside the asset (atomically) and embed it in markdown metadata."""
+def _png_markdown(png: bytes, alt: str) -> str:
     import base64
 
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def png_metadata(png: bytes, path) -> dg.MetadataValue:
+    """Write a PNG beside the asset (atomically) and embed it in markdown metadata."""
     from lensaudit.store import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_bytes(png)
-    return dg.MetadataValue.md(f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})\n\n`{path}`")
+    return dg.MetadataValue.md(f"{_png_markdown(png, 'plot')}\n\n`{path}`")

@@ -7,7 +7,7 @@ from assets.cutouts import cutouts, shortcut_features
 from lensaudit.detector.models import ARCHITECTURES
 from lensaudit.detector.run import detector_dir, train_detector
 from lensaudit.evaluation.report import roc_curve
-from lensaudit.evaluation.run import evaluate_detector, evaluation_json_path, scored_rows
+from lensaudit.evaluation.run import evaluate_detector, evaluation_json_path
 from lensaudit.plots import reliability_plot, roc_plot
 from lensaudit.store import safe_join
 from resources.device import DeviceResource
@@ -39,8 +39,7 @@ def detector_evaluation(context: dg.AssetExecutionContext, settings: LensauditSe
                         device: DeviceResource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
     arch = context.partition_key
-    report = evaluate_detector(home, profile, arch, device.torch_device())
-    scored = scored_rows(home, arch)
+    report, scored = evaluate_detector(home, profile, arch, device.torch_device())
     fpr, tpr = roc_curve(scored["logit"].to_numpy(), scored["label"].to_numpy())
     auc, t05 = report["metrics"]["roc_auc"], report["thresholds"]["p0.5"]
     return dg.MaterializeResult(metadata={

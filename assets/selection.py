@@ -10,7 +10,7 @@ from lensaudit.plots import completeness_heatmaps, marginal_curves
 from lensaudit.selection.completeness import marginal
 from lensaudit.selection.failure_run import run_failure_modes
 from lensaudit.selection.run import build_hosts, run_completeness
-from lensaudit.store import atomic_path, read_asset, safe_join
+from lensaudit.store import atomic_path, safe_join
 from resources.device import DeviceResource
 from resources.settings import LensauditSettings
 
@@ -29,8 +29,7 @@ def injection_hosts(settings: LensauditSettings) -> dg.MaterializeResult:
 def completeness_table(context: dg.AssetExecutionContext, settings: LensauditSettings,
                        device: DeviceResource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
-    summary = run_completeness(home, profile, device.torch_device())
-    table = read_asset(home, "completeness_table")
+    summary, table = run_completeness(home, profile, device.torch_device())
     plots = safe_join(home, "plots")
     meta = {"dagster/row_count": len(table), "summary": json_meta(summary),
             "table": str(safe_join(home, "assets", "completeness_table", "data.parquet")),

@@ -18,6 +18,8 @@ import pandas as pd
 
 from lensaudit import provenance
 from lensaudit.config import Profile
+from lensaudit.detector.run import detector_dir
+from lensaudit.evaluation.run import evaluation_json_path
 from lensaudit.gates.registry import StoreView, evaluate_all
 from lensaudit.store import read_asset
 
@@ -57,7 +59,7 @@ def build_report(home: Path, profile: Profile) -> str:
     plots = home / "plots"
     parts = [f"<html><head><meta charset='utf-8'><title>lensaudit audit</title><style>{CSS}</style></head><body>",
              "<h1>lensaudit audit report</h1>"]
-    info_path = home / "assets" / "detector" / arch / "run_info.json"
+    info_path = detector_dir(home, arch) / "run_info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     parts.append("<h2>Provenance</h2><table>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in {
@@ -78,7 +80,7 @@ def build_report(home: Path, profile: Profile) -> str:
     for word in ("PASS", "FAIL"):
         gate_html = gate_html.replace(f"<td>{word}</td>", f'<td class="{word}">{word}</td>')
     parts.append("<h2>Gates</h2>" + gate_html)
-    eval_path = home / "assets" / "detector_evaluation" / arch / "evaluation.json"
+    eval_path = evaluation_json_path(home, arch)
     if eval_path.is_file():
         ev = json.loads(eval_path.read_text())
         lines = {"ROC AUC": ev["metrics"]["roc_auc"], "ECE": ev["metrics"]["ece"], "MCE": ev["metrics"]["mce"],

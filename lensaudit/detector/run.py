@@ -21,7 +21,7 @@ from lensaudit import provenance
 from lensaudit.config import Profile
 from lensaudit.cutouts.store import CutoutReader
 from lensaudit.detector.data import join_manifest_index, load_split
-from lensaudit.detector.models import save_checkpoint
+from lensaudit.detector.models import build_model, save_checkpoint
 from lensaudit.detector.config import TrainConfig
 from lensaudit.detector.train import train
 from lensaudit.store import asset_files, atomic_path, read_asset, safe_join, write_parquet_atomic
@@ -61,11 +61,8 @@ def train_detector(home: Path, profile: Profile, arch: str, device: str, log=pri
     best, history, info = train(cfg, data["train"].x, data["train"].y, data["train"].w, data["val"].x,
                                 data["val"].y, device=device, log=log)
     out = detector_dir(home, arch)
-    model_state = best
-    from lensaudit.detector.models import build_model
-
     model = build_model(arch)
-    model.load_state_dict(model_state)
+    model.load_state_dict(best)  # the selected epoch's weights, checked against the architecture
     save_checkpoint(model, out / "best.pt")
     used = pd.concat([d.meta[["galaxy_id", "split", "healpix_128", "label"]] for d in data.values()], ignore_index=True)
     write_parquet_atomic(used, out / "rows.parquet")

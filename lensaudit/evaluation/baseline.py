@@ -41,21 +41,21 @@ def shortcut_lr_scores(features: pd.DataFrame, test_ids: pd.Series, seed: int = 
 def baseline_summary(scores: np.ndarray, meta: pd.DataFrame, n_boot: int, seed: int) -> dict:
     """AUC with bootstrap intervals; tier-A and tier-B recall (Beta intervals) at the
     baseline's own probability-0.5 and FPR-1e-3 thresholds on the same test rows."""
-    from lensaudit.evaluation.report import _beta_metric, _boot, _null_metric
+    from lensaudit.evaluation.report import beta_metric, bootstrap_metric, null_metric
 
     s = np.asarray(scores, float)
     y = meta["label"].to_numpy().astype(int)
     tiers = meta["tier"].to_numpy()
     out = {"model": "logistic regression on the shortcut features (standardised, class-balanced)",
            "features": list(FEATURES),
-           "metrics": {"roc_auc": _boot(lambda a, b: roc_auc(a[b == 1], a[b == 0]), s, y, n_boot, seed)},
+           "metrics": {"roc_auc": bootstrap_metric(lambda a, b: roc_auc(a[b == 1], a[b == 0]), s, y, n_boot, seed)},
            "thresholds": {}}
     t_fpr, ok = threshold_at_fpr(s, y, 1e-3)
     for name, t, sufficient in (("p0.5", 0.0, True), ("fpr0.001", t_fpr, ok)):
         if not sufficient:
-            out["thresholds"][name] = {"sufficient": False, "recall": _null_metric("too few test negatives")}
+            out["thresholds"][name] = {"sufficient": False, "recall": null_metric("too few test negatives")}
             continue
         out["thresholds"][name] = {"sufficient": True, "tier_recall": {
-            tier: _beta_metric(int((s[(y == 1) & (tiers == tier)] >= t).sum()), int(((y == 1) & (tiers == tier)).sum()))
+            tier: beta_metric(int((s[(y == 1) & (tiers == tier)] >= t).sum()), int(((y == 1) & (tiers == tier)).sum()))
             for tier in ("A", "B")}}
     return out

@@ -54,12 +54,19 @@ def calibration_errors(probs, labels, n_bins: int = 15) -> tuple[float, float]:
     return float((weights * gaps).sum()), float(gaps.max())
 
 
+def beta_bounds(k, n, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised equal-tailed interval of Beta(k+1, n-k+1); n = 0 gives the Beta(1, 1) prior's."""
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    a = (1 - level) / 2
+    return beta_dist.ppf(a, k + 1, n - k + 1), beta_dist.ppf(1 - a, k + 1, n - k + 1)
+
+
 def beta_interval(k: int, n: int, level: float) -> tuple[float, float]:
-    """Equal-tailed interval of Beta(k+1, n-k+1) (k successes in n)."""
+    """Equal-tailed interval of Beta(k+1, n-k+1) (k successes in n); NaN for n <= 0."""
     if n <= 0:
         return float("nan"), float("nan")
-    a = (1 - level) / 2
-    return float(beta_dist.ppf(a, k + 1, n - k + 1)), float(beta_dist.ppf(1 - a, k + 1, n - k + 1))
+    lo, hi = beta_bounds(k, n, level)
+    return float(lo), float(hi)
 
 
 def stratified_bootstrap(metric, scores, labels, n_boot: int = 1000, levels=(0.68, 0.95), seed: int = 0) -> dict:

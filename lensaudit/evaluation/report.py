@@ -34,14 +34,14 @@ DEPTH_EDGES_MAG = (-np.inf, 22.5, 23.0, 23.5, 24.0, 24.5, np.inf)
 INTERVAL_KEYS = ("lo68", "hi68", "lo95", "hi95")
 
 
-def _null_metric(reason: str) -> dict:
+def null_metric(reason: str) -> dict:
     return {"value": None, "lo68": None, "hi68": None, "lo95": None, "hi95": None, "sufficient": False,
             "reason": reason}
 
 
-def _beta_metric(k: int, n: int) -> dict:
+def beta_metric(k: int, n: int) -> dict:
     if n == 0:
-        return {**_null_metric("no rows"), "k": 0, "n": 0}
+        return {**null_metric("no rows"), "k": 0, "n": 0}
     lo68, hi68 = beta_interval(k, n, 0.68)
     lo95, hi95 = beta_interval(k, n, 0.95)
     return {"value": k / n, "k": int(k), "n": int(n), "lo68": lo68, "hi68": hi68, "lo95": lo95, "hi95": hi95}
@@ -58,7 +58,7 @@ def _safe(fn):
     return wrapped
 
 
-def _boot(fn, scores, labels, n_boot, seed) -> dict:
+def bootstrap_metric(fn, scores, labels, n_boot, seed) -> dict:
     out = stratified_bootstrap(_safe(fn), scores, labels, n_boot=n_boot, seed=seed)
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
 
@@ -103,7 +103,7 @@ def evaluate(logits: np.ndarray, meta: pd.DataFrame, n_boot: int = 1000, seed: i
                  "bootstrap": "stratified by label, equal-tailed percentile intervals", "score": "logit",
                  "metrics": {}, "thresholds": {}}
     m = out["metrics"]
-    m["roc_auc"] = _boot(lambda a, b: roc_auc(a[b == 1], a[b == 0]), s, y, n_boot, seed)
+    m["roc_auc"] = bootstrap_metric(lambda a, b: roc_auc(a[b == 1], a[b == 0]), s, y, n_boot, seed)
     thresholds = {"p0.5": (0.0, True, "probability 0.5 (logit 0)")}
     for fpr in TARGET_FPRS:
         t, ok = threshold_at_fpr(s, y, fpr)
@@ -113,27 +113,27 @@ def evaluate(logits: np.ndarray, meta: pd.DataFrame, n_boot: int = 1000, seed: i
         entry = {"logit": t if ok else None, "probability": float(sigmoid(t)) if ok else None, "sufficient": ok,
                  "definition": what}
         if ok:
-            entry["recall"] = _boot(lambda a, b, t=t: recall_precision(a, b, t)[0], s, y, n_boot, seed)
-            entry["precision"] = _boot(lambda a, b, t=t: recall_precision(a, b, t)[1], s, y, n_boot, seed)
-            entry["fpr"] = _beta_metric(int((s[y == 0] >= t).sum()), n_neg)
-            entry["tier_recall"] = {tier: _beta_metric(int((s[(y == 1) & (meta["tier"] == tier).to_numpy()] >= t).sum()),
+            entry["recall"] = bootstrap_metric(lambda a, b, t=t: recall_precision(a, b, t)[0], s, y, n_boot, seed)
+            entry["precision"] = bootstrap_metric(lambda a, b, t=t: recall_precision(a, b, t)[1], s, y, n_boot, seed)
+            entry["fpr"] = beta_metric(int((s[y == 0] >= t).sum()), n_neg)
+            entry["tier_recall"] = {tier: beta_metric(int((s[(y == 1) & (meta["tier"] == tier).to_numpy()] >= t).sum()),
                                                        int(((y == 1) & (meta["tier"] == tier).to_numpy()).sum()))
                                     for tier in ("A", "B")}
             entry["fpr_by_confuser_category"] = _fpr_by(s, y, t, meta["confuser_category"].fillna("N1").astype(str))
             entry["fpr_by_condition"] = {k: _fpr_by(s, y, t, v) for k, v in condition_bins(meta).items()}
         else:
             for k in ("recall", "precision", "fpr"):
-                entry[k] = _null_metric(what)
+                entry[k] = null_metric(what)
         out["thresholds"][name] = entry
-    m["ece"] = _boot(lambda a, b: _calibration(sigmoid(a), b, None)[0], s, y, n_boot, seed)
-    m["mce"] = _boot(lambda a, b: _calibration(sigmoid(a), b, None)[1], s, y, n_boot, seed)
+    m["ece"] = bootstrap_metric(lambda a, b: _calibration(sigmoid(a), b, None)[0], s, y, n_boot, seed)
+    m["mce"] = bootstrap_metric(lambda a, b: _calibration(sigmoid(a), b, None)[1], s, y, n_boot, seed)
     n_top = max(1, int(math.ceil(0.01 * len(s))))
     if n_top >= CALIBRATION_BINS:
-        m["ece_top1pct"] = _boot(lambda a, b: _calibration(sigmoid(a), b, 0.01)[0], s, y, n_boot, seed)
-        m["mce_top1pct"] = _boot(lambda a, b: _calibration(sigmoid(a), b, 0.01)[1], s, y, n_boot, seed)
+        m["ece_top1pct"] = bootstrap_metric(lambda a, b: _calibration(sigmoid(a), b, 0.01)[0], s, y, n_boot, seed)
+        m["mce_top1pct"] = bootstrap_metric(lambda a, b: _calibration(sigmoid(a), b, 0.01)[1], s, y, n_boot, seed)
     else:
         why = f"top 1 % holds {n_top} rows < {CALIBRATION_BINS} bins"
-        m["ece_top1pct"], m["mce_top1pct"] = _null_metric(why), _null_metric(why)
+        m["ece_top1pct"], m["mce_top1pct"] = null_metric(why), null_metric(why)
     out["reliability"] = reliability_table(probs, y)
     return out
 
@@ -141,7 +141,7 @@ def evaluate(logits: np.ndarray, meta: pd.DataFrame, n_boot: int = 1000, seed: i
 def _fpr_by(s, y, t, groups: pd.Series) -> dict:
     neg = y == 0
     g = np.asarray(groups)
-    return {str(k): _beta_metric(int((s[neg & (g == k)] >= t).sum()), int((neg & (g == k)).sum()))
+    return {str(k): beta_metric(int((s[neg & (g == k)] >= t).sum()), int((neg & (g == k)).sum()))
             for k in sorted(pd.unique(g[neg]))}
 
 

@@ -38,7 +38,8 @@ def load_frozen_detector(home: Path, arch: str, device: str):
     return model, info
 
 
-def evaluate_detector(home: Path, profile: Profile, arch: str, device: str) -> dict:
+def evaluate_detector(home: Path, profile: Profile, arch: str, device: str):
+    """(report, scored test rows); both are also written under the asset's folder."""
     model, info = load_frozen_detector(home, arch, device)
     crop = int(info["config"]["train"]["crop"])
     rows = join_manifest_index(read_asset(home, "training_manifest"), read_asset(home, "cutouts"))
@@ -59,7 +60,7 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str) -> d
     base = shortcut_lr_scores(read_asset(home, "shortcut_features"), test.meta["galaxy_id"], seed=profile.detector.train.seed)
     report["baseline_shortcut_lr"] = baseline_summary(base, test.meta, profile.detector.n_boot, profile.detector.boot_seed)
     write_json_atomic(report, evaluation_json_path(home, arch))
-    return report
+    return report, scored
 
 
 def scored_rows(home: Path, arch: str):

@@ -214,13 +214,14 @@ def _evaluated(v: StoreView) -> dict[str, dict]:
 
 
 def _rows_disjoint(v: StoreView) -> GateResult:
+    from lensaudit.detector.run import detector_dir
     from lensaudit.evaluation.run import scored_rows
     from lensaudit.gates.model_gates import evaluation_rows_disjoint
 
     used, test = {}, {}
     for arch in _evaluated(v):
         test[arch] = scored_rows(v.home, arch)
-        p = v.home / "assets" / "detector" / arch / "rows.parquet"
+        p = detector_dir(v.home, arch) / "rows.parquet"
         if p.is_file():
             used[arch] = pd.read_parquet(p)
     return evaluation_rows_disjoint(used, test)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
-from lensaudit.selection.completeness import SUFFICIENT_N, beta_bounds
+from lensaudit.evaluation.metrics import beta_bounds
+from lensaudit.selection.completeness import SUFFICIENT_N
 from lensaudit.selection.grid import N_CELLS
 from lensaudit.selection.hosts import host_leaks
 

@@ -60,11 +60,16 @@ def sigma_pix_from_depth(psfdepth_ivar: np.ndarray, psf_kernels: np.ndarray) -> 
     return np.sqrt(p2 / np.asarray(psfdepth_ivar, dtype=np.float64))
 
 
+def sky_nmgy_per_pixel(pixscale: float = 0.262) -> np.ndarray:
+    """(3,) g, r, z sky per pixel [nmgy] from SKY_MAG_PER_ARCSEC2."""
+    return np.array([10 ** (-0.4 * (SKY_MAG_PER_ARCSEC2[b] - 22.5)) * pixscale**2 for b in "grz"])
+
+
 def arc_poisson_sigma(arc: np.ndarray, sigma_pix: np.ndarray, pixscale: float = 0.262) -> np.ndarray:
     """Per-pixel sigma of the arc's own Poisson noise (nmgy): in a sky-limited image
     sigma_pix^2 = sky / g_eff, so the arc adds var = arc / g_eff = arc sigma_pix^2 / sky,
     with the sky per pixel from SKY_MAG_PER_ARCSEC2."""
-    sky = np.array([10 ** (-0.4 * (SKY_MAG_PER_ARCSEC2[b] - 22.5)) * pixscale**2 for b in "grz"])
+    sky = sky_nmgy_per_pixel(pixscale)
     s = np.asarray(sigma_pix, dtype=np.float64).reshape(-1, 1, 1)
     return np.sqrt(np.clip(arc, 0, None) * s**2 / sky.reshape(-1, 1, 1))
 

@@ -43,11 +43,13 @@ def suppress_annulus(stamps: np.ndarray) -> np.ndarray:
     return out
 
 
-def score_numpy(model, stamps: np.ndarray, crop: int, device: str, chunk: int = 1024) -> np.ndarray:
-    out = [score_stamps(model, torch.from_numpy(np.ascontiguousarray(stamps[s:s + chunk])).to(device), crop, device)
-           .cpu().numpy() for s in range(0, len(stamps), chunk)]
+def score_batches(model, stamps, crop: int, device: str, chunk: int = 1024) -> np.ndarray:
+    """Logits of raw stamps (numpy, or a tensor on any device) in chunks, via ``score_stamps``."""
+    x = torch.as_tensor(stamps)
+    out = [score_stamps(model, x[s:s + chunk].to(device), crop, device).cpu().numpy() for s in range(0, len(x), chunk)]
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
-def ring_scores(model, host_stamps: np.ndarray, crop: int, device: str) -> np.ndarray:
-    return score_numpy(model, host_stamps + ring_image(host_stamps.shape[-1]), crop, device)
+def ring_scores(model, host_stamps: torch.Tensor, crop: int, device: str) -> np.ndarray:
+    ring = torch.from_numpy(ring_image(host_stamps.shape[-1])).to(host_stamps.device)
+    return score_batches(model, host_stamps + ring, crop, device)

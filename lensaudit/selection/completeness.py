@@ -12,18 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta as beta_dist
-
+from lensaudit.evaluation.metrics import beta_bounds
 from lensaudit.selection.grid import cells
 
 SCHEMA_VERSION = 1
 SUFFICIENT_N = 200
-
-
-def beta_bounds(k, n, level: float) -> tuple[np.ndarray, np.ndarray]:
-    k, n = np.asarray(k, float), np.asarray(n, float)
-    a = (1 - level) / 2
-    return beta_dist.ppf(a, k + 1, n - k + 1), beta_dist.ppf(1 - a, k + 1, n - k + 1)
 
 
 def _with_intervals(df: pd.DataFrame, k: str, n: str, value: str, prefix: str = "") -> None:

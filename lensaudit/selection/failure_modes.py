@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lensaudit.evaluation.report import _beta_metric, condition_bins
+from lensaudit.evaluation.report import beta_metric, condition_bins
 
 BLEND_RATIO = 0.8
 LOW_SB_MAG_PER_ARCSEC2 = 25.0
@@ -43,7 +43,7 @@ def attribute_misses(inj: pd.DataFrame, threshold_logit: float) -> pd.DataFrame:
 def miss_summary(inj: pd.DataFrame, miss: pd.DataFrame) -> dict:
     n = len(inj)
     return {"injections": n, "missed": len(miss),
-            "by_cause": {c: _beta_metric(int((miss["cause"] == c).sum()), len(miss)) for c in CAUSES}}
+            "by_cause": {c: beta_metric(int((miss["cause"] == c).sum()), len(miss)) for c in CAUSES}}
 
 
 def fpr_by_category_and_condition(scored: pd.DataFrame, threshold_logit: float) -> pd.DataFrame:
@@ -54,7 +54,7 @@ def fpr_by_category_and_condition(scored: pd.DataFrame, threshold_logit: float) 
     for cond, bins in condition_bins(neg).items():
         for (c, b), g in neg.groupby([cat, bins]):
             k = int((g["logit"] >= threshold_logit).sum())
-            m = _beta_metric(k, len(g))
+            m = beta_metric(k, len(g))
             rows.append({"category": c, "condition": cond, "bin": str(b), "n": len(g), "k": k, "fpr": m["value"],
                          **{x: m[x] for x in ("lo68", "hi68", "lo95", "hi95")}})
     return pd.DataFrame(rows)

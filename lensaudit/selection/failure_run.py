@@ -19,14 +19,13 @@ import torch
 from lensaudit.config import Profile
 from lensaudit.cutouts.store import CutoutReader
 from lensaudit.evaluation.run import scored_rows
+from lensaudit.injection.params import REQUIRED_KEYS
 from lensaudit.plots import stamp_gallery
 from lensaudit.selection.failure_modes import attribute_misses, fpr_by_category_and_condition, miss_summary
 from lensaudit.selection.run import thresholds, write_table
 from lensaudit.store import read_asset, safe_join
 
-PARAM_KEYS = ("theta_e_arcsec", "e1", "e2", "gamma1", "gamma2", "center_x_arcsec", "center_y_arcsec", "src_x_arcsec",
-              "src_y_arcsec", "src_r_sersic_arcsec", "src_n_sersic", "src_e1", "src_e2", "src_mag_r", "src_mag_g",
-              "src_mag_z", "psf_fwhm_g_arcsec", "psf_fwhm_r_arcsec", "psf_fwhm_z_arcsec", "moffat_beta")
+PARAM_KEYS = (*REQUIRED_KEYS, "moffat_beta")
 
 
 def run_failure_modes(home: Path, profile: Profile) -> dict:
@@ -61,16 +60,11 @@ def run_failure_modes(home: Path, profile: Profile) -> dict:
 def _reinject(home: Path, profile: Profile, rows: pd.DataFrame) -> np.ndarray:
     if rows.empty:
         return np.zeros((0, 3, 101, 101), np.float32)
-    from lensaudit.injection.render import render_arcs
-    from lensaudit.selection.inject import arc_noise, sigma_pix
+    from lensaudit.selection.inject import inject_batch
 
     hosts = read_asset(home, "injection_hosts").set_index("galaxy_id").loc[rows["galaxy_id"]].reset_index()
     stamps = torch.from_numpy(CutoutReader(safe_join(home, "cutout_store")).read(hosts.assign(cutout_ok=True)))
-    cols = {k: rows[k].to_numpy(np.float64) for k in PARAM_KEYS}
-    cols["supersample"] = np.full(len(rows), 4.0)
-    arc = render_arcs(cols, dtype=torch.float32).images
-    fwhm = torch.as_tensor(hosts[[f"psfsize_{b}" for b in "grz"]].to_numpy(np.float64))
-    depth = torch.as_tensor(hosts[[f"psfdepth_{b}" for b in "grz"]].to_numpy(np.float64))
     gen = torch.Generator().manual_seed(profile.selection.seed)
-    return (stamps + arc + arc_noise(arc, sigma_pix(depth, fwhm).float(), gen)).numpy()
+    injected, *_ = inject_batch(stamps, np.arange(len(rows)), rows[list(PARAM_KEYS)], hosts, "cpu", gen)
+    return injected.numpy()
 

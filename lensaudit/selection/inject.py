@@ -24,7 +24,7 @@ import torch
 from lensaudit.detector.preprocess import raw_robust
 from lensaudit.injection.prior import draw_source_and_lens, injection_seed
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
-from lensaudit.injection.realism import SKY_MAG_PER_ARCSEC2
+from lensaudit.injection.realism import sky_nmgy_per_pixel
 from lensaudit.injection.render import PIXSCALE_ARCSEC, render_arcs
 from lensaudit.selection.detectability import annulus_snr, outer_sigma
 from lensaudit.selection.grid import THETA_E, cells
@@ -87,8 +87,7 @@ def sigma_pix(psfdepth_ivar: torch.Tensor, fwhm_arcsec: torch.Tensor) -> torch.T
 
 def arc_noise(arc: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Poisson-like noise of the added arc (``realism.arc_poisson_sigma``): var = arc sigma^2 / sky."""
-    sky = torch.tensor([10 ** (-0.4 * (SKY_MAG_PER_ARCSEC2[b] - 22.5)) * PIXSCALE_ARCSEC ** 2 for b in "grz"],
-                       dtype=arc.dtype, device=arc.device)
+    sky = torch.as_tensor(sky_nmgy_per_pixel(PIXSCALE_ARCSEC), dtype=arc.dtype, device=arc.device)
     sd = torch.sqrt(arc.clamp(min=0) * (sigma ** 2 / sky)[:, :, None, None])
     return torch.randn(arc.shape, generator=gen, device=arc.device, dtype=arc.dtype) * sd
 
@@ -123,6 +122,28 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str) -> torch.T
         return model(x).float().squeeze(1)
 
 
+def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
+                 device: str, gen: torch.Generator, scale_flux: float = 1.0, compiled: bool = False,
+                 clock: "_StageClock | None" = None):
+    """Inject one batch: ``params`` row i into ``host_stamps[host_pos[i]]`` with the PSF and
+    depth of ``host_rows.iloc[host_pos[i]]``.  Returns (injected stamps, signal = arc + its
+    noise, sigma_pix (N, 3), host stamps, RenderResult), all on ``device``."""
+    clock = clock or _StageClock(None, device)
+    cols = {k: params[k].to_numpy(np.float64, copy=True) for k in params.columns}
+    cols["supersample"] = np.full(len(params), 4.0)
+    res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)))
+    arc = res.images * scale_flux
+    clock.stop("render")
+    hr = host_rows.iloc[host_pos]
+    fwhm = torch.as_tensor(hr[[f"psfsize_{b}" for b in "grz"]].to_numpy(np.float64), device=device)
+    depth = torch.as_tensor(hr[[f"psfdepth_{b}" for b in "grz"]].to_numpy(np.float64), device=device)
+    sig = sigma_pix(depth, fwhm).float()
+    host = host_stamps[torch.as_tensor(host_pos, device=host_stamps.device)].to(device)
+    signal = arc + arc_noise(arc, sig, gen)
+    clock.stop("host_gather_add_noise")
+    return host + signal, signal, sig, host, res
+
+
 def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame,
                      host_rows: pd.DataFrame, crop: int, device: str, seed: int, chunk: int = 1024,
                      scale_flux: float = 1.0, compiled: bool = False, progress=None,
@@ -136,24 +157,13 @@ def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, par
     clock = _StageClock(timings, device)
     for s in range(0, len(params), chunk):
         p = params.iloc[s:s + chunk]
-        cols = {k: p[k].to_numpy(np.float64, copy=True) for k in p.columns}
-        cols["supersample"] = np.full(len(p), 4.0)
         clock.start()
-        res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=len(p))
-        arc = res.images * scale_flux
-        clock.stop("render")
-        hr = host_rows.iloc[host_pos[s:s + chunk]]
-        fwhm = torch.as_tensor(hr[[f"psfsize_{b}" for b in "grz"]].to_numpy(np.float64), device=device)
-        depth = torch.as_tensor(hr[[f"psfdepth_{b}" for b in "grz"]].to_numpy(np.float64), device=device)
-        sig = sigma_pix(depth, fwhm).float()
-        host = host_stamps[torch.as_tensor(host_pos[s:s + chunk], device=host_stamps.device)].to(device)
-        signal = arc + arc_noise(arc, sig, gen)
-        stamps = host + signal
-        clock.stop("host_gather_add_noise")
+        stamps, signal, sig, host, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device, gen,
+                                                      scale_flux, compiled, clock)
         logit = score_stamps(model, stamps, crop, device)
         clock.stop("preprocess_score")
         snr = annulus_snr(signal, sigma=outer_sigma(host))
-        matched = torch.sqrt(((arc / sig[:, :, None, None]) ** 2).sum(dim=(1, 2, 3)))
+        matched = torch.sqrt(((res.images * scale_flux / sig[:, :, None, None]) ** 2).sum(dim=(1, 2, 3)))
         clock.stop("detectability")
         out.append(pd.DataFrame({"logit": logit.cpu().numpy().astype(np.float64),
                                  "magnification": res.magnification.cpu().numpy().astype(np.float64),

@@ -20,7 +20,7 @@ import torch
 from lensaudit.config import Profile
 from lensaudit.cutouts.store import CutoutReader
 from lensaudit.evaluation.run import load_frozen_detector, report_json
-from lensaudit.selection.adversarial import ring_scores, score_numpy, suppress_annulus
+from lensaudit.selection.adversarial import ring_scores, score_batches, suppress_annulus
 from lensaudit.selection.completeness import completeness_table
 from lensaudit.selection.detectability import observable
 from lensaudit.selection.hosts import bin_counts, select_hosts
@@ -55,7 +55,8 @@ def thresholds(home: Path, arch: str) -> dict[str, float]:
     return out
 
 
-def run_completeness(home: Path, profile: Profile, device: str, progress=None) -> dict:
+def run_completeness(home: Path, profile: Profile, device: str, progress=None) -> tuple[dict, pd.DataFrame]:
+    """(summary, the probability-0.5 completeness table); every table is also written."""
     sel, arch = profile.selection, profile.detector.audit_arch
     model, info = load_frozen_detector(home, arch, device)
     crop = int(info["config"]["train"]["crop"])
@@ -90,7 +91,7 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None) -
     timings["adversarial_s"] = time.perf_counter() - t0
     return {"injections": len(records), "cells_with_injections": int((tables["p0.5"]["n"] > 0).sum()),
             "sufficient_cells": int(tables["p0.5"]["sufficient"].sum()), "thresholds": list(tables),
-            "timings": timings, "device": device, "arch": arch}
+            "timings": timings, "device": device, "arch": arch}, tables["p0.5"]
 
 
 def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: str, hosts: pd.DataFrame,
@@ -100,14 +101,14 @@ def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: s
     n = min(len(hosts), sel.adversarial_max_hosts)
     sub = hosts.iloc[:n].reset_index(drop=True)  # hosts are sorted by galaxy_id
     stamps = host_stamps[:n]
-    plain = score_numpy(model, stamps.cpu().numpy(), crop, device)
+    plain = score_batches(model, stamps, crop, device)
     # null: the full injection path with zero arc flux (theta_E drawn over the whole prior)
     plan = pd.DataFrame({"injection_id": [f"null-{g}" for g in sub["galaxy_id"]], "galaxy_id": sub["galaxy_id"],
                          "theta_e_bin": np.arange(n) % 11})
     params = draw_parameters(plan, sub, sel.seed + 1)
     null = inject_and_score(model, stamps, np.arange(n), params, sub, crop, device, sel.seed + 1,
                             chunk=sel.chunk, scale_flux=0.0)["logit"].to_numpy()
-    ring = ring_scores(model, stamps.cpu().numpy(), crop, device)
+    ring = ring_scores(model, stamps, crop, device)
     frames = [pd.DataFrame({"test": "null_injection", "galaxy_id": sub["galaxy_id"], "logit_before": plain,
                             "logit_after": null}),
               pd.DataFrame({"test": "synthetic_ring", "galaxy_id": sub["galaxy_id"], "logit_before": plain,
@@ -116,8 +117,8 @@ def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: s
     if len(lenses):
         raw = CutoutReader(safe_join(home, "cutout_store")).read(lenses)
         frames.append(pd.DataFrame({"test": "arc_suppression", "galaxy_id": lenses["galaxy_id"].to_numpy(),
-                                    "logit_before": score_numpy(model, raw, crop, device),
-                                    "logit_after": score_numpy(model, suppress_annulus(raw), crop, device)}))
+                                    "logit_before": score_batches(model, raw, crop, device),
+                                    "logit_after": score_batches(model, suppress_annulus(raw), crop, device)}))
     return pd.concat(frames, ignore_index=True)
 
 
