@@ -26,7 +26,8 @@ from lensaudit.store import read_asset
 PLOTS = [("Spatial splits", "spatial_splits_sky.png"), ("Shortcut features", "shortcut_feature_auc.png"),
          ("Injection realism", "injection_realism.png"), ("Detector ROC (test split)", "detector_roc.png"),
          ("Reliability (test split)", "detector_reliability.png"),
-         ("Completeness C(theta_E, PSF) per depth slice, threshold p = 0.5", "completeness_heatmaps.png"),
+         ("Completeness C(theta_E, PSF) per depth slice, at the primary operating threshold (validation FPR 1e-2)",
+          "completeness_heatmaps.png"),
          ("Completeness marginals", "completeness_marginals.png"),
          ("Observable fraction (model-free arc visibility) per depth slice", "observable_fraction_heatmaps.png"),
          ("Conditional recall among observable injections", "conditional_recall_heatmaps.png"),
@@ -84,7 +85,8 @@ def build_report(home: Path, profile: Profile) -> str:
     if eval_path.is_file():
         ev = json.loads(eval_path.read_text())
         lines = {"ROC AUC": ev["metrics"]["roc_auc"], "ECE": ev["metrics"]["ece"], "MCE": ev["metrics"]["mce"],
-                 "ECE top 1 %": ev["metrics"]["ece_top1pct"]}
+                 "ECE top 1 %": ev["metrics"]["ece_top1pct"],
+                 "Brier skill vs constant prevalence": ev["metrics"].get("brier_skill_vs_prevalence")}
         for name, t in ev["thresholds"].items():
             lines[f"recall @ {name}"] = t.get("recall")
             lines[f"precision @ {name}"] = t.get("precision")
@@ -108,7 +110,8 @@ def build_report(home: Path, profile: Profile) -> str:
             continue
         if asset == "completeness_table":
             df = df[df["n"] > 0][["theta_e_lo", "theta_e_hi", "psf_lo", "psf_hi", "depth_lo", "depth_hi", "n", "k",
-                                  "completeness", "lo95", "hi95", "observable_fraction", "conditional_recall"]]
+                                  "n_host_fp", "completeness", "lo95", "hi95", "n_hosts", "cluster_lo95", "cluster_hi95",
+                                  "observable_fraction", "conditional_recall"]]
         if asset == "adversarial_scores":
             df = df.groupby("test", as_index=False).agg(n=("logit_before", "size"), mean_before=("logit_before", "mean"),
                                                          mean_after=("logit_after", "mean"))

@@ -21,36 +21,50 @@ def _meta(n_pos=60, n_neg=3000, seed=0):
     return logits, meta
 
 
+def _val(n_neg, seed=7):
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.ones(20, int), np.zeros(n_neg, int)]
+    return rng.normal(np.where(y == 1, 2.0, -3.0), 1.0), y
+
+
 def test_evaluation_report_has_every_metric_with_intervals():
     logits, meta = _meta()
-    rep = evaluate(logits, meta, n_boot=1000, seed=1)
+    val_logits, val_y = _val(1500)
+    rep = evaluate(logits, meta, val_logits, val_y, n_boot=1000, seed=1)
     assert missing_intervals(rep) == []
     auc = rep["metrics"]["roc_auc"]
     assert auc["lo95"] <= auc["lo68"] <= auc["value"] <= auc["hi68"] <= auc["hi95"]
-    assert rep["thresholds"]["fpr0.001"]["sufficient"] and not rep["thresholds"]["fpr0.0001"]["sufficient"]
-    assert rep["thresholds"]["fpr0.0001"]["recall"]["value"] is None  # never extrapolated
-    t = rep["thresholds"]["p0.5"]
-    k = int(((logits >= 0) & (meta.label == 1) & (meta.tier == "A")).sum())
+    assert set(rep["thresholds"]) == {"fpr0.01", "fpr0.001"} and "p0.5" not in rep["thresholds"]
+    t = rep["thresholds"]["fpr0.01"]
+    # the threshold is the validation split's, applied unchanged to the test rows
+    neg_val = np.sort(val_logits[val_y == 0])[::-1]
+    assert t["chosen_on"] == "val" and t["logit"] == pytest.approx(np.nextafter(neg_val[15], np.inf))
+    k = int(((logits >= t["logit"]) & (meta.label == 1) & (meta.tier == "A")).sum())
     assert t["tier_recall"]["A"]["k"] == k and t["tier_recall"]["A"]["n"] == 20
     assert set(t["fpr_by_confuser_category"]) == {"N1", "spiral"}
     assert set(t["fpr_by_condition"]) == {"psfsize_r_arcsec", "psfdepth_r_mag5sigma", "nobs_z_bin"}
     n_cat = sum(v["n"] for v in t["fpr_by_confuser_category"].values())
     assert n_cat == 3000
     assert rep["metrics"]["ece_top1pct"]["value"] is not None  # 31 rows >= 15 bins
+    assert 0 < rep["metrics"]["brier_skill_vs_prevalence"]["value"] <= 1  # a useful model beats the prevalence
+    # a validation split too small for FPR 1e-3 marks it insufficient: never extrapolated
+    rep = evaluate(logits, meta, *_val(500), n_boot=1000, seed=1)
+    assert rep["thresholds"]["fpr0.01"]["sufficient"] and not rep["thresholds"]["fpr0.001"]["sufficient"]
+    assert rep["thresholds"]["fpr0.001"]["recall"]["value"] is None
 
 
 def test_evaluation_of_one_class_fails_clearly():
     logits, meta = _meta()
     neg = meta.label == 0
     with pytest.raises(ValueError, match="needs both classes"):
-        evaluate(logits[neg.to_numpy()], meta[neg])
+        evaluate(logits[neg.to_numpy()], meta[neg], *_val(500))
     with pytest.raises(ValueError, match="n_boot"):
-        evaluate(logits, meta, n_boot=100)
+        evaluate(logits, meta, *_val(500), n_boot=100)
 
 
 def test_missing_intervals_catches_a_bare_metric():
     logits, meta = _meta()
-    rep = evaluate(logits, meta, n_boot=1000)
+    rep = evaluate(logits, meta, *_val(500), n_boot=1000)
     rep["metrics"]["roc_auc"]["lo95"] = None
     assert missing_intervals(rep) == ["metrics.roc_auc"]
 

@@ -42,8 +42,11 @@ def test_calibration_errors_hand_case():
 def test_beta_interval_against_scipy():
     lo, hi = beta_interval(7, 20, 0.68)
     assert lo == pytest.approx(beta.ppf(0.16, 8, 14)) and hi == pytest.approx(beta.ppf(0.84, 8, 14))
+    # k = 0 and k = n: the HPD interval, which contains the point estimate
     lo, hi = beta_interval(0, 10, 0.95)
-    assert lo == pytest.approx(beta.ppf(0.025, 1, 11)) and lo > 0
+    assert lo == 0.0 and hi == pytest.approx(beta.ppf(0.95, 1, 11))
+    lo, hi = beta_interval(10, 10, 0.95)
+    assert hi == 1.0 and lo == pytest.approx(beta.ppf(0.05, 11, 1))
     assert all(np.isnan(beta_interval(0, 0, 0.68)))
 
 

@@ -12,7 +12,6 @@ import pandas as pd
 
 from lensaudit.cutouts.features import FEATURES
 from lensaudit.evaluation.auc import roc_auc
-from lensaudit.evaluation.metrics import threshold_at_fpr
 
 
 def shortcut_lr_scores(features: pd.DataFrame, test_ids: pd.Series, seed: int = 0) -> np.ndarray:
@@ -38,9 +37,11 @@ def shortcut_lr_scores(features: pd.DataFrame, test_ids: pd.Series, seed: int = 
     return model.decision_function(x_te)
 
 
-def baseline_summary(scores: np.ndarray, meta: pd.DataFrame, n_boot: int, seed: int) -> dict:
-    """AUC with bootstrap intervals; tier-A and tier-B recall (Beta intervals) at the
-    baseline's own probability-0.5 and FPR-1e-3 thresholds on the same test rows."""
+def baseline_summary(scores: np.ndarray, meta: pd.DataFrame, val_scores, val_labels, n_boot: int, seed: int) -> dict:
+    """AUC with bootstrap intervals; tier-A and tier-B recall (Beta intervals) on the test rows
+    at the baseline's own operating thresholds, chosen on its validation scores exactly as the
+    CNN's are (``evaluation.operating``)."""
+    from lensaudit.evaluation.operating import operating_thresholds
     from lensaudit.evaluation.report import beta_metric, bootstrap_metric, null_metric
 
     s = np.asarray(scores, float)
@@ -50,10 +51,10 @@ def baseline_summary(scores: np.ndarray, meta: pd.DataFrame, n_boot: int, seed: 
            "features": list(FEATURES),
            "metrics": {"roc_auc": bootstrap_metric(lambda a, b: roc_auc(a[b == 1], a[b == 0]), s, y, n_boot, seed)},
            "thresholds": {}}
-    t_fpr, ok = threshold_at_fpr(s, y, 1e-3)
-    for name, t, sufficient in (("p0.5", 0.0, True), ("fpr0.001", t_fpr, ok)):
-        if not sufficient:
-            out["thresholds"][name] = {"sufficient": False, "recall": null_metric("too few test negatives")}
+    for name, op in operating_thresholds(val_scores, val_labels).items():
+        t = op["logit"]
+        if not op["sufficient"]:
+            out["thresholds"][name] = {"sufficient": False, "recall": null_metric(op["definition"])}
             continue
         out["thresholds"][name] = {"sufficient": True, "tier_recall": {
             tier: beta_metric(int((s[(y == 1) & (tiers == tier)] >= t).sum()), int(((y == 1) & (tiers == tier)).sum()))

@@ -7,7 +7,10 @@ Scores are logits or probabilities (``probs`` = sigmoid of logits for calibratio
   (the FPR cannot be resolved), never extrapolated;
 - ECE and MCE over equal-frequency bins (15 by default) of predicted probability:
   ECE = sum_b (n_b/N) |mean p_b - frac positives_b|, MCE = max_b of the same gap;
-- Beta(k+1, n-k+1) equal-tailed intervals for a proportion k/n (uniform prior);
+- Beta(k+1, n-k+1) intervals for a proportion k/n (uniform prior): equal-tailed for
+  0 < k < n, and the highest-posterior-density interval at k = 0 ([0, q_level]) and k = n
+  ([q_(1-level), 1]), where the posterior density is monotone, so that the interval always
+  contains the point estimate k/n (an equal-tailed interval excludes 0 at k = 0);
 - stratified bootstrap (positives and negatives resampled separately) for any metric.
 """
 
@@ -55,14 +58,19 @@ def calibration_errors(probs, labels, n_bins: int = 15) -> tuple[float, float]:
 
 
 def beta_bounds(k, n, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised equal-tailed interval of Beta(k+1, n-k+1); n = 0 gives the Beta(1, 1) prior's."""
+    """Vectorised interval of Beta(k+1, n-k+1) at ``level``: equal-tailed for 0 < k < n,
+    HPD (one-sided) at k = 0 and k = n; n = 0 gives the Beta(1, 1) prior's equal-tailed one."""
     k, n = np.asarray(k, float), np.asarray(n, float)
     a = (1 - level) / 2
-    return beta_dist.ppf(a, k + 1, n - k + 1), beta_dist.ppf(1 - a, k + 1, n - k + 1)
+    lo, hi = beta_dist.ppf(a, k + 1, n - k + 1), beta_dist.ppf(1 - a, k + 1, n - k + 1)
+    at0, atn = (k == 0) & (n > 0), (k == n) & (n > 0)
+    lo = np.where(at0, 0.0, np.where(atn, beta_dist.ppf(1 - level, k + 1, n - k + 1), lo))
+    hi = np.where(atn, 1.0, np.where(at0, beta_dist.ppf(level, k + 1, n - k + 1), hi))
+    return lo, hi
 
 
 def beta_interval(k: int, n: int, level: float) -> tuple[float, float]:
-    """Equal-tailed interval of Beta(k+1, n-k+1) (k successes in n); NaN for n <= 0."""
+    """``beta_bounds`` for one proportion (k successes in n); NaN for n <= 0."""
     if n <= 0:
         return float("nan"), float("nan")
     lo, hi = beta_bounds(k, n, level)

@@ -5,10 +5,14 @@ and 95 % equal-tailed intervals (``n_boot`` >= 1000 resamples, positives and neg
 resampled separately), except proportions within a stratum (tier recall, FPR per
 confuser category / condition bin), which carry Beta(k+1, n-k+1) intervals.
 
-Thresholds: probability 0.5 (logit 0) and the thresholds that give FPR 1e-3 and 1e-4 on
-the test negatives.  A threshold the negatives cannot resolve (fewer than 1/FPR of them)
-is reported ``sufficient: false`` with null metrics: never extrapolated.  Recall and
-precision at a threshold are bootstrapped with the threshold held fixed.
+Thresholds: the operating points of ``lensaudit.spec`` (FPR 1e-2 and 1e-3), each chosen on
+the *validation* split (``evaluation.operating``) and applied unchanged to the test split.
+A threshold the validation negatives cannot resolve (fewer than 1/FPR of them) is reported
+``sufficient: false`` with null metrics: never extrapolated.  Recall and precision at a
+threshold are bootstrapped with the threshold held fixed.  p = 0.5 is not an operating point.
+Brier score with its skill against the constant-prevalence forecast (BSS = 1 - BS/BS_ref,
+BS_ref = prevalence (1 - prevalence) of the scored rows) beside ECE/MCE: a constant forecast
+is perfectly calibrated in aggregate, so ECE alone cannot tell a useless model from a good one.
 ECE / MCE: 15 equal-frequency bins over all rows and over the top 1 % of scores (null,
 ``sufficient: false``, when the top 1 % holds fewer rows than bins).  ECE and MCE are
 biased upwards under resampling, so their percentile interval can lie above the point
@@ -24,10 +28,10 @@ import pandas as pd
 
 from lensaudit.evaluation.auc import roc_auc
 from lensaudit.evaluation.metrics import (beta_interval, calibration_errors, recall_precision, sigmoid,
-                                          stratified_bootstrap, threshold_at_fpr)
+                                          stratified_bootstrap)
+from lensaudit.evaluation.operating import operating_thresholds
 from lensaudit.survey.photometry import depth_ivar_to_mag5sigma
 
-TARGET_FPRS = (1e-3, 1e-4)
 CALIBRATION_BINS = 15
 PSF_EDGES_ARCSEC = (0.0, 0.9, 1.05, 1.2, 1.35, 1.5, 1.65, 1.8, np.inf)
 DEPTH_EDGES_MAG = (-np.inf, 22.5, 23.0, 23.5, 24.0, 24.5, np.inf)
@@ -87,9 +91,10 @@ def condition_bins(meta: pd.DataFrame) -> dict[str, pd.Series]:
     }
 
 
-def evaluate(logits: np.ndarray, meta: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
+def evaluate(logits: np.ndarray, meta: pd.DataFrame, val_logits, val_labels, n_boot: int = 1000, seed: int = 0) -> dict:
     """All test-split metrics with intervals.  ``meta`` holds label, tier, pool,
-    confuser_category and the condition columns of each scored row."""
+    confuser_category and the condition columns of each scored row; the operating thresholds
+    come from ``val_logits`` / ``val_labels`` (the validation split)."""
     s = np.asarray(logits, dtype=np.float64)
     y = meta["label"].to_numpy().astype(int)
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
@@ -104,14 +109,11 @@ def evaluate(logits: np.ndarray, meta: pd.DataFrame, n_boot: int = 1000, seed: i
                  "metrics": {}, "thresholds": {}}
     m = out["metrics"]
     m["roc_auc"] = bootstrap_metric(lambda a, b: roc_auc(a[b == 1], a[b == 0]), s, y, n_boot, seed)
-    thresholds = {"p0.5": (0.0, True, "probability 0.5 (logit 0)")}
-    for fpr in TARGET_FPRS:
-        t, ok = threshold_at_fpr(s, y, fpr)
-        thresholds[f"fpr{fpr:g}"] = (t, ok, f"smallest logit with test FPR <= {fpr:g}" if ok else
-                                     f"insufficient: {n_neg} test negatives < {math.ceil(1 / fpr)} needed for FPR {fpr:g}")
+    thresholds = {name: (t["logit"], t["sufficient"], t["definition"])
+                  for name, t in operating_thresholds(val_logits, val_labels).items()}
     for name, (t, ok, what) in thresholds.items():
         entry = {"logit": t if ok else None, "probability": float(sigmoid(t)) if ok else None, "sufficient": ok,
-                 "definition": what}
+                 "definition": what, "chosen_on": "val"}
         if ok:
             entry["recall"] = bootstrap_metric(lambda a, b, t=t: recall_precision(a, b, t)[0], s, y, n_boot, seed)
             entry["precision"] = bootstrap_metric(lambda a, b, t=t: recall_precision(a, b, t)[1], s, y, n_boot, seed)
@@ -126,6 +128,8 @@ def evaluate(logits: np.ndarray, meta: pd.DataFrame, n_boot: int = 1000, seed: i
                 entry[k] = null_metric(what)
         out["thresholds"][name] = entry
     m["ece"] = bootstrap_metric(lambda a, b: _calibration(sigmoid(a), b, None)[0], s, y, n_boot, seed)
+    m["brier"] = bootstrap_metric(lambda a, b: brier(sigmoid(a), b), s, y, n_boot, seed)
+    m["brier_skill_vs_prevalence"] = bootstrap_metric(lambda a, b: brier_skill(sigmoid(a), b), s, y, n_boot, seed)
     m["mce"] = bootstrap_metric(lambda a, b: _calibration(sigmoid(a), b, None)[1], s, y, n_boot, seed)
     n_top = max(1, int(math.ceil(0.01 * len(s))))
     if n_top >= CALIBRATION_BINS:
@@ -136,6 +140,21 @@ def evaluate(logits: np.ndarray, meta: pd.DataFrame, n_boot: int = 1000, seed: i
         m["ece_top1pct"], m["mce_top1pct"] = null_metric(why), null_metric(why)
     out["reliability"] = reliability_table(probs, y)
     return out
+
+
+def brier(probs, labels) -> float:
+    p, y = np.asarray(probs, float), np.asarray(labels, float)
+    return float(np.mean((p - y) ** 2))
+
+
+def brier_skill(probs, labels) -> float:
+    """1 - BS / BS_ref with BS_ref the constant-prevalence forecast's Brier score."""
+    y = np.asarray(labels, float)
+    prev = y.mean()
+    ref = prev * (1 - prev)
+    if ref <= 0:
+        raise ValueError("one class only: no skill score")
+    return 1.0 - brier(probs, y) / ref
 
 
 def _fpr_by(s, y, t, groups: pd.Series) -> dict:

@@ -2,7 +2,8 @@
 
 Writes ``assets/detector_evaluation/<arch>.parquet`` (one row per scored test cutout:
 galaxy_id, split, healpix_128, label, tier, pool, confuser_category, conditions, logit,
-probability) and ``assets/detector_evaluation/<arch>/evaluation.json`` (the metrics of
+probability), ``assets/detector_evaluation/<arch>/val_scores.parquet`` (the same for the
+validation split, where the operating thresholds are chosen) and ``assets/detector_evaluation/<arch>/evaluation.json`` (the metrics of
 ``lensaudit.evaluation.report``, no paths).  The test stamps pass through the same
 ``load_split`` / ``raw_robust`` as training.
 """
@@ -27,6 +28,20 @@ def evaluation_json_path(home: Path, arch: str) -> Path:
     return safe_join(home, "assets", "detector_evaluation", arch, "evaluation.json")
 
 
+def val_scores_path(home: Path, arch: str) -> Path:
+    """The validation split's scored rows, from which the operating thresholds are chosen."""
+    return safe_join(home, "assets", "detector_evaluation", arch, "val_scores.parquet")
+
+
+def val_scores(home: Path, arch: str):
+    import pandas as pd
+
+    p = val_scores_path(home, arch)
+    if not p.is_file():
+        raise FileNotFoundError(f"no validation scores of {arch} under {p}")
+    return pd.read_parquet(p)
+
+
 def load_frozen_detector(home: Path, arch: str, device: str):
     """The trained model in eval mode on ``device`` (weights-only load) and its run_info."""
     d = detector_dir(home, arch)
@@ -43,13 +58,19 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str):
     model, info = load_frozen_detector(home, arch, device)
     crop = int(info["config"]["train"]["crop"])
     rows = join_manifest_index(read_asset(home, "training_manifest"), read_asset(home, "cutouts"))
-    test = load_split(rows, CutoutReader(safe_join(home, "cutout_store")), "test", crop=crop, device=device)
+    reader = CutoutReader(safe_join(home, "cutout_store"))
+    val = load_split(rows, reader, "val", crop=crop, device=device)
+    val_logits = predict(model, val.x, device, bf16=False)
+    val_scored = val.meta.assign(logit=val_logits, probability=sigmoid(val_logits))
+    write_parquet_atomic(val_scored, val_scores_path(home, arch))
+    test = load_split(rows, reader, "test", crop=crop, device=device)
     logits = predict(model, test.x, device, bf16=False)  # float32: the numbers a re-scoring reproduces
     scored = test.meta.copy()
     scored["logit"] = logits
     scored["probability"] = sigmoid(logits)
     write_parquet_atomic(scored, partition_file(home, "detector_evaluation", arch))
-    report = evaluate(logits, test.meta, n_boot=profile.detector.n_boot, seed=profile.detector.boot_seed)
+    report = evaluate(logits, test.meta, val_logits, val.y, n_boot=profile.detector.n_boot,
+                      seed=profile.detector.boot_seed)
     report.update({"arch": arch, "split": "test", "crop": crop, "preprocessing": "raw_robust",
                    "excluded_rows": test.excluded, "degenerate_bands": test.degenerate_bands,
                    "detector_config_sha256": info["config_sha256"], "git_commit": info["git_commit"],
@@ -57,8 +78,11 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str):
                               "measured on held-out tier-A lenses"})
     from lensaudit.evaluation.baseline import baseline_summary, shortcut_lr_scores
 
-    base = shortcut_lr_scores(read_asset(home, "shortcut_features"), test.meta["galaxy_id"], seed=profile.detector.train.seed)
-    report["baseline_shortcut_lr"] = baseline_summary(base, test.meta, profile.detector.n_boot, profile.detector.boot_seed)
+    feats, seed = read_asset(home, "shortcut_features"), profile.detector.train.seed
+    base = shortcut_lr_scores(feats, test.meta["galaxy_id"], seed=seed)
+    base_val = shortcut_lr_scores(feats, val.meta["galaxy_id"], seed=seed)
+    report["baseline_shortcut_lr"] = baseline_summary(base, test.meta, base_val, val.y, profile.detector.n_boot,
+                                                      profile.detector.boot_seed)
     write_json_atomic(report, evaluation_json_path(home, arch))
     return report, scored
 
@@ -79,4 +103,5 @@ def report_json(home: Path, arch: str) -> dict:
     return json.loads(p.read_text())
 
 
-__all__ = ["evaluate_detector", "load_frozen_detector", "report_json", "scored_rows", "evaluation_json_path"]
+__all__ = ["evaluate_detector", "load_frozen_detector", "report_json", "scored_rows", "evaluation_json_path",
+           "val_scores", "val_scores_path"]

@@ -1,60 +1,103 @@
-"""Adversarial gates on the frozen detector (DESIGN s3), from ``adversarial`` measurements.
+"""Adversarial gates on the frozen detector (DESIGN s3 "Adversarial gates on the trained
+detector"), from the ``adversarial_scores`` and ``completeness_injections`` measurements.
 
-Each takes plain arrays, so tests can plant a detector with a known response."""
+Targets come from ``lensaudit.spec.SELECTION`` and the operating threshold is recomputed by
+the caller from the stored validation scores, never read from the producer's summary.
+Each gate takes plain arrays, so tests can plant a detector with a known response.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import ks_2samp, spearmanr
+from scipy.stats import ks_2samp
 
+from lensaudit.evaluation.metrics import sigmoid
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
+from lensaudit.selection.trends import trend
+from lensaudit.spec import SELECTION
 
 ASSET = "completeness_table"
 MIN_ROWS = 10
 
 
-def null_injection_ks(null_logits, host_logits, p_min: float = 0.05) -> GateResult:
-    name = "adversarial_null_injection_ks"
-    a, b = np.asarray(null_logits, float), np.asarray(host_logits, float)
-    if min(len(a), len(b)) < MIN_ROWS:
-        return cannot_compute(name, ASSET, ERROR, f"{len(a)} null / {len(b)} host scores < {MIN_ROWS}", f"KS p > {p_min}")
-    res = ks_2samp(a, b)
-    return GateResult(name, ASSET, bool(res.pvalue > p_min), ERROR, float(res.pvalue), f"KS p > {p_min}",
-                      {"ks_statistic": float(res.statistic), "n": int(len(a)),
-                       "max_abs_logit_change": float(np.max(np.abs(a - b))) if len(a) == len(b) else None})
+def null_controls(null_logits, host_logits, added_rms, threshold_logit: float | None) -> GateResult:
+    """Null controls (the injection path with the arc's noise but no arc) score low: mean
+    probability <= 0.2 and at most 5 % of the controls whose host is below the threshold
+    cross it; a control bit-identical to its host (nothing added) fails: the test would be a
+    tautology."""
+    name = "adversarial_null_controls"
+    spec = SELECTION
+    thr = f"mean p <= {spec.null_max_mean_probability}, pushed over <= {spec.null_max_pushed_fraction}, never identical"
+    a, b, rms = (np.asarray(v, float) for v in (null_logits, host_logits, added_rms))
+    if threshold_logit is None:
+        return cannot_compute(name, ASSET, ERROR, "no operating threshold (validation split insufficient)", thr)
+    below = b < threshold_logit
+    if below.sum() < MIN_ROWS:
+        return cannot_compute(name, ASSET, ERROR, f"{int(below.sum())} controls below threshold < {MIN_ROWS}", thr)
+    identical = int((~(rms > 0)).sum())
+    mean_p = float(sigmoid(a).mean())
+    pushed = float((a[below] >= threshold_logit).mean())
+    passed = identical == 0 and mean_p <= spec.null_max_mean_probability and pushed <= spec.null_max_pushed_fraction
+    ks = ks_2samp(a, b)
+    return GateResult(name, ASSET, bool(passed), ERROR, pushed, thr,
+                      {"controls": int(len(a)), "identical_to_host": identical, "mean_probability": mean_p,
+                       "pushed_over": int((a[below] >= threshold_logit).sum()), "threshold_logit": threshold_logit,
+                       "mean_logit_change": float(np.mean(a - b)), "ks_p_vs_hosts": float(ks.pvalue)})
 
 
-def synthetic_ring(host_logits, ring_logits, threshold_logit: float, max_fraction: float = 0.05) -> GateResult:
+def synthetic_ring(host_logits, ring_logits, threshold_logit: float | None) -> GateResult:
+    """A lensing-free Gaussian ring pushes at most 5 % of the hosts below the operating
+    threshold over it; the score-shift distribution is reported."""
     name = "adversarial_synthetic_ring"
+    max_fraction = SELECTION.ring_max_pushed_fraction
     h, r = np.asarray(host_logits, float), np.asarray(ring_logits, float)
+    if threshold_logit is None:
+        return cannot_compute(name, ASSET, ERROR, "no operating threshold (validation split insufficient)",
+                              f"fraction <= {max_fraction}")
     below = h < threshold_logit
     if below.sum() < MIN_ROWS:
         return cannot_compute(name, ASSET, ERROR, f"{int(below.sum())} hosts below threshold < {MIN_ROWS}",
                               f"fraction <= {max_fraction}")
     frac = float((r[below] >= threshold_logit).mean())
+    shift = r - h
     return GateResult(name, ASSET, frac <= max_fraction, ERROR, frac, f"fraction pushed over <= {max_fraction}",
                       {"hosts": int(len(h)), "hosts_below_threshold": int(below.sum()),
                        "pushed_over": int((r[below] >= threshold_logit).sum()), "threshold_logit": threshold_logit,
-                       "mean_logit_change": float(np.mean(r - h))})
+                       "logit_shift_quantiles": {q: float(np.quantile(shift, q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
+                       "mean_logit_change": float(np.mean(shift))})
 
 
-def arc_suppression(orig_logits, suppressed_logits) -> GateResult:
+def arc_suppression(orig_logits, suppressed_logits, n_boot: int = SELECTION.n_boot, seed: int = 0) -> GateResult:
+    """Real test lenses with the arc annulus replaced by its azimuthal median lose score: the
+    bootstrap interval (``suppression_level``) of the mean logit drop lies above 0."""
     name = "adversarial_arc_suppression"
+    level = SELECTION.suppression_level
     o, s = np.asarray(orig_logits, float), np.asarray(suppressed_logits, float)
     if len(o) < 3:
-        return cannot_compute(name, ASSET, ERROR, f"{len(o)} lenses < 3", "mean logit drop > 0")
+        return cannot_compute(name, ASSET, ERROR, f"{len(o)} lenses < 3", f"{level:.0%} interval of mean drop > 0")
     drop = o - s
-    return GateResult(name, ASSET, bool(drop.mean() > 0), ERROR, float(drop.mean()), "mean logit drop > 0",
-                      {"lenses": int(len(o)), "fraction_dropped": float((drop > 0).mean()),
-                       "median_drop": float(np.median(drop))})
+    rng = np.random.default_rng(seed)
+    boots = drop[rng.integers(0, len(drop), (n_boot, len(drop)))].mean(axis=1)
+    lo, hi = np.percentile(boots, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return GateResult(name, ASSET, bool(lo > 0), ERROR, float(lo), f"lower end of the {level:.0%} interval of the "
+                      "mean logit drop > 0",
+                      {"lenses": int(len(o)), "mean_drop": float(drop.mean()), "interval": [float(lo), float(hi)],
+                       "fraction_dropped": float((drop > 0).mean()), "median_drop": float(np.median(drop))})
 
 
-def spearman_positive(logits, x, what: str) -> GateResult:
-    name = f"adversarial_spearman_{what}"
-    a, b = np.asarray(logits, float), np.asarray(x, float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < MIN_ROWS:
-        return cannot_compute(name, ASSET, ERROR, f"{int(ok.sum())} injections < {MIN_ROWS}", "rho > 0")
-    rho, p = spearmanr(a[ok], b[ok])
-    return GateResult(name, ASSET, bool(rho > 0), ERROR, float(rho), "Spearman rho > 0",
-                      {"p_value": float(p), "n": int(ok.sum())})
+def trend_gate(x, logit, detected, host, what: str, seed: int = 0) -> GateResult:
+    """Completeness rises with ``x``: the one-sided host-cluster-bootstrap lower bounds of
+    Spearman rho(logit, x) and of C(top tercile) - C(bottom tercile) are both > 0; fewer than
+    ``trend_min_detections`` detections is a failure with the reason "no signal"."""
+    name = f"adversarial_trend_{what}"
+    spec = SELECTION
+    thr = (f"{spec.trend_one_sided_level:.0%} lower bounds of rho and of C(top tercile) - C(bottom tercile) > 0, "
+           f">= {spec.trend_min_detections} detections")
+    t = trend(x, logit, detected, host, spec.n_boot, seed, spec.trend_one_sided_level)
+    if t["n"] < MIN_ROWS:
+        return cannot_compute(name, ASSET, ERROR, f"{t['n']} injections < {MIN_ROWS}", thr)
+    if t["n_detected"] < spec.trend_min_detections:
+        return GateResult(name, ASSET, False, ERROR, float(t["n_detected"]), thr,
+                          {"error": f"no signal: {t['n_detected']} detections < {spec.trend_min_detections}", **t})
+    passed = bool(t["rho_lower"] > 0 and t["tercile_diff_lower"] > 0)
+    return GateResult(name, ASSET, passed, ERROR, float(t["rho_lower"]), thr, t)

@@ -245,31 +245,61 @@ def _model_gates() -> list[GateSpec]:
 GATES += _model_gates()
 
 
+def _operating_threshold(v: StoreView) -> float | None:
+    """The primary operating threshold recomputed from the stored validation scores (the
+    spec's FPR, ``lensaudit.spec.PRIMARY``), never read from a producer's summary."""
+    from lensaudit.evaluation.operating import operating_thresholds, threshold_logit
+    from lensaudit.evaluation.run import val_scores
+    from lensaudit.spec import PRIMARY
+
+    def compute():
+        val = val_scores(v.home, v.profile.detector.audit_arch)
+        return threshold_logit(operating_thresholds(val["logit"].to_numpy(float), val["label"].to_numpy(int)), PRIMARY)
+    return v.memo("operating_threshold", compute)
+
+
 def _adversarial(v: StoreView, which: str) -> GateResult:
     from lensaudit.gates import adversarial_gates as ag
+    from lensaudit.selection.completeness import detections
 
-    adv = v.table("adversarial_scores")
-    part = adv[adv["test"] == {"null": "null_injection", "ring": "synthetic_ring", "suppress": "arc_suppression"}.get(
-        which, "")]
-    if which == "null":
-        return ag.null_injection_ks(part["logit_after"], part["logit_before"])
-    if which == "ring":
-        return ag.synthetic_ring(part["logit_before"], part["logit_after"],
-                                 float(v.table("completeness_table")["threshold_logit"].iloc[0]))
-    if which == "suppress":
+    if which in ("null", "ring", "suppress"):
+        adv = v.table("adversarial_scores")
+        part = adv[adv["test"] == {"null": "null_control", "ring": "synthetic_ring", "suppress": "arc_suppression"}[which]]
+        if which == "null":
+            return ag.null_controls(part["logit_after"], part["logit_before"], part["added_rms_nmgy"],
+                                    _operating_threshold(v))
+        if which == "ring":
+            return ag.synthetic_ring(part["logit_before"], part["logit_after"], _operating_threshold(v))
         return ag.arc_suppression(part["logit_before"], part["logit_after"])
+    t = _operating_threshold(v)
     inj = v.table("completeness_injections")
-    return ag.spearman_positive(inj["logit"], inj["theta_e_arcsec" if which == "theta_e" else "snr_combined"], which)
+    if t is None:
+        return cannot_compute(f"adversarial_trend_{which}", ag.ASSET, ERROR,
+                              "no operating threshold from the validation scores")
+    det, host_fp = detections(inj, t)
+    keep = ~host_fp
+    x = inj["theta_e_arcsec" if which == "theta_e" else "arc_snr_matched"].to_numpy(float)
+    return ag.trend_gate(x[keep], inj["logit"].to_numpy(float)[keep], det[keep], inj["galaxy_id"].to_numpy()[keep], which)
 
 
 def _selection_gates() -> list[GateSpec]:
     from lensaudit.gates import selection_gates as sg
+    from lensaudit.spec import PRIMARY, SELECTION as S
 
-    adv = [("null", "adversarial_null_injection_ks", "null (zero-flux) injection scores ~ plain host scores: KS p > 0.05"),
-           ("ring", "adversarial_synthetic_ring", "a lensing-free Gaussian ring pushes <= 5% of hosts over threshold"),
-           ("suppress", "adversarial_arc_suppression", "real lenses with the arc annulus median-filled lose score"),
-           ("theta_e", "adversarial_spearman_theta_e", "Spearman rho(score, theta_E) > 0 on injections"),
-           ("snr", "adversarial_spearman_snr", "Spearman rho(score, arc annulus S/N) > 0 on injections")]
+    op = f"the validation-split FPR-{PRIMARY.target_fpr:g} threshold"
+    adv = [("null", "adversarial_null_controls",
+            f"null controls (arc noise, no arc) score low: mean p <= {S.null_max_mean_probability}, "
+            f"<= {S.null_max_pushed_fraction:.0%} pushed over {op}, never identical to the host"),
+           ("ring", "adversarial_synthetic_ring",
+            f"a lensing-free Gaussian ring pushes <= {S.ring_max_pushed_fraction:.0%} of hosts over {op}"),
+           ("suppress", "adversarial_arc_suppression",
+            f"real test lenses with the arc annulus median-filled lose score ({S.suppression_level:.0%} interval > 0)"),
+           ("theta_e", "adversarial_trend_theta_e",
+            f"completeness rises with theta_E at {op}: {S.trend_one_sided_level:.0%} lower bounds of Spearman rho "
+            "and of the top-minus-bottom tercile completeness > 0 (host-cluster bootstrap)"),
+           ("snr", "adversarial_trend_snr",
+            f"completeness rises with the arc's matched-filter S/N at {op}: {S.trend_one_sided_level:.0%} lower "
+            "bounds of Spearman rho and of the top-minus-bottom tercile completeness > 0 (host-cluster bootstrap)")]
     return [
         _spec("injection_hosts_held_out", "injection_hosts", ERROR, True,
               "hosts are test-split negatives only (no train/val row or pixel, no positive)",
@@ -278,8 +308,10 @@ def _selection_gates() -> list[GateSpec]:
               "every (PSF, depth) bin holds enough distinct hosts",
               lambda v: sg.host_bins_populated(v.table("injection_host_bins"))),
         _spec("completeness_table_valid", "completeness_table", ERROR, True,
-              "385 cells, counts match the injections, Beta intervals, sufficient = n >= 200",
-              lambda v: sg.completeness_table_valid(v.table("completeness_table"), v.table("completeness_injections")),
+              f"385 cells at {op} (recomputed from the validation scores), counts match the injections under the "
+              f"detection rule, Beta intervals, sufficient = n >= {S.sufficient_n}",
+              lambda v: sg.completeness_table_valid(v.table("completeness_table"), v.table("completeness_injections"),
+                                                    _operating_threshold(v)),
               plot="completeness_heatmaps.png"),
     ] + [_spec(name, "completeness_table", ERROR, False, desc, lambda v, w=which: _adversarial(v, w))
          for which, name, desc in adv]

@@ -7,7 +7,8 @@ import pandas as pd
 
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.evaluation.metrics import beta_bounds
-from lensaudit.selection.completeness import SUFFICIENT_N
+from lensaudit.selection.completeness import detections
+from lensaudit.spec import SELECTION
 from lensaudit.selection.grid import N_CELLS
 from lensaudit.selection.hosts import host_leaks
 
@@ -32,27 +33,38 @@ def host_bins_populated(bins: pd.DataFrame) -> GateResult:
                        "bins": int(len(bins))})
 
 
-def completeness_table_valid(table: pd.DataFrame, injections: pd.DataFrame) -> GateResult:
-    """385 cells; n and k agree with the per-injection table; intervals are the Beta ones;
-    ``sufficient`` is n >= 200."""
+def completeness_table_valid(table: pd.DataFrame, injections: pd.DataFrame, threshold_logit: float | None) -> GateResult:
+    """385 cells; the table's threshold is the operating threshold recomputed from the
+    validation scores; n, k and n_host_fp agree with the per-injection table under the
+    detection rule (injected crosses, host does not); intervals are ``beta_bounds``;
+    ``sufficient`` is n >= the spec's 200."""
     name = "completeness_table_valid"
     if table.empty:
         return cannot_compute(name, "completeness_table", ERROR, "empty table", f"{N_CELLS} valid cells")
+    if threshold_logit is None:
+        return cannot_compute(name, "completeness_table", ERROR, "no operating threshold from the validation scores",
+                              f"{N_CELLS} valid cells")
     problems = {}
     if len(table) != N_CELLS or table["cell"].nunique() != N_CELLS:
         problems["cells"] = f"{len(table)} rows, {table['cell'].nunique()} distinct cells"
-    thr = float(table["threshold_logit"].iloc[0])
-    cnt = injections.groupby("cell").agg(n=("logit", "size"), k=("logit", lambda v: int((v >= thr).sum())))
+    stored_thr = float(table["threshold_logit"].iloc[0])
+    if not np.isclose(stored_thr, threshold_logit, rtol=0, atol=1e-9):
+        problems["threshold"] = f"table threshold {stored_thr:.6g} != validation-split threshold {threshold_logit:.6g}"
+    det, host_fp = detections(injections, threshold_logit)
+    cnt = pd.DataFrame({"cell": injections["cell"].to_numpy(int), "n": ~host_fp, "k": det, "fp": host_fp}
+                       ).groupby("cell").sum()
     t = table.set_index("cell")
     got = cnt.reindex(t.index, fill_value=0)
-    if not (got["n"].to_numpy() == t["n"].to_numpy()).all() or not (got["k"].to_numpy() == t["k"].to_numpy()).all():
-        problems["counts"] = "n/k differ from the per-injection table"
+    for col, stored in (("n", "n"), ("k", "k"), ("fp", "n_host_fp")):
+        if stored not in t or not (got[col].to_numpy() == t[stored].to_numpy()).all():
+            problems[f"counts_{stored}"] = f"{stored} differs from the per-injection table"
     for level, tag in ((0.68, "68"), (0.95, "95")):
         lo, hi = beta_bounds(t["k"], t["n"], level)
         if not (np.allclose(lo, t[f"lo{tag}"], atol=1e-9) and np.allclose(hi, t[f"hi{tag}"], atol=1e-9)):
-            problems[f"interval{tag}"] = "differs from Beta(k+1, n-k+1)"
-    if not (t["sufficient"] == (t["n"] >= SUFFICIENT_N)).all():
-        problems["sufficient"] = f"not n >= {SUFFICIENT_N}"
+            problems[f"interval{tag}"] = "differs from the Beta(k+1, n-k+1) interval"
+    if not (t["sufficient"] == (t["n"] >= SELECTION.sufficient_n)).all():
+        problems["sufficient"] = f"not n >= {SELECTION.sufficient_n}"
     return GateResult(name, "completeness_table", not problems, ERROR, float(len(problems)), "0 problems",
                       {"problems": problems, "cells_with_injections": int((t["n"] > 0).sum()),
-                       "sufficient_cells": int(t["sufficient"].sum()), "injections": int(len(injections))})
+                       "sufficient_cells": int(t["sufficient"].sum()), "injections": int(len(injections)),
+                       "host_false_positive_injections": int(host_fp.sum()), "threshold_logit": threshold_logit})

@@ -1,22 +1,44 @@
-"""Per-cell completeness with Beta intervals and the detectability decomposition.
+"""Per-cell completeness at one operating threshold, with intervals that respect host reuse.
 
-For each of the 385 cells and one score threshold: n injections, k detected (logit >=
-threshold), C = k/n, equal-tailed 68 % and 95 % intervals of Beta(k+1, n-k+1) (uniform
-prior; for n = 0 that is the prior, Beta(1, 1), and C is NaN), ``sufficient = n >= 200``;
-no smoothing.  Decomposition: n_observable (``detectability.observable``), the observable
-fraction with Beta(n_obs+1, n-n_obs+1) intervals and the conditional recall k_obs/n_obs
-with Beta(k_obs+1, n_obs-k_obs+1) intervals.
+Detection rule (DESIGN s3 "Selection function"): an injection is *detected* when the
+injected stamp's logit crosses the threshold and the same host without the arc does not.
+Injections into a host that itself crosses the threshold (a host false positive) cannot be
+detections: they are left out of n and counted apart (``n_host_fp``).
+
+For each of the 385 cells: n injections (host false positives excluded), k detected,
+C = k/n with the Beta(k+1, n-k+1) 68 % and 95 % intervals of ``evaluation.metrics.beta_bounds``
+(equal-tailed, HPD at k = 0 or n, so the interval holds the point estimate; n = 0 gives the
+prior's and C is NaN), ``sufficient = n >= lensaudit.spec.SELECTION.sufficient_n``; no
+smoothing.  Hosts are reused inside a cell, so the Beta interval (which treats the n
+injections as independent) is too narrow when hosts differ: beside it, a **host-cluster
+bootstrap** (resample the cell's distinct hosts with replacement, keep all their injections;
+``cluster_lo95`` / ``cluster_hi95``, percentile) and the effective sample size
+n_eff = C (1 - C) / Var_boot(C) (NaN where the variance is 0).  With fewer than
+``MIN_CLUSTER_HOSTS`` distinct hosts the bootstrap cannot estimate the between-host scatter:
+its bounds are NaN and ``cluster_ok`` is False.
+Decomposition: n_observable (``detectability.observable``), the observable fraction and the
+conditional recall k_obs/n_obs, each with ``beta_bounds`` intervals.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from lensaudit.evaluation.metrics import beta_bounds
 from lensaudit.selection.grid import cells
+from lensaudit.spec import SELECTION
 
-SCHEMA_VERSION = 1
-SUFFICIENT_N = 200
+SCHEMA_VERSION = 2
+MIN_CLUSTER_HOSTS = 5
+
+
+def detections(records: pd.DataFrame, threshold_logit: float) -> tuple[np.ndarray, np.ndarray]:
+    """(detected, host_false_positive) boolean arrays of the injections in ``records``
+    (columns ``logit``, ``host_logit``)."""
+    host_fp = records["host_logit"].to_numpy(float) >= threshold_logit
+    det = (records["logit"].to_numpy(float) >= threshold_logit) & ~host_fp
+    return det, host_fp
 
 
 def _with_intervals(df: pd.DataFrame, k: str, n: str, value: str, prefix: str = "") -> None:
@@ -27,18 +49,51 @@ def _with_intervals(df: pd.DataFrame, k: str, n: str, value: str, prefix: str = 
         df[f"{prefix}lo{tag}"], df[f"{prefix}hi{tag}"] = lo, hi
 
 
-def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_name: str) -> pd.DataFrame:
-    """385 rows.  ``records``: one row per injection with ``cell``, ``logit``, ``observable``."""
-    det = records["logit"].to_numpy(float) >= threshold_logit
+def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int) -> pd.DataFrame:
+    """Per cell: n_hosts, cluster_lo95, cluster_hi95, n_eff, cluster_ok from a bootstrap over
+    the cell's distinct hosts (each resample draws as many hosts as the cell has)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    df = pd.DataFrame({"cell": cell, "host": host, "det": det.astype(np.int64)})
+    for c, g in df.groupby("cell", sort=True):
+        per = g.groupby("host")["det"].agg(["sum", "size"])
+        k_h, n_h = per["sum"].to_numpy(float), per["size"].to_numpy(float)
+        m = len(per)
+        row = {"cell": int(c), "n_hosts": m, "cluster_lo95": np.nan, "cluster_hi95": np.nan, "n_eff": np.nan,
+               "cluster_ok": False}
+        if m >= MIN_CLUSTER_HOSTS:
+            w = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(float)  # (B, m) host multiplicities
+            c_boot = (w @ k_h) / (w @ n_h)
+            lo, hi = np.percentile(c_boot, [2.5, 97.5])
+            p, var = k_h.sum() / n_h.sum(), c_boot.var(ddof=1)
+            row.update(cluster_lo95=float(lo), cluster_hi95=float(hi), cluster_ok=True,
+                       n_eff=float(p * (1 - p) / var) if var > 0 else np.nan)
+        rows.append(row)
+    cols = ["cell", "n_hosts", "cluster_lo95", "cluster_hi95", "n_eff", "cluster_ok"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_name: str,
+                       n_boot: int = SELECTION.n_boot, seed: int = 0) -> pd.DataFrame:
+    """385 rows.  ``records``: one row per injection with ``cell``, ``galaxy_id`` (the host),
+    ``logit``, ``host_logit``, ``observable``."""
+    det, host_fp = detections(records, threshold_logit)
     obs = records["observable"].to_numpy(bool)
-    agg = pd.DataFrame({"cell": records["cell"].to_numpy(int), "det": det, "obs": obs, "det_obs": det & obs})
-    g = agg.groupby("cell").agg(n=("det", "size"), k=("det", "sum"), n_observable=("obs", "sum"),
-                                k_observable=("det_obs", "sum"))
+    keep = ~host_fp
+    agg = pd.DataFrame({"cell": records["cell"].to_numpy(int), "det": det, "obs": obs & keep, "det_obs": det & obs,
+                        "keep": keep, "host_fp": host_fp})
+    g = agg.groupby("cell").agg(n=("keep", "sum"), k=("det", "sum"), n_observable=("obs", "sum"),
+                                k_observable=("det_obs", "sum"), n_host_fp=("host_fp", "sum"))
     t = cells().merge(g, left_on="cell", right_index=True, how="left")
-    for c in ("n", "k", "n_observable", "k_observable"):
+    for c in ("n", "k", "n_observable", "k_observable", "n_host_fp"):
         t[c] = t[c].fillna(0).astype(np.int64)
     _with_intervals(t, "k", "n", "completeness")
-    t["sufficient"] = t["n"] >= SUFFICIENT_N
+    t["sufficient"] = t["n"] >= SELECTION.sufficient_n
+    boot = cluster_bootstrap(records["cell"].to_numpy(int)[keep], records["galaxy_id"].to_numpy()[keep], det[keep],
+                             n_boot, seed)
+    t = t.merge(boot, on="cell", how="left")
+    t["n_hosts"] = t["n_hosts"].fillna(0).astype(np.int64)
+    t["cluster_ok"] = t["cluster_ok"].fillna(False).astype(bool)
     _with_intervals(t, "n_observable", "n", "observable_fraction", "observable_")
     _with_intervals(t, "k_observable", "n_observable", "conditional_recall", "conditional_")
     t["threshold_name"] = threshold_name

@@ -2,8 +2,10 @@
 
 * false positives: FPR of the test negatives per N2 confuser category (N1 as its own
   row) x condition bin (``lensaudit.evaluation.report.condition_bins``), Beta intervals;
-* false negatives among injections, each attributed to the first cause that applies:
-  ``not_observable`` (the model-free statistic does not see it), ``psf_blended``
+* false negatives among injections (not detected by the rule of
+  ``completeness.detections``; injections into hosts that are themselves false positives are
+  not misses and are left out), each attributed to the first cause that applies:
+  ``not_observable`` (the matched-filter S/N of ``detectability`` is below its threshold), ``psf_blended``
   (theta_E / PSF FWHM_r < 0.8), ``low_sb`` (lensed arc r-band surface brightness fainter
   than 25.0 mag/arcsec^2, the lensed flux src_flux_r x magnification spread over a ring of
   radius theta_E and width FWHM_r), else ``other`` (visible, resolved, bright: the model's
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.evaluation.report import beta_metric, condition_bins
+from lensaudit.selection.completeness import detections
 
 BLEND_RATIO = 0.8
 LOW_SB_MAG_PER_ARCSEC2 = 25.0
@@ -30,8 +33,9 @@ def arc_sb_mag_per_arcsec2(inj: pd.DataFrame) -> np.ndarray:
 
 
 def attribute_misses(inj: pd.DataFrame, threshold_logit: float) -> pd.DataFrame:
-    """The missed injections (logit < threshold) with a ``cause`` column."""
-    miss = inj[inj["logit"] < threshold_logit].copy()
+    """The missed injections with a ``cause`` column."""
+    det, host_fp = detections(inj, threshold_logit)
+    miss = inj[~det & ~host_fp].copy()
     ratio = miss["theta_e_arcsec"] / miss["psf_fwhm_r_arcsec"]
     sb = arc_sb_mag_per_arcsec2(miss)
     cause = np.select([~miss["observable"].astype(bool), ratio < BLEND_RATIO, sb > LOW_SB_MAG_PER_ARCSEC2],

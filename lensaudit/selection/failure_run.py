@@ -23,6 +23,7 @@ from lensaudit.injection.params import REQUIRED_KEYS
 from lensaudit.plots import stamp_gallery
 from lensaudit.selection.failure_modes import attribute_misses, fpr_by_category_and_condition, miss_summary
 from lensaudit.selection.run import thresholds, write_table
+from lensaudit.spec import PRIMARY
 from lensaudit.store import read_asset, safe_join
 
 PARAM_KEYS = (*REQUIRED_KEYS, "moffat_beta")
@@ -30,7 +31,7 @@ PARAM_KEYS = (*REQUIRED_KEYS, "moffat_beta")
 
 def run_failure_modes(home: Path, profile: Profile) -> dict:
     arch = profile.detector.audit_arch
-    t = thresholds(home, arch)["p0.5"]
+    t = thresholds(home, arch)[PRIMARY.name]
     scored = scored_rows(home, arch)
     fpr = fpr_by_category_and_condition(scored, t)
     write_table(fpr, home, "failure_modes")
@@ -50,10 +51,10 @@ def run_failure_modes(home: Path, profile: Profile) -> dict:
         galleries[f"fp_{cat}"] = stamp_gallery(stamps, [f"{lg:.2f}" for lg in top["logit"]],
                                                f"top-scored test negatives, {cat} (logit)")
     # highest-S/N missed injections, re-injected
-    top_miss = miss.nlargest(min(g, len(miss)), "snr_combined")
+    top_miss = miss.nlargest(min(g, len(miss)), "arc_snr_matched")
     galleries["missed_injections"] = stamp_gallery(_reinject(home, profile, top_miss),
-                                                   [f"{c[:8]} {s:.0f}" for c, s in zip(top_miss["cause"], top_miss["snr_combined"])],
-                                                   "highest-S/N missed injections (cause, annulus S/N)")
+                                                   [f"{c[:8]} {s:.0f}" for c, s in zip(top_miss["cause"], top_miss["arc_snr_matched"])],
+                                                   "highest-S/N missed injections (cause, matched-filter S/N)")
     return {"fpr_rows": len(fpr), "missed": miss_summary(inj, miss), "galleries": galleries, "threshold_logit": t}
 
 

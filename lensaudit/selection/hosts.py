@@ -14,7 +14,7 @@ import pandas as pd
 from lensaudit.selection.grid import DEPTH, PSF, host_bins
 
 HOST_COLUMNS = ["galaxy_id", "split", "label", "pool", "confuser_category", "healpix_128", "psfsize_g", "psfsize_r",
-                "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z", "cutout_path", "cutout_offset"]
+                "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z", "ebv", "cutout_path", "cutout_offset"]
 
 
 def select_hosts(manifest: pd.DataFrame, index: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

@@ -3,13 +3,17 @@
 Per injection: the default prior's lens and source (``lensaudit.injection.prior``) with
 theta_E drawn uniformly inside its grid cell; the arc is
 rendered with the host's own per-band PSF FWHM (Moffat beta 3.5; the host is never
-re-convolved), given the Poisson-like noise implied by the host's depth
+re-convolved), dimmed by the host's Milky Way transmission (``survey.photometry.mw_transmission``
+of the host's E(B-V): the prior's magnitudes are extinction-free), given the Poisson-like noise implied by the host's depth
 (``lensaudit.injection.realism``: sigma_pix from psfdepth, sky from SKY_MAG_PER_ARCSEC2),
 added to the host stamp, normalised by the *training* ``raw_robust`` and scored by the
 frozen model.  Everything after the host read runs on the compute device.
 Reported per injection: all parameters, magnification, the annulus S/N per band of the
-injected signal against the host's noise (``detectability.annulus_snr``), the arc's matched-filter S/N (noiseless
-arc against the host's depth noise, sqrt(sum_b sum_pix (arc/sigma_pix)^2)), the logit.
+injected signal against the host's noise (``detectability.annulus_snr``), the arc's matched-filter
+S/N per band and combined (``detectability.matched_snr``: the noiseless arc against the host's
+measured noise, with the host's correlated-noise factor), the logit.
+*Null controls* (``null=True``): the same path with the arc's noise added but not the arc,
+so a control is never bit-identical to its host (DESIGN s3 "Adversarial gates").
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from lensaudit.injection.prior import draw_source_and_lens, injection_seed
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
 from lensaudit.injection.render import PIXSCALE_ARCSEC, render_arcs
-from lensaudit.selection.detectability import annulus_snr, outer_sigma
+from lensaudit.selection.detectability import annulus_snr, matched_snr, noise_correlation_factor, outer_sigma
+from lensaudit.survey.photometry import mw_transmission
 from lensaudit.selection.grid import THETA_E, cells
 
 MOFFAT_BETA = 3.5
@@ -122,55 +127,77 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str) -> torch.T
         return model(x).float().squeeze(1)
 
 
+def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
+    """(N, 3) Milky Way transmission of each host in g, r, z (1 where E(B-V) is absent)."""
+    ebv = host_rows["ebv"].to_numpy(np.float64) if "ebv" in host_rows else np.zeros(len(host_rows))
+    return np.stack([mw_transmission(ebv, b) for b in "grz"], axis=1)
+
+
 def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
-                 device: str, gen: torch.Generator, scale_flux: float = 1.0, compiled: bool = False,
+                 device: str, gen: torch.Generator, null: bool = False, compiled: bool = False,
                  clock: "_StageClock | None" = None):
-    """Inject one batch: ``params`` row i into ``host_stamps[host_pos[i]]`` with the PSF and
-    depth of ``host_rows.iloc[host_pos[i]]``.  Returns (injected stamps, signal = arc + its
-    noise, sigma_pix (N, 3), host stamps, RenderResult), all on ``device``."""
+    """Inject one batch: ``params`` row i into ``host_stamps[host_pos[i]]`` with the PSF, depth
+    and extinction of ``host_rows.iloc[host_pos[i]]``.  Returns (injected stamps, signal = what
+    was added, sigma_pix (N, 3), host stamps, the added noise-free arc, RenderResult), all on
+    ``device``.  ``null``: add only the arc's noise (a null control), the added arc is zero."""
     clock = clock or _StageClock(None, device)
     cols = {k: params[k].to_numpy(np.float64, copy=True) for k in params.columns}
     cols["supersample"] = np.full(len(params), 4.0)
     res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)))
-    arc = res.images * scale_flux
-    clock.stop("render")
     hr = host_rows.iloc[host_pos]
+    arc = res.images * torch.as_tensor(host_transmission(hr), dtype=res.images.dtype, device=res.images.device)[:, :, None, None]
+    clock.stop("render")
     fwhm = torch.as_tensor(hr[[f"psfsize_{b}" for b in "grz"]].to_numpy(np.float64), device=device)
     depth = torch.as_tensor(hr[[f"psfdepth_{b}" for b in "grz"]].to_numpy(np.float64), device=device)
     sig = sigma_pix(depth, fwhm).float()
     host = host_stamps[torch.as_tensor(host_pos, device=host_stamps.device)].to(device)
-    signal = arc + arc_noise(arc, sig, gen)
+    noise = arc_noise(arc, sig, gen)
+    added = torch.zeros_like(arc) if null else arc
+    signal = added + noise
     clock.stop("host_gather_add_noise")
-    return host + signal, signal, sig, host, res
+    return host + signal, signal, sig, host, added, res
 
 
 def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame,
                      host_rows: pd.DataFrame, crop: int, device: str, seed: int, chunk: int = 1024,
-                     scale_flux: float = 1.0, compiled: bool = False, progress=None,
+                     null: bool = False, compiled: bool = False, progress=None,
                      timings: dict | None = None) -> pd.DataFrame:
     """Inject ``params`` (one row each) into ``host_stamps[host_pos]`` (on ``device``) and
-    score.  ``scale_flux`` = 0 is the null injection (the full path, zero arc flux).
-    Returns logit, magnification, snr_g/r/z, arc_snr_matched per row.  ``timings``, when
-    given, accumulates seconds per stage (the device is synchronised between stages)."""
+    score.  ``null``: the null control (the full path, the arc's noise without the arc).
+    Returns logit, magnification, snr_g/r/z (annulus), arc_snr_matched_g/r/z and
+    arc_snr_matched (combined), noise_corr_g/r/z, added_rms_nmgy (rms of what was added: > 0
+    for null controls) per row.  ``timings``, when given, accumulates seconds per stage (the
+    device is synchronised between stages)."""
     gen = torch.Generator(device=device).manual_seed(int(seed))
     out = []
     clock = _StageClock(timings, device)
     for s in range(0, len(params), chunk):
         p = params.iloc[s:s + chunk]
         clock.start()
-        stamps, signal, sig, host, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device, gen,
-                                                      scale_flux, compiled, clock)
+        stamps, signal, sig, host, arc, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device,
+                                                           gen, null, compiled, clock)
         logit = score_stamps(model, stamps, crop, device)
         clock.stop("preprocess_score")
-        snr = annulus_snr(signal, sigma=outer_sigma(host))
-        matched = torch.sqrt(((res.images * scale_flux / sig[:, :, None, None]) ** 2).sum(dim=(1, 2, 3)))
+        host_sigma = outer_sigma(host)
+        snr = annulus_snr(signal, sigma=host_sigma).cpu().numpy()
+        corr = noise_correlation_factor(host, sigma=host_sigma)
+        matched = matched_snr(arc, host_sigma, corr).cpu().numpy()
+        corr = corr.cpu().numpy()
+        rms = torch.sqrt((signal.double() ** 2).mean(dim=(1, 2, 3))).cpu().numpy()
         clock.stop("detectability")
-        out.append(pd.DataFrame({"logit": logit.cpu().numpy().astype(np.float64),
-                                 "magnification": res.magnification.cpu().numpy().astype(np.float64),
-                                 "snr_g": snr[:, 0].cpu().numpy(), "snr_r": snr[:, 1].cpu().numpy(),
-                                 "snr_z": snr[:, 2].cpu().numpy(),
-                                 "arc_snr_matched": matched.cpu().numpy().astype(np.float64)}))
+        frame = {"logit": logit.cpu().numpy().astype(np.float64),
+                 "magnification": res.magnification.cpu().numpy().astype(np.float64)}
+        for i, b in enumerate("grz"):
+            frame[f"snr_{b}"] = snr[:, i]
+        for i, b in enumerate("grz"):
+            frame[f"arc_snr_matched_{b}"] = matched[:, i]
+        frame["arc_snr_matched"] = np.sqrt((matched ** 2).sum(axis=1))
+        for i, b in enumerate("grz"):
+            frame[f"noise_corr_{b}"] = corr[:, i]
+        frame["added_rms_nmgy"] = rms
+        out.append(pd.DataFrame(frame))
         if progress is not None:
             progress(len(p))
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(
-        columns=["logit", "magnification", "snr_g", "snr_r", "snr_z", "arc_snr_matched"])
+    cols = ["logit", "magnification", "snr_g", "snr_r", "snr_z", "arc_snr_matched_g", "arc_snr_matched_r",
+            "arc_snr_matched_z", "arc_snr_matched", "noise_corr_g", "noise_corr_r", "noise_corr_z", "added_rms_nmgy"]
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)

@@ -2,10 +2,11 @@
 
 Writes, each as ``data.parquet`` in its own folder under ``$LENSAUDIT_HOME/assets/``:
 ``injection_hosts`` (+ ``injection_host_bins``), ``completeness_table`` (+ ``data.csv``;
-threshold probability 0.5), ``completeness_table_fpr0.001`` (+ csv; the evaluation's
-FPR-1e-3 threshold, when the test negatives resolve it), ``completeness_injections``
-(every injection: host, parameters, S/N, logit, observable) and ``adversarial_scores``
-(null injection, synthetic ring and arc-suppression scores).
+the primary operating threshold of ``lensaudit.spec``, FPR 1e-2 chosen on the validation
+split), ``completeness_table_<point>`` (+ csv) for every other operating point the
+validation split resolves, ``completeness_injections`` (every injection: host, parameters,
+S/N, the injected stamp's logit and its host's logit, observable) and ``adversarial_scores``
+(null controls, synthetic ring and arc-suppression scores).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import torch
 
 from lensaudit.config import Profile
 from lensaudit.cutouts.store import CutoutReader
-from lensaudit.evaluation.run import load_frozen_detector, report_json
+from lensaudit.evaluation.operating import operating_thresholds
+from lensaudit.evaluation.run import load_frozen_detector, val_scores
 from lensaudit.selection.adversarial import ring_scores, score_batches, suppress_annulus
 from lensaudit.selection.completeness import completeness_table
-from lensaudit.selection.detectability import observable
+from lensaudit.selection.detectability import combined, observable
 from lensaudit.selection.hosts import bin_counts, select_hosts
 from lensaudit.selection.inject import draw_parameters, inject_and_score, plan_injections
+from lensaudit.spec import PRIMARY
 from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic, atomic_path
 
 
@@ -46,17 +49,23 @@ def build_hosts(home: Path, profile: Profile) -> dict:
 
 
 def thresholds(home: Path, arch: str) -> dict[str, float]:
-    """Threshold logits: probability 0.5 always; FPR 1e-3 from the evaluation when sufficient."""
-    rep = report_json(home, arch)
-    out = {"p0.5": 0.0}
-    t = rep["thresholds"].get("fpr0.001", {})
-    if t.get("sufficient"):
-        out["fpr0.001"] = float(t["logit"])
-    return out
+    """{operating point name: logit} for every point the stored validation scores resolve
+    (recomputed from ``val_scores.parquet``, the rows the thresholds are defined on); a
+    clear error when the primary one is insufficient (no completeness can be measured)."""
+    val = val_scores(home, arch)
+    ops = operating_thresholds(val["logit"].to_numpy(float), val["label"].to_numpy(int))
+    if not ops[PRIMARY.name]["sufficient"]:
+        raise ValueError(f"no primary operating threshold: {ops[PRIMARY.name]['definition']}")
+    return {name: float(t["logit"]) for name, t in ops.items() if t["sufficient"]}
+
+
+def table_asset(point_name: str) -> str:
+    """The asset folder of the completeness table at an operating point (the primary one is the default)."""
+    return "completeness_table" if point_name == PRIMARY.name else f"completeness_table_{point_name}"
 
 
 def run_completeness(home: Path, profile: Profile, device: str, progress=None) -> tuple[dict, pd.DataFrame]:
-    """(summary, the probability-0.5 completeness table); every table is also written."""
+    """(summary, the primary operating point's completeness table); every table is also written."""
     sel, arch = profile.selection, profile.detector.audit_arch
     model, info = load_frozen_detector(home, arch, device)
     crop = int(info["config"]["train"]["crop"])
@@ -66,6 +75,9 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None) -
     t0 = time.perf_counter()
     host_stamps = torch.from_numpy(reader.read(hosts.assign(cutout_ok=True))).to(device)
     timings["host_load_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    host_logits = score_batches(model, host_stamps, crop, device)
+    timings["host_score_s"] = time.perf_counter() - t0
     plan = plan_injections(hosts, sel.n_per_cell, sel.seed)
     params = draw_parameters(plan, hosts, sel.seed)
     pos = pd.Index(hosts["galaxy_id"]).get_indexer(plan["galaxy_id"])
@@ -73,44 +85,48 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None) -
     res = inject_and_score(model, host_stamps, pos, params.reset_index(drop=True), hosts, crop, device, sel.seed,
                            chunk=sel.chunk, progress=progress)
     timings["inject_score_s"] = time.perf_counter() - t0
-    snr = res[["snr_g", "snr_r", "snr_z"]].to_numpy()
     records = pd.concat([plan.reset_index(drop=True), params.reset_index(drop=True), res], axis=1)
-    records["snr_combined"] = np.sqrt(np.nansum(np.where(snr > 0, snr, 0.0) ** 2, axis=1))
-    records["observable"] = observable(snr)
+    records["snr_combined"] = combined(res[["snr_g", "snr_r", "snr_z"]].to_numpy())
+    records["observable"] = observable(records["arc_snr_matched"])
     records["probability"] = 1 / (1 + np.exp(-records["logit"]))
+    records["host_logit"] = host_logits[pos]
     write_table(records, home, "completeness_injections")
     t0 = time.perf_counter()
     tables = {}
     for name, t in thresholds(home, arch).items():
-        tables[name] = completeness_table(records, t, name)
-        write_table(tables[name], home, "completeness_table" if name == "p0.5" else f"completeness_table_{name}", csv=True)
+        tables[name] = completeness_table(records, t, name, seed=sel.seed)
+        write_table(tables[name], home, table_asset(name), csv=True)
     timings["aggregate_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    adv = adversarial_scores(home, profile, model, crop, device, hosts, host_stamps)
+    adv = adversarial_scores(home, profile, model, crop, device, hosts, host_stamps, host_logits)
     write_table(adv, home, "adversarial_scores")
     timings["adversarial_s"] = time.perf_counter() - t0
-    return {"injections": len(records), "cells_with_injections": int((tables["p0.5"]["n"] > 0).sum()),
-            "sufficient_cells": int(tables["p0.5"]["sufficient"].sum()), "thresholds": list(tables),
-            "timings": timings, "device": device, "arch": arch}, tables["p0.5"]
+    main = tables[PRIMARY.name]
+    return {"injections": len(records), "cells_with_injections": int((main["n"] > 0).sum()),
+            "sufficient_cells": int(main["sufficient"].sum()), "thresholds": {k: float(v["threshold_logit"].iloc[0])
+                                                                              for k, v in tables.items()},
+            "host_false_positive_injections": int(main["n_host_fp"].sum()),
+            "timings": timings, "device": device, "arch": arch}, main
 
 
 def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: str, hosts: pd.DataFrame,
-                       host_stamps: torch.Tensor) -> pd.DataFrame:
-    """Rows (test, galaxy_id, logit_before, logit_after) for null / ring / suppressed."""
+                       host_stamps: torch.Tensor, host_logits: np.ndarray) -> pd.DataFrame:
+    """Rows (test, galaxy_id, logit_before, logit_after, added_rms_nmgy) for null controls /
+    ring / suppressed lenses (``added_rms_nmgy``: rms of what a null control added, NaN else)."""
     sel = profile.selection
     n = min(len(hosts), sel.adversarial_max_hosts)
     sub = hosts.iloc[:n].reset_index(drop=True)  # hosts are sorted by galaxy_id
     stamps = host_stamps[:n]
-    plain = score_batches(model, stamps, crop, device)
-    # null: the full injection path with zero arc flux (theta_E drawn over the whole prior)
+    plain = host_logits[:n]
+    # null controls: the full injection path, the arc's noise without the arc (theta_E over the whole prior)
     plan = pd.DataFrame({"injection_id": [f"null-{g}" for g in sub["galaxy_id"]], "galaxy_id": sub["galaxy_id"],
                          "theta_e_bin": np.arange(n) % 11})
     params = draw_parameters(plan, sub, sel.seed + 1)
     null = inject_and_score(model, stamps, np.arange(n), params, sub, crop, device, sel.seed + 1,
-                            chunk=sel.chunk, scale_flux=0.0)["logit"].to_numpy()
+                            chunk=sel.chunk, null=True)
     ring = ring_scores(model, stamps, crop, device)
-    frames = [pd.DataFrame({"test": "null_injection", "galaxy_id": sub["galaxy_id"], "logit_before": plain,
-                            "logit_after": null}),
+    frames = [pd.DataFrame({"test": "null_control", "galaxy_id": sub["galaxy_id"], "logit_before": plain,
+                            "logit_after": null["logit"].to_numpy(), "added_rms_nmgy": null["added_rms_nmgy"].to_numpy()}),
               pd.DataFrame({"test": "synthetic_ring", "galaxy_id": sub["galaxy_id"], "logit_before": plain,
                             "logit_after": ring})]
     lenses = _test_lenses(home).iloc[:sel.adversarial_max_hosts]
@@ -119,7 +135,10 @@ def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: s
         frames.append(pd.DataFrame({"test": "arc_suppression", "galaxy_id": lenses["galaxy_id"].to_numpy(),
                                     "logit_before": score_batches(model, raw, crop, device),
                                     "logit_after": score_batches(model, suppress_annulus(raw), crop, device)}))
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    if "added_rms_nmgy" not in out:
+        out["added_rms_nmgy"] = np.nan
+    return out
 
 
 def _test_lenses(home: Path) -> pd.DataFrame:
