@@ -192,7 +192,10 @@ def test_detector_artefacts_and_blocking_auc_gate(with_detector):
     y = test.galaxy_id.map(man.set_index("galaxy_id").label).to_numpy()
     assert abs(roc_auc(logits[y == 1], logits[y == 0]) - ev["metrics"]["roc_auc"]["value"]) < 1e-3
     assert ev["n_boot"] >= 1000 and ev["excluded_rows"] is not None
-    assert not ev["thresholds"]["fpr0.0001"]["sufficient"]  # 10,000 negatives needed
+    assert set(ev["thresholds"]) == {"fpr0.01", "fpr0.001"}  # chosen on the validation split
+    val = pd.read_parquet(home / "assets/detector_evaluation/resnet18/val_scores.parquet")
+    assert set(val.split) == {"val"}
+    assert ev["thresholds"]["fpr0.001"]["sufficient"] == bool((val.label == 0).sum() >= 1000)
     scored = pd.read_parquet(home / "assets/detector_evaluation/resnet18.parquet")
     assert set(scored.split) == {"test"} and len(scored) == len(test)
     assert str(home) not in json.dumps(ev) and "/tmp" not in json.dumps(ev)  # path-free
@@ -214,21 +217,25 @@ def test_selection_function_outputs(with_selection):
     home = with_selection
     t = pd.read_parquet(home / "assets/completeness_table/data.parquet")
     csv = pd.read_csv(home / "assets/completeness_table/data.csv")
-    assert len(t) == 385 == len(csv) and t.cell.is_unique and (t.schema_version == 1).all()
+    assert len(t) == 385 == len(csv) and t.cell.is_unique and (t.schema_version == 2).all()
+    assert (t.threshold_name == "fpr0.01").all()
+    inner = (t.k > 0) & (t.k < t.n)
     lo, hi = beta.ppf(0.025, t.k + 1, t.n - t.k + 1), beta.ppf(0.975, t.k + 1, t.n - t.k + 1)
-    assert np.allclose(lo, t.lo95) and np.allclose(hi, t.hi95) and np.allclose(csv.lo95, t.lo95)
+    assert np.allclose(lo[inner], t.lo95[inner]) and np.allclose(hi[inner], t.hi95[inner])
+    assert (t.loc[t.k == 0, "lo95"] == 0).all() and np.allclose(csv.lo95, t.lo95)
     assert (t.sufficient == (t.n >= 200)).all() and not t.sufficient.any()  # tiny: 2 per cell
     inj = pd.read_parquet(home / "assets/completeness_injections")
     hosts = pd.read_parquet(home / "assets/injection_hosts")
     man = pd.read_parquet(home / "assets/training_manifest").set_index("galaxy_id")
-    assert inj.galaxy_id.isin(hosts.galaxy_id).all() and len(inj) == t.n.sum()
+    assert inj.galaxy_id.isin(hosts.galaxy_id).all() and len(inj) == t.n.sum() + t.n_host_fp.sum()
     assert (man.loc[hosts.galaxy_id, "split"] == "test").all() and (man.loc[hosts.galaxy_id, "label"] == 0).all()
-    for col in ("theta_e_arcsec", "src_mag_r", "psf_fwhm_r_arcsec", "snr_combined", "logit", "observable", "host_use"):
+    for col in ("theta_e_arcsec", "src_mag_r", "psf_fwhm_r_arcsec", "snr_combined", "arc_snr_matched", "logit",
+                "host_logit", "observable", "host_use"):
         assert col in inj.columns
     assert (home / "assets/audit_report/audit_report.html").stat().st_size > 10000
     r = _cli("gates", "--home", str(home), home=home)
-    for name in ("injection_hosts_held_out", "completeness_table_valid", "adversarial_null_injection_ks",
-                 "adversarial_synthetic_ring", "adversarial_arc_suppression", "adversarial_spearman_theta_e"):
+    for name in ("injection_hosts_held_out", "completeness_table_valid", "adversarial_null_controls",
+                 "adversarial_synthetic_ring", "adversarial_arc_suppression", "adversarial_trend_theta_e"):
         line = [ln for ln in r.stdout.splitlines() if ln.startswith(name)][0]
         assert "not materialised" not in line, line
     assert "PASS" in [ln for ln in r.stdout.splitlines() if ln.startswith("injection_hosts_held_out")][0]

@@ -1,0 +1,93 @@
+"""The adversarial gates, run through the real measurement code with planted detectors.
+
+Each planted model is a tiny torch module on the training preprocessing (``raw_robust``,
+crop 64) whose response is known: one that scores rings high must turn the ring gate red,
+a healthy one (blind to a lensing-free ring) green; null controls must never be identical to
+their hosts, and an injection path that leaks the arc into the controls turns the null gate red.
+"""
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lensaudit.gates import adversarial_gates as ag
+from lensaudit.selection.adversarial import ring_scores, score_batches
+from lensaudit.selection.inject import inject_and_score
+from lensaudit.stamps import radius_map
+
+CROP = 64
+
+
+class AnnulusModel(torch.nn.Module):
+    """logit = gain * mean normalised flux in radii [r0, r1) of the crop - offset."""
+
+    def __init__(self, r0: float, r1: float, gain: float, offset: float):
+        super().__init__()
+        r = torch.from_numpy(radius_map(CROP))
+        self.register_buffer("mask", ((r >= r0) & (r < r1)).float())
+        self.gain, self.offset = gain, offset
+
+    def forward(self, x):
+        m = (x * self.mask).sum(dim=(1, 2, 3)) / (self.mask.sum() * x.shape[1])
+        return (self.gain * m - self.offset)[:, None]
+
+
+def _hosts(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    stamps = torch.from_numpy(rng.normal(0, 0.002, (n, 3, 101, 101)).astype(np.float32))
+    rows = pd.DataFrame({"galaxy_id": [f"h{i:03d}" for i in range(n)], "psfsize_g": 1.3, "psfsize_r": 1.2,
+                         "psfsize_z": 1.1, "psfdepth_g": 2.5e4, "psfdepth_r": 2.5e4, "psfdepth_z": 2.5e3, "ebv": 0.02})
+    return stamps, rows
+
+
+def test_ring_gate_red_for_a_ring_lover_green_for_a_core_model():
+    stamps, _ = _hosts()
+    ring_lover = AnnulusModel(13.0, 17.0, gain=5.0, offset=5.0).eval()
+    h = score_batches(ring_lover, stamps, CROP, "cpu")
+    r = ring_scores(ring_lover, stamps, CROP, "cpu")
+    assert not ag.synthetic_ring(h, r, threshold_logit=0.0).passed
+    core = AnnulusModel(0.0, 3.0, gain=5.0, offset=5.0).eval()  # looks only at the core
+    h, r = score_batches(core, stamps, CROP, "cpu"), ring_scores(core, stamps, CROP, "cpu")
+    assert ag.synthetic_ring(h, r, threshold_logit=0.0).passed
+
+
+def _params(n, seed=1):
+    from lensaudit.injection.prior import draw_source_and_lens
+
+    d = pd.DataFrame(draw_source_and_lens(np.random.default_rng(seed), n))
+    d["theta_e_arcsec"] = 2.0
+    d["src_mag_r"], d["src_mag_g"], d["src_mag_z"] = 20.0, 20.5, 19.8  # bright arcs
+    for b, f in zip("grz", (1.3, 1.2, 1.1)):
+        d[f"psf_fwhm_{b}_arcsec"] = f
+    d["moffat_beta"] = 3.5
+    return d
+
+
+def test_null_controls_are_never_identical_and_a_leaked_arc_turns_the_gate_red():
+    stamps, rows = _hosts()
+    arc_model = AnnulusModel(4.0, 16.0, gain=20.0, offset=3.0).eval()
+    host_logits = score_batches(arc_model, stamps, CROP, "cpu")
+    params = _params(len(rows))
+    pos = np.arange(len(rows))
+    null = inject_and_score(arc_model, stamps, pos, params, rows, CROP, "cpu", seed=3, null=True)
+    assert (null["added_rms_nmgy"] > 0).all() and (null["arc_snr_matched"] == 0).all()
+    res = ag.null_controls(null["logit"], host_logits, null["added_rms_nmgy"], 0.0)
+    assert res.passed, res.details
+    # the planted fault: the "null" path adds the arc (a zero-flux switch that does nothing)
+    leaked = inject_and_score(arc_model, stamps, pos, params, rows, CROP, "cpu", seed=3, null=False)
+    assert (leaked["arc_snr_matched"] > 20).all()
+    res = ag.null_controls(leaked["logit"], host_logits, leaked["added_rms_nmgy"], 0.0)
+    assert not res.passed and res.details["pushed_over"] > 0
+
+
+def test_extinction_dims_the_injected_arc():
+    from lensaudit.survey.photometry import mw_transmission
+
+    stamps, rows = _hosts(4)
+    model = AnnulusModel(0.0, 3.0, 1.0, 0.0).eval()
+    params = _params(4)
+    clear = inject_and_score(model, stamps, np.arange(4), params, rows.assign(ebv=0.0), CROP, "cpu", seed=1)
+    dusty = inject_and_score(model, stamps, np.arange(4), params, rows.assign(ebv=0.5), CROP, "cpu", seed=1)
+    ratio = dusty["arc_snr_matched_g"] / clear["arc_snr_matched_g"]
+    # same hosts, same noise: the noise-free arc's S/N scales exactly with the g-band transmission
+    assert np.allclose(ratio.to_numpy(), mw_transmission(0.5, "g"), rtol=1e-4)
