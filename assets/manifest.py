@@ -12,18 +12,24 @@ from resources.spark import SparkResource
 @dg.asset(group_name="sampling", kinds={"spark", "parquet"}, deps=[spatial_splits],
           metadata=schema_metadata("training_manifest"),
           description="100 negatives per positive in each (split, nobs_z_bin, type_bin); N1:N2 = 85:15 overall; "
-                      "shortfalls in training_manifest_shortfalls.")
+                      "shortfalls in training_manifest_shortfalls; positives outside the negatives' sky/type domain "
+                      "excluded with a reason in training_manifest_excluded_positives.")
 def training_manifest(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
     m = profile.manifest
     out = partition_file(home, "training_manifest", "data")
     out_sf = partition_file(home, "training_manifest_shortfalls", "data")
+    out_ex = partition_file(home, "training_manifest_excluded_positives", "data")
+    cuts = profile.cuts
     spark.run_job(context, "training_manifest", {
         "positives": str(partition_file(home, "positives", "data")),
         "splits": [str(f) for f in asset_files(home, "spatial_splits")],
         "pool_files": [str(f) for f in asset_files(home, "negative_pool")],
         "ratio": m.negatives_per_positive, "n2_fraction": m.n2_fraction, "seed": m.seed,
-        "out_manifest": str(out), "out_shortfalls": str(out_sf)})
+        "out_manifest": str(out), "out_shortfalls": str(out_sf), "out_excluded": str(out_ex),
+        "parity": {"dec_min": cuts.dec_min_deg, "dec_max": cuts.dec_max_deg, "min_nobs": cuts.min_nobs,
+                   "types": list(cuts.types)}})
+    excluded = pd.read_parquet(out_ex)
     man = pd.read_parquet(out, columns=["split", "label", "tier"])
     sf = pd.read_parquet(out_sf)
     counts = man.groupby(["split", "tier"]).size().unstack(fill_value=0)
@@ -34,6 +40,8 @@ def training_manifest(context: dg.AssetExecutionContext, settings: LensauditSett
         "shortfall_total": int(sf["shortfall"].clip(lower=0).sum()),
         "n2_fraction": float((man.loc[man["label"] == 0, "tier"] == "N2").mean()) if (man["label"] == 0).any() else float("nan"),
         "ratio_target": m.negatives_per_positive, "seed": m.seed,
+        "excluded_positives": len(excluded),
+        "excluded_positives_by_reason": json_meta(excluded["reason"].value_counts().to_dict()),
         "stratum_table": json_meta(sf.to_dict(orient="records")),
     })
 

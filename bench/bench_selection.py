@@ -51,6 +51,7 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, compiled) -> dict:
 
     from lensaudit.selection.completeness import completeness_table
     from lensaudit.selection.detectability import observable
+    from lensaudit.selection.adversarial import score_batches
     from lensaudit.selection.inject import draw_parameters, inject_and_score, plan_injections
 
     t = {}
@@ -60,6 +61,10 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, compiled) -> dict:
     sync()
     t["host_load"] = time.perf_counter() - t0
     t1 = time.perf_counter()
+    host_logits = score_batches(model, stamps, 64, dev)
+    sync()
+    t["host_score"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
     plan = plan_injections(hosts, n_per_cell, seed=1)
     params = draw_parameters(plan, hosts, seed=1).reset_index(drop=True)
     pos = pd.Index(hosts["galaxy_id"]).get_indexer(plan["galaxy_id"])
@@ -67,11 +72,12 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, compiled) -> dict:
     res = inject_and_score(model, stamps, pos, params, hosts, 64, dev, 1, chunk=chunk, compiled=compiled, timings=t)
     t2 = time.perf_counter()
     rec = pd.concat([plan.reset_index(drop=True), res], axis=1)
-    rec["observable"] = observable(res[["snr_g", "snr_r", "snr_z"]].to_numpy())
-    table = completeness_table(rec, 0.0, "p0.5")
+    rec["observable"] = observable(res["arc_snr_matched"])
+    rec["host_logit"] = host_logits[pos]
+    table = completeness_table(rec, float(np.quantile(host_logits, 0.99)), "fpr0.01")
     t["aggregate"] = time.perf_counter() - t2
     t["total"] = time.perf_counter() - t0
-    assert len(table) == 385 and (table["n"] == n_per_cell).all(), table["n"].describe()
+    assert len(table) == 385 and ((table["n"] + table["n_host_fp"]) == n_per_cell).all(), table["n"].describe()
     return t
 
 

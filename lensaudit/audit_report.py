@@ -22,6 +22,7 @@ from lensaudit.detector.run import detector_dir
 from lensaudit.evaluation.run import evaluation_json_path
 from lensaudit.gates.registry import StoreView, evaluate_all
 from lensaudit.store import read_asset
+from lensaudit.summary import data_source_of
 
 PLOTS = [("Spatial splits", "spatial_splits_sky.png"), ("Shortcut features", "shortcut_feature_auc.png"),
          ("Injection realism", "injection_realism.png"), ("Detector ROC (test split)", "detector_roc.png"),
@@ -65,13 +66,13 @@ def build_report(home: Path, profile: Profile) -> str:
     parts.append("<h2>Provenance</h2><table>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in {
             "report built (UTC)": provenance.utc_now(), "code commit": provenance.git_commit(), "profile": profile.name,
-            "audited architecture": arch, "detector trained at commit": info.get("git_commit"),
+            "data source": data_source_of(home), "audited architecture": arch, "detector trained at commit": info.get("git_commit"),
             "detector config sha256": info.get("config_sha256"), "manifest sha256": info.get("manifest_sha256"),
             "device": info.get("device_name"), "epochs run / best": f"{info.get('epochs_run')} / {info.get('best_epoch')}",
         }.items()) + "</table>")
-    if profile.name != "full":
-        parts.append(f"<p><strong>Profile {html.escape(profile.name)}:</strong> a demonstration on the embedded mock "
-                     "sky with a CPU-trained model; not a science result.</p>")
+    if data_source_of(home).startswith("mock"):
+        parts.append(f"<p><strong>Data source: the embedded mock sky</strong> (profile {html.escape(profile.name)}): "
+                     "synthetic DR10-like sweeps and cutouts; no number in this report is a science result.</p>")
     rows = evaluate_all(StoreView(home, profile))
     gate_df = pd.DataFrame([{"gate": s.name, "asset": s.asset, "result": "not materialised" if r is None else
                              ("PASS" if r.passed else "FAIL"), "severity": s.severity, "blocking": s.blocking,

@@ -51,6 +51,8 @@ class SelectionSettings:
     #: rows per injection batch on the device
     chunk: int = 4096
     gallery_size: int = 16
+    #: injections per cell of the systematics brackets (None: n_per_cell // 8, at least 1)
+    bracket_per_cell: int | None = None
 
 
 @dataclass(frozen=True)

@@ -60,3 +60,20 @@ class SelectionSpec:
 
 
 SELECTION = SelectionSpec()
+
+
+@dataclass(frozen=True)
+class ParitySpec:
+    """The sky/type domain of the negatives (DESIGN s3 N1 cuts) that positives are held to as
+    well, and the balance bound of the positive-vs-negative condition distributions."""
+
+    dec_min_deg: float = -18.0
+    dec_max_deg: float = 32.0
+    min_nobs: int = 3
+    types: tuple[str, ...] = ("SER", "DEV", "REX")
+    #: |standardised mean difference| of depth / PSF / declination, positives vs negatives,
+    #: whose 95 % bootstrap lower bound must stay below this (Stuart 2010's 0.25 balance rule)
+    max_abs_smd: float = 0.25
+
+
+PARITY = ParitySpec()

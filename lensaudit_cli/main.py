@@ -213,6 +213,19 @@ def cmd_gates(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_summary(args) -> int:
+    """The headline figures of a home as a Markdown table (what the README pastes, with the commit)."""
+    home, profile = _prepare_home(args.home, None)
+    from lensaudit.config import get_profile
+    from lensaudit.summary import markdown, summarise
+
+    if not (home / "assets").is_dir():
+        print(f"lensaudit summary: nothing stored under {home / 'assets'}", file=sys.stderr)
+        return 1
+    print(markdown(summarise(home, get_profile(profile))))
+    return 0
+
+
 def cmd_inject(args) -> int:
     from lensaudit.injection.cli_render import inject_to_npz
     from lensaudit.injection.params import InvalidParameters
@@ -277,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gates", help="evaluate every gate on what is stored; exit 1 if an ERROR gate fails")
     g.add_argument("--home", default=None)
     g.set_defaults(func=cmd_gates)
+    s = sub.add_parser("summary", help="the home's headline figures (AUC, recall, completeness, gates) as Markdown")
+    s.add_argument("--home", default=None)
+    s.set_defaults(func=cmd_summary)
     i = sub.add_parser("inject", help="render noise-free lensed arcs on zero hosts (verification, debugging)")
     i.add_argument("--params", required=True, help="JSON list of parameter objects (see README)")
     i.add_argument("--out", required=True, help="output .npz: images (N,3,101,101) float32 nmgy/pixel, magnification (N,)")

@@ -91,3 +91,27 @@ def test_extinction_dims_the_injected_arc():
     ratio = dusty["arc_snr_matched_g"] / clear["arc_snr_matched_g"]
     # same hosts, same noise: the noise-free arc's S/N scales exactly with the g-band transmission
     assert np.allclose(ratio.to_numpy(), mw_transmission(0.5, "g"), rtol=1e-4)
+
+
+def test_brackets_change_one_thing_each():
+    from lensaudit.selection.inject import BRACKETS, Variant, inject_batch
+
+    stamps, rows = _hosts(6)
+    params = _params(6)
+    out = {}
+    for v in (None, *BRACKETS):
+        gen = torch.Generator().manual_seed(5)
+        _, _, _, _, arc, _ = inject_batch(stamps, np.arange(6), params, rows, "cpu", gen, variant=v)
+        out["baseline" if v is None else v.name] = arc.double().sum(dim=(1, 2, 3)).numpy()
+    base = out["baseline"]
+    # the PSF shape redistributes light but keeps the lensed flux (within the stamp)
+    for name in ("moffat_beta_2.5", "moffat_beta_4.5"):
+        assert np.allclose(out[name], base, rtol=0.1), name
+    # knots away from the Sersic centre change the magnification: a different, positive lensed flux
+    assert (out["clumpy_sources"] > 0).all() and not np.allclose(out["clumpy_sources"], base, rtol=1e-3)
+    assert not np.allclose(out["moffat_beta_2.5"], base, rtol=1e-6)  # broader wings leave the stamp
+    assert (out["suppress_inner"] <= base + 1e-9).all() and (out["suppress_inner"] < base).any()
+    clumpy = Variant("clumpy_sources", clumps=True).apply({k: params[k].to_numpy() for k in params})[0]
+    frac = clumpy["clump_frac"].sum(axis=1)
+    assert ((frac >= 0.1 - 1e-12) & (frac <= 0.4 + 1e-12)).all()
+    assert (((clumpy["clump_frac"] > 0).sum(axis=1) >= 2) & ((clumpy["clump_frac"] > 0).sum(axis=1) <= 6)).all()

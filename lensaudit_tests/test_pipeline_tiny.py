@@ -268,3 +268,20 @@ def test_host_leak_fails_the_blocking_check(with_selection, tmp_path):
     r = _cli("gates", "--home", str(home), home=home)
     assert r.returncode == 1
     assert "FAIL" in [ln for ln in r.stdout.splitlines() if ln.startswith("injection_hosts_held_out")][0]
+
+
+def test_summary_reports_every_field(with_selection):
+    """``lensaudit summary`` (what the README's demo figures are pasted from) names every field."""
+    from lensaudit.summary import FIELDS
+
+    home = with_selection
+    r = _cli("summary", "--home", str(home), home=home)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = {ln.split("|")[1].strip(): ln.split("|")[2].strip() for ln in r.stdout.splitlines() if ln.startswith("| ")}
+    for f in FIELDS:
+        assert f in rows, f
+    assert rows["data_source"].startswith("mock") and rows["profile"] == "tiny"
+    assert rows["test_auc"] != "n/a" and rows["injections"] != "n/a"
+    assert (home / "assets/completeness_brackets/data.parquet").is_file()
+    br = pd.read_parquet(home / "assets/completeness_brackets/data.parquet")
+    assert set(br.variant) == {"baseline", "moffat_beta_2.5", "moffat_beta_4.5", "clumpy_sources", "suppress_inner"}

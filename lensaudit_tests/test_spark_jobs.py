@@ -106,12 +106,15 @@ def test_manifest_job_is_deterministic_and_honours_the_plan(tmp_path, spark):
     pool = _fill(neg.copy()).drop(columns=["split", "healpix_128", "selected_for_nobs_z_bin", "nobs_z_bin", "type_bin",
                                            "label", "tier", "sample_weight", "lens_id"])
     pool.to_parquet(tmp_path / "pool.parquet")
-    _fill(pos.copy()).drop(columns=["split", "healpix_128"]).to_parquet(tmp_path / "pos.parquet")
+    _fill(pos.copy()).drop(columns=["split", "healpix_128"]).assign(
+        nobs_g=np.int16(5), nobs_r=np.int16(5)).to_parquet(tmp_path / "pos.parquet")
     outs = []
     for k in range(2):
         args = dict(positives=str(tmp_path / "pos.parquet"), splits=[str(tmp_path / "splits.parquet")],
                     pool_files=[str(tmp_path / "pool.parquet")], ratio=100, n2_fraction=0.15, seed=42,
-                    out_manifest=str(tmp_path / f"m{k}.parquet"), out_shortfalls=str(tmp_path / f"s{k}.parquet"))
+                    out_manifest=str(tmp_path / f"m{k}.parquet"), out_shortfalls=str(tmp_path / f"s{k}.parquet"),
+                    out_excluded=str(tmp_path / f"x{k}.parquet"),
+                    parity={"dec_min": -18.0, "dec_max": 32.0, "min_nobs": 3, "types": ["SER", "DEV", "REX"]})
         run_job(spark, "training_manifest", args)
         outs.append(pd.read_parquet(tmp_path / f"m{k}.parquet"))
     pd.testing.assert_frame_equal(outs[0], outs[1])
@@ -122,7 +125,10 @@ def test_manifest_job_is_deterministic_and_honours_the_plan(tmp_path, spark):
 
     r = data_gates.manifest_ratio(m, sf, 100, 1.0)
     assert not r.details["accounting_errors"] and not r.details["negatives_in_strata_without_positives"]
-    assert sf.loc[sf.type_bin == "OTHER", "reason"].tolist() == ["no_negative_pool_for_type"]
+    # positives outside the negatives' domain are excluded with their reason, not trained on
+    ex = pd.read_parquet(tmp_path / "x0.parquet")
+    assert dict(zip(ex.galaxy_id, ex.reason)) == {"p3": "nobs_z", "p7": "type"}
+    assert not m.galaxy_id.isin(ex.galaxy_id).any() and (sf.type_bin != "OTHER").all()
     neg_m = m[m.label == 0]
     assert abs((neg_m.pool == "N2").mean() - 0.15) < 0.01
     # the first rows in hash order were taken inside each stratum and pool

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from lensaudit.detector.preprocess import raw_robust
-from lensaudit.injection.prior import draw_source_and_lens, injection_seed
+from lensaudit.injection.prior import draw_clumps, draw_source_and_lens, injection_seed
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
 from lensaudit.injection.render import PIXSCALE_ARCSEC, render_arcs
@@ -97,6 +98,33 @@ def arc_noise(arc: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> t
     return torch.randn(arc.shape, generator=gen, device=arc.device, dtype=arc.dtype) * sd
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A systematics bracket of the injections (DESIGN s3 "Systematic brackets"): a Moffat beta
+    other than 3.5, clumpy sources (``prior.draw_clumps``, seeded per batch by ``clump_seed`` and the
+    first row's values, so a fixed plan gives fixed clumps), or the ``suppress_inner`` ablation."""
+
+    name: str
+    moffat_beta: float | None = None
+    clumps: bool = False
+    suppress_inner: bool = False
+    clump_seed: int = 0
+
+    def apply(self, cols: dict) -> tuple[dict, bool]:
+        cols = dict(cols)
+        if self.moffat_beta is not None:
+            cols["moffat_beta"] = np.full(len(cols["theta_e_arcsec"]), float(self.moffat_beta))
+        if self.clumps:
+            key = f"{self.name}:{cols['theta_e_arcsec'][0]!r}:{len(cols['theta_e_arcsec'])}"
+            rng = np.random.default_rng(injection_seed(self.clump_seed, key))
+            cols.update(draw_clumps(rng, cols["src_r_sersic_arcsec"]))
+        return cols, self.suppress_inner
+
+
+BRACKETS: tuple[Variant, ...] = (Variant("moffat_beta_2.5", moffat_beta=2.5), Variant("moffat_beta_4.5", moffat_beta=4.5),
+                                 Variant("clumpy_sources", clumps=True), Variant("suppress_inner", suppress_inner=True))
+
+
 class _StageClock:
     def __init__(self, timings: dict | None, device: str):
         self.t, self.cuda, self.last = timings, device.startswith("cuda"), 0.0
@@ -135,15 +163,20 @@ def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
 
 def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
                  device: str, gen: torch.Generator, null: bool = False, compiled: bool = False,
-                 clock: "_StageClock | None" = None):
+                 clock: "_StageClock | None" = None, variant: "Variant | None" = None):
     """Inject one batch: ``params`` row i into ``host_stamps[host_pos[i]]`` with the PSF, depth
     and extinction of ``host_rows.iloc[host_pos[i]]``.  Returns (injected stamps, signal = what
     was added, sigma_pix (N, 3), host stamps, the added noise-free arc, RenderResult), all on
-    ``device``.  ``null``: add only the arc's noise (a null control), the added arc is zero."""
+    ``device``.  ``null``: add only the arc's noise (a null control), the added arc is zero.
+    ``variant``: a systematics bracket (``Variant``) applied to every row of the batch."""
     clock = clock or _StageClock(None, device)
     cols = {k: params[k].to_numpy(np.float64, copy=True) for k in params.columns}
     cols["supersample"] = np.full(len(params), 4.0)
-    res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)))
+    suppress = False
+    if variant is not None:
+        cols, suppress = variant.apply(cols)
+    res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
+                      suppress_inner=suppress)
     hr = host_rows.iloc[host_pos]
     arc = res.images * torch.as_tensor(host_transmission(hr), dtype=res.images.dtype, device=res.images.device)[:, :, None, None]
     clock.stop("render")
@@ -161,7 +194,7 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
 def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame,
                      host_rows: pd.DataFrame, crop: int, device: str, seed: int, chunk: int = 1024,
                      null: bool = False, compiled: bool = False, progress=None,
-                     timings: dict | None = None) -> pd.DataFrame:
+                     timings: dict | None = None, variant: Variant | None = None) -> pd.DataFrame:
     """Inject ``params`` (one row each) into ``host_stamps[host_pos]`` (on ``device``) and
     score.  ``null``: the null control (the full path, the arc's noise without the arc).
     Returns logit, magnification, snr_g/r/z (annulus), arc_snr_matched_g/r/z and
@@ -175,7 +208,7 @@ def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, par
         p = params.iloc[s:s + chunk]
         clock.start()
         stamps, signal, sig, host, arc, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device,
-                                                           gen, null, compiled, clock)
+                                                           gen, null, compiled, clock, variant)
         logit = score_stamps(model, stamps, crop, device)
         clock.stop("preprocess_score")
         host_sigma = outer_sigma(host)

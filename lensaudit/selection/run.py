@@ -26,7 +26,7 @@ from lensaudit.selection.adversarial import ring_scores, score_batches, suppress
 from lensaudit.selection.completeness import completeness_table
 from lensaudit.selection.detectability import combined, observable
 from lensaudit.selection.hosts import bin_counts, select_hosts
-from lensaudit.selection.inject import draw_parameters, inject_and_score, plan_injections
+from lensaudit.selection.inject import BRACKETS, draw_parameters, inject_and_score, plan_injections
 from lensaudit.spec import PRIMARY
 from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic, atomic_path
 
@@ -98,6 +98,11 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None) -
         write_table(tables[name], home, table_asset(name), csv=True)
     timings["aggregate_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    brackets = run_brackets(model, host_stamps, hosts, host_logits, records, params, pos, crop, device, profile,
+                            tables[PRIMARY.name]["threshold_logit"].iloc[0])
+    write_table(brackets, home, "completeness_brackets", csv=True)
+    timings["brackets_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     adv = adversarial_scores(home, profile, model, crop, device, hosts, host_stamps, host_logits)
     write_table(adv, home, "adversarial_scores")
     timings["adversarial_s"] = time.perf_counter() - t0
@@ -106,7 +111,39 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None) -
             "sufficient_cells": int(main["sufficient"].sum()), "thresholds": {k: float(v["threshold_logit"].iloc[0])
                                                                               for k, v in tables.items()},
             "host_false_positive_injections": int(main["n_host_fp"].sum()),
+            "brackets": bracket_summary(brackets),
             "timings": timings, "device": device, "arch": arch}, main
+
+
+def run_brackets(model, host_stamps, hosts, host_logits, records, params, pos, crop, device, profile,
+                 threshold_logit: float) -> pd.DataFrame:
+    """Systematics brackets (``inject.BRACKETS``: Moffat beta 2.5 / 4.5, clumpy sources, the
+    suppress_inner ablation) as companion completeness tables at the primary threshold, on
+    the first ``bracket_per_cell`` injections of every cell.  The baseline is re-run on the
+    same subset with the same noise seed, so each bracket is a paired comparison: same hosts,
+    same parameters, same noise draws, one thing changed.  One long table, ``variant`` column."""
+    sel = profile.selection
+    per_cell = sel.bracket_per_cell or max(1, sel.n_per_cell // 8)
+    sub = records.groupby("cell", sort=False).head(per_cell).index.to_numpy()
+    p, hp = params.iloc[sub].reset_index(drop=True), pos[sub]
+    frames = []
+    for variant in (None, *BRACKETS):
+        res = inject_and_score(model, host_stamps, hp, p, hosts, crop, device, sel.seed + 2, chunk=sel.chunk,
+                               variant=variant)
+        rec = records.iloc[sub][["cell", "galaxy_id"]].reset_index(drop=True).assign(
+            logit=res["logit"].to_numpy(), host_logit=host_logits[hp],
+            observable=observable(res["arc_snr_matched"].to_numpy()))
+        t = completeness_table(rec, threshold_logit, PRIMARY.name, seed=sel.seed)
+        frames.append(t.assign(variant="baseline" if variant is None else variant.name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def bracket_summary(brackets: pd.DataFrame) -> dict:
+    """Pooled completeness per variant (k / n over all cells) and its difference from the paired baseline."""
+    pooled = brackets.groupby("variant")[["k", "n"]].sum()
+    c = (pooled["k"] / pooled["n"].where(pooled["n"] > 0)).to_dict()
+    base = c.get("baseline", float("nan"))
+    return {v: {"completeness": float(x), "minus_baseline": float(x - base)} for v, x in c.items()}
 
 
 def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: str, hosts: pd.DataFrame,

@@ -61,17 +61,25 @@ def positives_job(spark, sweep_files: dict, lens_catalog: str, radius_arcsec: fl
 
 
 def training_manifest_job(spark, positives: str, splits: list, pool_files: list, ratio: int,
-                          n2_fraction: float, seed: int, out_manifest: str, out_shortfalls: str) -> dict:
-    from lensaudit.spark_jobs.manifest import SHORTFALL_SCHEMA, build_manifest
+                          n2_fraction: float, seed: int, out_manifest: str, out_shortfalls: str,
+                          parity: dict, out_excluded: str) -> dict:
+    """``parity``: dec_min, dec_max, min_nobs, types of the negatives' domain; positives outside
+    it are excluded with a reason (``sampling.parity``) and written to ``out_excluded``."""
+    from lensaudit.sampling.parity import split_positives
+    from lensaudit.spark_jobs.manifest import EXCLUDED_POSITIVES_SCHEMA, SHORTFALL_SCHEMA, build_manifest
     from lensaudit.store import write_parquet_atomic
 
     pos = pd.read_parquet(positives)
     split_tab = pd.concat([pd.read_parquet(f, columns=["galaxy_id", "split", "healpix_128"]) for f in splits])
     pos = pos.merge(split_tab, on="galaxy_id", how="inner")
+    pos, excluded = split_positives(pos, parity["dec_min"], parity["dec_max"], parity["min_nobs"], parity["types"])
     table, shortfalls = build_manifest(spark, pos, pool_files, splits, ratio, n2_fraction, seed)
     write_parquet_atomic(table, out_manifest)
     write_parquet_atomic(shortfalls[SHORTFALL_SCHEMA.names], out_shortfalls, schema=SHORTFALL_SCHEMA)
-    return {"rows": table.num_rows, "shortfall_total": int(shortfalls["shortfall"].clip(lower=0).sum())}
+    write_parquet_atomic(excluded.reindex(columns=EXCLUDED_POSITIVES_SCHEMA.names), out_excluded,
+                         schema=EXCLUDED_POSITIVES_SCHEMA)
+    return {"rows": table.num_rows, "shortfall_total": int(shortfalls["shortfall"].clip(lower=0).sum()),
+            "excluded_positives": int(len(excluded))}
 
 
 def cutouts_job(spark, sweeps: list, manifest: str, spec: dict, store_dir: str, index_paths: dict) -> dict:

@@ -54,6 +54,20 @@ SHORTFALL_SCHEMA = pa.schema([
     ("n1_backfilled", pa.int64()), ("backfill_from", pa.string()), ("shortfall", pa.int64()), ("reason", pa.string()),
 ])
 
+EXCLUDED_POSITIVES_SCHEMA = pa.schema([
+    pa.field("galaxy_id", pa.string(), metadata={"description": "<brickname>_<objid> of the matched Tractor row"}),
+    pa.field("lens_id", pa.string(), metadata={"description": "lenscat entry"}),
+    pa.field("tier", pa.string(), metadata={"description": "A or B"}),
+    pa.field("split", pa.string(), metadata={"description": "train / val / test"}),
+    pa.field("ra", pa.float64(), metadata={"description": "right ascension [deg]"}),
+    pa.field("dec", pa.float64(), metadata={"description": "declination [deg]"}),
+    pa.field("type", pa.string(), metadata={"description": "Tractor TYPE"}),
+    pa.field("nobs_g", pa.int16(), metadata={"description": "g exposures [count]"}),
+    pa.field("nobs_r", pa.int16(), metadata={"description": "r exposures [count]"}),
+    pa.field("nobs_z", pa.int16(), metadata={"description": "z exposures [count]"}),
+    pa.field("reason", pa.string(), metadata={"description": "first parity cut failed (lensaudit.sampling.parity)"}),
+])
+
 
 def _strata_counts(df: pd.DataFrame) -> dict:
     g = df.groupby(["split", "nobs_z_bin", "type_bin"]).size()
