@@ -3,6 +3,8 @@
 import json
 
 import dagster as dg
+
+from lensaudit.spec import DATA
 import pandas as pd
 
 from assets._wiring import checks_for, json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
@@ -60,7 +62,7 @@ def shortcut_features(context: dg.AssetExecutionContext, settings: LensauditSett
         "dagster/row_count": summary["rows"], "excluded_not_ok": summary["excluded_not_ok"],
         "saturation_threshold_nmgy": summary["saturation_threshold_nmgy"],
         "feature_auc": dg.MetadataValue.md(table.round(3).to_markdown(index=False)),
-        "feature_auc_plot": png_metadata(feature_auc_plot(table, profile.shortcut_yellow, profile.shortcut_red),
+        "feature_auc_plot": png_metadata(feature_auc_plot(table, DATA.shortcut_yellow, DATA.shortcut_red),
                                          safe_join(home, "plots", "shortcut_feature_auc.png")),
     })
 

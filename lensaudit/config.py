@@ -64,13 +64,6 @@ class Profile:
     split_seed: int = 42
     split_fractions: dict = field(default_factory=lambda: dict(SPLIT_FRACTIONS))
     match_radius_arcsec: float = 1.5
-    min_match_rate: float = 0.9
-    split_tolerance: float = 0.03
-    max_shortfall_fraction: float = 0.05
-    max_cutout_failure_rate: float = 0.02
-    shortcut_yellow: float = 0.60
-    shortcut_red: float = 0.70
-    core_lr_warn: float = 0.70
     core_lr_max_rows: int = 20000
     realism_n_inject: int = 400
     realism_real_tiers: tuple[str, ...] = ("A",)

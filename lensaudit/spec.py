@@ -9,7 +9,7 @@ different operating FPR) makes a gate red instead of moving the gate's target wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -77,3 +77,37 @@ class ParitySpec:
 
 
 PARITY = ParitySpec()
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Gate targets of the data half (DESIGN s3 "Negatives", "Splits", "Manifest", "Cutouts",
+    "Shortcut gates")."""
+
+    match_radius_arcsec: float = 1.5
+    min_match_rate: float = 0.9
+    exclusion_radius_arcsec: float = 11.0
+    max_mag_z: float = 20.0
+    n1_excluded_maskbits: tuple[int, ...] = (1, 5, 6, 7, 11, 12, 13)
+    split_fractions: dict = field(default_factory=lambda: {"train": 0.70, "val": 0.15, "test": 0.15})
+    split_tolerance: float = 0.03
+    negatives_per_positive: int = 100
+    max_shortfall_fraction: float = 0.05
+    n2_fraction: float = 0.15
+    n2_tolerance: float = 0.01
+    max_cutout_failure_rate: float = 0.02
+    shortcut_yellow: float = 0.60
+    shortcut_red: float = 0.70
+    core_lr_warn: float = 0.70
+
+
+DATA = DataSpec()
+
+
+def negative_cuts():
+    """The N1/N2 parity cuts with the spec's values (for gates that recompute them)."""
+    from lensaudit.sampling.pools import NegativeCuts
+
+    return NegativeCuts(dec_min_deg=PARITY.dec_min_deg, dec_max_deg=PARITY.dec_max_deg, min_nobs=PARITY.min_nobs,
+                        max_mag_z=DATA.max_mag_z, types=PARITY.types, excluded_maskbits=DATA.n1_excluded_maskbits,
+                        exclusion_radius_arcsec=DATA.exclusion_radius_arcsec)

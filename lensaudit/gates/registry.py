@@ -20,6 +20,7 @@ from lensaudit.config import Profile
 from lensaudit.gates import data_gates
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.gates.schema_gates import schema_matches
+from lensaudit.spec import DATA, negative_cuts
 from lensaudit.store import asset_files, read_asset
 from lensaudit.tables import SCHEMAS
 
@@ -87,7 +88,7 @@ def _shortcut_single(v: StoreView, which: int) -> GateResult:
     from lensaudit.gates.shortcut_gates import feature_auc_table, single_feature_gates
 
     table = v.memo("shortcut_auc_table", lambda: feature_auc_table(v.table("shortcut_features"), FEATURES))
-    return single_feature_gates(table, v.profile.shortcut_yellow, v.profile.shortcut_red)[which]
+    return single_feature_gates(table, DATA.shortcut_yellow, DATA.shortcut_red)[which]
 
 
 def _core_lr(v: StoreView) -> GateResult:
@@ -104,7 +105,7 @@ def _core_lr(v: StoreView) -> GateResult:
         step = max(1, len(rows) // v.profile.core_lr_max_rows)
         rows = rows.iloc[::step]
         parts[split] = (core_pixels(reader.read(rows)) if len(rows) else np.zeros((0, 1)), rows["label"].to_numpy())
-    return core_only_lr_gate(*parts["train"], *parts["val"], warn=v.profile.core_lr_warn)
+    return core_only_lr_gate(*parts["train"], *parts["val"], warn=DATA.core_lr_warn)
 
 
 def _realism(v: StoreView, which: str) -> list[GateResult]:
@@ -141,34 +142,36 @@ GATES: list[GateSpec] = [
     _spec("positives_match_rate", "positives", WARN, False,
           "match rate of covered lenses and separation distribution",
           lambda v: data_gates.positives_match_rate(v.table("positives"), v.table("positives_unmatched"),
-                                                    v.profile.min_match_rate, v.profile.match_radius_arcsec),
+                                                    DATA.min_match_rate, DATA.match_radius_arcsec),
           plot="positives_separation.png"),
     _schema_gate("negative_pool"),
     _spec("no_negative_near_known_lens", "negative_pool", ERROR, True,
           "no negative within the exclusion radius of any lenscat entry",
           lambda v: data_gates.no_negative_near_known_lens(v.table("negative_pool"), v.lenscat_all,
-                                                           v.profile.cuts.exclusion_radius_arcsec)),
+                                                           DATA.exclusion_radius_arcsec)),
     _spec("n1_rows_satisfy_cuts", "negative_pool", ERROR, True, "every N1 row satisfies every parity cut",
-          lambda v: data_gates.n1_rows_satisfy_cuts(v.table("negative_pool"), v.profile.cuts)),
+          lambda v: data_gates.n1_rows_satisfy_cuts(v.table("negative_pool"), negative_cuts())),
     _schema_gate("spatial_splits"),
     _spec("spatial_splits_splits_disjoint", "spatial_splits", ERROR, True,
           "no galaxy_id and no HEALPix pixel in two splits",
           lambda v: data_gates.splits_disjoint(v.table("spatial_splits"), "spatial_splits")),
     _spec("spatial_splits_split_proportions", "spatial_splits", ERROR, True,
-          "train/val/test proportions within tolerance of 0.70/0.15/0.15",
-          lambda v: data_gates.split_proportions_ok(v.table("spatial_splits"), v.profile.split_fractions,
-                                                    v.profile.split_tolerance), plot="spatial_splits_sky.png"),
+          "train/val/test proportions within +-{:g} of {}".format(
+              DATA.split_tolerance, "/".join(f"{x:.2f}" for x in DATA.split_fractions.values())),
+          lambda v: data_gates.split_proportions_ok(v.table("spatial_splits"), DATA.split_fractions,
+                                                    DATA.split_tolerance), plot="spatial_splits_sky.png"),
     _schema_gate("training_manifest"),
     _spec("training_manifest_splits_disjoint", "training_manifest", ERROR, True,
           "disjointness re-verified on the manifest rows",
           lambda v: data_gates.splits_disjoint(v.table("training_manifest"), "training_manifest")),
     _spec("manifest_ratio_per_stratum", "training_manifest", ERROR, True,
-          "100:1 per (split, nobs_z_bin, type_bin) with shortfalls accounted",
+          f"{DATA.negatives_per_positive}:1 per (split, nobs_z_bin, type_bin) with shortfalls accounted, total "
+          f"shortfall <= {DATA.max_shortfall_fraction}",
           lambda v: data_gates.manifest_ratio(v.table("training_manifest"), v.table("training_manifest_shortfalls"),
-                                              v.profile.manifest.negatives_per_positive,
-                                              v.profile.max_shortfall_fraction)),
-    _spec("manifest_n2_fraction", "training_manifest", ERROR, True, "N1:N2 = 85:15 over the manifest",
-          lambda v: data_gates.manifest_n2_fraction(v.table("training_manifest"), v.profile.manifest.n2_fraction)),
+                                              DATA.negatives_per_positive, DATA.max_shortfall_fraction)),
+    _spec("manifest_n2_fraction", "training_manifest", ERROR, True,
+          f"N2 fraction of the negatives {DATA.n2_fraction:g} +- {DATA.n2_tolerance:g}",
+          lambda v: data_gates.manifest_n2_fraction(v.table("training_manifest"), DATA.n2_fraction, DATA.n2_tolerance)),
     _spec("manifest_labels_and_weights", "training_manifest", ERROR, True,
           "labels, tiers, pools and sample weights consistent; galaxy_id unique",
           lambda v: data_gates.manifest_labels_and_weights(v.table("training_manifest"))),
@@ -176,16 +179,16 @@ GATES: list[GateSpec] = [
     _spec("cutouts_complete", "cutouts", ERROR, True,
           "every manifest row in the index, failures with reasons, failure rate within bound",
           lambda v: data_gates.cutouts_complete(v.table("training_manifest"), v.table("cutouts"),
-                                                v.profile.max_cutout_failure_rate)),
+                                                DATA.max_cutout_failure_rate)),
     _schema_gate("shortcut_features"),
     _spec("shortcut_single_feature_red", "shortcut_features", ERROR, False,
-          "no single feature separates positives from negatives (68% lower bound of max(AUC,1-AUC) <= 0.70)",
+          f"no single feature separates positives from negatives (68% lower bound of max(AUC,1-AUC) <= {DATA.shortcut_red})",
           lambda v: _shortcut_single(v, 0), plot="shortcut_feature_auc.png"),
     _spec("shortcut_single_feature_yellow", "shortcut_features", WARN, False,
-          "no single feature flags (68% lower bound of max(AUC,1-AUC) <= 0.60)",
+          f"no single feature flags (68% lower bound of max(AUC,1-AUC) <= {DATA.shortcut_yellow})",
           lambda v: _shortcut_single(v, 1), plot="shortcut_feature_auc.png"),
     _spec("shortcut_core_only_lr", "shortcut_features", WARN, False,
-          "logistic regression on the central r < 10 px pixels: val AUC <= 0.70", _core_lr),
+          f"logistic regression on the central r < 10 px pixels: val AUC <= {DATA.core_lr_warn}", _core_lr),
     _schema_gate("injection_realism"),
     _realism_spec("realism_arc_snr_median", "snr", 0, "median arc annulus S/N, injected / real lenses in [0.5, 2]"),
     _realism_spec("realism_arc_snr_p10", "snr", 1, "p10 arc annulus S/N, injected / real lenses in [0.5, 2]"),
