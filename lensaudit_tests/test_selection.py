@@ -265,3 +265,23 @@ def test_failure_attribution_order():
     miss = attribute_misses(inj, 0.0)
     # the last row's host crosses on its own: a host false positive, not a miss
     assert list(miss.cause) == ["not_observable", "psf_blended", "low_sb", "other"]
+
+
+def test_completeness_validity_gate_red_on_planted_faults():
+    from lensaudit.gates.selection_gates import completeness_table_valid
+
+    rec = _planted(n_per_cell=12)
+    rec.loc[rec.galaxy_id == "h3", "host_logit"] = 1.0  # one host false positive per cell
+    t = completeness_table(rec, 0.0, "fpr0.01")
+    assert completeness_table_valid(t, rec, 0.0).passed
+    bad = t.copy()
+    bad.loc[10, "k"] += 1  # a count that the injections do not support
+    assert not completeness_table_valid(bad, rec, 0.0).passed
+    assert not completeness_table_valid(t, rec, 0.3).passed  # threshold not the validation split's
+    fp_counted = completeness_table(rec.assign(host_logit=-10.0), 0.0, "fpr0.01")  # host FPs counted as detections
+    assert not completeness_table_valid(fp_counted, rec, 0.0).passed
+    wide = t.copy()
+    wide["lo95"] = 0.0  # an interval that is not the Beta one
+    assert not completeness_table_valid(wide, rec, 0.0).passed
+    assert not completeness_table_valid(t, rec, None).passed  # no threshold: cannot be computed
+    assert not completeness_table_valid(t.iloc[:100], rec, 0.0).passed  # missing cells

@@ -1,0 +1,94 @@
+"""Every gate and the planted fault that a test shows turning it red (README "Gates that can fail").
+
+``FAULTS`` maps each gate of ``lensaudit.gates.registry.GATES`` to (the fault, the test that
+plants it).  ``test_gate_faults.py`` fails when a gate has no entry or names a test that does
+not exist, so no gate can be added without a test that sees it fail.  Run
+``python -m lensaudit_tests.gate_faults`` to print the README's table.
+"""
+
+from __future__ import annotations
+
+_SCHEMA = ("a stored column of the wrong Arrow type, a missing file", "test_gates.py::test_schema_gate")
+
+FAULTS: dict[str, tuple[str, str]] = {
+    "lens_catalog_schema": _SCHEMA,
+    "sweep_catalog_schema": _SCHEMA,
+    "positives_schema": _SCHEMA,
+    "negative_pool_schema": _SCHEMA,
+    "spatial_splits_schema": _SCHEMA,
+    "training_manifest_schema": _SCHEMA,
+    "cutouts_schema": _SCHEMA,
+    "shortcut_features_schema": _SCHEMA,
+    "injection_realism_schema": _SCHEMA,
+    "sweep_catalog_unique_galaxy_id": ("a galaxy_id in two rows", "test_gates.py::test_unique_galaxy_id_gate"),
+    "positives_match_rate": ("a covered lens without a Tractor match", "test_gates.py::test_match_rate_gate"),
+    "no_negative_near_known_lens": ("a negative on a known lens; NaN coordinates",
+                                    "test_gates.py::test_exclusion_gate"),
+    "n1_rows_satisfy_cuts": ("one row failing each parity cut; an N2 row without category",
+                             "test_gates.py::test_n1_cut_gate_recomputes_each_cut"),
+    "spatial_splits_splits_disjoint": ("a row copied into a second split",
+                                       "test_gates.py::test_manifest_gates_pass_then_fail_on_planted_faults"),
+    "spatial_splits_split_proportions": ("6 points moved from train to test", "test_gates.py::test_split_proportion_gate"),
+    "training_manifest_splits_disjoint": ("a val row copied into train",
+                                          "test_gates.py::test_manifest_gates_pass_then_fail_on_planted_faults"),
+    "manifest_ratio_per_stratum": ("a negative dropped without a shortfall; a producer set to 10:1",
+                                   "test_spec_pinned.py::test_a_changed_producer_ratio_turns_the_manifest_gate_red"),
+    "manifest_n2_fraction": ("every N2 row relabelled N1",
+                             "test_gates.py::test_manifest_gates_pass_then_fail_on_planted_faults"),
+    "manifest_labels_and_weights": ("a positive with weight 0.5; a duplicated galaxy_id",
+                                    "test_gates.py::test_manifest_gates_pass_then_fail_on_planted_faults"),
+    "cutouts_complete": ("a manifest row missing from the index; 50 % failures; a failure without reason",
+                         "test_cutout_store_features.py::test_cutouts_complete_gate"),
+    "shortcut_single_feature_red": ("positives brighter in the core (a planted shortcut)",
+                                    "test_cutout_store_features.py::test_shortcut_gates_flag_a_planted_shortcut"),
+    "shortcut_single_feature_yellow": ("a weaker planted core shortcut",
+                                       "test_cutout_store_features.py::test_shortcut_gates_flag_a_planted_shortcut"),
+    "shortcut_core_only_lr": ("labels readable from the central pixels",
+                              "test_cutout_store_features.py::test_core_only_lr_gate"),
+    "detector_rows_disjoint": ("a trained row scored as test; a test row in a training pixel",
+                               "test_model_and_host_gates.py::test_rows_disjoint_red_for_a_trained_row_scored_as_test"),
+    "detector_auc_better_than_chance": ("a detector at chance (AUC lower bound 0.45)",
+                                        "test_model_and_host_gates.py::test_auc_gate_red_at_chance"),
+    "detector_metrics_have_intervals": ("a metric stored without its interval",
+                                        "test_detector_evaluation.py::test_missing_intervals_catches_a_bare_metric"),
+    "injection_hosts_held_out": ("a train row and a positive among the hosts",
+                                 "test_selection.py::test_hosts_are_held_out_test_negatives_and_a_leak_fails"),
+    "injection_host_bins_populated": ("a (PSF, depth) bin with 2 hosts",
+                                      "test_model_and_host_gates.py::test_host_bins_gate_flags_thin_bins"),
+    "completeness_table_valid": ("k + 1 in one cell; another threshold; host false positives counted; "
+                                 "a non-Beta interval; missing cells",
+                                 "test_selection.py::test_completeness_validity_gate_red_on_planted_faults"),
+    "adversarial_null_controls": ("the 'null' path adds the arc; controls bit-identical to hosts",
+                                  "test_adversarial_planted_models.py::"
+                                  "test_null_controls_are_never_identical_and_a_leaked_arc_turns_the_gate_red"),
+    "adversarial_synthetic_ring": ("a detector that scores rings high",
+                                   "test_adversarial_planted_models.py::"
+                                   "test_ring_gate_red_for_a_ring_lover_green_for_a_core_model"),
+    "adversarial_arc_suppression": ("suppression that does not lower the score",
+                                    "test_selection.py::test_adversarial_gates_on_planted_scores"),
+    "adversarial_trend_theta_e": ("a detector whose score ignores theta_E; too few detections (no signal)",
+                                  "test_selection.py::test_trend_gate_healthy_ignores_theta_and_no_signal"),
+    "adversarial_trend_snr": ("a trend carried by host offsets only (clustered)",
+                              "test_selection.py::test_trend_bound_respects_host_clustering"),
+    "manifest_positives_in_domain": ("a positive at dec -30; an excluded positive with a wrong reason",
+                                     "test_parity.py::test_domain_gate_red_for_a_planted_positive_and_a_wrong_reason"),
+    "manifest_positive_negative_balance": ("positives 2 mag deeper than the negatives",
+                                           "test_parity.py::test_balance_gate_red_when_positives_sit_in_deeper_sky"),
+    "training_manifest_split_fractions": ("every positive in train",
+                                          "test_parity.py::test_manifest_split_gate_red_when_positives_pile_into_one_split"),
+}
+
+
+def markdown() -> str:
+    from lensaudit.gates.registry import GATES
+
+    rows = ["| gate | severity | planted fault | test |", "| --- | --- | --- | --- |"]
+    for g in GATES:
+        fault, test = FAULTS.get(g.name, ("(missing)", "(missing)"))
+        sev = g.severity + (", blocking" if g.blocking else "")
+        rows.append(f"| `{g.name}` | {sev} | {fault} | `{test}` |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown())
