@@ -222,7 +222,7 @@ def test_selection_function_outputs(with_selection):
     inner = (t.k > 0) & (t.k < t.n)
     lo, hi = beta.ppf(0.025, t.k + 1, t.n - t.k + 1), beta.ppf(0.975, t.k + 1, t.n - t.k + 1)
     assert np.allclose(lo[inner], t.lo95[inner]) and np.allclose(hi[inner], t.hi95[inner])
-    assert (t.loc[t.k == 0, "lo95"] == 0).all() and np.allclose(csv.lo95, t.lo95)
+    assert (t.loc[(t.k == 0) & (t.n > 0), "lo95"] == 0).all() and np.allclose(csv.lo95, t.lo95)
     assert (t.sufficient == (t.n >= 200)).all() and not t.sufficient.any()  # tiny: 2 per cell
     inj = pd.read_parquet(home / "assets/completeness_injections")
     hosts = pd.read_parquet(home / "assets/injection_hosts")
