@@ -14,7 +14,7 @@ BANDS = ("g", "r", "z")
 
 # (name, arrow type, description with units)
 _BASE = [
-    ("release", pa.int16(), "Legacy Surveys release code (10000+ for DR10)"),
+    ("release", pa.int16(), "Legacy Surveys RELEASE code: camera + processing run (DR10 DECam: 9999/10000/10300)"),
     ("brickid", pa.int32(), "brick id (1-based, south to north)"),
     ("brickname", pa.string(), "brick name, e.g. 0959p805"),
     ("objid", pa.int32(), "Tractor object id within the brick"),
@@ -23,7 +23,7 @@ _BASE = [
     ("dec", pa.float64(), "declination ICRS [deg]"),
     ("ebv", pa.float32(), "Galactic E(B-V) from SFD98 [mag]"),
     ("maskbits", pa.int32(), "MASKBITS bitmask (see lensaudit.survey.maskbits)"),
-    ("fitbits", pa.int32(), "FITBITS bitmask"),
+    ("fitbits", pa.int16(), "FITBITS bitmask (int16 in the DR9/DR10 data model)"),
     ("shape_r", pa.float32(), "half-light radius of the model [arcsec]"),
     ("shape_e1", pa.float32(), "ellipticity component 1 (Tractor convention) [dimensionless]"),
     ("shape_e2", pa.float32(), "ellipticity component 2 (Tractor convention) [dimensionless]"),
@@ -58,9 +58,20 @@ OPTIONAL_COLUMNS = ("brick_primary",)
 
 VALID_TYPES = ("PSF", "REX", "EXP", "DEV", "SER", "DUP")
 
+# RELEASE codes, from the Legacy Surveys "Mapping RELEASE to camera and filters" page
+# (https://www.legacysurvey.org/release/; source legacysurvey/legacysurvey pages/release.rst).
+#: DR10 (south, DECam g,r,i,z): 9999 / 10000 / 10300
+DR10_DECAM_RELEASES = frozenset({9999, 10000, 10300})
+#: BASS + MzLS ("north", Bok g,r + Mosaic z, PHOTSYS 'N'): DR4 4000, DR6 6000, DR8 8001, DR9 9011.
+#: DR10 re-used DR9 north (9011) for Dec > 32.375 deg; it re-processed only DECam data.
+NORTH_RELEASES = frozenset({4000, 6000, 8001, 9011})
+#: DECam rows of earlier processing runs (DR3 3000, DR5 5000, DR7 7000, DR8 8000, DR9 9010/9012)
+OLD_DECAM_RELEASES = frozenset({3000, 5000, 7000, 8000, 9010, 9012})
+
 
 class SchemaError(ValueError):
-    """A catalogue file does not carry the columns lensaudit needs."""
+    """A catalogue file does not carry the columns lensaudit needs, or holds values that
+    their schema types cannot carry unchanged (overflow, NaN in an integer column, ...)."""
 
 
 def galaxy_id(brickname, objid) -> str:
