@@ -8,6 +8,8 @@ PSFSIZE_*: they use SHAPEDEV_*/SHAPEEXP_* and carry no PSF size).
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 
 BANDS = ("g", "r", "z")
@@ -50,8 +52,21 @@ def _expand() -> list[tuple[str, pa.DataType, str]]:
     return cols
 
 
+#: unit in a description's trailing [...] -> astropy unit string ("" = dimensionless)
+_UNIT_OF_BRACKET = {"nmgy": "nmgy", "1/nmgy^2": "nmgy-2", "deg": "deg", "mag": "mag", "arcsec": "arcsec",
+                    "dimensionless": "", "linear, 0-1": "", "count": ""}
+
+
+def _unit(desc: str) -> str:
+    m = re.search(r"\[([^\]]+)\]$", desc)
+    return _UNIT_OF_BRACKET[m.group(1)] if m else ""  # KeyError: a new unit must be added to the map
+
+
 SWEEP_COLUMNS: list[tuple[str, pa.DataType, str]] = _expand()
-SWEEP_SCHEMA = pa.schema([pa.field(n, t, metadata={"description": d}) for n, t, d in SWEEP_COLUMNS])
+#: column -> unit (astropy string, "" = dimensionless), as in the DR10 Tractor data model
+SWEEP_UNITS: dict[str, str] = {n: _unit(d) for n, _, d in SWEEP_COLUMNS}
+SWEEP_SCHEMA = pa.schema([pa.field(n, t, metadata={"description": d, "unit": SWEEP_UNITS[n]})
+                          for n, t, d in SWEEP_COLUMNS])
 REQUIRED_COLUMNS = tuple(n for n, _, _ in SWEEP_COLUMNS)
 #: Optional: present in Tractor files, absent from sweeps (which hold primary rows only).
 OPTIONAL_COLUMNS = ("brick_primary",)
