@@ -131,3 +131,13 @@ def test_real_dr8_south_rows_photsys_s_are_not_dr10(real_data):
     rows = fits.getdata(real_data / "dr8_desitarget_fixtures" / "sweep-310m005-320p000.fits", 1)
     assert set(rows["PHOTSYS"]) == {"S"}
     assert set(release_removal_reasons(rows["RELEASE"], rows["PHOTSYS"])) == {REASON_OLD_DECAM}
+
+
+def test_tnull_in_integer_column_is_refused(base, tmp_path):
+    hdu = fits.table_to_hdu(base)
+    cols = [c if c.name != "NOBS_R" else fits.Column(name="NOBS_R", format="I", null=-1,
+                                                    array=np.array([3, -1, 3, 3, 3, -1], np.int16))
+            for c in hdu.columns]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(tmp_path / "tnull.fits")
+    with pytest.raises(SchemaError, match=r"column nobs_r: rows \[1, 5\] are null \(TNULL=-1\)"):
+        read_catalog_fits(tmp_path / "tnull.fits")
