@@ -9,7 +9,7 @@ rounded up to an even number.  Bricks are named by their centre,
 numbered from 1 starting at the south pole, RA increasing within a row.
 
 This reproduces the real ``survey-bricks`` tables (tested against the DR10 and DR6
-rows in ``shared/data/real``).  Angles in degrees throughout.
+rows vendored in ``lensaudit_tests/data/real``).  Angles in degrees throughout.
 """
 
 from __future__ import annotations

@@ -8,13 +8,15 @@ PSFSIZE_*: they use SHAPEDEV_*/SHAPEEXP_* and carry no PSF size).
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 
 BANDS = ("g", "r", "z")
 
 # (name, arrow type, description with units)
 _BASE = [
-    ("release", pa.int16(), "Legacy Surveys release code (10000+ for DR10)"),
+    ("release", pa.int16(), "Legacy Surveys RELEASE code: camera + processing run (DR10 DECam: 9999/10000/10300)"),
     ("brickid", pa.int32(), "brick id (1-based, south to north)"),
     ("brickname", pa.string(), "brick name, e.g. 0959p805"),
     ("objid", pa.int32(), "Tractor object id within the brick"),
@@ -23,7 +25,7 @@ _BASE = [
     ("dec", pa.float64(), "declination ICRS [deg]"),
     ("ebv", pa.float32(), "Galactic E(B-V) from SFD98 [mag]"),
     ("maskbits", pa.int32(), "MASKBITS bitmask (see lensaudit.survey.maskbits)"),
-    ("fitbits", pa.int32(), "FITBITS bitmask"),
+    ("fitbits", pa.int16(), "FITBITS bitmask (int16 in the DR9/DR10 data model)"),
     ("shape_r", pa.float32(), "half-light radius of the model [arcsec]"),
     ("shape_e1", pa.float32(), "ellipticity component 1 (Tractor convention) [dimensionless]"),
     ("shape_e2", pa.float32(), "ellipticity component 2 (Tractor convention) [dimensionless]"),
@@ -50,17 +52,41 @@ def _expand() -> list[tuple[str, pa.DataType, str]]:
     return cols
 
 
+#: unit in a description's trailing [...] -> astropy unit string ("" = dimensionless)
+_UNIT_OF_BRACKET = {"nmgy": "nmgy", "1/nmgy^2": "nmgy-2", "deg": "deg", "mag": "mag", "arcsec": "arcsec",
+                    "dimensionless": "", "linear, 0-1": "", "count": ""}
+
+
+def _unit(desc: str) -> str:
+    m = re.search(r"\[([^\]]+)\]$", desc)
+    return _UNIT_OF_BRACKET[m.group(1)] if m else ""  # KeyError: a new unit must be added to the map
+
+
 SWEEP_COLUMNS: list[tuple[str, pa.DataType, str]] = _expand()
-SWEEP_SCHEMA = pa.schema([pa.field(n, t, metadata={"description": d}) for n, t, d in SWEEP_COLUMNS])
+#: column -> unit (astropy string, "" = dimensionless), as in the DR10 Tractor data model
+SWEEP_UNITS: dict[str, str] = {n: _unit(d) for n, _, d in SWEEP_COLUMNS}
+SWEEP_SCHEMA = pa.schema([pa.field(n, t, metadata={"description": d, "unit": SWEEP_UNITS[n]})
+                          for n, t, d in SWEEP_COLUMNS])
 REQUIRED_COLUMNS = tuple(n for n, _, _ in SWEEP_COLUMNS)
 #: Optional: present in Tractor files, absent from sweeps (which hold primary rows only).
 OPTIONAL_COLUMNS = ("brick_primary",)
 
 VALID_TYPES = ("PSF", "REX", "EXP", "DEV", "SER", "DUP")
 
+# RELEASE codes, from the Legacy Surveys "Mapping RELEASE to camera and filters" page
+# (https://www.legacysurvey.org/release/; source legacysurvey/legacysurvey pages/release.rst).
+#: DR10 (south, DECam g,r,i,z): 9999 / 10000 / 10300
+DR10_DECAM_RELEASES = frozenset({9999, 10000, 10300})
+#: BASS + MzLS ("north", Bok g,r + Mosaic z, PHOTSYS 'N'): DR4 4000, DR6 6000, DR8 8001, DR9 9011.
+#: DR10 re-used DR9 north (9011) for Dec > 32.375 deg; it re-processed only DECam data.
+NORTH_RELEASES = frozenset({4000, 6000, 8001, 9011})
+#: DECam rows of earlier processing runs (DR3 3000, DR5 5000, DR7 7000, DR8 8000, DR9 9010/9012)
+OLD_DECAM_RELEASES = frozenset({3000, 5000, 7000, 8000, 9010, 9012})
+
 
 class SchemaError(ValueError):
-    """A catalogue file does not carry the columns lensaudit needs."""
+    """A catalogue file does not carry the columns lensaudit needs, or holds values that
+    their schema types cannot carry unchanged (overflow, NaN in an integer column, ...)."""
 
 
 def galaxy_id(brickname, objid) -> str:
