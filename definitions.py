@@ -34,7 +34,8 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[main_job, detector_job],
     resources={
-        "settings": LensauditSettings.from_env(),
+        # home and profile are resolved when a run executes (launchpad: resources.settings.config)
+        "settings": LensauditSettings(),
         "spark": _spark_resource(),
         "sweeps": SweepSource(location=os.environ.get("LENSAUDIT_SWEEPS", "mock")),
         "device": DeviceResource(device=os.environ.get("LENSAUDIT_DEVICE", "auto")),
