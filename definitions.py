@@ -7,6 +7,7 @@ import dagster as dg
 import yaml
 
 from assets import ALL_ASSETS, ALL_CHECKS, ARCH_PARTITIONS
+from assets.automation import sweep_backfill_schedule, sweeps_job
 from resources import CutoutSourceResource, DeviceResource, EmrSettings, LensauditSettings, SparkResource, SweepSource
 
 
@@ -32,7 +33,8 @@ main_job = dg.define_asset_job("lensaudit_main", selection=dg.AssetSelection.all
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[main_job, detector_job],
+    jobs=[main_job, detector_job, sweeps_job],
+    schedules=[sweep_backfill_schedule],
     resources={
         # home and profile are resolved when a run executes (launchpad: resources.settings.config)
         "settings": LensauditSettings(),
