@@ -1,4 +1,15 @@
-"""The lensaudit code location (loaded by workspace.yaml from the project root)."""
+"""The lensaudit code location (loaded by workspace.yaml from the project root).
+
+In the UI (``dagster dev -w workspace.yaml``, with DAGSTER_HOME holding dagster.yaml):
+"Materialize all" launches an asset backfill whose runs follow the dependencies (the detector
+waits for every cutouts partition), one run at a time (dagster.yaml's run queue).  The
+profile and the store are chosen per run in the launchpad::
+
+    resources: {settings: {config: {profile: tiny, home: /path/to/lensaudit_home}}}
+
+and otherwise resolved when the run executes (see resources/settings.py).  The sweep source
+(LENSAUDIT_SWEEPS), which fixes the sweep partitions, is read when the code location loads.
+"""
 
 
 import os
