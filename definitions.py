@@ -1,4 +1,15 @@
-"""The lensaudit code location (loaded by workspace.yaml from the project root)."""
+"""The lensaudit code location (loaded by workspace.yaml from the project root).
+
+In the UI (``dagster dev -w workspace.yaml``, with DAGSTER_HOME holding dagster.yaml):
+"Materialize all" launches an asset backfill whose runs follow the dependencies (the detector
+waits for every cutouts partition), one run at a time (dagster.yaml's run queue).  The
+profile and the store are chosen per run in the launchpad::
+
+    resources: {settings: {config: {profile: tiny, home: /path/to/lensaudit_home}}}
+
+and otherwise resolved when the run executes (see resources/settings.py).  The sweep source
+(LENSAUDIT_SWEEPS), which fixes the sweep partitions, is read when the code location loads.
+"""
 
 
 import os
@@ -7,6 +18,7 @@ import dagster as dg
 import yaml
 
 from assets import ALL_ASSETS, ALL_CHECKS, ARCH_PARTITIONS
+from assets.automation import sweep_backfill_schedule, sweeps_job
 from resources import CutoutSourceResource, DeviceResource, EmrSettings, LensauditSettings, SparkResource, SweepSource
 
 
@@ -32,9 +44,11 @@ main_job = dg.define_asset_job("lensaudit_main", selection=dg.AssetSelection.all
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[main_job, detector_job],
+    jobs=[main_job, detector_job, sweeps_job],
+    schedules=[sweep_backfill_schedule],
     resources={
-        "settings": LensauditSettings.from_env(),
+        # home and profile are resolved when a run executes (launchpad: resources.settings.config)
+        "settings": LensauditSettings(),
         "spark": _spark_resource(),
         "sweeps": SweepSource(location=os.environ.get("LENSAUDIT_SWEEPS", "mock")),
         "device": DeviceResource(device=os.environ.get("LENSAUDIT_DEVICE", "auto")),

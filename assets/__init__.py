@@ -11,9 +11,11 @@ from assets.negatives import negative_pool, negative_pool_checks
 from assets.splits import spatial_splits, spatial_splits_checks
 from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog, sweep_catalog_checks
 
-ALL_ASSETS = [lens_catalog, sweep_catalog, positives, negative_pool, spatial_splits, training_manifest, cutouts,
+from assets._versions import with_code_versions
+
+ALL_ASSETS = with_code_versions([lens_catalog, sweep_catalog, positives, negative_pool, spatial_splits, training_manifest, cutouts,
               shortcut_features, injection_realism, detector, detector_evaluation, injection_hosts,
-              completeness_table, failure_modes, audit_report]
+              completeness_table, failure_modes, audit_report])
 ALL_CHECKS = [*lens_catalog_checks, *sweep_catalog_checks, *positives_checks, *negative_pool_checks,
               *spatial_splits_checks, *training_manifest_checks, *cutouts_checks, *shortcut_features_checks,
               *injection_realism_checks, *detector_evaluation_checks, *injection_hosts_checks,

@@ -82,3 +82,18 @@ def png_metadata(png: bytes, path) -> dg.MetadataValue:
     with atomic_path(path) as tmp:
         tmp.write_bytes(png)
     return dg.MetadataValue.md(f"{_png_markdown(png, 'plot')}\n\n`{path}`")
+
+
+def add_partition_metadata(context: dg.AssetExecutionContext, per_partition: dict[str, dict[str, Any]]) -> None:
+    """Give every partition of this step its own materialisation metadata.
+
+    Under ``BackfillPolicy.single_run`` one step materialises a range of partitions and
+    Dagster copies the step's ``MaterializeResult`` metadata onto each of them; metadata
+    added here per partition key overrides that copy.  A partition of the step without an
+    entry fails the step (its result is unknown)."""
+    keys = list(context.partition_keys)
+    missing = [k for k in keys if k not in per_partition]
+    if missing:
+        raise dg.Failure(f"{context.asset_key.to_user_string()}: no result for partition(s) {missing}")
+    for k in keys:
+        context.add_asset_metadata(per_partition[k], partition_key=k)

@@ -7,7 +7,7 @@ import dagster as dg
 from lensaudit.spec import DATA
 import pandas as pd
 
-from assets._wiring import checks_for, json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
+from assets._wiring import add_partition_metadata, checks_for, json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
 from assets.manifest import training_manifest
 from assets.sweeps import SWEEP_PARTITIONS
 from lensaudit.plots import feature_auc_plot
@@ -31,15 +31,15 @@ def cutouts(context: dg.AssetExecutionContext, settings: LensauditSettings, spar
         "index_paths": {k: str(partition_file(home, "cutouts", k)) for k in keys}})
     tasks = raise_on_failed_tasks(summary, "cutouts")
     per = {t["key"]: json.loads(t["payload"]) for t in tasks}
-    reasons: dict[str, int] = {}
-    for p in per.values():
-        for k, v in p["fail_reasons"].items():
-            reasons[k] = reasons.get(k, 0) + v
+    add_partition_metadata(context, {k: {
+        "dagster/row_count": int(p["rows"]), "cutouts_ok": int(p["ok"]),
+        "failure_rate": (p["rows"] - p["ok"]) / p["rows"] if p["rows"] else float("nan"),
+        "fail_reasons": json_meta(p["fail_reasons"]), "index_path": dg.MetadataValue.path(str(partition_file(home, "cutouts", k))),
+    } for k, p in per.items()})
     n = sum(p["rows"] for p in per.values())
-    ok = sum(p["ok"] for p in per.values())
+    # run-wide facts only: each partition's own counts are added above
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": n, "cutouts_ok": ok, "failure_rate": (n - ok) / n if n else float("nan"),
-        "fail_reasons": json_meta(reasons), "source": cutout_source.kind,
+        "partitions_in_run": len(keys), "rows_in_run": n, "source": cutout_source.kind,
         "store": str(safe_join(home, "cutout_store"))})
 
 

@@ -17,7 +17,11 @@ from resources.settings import LensauditSettings
 ARCH_PARTITIONS = dg.StaticPartitionsDefinition(list(ARCHITECTURES))
 
 
-@dg.asset(group_name="detector", kinds={"torch"}, partitions_def=ARCH_PARTITIONS, deps=[cutouts],
+# Every architecture trains on the cutouts of all sweeps: without an explicit mapping Dagster
+# would map sweep keys to architecture keys by identity (no parents), and an asset backfill of
+# everything would fail or start the detector before the cutouts exist.
+@dg.asset(group_name="detector", kinds={"torch"}, partitions_def=ARCH_PARTITIONS,
+          deps=[dg.AssetDep(cutouts, partition_mapping=dg.AllPartitionMapping())],
           description="The lens detector trained on the train split, selected on val: best.pt (state dict only) "
                       "and run_info.json under $LENSAUDIT_HOME/assets/detector/<arch>/.")
 def detector(context: dg.AssetExecutionContext, settings: LensauditSettings, device: DeviceResource) -> dg.MaterializeResult:

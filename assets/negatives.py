@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 import dagster as dg
 
-from assets._wiring import checks_for, json_meta, raise_on_failed_tasks, schema_metadata
+from assets._wiring import add_partition_metadata, checks_for, json_meta, raise_on_failed_tasks, schema_metadata
 from assets.catalogs import lens_catalog
 from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog
 from lensaudit.store import partition_file
@@ -28,15 +28,22 @@ def negative_pool(context: dg.AssetExecutionContext, settings: LensauditSettings
                      str(partition_file(home, "negative_pool_filter_counts", key))]
     summary = spark.run_job(context, "negative_pool", {"jobs": jobs, "cuts": asdict(profile.cuts)})
     tasks = raise_on_failed_tasks(summary, "negative_pool")
-    counters: dict[str, dict[str, int]] = {"N1": {}, "N2": {}}
+    per: dict[str, dict] = {}
     for t in tasks:
+        counters: dict[str, dict[str, int]] = {"N1": {}, "N2": {}}
         for row in json.loads(t["payload"]):
             c = counters[row["pool"]]
             c[row["cut"]] = c.get(row["cut"], 0) + row["n_rows"]
+        per[t["key"]] = {
+            "dagster/row_count": int(t["n_rows"]),
+            "path": dg.MetadataValue.path(jobs[t["key"]][1]),
+            "counters_path": dg.MetadataValue.path(jobs[t["key"]][2]),
+            "removal_counters_N1": json_meta(counters["N1"]), "removal_counters_N2": json_meta(counters["N2"]),
+        }
+    add_partition_metadata(context, per)
+    # run-wide facts only: each partition's own counts are added above
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": sum(t["n_rows"] for t in tasks),
-        "removal_counters_N1": json_meta(counters["N1"]), "removal_counters_N2": json_meta(counters["N2"]),
-        "counters_table": str(partition_file(home, "negative_pool_filter_counts", "x").parent),
+        "partitions_in_run": len(jobs), "rows_in_run": sum(int(t["n_rows"]) for t in tasks),
         "exclusion_radius_arcsec": profile.cuts.exclusion_radius_arcsec,
     })
 

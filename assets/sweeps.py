@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from assets._wiring import checks_for, json_meta, raise_on_failed_tasks, schema_metadata
+from assets._wiring import add_partition_metadata, checks_for, json_meta, raise_on_failed_tasks, schema_metadata
 from resources.settings import LensauditSettings
 from resources.spark import SparkResource
 from resources.sweeps import SweepSource, discover_sweep_partitions
@@ -24,10 +24,12 @@ def sweep_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings
     summary = spark.run_job(context, "sweep_catalog", {"jobs": {k: list(v) for k, v in jobs.items()}})
     tasks = raise_on_failed_tasks(summary, "sweep_catalog")
     per = {t["key"]: json.loads(t["payload"]) for t in tasks}
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": sum(p["rows"] for p in per.values()),
-        "per_sweep": json_meta(per), "source": sweeps.location,
-        "invalid_coords": sum(p["invalid_coords"] for p in per.values()),
-    })
+    add_partition_metadata(context, {k: {
+        "dagster/row_count": int(p["rows"]), "invalid_coords": int(p["invalid_coords"]),
+        "path": dg.MetadataValue.path(jobs[k][1]), "sweep_file": jobs[k][0], "sweep": json_meta(p),
+    } for k, p in per.items()})
+    # run-wide facts only: each partition's own counts are added above
+    return dg.MaterializeResult(metadata={"source": sweeps.location, "partitions_in_run": len(jobs),
+                                          "rows_in_run": sum(int(p["rows"]) for p in per.values())})
 
 sweep_catalog_checks = checks_for("sweep_catalog")

@@ -1,27 +1,60 @@
-"""Where a run lives and which profile it runs."""
+"""Where a run lives and which profile it runs.
+
+Both are resolved when a run *executes*, not when the code location is imported, so the
+Dagster UI's launchpad can pick them per run::
+
+    resources:
+      settings:
+        config:
+          profile: tiny        # tiny | demo | full
+
+Left empty, the profile is the one ``lensaudit materialize`` recorded for the store
+(``$LENSAUDIT_HOME/run_profile.json``), else ``$LENSAUDIT_PROFILE`` of the run's process,
+else ``demo``; the home is ``$LENSAUDIT_HOME`` of the run's process, else ./lensaudit_home.
+"""
 
 
+import json
 import os
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
-from lensaudit.config import Profile, get_profile
+from lensaudit.config import PROFILES, Profile, get_profile
 from lensaudit.store import lensaudit_home
+
+# The file the CLI writes (lensaudit_cli.main.RUN_PROFILE_FILE; a test keeps the two equal).
+RUN_PROFILE_FILE = "run_profile.json"
 
 
 class LensauditSettings(dg.ConfigurableResource):
-    """home: $LENSAUDIT_HOME (default ./lensaudit_home); profile: tiny, demo or full."""
+    """home: the store root; profile: tiny, demo or full (see the module docstring for defaults)."""
 
-    home: str = ""
-    profile: str = "demo"
+    home: str = Field(default="", description="store root; empty: $LENSAUDIT_HOME at run time, else ./lensaudit_home")
+    profile: str = Field(default="", description="tiny, demo or full; empty: the store's run_profile.json, "
+                                                 "else $LENSAUDIT_PROFILE at run time, else demo")
 
     def home_path(self) -> Path:
         return lensaudit_home(self.home or None)
 
-    def profile_obj(self) -> Profile:
-        return get_profile(self.profile)
+    def profile_name(self) -> str:
+        """The profile this run uses, resolved now (at execution), never at import."""
+        if self.profile:
+            name = self.profile
+        else:
+            stored = self.home_path() / RUN_PROFILE_FILE
+            name = ""
+            if stored.is_file():
+                try:
+                    name = str(json.loads(stored.read_text())["profile"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise dg.Failure(f"unreadable profile record {stored}: {exc}") from exc
+            name = name or os.environ.get("LENSAUDIT_PROFILE", "") or "demo"
+        if name not in PROFILES:
+            raise dg.Failure(f"unknown lensaudit profile {name!r}; choose one of {sorted(PROFILES)} "
+                             "(resources.settings.config.profile, run_profile.json or LENSAUDIT_PROFILE)")
+        return name
 
-    @classmethod
-    def from_env(cls) -> "LensauditSettings":
-        return cls(home=os.environ.get("LENSAUDIT_HOME", ""), profile=os.environ.get("LENSAUDIT_PROFILE", "demo"))
+    def profile_obj(self) -> Profile:
+        return get_profile(self.profile_name())
