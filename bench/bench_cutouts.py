@@ -2,7 +2,7 @@
 
 * mock: stamps/s of ``lensaudit.mock.render`` for one sweep's galaxies (neighbours,
   Moffat PSF, noise; lenses with lenstronomy arcs), one core;
-* coadd: stamps/s from the real DR6 brick in shared/data/real (g band), one core;
+* coadd: stamps/s from the real DR6 brick in lensaudit_tests/data/real (g band), one core;
 * store: a 4 GB-class read of float32 (N, 3, 101, 101) batches of 4096 from content-hashed
   shards (page cache warm, as in a training epoch), contiguous and shuffled order,
   compared with a plain ``np.load`` of the same bytes (the reference in the same run).
@@ -27,7 +27,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stamps", type=int, default=200)
     ap.add_argument("--store-rows", type=int, default=60000)
-    ap.add_argument("--real-data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
+    ap.add_argument("--real-data", default=str(Path(__file__).resolve().parents[1] / "lensaudit_tests" / "data" / "real"))
     ns = ap.parse_args()
     try:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})

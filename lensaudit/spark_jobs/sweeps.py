@@ -26,17 +26,19 @@ def convert_one_sweep(sweep_file: str, source_path: str, out_path: str) -> dict:
     import numpy as np
 
     from lensaudit.store import write_parquet_atomic
-    from lensaudit.survey.reader import read_catalog_fits
+    from lensaudit.survey.reader import read_catalog
     from lensaudit.survey.schema import galaxy_id
 
-    table = read_catalog_fits(source_path)
+    read = read_catalog(source_path)  # DR10 DECam rows; the others counted by reason
+    table = read.table
     gid = [galaxy_id(b, o) for b, o in zip(table.column("brickname").to_pylist(), table.column("objid").to_pylist())]
     table = table.append_column(SWEEP_EXTRA[0], pa.array(gid, pa.string()))
     table = table.append_column(SWEEP_EXTRA[1], pa.array(np.full(table.num_rows, sweep_file), pa.string()))
     n_invalid = int((~(np.isfinite(table.column("ra").to_numpy()) & np.isfinite(table.column("dec").to_numpy()))).sum())
     write_parquet_atomic(table, out_path, schema=sweep_table_schema())
     return {"rows": table.num_rows, "invalid_coords": n_invalid,
-            "duplicate_galaxy_id": int(len(gid) - len(set(gid)))}
+            "duplicate_galaxy_id": int(len(gid) - len(set(gid))),
+            "rows_read": read.n_read, "removed_not_dr10_decam": read.removed}
 
 
 def convert_sweeps(spark, jobs: dict[str, tuple[str, str]]) -> list[dict]:
