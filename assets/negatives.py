@@ -42,9 +42,16 @@ def negative_pool(context: dg.AssetExecutionContext, settings: LensauditSettings
         }
     add_partition_metadata(context, per)
     # run-wide facts only: each partition's own counts are added above
+    import pandas as pd
+
+    from lensaudit.sampling.confusers import proxy_overlap
+
+    pool = pd.concat([pd.read_parquet(j[1], columns=["pool", "confuser_category", "confuser_flags"])
+                      for j in jobs.values()], ignore_index=True)
     return dg.MaterializeResult(metadata={
         "partitions_in_run": len(jobs), "rows_in_run": sum(int(t["n_rows"]) for t in tasks),
         "exclusion_radius_arcsec": profile.cuts.exclusion_radius_arcsec,
+        "n2_proxy_overlap": json_meta(proxy_overlap(pool)),
     })
 
 negative_pool_checks = checks_for("negative_pool")

@@ -65,7 +65,7 @@ def reference_classify(cols: dict, lens_ra, lens_dec, cuts) -> tuple[np.ndarray,
     ok = (a != b) & (sep.to_value(u.arcsec) >= cf.NEIGHBOUR_MIN_ARCSEC) & (flux[b] >= cf.NEIGHBOUR_MIN_FLUX_RATIO * flux[a])
     neighbour = np.zeros(len(df), bool)
     neighbour[a[ok]] = True
-    proxy = (cf.ring_proxy(df["type"], df["flux_r"], df["sersic"]) | cf.edge_on_proxy(df["shape_e1"], df["shape_e2"], df["shape_r"])
+    proxy = (cf.bright_early_type_proxy(df["type"], df["flux_r"], df["sersic"]) | cf.edge_on_proxy(df["shape_e1"], df["shape_e2"], df["shape_r"])
              | cf.blue_clumpy_proxy(df["flux_g"], df["flux_r"], df["mw_transmission_g"], df["mw_transmission_r"])
              | cf.large_galaxy_proxy(df["shape_r"], df["flux_r"]) | neighbour)
     return n1, n1 & np.asarray(proxy)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lensaudit.sampling.confusers import (bright_neighbour_proxy, category_names, edge_on_proxy, ellipticity_1mq,
-                                          flag_names, large_galaxy_proxy, ring_proxy, blue_clumpy_proxy)
+                                          flag_names, large_galaxy_proxy, bright_early_type_proxy, blue_clumpy_proxy)
 from lensaudit.sampling.exclusion import LensNeighbourIndex
 from lensaudit.sampling.pools import N1_CUT_ORDER, N2_CUT_ORDER, PASS, classify_negatives, removal_counts, status_names
 from lensaudit_tests._rows import rows
@@ -82,14 +82,14 @@ def test_n2_applies_every_n1_cut_and_needs_a_proxy():
                    {"flux_z": 1.0, "flux_r": 6.0})
     assert res["n1_status"].tolist() == [PASS, PASS, "mag_z"]
     assert res["n2_status"].tolist() == [PASS, "no_confuser_proxy", "mag_z"]
-    assert res["confuser_category"][0] == "ring"
+    assert res["confuser_category"][0] == "bright_early_type"
     assert res["n2_status"][1] == "no_confuser_proxy" and res["confuser_category"][1] == ""
-    assert res["confuser_flags"][0] == "ring"  # DEV with flux_r 6: only the ring proxy holds
+    assert res["confuser_flags"][0] == "bright_early_type"  # DEV with flux_r 6: only this proxy holds
 
 
-def test_ring_proxy_boundaries():
+def test_bright_early_type_proxy_boundaries():
     t = np.array(["DEV", "DEV", "SER", "SER", "EXP"])
-    assert ring_proxy(t, np.array([5.0, 4.999, 6.0, 6.0, 9.0]), np.array([4.0, 4.0, 4.0, 3.99, 4.0])).tolist() == \
+    assert bright_early_type_proxy(t, np.array([5.0, 4.999, 6.0, 6.0, 9.0]), np.array([4.0, 4.0, 4.0, 3.99, 4.0])).tolist() == \
         [True, False, True, False, False]
 
 
@@ -141,8 +141,8 @@ def test_bright_neighbour_crowded_field_is_exact():
 
 
 def test_flags_and_categories_decode():
-    assert category_names(np.array([0, 1, 5])).tolist() == ["", "ring", "bright_neighbour"]
-    assert flag_names(np.array([0, 1 | 4, 16])).tolist() == ["", "ring|blue_clumpy", "bright_neighbour"]
+    assert category_names(np.array([0, 1, 5])).tolist() == ["", "bright_early_type", "bright_neighbour"]
+    assert flag_names(np.array([0, 1 | 4, 16])).tolist() == ["", "bright_early_type|blue_clumpy", "bright_neighbour"]
 
 
 @pytest.mark.parametrize("half_width_deg", [0.01, 5.0, 60.0])
@@ -163,3 +163,18 @@ def test_pair_search_is_exact(half_width_deg):
     want = {tuple(p) for p in cKDTree(xyz).query_pairs(r, output_type="ndarray")}
     got = {tuple(sorted(p)) for p in _pairs_within(xyz, r)}
     assert got == want and len(want) > 100
+
+
+def test_proxy_overlap_reports_how_much_of_n1_each_proxy_covers():
+    import pandas as pd
+
+    from lensaudit.sampling.confusers import proxy_overlap
+
+    pool = pd.DataFrame({"pool": ["N1"] * 4 + ["N2"] * 2,
+                         "confuser_category": ["", "", "", "", "bright_early_type", "edge_on"],
+                         "confuser_flags": ["", "bright_early_type", "bright_early_type|edge_on", "",
+                                            "bright_early_type", "edge_on"]})
+    o = proxy_overlap(pool)
+    assert o["n1_fraction_any_proxy"] == 0.5 and o["n1_fraction_by_proxy"]["bright_early_type"] == 0.5
+    assert o["n1_fraction_by_proxy"]["edge_on"] == 0.25 and o["n2_share_by_category"] == {"bright_early_type": 0.5,
+                                                                                         "edge_on": 0.5}
