@@ -33,27 +33,40 @@ def _jsonable(x):
         return [_jsonable(v) for v in x]
     return x
 
+def _check_result(spec, res, home) -> dg.AssetCheckResult:
+    meta = {"metric": dg.MetadataValue.float(float(res.metric)) if res.metric is not None and math.isfinite(res.metric)
+            else dg.MetadataValue.text("n/a"),
+            "threshold": dg.MetadataValue.text(res.threshold),
+            "details": dg.MetadataValue.json(_jsonable(res.details))}
+    if spec.plot:
+        png = home / "plots" / spec.plot
+        if png.is_file():
+            meta["plot"] = dg.MetadataValue.md(_png_markdown(png.read_bytes(), spec.plot))
+    sev = dg.AssetCheckSeverity.ERROR if res.severity == ERROR else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(asset_key=spec.asset, check_name=spec.name, passed=bool(res.passed), severity=sev,
+                               metadata=meta)
+
+
 def checks_for(asset_key: str) -> list[dg.AssetChecksDefinition]:
-    """One asset check per gate of ``lensaudit.gates.registry`` on this asset."""
-    out = []
-    for spec in gates_for(asset_key):
-        def _make(spec=spec):
-            @dg.asset_check(asset=spec.asset, name=spec.name, blocking=spec.blocking, description=spec.description)
-            def _check(settings: LensauditSettings) -> dg.AssetCheckResult:
-                res = spec.evaluate(StoreView(settings.home_path(), settings.profile_obj()))
-                meta = {"metric": dg.MetadataValue.float(float(res.metric)) if res.metric is not None and math.isfinite(res.metric)
-                        else dg.MetadataValue.text("n/a"),
-                        "threshold": dg.MetadataValue.text(res.threshold),
-                        "details": dg.MetadataValue.json(_jsonable(res.details))}
-                if spec.plot:
-                    png = settings.home_path() / "plots" / spec.plot
-                    if png.is_file():
-                        meta["plot"] = dg.MetadataValue.md(_png_markdown(png.read_bytes(), spec.plot))
-                sev = dg.AssetCheckSeverity.ERROR if res.severity == ERROR else dg.AssetCheckSeverity.WARN
-                return dg.AssetCheckResult(passed=bool(res.passed), severity=sev, metadata=meta)
-            return _check
-        out.append(_make())
-    return out
+    """One multi-asset check holding every gate of ``lensaudit.gates.registry`` on this asset:
+    the stored tables are read once per evaluation (one ``StoreView``) for all of them, and a
+    UI selection of some of the checks evaluates only those."""
+    specs = gates_for(asset_key)
+    if not specs:
+        return []
+    check_specs = [dg.AssetCheckSpec(s.name, asset=s.asset, blocking=s.blocking, description=s.description)
+                   for s in specs]
+
+    @dg.multi_asset_check(specs=check_specs, name=f"{asset_key}_gates", can_subset=True)
+    def _gates(context: dg.AssetCheckExecutionContext, settings: LensauditSettings):
+        home = settings.home_path()
+        view = StoreView(home, settings.profile_obj())
+        selected = {k.name for k in context.selected_asset_check_keys}
+        for spec in specs:
+            if spec.name in selected:
+                yield _check_result(spec, spec.evaluate(view), home)
+
+    return [_gates]
 
 def raise_on_failed_tasks(summary: dict, what: str) -> list[dict]:
     """Spark task status rows: any failure fails the asset with every reason named."""

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets._wiring import checks_for, json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
+from assets._wiring import json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
 from assets.sweeps import sweep_catalog
 from lensaudit.catalogs.lenscat_catalog import galaxy_lenses, load_lenscat
 from lensaudit.plots import separation_histogram
@@ -57,5 +57,3 @@ def positives(context: dg.AssetExecutionContext, settings: LensauditSettings, sp
                                              safe_join(home, "plots", "positives_separation.png")),
     })
 
-lens_catalog_checks = checks_for("lens_catalog")
-positives_checks = checks_for("positives")

@@ -7,7 +7,7 @@ import dagster as dg
 from lensaudit.spec import DATA
 import pandas as pd
 
-from assets._wiring import add_partition_metadata, checks_for, json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
+from assets._wiring import add_partition_metadata, json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
 from assets.manifest import training_manifest
 from assets.sweeps import SWEEP_PARTITIONS
 from lensaudit.plots import feature_auc_plot
@@ -67,5 +67,3 @@ def shortcut_features(context: dg.AssetExecutionContext, settings: LensauditSett
     })
 
 
-cutouts_checks = checks_for("cutouts")
-shortcut_features_checks = checks_for("shortcut_features")

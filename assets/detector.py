@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets._wiring import checks_for, json_meta, png_metadata
+from assets._wiring import json_meta, png_metadata
 from assets.cutouts import cutouts, shortcut_features
 from lensaudit.detector.models import ARCHITECTURES
 from lensaudit.detector.run import detector_dir, train_detector
@@ -63,5 +63,4 @@ def detector_evaluation(context: dg.AssetExecutionContext, settings: LensauditSe
     })
 
 
-detector_evaluation_checks = checks_for("detector_evaluation")
-__all__ = ["ARCH_PARTITIONS", "detector", "detector_evaluation", "detector_evaluation_checks"]
+__all__ = ["ARCH_PARTITIONS", "detector", "detector_evaluation"]

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from assets._wiring import checks_for, json_meta, png_metadata, schema_metadata
+from assets._wiring import json_meta, png_metadata, schema_metadata
 from assets.cutouts import cutouts
 from lensaudit.cutouts.store import CutoutReader
 from lensaudit.injection.realism_run import run_realism
@@ -37,4 +37,3 @@ def injection_realism(context: dg.AssetExecutionContext, settings: LensauditSett
     })
 
 
-injection_realism_checks = checks_for("injection_realism")

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from assets._wiring import checks_for, json_meta, schema_metadata
+from assets._wiring import json_meta, schema_metadata
 from assets.splits import spatial_splits
 from lensaudit.store import asset_files, partition_file
 from resources.settings import LensauditSettings
@@ -45,4 +45,3 @@ def training_manifest(context: dg.AssetExecutionContext, settings: LensauditSett
         "stratum_table": json_meta(sf.to_dict(orient="records")),
     })
 
-training_manifest_checks = checks_for("training_manifest")

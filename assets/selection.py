@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets._wiring import checks_for, json_meta, png_metadata
+from assets._wiring import json_meta, png_metadata
 from assets.cutouts import cutouts
 from assets.detector import detector_evaluation
 from assets.injection import injection_realism
@@ -74,5 +74,3 @@ def audit_report(settings: LensauditSettings) -> dg.MaterializeResult:
                                           "size_bytes": path.stat().st_size})
 
 
-injection_hosts_checks = checks_for("injection_hosts")
-completeness_table_checks = checks_for("completeness_table")

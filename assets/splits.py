@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from assets._wiring import checks_for, json_meta, png_metadata, schema_metadata
+from assets._wiring import json_meta, png_metadata, schema_metadata
 from lensaudit.plots import split_sky_map
 from assets.catalogs import positives
 from assets.negatives import negative_pool
@@ -35,4 +35,3 @@ def spatial_splits(context: dg.AssetExecutionContext, settings: LensauditSetting
                                 safe_join(home, "plots", "spatial_splits_sky.png")),
     })
 
-spatial_splits_checks = checks_for("spatial_splits")

@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from assets._wiring import add_partition_metadata, checks_for, json_meta, raise_on_failed_tasks, schema_metadata
+from assets._wiring import add_partition_metadata, json_meta, raise_on_failed_tasks, schema_metadata
 from resources.settings import LensauditSettings
 from resources.spark import SparkResource
 from resources.sweeps import SweepSource, discover_sweep_partitions
@@ -32,4 +32,3 @@ def sweep_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings
     return dg.MaterializeResult(metadata={"source": sweeps.location, "partitions_in_run": len(jobs),
                                           "rows_in_run": sum(int(p["rows"]) for p in per.values())})
 
-sweep_catalog_checks = checks_for("sweep_catalog")

@@ -30,3 +30,19 @@ def test_readme_gate_table_is_current():
 
     readme = (HERE.parent / "README.md").read_text()
     assert markdown() in readme, "README's gate table is stale: paste `python -m lensaudit_tests.gate_faults`"
+
+
+def test_every_gate_is_an_asset_check_of_the_code_location():
+    """The Dagster checks are derived from the registry: one multi-asset check per asset,
+    every gate a check key with its blocking flag; nothing hand-listed can fall behind."""
+    from assets import ALL_ASSETS, ALL_CHECKS
+
+    assets = {a.key.to_user_string() for a in ALL_ASSETS}
+    keys = {}
+    for c in ALL_CHECKS:
+        for spec in c.check_specs:
+            keys[spec.name] = spec
+    for g in GATES:
+        assert g.asset in assets, g.name
+        assert g.name in keys and keys[g.name].blocking == g.blocking, g.name
+    assert len(keys) == len(GATES)
