@@ -95,8 +95,3 @@ def bricks_of(ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.n
     uname = np.array([brick_name((c + 0.5) * 360.0 / ns[r], decs[r]) for r, c in zip(urow, ucol)], dtype=object)
     names[ok] = uname[inverse] if len(uniq) else names[ok]
     return names, ids
-
-
-def brick_names(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
-    """Vectorised brick names; non-finite coordinates give an empty string."""
-    return bricks_of(ra_deg, dec_deg)[0]

@@ -45,7 +45,3 @@ def mag5sigma_to_depth_ivar(mag5sigma_ab):
 def mw_transmission(ebv, band: str):
     """Linear Galactic transmission 10^(-0.4 R_band E(B-V))."""
     return 10.0 ** (-0.4 * EXTINCTION_COEFF[band] * np.asarray(ebv, dtype=np.float64))
-
-
-def dereddened_flux_nmgy(flux_nmgy, mw_trans):
-    return np.asarray(flux_nmgy, dtype=np.float64) / np.asarray(mw_trans, dtype=np.float64)

@@ -71,8 +71,6 @@ REQUIRED_COLUMNS = tuple(n for n, _, _ in SWEEP_COLUMNS)
 #: Optional: present in Tractor files, absent from sweeps (which hold primary rows only).
 OPTIONAL_COLUMNS = ("brick_primary",)
 
-VALID_TYPES = ("PSF", "REX", "EXP", "DEV", "SER", "DUP")
-
 # RELEASE codes, from the Legacy Surveys "Mapping RELEASE to camera and filters" page
 # (https://www.legacysurvey.org/release/; source legacysurvey/legacysurvey pages/release.rst).
 #: DR10 (south, DECam g,r,i,z): 9999 / 10000 / 10300
