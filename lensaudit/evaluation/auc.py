@@ -1,9 +1,14 @@
-"""ROC AUC and its stratified bootstrap interval (shared by the shortcut gates and,
-later, the detector evaluation).
+"""ROC AUC and its stratified bootstrap interval (shared by the shortcut gates, the detector
+evaluation and the integrity gates that recompute it).
 
 AUC = P(score_pos > score_neg) + 0.5 P(tie) (Mann-Whitney U / (n_pos n_neg), ranks with
 ties averaged).  Bootstrap: positives and negatives are resampled separately (stratified)
 ``n_boot`` times with a fixed seed; the interval is the equal-tailed percentile one.
+
+Kept on purpose instead of ``sklearn.metrics.roc_auc_score``: the interval bootstraps call it
+thousands of times on two already separated classes, where one ``rankdata`` is all that is
+needed (no label array, no curve).  ``test_cutout_store_features.test_auc_against_sklearn_and_hand_cases``
+cross-checks it against scikit-learn, ties included.
 """
 
 from __future__ import annotations
