@@ -1,6 +1,7 @@
 """Declared column schemas of every tabular asset (names, Arrow types, units).
 
-The assets publish these as Dagster TableSchema metadata and the ``*_schema`` checks
+The schemas of tables a Spark job writes live with that job (``lensaudit.spark_jobs``) and
+are collected here; the assets publish these as Dagster TableSchema metadata and the ``*_schema`` checks
 compare what was stored with them.  Side tables (``*_unmatched``, ``*_filter_counts``,
 ``*_shortfalls``) live in their own asset folders so that reading an asset's folder
 returns only that asset's rows.
@@ -11,10 +12,10 @@ from __future__ import annotations
 import pyarrow as pa
 
 from lensaudit.arrow_fields import described as _f
-from lensaudit.cutouts.features import FEATURES
-from lensaudit.spark_jobs.cutouts import INDEX_SCHEMA
+from lensaudit.spark_jobs.cutouts import INDEX_SCHEMA, SHORTCUT_FEATURES_SCHEMA
 from lensaudit.spark_jobs.manifest import MANIFEST_SCHEMA, SHORTFALL_SCHEMA
 from lensaudit.spark_jobs.negatives import COUNTS_SCHEMA, pool_table_schema
+from lensaudit.spark_jobs.positives import POSITIVES_SCHEMA, UNMATCHED_SCHEMA
 from lensaudit.spark_jobs.sweeps import sweep_table_schema
 
 
@@ -31,19 +32,6 @@ LENS_CATALOG_SCHEMA = pa.schema([
     _f("sample_weight", pa.float64(), "loss weight: 1.0 (A), 0.5 (B)"),
 ])
 
-_LENS_PART = [
-    _f("lens_id", pa.string(), "lenscat entry"),
-    _f("lens_name", pa.string(), "lenscat name"),
-    _f("lens_ra", pa.float64(), "lenscat right ascension [deg]"),
-    _f("lens_dec", pa.float64(), "lenscat declination [deg]"),
-    _f("grading", pa.string(), "confident or probable"),
-    _f("tier", pa.string(), "A or B"),
-    _f("sample_weight", pa.float64(), "loss weight: 1.0 (A), 0.5 (B)"),
-]
-POSITIVES_SCHEMA = pa.schema(_LENS_PART + [_f("sep_arcsec", pa.float64(), "lens to Tractor row separation [arcsec]")]
-                             + list(sweep_table_schema()))
-UNMATCHED_SCHEMA = pa.schema(_LENS_PART + [_f("reason", pa.string(), "why no Tractor row was matched")])
-
 SPLITS_SCHEMA = pa.schema([
     _f("galaxy_id", pa.string(), "<brickname>_<objid>"),
     _f("ra", pa.float64(), "right ascension [deg]"),
@@ -52,12 +40,6 @@ SPLITS_SCHEMA = pa.schema([
     _f("split", pa.string(), "train / val / test"),
     _f("role", pa.string(), "positive or negative"),
 ])
-
-SHORTCUT_FEATURES_SCHEMA = pa.schema([
-    _f("galaxy_id", pa.string(), "<brickname>_<objid>"),
-    _f("label", pa.int8(), "1 lens, 0 negative"),
-    _f("split", pa.string(), "train / val / test"),
-] + [_f(f, pa.float64(), "see lensaudit.cutouts.features (nmgy per pixel, AB mag for colours)") for f in FEATURES])
 
 _PARAMS = ["theta_e_arcsec", "e1", "e2", "gamma1", "gamma2", "center_x_arcsec", "center_y_arcsec", "src_x_arcsec",
            "src_y_arcsec", "src_r_sersic_arcsec", "src_n_sersic", "src_e1", "src_e2", "src_mag_r", "src_mag_g",

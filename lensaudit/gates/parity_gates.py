@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chisquare
 
+from lensaudit.gates.gate_spec import GateSpec, spec
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.sampling.parity import BALANCE_COLUMNS, balance_frame, parity_failures, standardised_mean_difference
 from lensaudit.spec import PARITY
@@ -79,8 +80,7 @@ def manifest_split_fractions(manifest: pd.DataFrame, fractions: dict) -> GateRes
                        "fractions": {k: float(c / counts.sum()) for k, c in zip(keys, counts)}})
 
 
-def specs():
-    from lensaudit.gates.registry import _spec
+def specs() -> list[GateSpec]:
     from lensaudit.splits import SPLIT_FRACTIONS
     from lensaudit.store import read_asset
 
@@ -89,16 +89,16 @@ def specs():
             v.home, "sweep_catalog", columns=["galaxy_id", "dec", "nobs_g", "nobs_r", "nobs_z", "type"]))
 
     return [
-        _spec("manifest_positives_in_domain", ASSET, ERROR, True,
+        spec("manifest_positives_in_domain", ASSET, ERROR, True,
               f"every manifest positive satisfies the negatives' sky/type cuts ({PARITY.dec_min_deg:g} < dec < "
               f"{PARITY.dec_max_deg:g} deg, nobs >= {PARITY.min_nobs} in g, r, z, TYPE in {'/'.join(PARITY.types)}), "
               "recomputed on its sweep row; excluded positives carry the right reason",
               lambda v: positives_in_domain(v.table("training_manifest"),
                                             v.table("training_manifest_excluded_positives"), sweeps(v))),
-        _spec("manifest_positive_negative_balance", ASSET, ERROR, True,
+        spec("manifest_positive_negative_balance", ASSET, ERROR, True,
               f"positives and negatives balanced in r depth, r PSF and dec: 95% lower bound of |SMD| <= "
               f"{PARITY.max_abs_smd}", lambda v: positive_negative_balance(v.table("training_manifest"))),
-        _spec("training_manifest_split_fractions", ASSET, ERROR, True,
+        spec("training_manifest_split_fractions", ASSET, ERROR, True,
               f"manifest positives per split consistent with the split fractions (chi-square p > {MIN_SPLIT_P})",
               lambda v: manifest_split_fractions(v.table("training_manifest"), SPLIT_FRACTIONS)),
     ]

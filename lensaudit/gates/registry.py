@@ -1,8 +1,9 @@
-"""Every gate of the data half, bound to the stored assets it judges.
+"""Every gate, bound to the stored assets it judges.
 
-``GATES`` is the single list that both the Dagster asset checks (``assets/``) and the
-``lensaudit gates`` command evaluate, so a gate is written once.  ``StoreView`` reads
-what is stored under ``$LENSAUDIT_HOME/assets`` (cached per view).
+``GATES`` is the single list that both the Dagster asset checks (``assets/_wiring``, one
+multi-asset check per asset) and the ``lensaudit gates`` command evaluate, so a gate is
+written once.  The gate type and the stored-data view are in ``lensaudit.gates.gate_spec``;
+gate families with their own ``specs()`` (parity, integrity) are appended at the end.
 """
 
 from __future__ import annotations
@@ -16,71 +17,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from lensaudit.config import Profile
-from lensaudit.gates import data_gates
+from lensaudit.gates.gate_spec import GateSpec, StoreView, schema_gate as _schema_gate, spec as _spec
+from lensaudit.gates import data_gates, parity_gates
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.gates.schema_gates import schema_matches
 from lensaudit.spec import DATA, negative_cuts
 from lensaudit.store import asset_files, read_asset
 from lensaudit.tables import SCHEMAS
-
-
-@dataclass
-class StoreView:
-    home: Path
-    profile: Profile
-    _memo: dict = field(default_factory=dict, repr=False)
-
-    def has(self, asset: str) -> bool:
-        return bool(asset_files(self.home, asset))
-
-    def memo(self, key: str, compute: Callable):
-        """``compute()`` once per view (stored tables are read once for all gates)."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
-
-    def table(self, asset: str) -> pd.DataFrame:
-        return self.memo(f"table:{asset}", lambda: read_asset(self.home, asset))
-
-    @cached_property
-    def lenscat_all(self) -> pd.DataFrame:
-        from lensaudit.catalogs.lenscat_catalog import load_lenscat
-
-        return load_lenscat()
-
-
-@dataclass(frozen=True)
-class GateSpec:
-    name: str
-    asset: str
-    severity: str
-    blocking: bool
-    description: str
-    evaluate: Callable[[StoreView], GateResult]
-    plot: str = ""  # a PNG under $LENSAUDIT_HOME/plots/ that the asset draws for this gate
-
-
-def _schema_gate(asset: str) -> GateSpec:
-    def run(v: StoreView) -> GateResult:
-        return schema_matches(asset, [pq.read_schema(f) for f in asset_files(v.home, asset)], SCHEMAS[asset])
-
-    return GateSpec(f"{asset}_schema", asset, ERROR, True, f"stored {asset} matches its declared column schema", run)
-
-
-def _guard(spec_name: str, asset: str, severity: str, fn):
-    def run(v: StoreView) -> GateResult:
-        try:
-            return fn(v)
-        except FileNotFoundError as exc:
-            return cannot_compute(spec_name, asset, severity, str(exc))
-        except (KeyError, ValueError) as exc:
-            return cannot_compute(spec_name, asset, severity, f"{type(exc).__name__}: {exc}")
-    return run
-
-
-def _spec(name, asset, severity, blocking, description, fn, plot: str = "") -> GateSpec:
-    return GateSpec(name, asset, severity, blocking, description, _guard(name, asset, severity, fn), plot)
 
 
 def _shortcut_single(v: StoreView, which: int) -> GateResult:
@@ -330,7 +273,5 @@ def gates_for(asset: str) -> list[GateSpec]:
 def evaluate_all(view: StoreView) -> list[tuple[GateSpec, GateResult | None]]:
     """Evaluate every gate whose asset is stored; None for assets never materialised."""
     return [(g, g.evaluate(view) if view.has(g.asset) else None) for g in GATES]
-
-from lensaudit.gates import parity_gates  # noqa: E402  (gate families register after the registry exists)
 
 GATES += parity_gates.specs()

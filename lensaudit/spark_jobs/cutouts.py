@@ -22,10 +22,17 @@ import pyarrow as pa
 
 from lensaudit.arrow_fields import described as _f
 
+from lensaudit.cutouts.features import FEATURES
 from lensaudit.spark_jobs.common import run_tasks, status_batch
 
 QC_BAND_STATS = ("p1", "p50", "p99", "mad", "outer_bg", "clip_frac")
 
+
+SHORTCUT_FEATURES_SCHEMA = pa.schema([
+    _f("galaxy_id", pa.string(), "<brickname>_<objid>"),
+    _f("label", pa.int8(), "1 lens, 0 negative"),
+    _f("split", pa.string(), "train / val / test"),
+] + [_f(f, pa.float64(), "see lensaudit.cutouts.features (nmgy per pixel, AB mag for colours)") for f in FEATURES])
 
 INDEX_SCHEMA = pa.schema([
     _f("galaxy_id", pa.string(), "<brickname>_<objid>"),

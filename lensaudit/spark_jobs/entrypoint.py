@@ -41,7 +41,7 @@ def positives_job(spark, sweep_files: dict, lens_catalog: str, radius_arcsec: fl
     from lensaudit.spark_jobs.positives import crossmatch_lenses
     from lensaudit.store import write_parquet_atomic
     from lensaudit.survey.sweeps import parse_sweep_name
-    from lensaudit.tables import POSITIVES_SCHEMA, UNMATCHED_SCHEMA
+    from lensaudit.spark_jobs.positives import POSITIVES_SCHEMA, UNMATCHED_SCHEMA
 
     lenses = pd.read_parquet(lens_catalog)
     rows, tables = crossmatch_lenses(spark, sweep_files, lenses, radius_arcsec)
@@ -100,7 +100,7 @@ def shortcut_features_job(spark, index_paths: dict, store_dir: str, out: str, sa
     sat = saturation_threshold(CutoutReader(store_dir).read(sample)) if len(sample) else float("inf")
     rows, feats = build_features(spark, index_paths, store_dir, sat)
     if all(r["ok"] for r in rows):
-        from lensaudit.tables import SHORTCUT_FEATURES_SCHEMA
+        from lensaudit.spark_jobs.cutouts import SHORTCUT_FEATURES_SCHEMA
 
         write_parquet_atomic(feats[SHORTCUT_FEATURES_SCHEMA.names].astype({"label": "int8"}), out,
                              schema=SHORTCUT_FEATURES_SCHEMA)

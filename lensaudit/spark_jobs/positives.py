@@ -11,7 +11,22 @@ import io
 
 import pyarrow as pa
 
+from lensaudit.arrow_fields import described as _f
 from lensaudit.spark_jobs.common import run_tasks, status_batch
+from lensaudit.spark_jobs.sweeps import sweep_table_schema
+
+_LENS_PART = [
+    _f("lens_id", pa.string(), "lenscat entry"),
+    _f("lens_name", pa.string(), "lenscat name"),
+    _f("lens_ra", pa.float64(), "lenscat right ascension [deg]"),
+    _f("lens_dec", pa.float64(), "lenscat declination [deg]"),
+    _f("grading", pa.string(), "confident or probable"),
+    _f("tier", pa.string(), "A or B"),
+    _f("sample_weight", pa.float64(), "loss weight: 1.0 (A), 0.5 (B)"),
+]
+POSITIVES_SCHEMA = pa.schema(_LENS_PART + [_f("sep_arcsec", pa.float64(), "lens to Tractor row separation [arcsec]")]
+                             + list(sweep_table_schema()))
+UNMATCHED_SCHEMA = pa.schema(_LENS_PART + [_f("reason", pa.string(), "why no Tractor row was matched")])
 
 
 def candidates_one_sweep(sweep_table: pa.Table, lens_id, lens_ra, lens_dec, radius_arcsec: float) -> pa.Table:

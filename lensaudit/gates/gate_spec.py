@@ -1,0 +1,82 @@
+"""The gate type, the stored-data view the gates read, and the helpers that register a gate.
+
+``StoreView`` reads what is stored under ``$LENSAUDIT_HOME/assets`` (cached per view, so one
+evaluation reads each table once for all gates); ``GateSpec`` binds a gate function to its
+asset, severity and description; ``spec`` wraps the function so that a gate that cannot be
+computed (missing table, missing column, bad value) fails instead of raising.
+Gate families import from here; ``lensaudit.gates.registry`` concatenates their specs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from lensaudit.config import Profile
+from lensaudit.gates.result import ERROR, GateResult, cannot_compute
+from lensaudit.gates.schema_gates import schema_matches
+from lensaudit.store import asset_files, read_asset
+from lensaudit.tables import SCHEMAS
+
+
+@dataclass
+class StoreView:
+    home: Path
+    profile: Profile
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def has(self, asset: str) -> bool:
+        return bool(asset_files(self.home, asset))
+
+    def memo(self, key: str, compute: Callable):
+        """``compute()`` once per view (stored tables are read once for all gates)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def table(self, asset: str) -> pd.DataFrame:
+        return self.memo(f"table:{asset}", lambda: read_asset(self.home, asset))
+
+    @cached_property
+    def lenscat_all(self) -> pd.DataFrame:
+        from lensaudit.catalogs.lenscat_catalog import load_lenscat
+
+        return load_lenscat()
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    name: str
+    asset: str
+    severity: str
+    blocking: bool
+    description: str
+    evaluate: Callable[[StoreView], GateResult]
+    plot: str = ""  # a PNG under $LENSAUDIT_HOME/plots/ that the asset draws for this gate
+
+
+def schema_gate(asset: str) -> GateSpec:
+    def run(v: StoreView) -> GateResult:
+        return schema_matches(asset, [pq.read_schema(f) for f in asset_files(v.home, asset)], SCHEMAS[asset])
+
+    return GateSpec(f"{asset}_schema", asset, ERROR, True, f"stored {asset} matches its declared column schema", run)
+
+
+def guard(spec_name: str, asset: str, severity: str, fn):
+    def run(v: StoreView) -> GateResult:
+        try:
+            return fn(v)
+        except FileNotFoundError as exc:
+            return cannot_compute(spec_name, asset, severity, str(exc))
+        except (KeyError, ValueError) as exc:
+            return cannot_compute(spec_name, asset, severity, f"{type(exc).__name__}: {exc}")
+    return run
+
+
+def spec(name, asset, severity, blocking, description, fn, plot: str = "") -> GateSpec:
+    return GateSpec(name, asset, severity, blocking, description, guard(name, asset, severity, fn), plot)
