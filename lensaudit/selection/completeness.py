@@ -51,19 +51,22 @@ def _with_intervals(df: pd.DataFrame, k: str, n: str, value: str, prefix: str = 
 
 def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int) -> pd.DataFrame:
     """Per cell: n_hosts, cluster_lo95, cluster_hi95, n_eff, cluster_ok from a bootstrap over
-    the cell's distinct hosts (each resample draws as many hosts as the cell has)."""
+    the cell's distinct hosts (each resample draws as many hosts as the cell has, with
+    replacement, and keeps all their injections)."""
     rng = np.random.default_rng(seed)
+    per = pd.DataFrame({"cell": cell, "host": host, "det": det.astype(np.int64)}).groupby(
+        ["cell", "host"], sort=True)["det"].agg(["sum", "size"]).reset_index()
+    cells_arr = per["cell"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, cells_arr[1:] != cells_arr[:-1], True])
+    k_all, n_all = per["sum"].to_numpy(float), per["size"].to_numpy(float)
     rows = []
-    df = pd.DataFrame({"cell": cell, "host": host, "det": det.astype(np.int64)})
-    for c, g in df.groupby("cell", sort=True):
-        per = g.groupby("host")["det"].agg(["sum", "size"])
-        k_h, n_h = per["sum"].to_numpy(float), per["size"].to_numpy(float)
-        m = len(per)
-        row = {"cell": int(c), "n_hosts": m, "cluster_lo95": np.nan, "cluster_hi95": np.nan, "n_eff": np.nan,
-               "cluster_ok": False}
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        k_h, n_h, m = k_all[a:b], n_all[a:b], b - a
+        row = {"cell": int(cells_arr[a]), "n_hosts": m, "cluster_lo95": np.nan, "cluster_hi95": np.nan,
+               "n_eff": np.nan, "cluster_ok": False}
         if m >= MIN_CLUSTER_HOSTS:
-            w = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(float)  # (B, m) host multiplicities
-            c_boot = (w @ k_h) / (w @ n_h)
+            idx = rng.integers(0, m, size=(n_boot, m))  # host draws with replacement
+            c_boot = k_h[idx].sum(axis=1) / n_h[idx].sum(axis=1)
             lo, hi = np.percentile(c_boot, [2.5, 97.5])
             p, var = k_h.sum() / n_h.sum(), c_boot.var(ddof=1)
             row.update(cluster_lo95=float(lo), cluster_hi95=float(hi), cluster_ok=True,
