@@ -64,8 +64,9 @@ FAULTS: dict[str, tuple[str, str]] = {
     "adversarial_synthetic_ring": ("a detector that scores rings high",
                                    "test_adversarial_planted_models.py::"
                                    "test_ring_gate_red_for_a_ring_lover_green_for_a_core_model"),
-    "adversarial_arc_suppression": ("suppression that does not lower the score",
-                                    "test_selection.py::test_adversarial_gates_on_planted_scores"),
+    "adversarial_arc_suppression": ("a detector that only sees the core (no score drop without the arc)",
+                                    "test_adversarial_planted_models.py::"
+                                    "test_arc_suppression_red_for_a_model_that_only_sees_the_core"),
     "adversarial_trend_theta_e": ("a detector whose score ignores theta_E; too few detections (no signal)",
                                   "test_selection.py::test_trend_gate_healthy_ignores_theta_and_no_signal"),
     "adversarial_trend_snr": ("a trend carried by host offsets only (clustered)",

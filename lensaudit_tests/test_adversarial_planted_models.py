@@ -115,3 +115,26 @@ def test_brackets_change_one_thing_each():
     frac = clumpy["clump_frac"].sum(axis=1)
     assert ((frac >= 0.1 - 1e-12) & (frac <= 0.4 + 1e-12)).all()
     assert (((clumpy["clump_frac"] > 0).sum(axis=1) >= 2) & ((clumpy["clump_frac"] > 0).sum(axis=1) <= 6)).all()
+
+
+def test_arc_suppression_red_for_a_model_that_only_sees_the_core():
+    """A detector reading the central light (the shortcut the plan warns about) does not lose
+    score when the arc annulus is median-filled: the suppression gate goes red; an arc-reading
+    detector loses score: green."""
+    from lensaudit.selection.adversarial import suppress_annulus
+
+    rng = np.random.default_rng(7)
+    r = radius_map(101)
+    n = 24
+    yy, xx = np.mgrid[:101, :101] - 50
+    arc_mask = (np.abs(r - 9) < 1.5) & (np.abs(np.arctan2(yy, xx)) < np.pi / 3)  # a 120-degree arc: the ring median stays at the sky
+    lenses = rng.normal(0, 0.002, (n, 3, 101, 101)).astype(np.float32)
+    lenses += (0.2 * np.exp(-(r / 2.5) ** 2))[None, None].astype(np.float32)  # the deflector's core
+    lenses += np.where(arc_mask, 0.05, 0.0)[None, None].astype(np.float32) * rng.uniform(0.5, 1.5, (n, 1, 1, 1)).astype(np.float32)
+    suppressed = suppress_annulus(lenses)
+    core = AnnulusModel(0.0, 3.0, gain=5.0, offset=5.0).eval()
+    arc_reader = AnnulusModel(6.0, 12.0, gain=20.0, offset=3.0).eval()
+    for model, passes in ((core, False), (arc_reader, True)):
+        before = score_batches(model, torch.from_numpy(lenses), CROP, "cpu")
+        after = score_batches(model, torch.from_numpy(suppressed), CROP, "cpu")
+        assert ag.arc_suppression(before, after).passed is passes
