@@ -120,7 +120,7 @@ def test_detectability_statistic_is_unbiased_on_noise_and_sees_an_arc():
     snr = annulus_snr(torch.from_numpy(noise)).numpy()
     assert abs(snr.mean()) < 0.5 and 0.5 < snr.std() < 1.6
     assert observable(snr).mean() < 0.05
-    assert annulus_stats(noise[0])["snr"].min() > 5  # the clipped realism statistic: biased on pure noise
+    assert np.abs(annulus_stats(noise[0])["snr"]).max() < 4  # the realism statistic is unclipped too: ~N(0, 1) on noise
     yy, xx = np.mgrid[:101, :101] - 50
     third = np.abs(np.arctan2(yy, xx)) < np.pi / 3  # a 120-degree arc: the ring median stays at the sky
     arc = np.where((np.abs(radius_map(101) - 10) < 1.5) & third, 0.1, 0.0)
