@@ -2,7 +2,9 @@
 
 For each injection: ray-shoot a supersampled grid (x ss) through SIE + shear, evaluate
 the unit-flux source there (surface brightness is conserved: the lensed flux is
-magnification x source flux, never imposed), average the sub-pixels, multiply by the
+magnification x source flux, never imposed), average the sub-pixels (sub-pixels that
+see a cuspy Sersic core are refined further: ``_cusp_average``, so an n = 4, R_e = 0.05"
+source keeps its total flux within 1 %), multiply by the
 pixel area and by the source flux per band (AB mag -> nmgy), convolve with the per-band
 Moffat PSF ('same', zero padding).  magnification = lensed flux inside the stamp before
 the PSF / unlensed total flux.  ``suppress_inner`` zeroes the lensed light inside the
