@@ -48,10 +48,18 @@ INJECTION_REALISM_SCHEMA = pa.schema(
     [_f("kind", pa.string(), "injected (into a test-split negative host) or real (a lens cutout)"),
      _f("galaxy_id", pa.string(), "host or lens <brickname>_<objid>")]
     + [_f(k, pa.float64(), "injection parameter (lensaudit.injection.params; NaN for real lenses)") for k in _PARAMS]
-    + [_f(f"snr_{b}", pa.float64(), f"integrated arc annulus S/N in {b}") for b in "grz"]
-    + [_f("snr_combined", pa.float64(), "sqrt of the summed squared positive band S/N"),
-       _f("colour_g_r", pa.float64(), "annulus excess g-r [AB mag]"),
-       _f("colour_r_z", pa.float64(), "annulus excess r-z [AB mag]"),
+    + [_f(f"snr_{b}", pa.float64(), f"unclipped integrated arc annulus S/N in {b}, N(0, 1) on pure noise "
+          "(lensaudit.injection.realism)") for b in "grz"]
+    + [_f("snr_combined", pa.float64(), "sum of the band S/N / sqrt(number of bands), N(0, 1) on pure noise")]
+    + [_f(f"{k}_{b}_nmgy", pa.float64(), d.format(b=b)) for b in "grz" for k, d in (
+        ("flux", "host-subtracted annulus flux in {b} (residual over the ring median, unclipped) [nmgy]"),
+        ("flux_err", "1-sigma noise of flux_{b}_nmgy [nmgy]"))]
+    + [_f(f"arc_flux_{b}_nmgy", pa.float64(), f"arc-only flux in {b} [nmgy]: flux_{b}_nmgy of the injected stamp minus "
+          f"that of its host (NaN for real lenses, whose arc-only flux is flux_{b}_nmgy)") for b in "grz"]
+    + [_f("colour_g_r", pa.float64(), "arc-only g-r [AB mag]: from arc_flux (injections), flux (real lenses)"),
+       _f("colour_r_z", pa.float64(), "arc-only r-z [AB mag]: from arc_flux (injections), flux (real lenses)"),
+       _f("colour_g_r_err", pa.float64(), "1-sigma error of colour_g_r from flux_err [mag]"),
+       _f("colour_r_z_err", pa.float64(), "1-sigma error of colour_r_z from flux_err [mag]"),
        _f("magnification", pa.float64(), "lensed / unlensed source flux (NaN for real lenses)")])
 
 SCHEMAS: dict[str, pa.Schema] = {

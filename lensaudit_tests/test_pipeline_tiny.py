@@ -138,7 +138,7 @@ def test_cutouts_cover_the_manifest_and_read_back(with_cutouts):
     assert len(feats) == len(ok)
     r = _cli("gates", "--home", str(home), home=home)
     for name in ("cutouts_complete", "shortcut_single_feature_red", "shortcut_single_feature_yellow", "shortcut_core_only_lr",
-                 "realism_arc_snr_median", "realism_colour_g_r", "realism_background_ks_r"):
+                 "realism_arc_snr_median", "realism_colour_g_r", "realism_arc_noise_r"):
         line = [ln for ln in r.stdout.splitlines() if ln.startswith(name)][0]
         assert "not materialised" not in line
     assert "PASS" in [ln for ln in r.stdout.splitlines() if ln.startswith("cutouts_complete")][0]

@@ -132,6 +132,7 @@ def test_annulus_statistic_is_unbiased_on_noise_and_blind_to_full_rings():
     noise = rng.normal(0, 0.01, (64, 3, 101, 101))
     snr = annulus_snr(torch.from_numpy(noise)).numpy()
     assert abs(snr.mean()) < 0.5 and 0.5 < snr.std() < 1.6
+    assert np.abs(annulus_stats(noise[0])["snr"]).max() < 4  # the realism statistic is unclipped too: ~N(0, 1) on noise
     full_ring = np.where(np.abs(radius_map(101) - 10) < 1.5, 0.02, 0.0)
     # a complete, round ring is removed by the azimuthal median: why it is not the observability statistic
     assert (np.abs(annulus_snr(torch.from_numpy(noise[:4] + full_ring)).numpy()) < 4).all()

@@ -52,21 +52,17 @@ def _core_lr(v: StoreView) -> GateResult:
 
 
 def _realism(v: StoreView, which: str) -> list[GateResult]:
-    from lensaudit.gates.realism_gates import background_ks_gates, colour_gates, snr_quantile_gates
+    from lensaudit.gates.realism_gates import arc_noise_gates, colour_gates, snr_quantile_gates
 
+    if which == "noise":
+        noise = v.table("injection_realism_arc_noise")
+        return arc_noise_gates([noise.loc[noise["band"] == b, "value"].to_numpy(float) for b in "grz"])
     rec = v.table("injection_realism")
     inj, real = rec[rec["kind"] == "injected"], rec[rec["kind"] == "real"]
     if which == "snr":
         return snr_quantile_gates(inj["snr_combined"].to_numpy(float), real["snr_combined"].to_numpy(float))
-    if which == "colour":
-        keys = ("colour_g_r", "colour_r_z")
-        return colour_gates({k: inj[k].to_numpy(float) for k in keys}, {k: real[k].to_numpy(float) for k in keys})
-    bg = v.table("injection_realism_background")
-    def pixels(kind):
-        return [bg.loc[(bg["kind"] == kind) & (bg["band"] == b), "value"].to_numpy(float) for b in "grz"]
-    inj_bg, plain_bg = pixels("injected"), pixels("plain")
-    n = min(min(len(a) for a in inj_bg), min(len(a) for a in plain_bg))
-    return background_ks_gates(np.stack([a[:n] for a in inj_bg]), np.stack([a[:n] for a in plain_bg]))
+    keys = ("colour_g_r", "colour_r_z", "colour_g_r_err", "colour_r_z_err", "snr_g", "snr_r", "snr_z")
+    return colour_gates({k: inj[k].to_numpy(float) for k in keys}, {k: real[k].to_numpy(float) for k in keys})
 
 
 def _realism_spec(name: str, which: str, i: int, description: str) -> GateSpec:
@@ -133,14 +129,20 @@ GATES: list[GateSpec] = [
     _spec("shortcut_core_only_lr", "shortcut_features", WARN, False,
           f"logistic regression on the central r < 10 px pixels: val AUC <= {DATA.core_lr_warn}", _core_lr),
     _schema_gate("injection_realism"),
-    _realism_spec("realism_arc_snr_median", "snr", 0, "median arc annulus S/N, injected / real lenses in [0.5, 2]"),
-    _realism_spec("realism_arc_snr_p10", "snr", 1, "p10 arc annulus S/N, injected / real lenses in [0.5, 2]"),
-    _realism_spec("realism_arc_snr_p90", "snr", 2, "p90 arc annulus S/N, injected / real lenses in [0.5, 2]"),
-    _realism_spec("realism_colour_g_r", "colour", 0, "median annulus g-r, injected vs real, within 0.2 mag"),
-    _realism_spec("realism_colour_r_z", "colour", 1, "median annulus r-z, injected vs real, within 0.2 mag"),
-    _realism_spec("realism_background_ks_g", "bg", 0, "outer-ring pixels, injected vs plain hosts, KS p > 0.05 (g)"),
-    _realism_spec("realism_background_ks_r", "bg", 1, "outer-ring pixels, injected vs plain hosts, KS p > 0.05 (r)"),
-    _realism_spec("realism_background_ks_z", "bg", 2, "outer-ring pixels, injected vs plain hosts, KS p > 0.05 (z)"),
+    _realism_spec("realism_arc_snr_median", "snr", 0, "median unclipped arc annulus S/N (N(0,1) on noise), "
+                  "max(q, 1) injected / real lenses in [0.5, 2]"),
+    _realism_spec("realism_arc_snr_p10", "snr", 1, "p10 unclipped arc annulus S/N, max(q, 1) injected / real in [0.5, 2]"),
+    _realism_spec("realism_arc_snr_p90", "snr", 2, "p90 unclipped arc annulus S/N, max(q, 1) injected / real in [0.5, 2]"),
+    _realism_spec("realism_colour_g_r", "colour", 0, "median arc-only g-r (injected model vs host-subtracted real "
+                  "arcs, S/N >= 3 in g and r) within 0.2 mag"),
+    _realism_spec("realism_colour_r_z", "colour", 1, "median arc-only r-z (injected model vs host-subtracted real "
+                  "arcs, S/N >= 3 in r and z) within 0.2 mag"),
+    _realism_spec("realism_arc_noise_g", "noise", 0, "noise added in the arc footprint / real-pixel Poisson sigma: "
+                  "KS distance to N(0,1) <= 0.1 (g)"),
+    _realism_spec("realism_arc_noise_r", "noise", 1, "noise added in the arc footprint / real-pixel Poisson sigma: "
+                  "KS distance to N(0,1) <= 0.1 (r)"),
+    _realism_spec("realism_arc_noise_z", "noise", 2, "noise added in the arc footprint / real-pixel Poisson sigma: "
+                  "KS distance to N(0,1) <= 0.1 (z)"),
 ]
 
 

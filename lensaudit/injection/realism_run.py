@@ -4,8 +4,11 @@ Inject the default prior (``lensaudit.injection.prior``) into real non-lens host
 split negatives with good cutouts, chosen by sha256("{galaxy_id}:{seed}") order), with the
 host's own PSF FWHM and depth-matched arc noise, and measure the same statistics
 (``lensaudit.injection.realism``) on the injected stamps and on the real lenses' cutouts
-of the requested tiers.  Also keeps a deterministic sample of outer-ring pixels of the
-injected and the plain hosts for the background KS test.
+of the requested tiers: unclipped annulus S/N (N(0, 1) on noise) and arc-only colours (the
+injected arc's share of the host-subtracted annulus flux for injections; the host-subtracted
+annulus flux with its error for real lenses).  Also keeps, per band, the noise the injection added inside each arc's
+footprint in units of a real pixel's Poisson sigma (``arc_noise_residuals``), for the
+arc-noise gate.
 """
 
 from __future__ import annotations
@@ -15,43 +18,75 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from lensaudit.injection.realism import add_arc_noise, annulus_stats, outer_pixels, sigma_pix_from_depth
+from lensaudit.injection.realism import (add_arc_noise, arc_noise_residuals, arc_stats, colours, injected_arc_flux,
+                                         sigma_pix_from_depth)
 
-BG_PIXELS_PER_STAMP = 200
-BG_MAX_STAMPS = 400
+NOISE_PIXELS_PER_STAMP = 200
+NOISE_COLUMNS = ["galaxy_id", "band", "value"]
 
 
 def _order(ids, seed):
     return np.argsort([hashlib.sha256(f"{g}:{seed}".encode()).hexdigest() for g in ids], kind="stable")
 
 
-def _stats_frame(stamps: np.ndarray) -> pd.DataFrame:
-    rows = []
-    for s in stamps:
-        st = annulus_stats(s)
-        rows.append({"snr_g": st["snr"][0], "snr_r": st["snr"][1], "snr_z": st["snr"][2],
-                     "snr_combined": st["snr_combined"], "colour_g_r": st["colour_g_r"], "colour_r_z": st["colour_r_z"]})
-    return pd.DataFrame(rows)
+def stats_frame(stamps: np.ndarray, hosts: np.ndarray | None = None) -> pd.DataFrame:
+    """Per-stamp measured S/N, fluxes and arc-only colours of (N, 3, H, W) stamps
+    [nmgy/pixel].  For injections (``hosts``: the same stamps without the arc) the arc-only
+    flux is arc_flux(injected) - arc_flux(host) (:func:`injected_arc_flux`); for real lenses
+    it is the host-subtracted annulus flux itself, with its error."""
+    n = len(stamps)
+    if n == 0:
+        return pd.DataFrame(columns=_STATS_COLUMNS)
+    st = arc_stats(stamps)
+    out = {}
+    for i, b in enumerate("grz"):
+        out[f"snr_{b}"] = st["snr"][:, i]
+    out["snr_combined"] = st["snr_combined"]
+    for i, b in enumerate("grz"):
+        out[f"flux_{b}_nmgy"] = st["flux_nmgy"][:, i]
+        out[f"flux_err_{b}_nmgy"] = st["flux_err_nmgy"][:, i]
+    if hosts is not None:
+        aflux = injected_arc_flux(st["flux_nmgy"], hosts)
+        col = colours(aflux, st["flux_err_nmgy"])
+        for i, b in enumerate("grz"):
+            out[f"arc_flux_{b}_nmgy"] = aflux[:, i]
+    else:
+        col = {k: st[k] for k in ("colour_g_r", "colour_r_z", "colour_g_r_err", "colour_r_z_err")}
+        for b in "grz":
+            out[f"arc_flux_{b}_nmgy"] = np.full(n, np.nan)
+    out.update({k: col[k] for k in ("colour_g_r", "colour_r_z", "colour_g_r_err", "colour_r_z_err")})
+    return pd.DataFrame(out)[_STATS_COLUMNS]
 
 
-def _bg_sample(stamps: np.ndarray, kind: str) -> pd.DataFrame:
+_STATS_COLUMNS = ([f"snr_{b}" for b in "grz"] + ["snr_combined"]
+                  + [f"{k}_{b}_nmgy" for b in "grz" for k in ("flux", "flux_err")]
+                  + [f"arc_flux_{b}_nmgy" for b in "grz"]
+                  + ["colour_g_r", "colour_r_z", "colour_g_r_err", "colour_r_z_err"])
+
+
+def noise_sample(ids, injected: np.ndarray, hosts: np.ndarray, models: np.ndarray,
+                 per_stamp: int = NOISE_PIXELS_PER_STAMP) -> pd.DataFrame:
+    """Long table (galaxy_id, band, value) of the added noise inside each arc footprint in
+    units of a real pixel's Poisson sigma (``arc_noise_residuals``), at most ``per_stamp``
+    pixels per stamp and band (a deterministic stride)."""
     frames = []
-    for s in stamps[:BG_MAX_STAMPS]:
-        px = outer_pixels(s)
-        step = max(1, px.shape[1] // BG_PIXELS_PER_STAMP)
-        for b, band in enumerate("grz"):
-            v = px[b, ::step]
-            frames.append(pd.DataFrame({"kind": kind, "band": band, "value": v[np.isfinite(v)]}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kind", "band", "value"])
+    for g, inj, h, m in zip(ids, injected, hosts, models):
+        for b, v in zip("grz", arc_noise_residuals(inj, h, m)):
+            if len(v):
+                v = v[::max(1, int(np.ceil(len(v) / per_stamp)))]
+                frames.append(pd.DataFrame({"galaxy_id": g, "band": b, "value": v}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        {"galaxy_id": pd.Series(dtype=str), "band": pd.Series(dtype=str), "value": pd.Series(dtype=float)})
 
 
 def run_realism(index: pd.DataFrame, manifest: pd.DataFrame, reader, seed: int, n_inject: int,
                 real_tiers: tuple[str, ...], device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(records, background) — records: one row per injection (kind 'injected', with all
-    parameters and the magnification) and per real lens (kind 'real')."""
+    """(records, noise) -- records: one row per injection (kind 'injected', with all
+    parameters and the magnification) and per real lens (kind 'real'); noise: the arc-noise
+    sample of :func:`noise_sample`."""
     import torch
 
-    from lensaudit.injection.prior import prior_for_hosts
+    from lensaudit.injection.prior import injection_seed, prior_for_hosts
     from lensaudit.injection.psf import kernel_half_width, moffat_kernels
     from lensaudit.injection.render import render_arcs
 
@@ -69,18 +104,15 @@ def run_realism(index: pd.DataFrame, manifest: pd.DataFrame, reader, seed: int, 
     fwhm = torch.tensor(np.stack([hosts[f"psfsize_{b}"] for b in "grz"], axis=1), dtype=torch.float64)
     kern = moffat_kernels(fwhm, torch.full_like(fwhm, 3.5), 0.262, kernel_half_width(float(fwhm.max()), 0.262)).numpy()
     depth = np.stack([hosts[f"psfdepth_{b}"] for b in "grz"], axis=1)
-    from lensaudit.injection.prior import injection_seed
-
     injected = np.stack([h + add_arc_noise(a, sigma_pix_from_depth(d, k),
                                            np.random.default_rng(injection_seed(seed + 1, g)))
                          for h, a, d, k, g in zip(host_stamps, arcs, depth, kern, hosts["galaxy_id"])])
     inj = pd.concat([hosts[["galaxy_id"]], pd.DataFrame(params).drop(columns=["supersample"]),
-                     _stats_frame(injected)], axis=1)
+                     stats_frame(injected, host_stamps)], axis=1)
     inj["magnification"] = res.magnification.cpu().numpy()
     inj.insert(0, "kind", "injected")
-    real_stats = pd.concat([real[["galaxy_id"]], _stats_frame(reader.read(real).astype(np.float64))], axis=1) \
+    real_stats = pd.concat([real[["galaxy_id"]], stats_frame(reader.read(real).astype(np.float64))], axis=1) \
         if len(real) else pd.DataFrame(columns=["galaxy_id"])
     real_stats.insert(0, "kind", "real")
     records = pd.concat([inj, real_stats], ignore_index=True)
-    background = pd.concat([_bg_sample(injected, "injected"), _bg_sample(host_stamps, "plain")], ignore_index=True)
-    return records, background
+    return records, noise_sample(hosts["galaxy_id"], injected, host_stamps, arcs)

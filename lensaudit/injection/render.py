@@ -2,7 +2,9 @@
 
 For each injection: ray-shoot a supersampled grid (x ss) through SIE + shear, evaluate
 the unit-flux source there (surface brightness is conserved: the lensed flux is
-magnification x source flux, never imposed), average the sub-pixels, multiply by the
+magnification x source flux, never imposed), average the sub-pixels (sub-pixels that
+see a cuspy Sersic core are refined further: ``_cusp_average``, so an n = 4, R_e = 0.05"
+source keeps its total flux within 1 %), multiply by the
 pixel area and by the source flux per band (AB mag -> nmgy), convolve with the per-band
 Moffat PSF ('same', zero padding).  magnification = lensed flux inside the stamp before
 the PSF / unlensed total flux.  ``suppress_inner`` zeroes the lensed light inside the
@@ -149,12 +151,82 @@ def render_unit_lensed_adaptive(p: dict, npix: int, supersample: int, pixscale: 
     b_i, r_i, c_i = need.nonzero(as_tuple=True)
     if len(b_i):
         off = (torch.arange(supersample, dtype=dtype, device=dev) + 0.5) / supersample - 0.5
-        sx = (c_i.to(dtype) - c)[:, None, None] + off[None, None, :]
-        sy = (r_i.to(dtype) - c)[:, None, None] + off[None, :, None]
+        sx = ((c_i.to(dtype) - c)[:, None, None] + off[None, None, :]) * pixscale
+        sy = ((r_i.to(dtype) - c)[:, None, None] + off[None, :, None]) * pixscale
         pcol = {k: (v[b_i][:, None, None] if v.ndim == 1 else v[b_i]) for k, v in p.items()}
-        sub = _kernel(_lensed_sb, compiled)(sx * pixscale, sy * pixscale, pcol, n_clumps, _clump4, suppress_inner)
+        sbx, sby = _kernel(_ray_shoot, compiled)(sx, sy, pcol)
+        sub = _kernel(_source_sb, compiled)(sbx, sby, sx, sy, pcol, n_clumps, _clump4, suppress_inner)
+        # cuspy cores: sub-pixels whose source-plane cell lies within CUSP_NEAR cells of the
+        # source centre are refined recursively (see _cusp_average)
+        stretch = (torch.maximum(bx1 - bx0, by1 - by0) / (2 * pixscale))[b_i, r_i, c_i]
+        d_min = cusp_min_cell(col["src_r_sersic_arcsec"][:, 0, 0], col["src_n_sersic"][:, 0, 0], q_src[:, 0, 0])
+        h = pixscale / supersample
+        g = torch.hypot(sbx - pcol["src_x_arcsec"], sby - pcol["src_y_arcsec"])
+        d = h * stretch[:, None, None]
+        ref = (g < CUSP_NEAR * d) & (d > d_min[b_i][:, None, None])
+        if ref.any():
+            m, j1, j2 = ref.nonzero(as_tuple=True)
+            sub = sub.index_put((m, j1, j2), _cusp_average(b_i[m], sx[m, 0, j2], sy[m, j1, 0], h, stretch[m],
+                                                           d_min[b_i[m]], p, n_clumps, suppress_inner))
         image = image.index_put((b_i, r_i, c_i), sub.mean(dim=(1, 2)))
     return image * pixscale**2
+
+
+CUSP_SPLIT = 2            # children per axis at each refinement level
+CUSP_NEAR = 4.0           # refine a cell whose ray-shot centre is within 4 source-plane cell sizes of the source centre
+CUSP_MIN_FRACTION = 0.01  # ... until the cell is smaller than 1 % of R_sersic sqrt(q_src) (n = 4; see cusp_min_cell)
+CUSP_LEVELS = 10          # at most 10 levels below the supersampled grid (cells of pixel / (ss 2^10))
+CUSP_MAX_CELLS = 2_000_000
+
+
+_CELL_KEYS = {"theta_e_arcsec", "e1", "e2", "center_x_arcsec", "center_y_arcsec", "gamma1", "gamma2", "src_x_arcsec",
+              "src_y_arcsec", "src_r_sersic_arcsec", "src_n_sersic", "src_e1", "src_e2", "clump_dx", "clump_dy",
+              "clump_sigma", "clump_frac"}
+
+
+def cusp_min_cell(r_sersic, n_sersic, q_src):
+    """Source-plane cell size [arcsec] below which a Sersic core is not refined further:
+    CUSP_MIN_FRACTION R_sersic sqrt(q) at n = 4, growing as (4/n)^2 for shallower cores
+    (the midpoint rule is second-order accurate on a smooth core; an n = 4 core is not)."""
+    return CUSP_MIN_FRACTION * r_sersic * torch.sqrt(q_src) * torch.clamp(4.0 / n_sersic, min=1.0) ** 2
+
+
+def _cusp_average(bidx, cx, cy, h, stretch, d_min, p, n_clumps, suppress_inner):
+    """Mean unit-flux surface brightness [1/arcsec^2] over square image-plane cells (centres
+    cx, cy, side h [arcsec]) of injections ``bidx``: each cell is split CUSP_SPLIT x
+    CUSP_SPLIT, and children whose ray-shot centre lies within CUSP_NEAR source-plane cell
+    sizes (h x ``stretch``, the local source/image length ratio) of the source centre are
+    split again, down to ``d_min`` [arcsec] or CUSP_LEVELS levels.  A midpoint rule misses
+    the flux of a cuspy core (Sersic n = 4, R_e = 0.05": 28 % at 4 x 4 sub-pixels, 7 % at
+    16 x 16); this keeps it within 1 % (tested), for ~ (2 CUSP_NEAR)^2 |mu| cells per level
+    and image of the source centre."""
+    dtype, dev = cx.dtype, cx.device
+    acc = torch.zeros(len(bidx), dtype=dtype, device=dev)
+    k = CUSP_SPLIT
+    off = (torch.arange(k, dtype=dtype, device=dev) + 0.5) / k - 0.5
+    dx, dy = off.repeat(k), off.repeat_interleave(k)
+    owner = torch.arange(len(bidx), device=dev)
+    w = 1.0
+    for level in range(CUSP_LEVELS):
+        cx = (cx[:, None] + dx[None] * h).reshape(-1)
+        cy = (cy[:, None] + dy[None] * h).reshape(-1)
+        owner = owner.repeat_interleave(k * k)
+        h, w = h / k, w / k**2
+        b = bidx[owner]
+        col = {key: (v[b][:, None, None] if v.ndim == 1 else v[b]) for key, v in p.items() if key in _CELL_KEYS}
+        x, y = cx[:, None, None], cy[:, None, None]
+        bx, by = _ray_shoot(x, y, col)
+        sb = _source_sb(bx, by, x, y, col, n_clumps, _clump4, suppress_inner)[:, 0, 0]
+        g = torch.hypot(bx - col["src_x_arcsec"], by - col["src_y_arcsec"])[:, 0, 0]
+        d = h * stretch[owner]
+        refine = (g < CUSP_NEAR * d) & (d > d_min[owner])
+        if level == CUSP_LEVELS - 1 or int(refine.sum()) * k * k > CUSP_MAX_CELLS:
+            refine = torch.zeros_like(refine)
+        acc.index_add_(0, owner[~refine], w * sb[~refine])
+        if not refine.any():
+            break
+        cx, cy, owner = cx[refine], cy[refine], owner[refine]
+    return acc
 
 
 def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC, suppress_inner: bool = False,
