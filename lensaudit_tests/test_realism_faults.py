@@ -68,7 +68,7 @@ def store(tmp_path_factory):
     return index, manifest, CutoutReader(root)
 
 
-def _run(store, monkeypatch, arc_scale=1.0, noise=None):
+def _run(store, monkeypatch, arc_scale=1.0, noise=None, bands=(0, 1, 2)):
     import lensaudit.injection.realism_run as rr
     import lensaudit.injection.render as render
 
@@ -76,7 +76,7 @@ def _run(store, monkeypatch, arc_scale=1.0, noise=None):
 
     def scaled(*a, **k):
         res = real_render(*a, **k)
-        res.images = res.images * arc_scale
+        res.images = res.images[:, list(bands)] * arc_scale
         return res
 
     monkeypatch.setattr(render, "render_arcs", scaled)
@@ -97,6 +97,9 @@ def test_healthy_injection_is_green(store, monkeypatch):
 def test_wrong_arc_flux_turns_the_snr_gates_red(store, monkeypatch, scale):
     gates = _run(store, monkeypatch, arc_scale=scale)
     assert not gates["realism_arc_snr_median"].passed, {k: g.metric for k, g in gates.items()}
+    assert not gates["realism_arc_snr_p90"].passed, {k: g.metric for k, g in gates.items()}
+    if scale > 1:  # arcs far too bright: even the faintest decile is off
+        assert not gates["realism_arc_snr_p10"].passed, {k: g.metric for k, g in gates.items()}
 
 
 def test_no_arc_noise_turns_the_noise_gates_red(store, monkeypatch):
@@ -113,3 +116,10 @@ def test_wrong_depth_noise_turns_the_noise_gates_red(store, monkeypatch):
 
     gates = _run(store, monkeypatch, noise=ten_times_sigma)
     assert not any(gates[f"realism_arc_noise_{b}"].passed for b in "grz")
+
+
+def test_swapped_bands_turn_the_colour_gates_red(store, monkeypatch):
+    """g and z exchanged in the injected arc (a band-order slip): the arc colours are wrong."""
+    gates = _run(store, monkeypatch, bands=(2, 1, 0))
+    assert not gates["realism_colour_g_r"].passed and not gates["realism_colour_r_z"].passed, \
+        {k: (g.metric, g.details) for k, g in gates.items() if k.startswith("realism_colour")}
