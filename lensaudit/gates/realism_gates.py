@@ -20,6 +20,14 @@ All blocking (ERROR): completeness is not trusted without them.  Statistics are 
   p-value would flag any 2 % mismatch; D = 0.1 is a ~30 % error in the noise sigma; no added
   noise gives D = 0.5).
 A gate whose sample is too small fails (cannot_compute).
+
+Known limitation (colour gates): the real side's host subtraction (ring median) leaves a
+residual of a bright lens galaxy that can outshine a faint arc; on the tiny mock sky (whose
+lenses carry arcs from the same prior as the injections, around red r = 17.3-20.2 lens
+galaxies) the real "arc" colours read g-r 1.03, r-z 0.94 -- the lens galaxies' colours --
+against 0.51 / 0.42 for the injections, so both colour gates are red there.  A host model
+(e.g. fitted elliptical profile) on the real side is needed; elliptical 1-px rings alone
+did not help (1.10 / 1.15).
 """
 
 from __future__ import annotations
