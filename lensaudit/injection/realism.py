@@ -19,19 +19,20 @@ with the host; the statistic sees arcs (partial rings).  Coadd noise is correlat
 pixels, so on real images the S/N scale is only approximately N(0, 1); injected stamps and
 real lenses are real cutouts measured identically, so the comparison is like for like.
 
-Arc colours from arc-only flux.  For a real lens the arc flux per band is the same
-host-subtracted annulus sum (flux_nmgy), with its 1-sigma error sigma_pix sqrt(N_pix) c.
-For an injection it is the injected arc's share of it, flux(injected) - flux(host without
-the arc) (:func:`injected_arc_flux`), computed from the injected model and the host.  Not
-the noise-free model alone through the operator: the ring median's response to an arc
-depends on the noise (noise-free, a ring median ignores an arc covering < half the ring;
-in noise it moves with the arc's ring mean), so at S/N 3-10 that colour differed from the
-measured one by 0.3 mag in r-z (tested on a synthetic store).  Colours are AB:
--2.5 log10(f_1 / f_2), NaN unless both fluxes are positive; errors
-1.0857 sqrt((e_1/f_1)^2 + (e_2/f_2)^2).  Limitation: a bright host leaves a ring-median
-residual (about -1.5 % of its annulus flux when round, +7 % for axis ratio 0.7) that enters
-a real lens's arc flux but cancels for injections; real arc colours are pulled towards the
-lens galaxy's colour where the arc is faint compared with that residual.
+Arc colours from arc-only flux (:func:`arc_colours`), measured the same way on injected
+stamps and on real lenses: the host is removed by subtracting the stamp rotated by 180 deg
+about its centre (a lens galaxy's light is point-symmetric, an arc is not), the arc
+footprint is the set of annulus pixels (4 <= r < 16 px) where the band-combined residual
+exceeds ``COLOUR_MASK_SIGMA`` (2) times its noise (sqrt(2) sigma_pix of the outer ring), and
+each band's arc flux is the residual summed over that footprint, with error
+sqrt(2 N_pix) sigma_pix.  Colours are AB: -2.5 log10(f_1 / f_2), NaN unless both fluxes are
+positive; errors 1.0857 sqrt((e_1/f_1)^2 + (e_2/f_2)^2).  The ring-median residual is not
+used for colours: a bright lens galaxy leaves a residual of its own colour in it (about
+-1.5 % of its annulus flux when round, +7 % for axis ratio 0.7), which on the tiny mock
+pulled real "arc" colours to the lens galaxies' (g-r 1.0 against 0.5 for the arcs).  One
+estimator on both sides keeps what it cannot remove (PSF differences between bands, noise
+peaks in the footprint) common to the injected and the real arcs; measured on the tiny
+mock: injected g-r / r-z medians 0.60 / 0.62, real 0.66 / 0.59.
 
 Noise of the injection (:func:`arc_noise_residuals`).  The injection adds the arc plus the
 arc's own Poisson-like noise (the host already carries the sky noise).  Inside the arc
@@ -165,6 +166,29 @@ def injected_arc_flux(injected_flux: np.ndarray, hosts: np.ndarray) -> np.ndarra
     hosts without the arc (``hosts`` (N, 3, H, W)).  The host's own residual and noise
     cancel; what remains is the injected arc as the operator sees it among the host's noise."""
     return np.asarray(injected_flux, dtype=np.float64) - model_arc_flux(hosts)
+
+
+COLOUR_MASK_SIGMA = 2.0
+
+
+def arc_colours(stamps: np.ndarray) -> dict[str, np.ndarray]:
+    """Arc-only fluxes and colours of (N, 3, H, W) stamps [nmgy/pixel] by point-symmetric host
+    subtraction (module docstring): arc_flux_nmgy (N, 3), arc_flux_err_nmgy (N, 3),
+    footprint_npix (N,), colour_g_r, colour_r_z and their errors [AB mag]."""
+    x = np.asarray(stamps, dtype=np.float64)
+    r = radius_map(x.shape[-1])
+    ann = (r >= ANNULUS_PX[0]) & (r < ANNULUS_PX[1])
+    resid = x - x[:, :, ::-1, ::-1]
+    sig = np.stack([sigma_pix_outer(s, r) for s in x]) * np.sqrt(2.0) if len(x) else np.zeros((0, 3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.nansum(resid / sig[:, :, None, None], axis=1) / np.sqrt(3.0)
+    mask = (z > COLOUR_MASK_SIGMA) & ann[None]
+    npix = mask.sum(axis=(1, 2))
+    flux = np.nansum(resid * mask[:, None], axis=(2, 3))
+    err = sig * np.sqrt(npix)[:, None]
+    out = {"arc_flux_nmgy": flux, "arc_flux_err_nmgy": err, "footprint_npix": npix}
+    out.update(colours(flux, err))
+    return out
 
 
 def outer_pixels(image: np.ndarray, r_min: float = OUTER_RING_PX) -> np.ndarray:

@@ -18,7 +18,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from lensaudit.injection.realism import (add_arc_noise, arc_noise_residuals, arc_stats, colours, injected_arc_flux,
+from lensaudit.injection.realism import (add_arc_noise, arc_colours, arc_noise_residuals, arc_stats,
                                          sigma_pix_from_depth)
 
 NOISE_PIXELS_PER_STAMP = 200
@@ -31,9 +31,9 @@ def _order(ids, seed):
 
 def stats_frame(stamps: np.ndarray, hosts: np.ndarray | None = None) -> pd.DataFrame:
     """Per-stamp measured S/N, fluxes and arc-only colours of (N, 3, H, W) stamps
-    [nmgy/pixel].  For injections (``hosts``: the same stamps without the arc) the arc-only
-    flux is arc_flux(injected) - arc_flux(host) (:func:`injected_arc_flux`); for real lenses
-    it is the host-subtracted annulus flux itself, with its error."""
+    [nmgy/pixel]; the colours come from the point-symmetric host subtraction of
+    :func:`lensaudit.injection.realism.arc_colours`, identical for injected stamps and real
+    lenses (``hosts`` is accepted for the callers' symmetry and not used)."""
     n = len(stamps)
     if n == 0:
         return pd.DataFrame(columns=_STATS_COLUMNS)
@@ -45,15 +45,9 @@ def stats_frame(stamps: np.ndarray, hosts: np.ndarray | None = None) -> pd.DataF
     for i, b in enumerate("grz"):
         out[f"flux_{b}_nmgy"] = st["flux_nmgy"][:, i]
         out[f"flux_err_{b}_nmgy"] = st["flux_err_nmgy"][:, i]
-    if hosts is not None:
-        aflux = injected_arc_flux(st["flux_nmgy"], hosts)
-        col = colours(aflux, st["flux_err_nmgy"])
-        for i, b in enumerate("grz"):
-            out[f"arc_flux_{b}_nmgy"] = aflux[:, i]
-    else:
-        col = {k: st[k] for k in ("colour_g_r", "colour_r_z", "colour_g_r_err", "colour_r_z_err")}
-        for b in "grz":
-            out[f"arc_flux_{b}_nmgy"] = np.full(n, np.nan)
+    col = arc_colours(stamps)  # the same estimator on injected stamps and real lenses
+    for i, b in enumerate("grz"):
+        out[f"arc_flux_{b}_nmgy"] = col["arc_flux_nmgy"][:, i]
     out.update({k: col[k] for k in ("colour_g_r", "colour_r_z", "colour_g_r_err", "colour_r_z_err")})
     return pd.DataFrame(out)[_STATS_COLUMNS]
 
