@@ -59,6 +59,17 @@ def safe_join(root: str | os.PathLike, *parts: str) -> Path:
     return out
 
 
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The sha256 (hex) of a file's bytes, read in chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def asset_dir(home: Path, asset_name: str) -> Path:
     return safe_join(home, "assets", asset_name)
 
