@@ -73,6 +73,7 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str):
                    "excluded_rows": test.excluded, "degenerate_bands": test.degenerate_bands,
                    "detector_config_sha256": info["config_sha256"], "git_commit": info["git_commit"],
                    "checkpoint_sha256": info["checkpoint_sha256_loaded"], "scored_table_sha256": file_sha256(scored_path),
+                   "scored_on_device": "cuda" if str(device).startswith("cuda") else str(device),
                    "wording": "held-out test split (HEALPix pixels disjoint from the train and val splits); tier-A recall is "
                               "measured on held-out tier-A lenses"})
     from lensaudit.evaluation.baseline import baseline_summary, shortcut_lr_scores

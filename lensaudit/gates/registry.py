@@ -295,3 +295,8 @@ def gates_for(asset: str) -> list[GateSpec]:
 def evaluate_all(view: StoreView) -> list[tuple[GateSpec, GateResult | None]]:
     """Evaluate every gate whose asset is stored; None for assets never materialised."""
     return [(g, g.evaluate(view) if view.has(g.asset) else None) for g in GATES]
+
+
+from lensaudit.gates import integrity_gates  # noqa: E402 - the integrity family registers last
+
+GATES += integrity_gates.specs()
