@@ -314,3 +314,44 @@ def test_gates_command_on_a_corrupt_run_profile_is_a_clear_error(tmp_path, capsy
     (tmp_path / "run_profile.json").write_text("{oops")
     assert main(["gates", "--home", str(tmp_path)]) == 2
     assert "cannot open the home" in capsys.readouterr().err
+
+
+def test_evaluate_detector_records_what_the_gates_verify(tmp_path):
+    """The real evaluation path writes checkpoint / scored-table sha256s and the device;
+    all integrity gates pass on its output, and a later edit of the table turns them red."""
+    from lensaudit.cutouts.features import FEATURES
+    from lensaudit.detector.models import build_model, save_checkpoint
+    from lensaudit.detector.run import detector_dir, write_json_atomic
+    from lensaudit.evaluation.run import evaluate_detector
+    from lensaudit.store import partition_file
+
+    idx = _write_store(tmp_path, _stamps())
+    ok = idx[idx["cutout_ok"]]
+    n = len(ok)
+    man = pd.DataFrame({"galaxy_id": ok["galaxy_id"].to_numpy(), "label": ok["label"].to_numpy(),
+                        "tier": np.where(ok["label"] == 1, "A", "N1"), "pool": np.where(ok["label"] == 1, "pos", "N1"),
+                        "confuser_category": None, "split": "test", "sample_weight": 1.0, "healpix_128": 7,
+                        "psfsize_r": 1.2, "psfdepth_r": 400.0, "nobs_z": 3, "nobs_z_bin": "3-4"})
+    write_parquet_atomic(man, tmp_path / "assets" / "training_manifest" / "data.parquet")
+    rng = np.random.default_rng(0)
+    feats = pd.DataFrame(rng.normal(size=(n + 20, len(FEATURES))), columns=list(FEATURES))
+    feats.insert(0, "split", ["test"] * n + ["train"] * 20)
+    feats.insert(0, "label", np.r_[ok["label"].to_numpy(), np.arange(20) % 2])
+    feats.insert(0, "galaxy_id", [*ok["galaxy_id"], *(f"t{i}" for i in range(20))])
+    write_parquet_atomic(feats, tmp_path / "assets" / "shortcut_features" / "data.parquet")
+    torch.manual_seed(0)
+    d = detector_dir(tmp_path, "resnet18")
+    digest = save_checkpoint(build_model("resnet18"), d / "best.pt")
+    write_json_atomic({"checkpoint_sha256": digest, "config": {"train": {"crop": 64}}, "config_sha256": "c",
+                       "git_commit": "g"}, d / "run_info.json")
+    report, scored = evaluate_detector(tmp_path, get_profile("tiny"), "resnet18", "cpu")
+    table = partition_file(tmp_path, "detector_evaluation", "resnet18")
+    assert report["checkpoint_sha256"] == digest and report["scored_on_device"] == "cpu"
+    assert report["scored_table_sha256"] == file_sha256(table)
+    res = _run(tmp_path, CUTOUT_GATES + DETECTOR_GATES)
+    assert all(r.passed for r in res.values()), {k: r.details for k, r in res.items() if not r.passed}
+    s = pd.read_parquet(table)
+    s.loc[0, "logit"] += 3.0
+    write_parquet_atomic(s, table)
+    res = _run(tmp_path, DETECTOR_GATES)
+    assert not res["detector_artefact_hashes_match"].passed and not res["detector_logits_rescored"].passed

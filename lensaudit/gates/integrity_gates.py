@@ -48,7 +48,10 @@ CUTOUTS = "cutouts"
 DETECTOR = "detector_evaluation"
 SHARD_NAME = re.compile(r"-([0-9a-f]{16})\.npy$")
 QC_RTOL = 1e-5
-#: logit tolerance (atol, rtol) by the device the evaluation scored on
+#: logit tolerance (atol, rtol) by the device the evaluation scored on.  CUDA: cuDNN
+#: convolutions run in TF32 by default; a resnet18 trained to logits in [-13, 19] scored
+#: float32 on an H100 (channels_last, TF32 convs) vs float32 on the CPU differed by at most
+#: 0.021 (p99 0.010) over 1024 stamps, all inside 0.05 + 0.01 |logit|
 RESCORE_TOL = {"cpu": (1e-3, 1e-4), "cuda": (5e-2, 1e-2)}
 RESCORE_ROWS = 64
 _BLOCK = 256  # stamps hashed / checked per step
