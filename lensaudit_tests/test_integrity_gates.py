@@ -355,3 +355,38 @@ def test_evaluate_detector_records_what_the_gates_verify(tmp_path):
     write_parquet_atomic(s, table)
     res = _run(tmp_path, DETECTOR_GATES)
     assert not res["detector_artefact_hashes_match"].passed and not res["detector_logits_rescored"].passed
+
+
+def test_cutout_gates_green_on_a_store_written_by_the_partition_job(tmp_path, lenscat_all):
+    """The real writer (spark_jobs.cutouts on mock stamps, NaN patches and missing bands
+    included): the integrity gates pass on what it stores, and catch a shifted offset."""
+    from dataclasses import asdict
+
+    from lensaudit.mock.config import MOCK_SWEEP_BOXES, MockSkyConfig
+    from lensaudit.mock.writer import write_mock_sweep
+    from lensaudit.spark_jobs.cutouts import cutouts_one_partition
+    from lensaudit.survey.reader import read_catalog_fits
+
+    cfg = MockSkyConfig(n_objects_per_sweep=2000, nan_patch_rate=0.3, missing_band_rate=0.1)
+    name = MOCK_SWEEP_BOXES[1].name
+    p = write_mock_sweep(cfg, name, tmp_path / "s", tmp_path / "t", lenscat_all)
+    rows = read_catalog_fits(p).to_pandas()
+    rows["galaxy_id"] = rows.brickname + "_" + rows.objid.astype(str)
+    rows.to_parquet(tmp_path / "sweep.parquet")
+    man = rows[np.isfinite(rows.ra)].head(40)[["galaxy_id", "ra", "dec", "brickname"]].copy()
+    man["sweep"], man["label"], man["split"] = name, 0, "train"
+    spec = {"kind": "mock", "mock_config": asdict(cfg), "sweep_parquet": {name: str(tmp_path / "sweep.parquet")},
+            "truth_dir": str(tmp_path / "t")}
+    home = tmp_path / "home"
+    out = home / "assets" / "cutouts" / f"{name.replace('.fits', '')}.parquet"
+    info = cutouts_one_partition(name, man, spec, str(home / "cutout_store"), str(out), shard_rows=16)
+    assert info["ok"] >= 20 and len(info["shards"]) >= 2
+    idx = pd.read_parquet(out)
+    assert idx["nan_frac"][idx["cutout_ok"]].gt(0).any()  # some stamps take the one-by-one QC path
+    res = _run(home, CUTOUT_GATES)
+    assert all(r.passed for r in res.values()), {k: r.details for k, r in res.items() if not r.passed}
+    first = idx.index[idx["cutout_ok"]][0]
+    idx.loc[first, "cutout_offset"] += 1
+    write_parquet_atomic(idx, out, schema=INDEX_SCHEMA)
+    res = _run(home, CUTOUT_GATES)
+    assert not res["cutout_qc_recomputed"].passed and not res["cutout_index_links_valid"].passed
