@@ -55,3 +55,25 @@ def test_frozen_detector_refuses_a_checkpoint_changed_since_training(tmp_path):
     (d / "run_info.json").write_text("{truncated")
     with pytest.raises(CheckpointError, match="unreadable"):
         load_frozen_detector(tmp_path, "resnet18", "cpu")
+
+
+def test_same_seed_training_gives_a_byte_identical_best_pt(tmp_path):
+    import numpy as np
+
+    from lensaudit.detector.config import TrainConfig
+    from lensaudit.detector.train import train
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (24, 3, 32, 32)).astype(np.float32)
+    y = np.arange(24) % 2
+    x[y == 1, :, 12:20, 12:20] += 2.0
+    cfg = TrainConfig(arch="resnet18", epochs=1, batch_size=8, max_steps_per_epoch=2, seed=3)
+    digests = []
+    for k in range(2):
+        best, _, _ = train(cfg, x, y, np.ones(24), x[:8], y[:8], log=lambda *_: None)
+        m = build_model("resnet18")
+        m.load_state_dict(best)
+        digests.append(save_checkpoint(m, tmp_path / f"run{k}" / "best.pt"))
+    assert digests[0] == digests[1]
+    assert (tmp_path / "run0" / "best.pt").read_bytes() == (tmp_path / "run1" / "best.pt").read_bytes()
