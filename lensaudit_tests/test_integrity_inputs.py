@@ -73,6 +73,9 @@ def test_qc_refuses_a_zero_filled_band():
     bad = ok.copy()
     bad[2, 30:70, 30:70] = 0.0
     assert quality(bad, "grz")["qc_reason"] == "zero_filled_z"
+    inf = ok.copy()
+    inf[0, 3, 3] = np.inf  # outside the core and the central box: only the inf check sees it
+    assert quality(inf, "grz")["qc_reason"] == "infinite_pixels"
 
 
 # ---- read_npz never raises --------------------------------------------------------------
