@@ -104,3 +104,16 @@ def test_the_first_request_is_checked_against_the_configured_origin(two_hosts, t
         src._checked(f"http://127.0.0.1:{port + 1}/ok")
     with pytest.raises(ValueError, match="only"):
         src._checked(f"https://127.0.0.1:{port}/ok")
+
+
+def test_an_oversized_body_is_refused_before_it_is_held(tmp_path):
+    from lensaudit.cutouts.http import max_body_bytes
+
+    big = b"\0" * (max_body_bytes(3, 101) + 10)
+    srv, url, hits = _server({"/big": (200, {}, big)})
+    try:
+        c = _src(f"{url}/big", tmp_path).cutout(10.0, 1.0)
+        assert not c.ok and c.reason.startswith("http_body_too_large") and hits == ["/big"]
+        assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+    finally:
+        srv.shutdown()

@@ -11,7 +11,9 @@ a timeout.  Connection errors, timeouts and 5xx answers are retried by urllib3's
 ``backoff_s``); truncated or unreadable bodies are retried here with the same backoff.
 Both share one budget of ``retries`` retries per cutout, after which the cutout is a
 failure with the last reason; a minimum interval separates cutout requests (rate limit);
-successful bodies are cached on disk by the SHA-256 of the URL.
+successful bodies are cached on disk by the SHA-256 of the URL.  A body longer than
+``max_body_bytes`` (float64 pixels plus 1 MiB) is refused before it is held in memory
+(``http_body_too_large``, not retried).
 """
 
 from __future__ import annotations
@@ -29,6 +31,31 @@ from lensaudit.cutouts.result import STAMP_PIX, Cutout
 
 DEFAULT_BASE_URL = "https://www.legacysurvey.org/viewer/fits-cutout"
 MAX_REDIRECTS = 5
+MAX_HEADER_BYTES = 2**20  # FITS headers and padding allowed beyond the pixel data
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def max_body_bytes(n_bands: int, size: int) -> int:
+    """The largest response read for one cutout: float64 pixels plus ``MAX_HEADER_BYTES``."""
+    return 8 * n_bands * size * size + MAX_HEADER_BYTES
+
+
+def _read_body(resp, limit: int) -> bytes:
+    """The body, refusing (``_BodyTooLarge``) a declared or actual length over ``limit``
+    before holding it in memory."""
+    declared = resp.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge(f"http_body_too_large: Content-Length {declared} > {limit}")
+    chunks, n = [], 0
+    for chunk in resp.iter_content(chunk_size=1 << 16):
+        n += len(chunk)
+        if n > limit:
+            raise _BodyTooLarge(f"http_body_too_large: more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
@@ -143,7 +170,7 @@ class HttpCutoutSource:
         """One GET with redirects followed only on the configured host: (response, "") or
         (None, reason)."""
         for _ in range(MAX_REDIRECTS + 1):
-            resp = self.session.get(url, timeout=self.timeout_s, allow_redirects=False)
+            resp = self.session.get(url, timeout=self.timeout_s, allow_redirects=False, stream=True)
             if resp.status_code not in _REDIRECTS:
                 return resp, ""
             loc = resp.headers.get("Location")
@@ -205,12 +232,24 @@ class HttpCutoutSource:
                 continue
             if resp is None:
                 return Cutout.failure(bands, why, **meta, attempts=requests_made)  # not retried, not cached
-            if resp.status_code >= 500:
-                reason = f"http_{resp.status_code}"
-                break  # urllib3 retried 5xx until the budget was spent
             if resp.status_code != 200:
+                resp.close()
+                if resp.status_code >= 500:
+                    reason = f"http_{resp.status_code}"
+                    break  # urllib3 retried 5xx until the budget was spent
                 return Cutout.failure(bands, f"http_{resp.status_code}", **meta)  # 4xx: not retried
-            body = resp.content
+            try:
+                body = _read_body(resp, max_body_bytes(len(bands), size))
+            except _BodyTooLarge as exc:
+                resp.close()
+                return Cutout.failure(bands, str(exc), **meta, attempts=requests_made)  # not retried, not cached
+            except requests.exceptions.ChunkedEncodingError:
+                reason = "http_truncated_body"
+                continue
+            except requests.RequestException as exc:
+                reason = "http_timeout" if "timed out" in str(exc).lower() else \
+                    f"http_connection_error: {type(exc).__name__}"
+                continue
             expected = resp.headers.get("Content-Length")
             if expected is not None and expected.isdigit() and int(expected) != len(body):
                 reason = "http_truncated_body"
