@@ -259,6 +259,16 @@ def cmd_inject(args) -> int:
 
 
 def cmd_cutout(args) -> int:
+    """One cutout; a bad source setting, an unreadable home or an unwritable output is a
+    clear error (exit 2), not a traceback."""
+    try:
+        return _cmd_cutout(args)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"lensaudit cutout: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cmd_cutout(args) -> int:
     if args.source is None:  # --coadd-dir alone means the coadd source
         args.source = "coadd" if args.coadd_dir else "mock"
     if args.source == "mock":

@@ -117,3 +117,12 @@ def test_an_oversized_body_is_refused_before_it_is_held(tmp_path):
         assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
     finally:
         srv.shutdown()
+
+
+def test_cutout_cli_with_a_bad_service_url_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from lensaudit_cli.main import main
+
+    monkeypatch.setenv("LENSAUDIT_CUTOUT_URL", "file:///etc/passwd")
+    monkeypatch.setenv("LENSAUDIT_HOME", str(tmp_path))
+    rc = main(["cutout", "--ra", "10", "--dec", "1", "--source", "http", "--out", str(tmp_path / "o.npz")])
+    assert rc == 2 and "must be http(s)" in capsys.readouterr().err and not (tmp_path / "o.npz").exists()
