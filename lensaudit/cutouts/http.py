@@ -2,13 +2,14 @@
 
 URL: ``<base_url>?ra=..&dec=..&layer=ls-dr10&pixscale=0.262&bands=grz&size=101``; the
 response is a FITS file whose primary HDU is (n_bands, size, size) in nanomaggies.
-Requests go only to the configured host (scheme, host and port): the first URL is checked (anything else
-raises), and redirects are not followed by the HTTP library but one by one here, only
-while they stay on the configured host and scheme (at most ``MAX_REDIRECTS``); a redirect
-elsewhere is a failure ``http_redirect_offhost`` and nothing is cached.  Each request has
-a timeout.  Connection errors, timeouts and 5xx answers are retried by urllib3's
-``Retry`` (mounted on the session; urllib3's exponential backoff with factor
-``backoff_s``); truncated or unreadable bodies are retried here with the same backoff.
+Requests go only to the configured origin (scheme, host and port): the first URL is
+checked (anything else raises), and redirects are not followed by the HTTP library but
+one by one here, only while they stay on that origin (at most ``MAX_REDIRECTS``); a
+redirect elsewhere is a failure ``http_redirect_offhost`` and nothing is cached.  Each
+request has a timeout.  Connection errors, timeouts and 5xx answers are retried by
+urllib3's ``Retry`` (mounted on the session; urllib3's exponential backoff with factor
+``backoff_s``; a server's Retry-After is honoured up to ``RETRY_AFTER_MAX_S``); truncated
+or unreadable bodies are retried here with the same backoff.
 Both share one budget of ``retries`` retries per cutout, after which the cutout is a
 failure with the last reason; a minimum interval separates cutout requests (rate limit);
 successful bodies are cached on disk by the SHA-256 of the URL.  A body longer than
@@ -31,6 +32,7 @@ from lensaudit.cutouts.result import STAMP_PIX, Cutout
 
 DEFAULT_BASE_URL = "https://www.legacysurvey.org/viewer/fits-cutout"
 MAX_REDIRECTS = 5
+RETRY_AFTER_MAX_S = 60.0
 MAX_HEADER_BYTES = 2**20  # FITS headers and padding allowed beyond the pixel data
 
 
@@ -56,6 +58,8 @@ def _read_body(resp, limit: int) -> bytes:
             raise _BodyTooLarge(f"http_body_too_large: more than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
@@ -121,7 +125,8 @@ class HttpCutoutSource:
         r = _BudgetRetry(total=self.retries, connect=self.retries, read=self.retries, redirect=0, status=self.retries,
                          other=self.retries, allowed_methods=frozenset({"GET"}),
                          status_forcelist=(500, 502, 503, 504), backoff_factor=self.backoff_s, raise_on_status=False,
-                         raise_on_redirect=False, respect_retry_after_header=False)
+                         raise_on_redirect=False, respect_retry_after_header=True,
+                         retry_after_max=RETRY_AFTER_MAX_S)
         r.budget = budget
         return r
 
