@@ -5,8 +5,8 @@ galaxy_id, split, healpix_128, label, tier, pool, confuser_category, conditions,
 probability) and ``assets/detector_evaluation/<arch>/evaluation.json`` (the metrics of
 ``lensaudit.evaluation.report``, no paths, plus ``checkpoint_sha256`` of the checkpoint
 scored and ``scored_table_sha256`` of the Parquet file written, which the integrity gates
-re-hash).  The test stamps pass through the same
-``load_split`` / ``raw_robust`` as training.
+re-hash, and ``scored_on_device``).  The test stamps pass through the same ``load_split`` /
+``raw_robust`` as training.
 """
 
 from __future__ import annotations
