@@ -14,9 +14,10 @@ recorded.  No-data pixels become NaN, and they must be known: by default the
 reason ``missing_invvar_<band>`` (a no-data pixel stored as 0 would otherwise pass QC as
 a real zero-flux pixel).  ``nodata="zeros"`` opts in to reading exact zeros of the image
 as no data when no weight map exists.  A non-finite image pixel is NaN too.  Brick edge:
-the stamp comes from the brick that contains (ra, dec) on the DR10 grid; a stamp that would leave that brick's image is a failure with reason
-``brick_edge`` (assembling it from the neighbouring bricks is not done).  Open bricks
-are kept in an LRU cache; callers sort their objects by brick.
+the stamp comes from the brick that contains (ra, dec) on the DR10 grid; a stamp that
+would leave that brick's image is a failure with reason ``brick_edge`` (assembling it
+from the neighbouring bricks is not done).  Open bricks are kept in an LRU cache;
+callers sort their objects by brick.
 """
 
 from __future__ import annotations
