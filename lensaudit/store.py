@@ -29,16 +29,45 @@ def lensaudit_home(home: str | os.PathLike | None = None) -> Path:
     return Path(home or os.environ.get("LENSAUDIT_HOME") or DEFAULT_HOME).resolve()
 
 
+def check_name(name) -> str:
+    """``name`` if it is one plain path component: letters, digits, ``_ . + -``, not
+    starting with a dot or separator, no ``..``, no control character (a trailing newline
+    included), not absolute; ValueError otherwise."""
+    s = name if isinstance(name, str) else None
+    if s is None or not _SAFE_NAME.fullmatch(s) or ".." in s:
+        raise ValueError(f"unsafe path component {name!r}")
+    return s
+
+
+def check_relpath(rel) -> str:
+    """A relative path of safe components joined by ``/`` (e.g. ``shards/x.npy``)."""
+    if not isinstance(rel, str) or not rel:
+        raise ValueError(f"unsafe relative path {rel!r}")
+    for part in rel.split("/"):
+        check_name(part)
+    return rel
+
+
 def safe_join(root: str | os.PathLike, *parts: str) -> Path:
     """Join ``parts`` under ``root``; refuse names that could escape it."""
     root_p = Path(root).resolve()
     for p in parts:
-        if not _SAFE_NAME.match(str(p)) or ".." in str(p):
-            raise ValueError(f"unsafe path component {p!r}")
+        check_name(p)
     out = root_p.joinpath(*parts).resolve()
     if root_p != out and root_p not in out.parents:
         raise ValueError(f"path {out} escapes the store root {root_p}")
     return out
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The sha256 (hex) of a file's bytes, read in chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def asset_dir(home: Path, asset_name: str) -> Path:

@@ -197,15 +197,47 @@ def plan_runs(defs, keys: set, profile_name: str) -> list[tuple[list, dict]]:
     return runs
 
 
+def evaluate_gates_robustly(view) -> list:
+    """(spec, result or None) for every gate, like ``evaluate_all``, but a gate that raises
+    anything (a truncated Parquet file, a bad shard path, a corrupt checkpoint) becomes a
+    failed result naming the error instead of ending the command."""
+    from lensaudit.gates.registry import GATES
+    from lensaudit.gates.result import GateResult, cannot_compute
+
+    rows = []
+    for g in GATES:
+        try:
+            if not view.has(g.asset):
+                rows.append((g, None))
+                continue
+            res = g.evaluate(view)
+            if not isinstance(res, GateResult):
+                res = cannot_compute(g.name, g.asset, g.severity, f"gate returned {type(res).__name__}")
+        except Exception as exc:  # noqa: BLE001 - one broken artefact must not hide the other gates
+            msg = " ".join(str(exc).split())[:300]
+            res = cannot_compute(g.name, g.asset, g.severity, f"{type(exc).__name__}: {msg}")
+        rows.append((g, res))
+    return rows
+
+
 def cmd_gates(args) -> int:
-    home, profile = _prepare_home(args.home, None)
-    from lensaudit.config import get_profile
-    from lensaudit.gates.registry import StoreView, evaluate_all
+    try:
+        home, profile = _prepare_home(args.home, None)
+        from lensaudit.config import get_profile
+
+        prof = get_profile(profile)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"lensaudit gates: cannot open the home: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    from lensaudit.gates.registry import StoreView
     from lensaudit_cli.table import gate_table
 
-    rows = evaluate_all(StoreView(home, get_profile(profile)))
+    rows = evaluate_gates_robustly(StoreView(home, prof))
     print(gate_table(rows))
     evaluated = [res for _, res in rows if res is not None]
+    for res in evaluated:
+        if not res.passed and "error" in res.details:
+            print(f"lensaudit gates: {res.name}: cannot be computed: {res.details['error']}", file=sys.stderr)
     if not evaluated:
         print(f"lensaudit: nothing stored under {home / 'assets'}; no gate evaluated", file=sys.stderr)
         return 1
@@ -240,6 +272,16 @@ def cmd_inject(args) -> int:
 
 
 def cmd_cutout(args) -> int:
+    """One cutout; a bad source setting, an unreadable home or an unwritable output is a
+    clear error (exit 2), not a traceback."""
+    try:
+        return _cmd_cutout(args)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"lensaudit cutout: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cmd_cutout(args) -> int:
     if args.source is None:  # --coadd-dir alone means the coadd source
         args.source = "coadd" if args.coadd_dir else "mock"
     if args.source == "mock":

@@ -8,11 +8,16 @@ Centring rule (that of ``astropy.nddata.Cutout2D``): (x, y) = the TAN WCS's
 column ceil(x - size/2) and row ceil(y - size/2), with no resampling, so the target lies
 within half a pixel of stamp pixel (size//2, size//2) (a target exactly half-way between
 two pixels goes to the lower one); the offset (dx_pix, dy_pix) from that pixel centre is
-recorded.  Pixels with invvar == 0 (no data) become
-NaN.  Brick edge: the stamp comes from the brick that contains (ra, dec) on the DR10
-grid; a stamp that would leave that brick's image is a failure with reason
-``brick_edge`` (assembling it from the neighbouring bricks is not done).  Open bricks
-are kept in an LRU cache; callers sort their objects by brick.
+recorded.  No-data pixels become NaN, and they must be known: by default the
+``-invvar-`` image is required (invvar <= 0 or non-finite = no data); without it the
+``-nexp-`` image is used (nexp == 0 = no data); with neither the cutout is a failure with
+reason ``missing_invvar_<band>`` (a no-data pixel stored as 0 would otherwise pass QC as
+a real zero-flux pixel).  ``nodata="zeros"`` opts in to reading exact zeros of the image
+as no data when no weight map exists.  A non-finite image pixel is NaN too.  Brick edge:
+the stamp comes from the brick that contains (ra, dec) on the DR10 grid; a stamp that
+would leave that brick's image is a failure with reason ``brick_edge`` (assembling it
+from the neighbouring bricks is not done).  Open bricks are kept in an LRU cache;
+callers sort their objects by brick.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from lensaudit.survey.bricks import brick_at
 
 
 class CoaddSource:
-    def __init__(self, root: str, cache_bricks: int = 8, use_invvar: bool = True):
+    def __init__(self, root: str, cache_bricks: int = 8, nodata: str = "invvar"):
+        if nodata not in ("invvar", "zeros"):
+            raise ValueError(f"nodata must be 'invvar' (invvar, else nexp, required) or 'zeros', got {nodata!r}")
         self.root = root.rstrip("/")
         self.cache_bricks = cache_bricks
-        self.use_invvar = use_invvar
+        self.nodata = nodata
         self._cache: OrderedDict = OrderedDict()
 
     def _path(self, brick: str, kind: str, band: str) -> tuple[str, ...]:
@@ -62,8 +69,20 @@ class CoaddSource:
             self._cache.move_to_end(key)
             return self._cache[key]
         image = self._open(self._path(brick, "image", band))
-        ivar = self._open(self._path(brick, "invvar", band)) if (image is not None and self.use_invvar) else None
-        entry = None if image is None else (image[0], image[1], None if ivar is None else ivar[0])
+        entry = None
+        if image is not None:
+            weight, kind = None, "zeros"
+            if self.nodata == "invvar":
+                for kind in ("invvar", "nexp"):
+                    opened = self._open(self._path(brick, kind, band))
+                    if opened is not None:
+                        weight = opened[0]
+                        break
+                else:
+                    kind = "missing"
+            if weight is not None and weight.shape != image[0].shape:
+                raise ValueError(f"{kind} shape {weight.shape} differs from the image's {image[0].shape}")
+            entry = (image[0], image[1], weight, kind)
         self._cache[key] = entry
         while len(self._cache) > self.cache_bricks:
             self._cache.popitem(last=False)
@@ -84,7 +103,9 @@ class CoaddSource:
                 return Cutout.failure(bands, f"unreadable_brick_{band}: {type(exc).__name__}: {exc}", brickname=brick)
             if entry is None:
                 return Cutout.failure(bands, f"missing_band_{band}", brickname=brick)
-            image, wcs, ivar = entry
+            image, wcs, weight, kind = entry
+            if kind == "missing":
+                return Cutout.failure(bands, f"missing_invvar_{band}", brickname=brick)
             x, y = wcs.world_to_pixel_values(ra, dec)
             x0, y0 = int(np.ceil(x - size / 2)), int(np.ceil(y - size / 2))
             xc, yc = x0 + h, y0 + h
@@ -92,8 +113,13 @@ class CoaddSource:
             if xc - h < 0 or yc - h < 0 or xc + h + 1 > nx or yc + h + 1 > ny:
                 return Cutout.failure(bands, "brick_edge", brickname=brick, x_pix=float(x), y_pix=float(y))
             plane = image[yc - h:yc + h + 1, xc - h:xc + h + 1].astype(np.float32)
-            if ivar is not None:
-                plane = np.where(ivar[yc - h:yc + h + 1, xc - h:xc + h + 1] > 0, plane, np.float32(np.nan))
+            if kind == "zeros":
+                good = plane != 0
+            else:
+                w = weight[yc - h:yc + h + 1, xc - h:xc + h + 1]
+                good = np.isfinite(w) & (w > 0)
+            plane = np.where(good & np.isfinite(plane), plane, np.float32(np.nan))
             planes.append(plane)
+            meta[f"nodata_from_{band}"] = kind
             meta.update({"x_pix": float(x), "y_pix": float(y), "dx_pix": float(x - xc), "dy_pix": float(y - yc)})
         return Cutout(True, bands, np.stack(planes), "", meta)

@@ -2,11 +2,19 @@
 
 URL: ``<base_url>?ra=..&dec=..&layer=ls-dr10&pixscale=0.262&bands=grz&size=101``; the
 response is a FITS file whose primary HDU is (n_bands, size, size) in nanomaggies.
-Requests go only to the configured host (anything else raises); each request has a
-timeout; 5xx answers, timeouts, connection errors and truncated or unreadable bodies are
-retried with exponential backoff (``backoff_s x 2^k``) up to ``retries`` times, then
-returned as a failure with the last reason; a minimum interval separates requests
-(rate limit); successful bodies are cached on disk by the SHA-256 of the URL.
+Requests go only to the configured origin (scheme, host and port): the first URL is
+checked (anything else raises), and redirects are not followed by the HTTP library but
+one by one here, only while they stay on that origin (at most ``MAX_REDIRECTS``); a
+redirect elsewhere is a failure ``http_redirect_offhost`` and nothing is cached.  Each
+request has a timeout.  Connection errors, timeouts and 5xx answers are retried by
+urllib3's ``Retry`` (mounted on the session; urllib3's exponential backoff with factor
+``backoff_s``; a server's Retry-After is honoured up to ``RETRY_AFTER_MAX_S``); truncated
+or unreadable bodies are retried here with the same backoff.
+Both share one budget of ``retries`` retries per cutout, after which the cutout is a
+failure with the last reason; a minimum interval separates cutout requests (rate limit);
+successful bodies are cached on disk by the SHA-256 of the URL.  A body longer than
+``max_body_bytes`` (float64 pixels plus 1 MiB) is refused before it is held in memory
+(``http_body_too_large``, not retried).
 """
 
 from __future__ import annotations
@@ -15,13 +23,78 @@ import hashlib
 import io
 import time
 from pathlib import Path
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode, urljoin, urlparse
 
 import numpy as np
+from urllib3.util.retry import Retry
 
 from lensaudit.cutouts.result import STAMP_PIX, Cutout
 
 DEFAULT_BASE_URL = "https://www.legacysurvey.org/viewer/fits-cutout"
+MAX_REDIRECTS = 5
+RETRY_AFTER_MAX_S = 60.0
+MAX_HEADER_BYTES = 2**20  # FITS headers and padding allowed beyond the pixel data
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def max_body_bytes(n_bands: int, size: int) -> int:
+    """The largest response read for one cutout: float64 pixels plus ``MAX_HEADER_BYTES``."""
+    return 8 * n_bands * size * size + MAX_HEADER_BYTES
+
+
+def _read_body(resp, limit: int) -> bytes:
+    """The body, refusing (``_BodyTooLarge``) a declared or actual length over ``limit``
+    before holding it in memory."""
+    declared = resp.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge(f"http_body_too_large: Content-Length {declared} > {limit}")
+    chunks, n = [], 0
+    for chunk in resp.iter_content(chunk_size=1 << 16):
+        n += len(chunk)
+        if n > limit:
+            raise _BodyTooLarge(f"http_body_too_large: more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class _Budget:
+    """Retries used so far by one cutout (urllib3's retries and the body retries here)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+
+
+class _BudgetRetry(Retry):
+    """urllib3 ``Retry`` that also counts into a per-cutout ``_Budget`` and is exhausted
+    when the budget is."""
+
+    budget: _Budget | None = None
+
+    def new(self, **kw):
+        out = super().new(**kw)
+        out.budget = self.budget
+        return out
+
+    def increment(self, *args, **kwargs):
+        from urllib3.exceptions import MaxRetryError
+
+        if self.budget is None:
+            return super().increment(*args, **kwargs)
+        self.budget.used += 1
+        try:
+            return super().increment(*args, **kwargs)
+        except MaxRetryError:
+            self.budget.used -= 1  # refused: no request was made
+            raise
+
+    def is_exhausted(self) -> bool:
+        return super().is_exhausted() or (self.budget is not None and self.budget.used > self.budget.limit)
 
 
 class HttpCutoutSource:
@@ -41,15 +114,40 @@ class HttpCutoutSource:
 
             session = requests.Session()
         self.session = session
+        self._adapter = None
+        if hasattr(session, "mount"):
+            from requests.adapters import HTTPAdapter
+
+            self._adapter = HTTPAdapter(max_retries=self._retry(_Budget(retries)))
+            session.mount(f"{parsed.scheme}://{parsed.netloc}", self._adapter)
+
+    def _retry(self, budget: _Budget) -> Retry:
+        r = _BudgetRetry(total=self.retries, connect=self.retries, read=self.retries, redirect=0, status=self.retries,
+                         other=self.retries, allowed_methods=frozenset({"GET"}),
+                         status_forcelist=(500, 502, 503, 504), backoff_factor=self.backoff_s, raise_on_status=False,
+                         raise_on_redirect=False, respect_retry_after_header=True,
+                         retry_after_max=RETRY_AFTER_MAX_S)
+        r.budget = budget
+        return r
 
     def url(self, ra: float, dec: float, bands: str, size: int) -> str:
         q = urlencode({"ra": f"{ra:.8f}", "dec": f"{dec:.8f}", "layer": self.layer, "pixscale": self.pixscale,
                        "bands": bands, "size": size})
         return f"{self.base_url}?{q}"
 
+    @staticmethod
+    def _origin(url: str) -> tuple:
+        p = urlparse(url)
+        try:
+            port = p.port or {"http": 80, "https": 443}.get(p.scheme)
+        except ValueError:  # a malformed port
+            port = None
+        return p.scheme, (p.hostname or "").lower(), port
+
     def _checked(self, url: str) -> str:
-        if urlparse(url).hostname != self.host:
-            raise ValueError(f"refusing a request to {urlparse(url).hostname!r}: only {self.host!r} is configured")
+        if self._origin(url) != self._origin(self.base_url):
+            raise ValueError(f"refusing a request to {urlparse(url).netloc!r}: only {urlparse(self.base_url).netloc!r} "
+                             f"is configured")
         return url
 
     def _wait(self):
@@ -73,8 +171,27 @@ class HttpCutoutSource:
             raise ValueError(f"wrong shape {data.shape}")
         return data
 
+    def _get(self, url: str):
+        """One GET with redirects followed only on the configured host: (response, "") or
+        (None, reason)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self.session.get(url, timeout=self.timeout_s, allow_redirects=False, stream=True)
+            if resp.status_code not in _REDIRECTS:
+                return resp, ""
+            loc = resp.headers.get("Location")
+            resp.close()
+            if not loc:
+                return None, f"http_{resp.status_code}_without_location"
+            nxt = urljoin(url, loc)
+            if self._origin(nxt) != self._origin(self.base_url):
+                p = urlparse(nxt)
+                return None, f"http_redirect_offhost: {p.scheme}://{p.netloc}"
+            url = nxt
+        return None, "http_too_many_redirects"
+
     def cutout(self, ra: float, dec: float, bands: str = "grz", size: int = STAMP_PIX) -> Cutout:
         import requests
+        from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
         if not (np.isfinite(ra) and np.isfinite(dec)):
             return Cutout.failure(bands, "invalid_coords")
@@ -84,32 +201,62 @@ class HttpCutoutSource:
         if cache is not None and cache.exists():
             try:
                 return Cutout(True, bands, self._parse(cache.read_bytes(), bands, size), "", meta | {"cached": True})
-            except (OSError, ValueError):
+            except (OSError, ValueError, TypeError):
                 cache.unlink()  # a bad cache entry is refetched
-        reason = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        budget = _Budget(self.retries)
+        if self._adapter is not None:
+            self._adapter.max_retries = self._retry(budget)
+        reason, requests_made = "", 0
+        while True:
+            if requests_made:  # a body-level retry (urllib3 retried the rest)
+                if budget.used >= budget.limit:
+                    break
+                budget.used += 1
+                time.sleep(self.backoff_s * 2 ** (budget.used - 1))
             self._wait()
+            used_before = budget.used
+            requests_made += 1
+            resp, why, spent = None, "", False
             try:
-                resp = self.session.get(url, timeout=self.timeout_s)
+                resp, why = self._get(url)
             except requests.Timeout:
                 reason = "http_timeout"
-                continue
             except requests.exceptions.ChunkedEncodingError:
                 reason = "http_truncated_body"  # the server closed before Content-Length bytes
+            except requests.RequestException as exc:
+                inner = exc.args[0] if exc.args else None
+                if isinstance(inner, MaxRetryError) and isinstance(inner.reason, ReadTimeoutError):
+                    reason = "http_timeout"
+                else:
+                    reason = f"http_connection_error: {type(exc).__name__}"
+                spent = isinstance(inner, MaxRetryError)  # urllib3 spent the budget
+            requests_made += budget.used - used_before  # urllib3's retries were requests too
+            if spent:
+                break
+            if resp is None and not why:
+                continue
+            if resp is None:
+                return Cutout.failure(bands, why, **meta, attempts=requests_made)  # not retried, not cached
+            if resp.status_code != 200:
+                resp.close()
+                if resp.status_code >= 500:
+                    reason = f"http_{resp.status_code}"
+                    break  # urllib3 retried 5xx until the budget was spent
+                return Cutout.failure(bands, f"http_{resp.status_code}", **meta)  # 4xx: not retried
+            try:
+                body = _read_body(resp, max_body_bytes(len(bands), size))
+            except _BodyTooLarge as exc:
+                resp.close()
+                return Cutout.failure(bands, str(exc), **meta, attempts=requests_made)  # not retried, not cached
+            except requests.exceptions.ChunkedEncodingError:
+                reason = "http_truncated_body"
                 continue
             except requests.RequestException as exc:
-                reason = f"http_connection_error: {type(exc).__name__}"
+                reason = "http_timeout" if "timed out" in str(exc).lower() else \
+                    f"http_connection_error: {type(exc).__name__}"
                 continue
-            if resp.status_code >= 500:
-                reason = f"http_{resp.status_code}"
-                continue
-            if resp.status_code != 200:
-                return Cutout.failure(bands, f"http_{resp.status_code}", **meta)  # 4xx: not retried
-            body = resp.content
             expected = resp.headers.get("Content-Length")
-            if expected is not None and int(expected) != len(body):
+            if expected is not None and expected.isdigit() and int(expected) != len(body):
                 reason = "http_truncated_body"
                 continue
             try:
@@ -122,5 +269,5 @@ class HttpCutoutSource:
 
                 with atomic_path(cache) as tmp:
                     tmp.write_bytes(body)
-            return Cutout(True, bands, data, "", meta | {"attempts": attempt + 1})
-        return Cutout.failure(bands, reason or "http_failed", **meta, attempts=self.retries + 1)
+            return Cutout(True, bands, data, "", meta | {"attempts": requests_made})
+        return Cutout.failure(bands, reason or "http_failed", **meta, attempts=requests_made)

@@ -1,8 +1,10 @@
 """Quality control of a cutout (DESIGN s3 "Cutouts").
 
 Checks, in order (the first failure is the reason): size, every band present (a band
-that is all NaN or all zero counts as missing), central 50x50 NaN fraction <= 2 %,
-no NaN in the core (r < 5 px).  Statistics per band: p1, p50, p99, MAD (1.4826 x median
+that is all NaN or all zero counts as missing), no band with more than 2 % exact zeros
+in the central 50x50 (no-data written as 0: sky noise makes exact zeros rare; reason
+``zero_filled_<band>``), no infinite pixel (``infinite_pixels``: NaN marks no data, inf is
+a corrupted value), central 50x50 NaN fraction <= 2 %, no NaN in the core (r < 5 px).  Statistics per band: p1, p50, p99, MAD (1.4826 x median
 absolute deviation), outer-annulus background (median over r in [35, 50) px), clip
 fraction (pixels beyond p50 +- 10 MAD).  Pixel values are nmgy per pixel.
 """
@@ -51,8 +53,12 @@ def quality(data: np.ndarray | None, bands: str, size: int = 101) -> dict:
         out.update({f"p1_{b}": float(p1), f"p50_{b}": float(p50), f"p99_{b}": float(p99), f"mad_{b}": mad,
                     f"outer_bg_{b}": float(np.median(outer)) if len(outer) else float("nan"),
                     f"clip_frac_{b}": float(np.mean(np.abs(fin - p50) > 10 * mad)) if mad > 0 else float("nan")})
+        if float((central[i] == 0).mean()) > MAX_CENTRAL_NAN_FRAC:
+            reasons.append(f"zero_filled_{b}")
     if reasons:
         out["qc_reason"] = reasons[0]
+    elif np.isinf(data).any():
+        out["qc_reason"] = "infinite_pixels"
     elif out["central_nan_frac"] > MAX_CENTRAL_NAN_FRAC:
         out["qc_reason"] = "central_nan_frac"
     elif np.isnan(data[:, r < CORE_RADIUS_PX]).any():

@@ -44,6 +44,12 @@ class CutoutReader:
 
     def _shard(self, rel: str) -> np.ndarray:
         if rel not in self._maps:
+            from lensaudit.store import check_relpath
+
+            try:
+                check_relpath(rel)
+            except ValueError as exc:
+                raise ShardError(f"shard path {rel!r} escapes the store {self.root} or is not a plain name") from exc
             p = (self.root / rel).resolve()
             if self.root.resolve() not in p.parents:
                 raise ShardError(f"shard path {rel!r} escapes the store {self.root}")
@@ -64,12 +70,19 @@ class CutoutReader:
         out = np.empty((n, self.bands, self.size, self.size), np.float32) if out is None else out
         paths = index["cutout_path"].to_numpy()
         offs = index["cutout_offset"].to_numpy()
+        if not np.issubdtype(offs.dtype, np.integer):
+            f = np.asarray(offs, dtype=np.float64)
+            if len(f) and not (np.isfinite(f).all() and (f == np.round(f)).all()):
+                raise ShardError("cutout_offset holds non-integer values")
+            offs = f.astype(np.int64)
         for rel in np.unique(paths):
             sel = np.flatnonzero(paths == rel)
             shard = self._shard(rel)
-            o = offs[sel]
+            o = offs[sel].astype(np.int64)
             if o.max() >= len(shard):
-                raise ShardError(f"index points past the end of shard {rel}")
+                raise ShardError(f"index points past the end of shard {rel} (offset {int(o.max())} >= {len(shard)} rows)")
+            if o.min() < 0:  # -1 would wrap to the last stamp
+                raise ShardError(f"index holds a negative offset {int(o.min())} into shard {rel}")
             # contiguous runs are copied as slices, the rest gathered
             if len(o) > 1 and np.all(np.diff(o) == 1) and np.all(np.diff(sel) == 1):
                 out[sel[0]:sel[-1] + 1] = shard[o[0]:o[-1] + 1]

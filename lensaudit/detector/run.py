@@ -2,8 +2,9 @@
 
 Layout under ``$LENSAUDIT_HOME/assets/detector/<arch>/``: ``best.pt`` (the state dict
 only; ``torch.load(best.pt, weights_only=True)`` loads it into
-``torchvision.models.resnet18(num_classes=1)``), ``run_info.json`` (provenance and the
-training record), ``history.json`` (loss and val AUC per epoch) and ``rows.parquet``
+``torchvision.models.resnet18(num_classes=1)``; byte-reproducible: the same weights give
+the same file), ``run_info.json`` (provenance and the training record, with the
+checkpoint's ``checkpoint_sha256``), ``history.json`` (loss and val AUC per epoch) and ``rows.parquet``
 (galaxy_id, split, healpix_128, label of every row trained or validated on: what the
 evaluation's disjointness check re-verifies).
 """
@@ -63,7 +64,7 @@ def train_detector(home: Path, profile: Profile, arch: str, device: str, log=pri
     out = detector_dir(home, arch)
     model = build_model(arch)
     model.load_state_dict(best)  # the selected epoch's weights, checked against the architecture
-    save_checkpoint(model, out / "best.pt")
+    checkpoint_sha256 = save_checkpoint(model, out / "best.pt")
     used = pd.concat([d.meta[["galaxy_id", "split", "healpix_128", "label"]] for d in data.values()], ignore_index=True)
     write_parquet_atomic(used, out / "rows.parquet")
     config = {"train": cfg.as_dict(), "profile": profile.name, "detector_settings": asdict(profile.detector),
@@ -86,6 +87,7 @@ def train_detector(home: Path, profile: Profile, arch: str, device: str, log=pri
         **{k: info[k] for k in ("epochs_run", "best_epoch", "best_val_auc", "stop_reason", "train_images_per_s",
                                 "mean_epoch_train_s")},
         "checkpoint": "best.pt (state dict only; torch.load(weights_only=True))",
+        "checkpoint_sha256": checkpoint_sha256,
     }
     write_json_atomic(history, out / "history.json")
     write_json_atomic(run_info, out / "run_info.json")

@@ -3,9 +3,12 @@
 Writes ``assets/detector_evaluation/<arch>.parquet`` (one row per scored test cutout:
 galaxy_id, split, healpix_128, label, tier, pool, confuser_category, conditions, logit,
 probability), ``assets/detector_evaluation/<arch>/val_scores.parquet`` (the same for the
-validation split, where the operating thresholds are chosen) and ``assets/detector_evaluation/<arch>/evaluation.json`` (the metrics of
-``lensaudit.evaluation.report``, no paths).  The test stamps pass through the same
-``load_split`` / ``raw_robust`` as training.
+validation split, where the operating thresholds are chosen) and
+``assets/detector_evaluation/<arch>/evaluation.json`` (the metrics of
+``lensaudit.evaluation.report``, no paths, plus ``checkpoint_sha256`` of the checkpoint
+scored and ``scored_table_sha256`` of the Parquet file written, which the integrity gates
+re-hash, and ``scored_on_device``).  The test stamps pass through the same ``load_split`` /
+``raw_robust`` as training.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from lensaudit.detector.run import detector_dir, write_json_atomic
 from lensaudit.detector.train import predict
 from lensaudit.evaluation.metrics import sigmoid
 from lensaudit.evaluation.report import evaluate
-from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic
+from lensaudit.store import file_sha256, partition_file, read_asset, safe_join, write_parquet_atomic
 
 
 def evaluation_json_path(home: Path, arch: str) -> Path:
@@ -43,13 +46,30 @@ def val_scores(home: Path, arch: str):
 
 
 def load_frozen_detector(home: Path, arch: str, device: str):
-    """The trained model in eval mode on ``device`` (weights-only load) and its run_info."""
+    """The trained model in eval mode on ``device`` (weights-only load) and its run_info,
+    with ``info["checkpoint_sha256_loaded"]`` the sha256 of the bytes loaded.  A checkpoint
+    whose sha256 differs from the one training recorded, NaN/inf weights or an unreadable
+    run_info.json raise CheckpointError."""
+    from lensaudit.detector.models import CheckpointError
+    from lensaudit.store import file_sha256
+
     d = detector_dir(home, arch)
-    info_path = d / "run_info.json"
-    if not info_path.is_file():
+    info_path, ckpt = d / "run_info.json", d / "best.pt"
+    if not info_path.is_file() or not ckpt.is_file():
         raise FileNotFoundError(f"no trained {arch} detector under {d} (materialise the detector asset first)")
-    info = json.loads(info_path.read_text())
-    model = load_checkpoint(d / "best.pt", arch).to(device).eval()
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{info_path}: unreadable ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{info_path}: not a JSON object")
+    digest = file_sha256(ckpt)
+    recorded = info.get("checkpoint_sha256")
+    if recorded is not None and recorded != digest:
+        raise CheckpointError(f"{ckpt}: sha256 {digest[:16]}... differs from the {recorded[:16]}... recorded at "
+                              f"training (the checkpoint changed)")
+    model = load_checkpoint(ckpt, arch).to(device).eval()
+    info["checkpoint_sha256_loaded"] = digest
     return model, info
 
 
@@ -68,12 +88,14 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str):
     scored = test.meta.copy()
     scored["logit"] = logits
     scored["probability"] = sigmoid(logits)
-    write_parquet_atomic(scored, partition_file(home, "detector_evaluation", arch))
+    scored_path = write_parquet_atomic(scored, partition_file(home, "detector_evaluation", arch))
     report = evaluate(logits, test.meta, val_logits, val.y, n_boot=profile.detector.n_boot,
                       seed=profile.detector.boot_seed)
     report.update({"arch": arch, "split": "test", "crop": crop, "preprocessing": "raw_robust",
                    "excluded_rows": test.excluded, "degenerate_bands": test.degenerate_bands,
                    "detector_config_sha256": info["config_sha256"], "git_commit": info["git_commit"],
+                   "checkpoint_sha256": info["checkpoint_sha256_loaded"], "scored_table_sha256": file_sha256(scored_path),
+                   "scored_on_device": "cuda" if str(device).startswith("cuda") else str(device),
                    "wording": "held-out test split (HEALPix pixels disjoint from the train and val splits); tier-A recall is "
                               "measured on held-out tier-A lenses"})
     from lensaudit.evaluation.baseline import baseline_summary, shortcut_lr_scores

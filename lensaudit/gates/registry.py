@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from lensaudit.gates.gate_spec import GateSpec, StoreView, schema_gate as _schema_gate, spec as _spec
-from lensaudit.gates import data_gates, parity_gates
+from lensaudit.gates import data_gates, integrity_gates, parity_gates
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.gates.schema_gates import schema_matches
 from lensaudit.spec import DATA, negative_cuts
@@ -277,3 +277,4 @@ def evaluate_all(view: StoreView) -> list[tuple[GateSpec, GateResult | None]]:
     return [(g, g.evaluate(view) if view.has(g.asset) else None) for g in GATES]
 
 GATES += parity_gates.specs()
+GATES += integrity_gates.specs()

@@ -1,0 +1,429 @@
+"""Gates that verify stored bytes and cross-table links instead of trusting them.
+
+Cutout store (asset ``cutouts``):
+
+- ``cutout_index_links_valid``: every ``cutout_ok`` row points to an existing shard
+  (a plain relative name inside the store) at an offset in ``[0, rows)``, no two rows
+  point to the same stamp, failed rows carry ``cutout_path = ''`` and offset -1.
+- ``cutout_shards_match_content_hash``: every shard the index references is re-hashed
+  (sha256 of its float32 (N, C, H, W) data, as ``spark_jobs.cutouts`` names it:
+  ``<sweep>-<k>-<first 16 hex>.npy``) and compared with its name.
+- ``cutout_qc_recomputed``: the QC of every ``cutout_ok`` row is recomputed from the stamp
+  the index points to (``lensaudit.cutouts.qc.quality``: all-NaN or zero-filled bands,
+  NaN fractions, per-band p1/p50/p99/MAD) and compared with the index's QC columns.  The
+  per-band percentiles are per-stamp statistics, so an offset shifted by one (or a stamp
+  swapped) shows up as a mismatch.
+
+Detector (asset ``detector_evaluation``, every architecture of the profile that has an
+``evaluation.json``):
+
+- ``detector_artefact_hashes_match``: sha256 of ``best.pt`` equals ``run_info.json``'s and
+  ``evaluation.json``'s ``checkpoint_sha256``; sha256 of the scored table equals
+  ``evaluation.json``'s ``scored_table_sha256``.
+- ``detector_auc_recomputed``: the test ROC AUC recomputed from the scored table's
+  ``label`` and ``logit`` equals the stored ``metrics.roc_auc.value``; ``probability`` is
+  ``sigmoid(logit)``.
+- ``detector_logits_rescored``: a deterministic sample of scored test rows is re-read from
+  the cutout store, preprocessed (``raw_robust``, the run's crop) and re-scored in float32
+  on the CPU with the checkpoint loaded by plain ``torch.load(weights_only=True)``; every
+  logit must agree with the stored one within ``atol + rtol |logit|`` (tighter when the
+  evaluation ran on the CPU, looser for a GPU's TF32 convolutions).
+
+Every gate here is ERROR and blocking; one that cannot be computed fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lensaudit.gates.result import ERROR, GateResult, cannot_compute
+
+CUTOUTS = "cutouts"
+DETECTOR = "detector_evaluation"
+SHARD_NAME = re.compile(r"-([0-9a-f]{16})\.npy$")
+QC_RTOL = 1e-5
+#: logit tolerance (atol, rtol) by the device the evaluation scored on.  CUDA: cuDNN
+#: convolutions run in TF32 by default; a resnet18 trained to logits in [-13, 19] scored
+#: float32 on an H100 (channels_last, TF32 convs) vs float32 on the CPU differed by at most
+#: 0.021 (p99 0.010) over 1024 stamps, all inside 0.05 + 0.01 |logit|
+RESCORE_TOL = {"cpu": (1e-3, 1e-4), "cuda": (5e-2, 1e-2)}
+RESCORE_ROWS = 64
+_BLOCK = 256  # stamps hashed / checked per step
+
+
+# ---- cutout store --------------------------------------------------------------------
+
+def _open_shard(store: Path, rel: str):
+    """(memory-mapped float32 (N, C, H, W) array, "") or (None, why)."""
+    from lensaudit.store import check_relpath
+
+    try:
+        check_relpath(rel)
+    except ValueError:
+        return None, "unsafe shard path"
+    p = store / rel
+    if not p.is_file():
+        return None, "missing"
+    try:
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable header
+        return None, f"unreadable ({type(exc).__name__})"
+    if arr.dtype != np.float32 or arr.ndim != 4:
+        return None, f"shape {arr.shape} dtype {arr.dtype}"
+    return arr, ""
+
+
+def _ok_rows(index: pd.DataFrame) -> pd.DataFrame:
+    return index[index["cutout_ok"].astype(bool)]
+
+
+def index_links_valid(index: pd.DataFrame, store: Path) -> GateResult:
+    name = "cutout_index_links_valid"
+    threshold = "0 broken links"
+    if index.empty:
+        return cannot_compute(name, CUTOUTS, ERROR, "empty cutout index", threshold)
+    ok = _ok_rows(index)
+    problems: dict[str, int] = {}
+    examples: list[str] = []
+
+    def flag(kind: str, rows: pd.DataFrame):
+        if len(rows):
+            problems[kind] = problems.get(kind, 0) + int(len(rows))
+            examples.extend(f"{kind}: {g}" for g in rows["galaxy_id"].astype(str).head(3))
+
+    offs = pd.to_numeric(ok["cutout_offset"], errors="coerce")
+    flag("negative_or_missing_offset", ok[~(offs >= 0)])
+    paths = ok["cutout_path"].fillna("").astype(str)
+    flag("empty_path", ok[paths == ""])
+    for rel, rows in ok[(paths != "") & (offs >= 0)].groupby(paths[(paths != "") & (offs >= 0)]):
+        arr, why = _open_shard(store, rel)
+        if arr is None:
+            flag(f"shard_{why.split(' ')[0]}", rows)
+            continue
+        flag("offset_past_end", rows[pd.to_numeric(rows["cutout_offset"]) >= len(arr)])
+    dup = ok[ok.duplicated(["cutout_path", "cutout_offset"], keep=False)]
+    flag("two_rows_one_stamp", dup)
+    failed = index[~index["cutout_ok"].astype(bool)]
+    flag("failed_row_with_link", failed[(failed["cutout_path"].fillna("") != "") | (failed["cutout_offset"] != -1)])
+    n_bad = sum(problems.values())
+    return GateResult(name, CUTOUTS, n_bad == 0, ERROR, float(n_bad), threshold,
+                      {"ok_rows": int(len(ok)), "problems": problems, "examples": examples[:10]})
+
+
+def shard_sha256(arr: np.ndarray) -> str:
+    """sha256 (hex) of a shard's C-order float32 data, read in blocks."""
+    h = hashlib.sha256()
+    for s in range(0, len(arr), _BLOCK):
+        h.update(np.ascontiguousarray(arr[s:s + _BLOCK]).tobytes())
+    return h.hexdigest()
+
+
+def shards_match_content_hash(index: pd.DataFrame, store: Path) -> GateResult:
+    name = "cutout_shards_match_content_hash"
+    threshold = "every referenced shard's sha256 matches its name"
+    ok = _ok_rows(index)
+    rels = sorted(set(ok["cutout_path"].fillna("").astype(str)) - {""})
+    if not rels:
+        return cannot_compute(name, CUTOUTS, ERROR, "no cutout_ok row references a shard", threshold)
+    bad: dict[str, str] = {}
+    for rel in rels:
+        m = SHARD_NAME.search(rel)
+        if not m:
+            bad[rel] = "name carries no content hash"
+            continue
+        arr, why = _open_shard(store, rel)
+        if arr is None:
+            bad[rel] = why
+            continue
+        digest = shard_sha256(arr)
+        if digest[:16] != m.group(1):
+            bad[rel] = f"sha256 {digest[:16]} != name {m.group(1)}"
+    return GateResult(name, CUTOUTS, not bad, ERROR, float(len(bad)), threshold,
+                      {"shards": len(rels), "mismatched": len(bad), "examples": dict(list(bad.items())[:5])})
+
+
+def _band_stats(stamps: np.ndarray) -> dict[str, np.ndarray]:
+    """Vectorised p1/p50/p99/MAD of NaN-free (N, C, H, W) stamps, as ``quality`` computes them."""
+    n, c = stamps.shape[:2]
+    flat = stamps.reshape(n, c, -1)
+    p = np.percentile(flat, [1, 50, 99], axis=2)
+    mad = 1.4826 * np.median(np.abs(flat - p[1][..., None]), axis=2)
+    return {"p1": p[0], "p50": p[1], "p99": p[2], "mad": mad}
+
+
+def recompute_qc(stamps: np.ndarray, bands: str = "grz") -> list[dict]:
+    """QC dicts (the index's QC columns) of a batch of stamps; NaN-free stamps vectorised,
+    the rest through ``quality`` one by one."""
+    from lensaudit.cutouts.qc import CENTRAL_BOX_PX, MAX_CENTRAL_NAN_FRAC, quality
+
+    size = stamps.shape[-1]
+    out: list[dict | None] = [None] * len(stamps)
+    has_nan = np.isnan(stamps).any(axis=(1, 2, 3))
+    clean = np.flatnonzero(~has_nan & np.isfinite(stamps).all(axis=(1, 2, 3)))
+    if len(clean):
+        x = stamps[clean]
+        st = _band_stats(x)
+        c0 = (size - CENTRAL_BOX_PX) // 2
+        central = x[:, :, c0:c0 + CENTRAL_BOX_PX, c0:c0 + CENTRAL_BOX_PX]
+        present = (x != 0).any(axis=(2, 3))
+        zero_frac = (central == 0).mean(axis=(2, 3))
+        for j, i in enumerate(clean):
+            rec = {"nan_frac": 0.0, "central_nan_frac": 0.0}
+            reason = ""
+            for k, b in enumerate(bands):
+                rec[f"has_{b}"] = bool(present[j, k])
+                if not present[j, k]:
+                    reason = reason or f"missing_band_{b}"
+                    continue
+                for s in ("p1", "p50", "p99"):
+                    rec[f"{s}_{b}"] = float(st[s][j, k])
+                rec[f"mad_{b}"] = float(st["mad"][j, k])
+                if zero_frac[j, k] > MAX_CENTRAL_NAN_FRAC:
+                    reason = reason or f"zero_filled_{b}"
+            rec["qc_ok"], rec["qc_reason"] = reason == "", reason
+            out[i] = rec
+    for i in np.flatnonzero([o is None for o in out]):
+        out[i] = quality(stamps[i], bands, size)
+    return out  # type: ignore[return-value]
+
+
+def qc_recomputed(index: pd.DataFrame, store: Path, bands: str = "grz", size: int = 101) -> GateResult:
+    from lensaudit.cutouts.store import CutoutReader, ShardError
+
+    name = "cutout_qc_recomputed"
+    threshold = "0 rows whose recomputed QC differs from the index"
+    ok = _ok_rows(index).reset_index(drop=True)
+    if ok.empty:
+        return cannot_compute(name, CUTOUTS, ERROR, "no cutout_ok row", threshold)
+    col_bands = [("nan_frac", ""), ("central_nan_frac", "")] + [(f"{s}_{b}", b) for b in bands
+                                                                 for s in ("p1", "p50", "p99", "mad")]
+    cols = [c for c, _ in col_bands]
+    missing = [c for c in cols + [f"has_{b}" for b in bands] if c not in ok.columns]
+    if missing:
+        return cannot_compute(name, CUTOUTS, ERROR, f"index lacks QC columns {missing}", threshold)
+    reader = CutoutReader(store, bands=len(bands), size=size)
+    mismatched: dict[str, str] = {}
+
+    def read_rows(part):
+        """(rows, stamps) readable; unreadable rows go to ``mismatched`` with the reason."""
+        try:
+            return part, reader.read(part)
+        except (ShardError, ValueError, OSError):
+            keep, stamps = [], []
+            for i in range(len(part)):
+                try:
+                    stamps.append(reader.read(part.iloc[i:i + 1])[0])
+                    keep.append(i)
+                except (ShardError, ValueError, OSError) as exc:
+                    mismatched[str(part["galaxy_id"].iloc[i])] = f"stamp unreadable: {exc}"[:200]
+            return part.iloc[keep], np.stack(stamps) if stamps else np.zeros((0, len(bands), size, size), np.float32)
+
+    for s in range(0, len(ok), _BLOCK):
+        part, stamps = read_rows(ok.iloc[s:s + _BLOCK])
+        for row, qc in zip(part.itertuples(index=False), recompute_qc(stamps, bands)):
+            if not qc["qc_ok"]:
+                mismatched[row.galaxy_id] = f"stamp fails QC: {qc['qc_reason']}"
+                continue
+            for c, band in col_bands:
+                want, got = float(getattr(row, c)), float(qc.get(c, np.nan))
+                # percentiles near 0 nmgy compare on the band's pixel scale (float32 rounding)
+                scale = max(abs(float(getattr(row, f"p1_{band}"))), abs(float(getattr(row, f"p99_{band}")))) if band else 0.0
+                if not np.isclose(got, want, rtol=QC_RTOL, atol=1e-12 + 0.1 * QC_RTOL * scale, equal_nan=True):
+                    mismatched[row.galaxy_id] = f"{c}: index {want:.6g}, stamp {got:.6g}"
+                    break
+            else:
+                for b in bands:
+                    if bool(getattr(row, f"has_{b}")) != qc[f"has_{b}"]:
+                        mismatched[row.galaxy_id] = f"has_{b}"
+    n = len(mismatched)
+    return GateResult(name, CUTOUTS, n == 0, ERROR, float(n), threshold,
+                      {"rows_checked": int(len(ok)), "mismatched": n, "examples": dict(list(mismatched.items())[:5])})
+
+
+# ---- detector ------------------------------------------------------------------------
+
+def _evaluated_archs(home: Path, archs) -> dict[str, dict]:
+    """arch -> {'eval': evaluation.json dict, 'run_info': run_info.json dict or an 'error'}."""
+    from lensaudit.detector.run import detector_dir
+    from lensaudit.evaluation.run import evaluation_json_path
+
+    out = {}
+    for arch in archs:
+        p = evaluation_json_path(home, arch)
+        if not p.is_file():
+            continue
+        rec = {}
+        for key, path in (("eval", p), ("run_info", detector_dir(home, arch) / "run_info.json")):
+            try:
+                rec[key] = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                rec[key] = {"__error__": f"{path.name}: {type(exc).__name__}"}
+        out[arch] = rec
+    return out
+
+
+def artefact_hashes_match(home: Path, archs) -> GateResult:
+    from lensaudit.detector.run import detector_dir
+    from lensaudit.store import file_sha256, partition_file
+
+    name, threshold = "detector_artefact_hashes_match", "checkpoint and scored table sha256 as recorded"
+    recs = _evaluated_archs(home, archs)
+    if not recs:
+        return cannot_compute(name, DETECTOR, ERROR, "no evaluated detector", threshold)
+    details, n_bad = {}, 0
+    for arch, rec in recs.items():
+        problems = []
+        ckpt = detector_dir(home, arch) / "best.pt"
+        table = partition_file(home, DETECTOR, arch)
+        ck = file_sha256(ckpt) if ckpt.is_file() else None
+        tb = file_sha256(table) if table.is_file() else None
+        for label, doc, key, actual in (("run_info", rec["run_info"], "checkpoint_sha256", ck),
+                                        ("evaluation", rec["eval"], "checkpoint_sha256", ck),
+                                        ("evaluation", rec["eval"], "scored_table_sha256", tb)):
+            want = doc.get(key)
+            if actual is None:
+                problems.append(f"{key}: file missing")
+            elif want is None:
+                problems.append(f"{label}.{key} not recorded" + (f" ({doc['__error__']})" if "__error__" in doc else ""))
+            elif want != actual:
+                problems.append(f"{label}.{key} {str(want)[:12]} != file {actual[:12]}")
+        details[arch] = problems or "ok"
+        n_bad += bool(problems)
+    return GateResult(name, DETECTOR, n_bad == 0, ERROR, float(n_bad), threshold, details)
+
+
+def auc_recomputed(home: Path, archs) -> GateResult:
+    from lensaudit.evaluation.auc import roc_auc
+    from lensaudit.evaluation.metrics import sigmoid
+    from lensaudit.evaluation.run import scored_rows
+
+    name, threshold = "detector_auc_recomputed", "|AUC(scored table) - stored AUC| <= 1e-9"
+    recs = _evaluated_archs(home, archs)
+    if not recs:
+        return cannot_compute(name, DETECTOR, ERROR, "no evaluated detector", threshold)
+    details, worst, failed = {}, 0.0, False
+    for arch, rec in recs.items():
+        scored = scored_rows(home, arch)
+        y, z = scored["label"].to_numpy(int), scored["logit"].to_numpy(float)
+        if not np.isfinite(z).all() or not (y == 1).any() or not (y == 0).any():
+            details[arch] = "non-finite logits or one class only"
+            failed = True
+            continue
+        auc = roc_auc(z[y == 1], z[y == 0])
+        try:
+            stored = float(rec["eval"]["metrics"]["roc_auc"]["value"])
+        except (KeyError, TypeError, ValueError):
+            details[arch] = "evaluation.json has no metrics.roc_auc.value"
+            failed = True
+            continue
+        diff = abs(auc - stored)
+        prob_ok = bool(np.allclose(scored["probability"].to_numpy(float), sigmoid(z), rtol=1e-9, atol=1e-12))
+        worst = max(worst, diff)
+        details[arch] = {"auc_recomputed": auc, "auc_stored": stored, "probability_is_sigmoid_logit": prob_ok}
+        failed |= not (diff <= 1e-9) or not prob_ok
+    return GateResult(name, DETECTOR, not failed, ERROR, worst, threshold, details)
+
+
+def _sample(scored: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Up to n rows, evenly spaced in galaxy_id order, positives first (deterministic)."""
+    s = scored.sort_values("galaxy_id", kind="stable")
+    pos, neg = s[s["label"] == 1], s[s["label"] != 1]
+    k = min(len(pos), n // 2)
+    take_pos = pos.iloc[np.linspace(0, len(pos) - 1, k).round().astype(int)] if k else pos.iloc[0:0]
+    m = min(len(neg), n - k)
+    take_neg = neg.iloc[np.linspace(0, len(neg) - 1, m).round().astype(int)] if m else neg.iloc[0:0]
+    return pd.concat([take_pos, take_neg]).drop_duplicates("galaxy_id")
+
+
+def rescore_logits(home: Path, archs, index: pd.DataFrame, n_rows: int = RESCORE_ROWS) -> GateResult:
+    import torch
+
+    from lensaudit.cutouts.store import CutoutReader
+    from lensaudit.detector.models import build_model
+    from lensaudit.detector.preprocess import raw_robust
+    from lensaudit.detector.run import detector_dir
+    from lensaudit.evaluation.run import scored_rows
+
+    name = "detector_logits_rescored"
+    threshold = f"{n_rows} sampled test logits re-scored on the CPU within tolerance"
+    recs = _evaluated_archs(home, archs)
+    if not recs:
+        return cannot_compute(name, DETECTOR, ERROR, "no evaluated detector", threshold)
+    reader = CutoutReader(home / "cutout_store")
+    links = index[["galaxy_id", "cutout_path", "cutout_offset", "cutout_ok"]]
+    details, worst, failed = {}, 0.0, False
+    for arch, rec in recs.items():
+        try:
+            crop = int(rec["run_info"]["config"]["train"]["crop"])
+        except (KeyError, TypeError, ValueError):
+            details[arch] = "run_info.json has no config.train.crop"
+            failed = True
+            continue
+        device = str(rec["eval"].get("scored_on_device", "cuda"))
+        atol, rtol = RESCORE_TOL["cpu" if device == "cpu" else "cuda"]
+        try:
+            state = torch.load(detector_dir(home, arch) / "best.pt", map_location="cpu", weights_only=True)
+            model = build_model(arch)
+            model.load_state_dict(state, strict=True)
+        except Exception as exc:  # noqa: BLE001 - any unloadable checkpoint fails the gate
+            details[arch] = f"checkpoint does not load: {type(exc).__name__}: {str(exc)[:200]}"
+            failed = True
+            continue
+        model.eval()
+        sample = _sample(scored_rows(home, arch), n_rows).merge(links, on="galaxy_id", how="left")
+        unlinked = int((~sample["cutout_ok"].fillna(False).astype(bool)).sum())
+        if unlinked or sample.empty:
+            details[arch] = f"{unlinked} scored rows have no usable cutout in the index"
+            failed = True
+            continue
+        x, _ = raw_robust(reader.read(sample.assign(cutout_ok=True)), crop=crop)
+        with torch.no_grad():
+            got = model(torch.as_tensor(x, dtype=torch.float32)).float().squeeze(1).numpy().astype(np.float64)
+        want = sample["logit"].to_numpy(float)
+        dev = np.abs(got - want)
+        tol = atol + rtol * np.abs(want)
+        n_bad = int((~(dev <= tol)).sum())  # NaN counts as bad
+        worst = max(worst, float(np.nanmax(dev)) if np.isfinite(dev).any() else np.inf)
+        details[arch] = {"rows": int(len(sample)), "outside_tolerance": n_bad,
+                         "max_abs_dev": float(np.nanmax(dev)) if np.isfinite(dev).any() else None,
+                         "atol": atol, "rtol": rtol, "scored_on_device": device}
+        failed |= n_bad > 0
+    return GateResult(name, DETECTOR, not failed, ERROR, worst, threshold, details)
+
+
+def specs() -> list:
+    """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
+    from lensaudit.gates.gate_spec import spec as _spec
+
+    def store(v):
+        return v.home / "cutout_store"
+
+    def archs(v):
+        return v.profile.detector.archs
+
+    return [
+        _spec("cutout_index_links_valid", CUTOUTS, ERROR, True,
+              "every cutout_ok row points into an existing shard at an offset in range; no stamp shared; failed "
+              "rows unlinked", lambda v: index_links_valid(v.table(CUTOUTS), store(v))),
+        _spec("cutout_shards_match_content_hash", CUTOUTS, ERROR, True,
+              "every shard the index references re-hashes to the content hash in its name",
+              lambda v: shards_match_content_hash(v.table(CUTOUTS), store(v))),
+        _spec("cutout_qc_recomputed", CUTOUTS, ERROR, True,
+              "QC recomputed from the stamp each index row points to equals the index's QC columns",
+              lambda v: qc_recomputed(v.table(CUTOUTS), store(v))),
+        _spec("detector_artefact_hashes_match", DETECTOR, ERROR, True,
+              "best.pt and the scored table re-hash to the sha256 recorded in run_info.json / evaluation.json",
+              lambda v: artefact_hashes_match(v.home, archs(v))),
+        _spec("detector_auc_recomputed", DETECTOR, ERROR, True,
+              "test ROC AUC recomputed from the scored table equals the stored one",
+              lambda v: auc_recomputed(v.home, archs(v))),
+        _spec("detector_logits_rescored", DETECTOR, ERROR, True,
+              "a sample of test stamps re-scored with the checkpoint (weights-only load, CPU float32) reproduces the "
+              "stored logits", lambda v: rescore_logits(v.home, archs(v), v.table(CUTOUTS))),
+    ]

@@ -1,0 +1,392 @@
+"""Integrity gates: each red on a planted fault, green on a healthy tiny home; and
+``lensaudit gates`` survives any single broken artefact."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lensaudit.config import get_profile
+from lensaudit.cutouts.qc import quality
+from lensaudit.cutouts.store import write_shard
+from lensaudit.gates import integrity_gates as ig
+from lensaudit.gates.registry import GATES, StoreView
+from lensaudit.spark_jobs.cutouts import INDEX_SCHEMA
+from lensaudit.store import file_sha256, write_parquet_atomic
+
+N = 12
+CUTOUT_GATES = ("cutout_index_links_valid", "cutout_shards_match_content_hash", "cutout_qc_recomputed")
+DETECTOR_GATES = ("detector_artefact_hashes_match", "detector_auc_recomputed", "detector_logits_rescored")
+
+
+def _stamps(n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 0.01, (n, 3, 101, 101)).astype(np.float32)
+    x[:, :, 45:56, 45:56] += rng.uniform(0.02, 0.2, (n, 3, 1, 1)).astype(np.float32)  # a galaxy-ish core
+    return x
+
+
+def _write_store(home, stamps, shard_rows=8, index_stats_from=None):
+    """Shards named by content hash like spark_jobs.cutouts, and the index with QC
+    columns (computed from ``index_stats_from`` if given: a planted lie)."""
+    store = home / "cutout_store"
+    records, src = [], stamps if index_stats_from is None else index_stats_from
+    for k in range(0, len(stamps), shard_rows):
+        chunk = stamps[k:k + shard_rows]
+        rel = f"shards/sweep-a-{k // shard_rows:04d}-{hashlib.sha256(chunk.tobytes()).hexdigest()[:16]}.npy"
+        write_shard(store / rel, chunk)
+        for off in range(len(chunk)):
+            i = k + off
+            qc = quality(src[i], "grz")
+            rec = {"galaxy_id": f"g{i:03d}", "sweep": "sweep-a.fits", "brickname": "b", "ra": float(i), "dec": 0.0,
+                   "label": int(i % 3 == 0), "split": "test", "cutout_path": rel, "cutout_offset": off,
+                   "cutout_ok": bool(qc["qc_ok"]), "fail_reason": "" if qc["qc_ok"] else f"qc: {qc['qc_reason']}",
+                   "bands": "grz"}
+            rec.update({c: v for c, v in qc.items() if c in INDEX_SCHEMA.names})
+            records.append(rec)
+    records.append({"galaxy_id": "gfail", "sweep": "sweep-a.fits", "brickname": "b", "ra": 0.0, "dec": 0.0, "label": 0,
+                    "split": "test", "cutout_path": "", "cutout_offset": -1, "cutout_ok": False,
+                    "fail_reason": "source: missing_band_g", "bands": "grz"})
+    index = pd.DataFrame(records, columns=INDEX_SCHEMA.names)
+    _write_index(home, index)
+    return index
+
+
+def _write_index(home, index):
+    write_parquet_atomic(index, home / "assets" / "cutouts" / "sweep-a.parquet", schema=INDEX_SCHEMA)
+
+
+def _view(home):
+    return StoreView(home, get_profile("tiny"))
+
+
+def _run(home, names):
+    v = _view(home)
+    by = {g.name: g for g in GATES}
+    return {n: by[n].evaluate(v) for n in names}
+
+
+def test_integrity_gates_are_registered_error_and_blocking():
+    by = {g.name: g for g in GATES}
+    for n in CUTOUT_GATES + DETECTOR_GATES:
+        assert by[n].severity == "ERROR" and by[n].blocking
+
+
+def test_cutout_gates_green_on_a_healthy_store(tmp_path):
+    _write_store(tmp_path, _stamps())
+    res = _run(tmp_path, CUTOUT_GATES)
+    assert all(r.passed for r in res.values()), {n: r.details for n, r in res.items()}
+    assert res["cutout_qc_recomputed"].details["rows_checked"] == N
+
+
+def test_shard_bytes_changed_is_red(tmp_path):
+    idx = _write_store(tmp_path, _stamps())
+    shard = tmp_path / "cutout_store" / idx["cutout_path"].iloc[0]
+    arr = np.load(shard)
+    arr[2, 1, 50, 50] += 1.0  # one pixel of one stamp
+    np.save(shard, arr)
+    res = _run(tmp_path, CUTOUT_GATES)
+    assert not res["cutout_shards_match_content_hash"].passed
+    assert res["cutout_shards_match_content_hash"].details["mismatched"] == 1
+    # (one pixel above p99 leaves the QC percentiles unchanged: the content hash is what catches it)
+
+
+def test_offset_shifted_by_one_is_red(tmp_path):
+    idx = _write_store(tmp_path, _stamps())
+    idx.loc[idx["galaxy_id"] == "g003", "cutout_offset"] = 4  # now points at g004's stamp
+    _write_index(tmp_path, idx)
+    res = _run(tmp_path, CUTOUT_GATES)
+    assert res["cutout_shards_match_content_hash"].passed  # the bytes are fine
+    assert not res["cutout_index_links_valid"].passed  # two rows, one stamp
+    qc = res["cutout_qc_recomputed"]
+    assert not qc.passed and "g003" in qc.details["examples"]
+    # every row of a shard shifted by one: no duplicate pointer, still red
+    idx = _write_store(tmp_path, _stamps())
+    first = idx["cutout_path"] == idx["cutout_path"].iloc[0]
+    idx.loc[first, "cutout_offset"] = (idx.loc[first, "cutout_offset"] + 1) % 8
+    _write_index(tmp_path, idx)
+    assert not _run(tmp_path, ["cutout_qc_recomputed"])["cutout_qc_recomputed"].passed
+
+
+@pytest.mark.parametrize("plant", ["all_nan", "zero_band"])
+def test_stamp_that_fails_qc_behind_an_ok_index_row_is_red(tmp_path, plant):
+    good = _stamps()
+    bad = good.copy()
+    if plant == "all_nan":
+        bad[5] = np.nan
+    else:
+        bad[5, 2] = 0.0
+    _write_store(tmp_path, bad, index_stats_from=good)  # the index claims g005 is fine
+    res = _run(tmp_path, CUTOUT_GATES)
+    assert res["cutout_shards_match_content_hash"].passed
+    qc = res["cutout_qc_recomputed"]
+    assert not qc.passed and "g005" in qc.details["examples"]
+
+
+@pytest.mark.parametrize("plant", ["negative_offset", "past_end", "escape", "missing_shard", "failed_row_linked"])
+def test_broken_links_are_red(tmp_path, plant):
+    idx = _write_store(tmp_path, _stamps())
+    i = idx.index[idx["galaxy_id"] == "g001"][0]
+    if plant == "negative_offset":
+        idx.loc[i, "cutout_offset"] = -1
+    elif plant == "past_end":
+        idx.loc[i, "cutout_offset"] = 99
+    elif plant == "escape":
+        idx.loc[i, "cutout_path"] = "../outside.npy"
+    elif plant == "missing_shard":
+        idx.loc[i, "cutout_path"] = "shards/sweep-a-0009-0123456789abcdef.npy"
+    else:
+        idx.loc[idx["galaxy_id"] == "gfail", "cutout_offset"] = 0
+    _write_index(tmp_path, idx)
+    res = _run(tmp_path, CUTOUT_GATES)
+    assert not res["cutout_index_links_valid"].passed, res["cutout_index_links_valid"].details
+    if plant != "failed_row_linked":
+        assert not res["cutout_qc_recomputed"].passed  # the unreadable row cannot be verified
+
+
+# ---- detector --------------------------------------------------------------------------
+
+
+def _detector_home(home, seed=0):
+    """A home with a stored (untrained, seeded) resnet18, its run_info, the scored test
+    table and evaluation.json, as detector.run / evaluation.run write them."""
+    from lensaudit.detector.models import build_model, save_checkpoint
+    from lensaudit.detector.preprocess import raw_robust
+    from lensaudit.detector.run import detector_dir, write_json_atomic
+    from lensaudit.detector.train import predict
+    from lensaudit.evaluation.auc import roc_auc
+    from lensaudit.evaluation.metrics import sigmoid
+    from lensaudit.evaluation.run import evaluation_json_path
+    from lensaudit.store import partition_file
+
+    stamps = _stamps()
+    idx = _write_store(home, stamps)
+    torch.manual_seed(seed)
+    model = build_model("resnet18").eval()
+    d = detector_dir(home, "resnet18")
+    digest = save_checkpoint(model, d / "best.pt")
+    write_json_atomic({"checkpoint_sha256": digest, "config": {"train": {"crop": 64}}}, d / "run_info.json")
+    ok = idx[idx["cutout_ok"]]
+    x, _ = raw_robust(stamps, crop=64)
+    logits = predict(model, x, "cpu", bf16=False)
+    scored = pd.DataFrame({"galaxy_id": ok["galaxy_id"].to_numpy(), "label": ok["label"].to_numpy(), "split": "test",
+                           "logit": logits, "probability": sigmoid(logits)})
+    table = write_parquet_atomic(scored, partition_file(home, "detector_evaluation", "resnet18"))
+    y = scored["label"].to_numpy()
+    report = {"metrics": {"roc_auc": {"value": roc_auc(logits[y == 1], logits[y == 0])}},
+              "checkpoint_sha256": digest, "scored_table_sha256": file_sha256(table), "scored_on_device": "cpu"}
+    write_json_atomic(report, evaluation_json_path(home, "resnet18"))
+    return d, table, report
+
+
+def _rehash_report(home, table):
+    from lensaudit.evaluation.run import evaluation_json_path
+
+    p = evaluation_json_path(home, "resnet18")
+    rep = json.loads(p.read_text())
+    rep["scored_table_sha256"] = file_sha256(table)
+    p.write_text(json.dumps(rep))
+
+
+def test_detector_gates_green_on_a_healthy_home(tmp_path):
+    _detector_home(tmp_path)
+    res = _run(tmp_path, DETECTOR_GATES)
+    assert all(r.passed for r in res.values()), {n: r.details for n, r in res.items()}
+    assert res["detector_logits_rescored"].details["resnet18"]["rows"] == N
+    assert res["detector_logits_rescored"].metric < 1e-3
+
+
+@pytest.mark.parametrize("plant", ["nan", "random", "random_rehashed"])
+def test_swapped_or_nan_checkpoint_is_red(tmp_path, plant):
+    from lensaudit.detector.models import build_model
+
+    d, _, _ = _detector_home(tmp_path)
+    torch.manual_seed(123)
+    state = build_model("resnet18").state_dict()
+    if plant == "nan":
+        state["fc.weight"].fill_(float("nan"))
+    torch.save(state, d / "best.pt")  # written around save_checkpoint, as a tampering would be
+    if plant == "random_rehashed":  # the records were rewritten too: only re-scoring can tell
+        for name in ("run_info.json",):
+            info = json.loads((d / name).read_text())
+            info["checkpoint_sha256"] = file_sha256(d / "best.pt")
+            (d / name).write_text(json.dumps(info))
+        from lensaudit.evaluation.run import evaluation_json_path
+
+        p = evaluation_json_path(tmp_path, "resnet18")
+        rep = json.loads(p.read_text())
+        rep["checkpoint_sha256"] = file_sha256(d / "best.pt")
+        p.write_text(json.dumps(rep))
+    res = _run(tmp_path, DETECTOR_GATES)
+    assert res["detector_artefact_hashes_match"].passed == (plant == "random_rehashed")
+    assert not res["detector_logits_rescored"].passed, res["detector_logits_rescored"].details
+    assert res["detector_auc_recomputed"].passed  # the table itself was not touched
+
+
+def test_permuted_logits_are_red(tmp_path):
+    from lensaudit.store import partition_file
+
+    _detector_home(tmp_path)
+    table = partition_file(tmp_path, "detector_evaluation", "resnet18")
+    scored = pd.read_parquet(table)
+    scored["logit"] = scored["logit"].to_numpy()[::-1]
+    write_parquet_atomic(scored, table)
+    res = _run(tmp_path, DETECTOR_GATES)
+    assert not res["detector_artefact_hashes_match"].passed  # the table changed after evaluation
+    assert not res["detector_auc_recomputed"].passed
+    assert not res["detector_logits_rescored"].passed
+    _rehash_report(tmp_path, table)  # a consistent forgery of the hash: still caught by recomputation
+    res = _run(tmp_path, DETECTOR_GATES)
+    assert res["detector_artefact_hashes_match"].passed
+    assert not res["detector_auc_recomputed"].passed and not res["detector_logits_rescored"].passed
+
+
+def test_stored_auc_that_disagrees_with_the_table_is_red(tmp_path):
+    from lensaudit.evaluation.run import evaluation_json_path
+
+    _detector_home(tmp_path)
+    p = evaluation_json_path(tmp_path, "resnet18")
+    rep = json.loads(p.read_text())
+    rep["metrics"]["roc_auc"]["value"] = 0.99
+    p.write_text(json.dumps(rep))
+    assert not _run(tmp_path, ["detector_auc_recomputed"])["detector_auc_recomputed"].passed
+
+
+def test_missing_records_cannot_be_verified_and_fail(tmp_path):
+    d, _, _ = _detector_home(tmp_path)
+    (d / "run_info.json").write_text(json.dumps({"config": {"train": {"crop": 64}}}))  # no checkpoint_sha256
+    res = _run(tmp_path, ["detector_artefact_hashes_match"])["detector_artefact_hashes_match"]
+    assert not res.passed and "not recorded" in str(res.details)
+
+
+# ---- lensaudit gates survives a broken artefact -----------------------------------------
+
+
+@pytest.fixture()
+def cli_env(monkeypatch):
+    for k in ("LENSAUDIT_HOME", "LENSAUDIT_PROFILE", "DAGSTER_HOME"):
+        monkeypatch.setenv(k, os.environ.get(k, ""))
+
+
+def _gates_cli(home, capsys):
+    from lensaudit_cli.main import main
+
+    (home / "run_profile.json").write_text(json.dumps({"profile": "tiny"}))
+    rc = main(["gates", "--home", str(home)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.mark.parametrize("plant", ["truncated_parquet", "bad_shard_path", "corrupt_checkpoint", "garbage_json"])
+def test_gates_command_survives_one_broken_artefact(tmp_path, capsys, cli_env, plant):
+    from lensaudit.evaluation.run import evaluation_json_path
+
+    d, _, _ = _detector_home(tmp_path)
+    if plant == "truncated_parquet":
+        p = tmp_path / "assets" / "cutouts" / "sweep-a.parquet"
+        p.write_bytes(p.read_bytes()[:200])
+    elif plant == "bad_shard_path":
+        idx = pd.read_parquet(tmp_path / "assets" / "cutouts" / "sweep-a.parquet")
+        idx.loc[0, "cutout_path"] = "shards/\nevil.npy"
+        _write_index(tmp_path, idx)
+    elif plant == "corrupt_checkpoint":
+        (d / "best.pt").write_bytes((d / "best.pt").read_bytes()[:1000])
+    else:
+        evaluation_json_path(tmp_path, "resnet18").write_text("{not json")
+    rc, out, err = _gates_cli(tmp_path, capsys)
+    assert rc == 1 and "Traceback" not in err
+    lines = {ln.split()[0]: ln for ln in out.splitlines()[2:] if ln.strip()}
+    assert set(lines) == {g.name for g in GATES}  # the whole table
+    broken = {"truncated_parquet": "cutout_qc_recomputed", "bad_shard_path": "cutout_index_links_valid",
+              "corrupt_checkpoint": "detector_logits_rescored", "garbage_json": "detector_auc_recomputed"}[plant]
+    assert " FAIL " in lines[broken]
+    if plant == "corrupt_checkpoint":
+        assert " FAIL " in lines["detector_artefact_hashes_match"]
+
+
+def test_gates_command_on_a_corrupt_run_profile_is_a_clear_error(tmp_path, capsys, cli_env):
+    from lensaudit_cli.main import main
+
+    (tmp_path / "run_profile.json").write_text("{oops")
+    assert main(["gates", "--home", str(tmp_path)]) == 2
+    assert "cannot open the home" in capsys.readouterr().err
+
+
+def test_evaluate_detector_records_what_the_gates_verify(tmp_path):
+    """The real evaluation path writes checkpoint / scored-table sha256s and the device;
+    all integrity gates pass on its output, and a later edit of the table turns them red."""
+    from lensaudit.cutouts.features import FEATURES
+    from lensaudit.detector.models import build_model, save_checkpoint
+    from lensaudit.detector.run import detector_dir, write_json_atomic
+    from lensaudit.evaluation.run import evaluate_detector
+    from lensaudit.store import partition_file
+
+    idx = _write_store(tmp_path, _stamps())
+    ok = idx[idx["cutout_ok"]]
+    n = len(ok)
+    man = pd.DataFrame({"galaxy_id": ok["galaxy_id"].to_numpy(), "label": ok["label"].to_numpy(),
+                        "tier": np.where(ok["label"] == 1, "A", "N1"), "pool": np.where(ok["label"] == 1, "pos", "N1"),
+                        "confuser_category": None, "split": "test", "sample_weight": 1.0, "healpix_128": 7,
+                        "psfsize_r": 1.2, "psfdepth_r": 400.0, "nobs_z": 3, "nobs_z_bin": "3-4"})
+    write_parquet_atomic(man, tmp_path / "assets" / "training_manifest" / "data.parquet")
+    rng = np.random.default_rng(0)
+    feats = pd.DataFrame(rng.normal(size=(n + 20, len(FEATURES))), columns=list(FEATURES))
+    feats.insert(0, "split", ["test"] * n + ["train"] * 20)
+    feats.insert(0, "label", np.r_[ok["label"].to_numpy(), np.arange(20) % 2])
+    feats.insert(0, "galaxy_id", [*ok["galaxy_id"], *(f"t{i}" for i in range(20))])
+    write_parquet_atomic(feats, tmp_path / "assets" / "shortcut_features" / "data.parquet")
+    torch.manual_seed(0)
+    d = detector_dir(tmp_path, "resnet18")
+    digest = save_checkpoint(build_model("resnet18"), d / "best.pt")
+    write_json_atomic({"checkpoint_sha256": digest, "config": {"train": {"crop": 64}}, "config_sha256": "c",
+                       "git_commit": "g"}, d / "run_info.json")
+    report, scored = evaluate_detector(tmp_path, get_profile("tiny"), "resnet18", "cpu")
+    table = partition_file(tmp_path, "detector_evaluation", "resnet18")
+    assert report["checkpoint_sha256"] == digest and report["scored_on_device"] == "cpu"
+    assert report["scored_table_sha256"] == file_sha256(table)
+    res = _run(tmp_path, CUTOUT_GATES + DETECTOR_GATES)
+    assert all(r.passed for r in res.values()), {k: r.details for k, r in res.items() if not r.passed}
+    s = pd.read_parquet(table)
+    s.loc[0, "logit"] += 3.0
+    write_parquet_atomic(s, table)
+    res = _run(tmp_path, DETECTOR_GATES)
+    assert not res["detector_artefact_hashes_match"].passed and not res["detector_logits_rescored"].passed
+
+
+def test_cutout_gates_green_on_a_store_written_by_the_partition_job(tmp_path, lenscat_all):
+    """The real writer (spark_jobs.cutouts on mock stamps, NaN patches and missing bands
+    included): the integrity gates pass on what it stores, and catch a shifted offset."""
+    from dataclasses import asdict
+
+    from lensaudit.mock.config import MOCK_SWEEP_BOXES, MockSkyConfig
+    from lensaudit.mock.writer import write_mock_sweep
+    from lensaudit.spark_jobs.cutouts import cutouts_one_partition
+    from lensaudit.survey.reader import read_catalog_fits
+
+    cfg = MockSkyConfig(n_objects_per_sweep=2000, nan_patch_rate=0.3, missing_band_rate=0.1)
+    name = MOCK_SWEEP_BOXES[1].name
+    p = write_mock_sweep(cfg, name, tmp_path / "s", tmp_path / "t", lenscat_all)
+    rows = read_catalog_fits(p).to_pandas()
+    rows["galaxy_id"] = rows.brickname + "_" + rows.objid.astype(str)
+    rows.to_parquet(tmp_path / "sweep.parquet")
+    man = rows[np.isfinite(rows.ra)].head(40)[["galaxy_id", "ra", "dec", "brickname"]].copy()
+    man["sweep"], man["label"], man["split"] = name, 0, "train"
+    spec = {"kind": "mock", "mock_config": asdict(cfg), "sweep_parquet": {name: str(tmp_path / "sweep.parquet")},
+            "truth_dir": str(tmp_path / "t")}
+    home = tmp_path / "home"
+    out = home / "assets" / "cutouts" / f"{name.replace('.fits', '')}.parquet"
+    info = cutouts_one_partition(name, man, spec, str(home / "cutout_store"), str(out), shard_rows=16)
+    assert info["ok"] >= 20 and len(info["shards"]) >= 2
+    idx = pd.read_parquet(out)
+    assert idx["nan_frac"][idx["cutout_ok"]].gt(0).any()  # some stamps take the one-by-one QC path
+    res = _run(home, CUTOUT_GATES)
+    assert all(r.passed for r in res.values()), {k: r.details for k, r in res.items() if not r.passed}
+    first = idx.index[idx["cutout_ok"]][0]
+    idx.loc[first, "cutout_offset"] += 1
+    write_parquet_atomic(idx, out, schema=INDEX_SCHEMA)
+    res = _run(home, CUTOUT_GATES)
+    assert not res["cutout_qc_recomputed"].passed and not res["cutout_index_links_valid"].passed
