@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.config import Profile
-from lensaudit.evaluation.auc import roc_auc
+from lensaudit.auc import roc_auc
 from lensaudit.evaluation.metrics import beta_interval
 from lensaudit.evaluation.operating import operating_thresholds, threshold_logit
 from lensaudit.spec import OPERATING_POINTS, PRIMARY

@@ -7,7 +7,7 @@ import pytest
 from lensaudit.cutouts.features import FEATURES, core_pixels, features_of, saturation_threshold
 from lensaudit.cutouts.npz import read_npz
 from lensaudit.cutouts.store import CutoutReader, ShardError, export_npz, write_shard
-from lensaudit.evaluation.auc import bootstrap_auc, roc_auc
+from lensaudit.auc import bootstrap_auc, roc_auc
 from lensaudit.gates import data_gates
 from lensaudit.gates.shortcut_gates import core_only_lr_gate, feature_auc_table, single_feature_gates
 

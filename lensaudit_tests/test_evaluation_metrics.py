@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
-from lensaudit.evaluation.auc import roc_auc
+from lensaudit.auc import roc_auc
 from lensaudit.evaluation.metrics import (beta_interval, calibration_errors, recall_precision, stratified_bootstrap,
                                           threshold_at_fpr)
 

@@ -158,7 +158,7 @@ def _detector_home(home, seed=0):
     from lensaudit.detector.preprocess import raw_robust
     from lensaudit.detector.run import detector_dir, write_json_atomic
     from lensaudit.detector.train import predict
-    from lensaudit.evaluation.auc import roc_auc
+    from lensaudit.auc import roc_auc
     from lensaudit.evaluation.metrics import sigmoid
     from lensaudit.evaluation.run import evaluation_json_path
     from lensaudit.store import partition_file

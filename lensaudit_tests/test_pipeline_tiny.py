@@ -165,7 +165,7 @@ def test_detector_artefacts_and_blocking_auc_gate(with_detector):
 
     from lensaudit.cutouts.store import CutoutReader
     from lensaudit.detector.preprocess import raw_robust
-    from lensaudit.evaluation.auc import roc_auc
+    from lensaudit.auc import roc_auc
 
     home, r = with_detector
     out = r.stdout + r.stderr

@@ -125,7 +125,7 @@ def test_plan_is_deterministic_and_records_reuse():
 
 def test_annulus_statistic_is_unbiased_on_noise_and_blind_to_full_rings():
     from lensaudit.injection.realism import annulus_stats
-    from lensaudit.selection.detectability import annulus_snr
+    from lensaudit.injection.annulus import annulus_snr
     from lensaudit.stamps import radius_map
 
     rng = np.random.default_rng(0)
@@ -167,7 +167,7 @@ def test_matched_snr_sees_rings_and_counts_correlated_noise():
 
 def test_arc_suppression_removes_a_ring():
     from lensaudit.selection.adversarial import ring_image, suppress_annulus
-    from lensaudit.selection.detectability import annulus_snr
+    from lensaudit.injection.annulus import annulus_snr
     from lensaudit.stamps import radius_map
 
     rng = np.random.default_rng(1)

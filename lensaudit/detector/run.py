@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 
 from lensaudit import provenance
-from lensaudit.config import Profile
 from lensaudit.cutouts.store import CutoutReader
 from lensaudit.detector.data import join_manifest_index, load_split
 from lensaudit.detector.models import build_model, save_checkpoint
@@ -27,9 +27,8 @@ from lensaudit.detector.config import TrainConfig
 from lensaudit.detector.train import train
 from lensaudit.store import asset_files, atomic_path, read_asset, safe_join, write_parquet_atomic
 
-RUN_INFO_FIELDS = ("git_commit", "utc_timestamp", "config", "config_sha256", "seeds", "manifest_sha256", "command",
-                   "library_versions", "device", "device_name", "epochs_run", "best_epoch", "stop_reason",
-                   "train_images_per_s", "mean_epoch_train_s")
+if TYPE_CHECKING:  # the run profile is read, not imported at run time (detector/ depends on no sibling's config)
+    from lensaudit.config import Profile
 
 
 def detector_dir(home: Path, arch: str) -> Path:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lensaudit.detector.config import TrainConfig
-from lensaudit.evaluation.auc import roc_auc
+from lensaudit.auc import roc_auc
 
 __all__ = ["TrainConfig", "augment", "predict", "seed_everything", "train", "weighted_bce"]
 

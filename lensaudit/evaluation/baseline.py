@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.cutouts.features import FEATURES
-from lensaudit.evaluation.auc import roc_auc
+from lensaudit.auc import roc_auc
 
 
 def shortcut_lr_scores(features: pd.DataFrame, test_ids: pd.Series, seed: int = 0) -> np.ndarray:

@@ -26,7 +26,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from lensaudit.evaluation.auc import roc_auc
+from lensaudit.auc import roc_auc
 from lensaudit.evaluation.metrics import (beta_interval, calibration_errors, recall_precision, sigmoid,
                                           stratified_bootstrap)
 from lensaudit.evaluation.operating import operating_thresholds

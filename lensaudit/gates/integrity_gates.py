@@ -299,7 +299,7 @@ def artefact_hashes_match(home: Path, archs) -> GateResult:
 
 
 def auc_recomputed(home: Path, archs) -> GateResult:
-    from lensaudit.evaluation.auc import roc_auc
+    from lensaudit.auc import roc_auc
     from lensaudit.evaluation.metrics import sigmoid
     from lensaudit.evaluation.run import scored_rows
 

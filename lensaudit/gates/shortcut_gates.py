@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lensaudit.evaluation.auc import bootstrap_auc, roc_auc
+from lensaudit.auc import bootstrap_auc, roc_auc
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 
 ASSET = "shortcut_features"

@@ -5,7 +5,7 @@ Arrays are (3, H, W) or (N, 3, H, W) g, r, z in nmgy per pixel.
 Arc S/N (measured the same way on injected stamps and on real lens cutouts, from the image
 alone).  Per band, the residual over the azimuthal (1-px ring) median, which removes a round
 lens galaxy, is summed *without clipping* over the annulus 4 <= r < 16 px (complete rings)
--- ``lensaudit.selection.detectability.annulus_snr``, the one implementation of this sum --
+-- ``lensaudit.injection.annulus.annulus_snr``, the one implementation of this sum --
 and divided by its noise: sigma_pix sqrt(N_pix) c, with sigma_pix = 1.4826 MAD of the outer
 ring (r >= 35 px) and c = :func:`null_scale`.  c is needed because subtracting a ring's own
 median removes part of the ring's noise: for n pixels of white noise the ring sum of
@@ -50,10 +50,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from lensaudit.injection.annulus import ANNULUS_PX, OUTER_RING_PX
 from lensaudit.stamps import radius_map
 
-ANNULUS_PX = (4.0, 16.0)
-OUTER_RING_PX = 35.0
 # typical DECam sky surface brightness, AB mag / arcsec^2 (DECaLS DR10 medians), used to
 # turn the host depth into the Poisson variance of the added arc
 SKY_MAG_PER_ARCSEC2 = {"g": 22.0, "r": 20.9, "z": 18.5}
@@ -105,7 +104,7 @@ def arc_stats(stamps: np.ndarray) -> dict[str, np.ndarray]:
     with colour_g_r_err, colour_r_z_err."""
     import torch
 
-    from lensaudit.selection.detectability import annulus_snr, outer_sigma
+    from lensaudit.injection.annulus import annulus_snr, outer_sigma
 
     x = np.asarray(stamps, dtype=np.float64)
     if x.ndim != 4 or x.shape[1] != 3:
@@ -153,7 +152,7 @@ def model_arc_flux(arcs: np.ndarray) -> np.ndarray:
     the ring medians respond differently to an arc than with it, see the module docstring)."""
     import torch
 
-    from lensaudit.selection.detectability import annulus_snr
+    from lensaudit.injection.annulus import annulus_snr
 
     x = torch.from_numpy(np.asarray(arcs, dtype=np.float64))
     return annulus_snr(x, torch.ones(x.shape[0], x.shape[1], dtype=torch.float64)).numpy() * np.sqrt(

@@ -31,7 +31,8 @@ from lensaudit.injection.prior import draw_clumps, draw_source_and_lens, injecti
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
 from lensaudit.injection.render import PIXSCALE_ARCSEC, render_arcs
-from lensaudit.selection.detectability import annulus_snr, matched_snr, noise_correlation_factor, outer_sigma
+from lensaudit.injection.annulus import annulus_snr, outer_sigma
+from lensaudit.selection.detectability import matched_snr, noise_correlation_factor
 from lensaudit.survey.photometry import mw_transmission
 from lensaudit.selection.grid import THETA_E, cells
 
