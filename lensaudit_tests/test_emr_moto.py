@@ -352,3 +352,18 @@ def test_every_job_argument_dict_maps_to_s3(tmp_path):
     unset = SparkResource(mode="emr", emr=_spark().emr.model_copy(update={"store_uri": ""}))
     with pytest.raises(EmrPathError, match="store_uri"):
         unset.emr_map_args(jobs["positives"], home)
+
+
+def test_example_settings_start_a_cluster_on_the_server(aws):
+    """deploy/emr.example.yaml's cluster parameters are accepted by run_job_flow (botocore
+    validates the request shape, the server records it)."""
+    import yaml
+
+    with open(REPO / "deploy" / "emr.example.yaml") as f:
+        spark = SparkResource(mode="emr", emr=EmrSettings(**{**yaml.safe_load(f), "region": REGION,
+                                                             "pipes_bucket": BUCKET}))
+    cid = spark.emr_cluster_for_run("example-run")
+    cluster = aws["emr"].describe_cluster(ClusterId=cid)["Cluster"]
+    assert cluster["ReleaseLabel"] == "emr-7.5.0" and cluster["Status"]["State"] == "WAITING"
+    assert cluster["StepConcurrencyLevel"] == 1
+    assert spark.emr_terminate_run_cluster("example-run") == cid

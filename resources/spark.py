@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 
 class EmrSettings(dg.Config):
@@ -32,8 +32,11 @@ class EmrSettings(dg.Config):
     ended by ``SparkResource.emr_terminate_run_cluster`` or by ``idle_timeout_s`` of idleness).
     ``store_uri`` is the store root on S3: local store paths in a job's arguments are
     addressed under it (inputs uploaded before the step, what the step wrote downloaded after).
-    Times in seconds, memory as Spark sizes ("4g").  See deploy/README.md.
+    Times in seconds, memory as Spark sizes ("4g").  See deploy/README.md.  Unknown keys
+    (e.g. a misspelt setting in the yaml) are refused.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     region: str = "us-east-2"
     release_label: str = "emr-7.5.0"
@@ -42,7 +45,9 @@ class EmrSettings(dg.Config):
     pipes_prefix: str = "lensaudit/pipes/"  # run-cluster records and Pipes contexts under s3://pipes_bucket/pipes_prefix
     store_uri: str = ""  # s3://bucket/prefix: the store root ($LENSAUDIT_HOME) on S3
     code_uri: str = ""  # s3://.../entrypoint.py
-    bootstrap_uri: str = ""  # s3://.../bootstrap.sh installing the lensaudit wheel
+    bootstrap_uri: str = ""  # s3://.../bootstrap.sh installing the lensaudit wheel (deploy/emr_bootstrap.sh)
+    wheel_uri: str = ""  # s3://.../lensaudit-*.whl: the bootstrap action's argument
+    python: str = "/opt/lensaudit-venv/bin/python"  # the interpreter the bootstrap installs (PYSPARK_PYTHON)
     subnet_id: str = ""
     instance_type: str = "m5.xlarge"
     core_instance_count: int = 2
@@ -91,7 +96,7 @@ class SparkResource(dg.ConfigurableResource):
         missing = [k for k in ("log_uri", "pipes_bucket", "code_uri", "bootstrap_uri") if not getattr(e, k)]
         if missing:
             raise ValueError(f"EMR mode needs emr.{', emr.'.join(missing)}")
-        for uri in (e.log_uri, e.code_uri, e.bootstrap_uri) + ((e.store_uri,) if e.store_uri else ()):
+        for uri in (e.log_uri, e.code_uri, e.bootstrap_uri) + tuple(u for u in (e.store_uri, e.wheel_uri) if u):
             if not uri.startswith(("s3://", "s3a://")):
                 raise ValueError(f"EMR URIs must be s3:// (got {uri!r})")
         if e.pipes_bucket.startswith(("s3://", "/")) or "/" in e.pipes_bucket:
@@ -118,9 +123,14 @@ class SparkResource(dg.ConfigurableResource):
             "LogUri": e.log_uri,
             "Applications": [{"Name": "Spark"}],
             "Instances": instances,
-            "BootstrapActions": [{"Name": "install-lensaudit", "ScriptBootstrapAction": {"Path": e.bootstrap_uri}}],
-            "Configurations": [{"Classification": "spark-defaults",
-                                "Properties": {"spark.executor.memory": e.executor_memory}}],
+            "BootstrapActions": [{"Name": "install-lensaudit", "ScriptBootstrapAction": {
+                "Path": e.bootstrap_uri, **({"Args": [e.wheel_uri]} if e.wheel_uri else {})}}],
+            "Configurations": [
+                {"Classification": "spark-defaults",
+                 "Properties": {"spark.executor.memory": e.executor_memory, "spark.pyspark.python": e.python}},
+                {"Classification": "spark-env",
+                 "Configurations": [{"Classification": "export", "Properties": {"PYSPARK_PYTHON": e.python}}]},
+            ],
             "StepConcurrencyLevel": e.step_concurrency,
             "AutoTerminationPolicy": {"IdleTimeout": e.idle_timeout_s},
             "ServiceRole": e.service_role,
