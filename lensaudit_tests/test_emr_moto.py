@@ -112,8 +112,8 @@ class EmrStepPlayer:
     """Plays every EMR step moto holds (see the module docstring).  ``jobs[name](s3, args) -> summary``
     writes the job's outputs; ``fail`` names jobs whose step fails without a Pipes summary."""
 
-    def __init__(self, jobs: dict, fail: tuple = ()):
-        self.jobs, self.fail = jobs, fail
+    def __init__(self, jobs: dict, fail: tuple = (), silent: tuple = ()):
+        self.jobs, self.fail, self.silent = jobs, fail, silent
         self.seen: list[dict] = []
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
@@ -160,6 +160,9 @@ class EmrStepPlayer:
                           "code": args[args.index("--job") - 1]})
         if job in self.fail:
             step.state = "FAILED"
+            return
+        if job in self.silent:  # a step that ends well but never opened Pipes
+            step.state = "COMPLETED"
             return
         s3 = boto3.client("s3", region_name=env["AWS_DEFAULT_REGION"])
         summary = self.jobs[job](s3, job_args)
@@ -294,8 +297,28 @@ def test_local_path_outside_the_store_fails_before_any_cluster_call(aws, tmp_pat
     assert "Contents" not in aws["s3"].list_objects_v2(Bucket=BUCKET)
 
 
+@pytest.fixture
+def short_pipes_wait(monkeypatch):
+    """Dagster's message reader waits 10 s for a closing message that a failed step never sends."""
+    import dagster._core.pipes.utils as pipes_utils
+
+    monkeypatch.setattr(pipes_utils, "WAIT_FOR_LOGS_AFTER_EXECUTION_INTERVAL", 1)
+
+
 @pytest.mark.dagster
-def test_sweeps_on_s3_pass_and_failed_step_fails_the_asset(aws, tmp_path):
+def test_step_without_pipes_summary_fails_the_asset(aws, tmp_path, short_pipes_wait):
+    from assets.catalogs import positives
+
+    with EmrStepPlayer({}, silent=("positives",)):
+        result = dg.materialize([positives], raise_on_error=False, resources={
+            "spark": _spark(), "settings": LensauditSettings(home=str(_home(tmp_path)), profile="tiny")})
+    assert not result.success
+    msg = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+    assert "completed without a Pipes summary" in msg
+
+
+@pytest.mark.dagster
+def test_sweeps_on_s3_pass_and_failed_step_fails_the_asset(aws, tmp_path, short_pipes_wait):
     """sweep_catalog with sweeps on S3: the step gets the S3 sweep URI and a store URI for the
     output; the step fails (no Pipes summary): the asset fails naming the step."""
     from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog
@@ -367,3 +390,18 @@ def test_example_settings_start_a_cluster_on_the_server(aws):
     assert cluster["ReleaseLabel"] == "emr-7.5.0" and cluster["Status"]["State"] == "WAITING"
     assert cluster["StepConcurrencyLevel"] == 1
     assert spark.emr_terminate_run_cluster("example-run") == cid
+
+
+def test_concurrent_assets_of_one_run_share_one_cluster(aws):
+    """Four step processes of one run asking at once: the conditional put lets one start the
+    cluster, the others wait for its record (moto honours If-None-Match: *)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spark = _spark()
+    aws["s3"].put_object(Bucket=BUCKET, Key="x", Body=b"1", IfNoneMatch="*")
+    with pytest.raises(Exception, match="PreconditionFailed"):
+        aws["s3"].put_object(Bucket=BUCKET, Key="x", Body=b"2", IfNoneMatch="*")
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(lambda _: spark.emr_cluster_for_run("run-c"), range(4)))
+    assert len(set(ids)) == 1
+    assert len(aws["emr"].list_clusters()["Clusters"]) == 1
