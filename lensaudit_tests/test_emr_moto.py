@@ -291,7 +291,7 @@ def test_local_path_outside_the_store_fails_before_any_cluster_call(aws, tmp_pat
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     msg = failure.step_failure_data.user_failure_data.description
-    assert msg.startswith("sweep_catalog: EMR mode: step arguments") and "outside the store root" in msg
+    assert msg.startswith("sweep_catalog on EMR: EmrPathError: EMR mode: step arguments") and "outside the store root" in msg
     assert f"jobs.{key}[0]=" in msg and "dr10_sweeps" in msg
     assert aws["emr"].list_clusters()["Clusters"] == []
     assert "Contents" not in aws["s3"].list_objects_v2(Bucket=BUCKET)
@@ -303,6 +303,19 @@ def short_pipes_wait(monkeypatch):
     import dagster._core.pipes.utils as pipes_utils
 
     monkeypatch.setattr(pipes_utils, "WAIT_FOR_LOGS_AFTER_EXECUTION_INTERVAL", 1)
+
+
+@pytest.mark.dagster
+def test_missing_store_bucket_is_a_clear_failure_before_any_cluster(aws, tmp_path):
+    from assets.catalogs import positives
+
+    spark = SparkResource(mode="emr", emr=_spark().emr.model_copy(update={"store_uri": "s3://no-such-bucket/store"}))
+    result = dg.materialize([positives], raise_on_error=False, resources={
+        "spark": spark, "settings": LensauditSettings(home=str(_home(tmp_path)), profile="tiny")})
+    assert not result.success
+    msg = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+    assert msg.startswith("positives on EMR: ") and "NoSuchBucket" in msg
+    assert aws["emr"].list_clusters()["Clusters"] == []
 
 
 @pytest.mark.dagster

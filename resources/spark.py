@@ -288,16 +288,23 @@ class SparkResource(dg.ConfigurableResource):
             time.sleep(self.emr.step_poll_s)
 
     def _run_emr(self, context, job: str, args: dict[str, Any]) -> dict[str, Any]:
+        """``_run_emr_step`` with anticipated errors (settings, local paths, AWS refusals) as a
+        ``dg.Failure`` that names the job and the cause."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self._run_emr_step(context, job, args)
+        except (ValueError, BotoCoreError, ClientError, TimeoutError) as exc:
+            raise dg.Failure(description=f"{job} on EMR: {type(exc).__name__}: {exc}") from exc
+
+    def _run_emr_step(self, context, job: str, args: dict[str, Any]) -> dict[str, Any]:
         from dagster._core.errors import DagsterExecutionInterruptedError
         from dagster._core.pipes.client import PipesClientCompletedInvocation
         from dagster._core.pipes.utils import open_pipes_session
         from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
 
         self._emr_check()
-        try:
-            mapped, pairs = self.emr_map_args(args, _context_home(context))  # before any AWS call
-        except EmrPathError as exc:
-            raise dg.Failure(description=f"{job}: {exc}") from exc
+        mapped, pairs = self.emr_map_args(args, _context_home(context))  # before any AWS call
         s3, emr = self._boto("s3"), self._boto("emr")
         store = _S3Sync(s3)
         store.upload(pairs)
