@@ -319,6 +319,26 @@ def test_missing_store_bucket_is_a_clear_failure_before_any_cluster(aws, tmp_pat
 
 
 @pytest.mark.dagster
+def test_step_over_emrs_argument_limit_fails_before_any_aws_call(aws, tmp_path):
+    """positives over 200 sweeps: the argument JSON passes EMR's 10240-character HadoopJarStep
+    limit (moto does not enforce it): refused before anything is uploaded or started."""
+    from assets.catalogs import positives
+    from lensaudit.store import partition_file
+
+    home = _home(tmp_path)
+    for i in range(200):
+        p = partition_file(home, "sweep_catalog", f"sweep-{i:03d}m005-{i + 1:03d}p000")
+        pd.DataFrame({"ra": [1.0]}).to_parquet(p)
+    result = dg.materialize([positives], raise_on_error=False, resources={
+        "spark": _spark(), "settings": LensauditSettings(home=str(home), profile="tiny")})
+    assert not result.success
+    msg = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data.description
+    assert "EmrStepTooLarge" in msg and "limit of 10240" in msg
+    assert aws["emr"].list_clusters()["Clusters"] == []
+    assert "Contents" not in aws["s3"].list_objects_v2(Bucket=BUCKET)
+
+
+@pytest.mark.dagster
 def test_step_without_pipes_summary_fails_the_asset(aws, tmp_path, short_pipes_wait):
     from assets.catalogs import positives
 

@@ -149,15 +149,20 @@ class SparkResource(dg.ConfigurableResource):
             raise EmrPathError(f"EMR step {job!r} arguments hold local paths: {', '.join(local)}")
         conf = [f"spark.yarn.appMasterEnv.AWS_DEFAULT_REGION={self.emr.region}"]
         conf += [f"spark.yarn.appMasterEnv.{k}={v}" for k, v in sorted((pipes_env or {}).items())]
+        step_args = ["spark-submit", "--deploy-mode", "cluster", *[a for c in conf for a in ("--conf", c)],
+                     self.emr.code_uri, "--job", job, "--args-json", json.dumps(args, sort_keys=True)]
+        size = len("command-runner.jar") + sum(len(a) for a in step_args)
+        if size > EMR_STEP_MAX_CHARS:
+            raise EmrStepTooLarge(
+                f"EMR step {job!r}: its HadoopJarStep strings total {size} characters, over EMR's limit of "
+                f"{EMR_STEP_MAX_CHARS} (AddJobFlowSteps); the job's arguments ({len(step_args[-1])} characters of "
+                "JSON) must go to S3 and the entrypoint read them from there")
         return {
             "Name": f"lensaudit {job}",
             # the cluster serves the other assets of the run: a failed step fails its asset only
             "ActionOnFailure": "CONTINUE",
             # a Spark step through command-runner: spark-submit is named once (reference/002 s3.2)
-            "HadoopJarStep": {"Jar": "command-runner.jar",
-                              "Args": ["spark-submit", "--deploy-mode", "cluster",
-                                       *[a for c in conf for a in ("--conf", c)],
-                                       self.emr.code_uri, "--job", job, "--args-json", json.dumps(args, sort_keys=True)]},
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": step_args},
         }
 
     def emr_run_job_flow_params(self, job: str, args: dict[str, Any], run_id: str = "adhoc") -> dict[str, Any]:
@@ -305,6 +310,7 @@ class SparkResource(dg.ConfigurableResource):
 
         self._emr_check()
         mapped, pairs = self.emr_map_args(args, _context_home(context))  # before any AWS call
+        self.emr_step(job, mapped, _PIPES_ENV_RESERVE)  # the step will fit (checked before any AWS call)
         s3, emr = self._boto("s3"), self._boto("emr")
         store = _S3Sync(s3)
         store.upload(pairs)
@@ -363,6 +369,16 @@ class SparkResource(dg.ConfigurableResource):
 
 class EmrPathError(ValueError):
     """A Spark job argument that an EMR step could not read: a local path outside the store."""
+
+
+class EmrStepTooLarge(ValueError):
+    """A step whose HadoopJarStep strings exceed EMR's limit."""
+
+
+# AddJobFlowSteps: "The string values passed into HadoopJarStep object cannot exceed a total of 10240 characters."
+EMR_STEP_MAX_CHARS = 10240
+# room kept for the two Pipes bootstrap variables (about 150 characters each in practice)
+_PIPES_ENV_RESERVE = {"DAGSTER_PIPES_CONTEXT": "x" * 512, "DAGSTER_PIPES_MESSAGES": "x" * 512}
 
 
 def _walk_strings(v: Any, where: str = ""):
