@@ -438,3 +438,22 @@ def test_concurrent_assets_of_one_run_share_one_cluster(aws):
         ids = list(pool.map(lambda _: spark.emr_cluster_for_run("run-c"), range(4)))
     assert len(set(ids)) == 1
     assert len(aws["emr"].list_clusters()["Clusters"]) == 1
+
+
+def test_store_sync_skips_unchanged_inputs_and_downloads_only_what_the_step_changed(aws, tmp_path):
+    from resources.spark import _S3Sync
+
+    home = _home(tmp_path)
+    mapped, pairs = _spark().emr_map_args({"lens": str(home / "assets" / "lens_catalog" / "data.parquet"),
+                                           "dir": str(home / "assets" / "negative_pool"),
+                                           "out": str(home / "assets" / "positives" / "data.parquet")}, home)
+    sync = _S3Sync(aws["s3"])
+    assert sync.upload(pairs) == 2  # the file and the folder's one file; the output does not exist yet
+    assert sync.upload(pairs) == 0  # unchanged: not sent again
+    before = sync.snapshot(pairs)
+    _put(aws["s3"], mapped["out"], b"written by the step")
+    _put(aws["s3"], mapped["dir"] + "/extra.parquet", b"also written")
+    assert sync.download_changed(pairs, before) == 2
+    assert (home / "assets" / "positives" / "data.parquet").read_bytes() == b"written by the step"
+    assert (home / "assets" / "negative_pool" / "extra.parquet").read_bytes() == b"also written"
+    assert not list(home.rglob(".*.part"))

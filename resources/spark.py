@@ -431,7 +431,8 @@ class _S3Sync:
         return out
 
     def upload(self, pairs: list[tuple[Path, str]]) -> int:
-        """Upload the local files and folders that exist (skipping S3 copies of equal size, not older)."""
+        """Upload the local files and folders that exist, skipping those whose S3 copy has the same
+        size and is not older (``aws s3 sync``'s rule, to the second)."""
         n = 0
         for local, uri in pairs:
             if not local.exists():
@@ -442,7 +443,8 @@ class _S3Sync:
             for f in files:
                 k = key if f == local else f"{key.rstrip('/')}/{f.relative_to(local).as_posix()}"
                 o = have.get(k)
-                if o and o["Size"] == f.stat().st_size and o["LastModified"].timestamp() >= f.stat().st_mtime:
+                # S3 keeps whole seconds: a copy made in the second the file was written counts as current
+                if o and o["Size"] == f.stat().st_size and o["LastModified"].timestamp() >= int(f.stat().st_mtime):
                     continue
                 self.s3.upload_file(str(f), bucket, k)
                 n += 1
