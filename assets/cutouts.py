@@ -47,7 +47,7 @@ def cutouts(context: dg.AssetExecutionContext, settings: LensauditSettings, spar
           description="Per-cutout shortcut features (core/annulus/outer statistics, asymmetry, Laplacian energy, "
                       "colours, saturation, edge artefacts) for the single-feature AUC gates.")
 def shortcut_features(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource) -> dg.MaterializeResult:
-    home, profile = settings.home_path(), settings.profile_obj()
+    home = settings.home_path()
     index_paths = {f.stem + ".fits": str(f) for f in asset_files(home, "cutouts")}
     out = partition_file(home, "shortcut_features", "data")
     summary = spark.run_job(context, "shortcut_features", {"index_paths": index_paths,

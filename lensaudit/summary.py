@@ -11,14 +11,11 @@ import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from lensaudit.config import Profile
 from lensaudit.auc import roc_auc
 from lensaudit.evaluation.metrics import beta_interval
 from lensaudit.evaluation.operating import operating_thresholds, threshold_logit
-from lensaudit.spec import OPERATING_POINTS, PRIMARY
+from lensaudit.spec import PRIMARY
 from lensaudit.store import read_asset
 
 #: the figures ``summary`` reports (a test checks that each one is produced)

@@ -17,6 +17,7 @@ from lensaudit.spark_jobs.manifest import MANIFEST_SCHEMA, SHORTFALL_SCHEMA
 from lensaudit.spark_jobs.negatives import COUNTS_SCHEMA, pool_table_schema
 from lensaudit.spark_jobs.positives import POSITIVES_SCHEMA, UNMATCHED_SCHEMA
 from lensaudit.spark_jobs.sweeps import sweep_table_schema
+from lensaudit.survey.instrument import BANDS
 
 
 LENS_CATALOG_SCHEMA = pa.schema([
@@ -49,13 +50,13 @@ INJECTION_REALISM_SCHEMA = pa.schema(
      _f("galaxy_id", pa.string(), "host or lens <brickname>_<objid>")]
     + [_f(k, pa.float64(), "injection parameter (lensaudit.injection.params; NaN for real lenses)") for k in _PARAMS]
     + [_f(f"snr_{b}", pa.float64(), f"unclipped integrated arc annulus S/N in {b}, N(0, 1) on pure noise "
-          "(lensaudit.injection.realism)") for b in "grz"]
+          "(lensaudit.injection.realism)") for b in BANDS]
     + [_f("snr_combined", pa.float64(), "sum of the band S/N / sqrt(number of bands), N(0, 1) on pure noise")]
-    + [_f(f"{k}_{b}_nmgy", pa.float64(), d.format(b=b)) for b in "grz" for k, d in (
+    + [_f(f"{k}_{b}_nmgy", pa.float64(), d.format(b=b)) for b in BANDS for k, d in (
         ("flux", "host-subtracted annulus flux in {b} (residual over the ring median, unclipped) [nmgy]"),
         ("flux_err", "1-sigma noise of flux_{b}_nmgy [nmgy]"))]
     + [_f(f"arc_flux_{b}_nmgy", pa.float64(), f"arc-only flux in {b} [nmgy]: flux_{b}_nmgy of the injected stamp minus "
-          f"that of its host (NaN for real lenses, whose arc-only flux is flux_{b}_nmgy)") for b in "grz"]
+          f"that of its host (NaN for real lenses, whose arc-only flux is flux_{b}_nmgy)") for b in BANDS]
     + [_f("colour_g_r", pa.float64(), "arc-only g-r [AB mag]: from arc_flux (injections), flux (real lenses)"),
        _f("colour_r_z", pa.float64(), "arc-only r-z [AB mag]: from arc_flux (injections), flux (real lenses)"),
        _f("colour_g_r_err", pa.float64(), "1-sigma error of colour_g_r from flux_err [mag]"),

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from lensaudit.store import lensaudit_home
+from lensaudit.survey.instrument import BANDS
 
 RUN_PROFILE_FILE = "run_profile.json"
 # Dagster's console logger at WARNING: progress is the tqdm bar, details are in the UI
@@ -348,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "service ($LENSAUDIT_CUTOUT_URL); default: coadd when --coadd-dir is given, else mock")
     c.add_argument("--home", default=None, help="LENSAUDIT_HOME (mock source: where the mock sky lives)")
     c.add_argument("--coadd-dir", default=None, help="directory or URL prefix of legacysurvey-<brick>-image-<band>.fits.fz")
-    c.add_argument("--bands", default="grz")
+    c.add_argument("--bands", default=BANDS)
     c.add_argument("--size", type=int, default=101)
     c.add_argument("--out", required=True)
     c.set_defaults(func=cmd_cutout)

@@ -27,8 +27,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from lensaudit.cutouts.result import STAMP_PIX, Cutout
+from lensaudit.cutouts.result import Cutout
 from lensaudit.survey.bricks import brick_at
+from lensaudit.survey.instrument import BANDS, STAMP_PIX
 
 
 class CoaddSource:
@@ -88,7 +89,7 @@ class CoaddSource:
             self._cache.popitem(last=False)
         return entry
 
-    def cutout(self, ra: float, dec: float, bands: str = "grz", size: int = STAMP_PIX) -> Cutout:
+    def cutout(self, ra: float, dec: float, bands: str = BANDS, size: int = STAMP_PIX) -> Cutout:
         if not (np.isfinite(ra) and np.isfinite(dec)):
             return Cutout.failure(bands, "invalid_coords")
         if size % 2 != 1:

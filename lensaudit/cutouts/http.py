@@ -28,7 +28,8 @@ from urllib.parse import urlencode, urljoin, urlparse
 import numpy as np
 from urllib3.util.retry import Retry
 
-from lensaudit.cutouts.result import STAMP_PIX, Cutout
+from lensaudit.cutouts.result import Cutout
+from lensaudit.survey.instrument import BANDS, PIXSCALE_ARCSEC, STAMP_PIX
 
 DEFAULT_BASE_URL = "https://www.legacysurvey.org/viewer/fits-cutout"
 MAX_REDIRECTS = 5
@@ -99,7 +100,7 @@ class _BudgetRetry(Retry):
 
 class HttpCutoutSource:
     def __init__(self, base_url: str = DEFAULT_BASE_URL, cache_dir: str | Path | None = None, layer: str = "ls-dr10",
-                 pixscale: float = 0.262, timeout_s: float = 30.0, retries: int = 4, backoff_s: float = 1.0,
+                 pixscale: float = PIXSCALE_ARCSEC, timeout_s: float = 30.0, retries: int = 4, backoff_s: float = 1.0,
                  min_interval_s: float = 0.2, session=None):
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -189,7 +190,7 @@ class HttpCutoutSource:
             url = nxt
         return None, "http_too_many_redirects"
 
-    def cutout(self, ra: float, dec: float, bands: str = "grz", size: int = STAMP_PIX) -> Cutout:
+    def cutout(self, ra: float, dec: float, bands: str = BANDS, size: int = STAMP_PIX) -> Cutout:
         import requests
         from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 

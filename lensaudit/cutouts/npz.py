@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lensaudit.cutouts.result import Cutout
+from lensaudit.survey.instrument import BANDS, PIXSCALE_ARCSEC, STAMP_PIX
 
 
 def write_npz(path: str | Path, cutout: Cutout, **meta) -> Path:
@@ -23,7 +24,7 @@ def write_npz(path: str | Path, cutout: Cutout, **meta) -> Path:
     if not cutout.ok or cutout.data is None:
         raise ValueError(f"refusing to write a failed cutout ({cutout.reason})")
     arrays = {"cutout": np.ascontiguousarray(np.transpose(cutout.data, (1, 2, 0)).astype(np.float32))}
-    allmeta = {"bands_requested": cutout.bands, "size": cutout.data.shape[-1], "pixel_scale": 0.262, **cutout.meta, **meta}
+    allmeta = {"bands_requested": cutout.bands, "size": cutout.data.shape[-1], "pixel_scale": PIXSCALE_ARCSEC, **cutout.meta, **meta}
     for k, v in allmeta.items():
         arrays[f"meta_{k}"] = np.asarray(v)
         if arrays[f"meta_{k}"].ndim != 0:
@@ -76,14 +77,14 @@ def _read_member(zf: zipfile.ZipFile, name: str, max_bytes: int) -> np.ndarray:
     return arr.reshape(shape, order="F" if fortran else "C").copy()
 
 
-def read_npz(path: str | Path, expect_size: int | None = 101, expect_bands: str | None = None) -> Cutout:
+def read_npz(path: str | Path, expect_size: int | None = STAMP_PIX, expect_bands: str | None = None) -> Cutout:
     """Load an NPZ cutout as (C, H, W) float32; a failure (with reason) on any problem.
 
     Never raises: a truncated or corrupted file (bad zip, zlib error, CRC mismatch), a
     header that lies about the array size (refused before allocating: at most
     ``MAX_MEMBER_BYTES`` per member), an object array, or wrong shape / size / bands /
     dtype, or non-finite pixels other than NaN (inf) all give ``ok=False`` with a reason."""
-    bands = expect_bands or "grz"
+    bands = expect_bands or BANDS
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()

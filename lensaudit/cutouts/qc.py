@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from lensaudit.stamps import radius_map
+from lensaudit.survey.instrument import STAMP_PIX
 
 CENTRAL_BOX_PX = 50
 MAX_CENTRAL_NAN_FRAC = 0.02
@@ -21,7 +22,7 @@ CORE_RADIUS_PX = 5.0
 OUTER_ANNULUS_PX = (35.0, 50.0)
 
 
-def quality(data: np.ndarray | None, bands: str, size: int = 101) -> dict:
+def quality(data: np.ndarray | None, bands: str, size: int = STAMP_PIX) -> dict:
     """QC columns for one (C, H, W) stamp: qc_ok, qc_reason, and per-band statistics."""
     out: dict = {"qc_ok": False, "qc_reason": ""}
     if data is None:

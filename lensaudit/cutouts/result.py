@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STAMP_PIX = 101
-PIXSCALE_ARCSEC = 0.262
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.store import atomic_path
+from lensaudit.survey.instrument import BANDS, STAMP_PIX
 
 SHARD_ROWS = 2048
 
@@ -37,7 +38,7 @@ class ShardError(RuntimeError):
 class CutoutReader:
     """Batched reads from a store: ``read(index_rows) -> (N, C, H, W) float32``."""
 
-    def __init__(self, store_dir: str | Path, bands: int = 3, size: int = 101):
+    def __init__(self, store_dir: str | Path, bands: int = len(BANDS), size: int = STAMP_PIX):
         self.root = Path(store_dir)
         self.bands, self.size = bands, size
         self._maps: dict[str, np.ndarray] = {}
@@ -92,7 +93,7 @@ class CutoutReader:
         return out
 
 
-def export_npz(index: pd.DataFrame, reader: CutoutReader, out_dir: str | Path, bands: str = "grz") -> list[Path]:
+def export_npz(index: pd.DataFrame, reader: CutoutReader, out_dir: str | Path, bands: str = BANDS) -> list[Path]:
     """Write the research group's per-cutout NPZ files for ``cutout_ok`` rows of ``index``."""
     from lensaudit.cutouts.npz import write_npz
     from lensaudit.cutouts.result import Cutout

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.catalogs.lenscat_catalog import SAMPLE_WEIGHT_OF_TIER
+from lensaudit.survey.photometry import nmgy_to_mag
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.sampling.exclusion import LensNeighbourIndex
 from lensaudit.splits import SPLIT_ORDER, split_proportions, verify_disjoint
@@ -70,7 +71,7 @@ def n1_rows_satisfy_cuts(pool: pd.DataFrame, cuts) -> GateResult:
         return cannot_compute(name, asset, ERROR, "no N1 rows", "0 violations")
     n1 = pool
     with np.errstate(divide="ignore", invalid="ignore"):
-        mag_z = 22.5 - 2.5 * np.log10(n1["flux_z"].to_numpy(np.float64))
+        mag_z = nmgy_to_mag(n1["flux_z"].to_numpy(np.float64))
     checks = {
         "dec_range": (n1["dec"] > cuts.dec_min_deg) & (n1["dec"] < cuts.dec_max_deg),
         "nobs_g": n1["nobs_g"] >= cuts.min_nobs, "nobs_r": n1["nobs_r"] >= cuts.min_nobs,

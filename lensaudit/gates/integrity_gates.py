@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
+from lensaudit.survey.instrument import BANDS, STAMP_PIX
 
 CUTOUTS = "cutouts"
 DETECTOR = "detector_evaluation"
@@ -157,7 +158,7 @@ def _band_stats(stamps: np.ndarray) -> dict[str, np.ndarray]:
     return {"p1": p[0], "p50": p[1], "p99": p[2], "mad": mad}
 
 
-def recompute_qc(stamps: np.ndarray, bands: str = "grz") -> list[dict]:
+def recompute_qc(stamps: np.ndarray, bands: str = BANDS) -> list[dict]:
     """QC dicts (the index's QC columns) of a batch of stamps; NaN-free stamps vectorised,
     the rest through ``quality`` one by one."""
     from lensaudit.cutouts.qc import CENTRAL_BOX_PX, MAX_CENTRAL_NAN_FRAC, quality
@@ -193,7 +194,7 @@ def recompute_qc(stamps: np.ndarray, bands: str = "grz") -> list[dict]:
     return out  # type: ignore[return-value]
 
 
-def qc_recomputed(index: pd.DataFrame, store: Path, bands: str = "grz", size: int = 101) -> GateResult:
+def qc_recomputed(index: pd.DataFrame, store: Path, bands: str = BANDS, size: int = STAMP_PIX) -> GateResult:
     from lensaudit.cutouts.store import CutoutReader, ShardError
 
     name = "cutout_qc_recomputed"

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
+from lensaudit.survey.instrument import BANDS
 
 ASSET = "injection_realism"
 SNR_FLOOR = 1.0
@@ -100,7 +101,7 @@ def arc_noise_gates(samples: list, max_ks: float = NOISE_MAX_KS, min_n: int = 10
     from scipy.stats import kstest
 
     out = []
-    for b, x in zip("grz", samples):
+    for b, x in zip(BANDS, samples):
         gname = f"realism_arc_noise_{b}"
         thr = f"KS distance to N(0, 1) <= {max_ks}"
         x = np.asarray(x, dtype=float)

@@ -8,22 +8,16 @@ gate families with their own ``specs()`` (parity, integrity) are appended at the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from lensaudit.gates.gate_spec import GateSpec, StoreView, schema_gate as _schema_gate, spec as _spec
 from lensaudit.gates import data_gates, integrity_gates, parity_gates
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
-from lensaudit.gates.schema_gates import schema_matches
 from lensaudit.spec import DATA, negative_cuts
-from lensaudit.store import asset_files, read_asset
-from lensaudit.tables import SCHEMAS
+from lensaudit.store import read_asset
+from lensaudit.survey.instrument import BANDS
 
 
 def _shortcut_single(v: StoreView, which: int) -> GateResult:
@@ -56,7 +50,7 @@ def _realism(v: StoreView, which: str) -> list[GateResult]:
 
     if which == "noise":
         noise = v.table("injection_realism_arc_noise")
-        return arc_noise_gates([noise.loc[noise["band"] == b, "value"].to_numpy(float) for b in "grz"])
+        return arc_noise_gates([noise.loc[noise["band"] == b, "value"].to_numpy(float) for b in BANDS])
     rec = v.table("injection_realism")
     inj, real = rec[rec["kind"] == "injected"], rec[rec["kind"] == "real"]
     if which == "snr":

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lensaudit.injection.params import MAX_PARAMS_BYTES, InvalidParameters, check_renderable, validate_rows
+from lensaudit.survey.instrument import BANDS, PIXSCALE_ARCSEC
 
 
 def inject_to_npz(params_path: str | Path, out_path: str | Path, device: str = "cpu") -> int:
@@ -50,7 +51,7 @@ def inject_to_npz(params_path: str | Path, out_path: str | Path, device: str = "
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, images=images, magnification=magnification,
-                         bands=np.array(["g", "r", "z"]), pixscale_arcsec=np.float64(0.262))
+                         bands=np.array(list(BANDS)), pixscale_arcsec=np.float64(PIXSCALE_ARCSEC))
     except OSError as exc:
         raise InvalidParameters(f"cannot write {out}: {exc}") from exc
     return len(rows)

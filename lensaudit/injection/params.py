@@ -12,13 +12,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from lensaudit.survey.instrument import BANDS, MOFFAT_BETA, PIXSCALE_ARCSEC, STAMP_CENTRE_PIX, STAMP_PIX
 
 REQUIRED_KEYS = ("theta_e_arcsec", "e1", "e2", "gamma1", "gamma2", "center_x_arcsec", "center_y_arcsec",
                  "src_x_arcsec", "src_y_arcsec", "src_r_sersic_arcsec", "src_n_sersic", "src_e1", "src_e2",
                  "src_mag_g", "src_mag_r", "src_mag_z", "psf_fwhm_g_arcsec", "psf_fwhm_r_arcsec", "psf_fwhm_z_arcsec")
-OPTIONAL_DEFAULTS = {"moffat_beta": 3.5, "supersample": 4}
+OPTIONAL_DEFAULTS = {"moffat_beta": MOFFAT_BETA, "supersample": 4}
 MAX_ELLIPTICITY = 0.95  # |e| below this: q = (1-|e|)/(1+|e|) > 0.026
-STAMP_HALF_ARCSEC = 50 * 0.262  # centre to edge of the 101-pixel stamp [arcsec]
+STAMP_HALF_ARCSEC = STAMP_CENTRE_PIX * PIXSCALE_ARCSEC  # centre to edge of the 101-pixel stamp [arcsec]
 MAX_ROWS = 2000  # one call renders at most this many stamps (float64 working set ~ 0.5 GB)
 MAX_PARAMS_BYTES = 8 * 2**20  # PARAMS.json larger than this is refused before parsing
 
@@ -91,13 +92,13 @@ def validate_rows(rows: list) -> dict[str, np.ndarray]:
     return out
 
 
-def check_renderable(cols: dict[str, np.ndarray], npix: int = 101, pixscale: float = 0.262,
+def check_renderable(cols: dict[str, np.ndarray], npix: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC,
                      radius_fwhm: float = 4.0) -> None:
     """InvalidParameters naming the first row and band whose Moffat kernel (``radius_fwhm``
     FWHM radius, as ``render_arcs`` builds it) would not fit the ``npix`` stamp."""
     from lensaudit.injection.psf import kernel_half_width
 
-    for b in "grz":
+    for b in BANDS:
         for i, f in enumerate(cols[f"psf_fwhm_{b}_arcsec"]):
             if 2 * kernel_half_width(float(f), pixscale, radius_fwhm) + 1 > npix:
                 raise InvalidParameters(f"row {i}: key 'psf_fwhm_{b}_arcsec' = {f}: its PSF kernel exceeds the "

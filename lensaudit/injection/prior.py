@@ -12,6 +12,7 @@ lenses' sources from the same prior, so the realism gates test the machinery the
 from __future__ import annotations
 
 import numpy as np
+from lensaudit.survey.instrument import BANDS, MOFFAT_BETA
 
 THETA_E_RANGE = (0.5, 3.0)
 SRC_MAG_R_RANGE = (22.0, 26.0)
@@ -81,8 +82,8 @@ def prior_for_hosts(hosts, seed: int, key_column: str = "galaxy_id") -> dict[str
     draws = [draw_source_and_lens(np.random.default_rng(injection_seed(seed, k)), 1) for k in hosts[key_column]]
     cols = {k: np.concatenate([d[k] for d in draws]) if draws else np.zeros(0) for k in draw_source_and_lens(
         np.random.default_rng(0), 0)}
-    for b in "grz":
+    for b in BANDS:
         cols[f"psf_fwhm_{b}_arcsec"] = np.asarray(hosts[f"psfsize_{b}"], dtype=np.float64)
-    cols["moffat_beta"] = np.full(n, 3.5)
+    cols["moffat_beta"] = np.full(n, MOFFAT_BETA)
     cols["supersample"] = np.full(n, 4.0)
     return cols

@@ -52,6 +52,7 @@ import numpy as np
 
 from lensaudit.injection.annulus import ANNULUS_PX, OUTER_RING_PX
 from lensaudit.stamps import radius_map
+from lensaudit.survey.instrument import AB_ZEROPOINT_NMGY, BANDS, PIXSCALE_ARCSEC, STAMP_PIX
 
 # typical DECam sky surface brightness, AB mag / arcsec^2 (DECaLS DR10 medians), used to
 # turn the host depth into the Poisson variance of the added arc
@@ -72,7 +73,7 @@ def sigma_pix_outer(image: np.ndarray, r: np.ndarray | None = None, r_min: float
 
 
 @lru_cache(maxsize=4)
-def null_scale(size: int = 101) -> float:
+def null_scale(size: int = STAMP_PIX) -> float:
     """Standard deviation of (raw annulus sum) / (sigma_pix sqrt(N_pix)) on white noise for
     stamps of ``size`` px (dimensionless; ~0.74 for the 1-px ring median, see the module
     docstring).  The annulus is a union of complete 1-px rings, each with its own median,
@@ -202,12 +203,12 @@ def sigma_pix_from_depth(psfdepth_ivar: np.ndarray, psf_kernels: np.ndarray) -> 
     return np.sqrt(p2 / np.asarray(psfdepth_ivar, dtype=np.float64))
 
 
-def sky_nmgy_per_pixel(pixscale: float = 0.262) -> np.ndarray:
+def sky_nmgy_per_pixel(pixscale: float = PIXSCALE_ARCSEC) -> np.ndarray:
     """(3,) g, r, z sky per pixel [nmgy] from SKY_MAG_PER_ARCSEC2."""
-    return np.array([10 ** (-0.4 * (SKY_MAG_PER_ARCSEC2[b] - 22.5)) * pixscale**2 for b in "grz"])
+    return np.array([10 ** (-0.4 * (SKY_MAG_PER_ARCSEC2[b] - AB_ZEROPOINT_NMGY)) * pixscale**2 for b in BANDS])
 
 
-def arc_poisson_sigma(arc: np.ndarray, sigma_pix: np.ndarray, pixscale: float = 0.262) -> np.ndarray:
+def arc_poisson_sigma(arc: np.ndarray, sigma_pix: np.ndarray, pixscale: float = PIXSCALE_ARCSEC) -> np.ndarray:
     """Per-pixel sigma of the arc's own Poisson noise (nmgy): in a sky-limited image
     sigma_pix^2 = sky / g_eff, so the arc adds var = arc / g_eff = arc sigma_pix^2 / sky,
     with the sky per pixel from SKY_MAG_PER_ARCSEC2."""
@@ -216,13 +217,13 @@ def arc_poisson_sigma(arc: np.ndarray, sigma_pix: np.ndarray, pixscale: float = 
     return np.sqrt(np.clip(arc, 0, None) * s**2 / sky.reshape(-1, 1, 1))
 
 
-def add_arc_noise(arc: np.ndarray, sigma_pix: np.ndarray, rng: np.random.Generator, pixscale: float = 0.262) -> np.ndarray:
+def add_arc_noise(arc: np.ndarray, sigma_pix: np.ndarray, rng: np.random.Generator, pixscale: float = PIXSCALE_ARCSEC) -> np.ndarray:
     """The arc plus its Poisson-like noise (the host already carries the sky noise)."""
     return arc + rng.normal(size=arc.shape) * arc_poisson_sigma(arc, sigma_pix, pixscale)
 
 
 def arc_noise_residuals(injected: np.ndarray, host: np.ndarray, model: np.ndarray,
-                        footprint_sigma: float = FOOTPRINT_SIGMA, pixscale: float = 0.262) -> list[np.ndarray]:
+                        footprint_sigma: float = FOOTPRINT_SIGMA, pixscale: float = PIXSCALE_ARCSEC) -> list[np.ndarray]:
     """Per band, the noise the injection added inside the arc footprint, in units of the
     Poisson sigma of a real pixel of that arc brightness (N(0, 1) when the injection is
     right).  injected, host, model: (3, H, W) [nmgy/pixel]; the host's sigma_pix is its

@@ -20,6 +20,7 @@ import pandas as pd
 
 from lensaudit.injection.realism import (add_arc_noise, arc_colours, arc_noise_residuals, arc_stats,
                                          sigma_pix_from_depth)
+from lensaudit.survey.instrument import BANDS, MOFFAT_BETA, PIXSCALE_ARCSEC
 
 NOISE_PIXELS_PER_STAMP = 200
 NOISE_COLUMNS = ["galaxy_id", "band", "value"]
@@ -39,22 +40,22 @@ def stats_frame(stamps: np.ndarray, hosts: np.ndarray | None = None) -> pd.DataF
         return pd.DataFrame(columns=_STATS_COLUMNS)
     st = arc_stats(stamps)
     out = {}
-    for i, b in enumerate("grz"):
+    for i, b in enumerate(BANDS):
         out[f"snr_{b}"] = st["snr"][:, i]
     out["snr_combined"] = st["snr_combined"]
-    for i, b in enumerate("grz"):
+    for i, b in enumerate(BANDS):
         out[f"flux_{b}_nmgy"] = st["flux_nmgy"][:, i]
         out[f"flux_err_{b}_nmgy"] = st["flux_err_nmgy"][:, i]
     col = arc_colours(stamps)  # the same estimator on injected stamps and real lenses
-    for i, b in enumerate("grz"):
+    for i, b in enumerate(BANDS):
         out[f"arc_flux_{b}_nmgy"] = col["arc_flux_nmgy"][:, i]
     out.update({k: col[k] for k in ("colour_g_r", "colour_r_z", "colour_g_r_err", "colour_r_z_err")})
     return pd.DataFrame(out)[_STATS_COLUMNS]
 
 
-_STATS_COLUMNS = ([f"snr_{b}" for b in "grz"] + ["snr_combined"]
-                  + [f"{k}_{b}_nmgy" for b in "grz" for k in ("flux", "flux_err")]
-                  + [f"arc_flux_{b}_nmgy" for b in "grz"]
+_STATS_COLUMNS = ([f"snr_{b}" for b in BANDS] + ["snr_combined"]
+                  + [f"{k}_{b}_nmgy" for b in BANDS for k in ("flux", "flux_err")]
+                  + [f"arc_flux_{b}_nmgy" for b in BANDS]
                   + ["colour_g_r", "colour_r_z", "colour_g_r_err", "colour_r_z_err"])
 
 
@@ -65,7 +66,7 @@ def noise_sample(ids, injected: np.ndarray, hosts: np.ndarray, models: np.ndarra
     pixels per stamp and band (a deterministic stride)."""
     frames = []
     for g, inj, h, m in zip(ids, injected, hosts, models):
-        for b, v in zip("grz", arc_noise_residuals(inj, h, m)):
+        for b, v in zip(BANDS, arc_noise_residuals(inj, h, m)):
             if len(v):
                 v = v[::max(1, int(np.ceil(len(v) / per_stamp)))]
                 frames.append(pd.DataFrame({"galaxy_id": g, "band": b, "value": v}))
@@ -95,9 +96,10 @@ def run_realism(index: pd.DataFrame, manifest: pd.DataFrame, reader, seed: int, 
     params = prior_for_hosts(hosts, seed)
     res = render_arcs(params, dtype=torch.float32, device=device)
     arcs = res.images.cpu().numpy().astype(np.float64)
-    fwhm = torch.tensor(np.stack([hosts[f"psfsize_{b}"] for b in "grz"], axis=1), dtype=torch.float64)
-    kern = moffat_kernels(fwhm, torch.full_like(fwhm, 3.5), 0.262, kernel_half_width(float(fwhm.max()), 0.262)).numpy()
-    depth = np.stack([hosts[f"psfdepth_{b}"] for b in "grz"], axis=1)
+    fwhm = torch.tensor(np.stack([hosts[f"psfsize_{b}"] for b in BANDS], axis=1), dtype=torch.float64)
+    kern = moffat_kernels(fwhm, torch.full_like(fwhm, MOFFAT_BETA), PIXSCALE_ARCSEC,
+                         kernel_half_width(float(fwhm.max()), PIXSCALE_ARCSEC)).numpy()
+    depth = np.stack([hosts[f"psfdepth_{b}"] for b in BANDS], axis=1)
     injected = np.stack([h + add_arc_noise(a, sigma_pix_from_depth(d, k),
                                            np.random.default_rng(injection_seed(seed + 1, g)))
                          for h, a, d, k, g in zip(host_stamps, arcs, depth, kern, hosts["galaxy_id"])])

@@ -8,9 +8,10 @@ supersampled convolution, a PIXEL PSF equal to our Moffat kernel).
 from __future__ import annotations
 
 import numpy as np
+from lensaudit.survey.instrument import PIXSCALE_ARCSEC, STAMP_PIX
 
 
-def lenstronomy_render(row: dict, kernels: np.ndarray, npix: int = 101, pixscale: float = 0.262) -> np.ndarray:
+def lenstronomy_render(row: dict, kernels: np.ndarray, npix: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC) -> np.ndarray:
     """(3, npix, npix) nmgy per pixel for one parameter row; kernels (3, K, K)."""
     from lenstronomy.Data.imaging_data import ImageData
     from lenstronomy.Data.psf import PSF
@@ -18,7 +19,8 @@ def lenstronomy_render(row: dict, kernels: np.ndarray, npix: int = 101, pixscale
     from lenstronomy.LensModel.lens_model import LensModel
     from lenstronomy.LightModel.light_model import LightModel
 
-    from lensaudit.injection.render import BANDS, mag_to_nmgy
+    from lensaudit.injection.render import mag_to_nmgy
+    from lensaudit.survey.instrument import BANDS
 
     c = (npix - 1) / 2
     data = ImageData(image_data=np.zeros((npix, npix)), transform_pix2angle=np.eye(2) * pixscale,

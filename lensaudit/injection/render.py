@@ -23,10 +23,8 @@ import torch.nn.functional as F
 from lensaudit.injection.lens import ellipticity_to_phi_q, shear_deflection, sie_deflection
 from lensaudit.injection.psf import convolve_same, kernel_half_width, moffat_kernels
 from lensaudit.injection.source import source_unit_sb
+from lensaudit.survey.instrument import AB_ZEROPOINT_NMGY, BANDS, PIXSCALE_ARCSEC, STAMP_PIX
 
-PIXSCALE_ARCSEC = 0.262
-STAMP_PIX = 101
-BANDS = ("g", "r", "z")
 
 
 @dataclass
@@ -37,7 +35,8 @@ class RenderResult:
 
 
 def mag_to_nmgy(mag):
-    return 10.0 ** (-0.4 * (mag - 22.5))
+    """Flux [nmgy] of AB magnitudes (tensors or arrays)."""
+    return 10.0 ** (-0.4 * (mag - AB_ZEROPOINT_NMGY))
 
 
 def subpixel_axis(npix: int, supersample: int, pixscale: float, dtype, device) -> torch.Tensor:

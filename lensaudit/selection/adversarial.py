@@ -20,13 +20,14 @@ import torch
 from lensaudit.injection.realism import ANNULUS_PX
 from lensaudit.selection.inject import score_stamps
 from lensaudit.stamps import azimuthal_median, radius_map
+from lensaudit.survey.instrument import STAMP_PIX
 
 RING_RADIUS_PX = 15.0
 RING_SIGMA_PX = 1.5
 RING_AMPLITUDE_NMGY = 0.01
 
 
-def ring_image(size: int = 101) -> np.ndarray:
+def ring_image(size: int = STAMP_PIX) -> np.ndarray:
     r = radius_map(size)
     ring = RING_AMPLITUDE_NMGY * np.exp(-0.5 * ((r - RING_RADIUS_PX) / RING_SIGMA_PX) ** 2)
     return np.repeat(ring[None], 3, axis=0).astype(np.float32)

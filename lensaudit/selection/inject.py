@@ -30,13 +30,13 @@ from lensaudit.detector.preprocess import raw_robust
 from lensaudit.injection.prior import draw_clumps, draw_source_and_lens, injection_seed
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
-from lensaudit.injection.render import PIXSCALE_ARCSEC, render_arcs
+from lensaudit.injection.render import render_arcs
 from lensaudit.injection.annulus import annulus_snr, outer_sigma
 from lensaudit.selection.detectability import matched_snr, noise_correlation_factor
 from lensaudit.survey.photometry import mw_transmission
 from lensaudit.selection.grid import THETA_E, cells
+from lensaudit.survey.instrument import BANDS, MOFFAT_BETA, MOFFAT_BETA_BRACKETS, PIXSCALE_ARCSEC
 
-MOFFAT_BETA = 3.5
 
 
 def _order(keys: list[str]) -> np.ndarray:
@@ -78,7 +78,7 @@ def draw_parameters(plan: pd.DataFrame, hosts: pd.DataFrame, seed: int) -> pd.Da
     d["src_x_arcsec"], d["src_y_arcsec"] = d["src_x_arcsec"] * scale, d["src_y_arcsec"] * scale
     params = pd.DataFrame(d, index=plan.index)
     h = hosts.set_index("galaxy_id").loc[plan["galaxy_id"]]
-    for b in "grz":
+    for b in BANDS:
         params[f"psf_fwhm_{b}_arcsec"] = h[f"psfsize_{b}"].to_numpy(float)
     params["moffat_beta"] = MOFFAT_BETA
     return params
@@ -122,7 +122,7 @@ class Variant:
         return cols, self.suppress_inner
 
 
-BRACKETS: tuple[Variant, ...] = (Variant("moffat_beta_2.5", moffat_beta=2.5), Variant("moffat_beta_4.5", moffat_beta=4.5),
+BRACKETS: tuple[Variant, ...] = (*(Variant(f"moffat_beta_{b:g}", moffat_beta=b) for b in MOFFAT_BETA_BRACKETS),
                                  Variant("clumpy_sources", clumps=True), Variant("suppress_inner", suppress_inner=True))
 
 
@@ -159,7 +159,7 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str) -> torch.T
 def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
     """(N, 3) Milky Way transmission of each host in g, r, z (1 where E(B-V) is absent)."""
     ebv = host_rows["ebv"].to_numpy(np.float64) if "ebv" in host_rows else np.zeros(len(host_rows))
-    return np.stack([mw_transmission(ebv, b) for b in "grz"], axis=1)
+    return np.stack([mw_transmission(ebv, b) for b in BANDS], axis=1)
 
 
 def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
@@ -181,8 +181,8 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     hr = host_rows.iloc[host_pos]
     arc = res.images * torch.as_tensor(host_transmission(hr), dtype=res.images.dtype, device=res.images.device)[:, :, None, None]
     clock.stop("render")
-    fwhm = torch.as_tensor(hr[[f"psfsize_{b}" for b in "grz"]].to_numpy(np.float64), device=device)
-    depth = torch.as_tensor(hr[[f"psfdepth_{b}" for b in "grz"]].to_numpy(np.float64), device=device)
+    fwhm = torch.as_tensor(hr[[f"psfsize_{b}" for b in BANDS]].to_numpy(np.float64), device=device)
+    depth = torch.as_tensor(hr[[f"psfdepth_{b}" for b in BANDS]].to_numpy(np.float64), device=device)
     sig = sigma_pix(depth, fwhm).float()
     host = host_stamps[torch.as_tensor(host_pos, device=host_stamps.device)].to(device)
     noise = arc_noise(arc, sig, gen)
@@ -228,12 +228,12 @@ def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, par
         clock.stop("detectability")
         frame = {"logit": logit.cpu().numpy().astype(np.float64),
                  "magnification": res.magnification.cpu().numpy().astype(np.float64)}
-        for i, b in enumerate("grz"):
+        for i, b in enumerate(BANDS):
             frame[f"snr_{b}"] = snr[:, i]
-        for i, b in enumerate("grz"):
+        for i, b in enumerate(BANDS):
             frame[f"arc_snr_matched_{b}"] = matched[:, i]
         frame["arc_snr_matched"] = np.sqrt((matched ** 2).sum(axis=1))
-        for i, b in enumerate("grz"):
+        for i, b in enumerate(BANDS):
             frame[f"noise_corr_{b}"] = corr[:, i]
         frame["added_rms_nmgy"] = rms
         out.append(pd.DataFrame(frame))

@@ -24,6 +24,7 @@ from lensaudit.arrow_fields import described as _f
 
 from lensaudit.cutouts.features import FEATURES
 from lensaudit.spark_jobs.common import run_tasks, status_batch
+from lensaudit.survey.instrument import BANDS
 
 QC_BAND_STATS = ("p1", "p50", "p99", "mad", "outer_bg", "clip_frac")
 
@@ -47,8 +48,8 @@ INDEX_SCHEMA = pa.schema([
     _f("bands", pa.string(), "channel order of the stamp"),
     _f("nan_frac", pa.float64(), "NaN fraction of the stamp"),
     _f("central_nan_frac", pa.float64(), "NaN fraction of the central 50x50"),
-] + [_f(f"has_{b}", pa.bool_(), f"band {b} present") for b in "grz"]
-  + [_f(f"{s}_{b}", pa.float64(), f"QC {s} of band {b} [nmgy/pixel]") for b in "grz" for s in QC_BAND_STATS])
+] + [_f(f"has_{b}", pa.bool_(), f"band {b} present") for b in BANDS]
+  + [_f(f"{s}_{b}", pa.float64(), f"QC {s} of band {b} [nmgy/pixel]") for b in BANDS for s in QC_BAND_STATS])
 
 
 def _source(spec: dict, sweep: str):
@@ -77,7 +78,7 @@ def _source(spec: dict, sweep: str):
         raise ValueError(f"unknown cutout source {kind!r}")
 
     def get(r):
-        c = src.cutout(float(r.ra), float(r.dec), bands="grz")
+        c = src.cutout(float(r.ra), float(r.dec), bands=BANDS)
         if not c.ok:
             raise _SourceFailure(c.reason)
         return c.data
@@ -100,10 +101,10 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
     for r in rows.itertuples(index=False):
         rec = {"galaxy_id": r.galaxy_id, "sweep": sweep, "brickname": r.brickname, "ra": r.ra, "dec": r.dec,
                "label": r.label, "split": r.split, "cutout_path": "", "cutout_offset": -1, "cutout_ok": False,
-               "fail_reason": "", "bands": "grz"}
+               "fail_reason": "", "bands": BANDS}
         try:
             data = get(r)
-            qc = quality(data, "grz")
+            qc = quality(data, BANDS)
             rec.update({k: v for k, v in qc.items() if k in INDEX_SCHEMA.names})
             if qc["qc_ok"]:
                 rec["cutout_ok"] = True

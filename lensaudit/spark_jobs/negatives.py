@@ -18,7 +18,7 @@ POOL_EXTRA = [
     pa.field("pool", pa.string(), metadata={"description": "N1 (Paper IV parity) or N2 (hard confuser)"}),
     pa.field("confuser_category", pa.string(), metadata={"description": "first N2 proxy that holds ('' for none)"}),
     pa.field("confuser_flags", pa.string(), metadata={"description": "every N2 proxy that holds, '|'-joined"}),
-    pa.field("mag_z", pa.float64(), metadata={"description": "22.5 - 2.5 log10(flux_z), observed [AB mag]"}),
+    pa.field("mag_z", pa.float64(), metadata={"description": "AB magnitude of flux_z, observed (not dereddened) [AB mag]"}),
 ]
 COUNTS_SCHEMA = pa.schema([
     pa.field("sweep", pa.string(), metadata={"description": "sweep file"}),

@@ -20,7 +20,8 @@ import os
 import re
 import sys
 
-from lensaudit.survey.schema import BANDS, REQUIRED_COLUMNS, SWEEP_SCHEMA, SWEEP_UNITS
+from lensaudit.survey.instrument import BANDS
+from lensaudit.survey.schema import REQUIRED_COLUMNS, SWEEP_SCHEMA, SWEEP_UNITS
 
 _BASE = {
     "release": ("I", ""), "brickid": ("J", ""), "brickname": ("8A", ""), "objid": ("J", ""),

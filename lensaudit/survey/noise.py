@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from lensaudit.survey.instrument import BANDS
 
 MAD_TO_SIGMA = 1.4826
 
@@ -106,7 +107,7 @@ def block_noise_factor(image: np.ndarray, block: int = 5, exclude_radius_pix: fl
     return NoiseCorrelation(sig_block / (block * sig_pix), sig_pix, sig_block, block, n_pix, int(len(s)))
 
 
-def stamp_noise_factors(stamp: np.ndarray, bands: str = "grz", **kwargs) -> dict[str, NoiseCorrelation]:
+def stamp_noise_factors(stamp: np.ndarray, bands: str = BANDS, **kwargs) -> dict[str, NoiseCorrelation]:
     """``block_noise_factor`` of each band of a (C, H, W) stamp."""
     stamp = np.asarray(stamp)
     if stamp.ndim != 3 or stamp.shape[0] != len(bands):

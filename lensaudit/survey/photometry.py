@@ -13,8 +13,8 @@ Finkbeiner 2011, as used by legacypipe DR9/DR10) are in ``EXTINCTION_COEFF``.
 from __future__ import annotations
 
 import numpy as np
+from lensaudit.survey.instrument import AB_ZEROPOINT_NMGY
 
-AB_ZEROPOINT_NMGY = 22.5
 EXTINCTION_COEFF = {"g": 3.214, "r": 2.165, "i": 1.592, "z": 1.211}
 
 

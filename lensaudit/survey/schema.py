@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 import pyarrow as pa
+from lensaudit.survey.instrument import BANDS
 
-BANDS = ("g", "r", "z")
 
 # (name, arrow type, description with units)
 _BASE = [
