@@ -29,6 +29,8 @@ def shortcut_lr_scores(features: pd.DataFrame, test_ids: pd.Series, seed: int = 
         raise ValueError("the baseline needs both classes in the train split's shortcut features")
     model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed))
     model.fit(x_tr[keep], y_tr)
+    if len(test_ids) == 0:  # e.g. an empty validation split: nothing to score (thresholds then insufficient)
+        return np.zeros(0)
     te = features.set_index("galaxy_id").reindex(test_ids)
     if te[cols].isna().all(axis=1).any():
         missing = int(te[cols].isna().all(axis=1).sum())
