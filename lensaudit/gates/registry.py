@@ -125,8 +125,8 @@ GATES: list[GateSpec] = [
     _schema_gate("injection_realism"),
     _realism_spec("realism_arc_snr_median", "snr", 0, "median unclipped arc annulus S/N (N(0,1) on noise), "
                   "max(q, 1) injected / real lenses in [0.5, 2]"),
-    _realism_spec("realism_arc_snr_p10", "snr", 1, "p10 unclipped arc annulus S/N, max(q, 1) injected / real in [0.5, 2]"),
-    _realism_spec("realism_arc_snr_p90", "snr", 2, "p90 unclipped arc annulus S/N, max(q, 1) injected / real in [0.5, 2]"),
+    _realism_spec("realism_arc_snr_p10", "snr", 1, "p10 unclipped arc annulus S/N, 68% bootstrap interval of max(q, 1) injected / real meets [0.5, 2]"),
+    _realism_spec("realism_arc_snr_p90", "snr", 2, "p90 unclipped arc annulus S/N, 68% bootstrap interval of max(q, 1) injected / real meets [0.5, 2]"),
     _realism_spec("realism_colour_g_r", "colour", 0, "median arc-only g-r (injected model vs host-subtracted real "
                   "arcs, S/N >= 3 in g and r) within 0.2 mag"),
     _realism_spec("realism_colour_r_z", "colour", 1, "median arc-only r-z (injected model vs host-subtracted real "

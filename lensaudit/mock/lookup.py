@@ -9,11 +9,12 @@ import numpy as np
 from lensaudit.cutouts.result import Cutout
 from lensaudit.mock.config import MockSkyConfig
 from lensaudit.sampling.geometry import separation_arcsec
+from lensaudit.survey.instrument import BANDS, STAMP_PIX
 
 MATCH_ARCSEC = 1.5
 
 
-def mock_cutout(ra: float, dec: float, home: Path, config: MockSkyConfig, bands: str = "grz", size: int = 101) -> Cutout:
+def mock_cutout(ra: float, dec: float, home: Path, config: MockSkyConfig, bands: str = BANDS, size: int = STAMP_PIX) -> Cutout:
     """The stamp of the mock object nearest (ra, dec) within 1.5", or a failure."""
     from lensaudit.catalogs.lenscat_catalog import load_lenscat
     from lensaudit.mock.render import MockSweepImager
@@ -22,7 +23,7 @@ def mock_cutout(ra: float, dec: float, home: Path, config: MockSkyConfig, bands:
 
     if not (np.isfinite(ra) and np.isfinite(dec)):
         return Cutout.failure(bands, "invalid_coords")
-    if set(bands) - set("grz"):
+    if set(bands) - set(BANDS):
         return Cutout.failure(bands, f"the mock sky has bands g, r, z only (asked {bands!r})")
     box = next((b for b in config.sweep_boxes if b.contains(ra, dec)), None)
     if box is None:
@@ -37,6 +38,6 @@ def mock_cutout(ra: float, dec: float, home: Path, config: MockSkyConfig, bands:
     truth = read_truth(home / "mock_sky" / "truth")
     target = next(rows.iloc[[i]].itertuples(index=False))
     stamp = MockSweepImager(rows, truth[truth["sweep"] == box.name], config, size).stamp(target)
-    keep = ["grz".index(b) for b in bands]
+    keep = [BANDS.index(b) for b in bands]
     return Cutout(True, bands, stamp[keep], "", {"ra": float(target.ra), "dec": float(target.dec),
                                                    "galaxy_id": target.galaxy_id, "source": "mock", "sep_arcsec": float(sep[i])})

@@ -27,10 +27,8 @@ from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import add_arc_noise, sigma_pix_from_depth
 from lensaudit.injection.source import sersic_unit_amp
 from lensaudit.mock.config import MockSkyConfig
+from lensaudit.survey.instrument import BANDS, MOFFAT_BETA, PIXSCALE_ARCSEC, STAMP_PIX
 
-PIX = 0.262
-BANDS = "grz"
-MOFFAT_BETA = 3.5
 SUPERSAMPLE = 2
 
 
@@ -48,7 +46,7 @@ def sersic_image(x, y, flux, r_half, n, e1, e2, cx, cy):
     r = np.maximum(np.hypot(xp, yp), 1e-4)
     bn = max(1.9992 * n - 0.3271, 1e-5)
     amp = flux * sersic_unit_amp(r_half, n)
-    return amp * np.exp(-bn * ((r / r_half) ** (1 / n) - 1)) * (PIX / SUPERSAMPLE) ** 2
+    return amp * np.exp(-bn * ((r / r_half) ** (1 / n) - 1)) * (PIXSCALE_ARCSEC / SUPERSAMPLE) ** 2
 
 
 def _lens_arc(row, truth_row, n_sub: int) -> np.ndarray:
@@ -59,7 +57,7 @@ def _lens_arc(row, truth_row, n_sub: int) -> np.ndarray:
     from lenstronomy.LensModel.lens_model import LensModel
     from lenstronomy.LightModel.light_model import LightModel
 
-    step = PIX / SUPERSAMPLE
+    step = PIXSCALE_ARCSEC / SUPERSAMPLE
     c = (n_sub - 1) / 2
     data = ImageData(image_data=np.zeros((n_sub, n_sub)), transform_pix2angle=np.diag([-step, step]),
                      ra_at_xy_0=c * step, dec_at_xy_0=-c * step)
@@ -110,10 +108,10 @@ def _morphology(kind: str, rng, x, y, row, flux: np.ndarray) -> np.ndarray:
     return out
 
 
-def render_stamp(target, neighbours: pd.DataFrame, truth_row, config: MockSkyConfig, size: int = 101) -> np.ndarray:
+def render_stamp(target, neighbours: pd.DataFrame, truth_row, config: MockSkyConfig, size: int = STAMP_PIX) -> np.ndarray:
     """(3, size, size) float32 stamp of ``target`` (a sweep row) and its ``neighbours``."""
     n_sub = size * SUPERSAMPLE
-    ax = (np.arange(n_sub) - (n_sub - 1) / 2) * (PIX / SUPERSAMPLE)
+    ax = (np.arange(n_sub) - (n_sub - 1) / 2) * (PIXSCALE_ARCSEC / SUPERSAMPLE)
     x, y = np.meshgrid(-ax, ax)  # east left: RA increases to the left; rows = north
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, zlib.crc32(str(target.galaxy_id).encode())]))
     sub = np.zeros((3, n_sub, n_sub))
@@ -124,8 +122,8 @@ def render_stamp(target, neighbours: pd.DataFrame, truth_row, config: MockSkyCon
         cy = (nb.dec - target.dec) * 3600
         flux = np.array([nb.flux_g, nb.flux_r, nb.flux_z], dtype=float)
         if nb.type == "PSF":
-            j = int(round((size - 1) / 2 - cx / PIX))  # x flipped: east left
-            i = int(round((size - 1) / 2 + cy / PIX))
+            j = int(round((size - 1) / 2 - cx / PIXSCALE_ARCSEC))  # x flipped: east left
+            i = int(round((size - 1) / 2 + cy / PIXSCALE_ARCSEC))
             if 0 <= i < size and 0 <= j < size:
                 point[:, i, j] += np.clip(flux, 0, None)
             continue
@@ -139,9 +137,9 @@ def render_stamp(target, neighbours: pd.DataFrame, truth_row, config: MockSkyCon
             sub += _lens_arc(target, truth_row, n_sub)
     img = sub.reshape(3, size, SUPERSAMPLE, size, SUPERSAMPLE).sum(axis=(2, 4)) + point
     fwhm = np.array([target.psfsize_g, target.psfsize_r, target.psfsize_z], dtype=float)
-    half = kernel_half_width(float(fwhm.max()), PIX)
+    half = kernel_half_width(float(fwhm.max()), PIXSCALE_ARCSEC)
     f = torch.as_tensor(fwhm, dtype=torch.float64)
-    kernels = moffat_kernels(f, torch.full_like(f, MOFFAT_BETA), PIX, half).numpy()
+    kernels = moffat_kernels(f, torch.full_like(f, MOFFAT_BETA), PIXSCALE_ARCSEC, half).numpy()
     img = np.stack([fftconvolve(img[b], kernels[b], mode="same") for b in range(3)])
     depth = np.array([target.psfdepth_g, target.psfdepth_r, target.psfdepth_z], dtype=float)
     sigma = sigma_pix_from_depth(np.where(depth > 0, depth, 1e-3), kernels)
@@ -162,7 +160,7 @@ def render_stamp(target, neighbours: pd.DataFrame, truth_row, config: MockSkyCon
 class MockSweepImager:
     """Stamps for the rows of one mock sweep (neighbours from the same sweep)."""
 
-    def __init__(self, sweep_rows: pd.DataFrame, truth: pd.DataFrame, config: MockSkyConfig, size: int = 101):
+    def __init__(self, sweep_rows: pd.DataFrame, truth: pd.DataFrame, config: MockSkyConfig, size: int = STAMP_PIX):
         from scipy.spatial import cKDTree
 
         from lensaudit.sampling.geometry import unit_vectors
@@ -173,7 +171,7 @@ class MockSweepImager:
         self.config, self.size = config, size
         self._tree = cKDTree(unit_vectors(self.rows["ra"], self.rows["dec"]))
         self._pos = {g: i for i, g in enumerate(self.rows["galaxy_id"])}
-        self._reach = math.radians(size * PIX * 0.75 / 3600.0) * 2  # chord, generous
+        self._reach = math.radians(size * PIXSCALE_ARCSEC * 0.75 / 3600.0) * 2  # chord, generous
 
     def stamp(self, target) -> np.ndarray:
         """Stamp of the sweep row whose galaxy_id is ``target.galaxy_id`` (any row-like)."""
