@@ -13,7 +13,7 @@ from scipy.stats import chisquare
 from lensaudit.gates.gate_spec import GateSpec, spec
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.sampling.parity import BALANCE_COLUMNS, balance_frame, parity_failures, standardised_mean_difference
-from lensaudit.spec import PARITY
+from lensaudit.spec import DATA, PARITY
 
 ASSET = "training_manifest"
 N_BOOT = 1000
@@ -81,7 +81,6 @@ def manifest_split_fractions(manifest: pd.DataFrame, fractions: dict) -> GateRes
 
 
 def specs() -> list[GateSpec]:
-    from lensaudit.splits import SPLIT_FRACTIONS
     from lensaudit.store import read_asset
 
     def sweeps(v):
@@ -100,5 +99,5 @@ def specs() -> list[GateSpec]:
               f"{PARITY.max_abs_smd}", lambda v: positive_negative_balance(v.table("training_manifest"))),
         spec("training_manifest_split_fractions", ASSET, ERROR, True,
               f"manifest positives per split consistent with the split fractions (chi-square p > {MIN_SPLIT_P})",
-              lambda v: manifest_split_fractions(v.table("training_manifest"), SPLIT_FRACTIONS)),
+              lambda v: manifest_split_fractions(v.table("training_manifest"), DATA.split_fractions)),
     ]
