@@ -11,13 +11,15 @@ from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog
 from lensaudit.store import partition_file
 from resources.settings import LensauditSettings
 from resources.spark import SparkResource
+from resources.sweeps import SweepSource
 
 @dg.asset(group_name="sampling", kinds={"spark", "parquet"}, partitions_def=SWEEP_PARTITIONS,
           backfill_policy=dg.BackfillPolicy.single_run(), deps=[sweep_catalog, lens_catalog],
           metadata=schema_metadata("negative_pool"),
           description="N1 (Paper IV parity cuts) and N2 (confuser proxies) negatives, one row per galaxy and pool; "
                       "per-cut removal counters in negative_pool_filter_counts.")
-def negative_pool(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource) -> dg.MaterializeResult:
+def negative_pool(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource,
+                  sweeps: SweepSource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
     jobs = {}
     for key in context.partition_keys:
@@ -26,7 +28,8 @@ def negative_pool(context: dg.AssetExecutionContext, settings: LensauditSettings
             raise dg.Failure(f"negative_pool[{key}]: sweep_catalog partition missing at {src}")
         jobs[key] = [str(src), str(partition_file(home, "negative_pool", key)),
                      str(partition_file(home, "negative_pool_filter_counts", key))]
-    summary = spark.run_job(context, "negative_pool", {"jobs": jobs, "cuts": asdict(profile.cuts)})
+    summary = spark.run_job(context, "negative_pool", {"jobs": jobs, "cuts": asdict(profile.cuts),
+                                                       "mock_profile": profile.name if sweeps.is_mock else None})
     tasks = raise_on_failed_tasks(summary, "negative_pool")
     per: dict[str, dict] = {}
     for t in tasks:

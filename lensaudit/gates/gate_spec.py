@@ -44,9 +44,12 @@ class StoreView:
 
     @cached_property
     def lenscat_all(self) -> pd.DataFrame:
+        """Every known lens of the run: lenscat, plus the mock sky's own lenses when the home holds
+        the mock sky (recomputed from the profile, never read from what the producer stored)."""
         from lensaudit.catalogs.lenscat_catalog import load_lenscat
+        from lensaudit.mock.lens_supplement import known_lenses
 
-        return load_lenscat()
+        return known_lenses(load_lenscat(), self.profile.mock if (self.home / "mock_sky").exists() else None)
 
 
 @dataclass(frozen=True)

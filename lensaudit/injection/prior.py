@@ -29,15 +29,18 @@ def _ecomp(rng, n, emax):
     return e * np.cos(2 * a), e * np.sin(2 * a)
 
 
-def draw_source_and_lens(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    theta = rng.uniform(*THETA_E_RANGE, n)
+def draw_source_and_lens(rng: np.random.Generator, n: int, theta_e_range: tuple[float, float] = THETA_E_RANGE,
+                         src_mag_r_range: tuple[float, float] = SRC_MAG_R_RANGE) -> dict[str, np.ndarray]:
+    """``n`` draws of the prior; ``theta_e_range`` [arcsec] and ``src_mag_r_range`` [AB] default to
+    the injection prior's (the mock sky's known lenses use their own, ``MockSkyConfig``)."""
+    theta = rng.uniform(*theta_e_range, n)
     e1, e2 = _ecomp(rng, n, 0.3)
     g = rng.uniform(0, 0.05, n)
     ga = rng.uniform(0, np.pi, n)
     se1, se2 = _ecomp(rng, n, 0.3)
     beta = theta * rng.uniform(*BETA_FRACTION_RANGE, n)
     phi = rng.uniform(0, 2 * np.pi, n)
-    mag_r = rng.uniform(*SRC_MAG_R_RANGE, n)
+    mag_r = rng.uniform(*src_mag_r_range, n)
     return {"theta_e_arcsec": theta, "e1": e1, "e2": e2, "gamma1": g * np.cos(2 * ga), "gamma2": g * np.sin(2 * ga),
             "center_x_arcsec": np.zeros(n), "center_y_arcsec": np.zeros(n),
             "src_x_arcsec": beta * np.cos(phi), "src_y_arcsec": beta * np.sin(phi),

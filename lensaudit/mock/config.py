@@ -37,6 +37,13 @@ class MockSkyConfig:
     nan_coord_rate: rate of rows whose coordinates are NaN (a corrupt-row artefact).
     nan_patch_rate, missing_band_rate, spike_rate: stamp artefacts (a 6x6 NaN patch, one
         band all NaN, a bright-star diffraction spike), each drawn per galaxy.
+    lens_supplement_per_sweep: mock known lenses added per sweep box on top of the lenscat
+        entries (``lensaudit.mock.lens_supplement``), so that a detector has lenses to learn.
+    lens_theta_e_range, lens_src_mag_r_range: the mock lenses' arc prior.  The same family as
+        the injection prior (``lensaudit.injection.prior``: SIE + shear, Sersic source) but not
+        identical: known lenses are the ones surveys found, so their sources are brighter
+        (unlensed r ~ U(20.5, 24.5) AB instead of U(22, 26)) and their Einstein radii resolved
+        (theta_E ~ U(0.8, 3.0) arcsec instead of U(0.5, 3.0)).
     """
 
     seed: int = 20260214
@@ -50,6 +57,9 @@ class MockSkyConfig:
     missing_band_rate: float = 0.004
     spike_rate: float = 0.01
     sweep_boxes: tuple[SweepBox, ...] = field(default=MOCK_SWEEP_BOXES)
+    lens_supplement_per_sweep: int = 0
+    lens_theta_e_range: tuple[float, float] = (0.8, 3.0)
+    lens_src_mag_r_range: tuple[float, float] = (20.5, 24.5)
 
     def box(self, sweep_file: str) -> SweepBox:
         for b in self.sweep_boxes:

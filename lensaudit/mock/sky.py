@@ -93,10 +93,14 @@ def _apply_confuser(rng, cat: dict, idx: np.ndarray, morph: np.ndarray) -> None:
 def generate_sweep(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(catalogue, truth) for one sweep box.
 
-    ``lenses`` is the full lenscat table (lens_name, ra, dec, lens_type, grading); the
-    galaxy-scale entries inside the box, thinned by ``config.lens_fraction``, are placed
-    as bright early-type Tractor rows within 0.3" of their lenscat position.
+    ``lenses`` is the full lenscat table (lens_id, ra, dec, lens_type, grading); it and the
+    mock sky's own known lenses (``lensaudit.mock.lens_supplement``) make the sky's lens
+    catalogue: the galaxy-scale entries inside the box, thinned by ``config.lens_fraction``, are
+    placed as bright early-type Tractor rows within 0.3" of their catalogue position.
     """
+    from lensaudit.mock.lens_supplement import known_lenses
+
+    lenses = known_lenses(lenses, config)
     rng = _rng(config, box, 1)
     n = config.n_objects_per_sweep
     ra, dec = _uniform_in_box(rng, box, n)
@@ -179,7 +183,7 @@ def _lenses(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame, rng) -> 
     not_lens = tier_b & (rng.random(k) < config.label_noise_tier_b)
     from lensaudit.injection.prior import draw_source_and_lens
 
-    src = draw_source_and_lens(rng, k)
+    src = draw_source_and_lens(rng, k, config.lens_theta_e_range, config.lens_src_mag_r_range)
     truth = pd.DataFrame({
         "lens_id": sel["lens_id"].to_numpy(),
         "is_true_lens": ~not_lens,

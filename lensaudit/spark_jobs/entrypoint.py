@@ -22,13 +22,17 @@ def sweep_catalog_job(spark, jobs: dict) -> dict:
     return {"tasks": rows}
 
 
-def negative_pool_job(spark, jobs: dict, cuts: dict) -> dict:
+def negative_pool_job(spark, jobs: dict, cuts: dict, mock_profile: str | None = None) -> dict:
+    """``mock_profile``: the run's profile name when the sweeps are the mock sky, whose own known
+    lenses (``lensaudit.mock.lens_supplement``) are excluded around as well as lenscat's."""
     from lensaudit.catalogs.lenscat_catalog import load_lenscat
+    from lensaudit.config import get_profile
+    from lensaudit.mock.lens_supplement import known_lenses
     from lensaudit.sampling.pools import NegativeCuts
     from lensaudit.spark_jobs.negatives import build_negative_pools
 
     cuts_obj = NegativeCuts(**{k: tuple(v) if isinstance(v, list) else v for k, v in cuts.items()})
-    lenses = load_lenscat()
+    lenses = known_lenses(load_lenscat(), get_profile(mock_profile).mock if mock_profile else None)
     rows = build_negative_pools(spark, {k: tuple(v) for k, v in jobs.items()}, lenses["ra"], lenses["dec"], cuts_obj)
     return {"tasks": rows, "lenscat_entries_excluded_around": int(len(lenses))}
 
