@@ -17,13 +17,13 @@ from lensaudit.selection.trends import trend
 from lensaudit.spec import SELECTION
 
 ASSET = "completeness_table"
-MIN_ROWS = 10
+MIN_ROWS = SELECTION.adversarial_min_rows
 
 
 def null_controls(null_logits, host_logits, added_rms, threshold_logit: float | None) -> GateResult:
     """Null controls (the injection path with the arc's noise but no arc) score low: mean
-    probability <= 0.2 and at most 5 % of the controls whose host is below the threshold
-    cross it; a control bit-identical to its host (nothing added) fails: the test would be a
+    probability <= ``null_max_mean_probability`` and at most ``null_max_pushed_fraction`` of
+    the controls whose host is below the threshold cross it; a control bit-identical to its host (nothing added) fails: the test would be a
     tautology."""
     name = "adversarial_null_controls"
     spec = SELECTION
@@ -46,8 +46,8 @@ def null_controls(null_logits, host_logits, added_rms, threshold_logit: float | 
 
 
 def synthetic_ring(host_logits, ring_logits, threshold_logit: float | None) -> GateResult:
-    """A lensing-free Gaussian ring pushes at most 5 % of the hosts below the operating
-    threshold over it; the score-shift distribution is reported."""
+    """A lensing-free Gaussian ring pushes at most ``ring_max_pushed_fraction`` of the hosts
+    below the operating threshold over it; the score-shift distribution is reported."""
     name = "adversarial_synthetic_ring"
     max_fraction = SELECTION.ring_max_pushed_fraction
     h, r = np.asarray(host_logits, float), np.asarray(ring_logits, float)
@@ -73,8 +73,9 @@ def arc_suppression(orig_logits, suppressed_logits, n_boot: int = SELECTION.n_bo
     name = "adversarial_arc_suppression"
     level = SELECTION.suppression_level
     o, s = np.asarray(orig_logits, float), np.asarray(suppressed_logits, float)
-    if len(o) < 3:
-        return cannot_compute(name, ASSET, ERROR, f"{len(o)} lenses < 3", f"{level:.0%} interval of mean drop > 0")
+    min_n = SELECTION.suppression_min_lenses
+    if len(o) < min_n:
+        return cannot_compute(name, ASSET, ERROR, f"{len(o)} lenses < {min_n}", f"{level:.0%} interval of mean drop > 0")
     drop = o - s
     rng = np.random.default_rng(seed)
     boots = drop[rng.integers(0, len(drop), (n_boot, len(drop)))].mean(axis=1)

@@ -14,6 +14,7 @@ from lensaudit.catalogs.lenscat_catalog import SAMPLE_WEIGHT_OF_TIER
 from lensaudit.survey.photometry import nmgy_to_mag
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.sampling.exclusion import LensNeighbourIndex
+from lensaudit.spec import DATA
 from lensaudit.splits import SPLIT_ORDER, split_proportions, verify_disjoint
 from lensaudit.survey.maskbits import mask_of
 
@@ -140,7 +141,7 @@ def manifest_ratio(manifest: pd.DataFrame, shortfalls: pd.DataFrame, ratio: int,
                        "total_target": target, "shortfall_fraction": short_frac})
 
 
-def manifest_n2_fraction(manifest: pd.DataFrame, target: float, tolerance: float = 0.01) -> GateResult:
+def manifest_n2_fraction(manifest: pd.DataFrame, target: float, tolerance: float = DATA.n2_tolerance) -> GateResult:
     name, asset = "manifest_n2_fraction", "training_manifest"
     neg = manifest[manifest["label"] == 0]
     if neg.empty:

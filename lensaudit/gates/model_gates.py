@@ -7,6 +7,7 @@ import pandas as pd
 from lensaudit.gates.data_gates import splits_disjoint
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.evaluation.report import missing_intervals
+from lensaudit.spec import MODEL
 
 ASSET = "detector_evaluation"
 
@@ -32,16 +33,18 @@ def evaluation_rows_disjoint(used_rows: dict[str, pd.DataFrame], test_rows: dict
                       "0 architectures with a key in two splits", details)
 
 
-def auc_better_than_chance(reports: dict[str, dict]) -> GateResult:
-    """The 95 % lower bound of the test ROC AUC exceeds 0.5 for every evaluated architecture."""
+def auc_better_than_chance(reports: dict[str, dict], min_lo95: float = MODEL.min_auc_lo95) -> GateResult:
+    """The 95 % lower bound of the test ROC AUC exceeds ``min_lo95`` (chance, 0.5) for every
+    evaluated architecture."""
     name = "detector_auc_better_than_chance"
+    thr = f"AUC lo95 > {min_lo95:g}"
     if not reports:
-        return cannot_compute(name, ASSET, ERROR, "no evaluated detector", "AUC lo95 > 0.5")
+        return cannot_compute(name, ASSET, ERROR, "no evaluated detector", thr)
     lows = {a: r["metrics"]["roc_auc"]["lo95"] for a, r in reports.items()}
     if any(v is None for v in lows.values()):
-        return cannot_compute(name, ASSET, ERROR, f"AUC interval missing: {lows}", "AUC lo95 > 0.5")
+        return cannot_compute(name, ASSET, ERROR, f"AUC interval missing: {lows}", thr)
     worst = min(lows.values())
-    return GateResult(name, ASSET, worst > 0.5, ERROR, float(worst), "AUC lo95 > 0.5",
+    return GateResult(name, ASSET, worst > min_lo95, ERROR, float(worst), thr,
                       {a: r["metrics"]["roc_auc"] for a, r in reports.items()})
 
 

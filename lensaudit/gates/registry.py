@@ -15,7 +15,7 @@ import pandas as pd
 from lensaudit.gates.gate_spec import GateSpec, StoreView, schema_gate as _schema_gate, spec as _spec
 from lensaudit.gates import data_gates, integrity_gates, parity_gates
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
-from lensaudit.spec import DATA, negative_cuts
+from lensaudit.spec import DATA, MODEL, REALISM as R, negative_cuts
 from lensaudit.store import read_asset
 from lensaudit.survey.instrument import BANDS
 
@@ -115,29 +115,27 @@ GATES: list[GateSpec] = [
                                                 DATA.max_cutout_failure_rate)),
     _schema_gate("shortcut_features"),
     _spec("shortcut_single_feature_red", "shortcut_features", ERROR, False,
-          f"no single feature separates positives from negatives (68% lower bound of max(AUC,1-AUC) <= {DATA.shortcut_red})",
+          f"no single feature separates positives from negatives ({DATA.shortcut_level:.0%} lower bound of max(AUC,1-AUC) "
+          f"<= {DATA.shortcut_red})",
           lambda v: _shortcut_single(v, 0), plot="shortcut_feature_auc.png"),
     _spec("shortcut_single_feature_yellow", "shortcut_features", WARN, False,
-          f"no single feature flags (68% lower bound of max(AUC,1-AUC) <= {DATA.shortcut_yellow})",
+          f"no single feature flags ({DATA.shortcut_level:.0%} lower bound of max(AUC,1-AUC) <= {DATA.shortcut_yellow})",
           lambda v: _shortcut_single(v, 1), plot="shortcut_feature_auc.png"),
     _spec("shortcut_core_only_lr", "shortcut_features", WARN, False,
           f"logistic regression on the central r < 10 px pixels: val AUC <= {DATA.core_lr_warn}", _core_lr),
     _schema_gate("injection_realism"),
     _realism_spec("realism_arc_snr_median", "snr", 0, "median unclipped arc annulus S/N (N(0,1) on noise), "
-                  "max(q, 1) injected / real lenses in [0.5, 2]"),
-    _realism_spec("realism_arc_snr_p10", "snr", 1, "p10 unclipped arc annulus S/N, 68% bootstrap interval of max(q, 1) injected / real meets [0.5, 2]"),
-    _realism_spec("realism_arc_snr_p90", "snr", 2, "p90 unclipped arc annulus S/N, 68% bootstrap interval of max(q, 1) injected / real meets [0.5, 2]"),
-    _realism_spec("realism_colour_g_r", "colour", 0, "median arc-only g-r (injected model vs host-subtracted real "
-                  "arcs, S/N >= 3 in g and r) within 0.2 mag"),
-    _realism_spec("realism_colour_r_z", "colour", 1, "median arc-only r-z (injected model vs host-subtracted real "
-                  "arcs, S/N >= 3 in r and z) within 0.2 mag"),
-    _realism_spec("realism_arc_noise_g", "noise", 0, "noise added in the arc footprint / real-pixel Poisson sigma: "
-                  "KS distance to N(0,1) <= 0.1 (g)"),
-    _realism_spec("realism_arc_noise_r", "noise", 1, "noise added in the arc footprint / real-pixel Poisson sigma: "
-                  "KS distance to N(0,1) <= 0.1 (r)"),
-    _realism_spec("realism_arc_noise_z", "noise", 2, "noise added in the arc footprint / real-pixel Poisson sigma: "
-                  "KS distance to N(0,1) <= 0.1 (z)"),
-]
+                  f"max(q, {R.snr_floor:g}) injected / real lenses in [{R.snr_ratio_lo:g}, {R.snr_ratio_hi:g}]"),
+] + [_realism_spec(f"realism_arc_snr_{q}", "snr", i, f"{q} unclipped arc annulus S/N, {R.snr_level:.0%} bootstrap "
+                   f"interval of max(q, {R.snr_floor:g}) injected / real meets [{R.snr_ratio_lo:g}, {R.snr_ratio_hi:g}]")
+     for i, q in ((1, "p10"), (2, "p90"))
+] + [_realism_spec(f"realism_colour_{b1}_{b2}", "colour", i, f"median arc-only {b1}-{b2} (injected model vs "
+                   f"host-subtracted real arcs, S/N >= {R.colour_min_snr:g} in {b1} and {b2}) within "
+                   f"{R.colour_tol_mag:g} mag")
+     for i, (b1, b2) in enumerate((("g", "r"), ("r", "z")))
+] + [_realism_spec(f"realism_arc_noise_{b}", "noise", i, "noise added in the arc footprint / real-pixel Poisson "
+                   f"sigma: KS distance to N(0,1) <= {R.noise_max_ks:g} ({b})")
+     for i, b in enumerate(BANDS)]
 
 
 def _evaluated(v: StoreView) -> dict[str, dict]:
@@ -176,7 +174,7 @@ def _model_gates() -> list[GateSpec]:
         _spec("detector_rows_disjoint", mg.ASSET, ERROR, True,
               "split disjointness re-verified on the exact rows trained, validated and scored", _rows_disjoint),
         _spec("detector_auc_better_than_chance", mg.ASSET, ERROR, True,
-              "95% lower bound of the test ROC AUC > 0.5", lambda v: mg.auc_better_than_chance(_evaluated(v)),
+              f"95% lower bound of the test ROC AUC > {MODEL.min_auc_lo95:g}", lambda v: mg.auc_better_than_chance(_evaluated(v)),
               plot="detector_roc.png"),
         _spec("detector_metrics_have_intervals", mg.ASSET, ERROR, False,
               "every evaluation metric carries 68% and 95% intervals (or is marked insufficient)",

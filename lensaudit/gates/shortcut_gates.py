@@ -6,6 +6,8 @@ the gate uses separability s = max(AUC, 1 - AUC) and its interval's lower bound:
 yellow (WARN) when any lower bound > 0.60, red (ERROR, not blocking: it is a finding
 about the data to report, not a broken pipeline) when > 0.70.  Core-only logistic
 regression on the central r < 10 px pixels (train split -> AUC on val): WARN above 0.70.
+The numbers are ``lensaudit.spec.DATA``'s (the ``lo68`` columns name the stored interval of
+the spec's 68 % level).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import pandas as pd
 
 from lensaudit.auc import bootstrap_auc, roc_auc
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
+from lensaudit.spec import DATA
 
 ASSET = "shortcut_features"
 
 
-def feature_auc_table(df: pd.DataFrame, features, n_boot: int = 200, seed: int = 0, min_per_class: int = 5) -> pd.DataFrame:
+def feature_auc_table(df: pd.DataFrame, features, n_boot: int = DATA.shortcut_n_boot, seed: int = DATA.shortcut_seed,
+                      min_per_class: int = DATA.shortcut_min_per_class, level: float = DATA.shortcut_level) -> pd.DataFrame:
     rows = []
     for f in features:
         d = df[["label", f]].dropna()
@@ -28,31 +32,33 @@ def feature_auc_table(df: pd.DataFrame, features, n_boot: int = 200, seed: int =
             rows.append({"feature": f, "auc": np.nan, "lo68": np.nan, "hi68": np.nan, "separability_lo68": np.nan,
                          "n_pos": len(pos), "n_neg": len(neg)})
             continue
-        auc, lo, hi = bootstrap_auc(pos, neg, n_boot=n_boot, seed=seed)
+        auc, lo, hi = bootstrap_auc(pos, neg, n_boot=n_boot, level=level, seed=seed)
         sep_lo = lo if auc >= 0.5 else 1 - hi
         rows.append({"feature": f, "auc": auc, "lo68": lo, "hi68": hi, "separability_lo68": sep_lo,
                      "n_pos": len(pos), "n_neg": len(neg)})
     return pd.DataFrame(rows)
 
 
-def single_feature_gates(table: pd.DataFrame, yellow: float = 0.60, red: float = 0.70) -> list[GateResult]:
+def single_feature_gates(table: pd.DataFrame, yellow: float = DATA.shortcut_yellow,
+                         red: float = DATA.shortcut_red) -> list[GateResult]:
     out = []
     for name, sev, thr in (("shortcut_single_feature_red", ERROR, red), ("shortcut_single_feature_yellow", WARN, yellow)):
         if table.empty or table["separability_lo68"].isna().all():
             out.append(cannot_compute(name, ASSET, sev, "no feature has enough positives and negatives",
-                                      f"lower 68% bound of max(AUC, 1-AUC) <= {thr}"))
+                                      f"lower {DATA.shortcut_level:.0%} bound of max(AUC, 1-AUC) <= {thr}"))
             continue
         worst = table.sort_values("separability_lo68", ascending=False).iloc[0]
         flagged = table.loc[table["separability_lo68"] > thr, "feature"].tolist()
         uncomputed = table.loc[table["separability_lo68"].isna(), "feature"].tolist()
         out.append(GateResult(name, ASSET, not flagged and not uncomputed, sev, float(worst.separability_lo68),
-                              f"lower 68% bound of max(AUC, 1-AUC) <= {thr} for every feature",
+                              f"lower {DATA.shortcut_level:.0%} bound of max(AUC, 1-AUC) <= {thr} for every feature",
                               {"flagged": flagged, "not_computable": uncomputed, "worst_feature": worst.feature,
                                "table": table.round(4).to_dict(orient="records")}))
     return out
 
 
-def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = 0.70, min_per_class: int = 5) -> GateResult:
+def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = DATA.core_lr_warn,
+                      min_per_class: int = DATA.shortcut_min_per_class) -> GateResult:
     name = "shortcut_core_only_lr"
     n = [int((np.asarray(y) == k).sum()) for y in (y_train, y_val) for k in (0, 1)]
     if min(n) < min_per_class:
