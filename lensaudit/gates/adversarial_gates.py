@@ -12,6 +12,7 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from lensaudit.evaluation.metrics import sigmoid
+from lensaudit.gates.gate_spec import GateSpec, StoreView, spec
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.selection.trends import trend
 from lensaudit.spec import SELECTION
@@ -102,3 +103,59 @@ def trend_gate(x, logit, detected, host, what: str, seed: int = 0) -> GateResult
                           {"error": f"no signal: {t['n_detected']} detections < {spec.trend_min_detections}", **t})
     passed = bool(t["rho_lower"] > 0 and t["tercile_diff_lower"] > 0)
     return GateResult(name, ASSET, passed, ERROR, float(t["rho_lower"]), thr, t)
+
+
+_TEST_OF = {"adversarial_null_controls": "null_control", "adversarial_synthetic_ring": "synthetic_ring",
+            "adversarial_arc_suppression": "arc_suppression"}
+
+
+def _scored(v: StoreView, name: str) -> GateResult:
+    """Null controls, synthetic ring and arc suppression on their ``adversarial_scores`` rows."""
+    from lensaudit.gates.selection_gates import operating_threshold
+
+    adv = v.table("adversarial_scores")
+    part = adv[adv["test"] == _TEST_OF[name]]
+    if name == "adversarial_null_controls":
+        return null_controls(part["logit_after"], part["logit_before"], part["added_rms_nmgy"], operating_threshold(v))
+    if name == "adversarial_synthetic_ring":
+        return synthetic_ring(part["logit_before"], part["logit_after"], operating_threshold(v))
+    return arc_suppression(part["logit_before"], part["logit_after"])
+
+
+def _trend(v: StoreView, what: str, column: str) -> GateResult:
+    """Completeness trend along ``column`` of the injections, host false positives left out."""
+    from lensaudit.gates.selection_gates import operating_threshold
+    from lensaudit.selection.completeness import detections
+
+    t = operating_threshold(v)
+    inj = v.table("completeness_injections")
+    if t is None:
+        return cannot_compute(f"adversarial_trend_{what}", ASSET, ERROR,
+                              "no operating threshold from the validation scores")
+    det, host_fp = detections(inj, t)
+    keep = ~host_fp
+    x = inj[column].to_numpy(float)
+    return trend_gate(x[keep], inj["logit"].to_numpy(float)[keep], det[keep], inj["galaxy_id"].to_numpy()[keep], what)
+
+
+def specs() -> list[GateSpec]:
+    """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
+    from lensaudit.gates.selection_gates import operating_point_text
+
+    S, op = SELECTION, operating_point_text()
+    bounds = (f"{S.trend_one_sided_level:.0%} lower bounds of Spearman rho and of the top-minus-bottom tercile "
+              "completeness > 0 (host-cluster bootstrap)")
+    scored = [
+        ("adversarial_null_controls",
+         f"null controls (arc noise, no arc) score low: mean p <= {S.null_max_mean_probability}, "
+         f"<= {S.null_max_pushed_fraction:.0%} pushed over {op}, never identical to the host"),
+        ("adversarial_synthetic_ring",
+         f"a lensing-free Gaussian ring pushes <= {S.ring_max_pushed_fraction:.0%} of hosts over {op}"),
+        ("adversarial_arc_suppression",
+         f"real test lenses with the arc annulus median-filled lose score ({S.suppression_level:.0%} interval > 0)"),
+    ]
+    trends = [("theta_e", "theta_e_arcsec", f"completeness rises with theta_E at {op}: {bounds}"),
+              ("snr", "arc_snr_matched", f"completeness rises with the arc's matched-filter S/N at {op}: {bounds}")]
+    return ([spec(name, ASSET, ERROR, False, desc, lambda v, n=name: _scored(v, n)) for name, desc in scored]
+            + [spec(f"adversarial_trend_{what}", ASSET, ERROR, False, desc, lambda v, w=what, c=col: _trend(v, w, c))
+               for what, col, desc in trends])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from lensaudit.gates.data_gates import splits_disjoint
+from lensaudit.gates.gate_spec import GateSpec, StoreView, spec
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.evaluation.report import missing_intervals
 from lensaudit.spec import MODEL
@@ -56,3 +57,45 @@ def metrics_have_intervals(reports: dict[str, dict]) -> GateResult:
     missing = {a: missing_intervals(r) for a, r in reports.items()}
     n = sum(len(v) for v in missing.values())
     return GateResult(name, ASSET, n == 0, ERROR, float(n), "0 metrics without intervals", {"missing": missing})
+
+
+def _evaluated(v: StoreView) -> dict[str, dict]:
+    """evaluation.json of every profile architecture that has one."""
+    from lensaudit.evaluation.run import report_json
+
+    def load():
+        out = {}
+        for arch in v.profile.detector.archs:
+            try:
+                out[arch] = report_json(v.home, arch)
+            except FileNotFoundError:
+                continue
+        return out
+    return v.memo("detector_reports", load)
+
+
+def _rows_disjoint(v: StoreView) -> GateResult:
+    from lensaudit.detector.run import detector_dir
+    from lensaudit.evaluation.run import scored_rows
+
+    used, test = {}, {}
+    for arch in _evaluated(v):
+        test[arch] = scored_rows(v.home, arch)
+        p = detector_dir(v.home, arch) / "rows.parquet"
+        if p.is_file():
+            used[arch] = pd.read_parquet(p)
+    return evaluation_rows_disjoint(used, test)
+
+
+def specs() -> list[GateSpec]:
+    """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
+    return [
+        spec("detector_rows_disjoint", ASSET, ERROR, True,
+             "split disjointness re-verified on the exact rows trained, validated and scored", _rows_disjoint),
+        spec("detector_auc_better_than_chance", ASSET, ERROR, True,
+             f"95% lower bound of the test ROC AUC > {MODEL.min_auc_lo95:g}",
+             lambda v: auc_better_than_chance(_evaluated(v)), plot="detector_roc.png"),
+        spec("detector_metrics_have_intervals", ASSET, ERROR, False,
+             "every evaluation metric carries 68% and 95% intervals (or is marked insufficient)",
+             lambda v: metrics_have_intervals(_evaluated(v)), plot="detector_reliability.png"),
+    ]

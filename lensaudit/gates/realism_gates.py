@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lensaudit.gates.gate_spec import GateSpec, StoreView, one_of, schema_gate, spec
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.spec import REALISM
 from lensaudit.survey.instrument import BANDS
@@ -127,3 +128,41 @@ def arc_noise_gates(samples: list, max_ks: float = REALISM.noise_max_ks,
                               {"pvalue": float(res.pvalue), "n": int(len(x)), "mean": float(np.mean(x)),
                                "robust_std": mad}))
     return out
+
+
+def _measured(v: StoreView, which: str) -> list[GateResult]:
+    """The gates of one statistic (``snr``, ``colour`` or ``noise``), computed once per view."""
+    def compute():
+        if which == "noise":
+            noise = v.table("injection_realism_arc_noise")
+            return arc_noise_gates([noise.loc[noise["band"] == b, "value"].to_numpy(float) for b in BANDS])
+        rec = v.table("injection_realism")
+        inj, real = rec[rec["kind"] == "injected"], rec[rec["kind"] == "real"]
+        if which == "snr":
+            return snr_quantile_gates(inj["snr_combined"].to_numpy(float), real["snr_combined"].to_numpy(float))
+        keys = ("colour_g_r", "colour_r_z", "colour_g_r_err", "colour_r_z_err", "snr_g", "snr_r", "snr_z")
+        return colour_gates({k: inj[k].to_numpy(float) for k in keys}, {k: real[k].to_numpy(float) for k in keys})
+    return v.memo(f"realism:{which}", compute)
+
+
+def _gate(name: str, which: str, description: str) -> GateSpec:
+    return spec(name, ASSET, ERROR, True, description, lambda v: one_of(_measured(v, which), name),
+                plot="injection_realism.png")
+
+
+def specs() -> list[GateSpec]:
+    """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``); every bound in
+    the descriptions is ``REALISM``'s."""
+    r = REALISM
+    band = f"[{r.snr_ratio_lo:g}, {r.snr_ratio_hi:g}]"
+    return [
+        schema_gate(ASSET),
+        _gate("realism_arc_snr_median", "snr", "median unclipped arc annulus S/N (N(0,1) on noise), "
+              f"max(q, {r.snr_floor:g}) injected / real lenses in {band}"),
+    ] + [_gate(f"realism_arc_snr_{q}", "snr", f"{q} unclipped arc annulus S/N, {r.snr_level:.0%} bootstrap "
+               f"interval of max(q, {r.snr_floor:g}) injected / real meets {band}") for q in ("p10", "p90")
+    ] + [_gate(f"realism_colour_{b1}_{b2}", "colour", f"median arc-only {b1}-{b2} (injected model vs host-subtracted "
+               f"real arcs, S/N >= {r.colour_min_snr:g} in {b1} and {b2}) within {r.colour_tol_mag:g} mag")
+         for b1, b2 in (("g", "r"), ("r", "z"))
+    ] + [_gate(f"realism_arc_noise_{b}", "noise", "noise added in the arc footprint / real-pixel Poisson sigma: "
+               f"KS distance to N(0,1) <= {r.noise_max_ks:g} ({b})") for b in BANDS]

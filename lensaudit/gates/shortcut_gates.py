@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.auc import bootstrap_auc, roc_auc
+from lensaudit.gates.gate_spec import GateSpec, StoreView, one_of, schema_gate, spec
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.spec import DATA
 
@@ -73,3 +74,44 @@ def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = DATA.core_lr
     auc = roc_auc(s[y_val == 1], s[y_val == 0])
     return GateResult(name, ASSET, bool(auc <= warn), WARN, auc, f"val AUC <= {warn}",
                       {"n_train": int(len(y_train)), "n_val": int(len(y_val)), "features": int(np.asarray(x_train).shape[1])})
+
+
+def _single_feature(v: StoreView, name: str) -> GateResult:
+    """The single-feature AUC table is computed once per view for both gates."""
+    from lensaudit.cutouts.features import FEATURES
+
+    table = v.memo("shortcut_auc_table", lambda: feature_auc_table(v.table("shortcut_features"), FEATURES))
+    return one_of(single_feature_gates(table, DATA.shortcut_yellow, DATA.shortcut_red), name)
+
+
+def _core_lr(v: StoreView) -> GateResult:
+    from lensaudit.cutouts.features import core_pixels
+    from lensaudit.cutouts.store import CutoutReader
+
+    index = v.table("cutouts")
+    ok = index[index["cutout_ok"]].sort_values("galaxy_id")
+    reader = CutoutReader(v.home / "cutout_store")
+    parts = {}
+    for split in ("train", "val"):
+        rows = ok[ok["split"] == split]
+        step = max(1, len(rows) // v.profile.core_lr_max_rows)
+        rows = rows.iloc[::step]
+        parts[split] = (core_pixels(reader.read(rows)) if len(rows) else np.zeros((0, 1)), rows["label"].to_numpy())
+    return core_only_lr_gate(*parts["train"], *parts["val"], warn=DATA.core_lr_warn)
+
+
+def specs() -> list[GateSpec]:
+    """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
+    level = f"{DATA.shortcut_level:.0%}"
+    return [
+        schema_gate(ASSET),
+        spec("shortcut_single_feature_red", ASSET, ERROR, False,
+             f"no single feature separates positives from negatives ({level} lower bound of max(AUC,1-AUC) "
+             f"<= {DATA.shortcut_red})",
+             lambda v: _single_feature(v, "shortcut_single_feature_red"), plot="shortcut_feature_auc.png"),
+        spec("shortcut_single_feature_yellow", ASSET, WARN, False,
+             f"no single feature flags ({level} lower bound of max(AUC,1-AUC) <= {DATA.shortcut_yellow})",
+             lambda v: _single_feature(v, "shortcut_single_feature_yellow"), plot="shortcut_feature_auc.png"),
+        spec("shortcut_core_only_lr", ASSET, WARN, False,
+             f"logistic regression on the central r < 10 px pixels: val AUC <= {DATA.core_lr_warn}", _core_lr),
+    ]
