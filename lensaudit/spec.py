@@ -31,6 +31,16 @@ class OperatingPoint:
         return int(round(1.0 / self.target_fpr))
 
 
+#: two-sided levels of the intervals every reported proportion and metric carries (columns
+#: ``lo68``/``hi68``, ``lo95``/``hi95``; DESIGN s3 "Evaluation", "Selection function")
+INTERVAL_LEVELS: tuple[float, ...] = (0.68, 0.95)
+
+
+def interval_tag(level: float) -> str:
+    """The column suffix of an interval level: 0.68 -> "68"."""
+    return f"{round(level * 100)}"
+
+
 #: operating points, the first is the primary one (the default completeness table, the
 #: ring gate, the failure taxonomy); each table is named after its point
 OPERATING_POINTS: tuple[OperatingPoint, ...] = (OperatingPoint(1e-2), OperatingPoint(1e-3))
@@ -78,8 +88,12 @@ class ParitySpec:
     #: |standardised mean difference| of depth / PSF / declination, positives vs negatives,
     #: whose 95 % bootstrap lower bound must stay below this (Stuart 2010's 0.25 balance rule)
     max_abs_smd: float = 0.25
+    #: one-sided level of the bootstrap lower bound of |SMD| (its 5th percentile at 0.95)
+    balance_level: float = 0.95
     #: bootstrap resamples of the |SMD| lower bound
     balance_n_boot: int = 1000
+    #: fewer positives or negatives cannot be judged
+    balance_min_rows: int = 3
     #: manifest positives per split: chi-square goodness-of-fit p-value against the split
     #: fractions must exceed this
     min_split_pvalue: float = 0.01

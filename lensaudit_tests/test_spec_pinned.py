@@ -49,7 +49,8 @@ def test_gate_bounds_are_the_design_documents():
     assert spec.MODEL.min_auc_lo95 == 0.5  # better than chance
     s = spec.SELECTION
     assert s.ring_max_pushed_fraction == 0.05 and s.trend_one_sided_level == 0.95
-    assert spec.PARITY.balance_n_boot >= 1000
+    assert spec.PARITY.balance_n_boot >= 1000 and spec.PARITY.balance_level == 0.95
+    assert spec.INTERVAL_LEVELS == (0.68, 0.95) and [spec.interval_tag(x) for x in spec.INTERVAL_LEVELS] == ["68", "95"]
 
 
 def test_gate_descriptions_follow_the_spec(monkeypatch):

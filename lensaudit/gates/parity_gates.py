@@ -13,7 +13,7 @@ from scipy.stats import chisquare
 from lensaudit.gates.gate_spec import GateSpec, spec
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.sampling.parity import BALANCE_COLUMNS, balance_frame, parity_failures, standardised_mean_difference
-from lensaudit.spec import DATA, PARITY
+from lensaudit.spec import DATA, PARITY, interval_tag
 
 ASSET = "training_manifest"
 
@@ -40,12 +40,13 @@ def positives_in_domain(manifest: pd.DataFrame, excluded: pd.DataFrame, sweep_ro
 
 
 def positive_negative_balance(manifest: pd.DataFrame, seed: int = 0) -> GateResult:
-    """For depth (5-sigma mag), PSF FWHM and declination: the 95 % bootstrap lower bound of
-    |SMD(positives, negatives)| stays <= the spec's bound (a region/depth shortcut otherwise)."""
+    """For depth (5-sigma mag), PSF FWHM and declination: the one-sided ``balance_level``
+    bootstrap lower bound of |SMD(positives, negatives)| stays <= the spec's bound (a
+    region/depth shortcut otherwise)."""
     name = "manifest_positive_negative_balance"
-    thr = f"95% lower bound of |SMD| <= {PARITY.max_abs_smd} for {', '.join(BALANCE_COLUMNS)}"
+    thr = f"{PARITY.balance_level:.0%} lower bound of |SMD| <= {PARITY.max_abs_smd} for {', '.join(BALANCE_COLUMNS)}"
     pos, neg = manifest[manifest["label"] == 1], manifest[manifest["label"] == 0]
-    if len(pos) < 3 or len(neg) < 3:
+    if len(pos) < PARITY.balance_min_rows or len(neg) < PARITY.balance_min_rows:
         return cannot_compute(name, ASSET, ERROR, f"{len(pos)} positives / {len(neg)} negatives", thr)
     a, b = balance_frame(pos), balance_frame(neg)
     rng = np.random.default_rng(seed)
@@ -55,8 +56,8 @@ def positive_negative_balance(manifest: pd.DataFrame, seed: int = 0) -> GateResu
         smd = standardised_mean_difference(x, y)
         boots = np.array([abs(standardised_mean_difference(x[rng.integers(0, len(x), len(x))],
                                                            y[rng.integers(0, len(y), len(y))])) for _ in range(PARITY.balance_n_boot)])
-        lower = float(np.nanpercentile(boots, 5))
-        details[col] = {"smd": smd, "abs_smd_lower95": lower}
+        lower = float(np.nanpercentile(boots, round(100 * (1 - PARITY.balance_level), 9)))
+        details[col] = {"smd": smd, f"abs_smd_lower{interval_tag(PARITY.balance_level)}": lower}
         worst = max(worst, lower)
     return GateResult(name, ASSET, worst <= PARITY.max_abs_smd, ERROR, worst, thr, details)
 
@@ -94,7 +95,7 @@ def specs() -> list[GateSpec]:
               lambda v: positives_in_domain(v.table("training_manifest"),
                                             v.table("training_manifest_excluded_positives"), sweeps(v))),
         spec("manifest_positive_negative_balance", ASSET, ERROR, True,
-              f"positives and negatives balanced in r depth, r PSF and dec: 95% lower bound of |SMD| <= "
+              f"positives and negatives balanced in r depth, r PSF and dec: {PARITY.balance_level:.0%} lower bound of |SMD| <= "
               f"{PARITY.max_abs_smd}", lambda v: positive_negative_balance(v.table("training_manifest"))),
         spec("training_manifest_split_fractions", ASSET, ERROR, True,
               f"manifest positives per split consistent with the split fractions (chi-square p > {PARITY.min_split_pvalue})",

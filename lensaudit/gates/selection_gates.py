@@ -9,7 +9,7 @@ from lensaudit.gates.gate_spec import GateSpec, StoreView, spec
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.evaluation.metrics import beta_bounds
 from lensaudit.selection.completeness import detections
-from lensaudit.spec import PRIMARY, SELECTION
+from lensaudit.spec import INTERVAL_LEVELS, PRIMARY, SELECTION, interval_tag
 from lensaudit.selection.grid import N_CELLS
 from lensaudit.selection.hosts import host_leaks
 
@@ -59,7 +59,8 @@ def completeness_table_valid(table: pd.DataFrame, injections: pd.DataFrame, thre
     for col, stored in (("n", "n"), ("k", "k"), ("fp", "n_host_fp")):
         if stored not in t or not (got[col].to_numpy() == t[stored].to_numpy()).all():
             problems[f"counts_{stored}"] = f"{stored} differs from the per-injection table"
-    for level, tag in ((0.68, "68"), (0.95, "95")):
+    for level in INTERVAL_LEVELS:
+        tag = interval_tag(level)
         lo, hi = beta_bounds(t["k"], t["n"], level)
         if not (np.allclose(lo, t[f"lo{tag}"], atol=1e-9) and np.allclose(hi, t[f"hi{tag}"], atol=1e-9)):
             problems[f"interval{tag}"] = "differs from the Beta(k+1, n-k+1) interval"
