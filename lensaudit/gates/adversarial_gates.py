@@ -18,7 +18,6 @@ from lensaudit.selection.trends import trend
 from lensaudit.spec import SELECTION
 
 ASSET = "completeness_table"
-MIN_ROWS = SELECTION.adversarial_min_rows
 
 
 def null_controls(null_logits, host_logits, added_rms, threshold_logit: float | None) -> GateResult:
@@ -33,8 +32,9 @@ def null_controls(null_logits, host_logits, added_rms, threshold_logit: float | 
     if threshold_logit is None:
         return cannot_compute(name, ASSET, ERROR, "no operating threshold (validation split insufficient)", thr)
     below = b < threshold_logit
-    if below.sum() < MIN_ROWS:
-        return cannot_compute(name, ASSET, ERROR, f"{int(below.sum())} controls below threshold < {MIN_ROWS}", thr)
+    if below.sum() < SELECTION.adversarial_min_rows:
+        return cannot_compute(name, ASSET, ERROR,
+                              f"{int(below.sum())} controls below threshold < {SELECTION.adversarial_min_rows}", thr)
     identical = int((~(rms > 0)).sum())
     mean_p = float(sigmoid(a).mean())
     pushed = float((a[below] >= threshold_logit).mean())
@@ -56,8 +56,8 @@ def synthetic_ring(host_logits, ring_logits, threshold_logit: float | None) -> G
         return cannot_compute(name, ASSET, ERROR, "no operating threshold (validation split insufficient)",
                               f"fraction <= {max_fraction}")
     below = h < threshold_logit
-    if below.sum() < MIN_ROWS:
-        return cannot_compute(name, ASSET, ERROR, f"{int(below.sum())} hosts below threshold < {MIN_ROWS}",
+    if below.sum() < SELECTION.adversarial_min_rows:
+        return cannot_compute(name, ASSET, ERROR, f"{int(below.sum())} hosts below threshold < {SELECTION.adversarial_min_rows}",
                               f"fraction <= {max_fraction}")
     frac = float((r[below] >= threshold_logit).mean())
     shift = r - h
@@ -96,8 +96,8 @@ def trend_gate(x, logit, detected, host, what: str, seed: int = 0) -> GateResult
     thr = (f"{spec.trend_one_sided_level:.0%} lower bounds of rho and of C(top tercile) - C(bottom tercile) > 0, "
            f">= {spec.trend_min_detections} detections")
     t = trend(x, logit, detected, host, spec.n_boot, seed, spec.trend_one_sided_level)
-    if t["n"] < MIN_ROWS:
-        return cannot_compute(name, ASSET, ERROR, f"{t['n']} injections < {MIN_ROWS}", thr)
+    if t["n"] < SELECTION.adversarial_min_rows:
+        return cannot_compute(name, ASSET, ERROR, f"{t['n']} injections < {SELECTION.adversarial_min_rows}", thr)
     if t["n_detected"] < spec.trend_min_detections:
         return GateResult(name, ASSET, False, ERROR, float(t["n_detected"]), thr,
                           {"error": f"no signal: {t['n_detected']} detections < {spec.trend_min_detections}", **t})
