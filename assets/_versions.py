@@ -2,8 +2,8 @@
 
 An asset's code is its own compute function plus every ``lensaudit`` science module the
 function reaches: the modules of the globals it names, the modules it imports inside its
-body, the profile definitions (``lensaudit.config``), the Spark job it runs by name (``spark.run_job(context, "<job>", ...)`` ->
-``lensaudit.spark_jobs.entrypoint.JOBS["<job>"]``), and, transitively, every ``lensaudit``
+body, the profile definitions (``lensaudit.config``), the Spark job it runs (``spark.run(context, <job function>, ...)``,
+or by wire name ``spark.run_job(context, "<job>", ...)`` -> ``lensaudit.spark_jobs.entrypoint.JOBS["<job>"]``), and, transitively, every ``lensaudit``
 module those import (module-level or inside functions).  The closure is conservative: an
 edit anywhere in it changes the version, so Dagster marks the asset's code as changed.
 Edits to other assets, to gates (``lensaudit.gates``: checks, not data) or to comments in
@@ -96,19 +96,29 @@ def _referenced_modules(fn: Callable) -> set[str]:
 
 
 def _spark_jobs(fn: Callable) -> list[Callable]:
-    """The Spark job functions an asset runs by name through ``<resource>.run_job(context, "<job>", ...)``."""
+    """The Spark job functions an asset runs: ``<resource>.run(context, <job function>, ...)``
+    (the job named by its function, ``lensaudit.spark_jobs.entrypoint.JOBS``' values) or, by
+    wire name, ``<resource>.run_job(context, "<job>", ...)``."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    names = [node.args[1].value for node in ast.walk(tree)
-             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run_job"
-             and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)]
-    if not names:
+    names: list[str] = []
+    functions: list[str] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and len(node.args) >= 2):
+            continue
+        arg = node.args[1]
+        if node.func.attr == "run_job" and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            names.append(arg.value)
+        elif node.func.attr == "run" and isinstance(arg, (ast.Name, ast.Attribute)):
+            functions.append(arg.id if isinstance(arg, ast.Name) else arg.attr)
+    if not names and not functions:
         return []
     from lensaudit.spark_jobs.entrypoint import JOBS
 
-    unknown = [n for n in names if n not in JOBS]
+    by_function = {f.__name__: f for f in JOBS.values()}
+    unknown = [n for n in names if n not in JOBS] + [f for f in functions if f not in by_function]
     if unknown:
         raise ValueError(f"code_version: {fn.__qualname__} runs unknown Spark job(s) {unknown}")
-    return [JOBS[n] for n in names]
+    return [JOBS[n] for n in names] + [by_function[f] for f in functions]
 
 
 def code_closure(fn: Callable, read: Callable[[str], tuple[str, str | None]] = _module_source) -> dict[str, str]:

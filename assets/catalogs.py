@@ -6,6 +6,7 @@ from assets._wiring import json_meta, png_metadata, raise_on_failed_tasks, schem
 from assets.sweeps import sweep_catalog
 from lensaudit.catalogs.lenscat_catalog import galaxy_lenses, load_lenscat
 from lensaudit.mock.lens_supplement import known_lenses
+from lensaudit.spark_jobs.entrypoint import positives_job
 from lensaudit.plots import separation_histogram
 from lensaudit.store import asset_files, partition_file, safe_join, write_parquet_atomic
 from lensaudit.tables import LENS_CATALOG_SCHEMA
@@ -40,9 +41,9 @@ def positives(context: dg.AssetExecutionContext, settings: LensauditSettings, sp
         raise dg.Failure("positives: no sweep_catalog partition is materialised")
     out = partition_file(home, "positives", "data")
     out_un = partition_file(home, "positives_unmatched", "data")
-    summary = spark.run_job(context, "positives", {
-        "sweep_files": sweeps, "lens_catalog": str(partition_file(home, "lens_catalog", "data")),
-        "radius_arcsec": profile.match_radius_arcsec, "out_matched": str(out), "out_unmatched": str(out_un)})
+    summary = spark.run(context, positives_job, sweep_files=sweeps,
+                        lens_catalog=str(partition_file(home, "lens_catalog", "data")),
+                        radius_arcsec=profile.match_radius_arcsec, out_matched=str(out), out_unmatched=str(out_un))
     raise_on_failed_tasks(summary, "positives crossmatch")
     import pandas as pd
 

@@ -11,6 +11,7 @@ from assets._wiring import add_partition_metadata, json_meta, png_metadata, rais
 from assets.manifest import training_manifest
 from assets.sweeps import SWEEP_PARTITIONS
 from lensaudit.plots import feature_auc_plot
+from lensaudit.spark_jobs.entrypoint import cutouts_job, shortcut_features_job
 from lensaudit.store import asset_files, partition_file, safe_join
 from resources.cutout_source import CutoutSourceResource
 from resources.settings import LensauditSettings
@@ -25,10 +26,10 @@ def cutouts(context: dg.AssetExecutionContext, settings: LensauditSettings, spar
             cutout_source: CutoutSourceResource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
     keys = list(context.partition_keys)
-    summary = spark.run_job(context, "cutouts", {
-        "sweeps": keys, "manifest": str(partition_file(home, "training_manifest", "data")),
-        "spec": cutout_source.spec(home, profile), "store_dir": str(safe_join(home, "cutout_store")),
-        "index_paths": {k: str(partition_file(home, "cutouts", k)) for k in keys}})
+    summary = spark.run(context, cutouts_job,
+                        sweeps=keys, manifest=str(partition_file(home, "training_manifest", "data")),
+                        spec=cutout_source.spec(home, profile), store_dir=str(safe_join(home, "cutout_store")),
+                        index_paths={k: str(partition_file(home, "cutouts", k)) for k in keys})
     tasks = raise_on_failed_tasks(summary, "cutouts")
     per = {t["key"]: json.loads(t["payload"]) for t in tasks}
     add_partition_metadata(context, {k: {
@@ -50,9 +51,8 @@ def shortcut_features(context: dg.AssetExecutionContext, settings: LensauditSett
     home = settings.home_path()
     index_paths = {f.stem + ".fits": str(f) for f in asset_files(home, "cutouts")}
     out = partition_file(home, "shortcut_features", "data")
-    summary = spark.run_job(context, "shortcut_features", {"index_paths": index_paths,
-                                                           "store_dir": str(safe_join(home, "cutout_store")),
-                                                           "out": str(out)})
+    summary = spark.run(context, shortcut_features_job, index_paths=index_paths,
+                        store_dir=str(safe_join(home, "cutout_store")), out=str(out))
     raise_on_failed_tasks(summary, "shortcut_features")
     from lensaudit.cutouts.features import FEATURES
     from lensaudit.gates.shortcut_gates import feature_auc_table

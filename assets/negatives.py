@@ -8,6 +8,7 @@ import dagster as dg
 from assets._wiring import add_partition_metadata, json_meta, raise_on_failed_tasks, schema_metadata
 from assets.catalogs import lens_catalog
 from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog
+from lensaudit.spark_jobs.entrypoint import negative_pool_job
 from lensaudit.store import partition_file
 from resources.settings import LensauditSettings
 from resources.spark import SparkResource
@@ -28,8 +29,8 @@ def negative_pool(context: dg.AssetExecutionContext, settings: LensauditSettings
             raise dg.Failure(f"negative_pool[{key}]: sweep_catalog partition missing at {src}")
         jobs[key] = [str(src), str(partition_file(home, "negative_pool", key)),
                      str(partition_file(home, "negative_pool_filter_counts", key))]
-    summary = spark.run_job(context, "negative_pool", {"jobs": jobs, "cuts": asdict(profile.cuts),
-                                                       "mock_profile": profile.name if sweeps.is_mock else None})
+    summary = spark.run(context, negative_pool_job, jobs=jobs, cuts=asdict(profile.cuts),
+                        mock_profile=profile.name if sweeps.is_mock else None)
     tasks = raise_on_failed_tasks(summary, "negative_pool")
     per: dict[str, dict] = {}
     for t in tasks:

@@ -8,6 +8,7 @@ from assets._wiring import add_partition_metadata, json_meta, raise_on_failed_ta
 from resources.settings import LensauditSettings
 from resources.spark import SparkResource
 from resources.sweeps import SweepSource, discover_sweep_partitions
+from lensaudit.spark_jobs.entrypoint import sweep_catalog_job
 from lensaudit.store import partition_file
 
 SWEEP_PARTITIONS = dg.StaticPartitionsDefinition(discover_sweep_partitions())
@@ -21,7 +22,7 @@ def sweep_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings
     jobs = {}
     for key in context.partition_keys:
         jobs[key] = (sweeps.path_for(key, home, profile), str(partition_file(home, "sweep_catalog", key)))
-    summary = spark.run_job(context, "sweep_catalog", {"jobs": {k: list(v) for k, v in jobs.items()}})
+    summary = spark.run(context, sweep_catalog_job, jobs={k: list(v) for k, v in jobs.items()})
     tasks = raise_on_failed_tasks(summary, "sweep_catalog")
     per = {t["key"]: json.loads(t["payload"]) for t in tasks}
     add_partition_metadata(context, {k: {

@@ -31,6 +31,16 @@ class OperatingPoint:
         return int(round(1.0 / self.target_fpr))
 
 
+#: two-sided levels of the intervals every reported proportion and metric carries (columns
+#: ``lo68``/``hi68``, ``lo95``/``hi95``; DESIGN s3 "Evaluation", "Selection function")
+INTERVAL_LEVELS: tuple[float, ...] = (0.68, 0.95)
+
+
+def interval_tag(level: float) -> str:
+    """The column suffix of an interval level: 0.68 -> "68"."""
+    return f"{round(level * 100)}"
+
+
 #: operating points, the first is the primary one (the default completeness table, the
 #: ring gate, the failure taxonomy); each table is named after its point
 OPERATING_POINTS: tuple[OperatingPoint, ...] = (OperatingPoint(1e-2), OperatingPoint(1e-3))
@@ -57,6 +67,10 @@ class SelectionSpec:
     suppression_level: float = 0.95
     #: bootstrap resamples of the cluster (host) bootstrap of trends and completeness
     n_boot: int = 1000
+    #: null / ring / trend gates: fewer rows (below the threshold, or injections) cannot be judged
+    adversarial_min_rows: int = 10
+    #: arc suppression: fewer real test lenses cannot be judged
+    suppression_min_lenses: int = 3
 
 
 SELECTION = SelectionSpec()
@@ -74,6 +88,17 @@ class ParitySpec:
     #: |standardised mean difference| of depth / PSF / declination, positives vs negatives,
     #: whose 95 % bootstrap lower bound must stay below this (Stuart 2010's 0.25 balance rule)
     max_abs_smd: float = 0.25
+    #: one-sided level of the bootstrap lower bound of |SMD| (its 5th percentile at 0.95)
+    balance_level: float = 0.95
+    #: bootstrap resamples of the |SMD| lower bound
+    balance_n_boot: int = 1000
+    #: fewer positives or negatives cannot be judged
+    balance_min_rows: int = 3
+    #: manifest positives per split: chi-square goodness-of-fit p-value against the split
+    #: fractions must exceed this
+    min_split_pvalue: float = 0.01
+    #: fewer manifest positives cannot be judged by the chi-square test
+    min_split_positives: int = 10
 
 
 PARITY = ParitySpec()
@@ -98,10 +123,56 @@ class DataSpec:
     max_cutout_failure_rate: float = 0.02
     shortcut_yellow: float = 0.60
     shortcut_red: float = 0.70
+    #: single-feature AUC: stratified bootstrap resamples, interval level and seed
+    shortcut_n_boot: int = 200
+    shortcut_level: float = 0.68
+    shortcut_seed: int = 0
+    #: fewer positives or negatives (per feature, per split of the core-only LR) cannot be judged
+    shortcut_min_per_class: int = 5
     core_lr_warn: float = 0.70
 
 
 DATA = DataSpec()
+
+
+@dataclass(frozen=True)
+class RealismSpec:
+    """Gate targets of the realism gates, injected arcs vs real lenses (DESIGN s3 "Realism
+    gates"): arc S/N quantiles within [0.5, 2] x, arc colours within 0.2 mag in the median,
+    injected arc noise against the real pixel noise per band."""
+
+    #: median, p10, p90 of the combined arc S/N: the injected / real ratio band
+    snr_ratio_lo: float = 0.5
+    snr_ratio_hi: float = 2.0
+    #: S/N floor of the ratio (max(q, floor)): below 1 sigma an arc is indistinguishable from noise
+    snr_floor: float = 1.0
+    #: two-sided level of the bootstrap interval of the ratio that must meet the band
+    snr_level: float = 0.68
+    snr_n_boot: int = 1000
+    #: |median injected - median real| colour bound [mag]
+    colour_tol_mag: float = 0.2
+    #: colours are compared among stamps with at least this S/N in both bands of the colour
+    colour_min_snr: float = 3.0
+    #: fewer finite S/N values or selected colours (each side) cannot be judged
+    min_n: int = 5
+    #: KS distance of the arc-footprint noise (in Poisson sigmas) to N(0, 1), per band
+    noise_max_ks: float = 0.1
+    #: fewer arc-footprint pixels per band cannot be judged
+    noise_min_pixels: int = 100
+
+
+REALISM = RealismSpec()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Gate targets of the detector evaluation (DESIGN s3 "Evaluation")."""
+
+    #: the 95 % lower bound of the test ROC AUC must exceed this (better than chance)
+    min_auc_lo95: float = 0.5
+
+
+MODEL = ModelSpec()
 
 
 def negative_cuts():

@@ -1,4 +1,7 @@
-"""``lensaudit materialize | gates`` (and later cutout / inject)."""
+"""The ``lensaudit`` command: ``materialize`` (Dagster runs into ``LENSAUDIT_HOME``), ``gates``
+(every gate of ``lensaudit.gates.registry`` on what is stored, as a table; exit 1 when an
+ERROR gate fails), ``summary`` (headline figures as Markdown), ``inject`` (noise-free lensed
+arcs on zero hosts) and ``cutout`` (one cutout in the research group's NPZ format)."""
 
 from __future__ import annotations
 

@@ -108,11 +108,13 @@ FAULTS: dict[str, tuple[str, str]] = {
 def markdown() -> str:
     from lensaudit.gates.registry import GATES
 
-    rows = ["| gate | severity | planted fault | test |", "| --- | --- | --- | --- |"]
+    rows = ["| gate | severity | checks (the registry's description, numbers from `lensaudit/spec.py`) | planted fault | test |",
+            "| --- | --- | --- | --- | --- |"]
     for g in GATES:
         fault, test = FAULTS.get(g.name, ("(missing)", "(missing)"))
         sev = g.severity + (", blocking" if g.blocking else "")
-        rows.append(f"| `{g.name}` | {sev} | {fault} | `{test}` |")
+        checks = g.description.replace("|", "\\|")
+        rows.append(f"| `{g.name}` | {sev} | {checks} | {fault} | `{test}` |")
     return "\n".join(rows)
 
 

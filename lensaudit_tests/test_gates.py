@@ -115,3 +115,20 @@ def test_unique_galaxy_id_gate():
     r = data_gates.unique_galaxy_ids(pd.Series(["a_1", "a_2", "a_1"]), "sweep_catalog")
     assert not r.passed and r.details["examples"] == ["a_1"]
     assert not data_gates.unique_galaxy_ids(pd.Series([], dtype=str), "sweep_catalog").passed
+
+
+def test_cli_gate_table_has_a_header_a_rule_and_one_row_per_gate():
+    """``lensaudit gates`` prints its table with ``tabulate``: metrics exactly as
+    ``GateResult.metric_text`` writes them (never re-parsed as numbers), every gate on one row."""
+    from lensaudit.gates.registry import GATES
+    from lensaudit.gates.result import ERROR, WARN, GateResult
+    from lensaudit_cli.table import gate_table
+
+    rows = [(GATES[0], None), (GATES[1], GateResult("g1", "a", True, ERROR, 1e-05, "<= 0.1")),
+            (GATES[2], GateResult("g2", "a", False, WARN, None, "x"))]
+    lines = gate_table(rows).splitlines()
+    assert lines[0].split() == ["check", "asset", "passed", "severity", "metric", "threshold"]
+    assert set(lines[1].replace(" ", "")) == {"-"} and len(lines) == 2 + len(rows)
+    assert lines[2].split()[:4] == [GATES[0].name, GATES[0].asset, "not", "materialised"]
+    assert lines[3].split() == ["g1", "a", "PASS", "ERROR", "1e-05", "<=", "0.1"]
+    assert lines[4].split() == ["g2", "a", "FAIL", "WARN", "n/a", "x"]

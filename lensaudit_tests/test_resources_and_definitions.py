@@ -53,6 +53,35 @@ def test_entrypoint_cli_rejects_unknown_job():
         run_job(None, "nope", {})
 
 
+def test_jobs_are_called_as_typed_functions_through_one_dispatcher():
+    """``SparkResource.run`` takes the job function and its keyword arguments, binds them to the
+    job's signature before any engine starts, and hands the job's wire name and the same
+    arguments to ``run_job`` (the dispatcher of both engines, whose name and JSON an EMR step
+    carries)."""
+    from lensaudit.spark_jobs.entrypoint import JOBS, negative_pool_job, wire_call, wire_name
+
+    assert {wire_name(fn) for fn in JOBS.values()} == set(JOBS)  # one mapping, both ways
+    assert wire_call(negative_pool_job, jobs={"a": ["x", "y", "z"]}, cuts={"max_mag_z": 20.0}) == (
+        "negative_pool", {"jobs": {"a": ["x", "y", "z"]}, "cuts": {"max_mag_z": 20.0}})
+    with pytest.raises(TypeError):  # a misspelt argument fails at the call, not inside the job
+        wire_call(negative_pool_job, jobs={}, cut={})
+    with pytest.raises(TypeError):  # a missing one as well
+        wire_call(negative_pool_job, jobs={})
+    with pytest.raises(KeyError, match="not a Spark job"):
+        wire_call(len, [])
+
+    class Recorder(SparkResource):
+        def run_job(self, context, job, args):
+            return {"job": job, "args": args}
+
+    assert Recorder().run(None, negative_pool_job, jobs={}, cuts={}) == {"job": "negative_pool",
+                                                                       "args": {"jobs": {}, "cuts": {}}}
+    # the EMR step built from the typed call is the one the wire-name call builds
+    name, args = wire_call(negative_pool_job, jobs={"a": ["s3://x", "s3://y", "s3://z"]}, cuts={})
+    assert _emr().emr_step(name, args) == _emr().emr_step("negative_pool",
+                                                          {"jobs": {"a": ["s3://x", "s3://y", "s3://z"]}, "cuts": {}})
+
+
 def test_sweep_partition_discovery(tmp_path):
     assert len(discover_sweep_partitions("mock")) == 10
     (tmp_path / "sweep-310m005-320p000.fits").write_bytes(b"")

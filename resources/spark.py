@@ -1,7 +1,9 @@
 """The Spark engine: PySpark ``local[*]`` by default, Amazon EMR through Dagster Pipes.
 
-Assets call ``spark.run_job(context, name, args)``; the job
-(``lensaudit.spark_jobs.entrypoint``) is the same in both modes.  Locally it runs
+Assets call a job as a typed function, ``spark.run(context, <job function>, **arguments)``
+(``lensaudit.spark_jobs.entrypoint``: the job is the same in both modes); ``run`` checks the
+arguments against the job's signature and sends the job's wire name with them to
+``run_job(context, name, args)``, the one dispatcher of both engines.  Locally it runs
 in-process on a shared SparkSession.  On EMR (``mode="emr"``), every Spark job of one
 Dagster run is a step of one cluster (started by the run's first Spark asset, found
 again through a record on S3, ended by ``emr_terminate_run_cluster`` or its idle timeout).
@@ -19,10 +21,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Concatenate, ParamSpec
 
 import dagster as dg
 from pydantic import ConfigDict, Field
+
+_P = ParamSpec("_P")  # the arguments of a Spark job after its session
 
 
 class EmrSettings(dg.Config):
@@ -356,8 +360,21 @@ class SparkResource(dg.ConfigurableResource):
                                                     key_prefix=f"{self.emr.pipes_prefix}context/"),
         )
 
+    def run(self, context, job: Callable[Concatenate[Any, _P], dict], *args: _P.args, **kwargs: _P.kwargs
+            ) -> dict[str, Any]:
+        """Run the Spark job function ``job`` (one of ``lensaudit.spark_jobs.entrypoint.JOBS``)
+        with its typed arguments (all but the session) and return its JSON summary.  The
+        arguments are bound to the job's signature before any engine starts
+        (``entrypoint.wire_call``); the job then goes through ``run_job`` by its wire name."""
+        from lensaudit.spark_jobs.entrypoint import wire_call
+
+        name, wire_args = wire_call(job, *args, **kwargs)
+        return self.run_job(context, name, wire_args)
+
     def run_job(self, context, job: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Run a lensaudit Spark job and return its JSON summary."""
+        """Run a lensaudit Spark job by its wire name (``JOBS``) with keyword arguments that are
+        plain JSON values, and return its JSON summary: in-process on the local session, or as
+        a step of the run's EMR cluster.  Assets call ``run`` (typed) instead."""
         if self.mode == "local":
             from lensaudit.spark_jobs.entrypoint import run_job
 

@@ -78,7 +78,15 @@ def beta_interval(k: int, n: int, level: float) -> tuple[float, float]:
 
 
 def stratified_bootstrap(metric, scores, labels, n_boot: int = 1000, levels=(0.68, 0.95), seed: int = 0) -> dict:
-    """metric(scores, labels) -> float; returns {'value', 'lo68', 'hi68', 'lo95', 'hi95'}."""
+    """metric(scores, labels) -> float; returns {'value', 'lo68', 'hi68', 'lo95', 'hi95'}.
+
+    Kept on purpose instead of ``scipy.stats.bootstrap`` (which resamples the two classes
+    independently as well, ``paired=False``): one set of resamples gives every level, the
+    percentiles skip resamples where the metric is undefined (``nanpercentile``: precision
+    with nothing selected, ECE of a one-class bin) where scipy's interval would be NaN, and
+    the stored evaluations stay reproducible with this seed stream.
+    ``test_evaluation_metrics.test_stratified_bootstrap_agrees_with_scipy`` cross-checks the
+    intervals against scipy's."""
     s, y = np.asarray(scores, float), np.asarray(labels).astype(int)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     if not len(pos) or not len(neg):

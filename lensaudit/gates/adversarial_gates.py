@@ -12,18 +12,18 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from lensaudit.evaluation.metrics import sigmoid
+from lensaudit.gates.gate_spec import GateSpec, StoreView, spec
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.selection.trends import trend
 from lensaudit.spec import SELECTION
 
 ASSET = "completeness_table"
-MIN_ROWS = 10
 
 
 def null_controls(null_logits, host_logits, added_rms, threshold_logit: float | None) -> GateResult:
     """Null controls (the injection path with the arc's noise but no arc) score low: mean
-    probability <= 0.2 and at most 5 % of the controls whose host is below the threshold
-    cross it; a control bit-identical to its host (nothing added) fails: the test would be a
+    probability <= ``null_max_mean_probability`` and at most ``null_max_pushed_fraction`` of
+    the controls whose host is below the threshold cross it; a control bit-identical to its host (nothing added) fails: the test would be a
     tautology."""
     name = "adversarial_null_controls"
     spec = SELECTION
@@ -32,8 +32,9 @@ def null_controls(null_logits, host_logits, added_rms, threshold_logit: float | 
     if threshold_logit is None:
         return cannot_compute(name, ASSET, ERROR, "no operating threshold (validation split insufficient)", thr)
     below = b < threshold_logit
-    if below.sum() < MIN_ROWS:
-        return cannot_compute(name, ASSET, ERROR, f"{int(below.sum())} controls below threshold < {MIN_ROWS}", thr)
+    if below.sum() < SELECTION.adversarial_min_rows:
+        return cannot_compute(name, ASSET, ERROR,
+                              f"{int(below.sum())} controls below threshold < {SELECTION.adversarial_min_rows}", thr)
     identical = int((~(rms > 0)).sum())
     mean_p = float(sigmoid(a).mean())
     pushed = float((a[below] >= threshold_logit).mean())
@@ -46,8 +47,8 @@ def null_controls(null_logits, host_logits, added_rms, threshold_logit: float | 
 
 
 def synthetic_ring(host_logits, ring_logits, threshold_logit: float | None) -> GateResult:
-    """A lensing-free Gaussian ring pushes at most 5 % of the hosts below the operating
-    threshold over it; the score-shift distribution is reported."""
+    """A lensing-free Gaussian ring pushes at most ``ring_max_pushed_fraction`` of the hosts
+    below the operating threshold over it; the score-shift distribution is reported."""
     name = "adversarial_synthetic_ring"
     max_fraction = SELECTION.ring_max_pushed_fraction
     h, r = np.asarray(host_logits, float), np.asarray(ring_logits, float)
@@ -55,8 +56,8 @@ def synthetic_ring(host_logits, ring_logits, threshold_logit: float | None) -> G
         return cannot_compute(name, ASSET, ERROR, "no operating threshold (validation split insufficient)",
                               f"fraction <= {max_fraction}")
     below = h < threshold_logit
-    if below.sum() < MIN_ROWS:
-        return cannot_compute(name, ASSET, ERROR, f"{int(below.sum())} hosts below threshold < {MIN_ROWS}",
+    if below.sum() < SELECTION.adversarial_min_rows:
+        return cannot_compute(name, ASSET, ERROR, f"{int(below.sum())} hosts below threshold < {SELECTION.adversarial_min_rows}",
                               f"fraction <= {max_fraction}")
     frac = float((r[below] >= threshold_logit).mean())
     shift = r - h
@@ -73,8 +74,9 @@ def arc_suppression(orig_logits, suppressed_logits, n_boot: int = SELECTION.n_bo
     name = "adversarial_arc_suppression"
     level = SELECTION.suppression_level
     o, s = np.asarray(orig_logits, float), np.asarray(suppressed_logits, float)
-    if len(o) < 3:
-        return cannot_compute(name, ASSET, ERROR, f"{len(o)} lenses < 3", f"{level:.0%} interval of mean drop > 0")
+    min_n = SELECTION.suppression_min_lenses
+    if len(o) < min_n:
+        return cannot_compute(name, ASSET, ERROR, f"{len(o)} lenses < {min_n}", f"{level:.0%} interval of mean drop > 0")
     drop = o - s
     rng = np.random.default_rng(seed)
     boots = drop[rng.integers(0, len(drop), (n_boot, len(drop)))].mean(axis=1)
@@ -94,10 +96,66 @@ def trend_gate(x, logit, detected, host, what: str, seed: int = 0) -> GateResult
     thr = (f"{spec.trend_one_sided_level:.0%} lower bounds of rho and of C(top tercile) - C(bottom tercile) > 0, "
            f">= {spec.trend_min_detections} detections")
     t = trend(x, logit, detected, host, spec.n_boot, seed, spec.trend_one_sided_level)
-    if t["n"] < MIN_ROWS:
-        return cannot_compute(name, ASSET, ERROR, f"{t['n']} injections < {MIN_ROWS}", thr)
+    if t["n"] < SELECTION.adversarial_min_rows:
+        return cannot_compute(name, ASSET, ERROR, f"{t['n']} injections < {SELECTION.adversarial_min_rows}", thr)
     if t["n_detected"] < spec.trend_min_detections:
         return GateResult(name, ASSET, False, ERROR, float(t["n_detected"]), thr,
                           {"error": f"no signal: {t['n_detected']} detections < {spec.trend_min_detections}", **t})
     passed = bool(t["rho_lower"] > 0 and t["tercile_diff_lower"] > 0)
     return GateResult(name, ASSET, passed, ERROR, float(t["rho_lower"]), thr, t)
+
+
+_TEST_OF = {"adversarial_null_controls": "null_control", "adversarial_synthetic_ring": "synthetic_ring",
+            "adversarial_arc_suppression": "arc_suppression"}
+
+
+def _scored(v: StoreView, name: str) -> GateResult:
+    """Null controls, synthetic ring and arc suppression on their ``adversarial_scores`` rows."""
+    from lensaudit.gates.selection_gates import operating_threshold
+
+    adv = v.table("adversarial_scores")
+    part = adv[adv["test"] == _TEST_OF[name]]
+    if name == "adversarial_null_controls":
+        return null_controls(part["logit_after"], part["logit_before"], part["added_rms_nmgy"], operating_threshold(v))
+    if name == "adversarial_synthetic_ring":
+        return synthetic_ring(part["logit_before"], part["logit_after"], operating_threshold(v))
+    return arc_suppression(part["logit_before"], part["logit_after"])
+
+
+def _trend(v: StoreView, what: str, column: str) -> GateResult:
+    """Completeness trend along ``column`` of the injections, host false positives left out."""
+    from lensaudit.gates.selection_gates import operating_threshold
+    from lensaudit.selection.completeness import detections
+
+    t = operating_threshold(v)
+    inj = v.table("completeness_injections")
+    if t is None:
+        return cannot_compute(f"adversarial_trend_{what}", ASSET, ERROR,
+                              "no operating threshold from the validation scores")
+    det, host_fp = detections(inj, t)
+    keep = ~host_fp
+    x = inj[column].to_numpy(float)
+    return trend_gate(x[keep], inj["logit"].to_numpy(float)[keep], det[keep], inj["galaxy_id"].to_numpy()[keep], what)
+
+
+def specs() -> list[GateSpec]:
+    """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
+    from lensaudit.gates.selection_gates import operating_point_text
+
+    S, op = SELECTION, operating_point_text()
+    bounds = (f"{S.trend_one_sided_level:.0%} lower bounds of Spearman rho and of the top-minus-bottom tercile "
+              "completeness > 0 (host-cluster bootstrap)")
+    scored = [
+        ("adversarial_null_controls",
+         f"null controls (arc noise, no arc) score low: mean p <= {S.null_max_mean_probability}, "
+         f"<= {S.null_max_pushed_fraction:.0%} pushed over {op}, never identical to the host"),
+        ("adversarial_synthetic_ring",
+         f"a lensing-free Gaussian ring pushes <= {S.ring_max_pushed_fraction:.0%} of hosts over {op}"),
+        ("adversarial_arc_suppression",
+         f"real test lenses with the arc annulus median-filled lose score ({S.suppression_level:.0%} interval > 0)"),
+    ]
+    trends = [("theta_e", "theta_e_arcsec", f"completeness rises with theta_E at {op}: {bounds}"),
+              ("snr", "arc_snr_matched", f"completeness rises with the arc's matched-filter S/N at {op}: {bounds}")]
+    return ([spec(name, ASSET, ERROR, False, desc, lambda v, n=name: _scored(v, n)) for name, desc in scored]
+            + [spec(f"adversarial_trend_{what}", ASSET, ERROR, False, desc, lambda v, w=what, c=col: _trend(v, w, c))
+               for what, col, desc in trends])

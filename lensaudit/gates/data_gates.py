@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.catalogs.lenscat_catalog import SAMPLE_WEIGHT_OF_TIER
+from lensaudit.gates.gate_spec import GateSpec, schema_gate, spec
 from lensaudit.survey.photometry import nmgy_to_mag
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.sampling.exclusion import LensNeighbourIndex
+from lensaudit.spec import DATA, negative_cuts
 from lensaudit.splits import SPLIT_ORDER, split_proportions, verify_disjoint
 from lensaudit.survey.maskbits import mask_of
 
@@ -140,7 +142,7 @@ def manifest_ratio(manifest: pd.DataFrame, shortfalls: pd.DataFrame, ratio: int,
                        "total_target": target, "shortfall_fraction": short_frac})
 
 
-def manifest_n2_fraction(manifest: pd.DataFrame, target: float, tolerance: float = 0.01) -> GateResult:
+def manifest_n2_fraction(manifest: pd.DataFrame, target: float, tolerance: float = DATA.n2_tolerance) -> GateResult:
     name, asset = "manifest_n2_fraction", "training_manifest"
     neg = manifest[manifest["label"] == 0]
     if neg.empty:
@@ -185,3 +187,58 @@ def cutouts_complete(manifest: pd.DataFrame, index: pd.DataFrame, max_failure_ra
                        "missing_examples": missing[:5], "duplicates": dups, "failures_without_reason": no_reason,
                        "fail_reasons": {k: int(v) for k, v in index.loc[~index["cutout_ok"], "fail_reason"]
                                         .str.split(":").str[0].value_counts().items()}})
+
+
+def specs() -> list[GateSpec]:
+    """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
+    from lensaudit.store import read_asset
+
+    fractions = "/".join(f"{x:.2f}" for x in DATA.split_fractions.values())
+    return [
+        schema_gate("lens_catalog"),
+        schema_gate("sweep_catalog"),
+        spec("sweep_catalog_unique_galaxy_id", "sweep_catalog", ERROR, True,
+             "no galaxy_id in two rows or two sweeps (bricks straddle sweep boundaries)",
+             lambda v: unique_galaxy_ids(read_asset(v.home, "sweep_catalog", columns=["galaxy_id"])["galaxy_id"],
+                                         "sweep_catalog")),
+        schema_gate("positives"),
+        spec("positives_match_rate", "positives", WARN, False,
+             "match rate of covered lenses and separation distribution",
+             lambda v: positives_match_rate(v.table("positives"), v.table("positives_unmatched"),
+                                            DATA.min_match_rate, DATA.match_radius_arcsec),
+             plot="positives_separation.png"),
+        schema_gate("negative_pool"),
+        spec("no_negative_near_known_lens", "negative_pool", ERROR, True,
+             "no negative within the exclusion radius of any lenscat entry",
+             lambda v: no_negative_near_known_lens(v.table("negative_pool"), v.lenscat_all,
+                                                   DATA.exclusion_radius_arcsec)),
+        spec("n1_rows_satisfy_cuts", "negative_pool", ERROR, True, "every N1 row satisfies every parity cut",
+             lambda v: n1_rows_satisfy_cuts(v.table("negative_pool"), negative_cuts())),
+        schema_gate("spatial_splits"),
+        spec("spatial_splits_splits_disjoint", "spatial_splits", ERROR, True,
+             "no galaxy_id and no HEALPix pixel in two splits",
+             lambda v: splits_disjoint(v.table("spatial_splits"), "spatial_splits")),
+        spec("spatial_splits_split_proportions", "spatial_splits", ERROR, True,
+             f"train/val/test proportions within +-{DATA.split_tolerance:g} of {fractions}",
+             lambda v: split_proportions_ok(v.table("spatial_splits"), DATA.split_fractions, DATA.split_tolerance),
+             plot="spatial_splits_sky.png"),
+        schema_gate("training_manifest"),
+        spec("training_manifest_splits_disjoint", "training_manifest", ERROR, True,
+             "disjointness re-verified on the manifest rows",
+             lambda v: splits_disjoint(v.table("training_manifest"), "training_manifest")),
+        spec("manifest_ratio_per_stratum", "training_manifest", ERROR, True,
+             f"{DATA.negatives_per_positive}:1 per (split, nobs_z_bin, type_bin) with shortfalls accounted, total "
+             f"shortfall <= {DATA.max_shortfall_fraction}",
+             lambda v: manifest_ratio(v.table("training_manifest"), v.table("training_manifest_shortfalls"),
+                                      DATA.negatives_per_positive, DATA.max_shortfall_fraction)),
+        spec("manifest_n2_fraction", "training_manifest", ERROR, True,
+             f"N2 fraction of the negatives {DATA.n2_fraction:g} +- {DATA.n2_tolerance:g}",
+             lambda v: manifest_n2_fraction(v.table("training_manifest"), DATA.n2_fraction, DATA.n2_tolerance)),
+        spec("manifest_labels_and_weights", "training_manifest", ERROR, True,
+             "labels, tiers, pools and sample weights consistent; galaxy_id unique",
+             lambda v: manifest_labels_and_weights(v.table("training_manifest"))),
+        schema_gate("cutouts"),
+        spec("cutouts_complete", "cutouts", ERROR, True,
+             "every manifest row in the index, failures with reasons, failure rate within bound",
+             lambda v: cutouts_complete(v.table("training_manifest"), v.table("cutouts"), DATA.max_cutout_failure_rate)),
+    ]

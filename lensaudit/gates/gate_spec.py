@@ -4,7 +4,8 @@
 evaluation reads each table once for all gates); ``GateSpec`` binds a gate function to its
 asset, severity and description; ``spec`` wraps the function so that a gate that cannot be
 computed (missing table, missing column, bad value) fails instead of raising.
-Gate families import from here; ``lensaudit.gates.registry`` concatenates their specs.
+Gate families import from here and declare their gates in their own ``specs()`` (name and
+severity written once, in the family module); ``lensaudit.gates.registry`` concatenates them.
 """
 
 from __future__ import annotations
@@ -83,3 +84,12 @@ def guard(spec_name: str, asset: str, severity: str, fn):
 
 def spec(name, asset, severity, blocking, description, fn, plot: str = "") -> GateSpec:
     return GateSpec(name, asset, severity, blocking, description, guard(name, asset, severity, fn), plot)
+
+
+def one_of(results: list[GateResult], name: str) -> GateResult:
+    """The result named ``name`` among those a gate function computed together (e.g. the three
+    S/N quantile gates); a gate is found by its name, never by its position in the list."""
+    for r in results:
+        if r.name == name:
+            return r
+    raise KeyError(f"gate {name!r} not among the computed results {[r.name for r in results]}")

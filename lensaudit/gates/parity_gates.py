@@ -13,11 +13,9 @@ from scipy.stats import chisquare
 from lensaudit.gates.gate_spec import GateSpec, spec
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.sampling.parity import BALANCE_COLUMNS, balance_frame, parity_failures, standardised_mean_difference
-from lensaudit.spec import DATA, PARITY
+from lensaudit.spec import DATA, PARITY, interval_tag
 
 ASSET = "training_manifest"
-N_BOOT = 1000
-MIN_SPLIT_P = 0.01
 
 
 def positives_in_domain(manifest: pd.DataFrame, excluded: pd.DataFrame, sweep_rows: pd.DataFrame) -> GateResult:
@@ -42,12 +40,13 @@ def positives_in_domain(manifest: pd.DataFrame, excluded: pd.DataFrame, sweep_ro
 
 
 def positive_negative_balance(manifest: pd.DataFrame, seed: int = 0) -> GateResult:
-    """For depth (5-sigma mag), PSF FWHM and declination: the 95 % bootstrap lower bound of
-    |SMD(positives, negatives)| stays <= the spec's bound (a region/depth shortcut otherwise)."""
+    """For depth (5-sigma mag), PSF FWHM and declination: the one-sided ``balance_level``
+    bootstrap lower bound of |SMD(positives, negatives)| stays <= the spec's bound (a
+    region/depth shortcut otherwise)."""
     name = "manifest_positive_negative_balance"
-    thr = f"95% lower bound of |SMD| <= {PARITY.max_abs_smd} for {', '.join(BALANCE_COLUMNS)}"
+    thr = f"{PARITY.balance_level:.0%} lower bound of |SMD| <= {PARITY.max_abs_smd} for {', '.join(BALANCE_COLUMNS)}"
     pos, neg = manifest[manifest["label"] == 1], manifest[manifest["label"] == 0]
-    if len(pos) < 3 or len(neg) < 3:
+    if len(pos) < PARITY.balance_min_rows or len(neg) < PARITY.balance_min_rows:
         return cannot_compute(name, ASSET, ERROR, f"{len(pos)} positives / {len(neg)} negatives", thr)
     a, b = balance_frame(pos), balance_frame(neg)
     rng = np.random.default_rng(seed)
@@ -56,26 +55,27 @@ def positive_negative_balance(manifest: pd.DataFrame, seed: int = 0) -> GateResu
         x, y = a[col].to_numpy(), b[col].to_numpy()
         smd = standardised_mean_difference(x, y)
         boots = np.array([abs(standardised_mean_difference(x[rng.integers(0, len(x), len(x))],
-                                                           y[rng.integers(0, len(y), len(y))])) for _ in range(N_BOOT)])
-        lower = float(np.nanpercentile(boots, 5))
-        details[col] = {"smd": smd, "abs_smd_lower95": lower}
+                                                           y[rng.integers(0, len(y), len(y))])) for _ in range(PARITY.balance_n_boot)])
+        lower = float(np.nanpercentile(boots, round(100 * (1 - PARITY.balance_level), 9)))
+        details[col] = {"smd": smd, f"abs_smd_lower{interval_tag(PARITY.balance_level)}": lower}
         worst = max(worst, lower)
     return GateResult(name, ASSET, worst <= PARITY.max_abs_smd, ERROR, worst, thr, details)
 
 
 def manifest_split_fractions(manifest: pd.DataFrame, fractions: dict) -> GateResult:
     """The manifest's positives per split are consistent with the spec's split fractions:
-    chi-square goodness of fit p > 0.01 (a proportion check that respects the few positives)."""
+    chi-square goodness of fit p > ``min_split_pvalue`` (a proportion check that respects the
+    few positives)."""
     name = "training_manifest_split_fractions"
     pos = manifest[manifest["label"] == 1]
     keys = list(fractions)
     counts = np.array([(pos["split"] == k).sum() for k in keys], float)
-    thr = f"chi-square p > {MIN_SPLIT_P} against {'/'.join(f'{fractions[k]:g}' for k in keys)}"
-    if counts.sum() < 10:
-        return cannot_compute(name, ASSET, ERROR, f"{int(counts.sum())} positives < 10", thr)
+    thr = f"chi-square p > {PARITY.min_split_pvalue} against {'/'.join(f'{fractions[k]:g}' for k in keys)}"
+    if counts.sum() < PARITY.min_split_positives:
+        return cannot_compute(name, ASSET, ERROR, f"{int(counts.sum())} positives < {PARITY.min_split_positives}", thr)
     expected = np.array([fractions[k] for k in keys]) * counts.sum()
     p = float(chisquare(counts, expected).pvalue)
-    return GateResult(name, ASSET, p > MIN_SPLIT_P, ERROR, p, thr,
+    return GateResult(name, ASSET, p > PARITY.min_split_pvalue, ERROR, p, thr,
                       {"positives_per_split": dict(zip(keys, counts.astype(int).tolist())),
                        "fractions": {k: float(c / counts.sum()) for k, c in zip(keys, counts)}})
 
@@ -95,9 +95,9 @@ def specs() -> list[GateSpec]:
               lambda v: positives_in_domain(v.table("training_manifest"),
                                             v.table("training_manifest_excluded_positives"), sweeps(v))),
         spec("manifest_positive_negative_balance", ASSET, ERROR, True,
-              f"positives and negatives balanced in r depth, r PSF and dec: 95% lower bound of |SMD| <= "
+              f"positives and negatives balanced in r depth, r PSF and dec: {PARITY.balance_level:.0%} lower bound of |SMD| <= "
               f"{PARITY.max_abs_smd}", lambda v: positive_negative_balance(v.table("training_manifest"))),
         spec("training_manifest_split_fractions", ASSET, ERROR, True,
-              f"manifest positives per split consistent with the split fractions (chi-square p > {MIN_SPLIT_P})",
+              f"manifest positives per split consistent with the split fractions (chi-square p > {PARITY.min_split_pvalue})",
               lambda v: manifest_split_fractions(v.table("training_manifest"), DATA.split_fractions)),
     ]

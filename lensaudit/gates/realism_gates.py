@@ -4,7 +4,7 @@ All blocking (ERROR): completeness is not trusted without them.  Statistics are 
 ``lensaudit.injection.realism`` (stored by ``injection_realism``).
 
 - Arc S/N (unclipped annulus S/N, N(0, 1) on pure noise): median, p10 and p90 of the
-  combined S/N, injected / real within [0.5, 2].  A ratio of raw quantiles is undefined when
+  combined S/N, injected / real within [0.5, 2] (``lensaudit.spec.REALISM``, as every bound here).  A ratio of raw quantiles is undefined when
   a quantile is <= 0 (which an unclipped S/N can be) and meaningless near 0, so the ratio is
   taken of the quantiles of the positive-definite max(S/N, 1) -- max(., 1) is monotone, so
   its quantile is max(quantile, 1): below 1 sigma the arc is indistinguishable from noise and
@@ -12,7 +12,7 @@ All blocking (ERROR): completeness is not trusted without them.  Statistics are 
   arcs at S/N >= 2 give a ratio < 0.5: red; arcs ~1000x too bright give a ratio > 2: red.
 - Arc colours g-r and r-z from arc-only flux (the noise-free injected model for injections,
   the host-subtracted annulus flux for real lenses), among the stamps whose measured S/N is
-  >= COLOUR_MIN_SNR in both bands of the colour (the same selection on both sides, so the
+  >= ``colour_min_snr`` in both bands of the colour (the same selection on both sides, so the
   real colours are not dominated by noise): |median injected - median real| <= 0.2 mag.
 - Arc noise per band: the noise the injection added inside the arc footprint, in units of
   the Poisson sigma of a real pixel of that brightness (from the real host's measured pixel
@@ -34,17 +34,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from lensaudit.gates.gate_spec import GateSpec, StoreView, one_of, schema_gate, spec
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
+from lensaudit.spec import REALISM
 from lensaudit.survey.instrument import BANDS
 
 ASSET = "injection_realism"
-SNR_FLOOR = 1.0
-COLOUR_MIN_SNR = 3.0
-NOISE_MAX_KS = 0.1
 
 
-def snr_quantile_gates(inj_snr: np.ndarray, real_snr: np.ndarray, lo: float = 0.5, hi: float = 2.0,
-                       floor: float = SNR_FLOOR, min_n: int = 5, n_boot: int = 1000, level: float = 0.68,
+def snr_quantile_gates(inj_snr: np.ndarray, real_snr: np.ndarray, lo: float = REALISM.snr_ratio_lo,
+                       hi: float = REALISM.snr_ratio_hi, floor: float = REALISM.snr_floor,
+                       min_n: int = REALISM.min_n, n_boot: int = REALISM.snr_n_boot, level: float = REALISM.snr_level,
                        seed: int = 0) -> list[GateResult]:
     """Median, p10, p90 of the combined arc S/N: the ratio max(q_inj, floor) / max(q_real, floor)
     must be consistent with [lo, hi]: red when its bootstrap interval at ``level`` (both samples
@@ -77,8 +77,8 @@ def snr_quantile_gates(inj_snr: np.ndarray, real_snr: np.ndarray, lo: float = 0.
     return out
 
 
-def colour_gates(inj: dict, real: dict, tol_mag: float = 0.2, min_snr: float = COLOUR_MIN_SNR,
-                 min_n: int = 5) -> list[GateResult]:
+def colour_gates(inj: dict, real: dict, tol_mag: float = REALISM.colour_tol_mag,
+                 min_snr: float = REALISM.colour_min_snr, min_n: int = REALISM.min_n) -> list[GateResult]:
     """inj / real: dicts of equal-length arrays colour_g_r, colour_r_z [AB mag] and snr_g,
     snr_r, snr_z (measured); real may carry colour_*_err [mag] (reported)."""
     out = []
@@ -106,7 +106,8 @@ def colour_gates(inj: dict, real: dict, tol_mag: float = 0.2, min_snr: float = C
     return out
 
 
-def arc_noise_gates(samples: list, max_ks: float = NOISE_MAX_KS, min_n: int = 100) -> list[GateResult]:
+def arc_noise_gates(samples: list, max_ks: float = REALISM.noise_max_ks,
+                    min_n: int = REALISM.noise_min_pixels) -> list[GateResult]:
     """samples: 3 arrays (g, r, z) of the added noise inside arc footprints in units of the
     expected Poisson sigma (``lensaudit.injection.realism.arc_noise_residuals``): KS distance
     to N(0, 1) <= max_ks per band."""
@@ -127,3 +128,41 @@ def arc_noise_gates(samples: list, max_ks: float = NOISE_MAX_KS, min_n: int = 10
                               {"pvalue": float(res.pvalue), "n": int(len(x)), "mean": float(np.mean(x)),
                                "robust_std": mad}))
     return out
+
+
+def _measured(v: StoreView, which: str) -> list[GateResult]:
+    """The gates of one statistic (``snr``, ``colour`` or ``noise``), computed once per view."""
+    def compute():
+        if which == "noise":
+            noise = v.table("injection_realism_arc_noise")
+            return arc_noise_gates([noise.loc[noise["band"] == b, "value"].to_numpy(float) for b in BANDS])
+        rec = v.table("injection_realism")
+        inj, real = rec[rec["kind"] == "injected"], rec[rec["kind"] == "real"]
+        if which == "snr":
+            return snr_quantile_gates(inj["snr_combined"].to_numpy(float), real["snr_combined"].to_numpy(float))
+        keys = ("colour_g_r", "colour_r_z", "colour_g_r_err", "colour_r_z_err", "snr_g", "snr_r", "snr_z")
+        return colour_gates({k: inj[k].to_numpy(float) for k in keys}, {k: real[k].to_numpy(float) for k in keys})
+    return v.memo(f"realism:{which}", compute)
+
+
+def _gate(name: str, which: str, description: str) -> GateSpec:
+    return spec(name, ASSET, ERROR, True, description, lambda v: one_of(_measured(v, which), name),
+                plot="injection_realism.png")
+
+
+def specs() -> list[GateSpec]:
+    """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``); every bound in
+    the descriptions is ``REALISM``'s."""
+    r = REALISM
+    band = f"[{r.snr_ratio_lo:g}, {r.snr_ratio_hi:g}]"
+    return [
+        schema_gate(ASSET),
+        _gate("realism_arc_snr_median", "snr", "median unclipped arc annulus S/N (N(0,1) on noise), "
+              f"max(q, {r.snr_floor:g}) injected / real lenses in {band}"),
+    ] + [_gate(f"realism_arc_snr_{q}", "snr", f"{q} unclipped arc annulus S/N, {r.snr_level:.0%} bootstrap "
+               f"interval of max(q, {r.snr_floor:g}) injected / real meets {band}") for q in ("p10", "p90")
+    ] + [_gate(f"realism_colour_{b1}_{b2}", "colour", f"median arc-only {b1}-{b2} (injected model vs host-subtracted "
+               f"real arcs, S/N >= {r.colour_min_snr:g} in {b1} and {b2}) within {r.colour_tol_mag:g} mag")
+         for b1, b2 in (("g", "r"), ("r", "z"))
+    ] + [_gate(f"realism_arc_noise_{b}", "noise", "noise added in the arc footprint / real-pixel Poisson sigma: "
+               f"KS distance to N(0,1) <= {r.noise_max_ks:g} ({b})") for b in BANDS]

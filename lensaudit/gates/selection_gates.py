@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lensaudit.gates.gate_spec import GateSpec, StoreView, spec
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.evaluation.metrics import beta_bounds
 from lensaudit.selection.completeness import detections
-from lensaudit.spec import SELECTION
+from lensaudit.spec import INTERVAL_LEVELS, PRIMARY, SELECTION, interval_tag
 from lensaudit.selection.grid import N_CELLS
 from lensaudit.selection.hosts import host_leaks
 
@@ -58,7 +59,8 @@ def completeness_table_valid(table: pd.DataFrame, injections: pd.DataFrame, thre
     for col, stored in (("n", "n"), ("k", "k"), ("fp", "n_host_fp")):
         if stored not in t or not (got[col].to_numpy() == t[stored].to_numpy()).all():
             problems[f"counts_{stored}"] = f"{stored} differs from the per-injection table"
-    for level, tag in ((0.68, "68"), (0.95, "95")):
+    for level in INTERVAL_LEVELS:
+        tag = interval_tag(level)
         lo, hi = beta_bounds(t["k"], t["n"], level)
         if not (np.allclose(lo, t[f"lo{tag}"], atol=1e-9) and np.allclose(hi, t[f"hi{tag}"], atol=1e-9)):
             problems[f"interval{tag}"] = "differs from the Beta(k+1, n-k+1) interval"
@@ -68,3 +70,38 @@ def completeness_table_valid(table: pd.DataFrame, injections: pd.DataFrame, thre
                       {"problems": problems, "cells_with_injections": int((t["n"] > 0).sum()),
                        "sufficient_cells": int(t["sufficient"].sum()), "injections": int(len(injections)),
                        "host_false_positive_injections": int(host_fp.sum()), "threshold_logit": threshold_logit})
+
+
+def operating_threshold(v: StoreView) -> float | None:
+    """The primary operating threshold recomputed from the stored validation scores (the
+    spec's FPR, ``lensaudit.spec.PRIMARY``), never read from a producer's summary."""
+    from lensaudit.evaluation.operating import operating_thresholds, threshold_logit
+    from lensaudit.evaluation.run import val_scores
+
+    def compute():
+        val = val_scores(v.home, v.profile.detector.audit_arch)
+        return threshold_logit(operating_thresholds(val["logit"].to_numpy(float), val["label"].to_numpy(int)), PRIMARY)
+    return v.memo("operating_threshold", compute)
+
+
+def operating_point_text() -> str:
+    """The operating threshold as the gate descriptions name it."""
+    return f"the validation-split FPR-{PRIMARY.target_fpr:g} threshold"
+
+
+def specs() -> list[GateSpec]:
+    """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
+    return [
+        spec("injection_hosts_held_out", "injection_hosts", ERROR, True,
+             "hosts are test-split negatives only (no train/val row or pixel, no positive)",
+             lambda v: hosts_held_out(v.table("injection_hosts"), v.table("training_manifest"))),
+        spec("injection_host_bins_populated", "injection_hosts", WARN, False,
+             "every (PSF, depth) bin holds enough distinct hosts",
+             lambda v: host_bins_populated(v.table("injection_host_bins"))),
+        spec("completeness_table_valid", "completeness_table", ERROR, True,
+             f"{N_CELLS} cells at {operating_point_text()} (recomputed from the validation scores), counts match the "
+             f"injections under the detection rule, Beta intervals, sufficient = n >= {SELECTION.sufficient_n}",
+             lambda v: completeness_table_valid(v.table("completeness_table"), v.table("completeness_injections"),
+                                                operating_threshold(v)),
+             plot="completeness_heatmaps.png"),
+    ]

@@ -6,6 +6,8 @@ the gate uses separability s = max(AUC, 1 - AUC) and its interval's lower bound:
 yellow (WARN) when any lower bound > 0.60, red (ERROR, not blocking: it is a finding
 about the data to report, not a broken pipeline) when > 0.70.  Core-only logistic
 regression on the central r < 10 px pixels (train split -> AUC on val): WARN above 0.70.
+The numbers are ``lensaudit.spec.DATA``'s (the ``lo68`` columns name the stored interval of
+the spec's 68 % level).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.auc import bootstrap_auc, roc_auc
+from lensaudit.gates.gate_spec import GateSpec, StoreView, one_of, schema_gate, spec
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
+from lensaudit.spec import DATA
 
 ASSET = "shortcut_features"
 
 
-def feature_auc_table(df: pd.DataFrame, features, n_boot: int = 200, seed: int = 0, min_per_class: int = 5) -> pd.DataFrame:
+def feature_auc_table(df: pd.DataFrame, features, n_boot: int = DATA.shortcut_n_boot, seed: int = DATA.shortcut_seed,
+                      min_per_class: int = DATA.shortcut_min_per_class, level: float = DATA.shortcut_level) -> pd.DataFrame:
     rows = []
     for f in features:
         d = df[["label", f]].dropna()
@@ -28,31 +33,33 @@ def feature_auc_table(df: pd.DataFrame, features, n_boot: int = 200, seed: int =
             rows.append({"feature": f, "auc": np.nan, "lo68": np.nan, "hi68": np.nan, "separability_lo68": np.nan,
                          "n_pos": len(pos), "n_neg": len(neg)})
             continue
-        auc, lo, hi = bootstrap_auc(pos, neg, n_boot=n_boot, seed=seed)
+        auc, lo, hi = bootstrap_auc(pos, neg, n_boot=n_boot, level=level, seed=seed)
         sep_lo = lo if auc >= 0.5 else 1 - hi
         rows.append({"feature": f, "auc": auc, "lo68": lo, "hi68": hi, "separability_lo68": sep_lo,
                      "n_pos": len(pos), "n_neg": len(neg)})
     return pd.DataFrame(rows)
 
 
-def single_feature_gates(table: pd.DataFrame, yellow: float = 0.60, red: float = 0.70) -> list[GateResult]:
+def single_feature_gates(table: pd.DataFrame, yellow: float = DATA.shortcut_yellow,
+                         red: float = DATA.shortcut_red) -> list[GateResult]:
     out = []
     for name, sev, thr in (("shortcut_single_feature_red", ERROR, red), ("shortcut_single_feature_yellow", WARN, yellow)):
         if table.empty or table["separability_lo68"].isna().all():
             out.append(cannot_compute(name, ASSET, sev, "no feature has enough positives and negatives",
-                                      f"lower 68% bound of max(AUC, 1-AUC) <= {thr}"))
+                                      f"lower {DATA.shortcut_level:.0%} bound of max(AUC, 1-AUC) <= {thr}"))
             continue
         worst = table.sort_values("separability_lo68", ascending=False).iloc[0]
         flagged = table.loc[table["separability_lo68"] > thr, "feature"].tolist()
         uncomputed = table.loc[table["separability_lo68"].isna(), "feature"].tolist()
         out.append(GateResult(name, ASSET, not flagged and not uncomputed, sev, float(worst.separability_lo68),
-                              f"lower 68% bound of max(AUC, 1-AUC) <= {thr} for every feature",
+                              f"lower {DATA.shortcut_level:.0%} bound of max(AUC, 1-AUC) <= {thr} for every feature",
                               {"flagged": flagged, "not_computable": uncomputed, "worst_feature": worst.feature,
                                "table": table.round(4).to_dict(orient="records")}))
     return out
 
 
-def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = 0.70, min_per_class: int = 5) -> GateResult:
+def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = DATA.core_lr_warn,
+                      min_per_class: int = DATA.shortcut_min_per_class) -> GateResult:
     name = "shortcut_core_only_lr"
     n = [int((np.asarray(y) == k).sum()) for y in (y_train, y_val) for k in (0, 1)]
     if min(n) < min_per_class:
@@ -67,3 +74,44 @@ def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = 0.70, min_pe
     auc = roc_auc(s[y_val == 1], s[y_val == 0])
     return GateResult(name, ASSET, bool(auc <= warn), WARN, auc, f"val AUC <= {warn}",
                       {"n_train": int(len(y_train)), "n_val": int(len(y_val)), "features": int(np.asarray(x_train).shape[1])})
+
+
+def _single_feature(v: StoreView, name: str) -> GateResult:
+    """The single-feature AUC table is computed once per view for both gates."""
+    from lensaudit.cutouts.features import FEATURES
+
+    table = v.memo("shortcut_auc_table", lambda: feature_auc_table(v.table("shortcut_features"), FEATURES))
+    return one_of(single_feature_gates(table, DATA.shortcut_yellow, DATA.shortcut_red), name)
+
+
+def _core_lr(v: StoreView) -> GateResult:
+    from lensaudit.cutouts.features import core_pixels
+    from lensaudit.cutouts.store import CutoutReader
+
+    index = v.table("cutouts")
+    ok = index[index["cutout_ok"]].sort_values("galaxy_id")
+    reader = CutoutReader(v.home / "cutout_store")
+    parts = {}
+    for split in ("train", "val"):
+        rows = ok[ok["split"] == split]
+        step = max(1, len(rows) // v.profile.core_lr_max_rows)
+        rows = rows.iloc[::step]
+        parts[split] = (core_pixels(reader.read(rows)) if len(rows) else np.zeros((0, 1)), rows["label"].to_numpy())
+    return core_only_lr_gate(*parts["train"], *parts["val"], warn=DATA.core_lr_warn)
+
+
+def specs() -> list[GateSpec]:
+    """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
+    level = f"{DATA.shortcut_level:.0%}"
+    return [
+        schema_gate(ASSET),
+        spec("shortcut_single_feature_red", ASSET, ERROR, False,
+             f"no single feature separates positives from negatives ({level} lower bound of max(AUC,1-AUC) "
+             f"<= {DATA.shortcut_red})",
+             lambda v: _single_feature(v, "shortcut_single_feature_red"), plot="shortcut_feature_auc.png"),
+        spec("shortcut_single_feature_yellow", ASSET, WARN, False,
+             f"no single feature flags ({level} lower bound of max(AUC,1-AUC) <= {DATA.shortcut_yellow})",
+             lambda v: _single_feature(v, "shortcut_single_feature_yellow"), plot="shortcut_feature_auc.png"),
+        spec("shortcut_core_only_lr", ASSET, WARN, False,
+             f"logistic regression on the central r < 10 px pixels: val AUC <= {DATA.core_lr_warn}", _core_lr),
+    ]

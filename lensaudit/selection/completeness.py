@@ -27,7 +27,7 @@ import pandas as pd
 
 from lensaudit.evaluation.metrics import beta_bounds
 from lensaudit.selection.grid import cells
-from lensaudit.spec import SELECTION
+from lensaudit.spec import INTERVAL_LEVELS, SELECTION, interval_tag
 
 SCHEMA_VERSION = 2
 MIN_CLUSTER_HOSTS = 5
@@ -44,9 +44,9 @@ def detections(records: pd.DataFrame, threshold_logit: float) -> tuple[np.ndarra
 def _with_intervals(df: pd.DataFrame, k: str, n: str, value: str, prefix: str = "") -> None:
     with np.errstate(invalid="ignore", divide="ignore"):
         df[value] = np.where(df[n] > 0, df[k] / df[n].where(df[n] > 0, 1), np.nan)
-    for level, tag in ((0.68, "68"), (0.95, "95")):
+    for level in INTERVAL_LEVELS:
         lo, hi = beta_bounds(df[k], df[n], level)
-        df[f"{prefix}lo{tag}"], df[f"{prefix}hi{tag}"] = lo, hi
+        df[f"{prefix}lo{interval_tag(level)}"], df[f"{prefix}hi{interval_tag(level)}"] = lo, hi
 
 
 def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int) -> pd.DataFrame:

@@ -4,27 +4,39 @@ Arguments and results are JSON-serialisable (paths, numbers), so the same job ru
 in-process on a local SparkSession or as an EMR step through Dagster Pipes
 (``python -m lensaudit.spark_jobs.entrypoint --job NAME --args-json '{...}'``), where
 the summary is reported back with ``dagster_pipes``.
+
+Assets call a job as a typed function, ``spark.run(context, cutouts_job, sweeps=..., ...)``
+(``resources.spark.SparkResource.run``): go-to-definition reaches the job and a type checker
+checks the arguments against its signature (``ParamSpec``); ``wire_call`` binds them to the
+signature at run time as well, so a wrong or missing argument fails before any engine
+starts.  ``JOBS`` is the one mapping between a job function and its wire name, the name an
+EMR step carries on its command line with the JSON arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 
-def sweep_catalog_job(spark, jobs: dict) -> dict:
+def sweep_catalog_job(spark, jobs: dict[str, list[str]]) -> dict:
+    """``jobs``: sweep key -> [sweep FITS path, output Parquet path]."""
     from lensaudit.spark_jobs.sweeps import convert_sweeps
 
     rows = convert_sweeps(spark, {k: tuple(v) for k, v in jobs.items()})
     return {"tasks": rows}
 
 
-def negative_pool_job(spark, jobs: dict, cuts: dict, mock_profile: str | None = None) -> dict:
-    """``mock_profile``: the run's profile name when the sweeps are the mock sky, whose own known
-    lenses (``lensaudit.mock.lens_supplement``) are excluded around as well as lenscat's."""
+def negative_pool_job(spark, jobs: dict[str, list[str]], cuts: dict[str, Any], mock_profile: str | None = None) -> dict:
+    """``jobs``: sweep key -> [sweep_catalog partition, pool output, filter-counts output];
+    ``cuts``: the fields of ``lensaudit.sampling.pools.NegativeCuts``; ``mock_profile``: the run's
+    profile name when the sweeps are the mock sky, whose own known lenses
+    (``lensaudit.mock.lens_supplement``) are excluded around as well as lenscat's."""
     from lensaudit.catalogs.lenscat_catalog import load_lenscat
     from lensaudit.config import get_profile
     from lensaudit.mock.lens_supplement import known_lenses
@@ -37,7 +49,7 @@ def negative_pool_job(spark, jobs: dict, cuts: dict, mock_profile: str | None = 
     return {"tasks": rows, "lenscat_entries_excluded_around": int(len(lenses))}
 
 
-def positives_job(spark, sweep_files: dict, lens_catalog: str, radius_arcsec: float,
+def positives_job(spark, sweep_files: dict[str, str], lens_catalog: str, radius_arcsec: float,
                   out_matched: str, out_unmatched: str) -> dict:
     import pyarrow as pa
 
@@ -64,9 +76,9 @@ def positives_job(spark, sweep_files: dict, lens_catalog: str, radius_arcsec: fl
             "covered": int(covered.sum())}
 
 
-def training_manifest_job(spark, positives: str, splits: list, pool_files: list, ratio: int,
+def training_manifest_job(spark, positives: str, splits: list[str], pool_files: list[str], ratio: int,
                           n2_fraction: float, seed: int, out_manifest: str, out_shortfalls: str,
-                          parity: dict, out_excluded: str) -> dict:
+                          parity: dict[str, Any], out_excluded: str) -> dict:
     """``parity``: dec_min, dec_max, min_nobs, types of the negatives' domain; positives outside
     it are excluded with a reason (``sampling.parity``) and written to ``out_excluded``."""
     from lensaudit.sampling.parity import split_positives
@@ -86,13 +98,14 @@ def training_manifest_job(spark, positives: str, splits: list, pool_files: list,
             "excluded_positives": int(len(excluded))}
 
 
-def cutouts_job(spark, sweeps: list, manifest: str, spec: dict, store_dir: str, index_paths: dict) -> dict:
+def cutouts_job(spark, sweeps: list[str], manifest: str, spec: dict[str, Any], store_dir: str,
+                index_paths: dict[str, str]) -> dict:
     from lensaudit.spark_jobs.cutouts import build_cutouts
 
     return {"tasks": build_cutouts(spark, sweeps, manifest, spec, store_dir, index_paths)}
 
 
-def shortcut_features_job(spark, index_paths: dict, store_dir: str, out: str, sample_rows: int = 2000) -> dict:
+def shortcut_features_job(spark, index_paths: dict[str, str], store_dir: str, out: str, sample_rows: int = 2000) -> dict:
     from lensaudit.cutouts.features import saturation_threshold
     from lensaudit.cutouts.store import CutoutReader
     from lensaudit.spark_jobs.cutouts import build_features
@@ -112,7 +125,8 @@ def shortcut_features_job(spark, index_paths: dict, store_dir: str, out: str, sa
             "excluded_not_ok": int((~index["cutout_ok"]).sum())}
 
 
-JOBS = {
+#: wire name -> job function: the one mapping between the two (EMR steps carry the name)
+JOBS: dict[str, Callable[..., dict]] = {
     "sweep_catalog": sweep_catalog_job,
     "negative_pool": negative_pool_job,
     "positives": positives_job,
@@ -122,7 +136,26 @@ JOBS = {
 }
 
 
+def wire_name(job: Callable[..., dict]) -> str:
+    """The name ``job`` travels under (``JOBS``); a function that is not a registered job raises."""
+    for name, fn in JOBS.items():
+        if fn is job:
+            return name
+    raise KeyError(f"{getattr(job, '__qualname__', job)!r} is not a Spark job of lensaudit.spark_jobs.entrypoint.JOBS")
+
+
+def wire_call(job: Callable[..., dict], *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    """(wire name, keyword arguments) of the call ``job(spark, *args, **kwargs)``: the arguments
+    are bound to the job's signature here (``TypeError`` for a wrong or missing one), so a bad
+    call fails before the local session or the EMR step starts."""
+    name = wire_name(job)
+    params = list(inspect.signature(job).parameters)
+    bound = inspect.signature(job).bind(None, *args, **kwargs)
+    return name, {k: v for k, v in bound.arguments.items() if k != params[0]}
+
+
 def run_job(spark, name: str, args: dict) -> dict:
+    """Run the job registered as ``name`` (the wire side: the EMR step and the local engine)."""
     if name not in JOBS:
         raise KeyError(f"unknown Spark job {name!r}; known: {sorted(JOBS)}")
     return JOBS[name](spark, **args)
