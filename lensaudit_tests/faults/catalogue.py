@@ -252,6 +252,17 @@ def _render_mag_to_nmgy_x1000(mag):
     return 1000.0 * 10.0 ** (-0.4 * (mag - AB_ZEROPOINT_NMGY))  # noqa: F821
 
 
+def _render_unit_lensed_flux_normalised(p, npix, supersample, pixscale, suppress_inner=False, n_clumps=0):
+    """002 s1.5: the lensed image rescaled to the source's total flux (magnification lost)."""
+    t = p["theta_e_arcsec"]
+    ax1 = subpixel_axis(npix, supersample, pixscale, t.dtype, t.device)  # noqa: F821
+    col = {k: (v[:, None, None] if v.ndim == 1 else v) for k, v in p.items()}
+    sb = _lensed_sb(ax1[None, None, :], ax1[None, :, None], col, n_clumps, lambda v: v[:, :, None, None],  # noqa: F821
+                    suppress_inner)
+    img = sb.reshape(sb.shape[0], npix, supersample, npix, supersample).mean(dim=(2, 4))
+    return img / img.sum(dim=(1, 2), keepdim=True)
+
+
 def _depth_ivar_to_mag5sigma_as_sigma(depth_ivar_per_nmgy2):
     """A units slip: the inverse variance read as a sigma."""
     d = np.asarray(depth_ivar_per_nmgy2, dtype=np.float64)
@@ -322,6 +333,10 @@ CODE: list[Fault] = [
     Fault("arc_flux_x1000_in_the_renderer", "code", "the renderer's source magnitudes 1000x too bright (002 units bug)",
           tests=("test_injection.py::test_unlensed_photometry",),
           plant=_render_mag_to_nmgy_x1000, target="lensaudit.injection.render:mag_to_nmgy"),
+    Fault("lensed_image_scaled_to_the_source_flux", "code",
+          "the lensed image rescaled to the source's total flux, magnification lost (002 s1.5)",
+          tests=("test_injection.py::test_point_like_source_magnification_matches_sis",),
+          plant=_render_unit_lensed_flux_normalised, target="lensaudit.injection.render:render_unit_lensed"),
     Fault("depth_ivar_read_as_sigma", "code", "PSFDEPTH inverse variance read as a sigma (units slip)",
           tests=("test_survey_photometry_maskbits.py::test_depth_conversion",),
           plant=_depth_ivar_to_mag5sigma_as_sigma, target="lensaudit.survey.photometry:depth_ivar_to_mag5sigma"),
@@ -374,6 +389,8 @@ ELSEWHERE: list[Fault] = [Fault(n, "planted_elsewhere", d, gates=g, tests=t) for
      ("test_realism_faults.py::test_swapped_bands_turn_the_colour_gates_red",)),
     ("central_brightness_shortcut", "positives brighter in the core (002 s21 shortcut)", ("shortcut_single_feature_red",),
      ("test_cutout_store_features.py::test_shortcut_gates_flag_a_planted_shortcut",)),
+    ("cusp_not_refined", "supersampling without the core refinement loses a cuspy source's flux", (),
+     ("test_render_supersampling.py::test_midpoint_alone_would_lose_the_cusp",)),
     ("completeness_count_off_by_one", "k + 1 in one completeness cell; another threshold; host FPs counted",
      ("completeness_table_valid",), ("test_selection.py::test_completeness_validity_gate_red_on_planted_faults",)),
     ("trained_row_scored_as_test", "a trained row scored as test", ("detector_rows_disjoint",),
