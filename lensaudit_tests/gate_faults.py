@@ -104,8 +104,9 @@ FAULTS: dict[str, tuple[str, str]] = {
         "a negative 8\" from a known lens (manifest and sweep, or the manifest only); a positive relabelled negative",
         _SUITE),
     "completeness_injections_provenance": (
-        "injections or a null control hosted on a train / val negative; a host's stamp pointer aimed at a positive's "
-        "stamp; two index rows swapping stamps; an arc-suppression row on a train positive", _SUITE),
+        "injections or a null control hosted on a train / val negative; a host's stamp pointer aimed at a "
+        "positive's or another host's stamp; two index rows swapping stamps; an arc-suppression row on a train "
+        "positive", _SUITE),
     "failure_missed_injections_provenance": ("a missed injection attributed to another host", _SUITE),
     "injection_realism_hosts_provenance": ("a realism injection hosted on a train negative", _SUITE),
     "manifest_positives_in_domain": ("a positive at dec -30; an excluded positive with a wrong reason",

@@ -557,8 +557,9 @@ def injection_provenance(name: str, asset: str, tables: dict[str, pd.DataFrame],
                          positive_split: str | None = "test") -> GateResult:
     """Each table's ``galaxy_id`` is a test-split negative of ``manifest`` outside every
     train/val HEALPix pixel; with ``hosts`` (the ``injection_hosts`` table the injections
-    read their stamps through) it is also a host whose (cutout_path, cutout_offset) equals
-    the index's ``cutout_ok`` entry; without, it has a ``cutout_ok`` index entry.  A table
+    read their stamps through) it is also a host, and every host's (cutout_path,
+    cutout_offset) equals the index's ``cutout_ok`` entry; without, it has a ``cutout_ok``
+    index entry.  A table
     that carries its own stamp pointer is compared with the index too.  ``positives``:
     tables whose rows must be positives of the manifest (of ``positive_split`` unless None)
     with a ``cutout_ok`` entry."""
@@ -582,6 +583,7 @@ def injection_provenance(name: str, asset: str, tables: dict[str, pd.DataFrame],
 
     host_rows = hosts.drop_duplicates("galaxy_id").set_index("galaxy_id") if hosts is not None else None
     bad_host_pointer = set(_pointer_mismatches(hosts, index)) if hosts is not None else set()
+    flag("injection_hosts", "host_pointer_differs_from_index", bad_host_pointer)  # used or not: the stored input
     for tname, t in tables.items():
         ids = t[["galaxy_id"]].drop_duplicates()
         leaks = host_leaks(ids, manifest)

@@ -126,6 +126,13 @@ def _host_pointer_at_a_positive(home: Path) -> None:
     H.write_table(home, "injection_hosts", hosts)
 
 
+def _last_host_pointer_at_another_stamp(home: Path) -> None:
+    hosts = H.table(home, "injection_hosts")
+    cols = ["cutout_path", "cutout_offset"]
+    hosts.loc[hosts.index[-1], cols] = hosts.loc[hosts.index[0], cols].to_numpy()
+    H.write_table(home, "injection_hosts", hosts)
+
+
 def _null_control_on_val_negative(home: Path) -> None:
     _set_rows(home, "adversarial_scores", lambda t: t.index == t.index[t["test"] == "null_control"][0],
               galaxy_id="valneg4_0")
@@ -216,6 +223,8 @@ STORED: list[Fault] = [
           gates=("completeness_injections_provenance",), plant=_injections_on_train_negative),
     Fault("host_stamp_pointer_at_a_positive", "stored", "a used host's stamp pointer aimed at a positive's stamp",
           gates=("completeness_injections_provenance",), plant=_host_pointer_at_a_positive),
+    Fault("unused_host_pointer_at_another_stamp", "stored", "the last host's stamp pointer aimed at another host's stamp",
+          gates=("completeness_injections_provenance",), plant=_last_host_pointer_at_another_stamp),
     Fault("null_control_on_a_val_negative", "stored", "a null control hosted on a val-split negative",
           gates=("completeness_injections_provenance",), plant=_null_control_on_val_negative),
     Fault("arc_suppression_on_a_train_positive", "stored", "an arc-suppression row on a train-split positive",
