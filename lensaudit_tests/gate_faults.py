@@ -105,8 +105,8 @@ FAULTS: dict[str, tuple[str, str]] = {
         _SUITE),
     "completeness_injections_provenance": (
         "injections or a null control hosted on a train / val negative; a host's stamp pointer aimed at a "
-        "positive's or another host's stamp; two index rows swapping stamps; an arc-suppression row on a train "
-        "positive", _SUITE),
+        "positive's or another host's stamp; two index rows swapping stamps; an injection's PSF FWHM or depth bin "
+        "not its host's; an arc-suppression row on a train positive", _SUITE),
     "failure_missed_injections_provenance": ("a missed injection attributed to another host", _SUITE),
     "injection_realism_hosts_provenance": ("a realism injection hosted on a train negative", _SUITE),
     "manifest_positives_in_domain": ("a positive at dec -30; an excluded positive with a wrong reason",

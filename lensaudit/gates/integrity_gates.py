@@ -48,8 +48,9 @@ check):
   ``completeness_injections`` and of the null-control / ring rows of ``adversarial_scores``
   is a test-split negative of the manifest outside every train/val HEALPix pixel and a row
   of ``injection_hosts`` whose stamp pointer (cutout_path, cutout_offset) equals the cutout
-  index's ``cutout_ok`` entry for that galaxy_id; arc-suppression rows are test-split
-  positives with a good cutout.
+  index's ``cutout_ok`` entry for that galaxy_id (every host row is checked, used or not);
+  an injection's PSF/depth bins and per-band PSF FWHM are its host's; arc-suppression rows
+  are test-split positives with a good cutout.
 - ``failure_missed_injections_provenance`` (asset ``failure_modes``): the same for
   ``failure_missed_injections``, whose rows must also be injections of
   ``completeness_injections`` with the same host.
@@ -551,13 +552,33 @@ def _pointer_mismatches(rows: pd.DataFrame, index: pd.DataFrame) -> list[str]:
     return rows.loc[~(path_ok & (off == want)), "galaxy_id"].astype(str).tolist()
 
 
+#: (per-injection column, injection_hosts column) that must agree: the grid bins a host was
+#: planned in and the per-band PSF FWHM the arc was rendered with
+HOST_CONDITIONS = [("psf_bin", "psf_bin"), ("depth_bin", "depth_bin")] + [
+    (f"psf_fwhm_{b}_arcsec", f"psfsize_{b}") for b in BANDS]
+
+
+def _condition_mismatches(t: pd.DataFrame, host_rows: pd.DataFrame) -> list[str]:
+    """Rows of ``t`` (injection_id, else galaxy_id) whose recorded host conditions differ
+    from their host's row (only the columns both tables carry)."""
+    h = host_rows.reindex(t["galaxy_id"].astype(str))
+    bad = np.zeros(len(t), bool)
+    for col, hcol in HOST_CONDITIONS:
+        if col in t.columns and hcol in h.columns:
+            a = pd.to_numeric(t[col], errors="coerce").to_numpy(float)
+            b = pd.to_numeric(h[hcol], errors="coerce").to_numpy(float)
+            bad |= ~np.isclose(a, b, rtol=1e-6, atol=0.0)  # NaN never agrees
+    return t.loc[bad, "injection_id" if "injection_id" in t else "galaxy_id"].astype(str).tolist()
+
+
 def injection_provenance(name: str, asset: str, tables: dict[str, pd.DataFrame], manifest: pd.DataFrame,
                          index: pd.DataFrame, hosts: pd.DataFrame | None,
                          positives: dict[str, pd.DataFrame] | None = None,
                          positive_split: str | None = "test") -> GateResult:
     """Each table's ``galaxy_id`` is a test-split negative of ``manifest`` outside every
     train/val HEALPix pixel; with ``hosts`` (the ``injection_hosts`` table the injections
-    read their stamps through) it is also a host, and every host's (cutout_path,
+    read their stamps through) it is also a host whose grid bins and per-band PSF FWHM, where
+    the table records them, are the injection's, and every host's (cutout_path,
     cutout_offset) equals the index's ``cutout_ok`` entry; without, it has a ``cutout_ok``
     index entry.  A table
     that carries its own stamp pointer is compared with the index too.  ``positives``:
@@ -594,6 +615,7 @@ def injection_provenance(name: str, asset: str, tables: dict[str, pd.DataFrame],
         if host_rows is not None:
             flag(tname, "not_an_injection_host", gid[~gid.isin(host_rows.index.astype(str))])
             flag(tname, "host_pointer_differs_from_index", gid[gid.isin(bad_host_pointer)])
+            flag(tname, "host_conditions_differ", _condition_mismatches(t, host_rows))
         else:
             flag(tname, "no_good_cutout", gid[~gid.isin(ok_ids)])
         if {"cutout_path", "cutout_offset"} <= set(t.columns):

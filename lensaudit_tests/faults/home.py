@@ -151,7 +151,7 @@ def table(home: Path, asset: str) -> pd.DataFrame:
 
 
 def build_home(root: Path, lenscat: pd.DataFrame) -> Path:
-    from lensaudit.selection.inject import plan_injections
+    from lensaudit.selection.inject import draw_parameters, plan_injections
     from lensaudit.selection.run import build_hosts
 
     home = Path(root)
@@ -162,7 +162,8 @@ def build_home(root: Path, lenscat: pd.DataFrame) -> Path:
     write_store(home, manifest)
     build_hosts(home, get_profile(PROFILE))
     hosts = table(home, "injection_hosts")
-    inj = plan_injections(hosts, n_per_cell=1, seed=0)
+    plan = plan_injections(hosts, n_per_cell=1, seed=0)
+    inj = pd.concat([plan, draw_parameters(plan, hosts, 0)], axis=1)  # the parameters with the host's PSF
     write_table(home, "completeness_injections", inj)
     first = hosts.iloc[:5]
     test_pos = manifest[(manifest["label"] == 1) & (manifest["split"] == "test")]
