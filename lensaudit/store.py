@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import tempfile
 from pathlib import Path
 
@@ -79,12 +80,61 @@ def partition_file(home: Path, asset_name: str, partition: str) -> Path:
     return safe_join(home, "assets", asset_name, f"{stem}.parquet")
 
 
+def _writer_tag() -> str:
+    """``<pid>-<host>`` of this process, as temporary files carry it."""
+    host = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:32] or "host"
+    return f"{os.getpid()}-{host}"
+
+
+def _temp_writer(name: str) -> tuple[int, str] | None:
+    """(pid, host) of a temporary file ``.<target>.<pid>-<host>.<random>.tmp``; None otherwise."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return None
+    parts = name[:-4].rsplit(".", 2)
+    if len(parts) != 3:
+        return None
+    pid, _, host = parts[1].partition("-")
+    return (int(pid), host) if pid.isdigit() and host else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale_temps(directory: str | os.PathLike, name_prefix: str) -> list[Path]:
+    """Remove the temporary files ``.<name_prefix>…`` in ``directory`` that a process of this
+    host which no longer runs left behind (a killed write); a live writer's file and one
+    from another host are kept.  Returns the removed paths."""
+    d = Path(directory)
+    removed: list[Path] = []
+    if not d.is_dir():
+        return removed
+    host = _writer_tag().split("-", 1)[1]
+    for entry in os.scandir(d):
+        who = _temp_writer(entry.name) if entry.name.startswith(f".{name_prefix}") else None
+        if who is None or who[1] != host or who[0] == os.getpid() or _alive(who[0]):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike):
-    """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
+    """Yield a temporary path beside ``target`` (``.<name>.<pid>-<host>.<random>.tmp``, which no
+    reader globs); rename it onto ``target`` on success.  Temporaries of ``target`` left by a
+    killed writer of this host are removed first, so a resumed write leaves nothing behind."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    reap_stale_temps(target.parent, f"{target.name}.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_writer_tag()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -8,6 +8,7 @@ not exist, so no gate can be added without a test that sees it fail.  Run
 
 from __future__ import annotations
 
+_SUITE = "faults/test_fault_suite.py::test_stored_fault_turns_its_gate_red"
 _SCHEMA = ("a stored column of the wrong Arrow type, a missing file", "test_gates.py::test_schema_gate")
 
 FAULTS: dict[str, tuple[str, str]] = {
@@ -96,6 +97,18 @@ FAULTS: dict[str, tuple[str, str]] = {
                                 "test_integrity_gates.py::test_permuted_logits_are_red"),
     "detector_logits_rescored": ("a checkpoint whose scores differ from the stored logits (hashes rewritten)",
                                  "test_integrity_gates.py::test_swapped_or_nan_checkpoint_is_red"),
+    "training_manifest_negatives_satisfy_cuts": (
+        "a negative with nobs_g 2, TYPE EXP, a BRIGHT maskbit, z = 21 mag, dec 40, not brick_primary, no sweep row, "
+        "or coordinates moved in the manifest only", _SUITE),
+    "training_manifest_negatives_far_from_known_lenses": (
+        "a negative 8\" from a known lens (manifest and sweep, or the manifest only); a positive relabelled negative",
+        _SUITE),
+    "completeness_injections_provenance": (
+        "injections or a null control hosted on a train / val negative; a host's stamp pointer aimed at a "
+        "positive's or another host's stamp; two index rows swapping stamps; an injection's PSF FWHM or depth bin "
+        "not its host's; an arc-suppression row on a train positive", _SUITE),
+    "failure_missed_injections_provenance": ("a missed injection attributed to another host", _SUITE),
+    "injection_realism_hosts_provenance": ("a realism injection hosted on a train negative", _SUITE),
     "manifest_positives_in_domain": ("a positive at dec -30; an excluded positive with a wrong reason",
                                      "test_parity.py::test_domain_gate_red_for_a_planted_positive_and_a_wrong_reason"),
     "manifest_positive_negative_balance": ("positives 2 mag deeper than the negatives",

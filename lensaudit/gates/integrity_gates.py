@@ -29,6 +29,34 @@ Detector (asset ``detector_evaluation``, every architecture of the profile that 
   logit must agree with the stored one within ``atol + rtol |logit|`` (tighter when the
   evaluation ran on the CPU, looser for a GPU's TF32 convolutions).
 
+Training manifest (asset ``training_manifest``; the pool gates judge the pool, these the
+rows actually trained and evaluated on):
+
+- ``training_manifest_negatives_satisfy_cuts``: every negative (N1 and N2) passes every
+  parity cut of ``lensaudit.spec.negative_cuts()`` (brick_primary, dec range, nobs in g, r,
+  z, TYPE, z mag, maskbits), recomputed on its ``sweep_catalog`` row *and* on the copies the
+  manifest carries (dec, nobs_z, type, flux_z); its manifest coordinates equal the sweep
+  row's.  (Positives are held to the parity cuts by ``manifest_positives_in_domain``.)
+- ``training_manifest_negatives_far_from_known_lenses``: no negative lies within the
+  spec's 11" of any known lens (``StoreView.lenscat_all``, every entry of any kind), on its
+  manifest and on its sweep coordinates.
+
+Injection provenance (per-injection tables of the selection function and of the realism
+check):
+
+- ``completeness_injections_provenance`` (asset ``completeness_table``): every host of
+  ``completeness_injections`` and of the null-control / ring rows of ``adversarial_scores``
+  is a test-split negative of the manifest outside every train/val HEALPix pixel and a row
+  of ``injection_hosts`` whose stamp pointer (cutout_path, cutout_offset) equals the cutout
+  index's ``cutout_ok`` entry for that galaxy_id (every host row is checked, used or not);
+  an injection's PSF/depth bins and per-band PSF FWHM are its host's; arc-suppression rows
+  are test-split positives with a good cutout.
+- ``failure_missed_injections_provenance`` (asset ``failure_modes``): the same for
+  ``failure_missed_injections``, whose rows must also be injections of
+  ``completeness_injections`` with the same host.
+- ``injection_realism_hosts_provenance`` (asset ``injection_realism``): every ``injected``
+  row's host is a test-split negative with a good cutout; every ``real`` row a positive.
+
 Every gate here is ERROR and blocking; one that cannot be computed fails.
 """
 
@@ -46,7 +74,13 @@ from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.survey.instrument import BANDS, STAMP_PIX
 
 CUTOUTS = "cutouts"
+MANIFEST = "training_manifest"
 DETECTOR = "detector_evaluation"
+#: manifest coordinates must equal the sweep row's within this [arcsec]
+COORD_TOL_ARCSEC = 1e-3
+#: columns of ``sweep_catalog`` the manifest cut gate reads
+SWEEP_CUT_COLUMNS = ["galaxy_id", "ra", "dec", "nobs_g", "nobs_r", "nobs_z", "type", "flux_z", "maskbits",
+                     "brick_primary"]
 SHARD_NAME = re.compile(r"-([0-9a-f]{16})\.npy$")
 QC_RTOL = 1e-5
 #: logit tolerance (atol, rtol) by the device the evaluation scored on.  CUDA: cuDNN
@@ -398,15 +432,266 @@ def rescore_logits(home: Path, archs, index: pd.DataFrame, n_rows: int = RESCORE
     return GateResult(name, DETECTOR, not failed, ERROR, worst, threshold, details)
 
 
+# ---- training manifest ------------------------------------------------------------------
+
+def _cut_failures(df: pd.DataFrame, cuts) -> dict[str, np.ndarray]:
+    """"fails this cut" per cut name for the columns ``df`` carries (NaN / missing fails)."""
+    from lensaudit.survey.maskbits import has_any_bit
+    from lensaudit.survey.photometry import nmgy_to_mag
+
+    out: dict[str, np.ndarray] = {}
+    if "brick_primary" in df:
+        out["not_brick_primary"] = ~df["brick_primary"].fillna(False).astype(bool).to_numpy()
+    if "dec" in df:
+        dec = pd.to_numeric(df["dec"], errors="coerce").to_numpy(float)
+        with np.errstate(invalid="ignore"):
+            out["dec_range"] = ~((dec > cuts.dec_min_deg) & (dec < cuts.dec_max_deg))
+    for b in ("g", "r", "z"):
+        if f"nobs_{b}" in df:
+            n = pd.to_numeric(df[f"nobs_{b}"], errors="coerce").to_numpy(float)
+            with np.errstate(invalid="ignore"):
+                out[f"nobs_{b}"] = ~(n >= cuts.min_nobs)
+    if "type" in df:
+        out["type"] = ~df["type"].fillna("").astype(str).str.strip().isin(cuts.types).to_numpy()
+    if "flux_z" in df:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mag = nmgy_to_mag(pd.to_numeric(df["flux_z"], errors="coerce").to_numpy(float))
+            out["mag_z"] = ~(mag < cuts.max_mag_z)
+    if "maskbits" in df:
+        mb = pd.to_numeric(df["maskbits"], errors="coerce")
+        out["maskbits"] = mb.isna().to_numpy() | has_any_bit(mb.fillna(0).astype(np.int64).to_numpy(),
+                                                               cuts.excluded_maskbits)
+    return out
+
+
+def _negatives_with_sweep_rows(manifest: pd.DataFrame, sweep_rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(manifest negatives, their sweep rows aligned to them; NaN rows where none)."""
+    neg = manifest[manifest["label"] != 1].reset_index(drop=True)
+    rows = sweep_rows.drop_duplicates("galaxy_id").set_index("galaxy_id").reindex(neg["galaxy_id"]).reset_index()
+    return neg, rows
+
+
+def manifest_negatives_satisfy_cuts(manifest: pd.DataFrame, sweep_rows: pd.DataFrame, cuts) -> GateResult:
+    """Every manifest negative passes every parity cut on its sweep row and on the manifest's
+    own copies of the cut columns; its manifest coordinates are its sweep row's."""
+    from lensaudit.sampling.geometry import arcsec_of_chord, unit_vectors
+
+    name, threshold = "training_manifest_negatives_satisfy_cuts", "0 negatives failing a cut"
+    neg, rows = _negatives_with_sweep_rows(manifest, sweep_rows)
+    if neg.empty:
+        return cannot_compute(name, MANIFEST, ERROR, "no negatives in the manifest", threshold)
+    bad = np.zeros(len(neg), bool)
+    by_cut: dict[str, int] = {}
+    examples: dict[str, list[str]] = {}
+
+    def flag(kind: str, mask: np.ndarray):
+        nonlocal bad
+        mask = np.asarray(mask, bool)
+        if mask.any():
+            by_cut[kind] = int(mask.sum())
+            examples[kind] = neg.loc[mask, "galaxy_id"].astype(str).head(5).tolist()
+            bad |= mask
+
+    no_row = rows["ra"].isna().to_numpy() & rows["dec"].isna().to_numpy()
+    flag("no_sweep_row", no_row)
+    for kind, mask in _cut_failures(rows, cuts).items():
+        flag(f"sweep:{kind}", mask & ~no_row)
+    for kind, mask in _cut_failures(neg, cuts).items():
+        flag(f"manifest:{kind}", mask)
+    with np.errstate(invalid="ignore"):
+        a = unit_vectors(neg["ra"].to_numpy(float), neg["dec"].to_numpy(float))
+        b = unit_vectors(rows["ra"].to_numpy(float), rows["dec"].to_numpy(float))
+        sep = arcsec_of_chord(np.linalg.norm(a - b, axis=1))
+    flag("coordinates_differ_from_sweep_row", ~(sep <= COORD_TOL_ARCSEC) & ~no_row)
+    n_bad = int(bad.sum())
+    return GateResult(name, MANIFEST, n_bad == 0, ERROR, float(n_bad), threshold,
+                      {"negatives": int(len(neg)), "violations_by_cut": by_cut, "examples": examples})
+
+
+def manifest_negatives_far_from_lenses(manifest: pd.DataFrame, sweep_rows: pd.DataFrame | None,
+                                       lenscat_all: pd.DataFrame, radius_arcsec: float) -> GateResult:
+    """No manifest negative within ``radius_arcsec`` (inclusive) of any known lens, on its
+    manifest coordinates and on its sweep row's; non-finite coordinates cannot be verified."""
+    from lensaudit.sampling.exclusion import LensNeighbourIndex
+
+    name, threshold = "training_manifest_negatives_far_from_known_lenses", f"0 negatives within {radius_arcsec:g}\""
+    neg = manifest[manifest["label"] != 1].reset_index(drop=True)
+    if neg.empty:
+        return cannot_compute(name, MANIFEST, ERROR, "no negatives in the manifest", threshold)
+    if lenscat_all is None or lenscat_all.empty:
+        return cannot_compute(name, MANIFEST, ERROR, "no known-lens catalogue", threshold)
+    index = LensNeighbourIndex(lenscat_all["ra"].to_numpy(float), lenscat_all["dec"].to_numpy(float))
+    sep = index.nearest_arcsec(neg["ra"].to_numpy(float), neg["dec"].to_numpy(float), max_arcsec=radius_arcsec * 3)
+    bad = np.isnan(sep) | (sep <= radius_arcsec)
+    details = {"negatives": int(len(neg)), "within_radius_manifest": int((sep <= radius_arcsec).sum()),
+               "non_finite_coordinates": int(np.isnan(sep).sum())}
+    if sweep_rows is not None:
+        _, rows = _negatives_with_sweep_rows(manifest, sweep_rows)
+        known = rows["ra"].notna().to_numpy()
+        s2 = index.nearest_arcsec(rows["ra"].to_numpy(float), rows["dec"].to_numpy(float), max_arcsec=radius_arcsec * 3)
+        near2 = known & (s2 <= radius_arcsec)
+        bad |= near2
+        details["within_radius_sweep_row"] = int(near2.sum())
+        sep = np.fmin(sep, np.where(known, s2, np.inf))
+    finite = sep[np.isfinite(sep)]
+    details["min_sep_arcsec_within_3x_radius"] = float(finite.min()) if len(finite) else float("inf")
+    details["examples"] = neg.loc[bad, "galaxy_id"].astype(str).head(5).tolist()
+    return GateResult(name, MANIFEST, not bad.any(), ERROR, float(bad.sum()), threshold, details)
+
+
+# ---- injection provenance -------------------------------------------------------------
+
+def _pointer_mismatches(rows: pd.DataFrame, index: pd.DataFrame) -> list[str]:
+    """galaxy_ids of ``rows`` (galaxy_id, cutout_path, cutout_offset) whose pointer is not
+    the cutout index's ``cutout_ok`` entry for that galaxy_id."""
+    ok = index[index["cutout_ok"].astype(bool)].drop_duplicates("galaxy_id").set_index("galaxy_id")
+    ref = ok.reindex(rows["galaxy_id"])
+    path_ok = rows["cutout_path"].fillna("").astype(str).to_numpy() == ref["cutout_path"].fillna("\0").astype(str).to_numpy()
+    off = pd.to_numeric(rows["cutout_offset"], errors="coerce").to_numpy(float)
+    want = pd.to_numeric(ref["cutout_offset"], errors="coerce").to_numpy(float)
+    return rows.loc[~(path_ok & (off == want)), "galaxy_id"].astype(str).tolist()
+
+
+#: (per-injection column, injection_hosts column) that must agree: the grid bins a host was
+#: planned in and the per-band PSF FWHM the arc was rendered with
+HOST_CONDITIONS = [("psf_bin", "psf_bin"), ("depth_bin", "depth_bin")] + [
+    (f"psf_fwhm_{b}_arcsec", f"psfsize_{b}") for b in BANDS]
+
+
+def _condition_mismatches(t: pd.DataFrame, host_rows: pd.DataFrame) -> list[str]:
+    """Rows of ``t`` (injection_id, else galaxy_id) whose recorded host conditions differ
+    from their host's row (only the columns both tables carry)."""
+    h = host_rows.reindex(t["galaxy_id"].astype(str))
+    bad = np.zeros(len(t), bool)
+    for col, hcol in HOST_CONDITIONS:
+        if col in t.columns and hcol in h.columns:
+            a = pd.to_numeric(t[col], errors="coerce").to_numpy(float)
+            b = pd.to_numeric(h[hcol], errors="coerce").to_numpy(float)
+            bad |= ~np.isclose(a, b, rtol=1e-6, atol=0.0)  # NaN never agrees
+    return t.loc[bad, "injection_id" if "injection_id" in t else "galaxy_id"].astype(str).tolist()
+
+
+def injection_provenance(name: str, asset: str, tables: dict[str, pd.DataFrame], manifest: pd.DataFrame,
+                         index: pd.DataFrame, hosts: pd.DataFrame | None,
+                         positives: dict[str, pd.DataFrame] | None = None,
+                         positive_split: str | None = "test") -> GateResult:
+    """Each table's ``galaxy_id`` is a test-split negative of ``manifest`` outside every
+    train/val HEALPix pixel; with ``hosts`` (the ``injection_hosts`` table the injections
+    read their stamps through) it is also a host whose grid bins and per-band PSF FWHM, where
+    the table records them, are the injection's, and every host's (cutout_path,
+    cutout_offset) equals the index's ``cutout_ok`` entry; without, it has a ``cutout_ok``
+    index entry.  A table
+    that carries its own stamp pointer is compared with the index too.  ``positives``:
+    tables whose rows must be positives of the manifest (of ``positive_split`` unless None)
+    with a ``cutout_ok`` entry."""
+    from lensaudit.selection.hosts import host_leaks
+
+    threshold = "0 injections whose host is not a held-out test negative read through its index entry"
+    if not tables or all(t.empty for t in tables.values()):
+        return cannot_compute(name, asset, ERROR, "no injection rows", threshold)
+    ok_ids = set(index.loc[index["cutout_ok"].astype(bool), "galaxy_id"].astype(str))
+    problems: dict[str, dict[str, int]] = {}
+    examples: dict[str, list[str]] = {}
+    n_bad = 0
+
+    def flag(table: str, kind: str, ids):
+        nonlocal n_bad
+        ids = sorted(set(map(str, ids)))
+        if ids:
+            problems.setdefault(table, {})[kind] = len(ids)
+            examples.setdefault(f"{table}:{kind}", ids[:5])
+            n_bad += len(ids)
+
+    host_rows = hosts.drop_duplicates("galaxy_id").set_index("galaxy_id") if hosts is not None else None
+    bad_host_pointer = set(_pointer_mismatches(hosts, index)) if hosts is not None else set()
+    flag("injection_hosts", "host_pointer_differs_from_index", bad_host_pointer)  # used or not: the stored input
+    for tname, t in tables.items():
+        ids = t[["galaxy_id"]].drop_duplicates()
+        leaks = host_leaks(ids, manifest)
+        flag(tname, "not_a_test_split_manifest_row", leaks["not_in_test_split"])
+        flag(tname, "positive_host", leaks["positives"])
+        flag(tname, "in_train_or_val_pixel", leaks["in_train_or_val_pixel"])
+        gid = ids["galaxy_id"].astype(str)
+        if host_rows is not None:
+            flag(tname, "not_an_injection_host", gid[~gid.isin(host_rows.index.astype(str))])
+            flag(tname, "host_pointer_differs_from_index", gid[gid.isin(bad_host_pointer)])
+            flag(tname, "host_conditions_differ", _condition_mismatches(t, host_rows))
+        else:
+            flag(tname, "no_good_cutout", gid[~gid.isin(ok_ids)])
+        if {"cutout_path", "cutout_offset"} <= set(t.columns):
+            flag(tname, "row_pointer_differs_from_index", _pointer_mismatches(t, index))
+    m = manifest.drop_duplicates("galaxy_id").set_index("galaxy_id")
+    for tname, t in (positives or {}).items():
+        gid = t["galaxy_id"].drop_duplicates().astype(str)
+        rows = m.reindex(gid)
+        wrong = (rows["label"] != 1).to_numpy() | ~gid.isin(ok_ids).to_numpy()
+        if positive_split is not None:
+            wrong |= (rows["split"] != positive_split).to_numpy()
+        flag(tname, f"not_a_{positive_split or 'manifest'}_positive_with_a_good_cutout", gid[wrong])
+    return GateResult(name, asset, n_bad == 0, ERROR, float(n_bad), threshold,
+                      {"rows": {k: int(len(t)) for k, t in tables.items()}, "problems": problems,
+                       "examples": examples})
+
+
+def missed_injections_are_injections(missed: pd.DataFrame, injections: pd.DataFrame) -> list[str]:
+    """injection_ids of ``missed`` absent from ``injections`` or with another host."""
+    ref = injections.drop_duplicates("injection_id").set_index("injection_id")["galaxy_id"].astype(str)
+    got = ref.reindex(missed["injection_id"]).to_numpy()
+    return missed.loc[got != missed["galaxy_id"].astype(str).to_numpy(), "injection_id"].astype(str).tolist()
+
+
+def _completeness_provenance(v) -> GateResult:
+    name, asset = "completeness_injections_provenance", "completeness_table"
+    adv = v.table("adversarial_scores")
+    tables = {"completeness_injections": v.table("completeness_injections"),
+              "adversarial_scores(null_control, synthetic_ring)": adv[adv["test"].isin(["null_control", "synthetic_ring"])]}
+    return injection_provenance(name, asset, tables, v.table(MANIFEST), v.table(CUTOUTS), v.table("injection_hosts"),
+                                positives={"adversarial_scores(arc_suppression)": adv[adv["test"] == "arc_suppression"]})
+
+
+def _missed_provenance(v) -> GateResult:
+    name, asset = "failure_missed_injections_provenance", "failure_modes"
+    missed = v.table("failure_missed_injections")
+    injections = v.table("completeness_injections")
+    if missed.empty and not injections.empty:  # every injection detected: nothing to trace
+        return GateResult(name, asset, True, ERROR, 0.0, "0 missed injections of a wrong host",
+                          {"rows": {"failure_missed_injections": 0}})
+    res = injection_provenance(name, asset, {"failure_missed_injections": missed}, v.table(MANIFEST),
+                               v.table(CUTOUTS), v.table("injection_hosts"))
+    if res.metric is None:  # cannot compute (no rows): a run without misses is not verifiable here
+        return res
+    stray = missed_injections_are_injections(missed, injections)
+    if stray:
+        res.details["problems"].setdefault("failure_missed_injections", {})["not_an_injection_of_its_host"] = len(stray)
+        res.details["examples"]["failure_missed_injections:not_an_injection_of_its_host"] = stray[:5]
+        res.metric = float(res.metric + len(stray))
+        res.passed = False
+    return res
+
+
+def _realism_provenance(v) -> GateResult:
+    rec = v.table("injection_realism")
+    return injection_provenance("injection_realism_hosts_provenance", "injection_realism",
+                                {"injection_realism(injected)": rec[rec["kind"] == "injected"]},
+                                v.table(MANIFEST), v.table(CUTOUTS), None,
+                                positives={"injection_realism(real)": rec[rec["kind"] == "real"]}, positive_split=None)
+
+
 def specs() -> list:
     """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
     from lensaudit.gates.gate_spec import spec as _spec
+    from lensaudit.spec import DATA, PARITY, negative_cuts
 
     def store(v):
         return v.home / "cutout_store"
 
     def archs(v):
         return v.profile.detector.archs
+
+    def sweep_rows(v):
+        from lensaudit.store import read_asset
+
+        return v.memo("integrity_sweep_cut_rows", lambda: read_asset(v.home, "sweep_catalog", columns=SWEEP_CUT_COLUMNS))
 
     return [
         _spec("cutout_index_links_valid", CUTOUTS, ERROR, True,
@@ -427,4 +712,25 @@ def specs() -> list:
         _spec("detector_logits_rescored", DETECTOR, ERROR, True,
               "a sample of test stamps re-scored with the checkpoint (weights-only load, CPU float32) reproduces the "
               "stored logits", lambda v: rescore_logits(v.home, archs(v), v.table(CUTOUTS))),
+        _spec("training_manifest_negatives_satisfy_cuts", MANIFEST, ERROR, True,
+              f"every manifest negative passes every parity cut ({DATA.exclusion_radius_arcsec:g}\" exclusion apart: "
+              f"{PARITY.dec_min_deg:g} < dec < {PARITY.dec_max_deg:g} deg, nobs >= {PARITY.min_nobs} in g, r, z, TYPE in "
+              f"{'/'.join(PARITY.types)}, z < {DATA.max_mag_z:g} mag, no maskbit of {list(DATA.n1_excluded_maskbits)}, "
+              "brick_primary) recomputed on its sweep row and on the manifest's copies; coordinates equal the sweep row's",
+              lambda v: manifest_negatives_satisfy_cuts(v.table(MANIFEST), sweep_rows(v), negative_cuts())),
+        _spec("training_manifest_negatives_far_from_known_lenses", MANIFEST, ERROR, True,
+              f"no manifest negative within {DATA.exclusion_radius_arcsec:g}\" of any known lens (every lenscat "
+              "entry), on its manifest and its sweep coordinates",
+              lambda v: manifest_negatives_far_from_lenses(v.table(MANIFEST), sweep_rows(v), v.lenscat_all,
+                                                           DATA.exclusion_radius_arcsec)),
+        _spec("completeness_injections_provenance", "completeness_table", ERROR, True,
+              "every injection's and null-control/ring host is a held-out test-split negative and an injection_hosts "
+              "row whose stamp pointer equals the cutout index's entry; arc-suppression rows are test positives",
+              _completeness_provenance),
+        _spec("failure_missed_injections_provenance", "failure_modes", ERROR, True,
+              "every missed injection is an injection of its host, a held-out test-split negative read through its "
+              "index entry", _missed_provenance),
+        _spec("injection_realism_hosts_provenance", "injection_realism", ERROR, True,
+              "every realism injection's host is a test-split negative with a good cutout; every real row a positive",
+              _realism_provenance),
     ]

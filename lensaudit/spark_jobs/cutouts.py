@@ -93,7 +93,7 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
                           shard_rows: int = 2048) -> dict:
     from lensaudit.cutouts.qc import quality
     from lensaudit.cutouts.store import write_shard
-    from lensaudit.store import write_parquet_atomic
+    from lensaudit.store import reap_stale_temps, write_parquet_atomic
 
     rows = manifest[manifest["sweep"] == sweep].sort_values(["brickname", "galaxy_id"], kind="stable")
     get = _source(spec, sweep) if len(rows) else None
@@ -134,6 +134,7 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
     for old in (store / "shards").glob(f"{stem}-*.npy") if (store / "shards").exists() else []:
         if f"shards/{old.name}" not in written:
             old.unlink()
+    reap_stale_temps(store / "shards", f"{stem}-")  # half-written shards of a killed run of this partition
     reasons = index.loc[~index["cutout_ok"], "fail_reason"].value_counts().to_dict()
     return {"rows": int(len(index)), "ok": int(index["cutout_ok"].sum()), "fail_reasons": reasons,
             "shards": sorted(written)}
