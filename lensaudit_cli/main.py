@@ -233,12 +233,17 @@ def cmd_gates(args) -> int:
     from lensaudit.gates.registry import StoreView
     from lensaudit_cli.table import gate_table
 
-    audit = _audit_record(home)
+    try:
+        audit = _audit_record(home)
+        audit_prof = get_profile(audit["profile"]) if audit is not None else None
+    except ValueError as exc:
+        print(f"lensaudit gates: {exc}", file=sys.stderr)
+        return 2
     if audit is not None:  # an external detector's audit folder: its selection gates
-        from lensaudit.selection.external import gate_view, selection_gates
+        from lensaudit.external_gates import gate_view, selection_gates
 
-        rows = evaluate_gates_robustly(gate_view(Path(audit["home"]), home, get_profile(audit["profile"]),
-                                                 audit["detector"]), selection_gates())
+        rows = evaluate_gates_robustly(gate_view(Path(audit["home"]), home, audit_prof, audit["detector"]),
+                                       selection_gates())
     else:
         rows = evaluate_gates_robustly(StoreView(home, prof))
     print(gate_table(rows))
@@ -276,7 +281,7 @@ def _audit_home(args):
 
 
 def _print_audit(summary: dict, out: Path, view_home: Path, profile, name: str) -> None:
-    from lensaudit.selection.external import gate_view, selection_gates
+    from lensaudit.external_gates import gate_view, selection_gates
     from lensaudit_cli.table import gate_table
 
     rows = evaluate_gates_robustly(gate_view(view_home, out, profile, name), selection_gates())

@@ -24,6 +24,15 @@ from lensaudit_cli.main import main
 PROFILE = get_profile("tiny")
 
 
+@pytest.fixture(autouse=True)
+def _cli_env(monkeypatch):
+    """The CLI sets LENSAUDIT_HOME / _PROFILE / DAGSTER_HOME: restored after each test."""
+    import os
+
+    for k in ("LENSAUDIT_HOME", "LENSAUDIT_PROFILE", "DAGSTER_HOME"):
+        monkeypatch.setenv(k, os.environ.get(k, ""))
+
+
 class TinyCNN(torch.nn.Module):
     """conv 5x5 (3 -> 4) -> relu -> spatial mean -> linear: one output per stamp."""
 
@@ -150,6 +159,27 @@ def test_probability_model_nhwc_and_band_subset(home, tmp_path):
     x = torch.from_numpy(np.random.default_rng(1).normal(0, 0.01, (3, 3, 101, 101)).astype(np.float32))
     raw = TinyCNN(n_in=2, probability=True).eval()(x[:, [2, 1], 26:74, 26:74]).detach().double().numpy().ravel()
     assert np.allclose(det.score_raw(x).numpy(), probability_to_logit(raw), atol=1e-5)
+
+
+def test_onnx_model_scores_like_the_torch_model(tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is a dependency: pip install -e '.[test]'")
+    pytest.importorskip("onnx", reason="onnx (test extra) builds the ONNX model: pip install -e '.[test]'")
+    from lensaudit.detector.external import load_external
+
+    net = TinyCNN().eval()
+    torch.onnx.export(net, (torch.zeros(1, 3, 48, 48),), str(tmp_path / "m.onnx"), dynamo=False, input_names=["x"],
+                      output_names=["logit"], dynamic_axes={"x": {0: "n"}, "logit": {0: "n"}})
+    (tmp_path / "m.json").write_text(json.dumps({"name": "onnx-tiny", "model": "m.onnx", "format": "onnx",
+                                                 "input_size": 48}))
+    det = load_external(tmp_path / "m.json", "cpu")
+    x = torch.from_numpy(np.random.default_rng(2).normal(0, 0.01, (5, 3, 101, 101)).astype(np.float32))
+    from lensaudit.detector.preprocess import raw_robust
+
+    want = net(raw_robust(x, crop=48)[0]).detach().double().numpy().ravel()
+    assert np.allclose(det.score_raw(x).numpy(), want, atol=1e-5)
+    (tmp_path / "w.json").write_text(json.dumps({"name": "w", "model": "m.onnx", "format": "onnx", "input_size": 40}))
+    with pytest.raises(ValueError, match="rejected an input of shape"):
+        load_external(tmp_path / "w.json", "cpu")
 
 
 def _fails(capsys, argv, *words):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -150,7 +151,9 @@ class ExternalDetector(RawScorer):
         self.model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
         if spec.format == "torchscript":
             try:
-                self._ts = torch.jit.load(str(path), map_location=self.device).eval()
+                with warnings.catch_warnings():  # torch >= 2.10 flags TorchScript as deprecated; it still loads
+                    warnings.simplefilter("ignore", FutureWarning)
+                    self._ts = torch.jit.load(str(path), map_location=self.device).eval()
             except Exception as exc:  # noqa: BLE001 - any load failure means "not a TorchScript file we can run"
                 raise ExternalDetectorError(f"{path}: not a loadable TorchScript model ({_first_line(exc)})") from exc
         else:

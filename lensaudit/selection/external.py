@@ -10,8 +10,8 @@ where the operating thresholds are chosen), ``assets/detector_evaluation/<name>.
 (the test split's, for the false-positive failure modes), ``assets/completeness_table*``,
 ``completeness_injections``, ``completeness_brackets``, ``adversarial_scores``,
 ``failure_modes``, ``failure_missed_injections``, ``plots/`` and ``external_audit.json``;
-the home's own assets (the trained detector's) are never touched.  The gates read the
-audit folder first and the home for the inputs (hosts, manifest).
+the home's own assets (the trained detector's) are never touched.  The selection gates
+judge an audit folder through ``lensaudit.external_gates``.
 
 Offline mode (``export_injections`` / ``import_scores``): the export runs the same scoring
 calls with a recorder that writes every stamp it is asked to score, raw, to one NPZ in
@@ -38,7 +38,6 @@ import os
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,16 +50,13 @@ from lensaudit.detector.data import META_COLUMNS, join_manifest_index
 from lensaudit.detector.scorer import RawScorer, probability_to_logit, scoring_stage
 from lensaudit.evaluation.metrics import sigmoid
 from lensaudit.evaluation.run import val_scores_path
-from lensaudit.gates.gate_spec import StoreView
 from lensaudit.selection.adversarial import score_batches
 from lensaudit.selection.failure_run import run_failure_modes
 from lensaudit.selection.run import run_completeness, score_selection
-from lensaudit.store import (asset_files, atomic_path, file_sha256, partition_file, read_asset, safe_join,
+from lensaudit.store import (atomic_path, file_sha256, partition_file, read_asset, safe_join,
                              write_parquet_atomic)
 from lensaudit.survey.instrument import BANDS, PIXSCALE_ARCSEC, STAMP_PIX
 
-#: the assets whose gates judge an audited detector (the selection family of the registry)
-SELECTION_GATE_ASSETS = ("injection_hosts", "completeness_table")
 EXPORT_FORMAT = "lensaudit-injections-1"
 SPLITS = ("val", "test")
 
@@ -94,38 +90,6 @@ def score_splits(home: Path, model, crop: int, device: str, chunk: int = 2048) -
         logit = np.concatenate(parts) if parts else np.zeros(0)
         out[split] = ok[[c for c in META_COLUMNS if c in ok.columns]].assign(logit=logit, probability=sigmoid(logit))
     return out
-
-
-@dataclass
-class AuditView(StoreView):
-    """A ``StoreView`` of an audit folder that falls back to the home for the inputs."""
-
-    source: Path | None = field(default=None)
-
-    def _where(self, asset: str) -> Path:
-        return self.home if asset_files(self.home, asset) or self.source is None else self.source
-
-    def has(self, asset: str) -> bool:
-        return bool(asset_files(self._where(asset), asset))
-
-    def table(self, asset: str) -> pd.DataFrame:
-        return self.memo(f"table:{asset}", lambda: read_asset(self._where(asset), asset))
-
-
-def audit_profile(profile: Profile, name: str) -> Profile:
-    """The profile with the audited detector's name as the audit architecture (the gates read
-    its validation scores)."""
-    return replace(profile, detector=replace(profile.detector, audit_arch=name))
-
-
-def gate_view(home: Path, out: Path, profile: Profile, name: str) -> AuditView:
-    return AuditView(Path(out), audit_profile(profile, name), source=Path(home))
-
-
-def selection_gates():
-    from lensaudit.gates.registry import GATES
-
-    return [g for g in GATES if g.asset in SELECTION_GATE_ASSETS]
 
 
 def audit_detector(home: Path, profile: Profile, scorer: RawScorer, device: str, out: Path | None = None,
