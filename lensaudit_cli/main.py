@@ -295,6 +295,22 @@ def _print_audit(summary: dict, out: Path, view_home: Path, profile, name: str) 
           f"gates again: lensaudit gates --home {out})")
 
 
+def _torch_device(name: str | None) -> str | None:
+    """``auto``: CUDA when present, else the CPU (as the device resource); a CUDA device
+    that is not there is a clear error."""
+    if name is None:
+        return None
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise ValueError(f"device {name!r}: use cpu, cuda, cuda:N or auto")
+    return name
+
+
 # errors a user's input can cause in the external-detector commands: one line, exit 1
 def _user_errors():
     from lensaudit.detector.external import ExternalDetectorError
@@ -309,9 +325,10 @@ def cmd_audit_model(args) -> int:
         from lensaudit.selection.external import audit_detector, audit_dir
 
         home, profile = _audit_home(args)
-        det = load_external(args.spec, args.device)
+        device = _torch_device(args.device)
+        det = load_external(args.spec, device)
         out = Path(args.out).resolve() if args.out else audit_dir(home, det.name)
-        summary = audit_detector(home, profile, det, args.device, out,
+        summary = audit_detector(home, profile, det, device, out,
                                  provenance={"mode": "in-process model", "model": det.describe()})
     except _user_errors() as exc:
         print(f"lensaudit audit-model: {exc}", file=sys.stderr)
@@ -325,7 +342,7 @@ def cmd_export(args) -> int:
         from lensaudit.selection.external import export_injections
 
         home, profile = _audit_home(args)
-        info = export_injections(home, profile, args.out, args.device)
+        info = export_injections(home, profile, args.out, _torch_device(args.device))
     except _user_errors() as exc:
         print(f"lensaudit export-injections: {exc}", file=sys.stderr)
         return 1
@@ -344,7 +361,7 @@ def cmd_import(args) -> int:
 
         check_name(args.name)
         out = Path(args.out).resolve() if args.out else audit_dir(home, args.name)
-        summary = import_scores(home, profile, args.scores, args.name, out, args.device)
+        summary = import_scores(home, profile, args.scores, args.name, out, _torch_device(args.device))
     except _user_errors() as exc:
         print(f"lensaudit import-scores: {exc}", file=sys.stderr)
         return 1
@@ -464,14 +481,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--home", default=None)
     a.add_argument("--spec", required=True, help="input spec JSON: model, format, bands, input_size, preprocessing, "
                    "layout, output")
-    a.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:N)")
+    a.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, cuda:N")
     a.add_argument("--out", default=None, help="audit folder (default HOME/external/<name>)")
     a.set_defaults(func=cmd_audit_model)
     e = sub.add_parser("export-injections", help="every stamp the selection function scores, for a closed model, "
                        "as one NPZ with ids")
     e.add_argument("--home", default=None)
     e.add_argument("--out", required=True, help="output .npz")
-    e.add_argument("--device", default="cpu", help="where the injections are made (the import replays there)")
+    e.add_argument("--device", default="cpu", help="where the injections are made: cpu, cuda, cuda:N, auto "
+                   "(the import replays them there)")
     e.set_defaults(func=cmd_export)
     r = sub.add_parser("import-scores", help="a closed model's scores of the exported stamps -> completeness, "
                        "failure modes, selection gates")

@@ -197,6 +197,8 @@ def test_bad_specs_and_scores_are_clear_errors(home, tmp_path, capsys):
     _fails(capsys, ["audit-model", "--home", h, "--spec", str(_save_model(tmp_path, "c", bands="gq"))], "bands 'gq'")
     _fails(capsys, ["audit-model", "--home", h, "--spec", str(_save_model(tmp_path, "d", input_size=200))], "input_size")
     _fails(capsys, ["audit-model", "--home", h, "--spec", str(tmp_path / "none.json")], "cannot read the input spec")
+    _fails(capsys, ["audit-model", "--home", h, "--spec", str(_save_model(tmp_path, "f")), "--device", "tpu"],
+           "device 'tpu'")
     (tmp_path / "bad.pt").write_bytes(b"not a model")
     (tmp_path / "e.json").write_text(json.dumps({"name": "e", "model": "bad.pt"}))
     _fails(capsys, ["audit-model", "--home", h, "--spec", str(tmp_path / "e.json")], "not a loadable TorchScript")
