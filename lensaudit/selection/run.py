@@ -169,8 +169,9 @@ def bracket_records(model, host_stamps, hosts, host_logits, records, params, pos
 def bracket_tables(rec: pd.DataFrame, threshold_logit: float, seed: int) -> pd.DataFrame:
     """Companion completeness tables of ``bracket_records`` at the primary threshold, one per
     variant, as one long table with a ``variant`` column."""
-    frames = [completeness_table(g.drop(columns="variant"), threshold_logit, PRIMARY.name, seed=seed).assign(variant=v)
-              for v, g in rec.groupby("variant", sort=False)]
+    frames = [completeness_table(rec[rec["variant"] == v].drop(columns="variant"), threshold_logit, PRIMARY.name,
+                                 seed=seed).assign(variant=v)
+              for v in ("baseline", *(b.name for b in BRACKETS))]
     return pd.concat(frames, ignore_index=True)
 
 
