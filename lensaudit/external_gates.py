@@ -53,3 +53,17 @@ def selection_gates():
     from lensaudit.gates.registry import GATES
 
     return [g for g in GATES if g.asset in SELECTION_GATE_ASSETS]
+
+
+def evaluate_selection_gates(view: StoreView) -> list:
+    """[GateResult] of ``selection_gates()`` on ``view``; a gate that raises becomes a failed
+    result naming the error (as ``lensaudit gates`` does)."""
+    from lensaudit.gates.result import cannot_compute
+
+    out = []
+    for g in selection_gates():
+        try:
+            out.append(g.evaluate(view))
+        except Exception as exc:  # noqa: BLE001 - one broken artefact must not hide the other gates
+            out.append(cannot_compute(g.name, g.asset, g.severity, f"{type(exc).__name__}: {str(exc)[:300]}"))
+    return out

@@ -231,3 +231,22 @@ def test_bad_specs_and_scores_are_clear_errors(home, tmp_path, capsys):
     _fails(capsys, ["import-scores", "--home", h, "--scores", str(tmp_path / "s0.txt")], ".parquet or .csv")
     _fails(capsys, ["export-injections", "--home", h, "--out", str(tmp_path / "x.zip")], "one .npz file")
     _fails(capsys, ["export-injections", "--home", str(tmp_path / "nohome"), "--out", str(npz)], "nothing stored")
+
+
+def test_the_dagster_job_audits_a_spec_on_the_device_resource(home, tmp_path):
+    import dagster as dg
+
+    from definitions import defs
+
+    job = defs.resolve_job_def("lensaudit_external_detector")
+    spec = _save_model(tmp_path, "dg-tiny")
+    res = {"settings": {"config": {"home": str(home), "profile": "tiny"}}}
+    r = job.execute_in_process(run_config={"ops": {"audit_external_detector": {"config": {"spec": str(spec)}}},
+                                           "resources": res}, instance=dg.DagsterInstance.ephemeral())
+    assert r.success
+    out = r.output_for_node("audit_external_detector")
+    assert out["gates"]["completeness_table_valid"]["passed"]
+    assert len(read_asset(home / "external" / "dg-tiny", "completeness_table")) == 385
+    bad = job.execute_in_process(run_config={"ops": {"audit_external_detector": {"config": {}}}, "resources": res},
+                                 instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not bad.success
