@@ -36,11 +36,11 @@ def _cli_env(monkeypatch):
 class TinyCNN(torch.nn.Module):
     """conv 5x5 (3 -> 4) -> relu -> spatial mean -> linear: one output per stamp."""
 
-    def __init__(self, n_in: int = 3, probability: bool = False, nhwc: bool = False):
+    def __init__(self, n_in: int = 3, probability: bool = False, nhwc: bool = False, n_out: int = 1):
         super().__init__()
         g = torch.Generator().manual_seed(0)
         self.conv = torch.nn.Conv2d(n_in, 4, 5)
-        self.fc = torch.nn.Linear(4, 1)
+        self.fc = torch.nn.Linear(4, n_out)
         with torch.no_grad():
             for p in self.parameters():
                 p.copy_(torch.randn(p.shape, generator=g) * 0.3)
@@ -55,10 +55,10 @@ class TinyCNN(torch.nn.Module):
 
 def _save_model(tmp_path, name="tiny", **kw):
     path = tmp_path / f"{name}.pt"
-    torch.jit.script(TinyCNN(**{k: v for k, v in kw.items() if k in ("n_in", "probability", "nhwc")}).eval()).save(str(path))
+    torch.jit.script(TinyCNN(**{k: v for k, v in kw.items() if k in ("n_in", "probability", "nhwc", "n_out")}).eval()).save(str(path))
     spec = {"name": name, "model": path.name, "format": "torchscript", "bands": "grz", "input_size": 48,
             "preprocessing": "raw_robust", "output": "logit"}
-    spec.update({k: v for k, v in kw.items() if k not in ("n_in", "probability", "nhwc")})
+    spec.update({k: v for k, v in kw.items() if k not in ("n_in", "probability", "nhwc", "n_out")})
     sp = tmp_path / f"{name}.json"
     sp.write_text(json.dumps(spec))
     return sp
@@ -159,6 +159,10 @@ def test_probability_model_nhwc_and_band_subset(home, tmp_path):
     x = torch.from_numpy(np.random.default_rng(1).normal(0, 0.01, (3, 3, 101, 101)).astype(np.float32))
     raw = TinyCNN(n_in=2, probability=True).eval()(x[:, [2, 1], 26:74, 26:74]).detach().double().numpy().ravel()
     assert np.allclose(det.score_raw(x).numpy(), probability_to_logit(raw), atol=1e-5)
+    # the same preprocessing given as a callable path
+    sp2 = _save_model(tmp_path, "pr2", n_in=2, probability=True, nhwc=True, bands="zr", output="probability",
+                      preprocessing="lensaudit.detector.preprocess:crop_nmgy", layout="NHWC")
+    assert np.array_equal(load_external(sp2, "cpu").score_raw(x).numpy(), det.score_raw(x).numpy())
 
 
 def test_onnx_model_scores_like_the_torch_model(tmp_path):
@@ -195,6 +199,12 @@ def test_bad_specs_and_scores_are_clear_errors(home, tmp_path, capsys):
     _fails(capsys, ["audit-model", "--home", h, "--spec", str(_save_model(tmp_path, "b", n_in=2))],
            "rejected an input of shape")  # 3 bands declared, the model takes 2
     _fails(capsys, ["audit-model", "--home", h, "--spec", str(_save_model(tmp_path, "c", bands="gq"))], "bands 'gq'")
+    _fails(capsys, ["audit-model", "--home", h, "--spec", str(_save_model(tmp_path, "c2", n_out=2))],
+           "returned shape (2, 2) for 2 stamps")
+    _fails(capsys, ["audit-model", "--home", h, "--spec", str(_save_model(tmp_path, "c3", preprocessing="no.such:f"))],
+           "cannot be imported")
+    _fails(capsys, ["audit-model", "--home", h, "--spec", str(_save_model(tmp_path, "c4", output="score"))],
+           "output 'score' unknown")
     _fails(capsys, ["audit-model", "--home", h, "--spec", str(_save_model(tmp_path, "d", input_size=200))], "input_size")
     _fails(capsys, ["audit-model", "--home", h, "--spec", str(tmp_path / "none.json")], "cannot read the input spec")
     _fails(capsys, ["audit-model", "--home", h, "--spec", str(_save_model(tmp_path, "f")), "--device", "tpu"],
