@@ -30,7 +30,7 @@ class ExternalAuditConfig(dg.Config):
 def audit_external_detector(context: dg.OpExecutionContext, config: ExternalAuditConfig,
                             settings: LensauditSettings, device: DeviceResource) -> dict:
     from lensaudit.detector.external import ExternalDetectorError, load_external
-    from lensaudit.external_gates import evaluate_selection_gates, gate_view
+    from lensaudit.external_gates import build_external_report, evaluate_selection_gates, gate_view
     from lensaudit.selection.external import OfflineError, audit_detector, import_scores
 
     if bool(config.spec) == bool(config.scores):
@@ -48,8 +48,10 @@ def audit_external_detector(context: dg.OpExecutionContext, config: ExternalAudi
     except (ExternalDetectorError, OfflineError, FileNotFoundError, ValueError) as exc:
         raise dg.Failure(f"external detector audit: {exc}") from None
     gates = evaluate_selection_gates(gate_view(home, summary["out"], profile, name))
+    report = build_external_report(summary["out"], summary, gates)
     table = {g.name: {"passed": bool(g.passed), "severity": g.severity, "threshold": g.threshold} for g in gates}
-    context.add_output_metadata({"out": dg.MetadataValue.path(summary["out"]), "summary": json_meta(summary),
+    context.add_output_metadata({"out": dg.MetadataValue.path(summary["out"]), "report": dg.MetadataValue.path(str(report)),
+                                 "summary": json_meta(summary),
                                  "gates": json_meta(table),
                                  "failed_error_gates": sum(not g.passed and g.severity == "ERROR" for g in gates)})
     return {"out": summary["out"], "gates": table}

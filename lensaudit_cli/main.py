@@ -281,18 +281,19 @@ def _audit_home(args):
 
 
 def _print_audit(summary: dict, out: Path, view_home: Path, profile, name: str) -> None:
-    from lensaudit.external_gates import gate_view, selection_gates
+    from lensaudit.external_gates import build_external_report, gate_view, selection_gates
     from lensaudit_cli.table import gate_table
 
     rows = evaluate_gates_robustly(gate_view(view_home, out, profile, name), selection_gates())
     print(gate_table(rows))
+    report = build_external_report(out, summary, [r for _, r in rows if r is not None])
     failed = [r.name for _, r in rows if r is not None and not r.passed and r.severity == "ERROR"]
     th = ", ".join(f"{k} {v:.4g}" for k, v in summary["thresholds"].items())
     print(f"lensaudit: {name}: {summary['injections']} injections, {summary['sufficient_cells']} sufficient cells, "
           f"thresholds (logit) {th}; {len(failed)} ERROR selection gate(s) failed"
           f"{': ' + ', '.join(failed) if failed else ''}")
     print(f"lensaudit: results under {out} (completeness table: {out / 'assets' / 'completeness_table' / 'data.csv'}; "
-          f"gates again: lensaudit gates --home {out})")
+          f"report: {report}; gates again: lensaudit gates --home {out})")
 
 
 def _torch_device(name: str | None) -> str | None:

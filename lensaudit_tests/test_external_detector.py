@@ -123,6 +123,11 @@ def test_audit_model_export_import_give_the_same_tables(home, tmp_path, capsys):
     assert not (home / "assets" / "completeness_table").exists()  # the home's own results are not touched
     text = capsys.readouterr().out
     assert "completeness_table_valid" in text and "injection_hosts_held_out" in text
+    page = (out / "audit_report.html").read_text()
+    assert "completeness_table_valid" in page and "data:image/png;base64" in page and "model_sha256" in page
+    from lensaudit.audit_report import build_report
+
+    assert "External finders audited on this home" in build_report(home, PROFILE)  # the home's report lists it
     # the gate table of the audit folder, through `lensaudit gates`
     main(["gates", "--home", str(out)])
     assert "completeness_table_valid" in capsys.readouterr().out
