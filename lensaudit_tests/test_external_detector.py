@@ -262,6 +262,15 @@ def test_the_dagster_job_audits_a_spec_on_the_device_resource(home, tmp_path):
     out = r.output_for_node("audit_external_detector")
     assert out["gates"]["completeness_table_valid"]["passed"]
     assert len(read_asset(home / "external" / "dg-tiny", "completeness_table")) == 385
+    npz = tmp_path / "inj.npz"
+    assert main(["export-injections", "--home", str(home), "--out", str(npz)]) == 0
+    _score_npz(npz, spec).to_parquet(tmp_path / "s.parquet")
+    cfg = {"scores": str(tmp_path / "s.parquet"), "name": "dg-imported"}
+    r = job.execute_in_process(run_config={"ops": {"audit_external_detector": {"config": cfg}}, "resources": res},
+                               instance=dg.DagsterInstance.ephemeral())
+    assert r.success
+    pd.testing.assert_frame_equal(read_asset(home / "external" / "dg-imported", "completeness_table"),
+                                  read_asset(home / "external" / "dg-tiny", "completeness_table"))
     bad = job.execute_in_process(run_config={"ops": {"audit_external_detector": {"config": {}}}, "resources": res},
                                  instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert not bad.success
