@@ -19,6 +19,7 @@ import yaml
 
 from assets import ALL_ASSETS, ALL_CHECKS, ARCH_PARTITIONS
 from assets.automation import sweep_backfill_schedule, sweeps_job
+from assets.external import external_detector_job
 from resources import CutoutSourceResource, DeviceResource, EmrSettings, LensauditSettings, SparkResource, SweepSource
 
 
@@ -44,7 +45,7 @@ main_job = dg.define_asset_job("lensaudit_main", selection=dg.AssetSelection.all
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[main_job, detector_job, sweeps_job],
+    jobs=[main_job, detector_job, sweeps_job, external_detector_job],
     schedules=[sweep_backfill_schedule],
     resources={
         # home and profile are resolved when a run executes (launchpad: resources.settings.config)

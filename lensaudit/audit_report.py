@@ -119,5 +119,26 @@ def build_report(home: Path, profile: Profile) -> str:
         parts.append(f"<h3>{title}</h3>{_table(df)}")
     for g in sorted(plots.glob("gallery_fp_*.png")):
         parts.append(f"<h3>Top-scored false positives: {html.escape(g.stem[len('gallery_fp_'):])}</h3>{_img(g)}")
+    ext = _external_audits(home)
+    if not ext.empty:
+        parts.append("<h2>External finders audited on this home</h2><p>Each has its own report "
+                     "(<code>audit_report.html</code> in its folder; README \"Audit your own finder\").</p>" + _table(ext))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _external_audits(home: Path) -> pd.DataFrame:
+    """One row per audit folder ``$LENSAUDIT_HOME/external/<name>`` (``lensaudit audit-model`` /
+    ``import-scores``): mode, thresholds, injections, pooled completeness at its primary threshold."""
+    rows = []
+    for rec in sorted((home / "external").glob("*/external_audit.json")):
+        try:
+            a = json.loads(rec.read_text())
+            t = read_asset(rec.parent, "completeness_table")
+        except (OSError, ValueError, FileNotFoundError):
+            continue
+        n, k = int(t["n"].sum()), int(t["k"].sum())
+        rows.append({"finder": a.get("detector"), "mode": a.get("mode"), "thresholds (logit)": str(a.get("thresholds")),
+                     "injections": a.get("injections"), "pooled completeness": f"{k}/{n}" + (f" = {k / n:.3g}" if n else ""),
+                     "sufficient cells": a.get("sufficient_cells"), "folder": str(rec.parent)})
+    return pd.DataFrame(rows)

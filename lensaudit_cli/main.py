@@ -201,7 +201,7 @@ def plan_runs(defs, keys: set, profile_name: str) -> list[tuple[list, dict]]:
     return runs
 
 
-def evaluate_gates_robustly(view) -> list:
+def evaluate_gates_robustly(view, gates=None) -> list:
     """(spec, result or None) for every gate, like ``evaluate_all``, but a gate that raises
     anything (a truncated Parquet file, a bad shard path, a corrupt checkpoint) becomes a
     failed result naming the error instead of ending the command."""
@@ -209,7 +209,7 @@ def evaluate_gates_robustly(view) -> list:
     from lensaudit.gates.result import GateResult, cannot_compute
 
     rows = []
-    for g in GATES:
+    for g in GATES if gates is None else gates:
         try:
             if not view.has(g.asset):
                 rows.append((g, None))
@@ -236,7 +236,19 @@ def cmd_gates(args) -> int:
     from lensaudit.gates.registry import StoreView
     from lensaudit_cli.table import gate_table
 
-    rows = evaluate_gates_robustly(StoreView(home, prof))
+    try:
+        audit = _audit_record(home)
+        audit_prof = get_profile(audit["profile"]) if audit is not None else None
+    except ValueError as exc:
+        print(f"lensaudit gates: {exc}", file=sys.stderr)
+        return 2
+    if audit is not None:  # an external detector's audit folder: its selection gates
+        from lensaudit.external_gates import gate_view, selection_gates
+
+        rows = evaluate_gates_robustly(gate_view(Path(audit["home"]), home, audit_prof, audit["detector"]),
+                                       selection_gates())
+    else:
+        rows = evaluate_gates_robustly(StoreView(home, prof))
     print(gate_table(rows))
     evaluated = [res for _, res in rows if res is not None]
     for res in evaluated:
@@ -247,6 +259,118 @@ def cmd_gates(args) -> int:
         return 1
     failed = [res for res in evaluated if not res.passed and res.severity == "ERROR"]
     return 1 if failed else 0
+
+
+def _audit_record(folder: Path) -> dict | None:
+    p = folder / "external_audit.json"
+    if not p.is_file():
+        return None
+    try:
+        rec = json.loads(p.read_text())
+        return {k: rec[k] for k in ("home", "profile", "detector")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"unreadable audit record {p}: {exc}") from exc
+
+
+def _audit_home(args):
+    """(home, profile) of an existing home (its recorded profile); ValueError when there is none."""
+    from lensaudit.config import get_profile
+
+    h = lensaudit_home(args.home)
+    if not (h / "assets").is_dir():
+        raise ValueError(f"nothing stored under {h / 'assets'}: materialise the audit first")
+    home, profile = _prepare_home(args.home, None)
+    return home, get_profile(profile)
+
+
+def _print_audit(summary: dict, out: Path, view_home: Path, profile, name: str) -> None:
+    from lensaudit.external_gates import build_external_report, gate_view, selection_gates
+    from lensaudit_cli.table import gate_table
+
+    rows = evaluate_gates_robustly(gate_view(view_home, out, profile, name), selection_gates())
+    print(gate_table(rows))
+    report = build_external_report(out, summary, [r for _, r in rows if r is not None])
+    failed = [r.name for _, r in rows if r is not None and not r.passed and r.severity == "ERROR"]
+    th = ", ".join(f"{k} {v:.4g}" for k, v in summary["thresholds"].items())
+    print(f"lensaudit: {name}: {summary['injections']} injections, {summary['sufficient_cells']} sufficient cells, "
+          f"thresholds (logit) {th}; {len(failed)} ERROR selection gate(s) failed"
+          f"{': ' + ', '.join(failed) if failed else ''}")
+    print(f"lensaudit: results under {out} (completeness table: {out / 'assets' / 'completeness_table' / 'data.csv'}; "
+          f"report: {report}; gates again: lensaudit gates --home {out})")
+
+
+def _torch_device(name: str | None) -> str | None:
+    """``auto``: CUDA when present, else the CPU (as the device resource); a CUDA device
+    that is not there is a clear error."""
+    if name is None:
+        return None
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise ValueError(f"device {name!r}: use cpu, cuda, cuda:N or auto")
+    return name
+
+
+# errors a user's input can cause in the external-detector commands: one line, exit 1
+def _user_errors():
+    from lensaudit.detector.external import ExternalDetectorError
+    from lensaudit.selection.external import OfflineError
+
+    return (ExternalDetectorError, OfflineError, FileNotFoundError, ValueError, OSError)
+
+
+def cmd_audit_model(args) -> int:
+    try:
+        from lensaudit.detector.external import load_external
+        from lensaudit.selection.external import audit_detector, audit_dir
+
+        home, profile = _audit_home(args)
+        device = _torch_device(args.device)
+        det = load_external(args.spec, device)
+        out = Path(args.out).resolve() if args.out else audit_dir(home, det.name)
+        summary = audit_detector(home, profile, det, device, out,
+                                 provenance={"mode": "in-process model", "model": det.describe()})
+    except _user_errors() as exc:
+        print(f"lensaudit audit-model: {exc}", file=sys.stderr)
+        return 1
+    _print_audit(summary, out, home, profile, det.name)
+    return 0
+
+
+def cmd_export(args) -> int:
+    try:
+        from lensaudit.selection.external import export_injections
+
+        home, profile = _audit_home(args)
+        info = export_injections(home, profile, args.out, _torch_device(args.device))
+    except _user_errors() as exc:
+        print(f"lensaudit export-injections: {exc}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{k} {v}" for k, v in info["counts"].items())
+    print(f"lensaudit export-injections: {info['n']} stamps -> {args.out} ({counts}); score every id and run "
+          f"lensaudit import-scores --home {home} --scores SCORES.parquet|csv (columns id and logit or probability)")
+    return 0
+
+
+def cmd_import(args) -> int:
+    try:
+        from lensaudit.selection.external import audit_dir, import_scores
+
+        home, profile = _audit_home(args)
+        from lensaudit.store import check_name
+
+        check_name(args.name)
+        out = Path(args.out).resolve() if args.out else audit_dir(home, args.name)
+        summary = import_scores(home, profile, args.scores, args.name, out, _torch_device(args.device))
+    except _user_errors() as exc:
+        print(f"lensaudit import-scores: {exc}", file=sys.stderr)
+        return 1
+    _print_audit(summary, out, home, profile, args.name)
+    return 0
 
 
 def cmd_summary(args) -> int:
@@ -356,6 +480,29 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--size", type=int, default=101)
     c.add_argument("--out", required=True)
     c.set_defaults(func=cmd_cutout)
+    a = sub.add_parser("audit-model", help="the selection function of your own TorchScript / ONNX finder "
+                       "(README: Audit your own finder)")
+    a.add_argument("--home", default=None)
+    a.add_argument("--spec", required=True, help="input spec JSON: model, format, bands, input_size, preprocessing, "
+                   "layout, output")
+    a.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, cuda:N")
+    a.add_argument("--out", default=None, help="audit folder (default HOME/external/<name>)")
+    a.set_defaults(func=cmd_audit_model)
+    e = sub.add_parser("export-injections", help="every stamp the selection function scores, for a closed model, "
+                       "as one NPZ with ids")
+    e.add_argument("--home", default=None)
+    e.add_argument("--out", required=True, help="output .npz")
+    e.add_argument("--device", default="cpu", help="where the injections are made: cpu, cuda, cuda:N, auto "
+                   "(the import replays them there)")
+    e.set_defaults(func=cmd_export)
+    r = sub.add_parser("import-scores", help="a closed model's scores of the exported stamps -> completeness, "
+                       "failure modes, selection gates")
+    r.add_argument("--home", default=None)
+    r.add_argument("--scores", required=True, help=".parquet or .csv with id and logit or probability")
+    r.add_argument("--name", default="imported", help="the detector's name (audit folder HOME/external/<name>)")
+    r.add_argument("--out", default=None, help="audit folder (default HOME/external/<name>)")
+    r.add_argument("--device", default=None, help="default: the export's device")
+    r.set_defaults(func=cmd_import)
     return p
 
 

@@ -73,6 +73,13 @@ def test_sufficient_flag_and_empty_cells():
     assert t.loc[5, "lo95"] == pytest.approx(0.025) and t.loc[5, "hi95"] == pytest.approx(0.975)  # the Beta(1,1) prior
 
 
+def test_every_host_a_false_positive_gives_empty_cells_not_a_crash():
+    rec = _planted(n_per_cell=2).assign(host_logit=10.0)  # every host crosses the threshold
+    t = completeness_table(rec, 0.0, "fpr0.01")
+    assert len(t) == 385 and (t.n == 0).all() and (t.n_host_fp == 2).all() and t.completeness.isna().all()
+    assert (t.n_hosts == 0).all() and not t.cluster_ok.any()
+
+
 def _manifest():
     rows = []
     for i in range(40):

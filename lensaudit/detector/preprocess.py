@@ -71,3 +71,24 @@ def raw_robust(stamps, crop: int = 64):
     if as_numpy:
         return y.numpy().astype(np.float32), degenerate.numpy()
     return y, degenerate
+
+
+def crop_nmgy(stamps, crop: int = 64):
+    """The centre crop of the raw stamps, still in nmgy per pixel (NaN pixels set to 0), for
+    a model that normalises its input itself.  Same crop convention as ``raw_robust``."""
+    x = torch.as_tensor(stamps, dtype=torch.float32)
+    if x.ndim != 4:
+        raise ValueError(f"expected (N, C, H, W), got {tuple(x.shape)}")
+    h = x.shape[-1]
+    if x.shape[-2] != h or not 0 < crop <= h:
+        raise ValueError(f"crop {crop} does not fit a {x.shape[-2]}x{h} stamp")
+    off = (h - crop) // 2
+    return torch.nan_to_num(x[:, :, off:off + crop, off:off + crop], nan=0.0)
+
+
+#: preprocessings an external detector can name in its input spec: (stamps (N, C, H, W)
+#: nmgy, crop) -> (N, C, crop, crop) float32 model input
+PREPROCESSINGS = {
+    "raw_robust": lambda stamps, crop: raw_robust(stamps, crop=crop)[0],
+    "crop_nmgy": crop_nmgy,
+}

@@ -56,6 +56,10 @@ def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boo
     rng = np.random.default_rng(seed)
     per = pd.DataFrame({"cell": cell, "host": host, "det": det.astype(np.int64)}).groupby(
         ["cell", "host"], sort=True)["det"].agg(["sum", "size"]).reset_index()
+    cols = ["cell", "n_hosts", "cluster_lo95", "cluster_hi95", "n_eff", "cluster_ok"]
+    if per.empty:  # no injection left (e.g. every host a false positive): no cell to bootstrap
+        return pd.DataFrame({"cell": pd.Series(dtype=np.int64), "n_hosts": pd.Series(dtype=np.int64),
+                             **{c: pd.Series(dtype=float) for c in cols[2:5]}, "cluster_ok": pd.Series(dtype=bool)})
     cells_arr = per["cell"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, cells_arr[1:] != cells_arr[:-1], True])
     k_all, n_all = per["sum"].to_numpy(float), per["size"].to_numpy(float)
@@ -72,7 +76,6 @@ def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boo
             row.update(cluster_lo95=float(lo), cluster_hi95=float(hi), cluster_ok=True,
                        n_eff=float(p * (1 - p) / var) if var > 0 else np.nan)
         rows.append(row)
-    cols = ["cell", "n_hosts", "cluster_lo95", "cluster_hi95", "n_eff", "cluster_ok"]
     return pd.DataFrame(rows, columns=cols)
 
 

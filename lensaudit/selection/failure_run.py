@@ -29,15 +29,20 @@ from lensaudit.store import read_asset, safe_join
 PARAM_KEYS = (*REQUIRED_KEYS, "moffat_beta")
 
 
-def run_failure_modes(home: Path, profile: Profile) -> dict:
-    arch = profile.detector.audit_arch
-    t = thresholds(home, arch)[PRIMARY.name]
-    scored = scored_rows(home, arch)
+def run_failure_modes(home: Path, profile: Profile, arch: str | None = None, out: Path | None = None) -> dict:
+    """``arch``: the detector whose stored scores are read (default the profile's audit
+    architecture; an external detector's name); ``out``: where its scores and completeness
+    injections are read and the tables written (default ``home``, which always holds the
+    cutouts and hosts)."""
+    arch = arch or profile.detector.audit_arch
+    out = home if out is None else out
+    t = thresholds(out, arch)[PRIMARY.name]
+    scored = scored_rows(out, arch)
     fpr = fpr_by_category_and_condition(scored, t)
-    write_table(fpr, home, "failure_modes")
-    inj = read_asset(home, "completeness_injections")
+    write_table(fpr, out, "failure_modes")
+    inj = read_asset(out, "completeness_injections")
     miss = attribute_misses(inj, t)
-    write_table(miss, home, "failure_missed_injections")
+    write_table(miss, out, "failure_missed_injections")
     reader = CutoutReader(safe_join(home, "cutout_store"))
     index = read_asset(home, "cutouts").set_index("galaxy_id")
     g = profile.selection.gallery_size

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from lensaudit.detector.preprocess import raw_robust
+from lensaudit.detector.scorer import RawScorer
 from lensaudit.injection.prior import draw_clumps, draw_source_and_lens, injection_seed
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
@@ -148,7 +149,12 @@ class _StageClock:
 
 def score_stamps(model, stamps: torch.Tensor, crop: int, device: str) -> torch.Tensor:
     """Logits of raw (N, 3, H, W) nmgy stamps through the training preprocessing, in
-    float32 like the test-split evaluation whose thresholds they are compared with."""
+    float32 like the test-split evaluation whose thresholds they are compared with.  A
+    ``RawScorer`` (an external detector, ``lensaudit.detector.scorer``) gets the raw stamps
+    and does its own preprocessing; its logits are cast to float32 the same way."""
+    if isinstance(model, RawScorer):
+        with torch.no_grad():
+            return torch.as_tensor(model.score_raw(stamps)).to(stamps.device).float()
     x, _ = raw_robust(stamps.float(), crop=crop)
     if device.startswith("cuda"):
         x = x.contiguous(memory_format=torch.channels_last)

@@ -20,6 +20,7 @@ import torch
 
 from lensaudit.config import Profile
 from lensaudit.cutouts.store import CutoutReader
+from lensaudit.detector.scorer import scoring_stage
 from lensaudit.evaluation.operating import operating_thresholds
 from lensaudit.evaluation.run import load_frozen_detector, val_scores
 from lensaudit.selection.adversarial import ring_scores, score_batches, suppress_annulus
@@ -64,11 +65,23 @@ def table_asset(point_name: str) -> str:
     return "completeness_table" if point_name == PRIMARY.name else f"completeness_table_{point_name}"
 
 
-def run_completeness(home: Path, profile: Profile, device: str, progress=None) -> tuple[dict, pd.DataFrame]:
-    """(summary, the primary operating point's completeness table); every table is also written."""
-    sel, arch = profile.selection, profile.detector.audit_arch
+def load_detector(home: Path, profile: Profile, device: str, detector=None) -> tuple[object, str, int]:
+    """(model, name, crop): the trained checkpoint of ``profile.detector.audit_arch``, or
+    ``detector`` (a ``RawScorer``: an external model, ``lensaudit.detector.external``, or the
+    offline mode's recorder / imported scores) in its place."""
+    if detector is not None:
+        return detector, detector.name, int(detector.crop)
+    arch = profile.detector.audit_arch
     model, info = load_frozen_detector(home, arch, device)
-    crop = int(info["config"]["train"]["crop"])
+    return model, arch, int(info["config"]["train"]["crop"])
+
+
+def score_selection(home: Path, profile: Profile, model, crop: int, device: str, progress=None) -> dict:
+    """Everything of the selection function that runs the detector, at no threshold: the
+    host logits, every injection's record, the brackets' records and the adversarial scores
+    (each scoring call inside ``scoring_stage``, which names its rows).  Which stamps are
+    scored does not depend on any score, so the offline mode replays exactly this."""
+    sel = profile.selection
     hosts = read_asset(home, "injection_hosts")
     reader = CutoutReader(safe_join(home, "cutout_store"))
     timings = {}
@@ -76,36 +89,51 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None) -
     host_stamps = torch.from_numpy(reader.read(hosts.assign(cutout_ok=True))).to(device)
     timings["host_load_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    host_logits = score_batches(model, host_stamps, crop, device)
+    with scoring_stage(model, "host", hosts["galaxy_id"]):
+        host_logits = score_batches(model, host_stamps, crop, device)
     timings["host_score_s"] = time.perf_counter() - t0
     plan = plan_injections(hosts, sel.n_per_cell, sel.seed)
     params = draw_parameters(plan, hosts, sel.seed)
     pos = pd.Index(hosts["galaxy_id"]).get_indexer(plan["galaxy_id"])
     t0 = time.perf_counter()
-    res = inject_and_score(model, host_stamps, pos, params.reset_index(drop=True), hosts, crop, device, sel.seed,
-                           chunk=sel.chunk, progress=progress)
+    with scoring_stage(model, "injection", plan["injection_id"]):
+        res = inject_and_score(model, host_stamps, pos, params.reset_index(drop=True), hosts, crop, device, sel.seed,
+                               chunk=sel.chunk, progress=progress)
     timings["inject_score_s"] = time.perf_counter() - t0
     records = pd.concat([plan.reset_index(drop=True), params.reset_index(drop=True), res], axis=1)
     records["snr_combined"] = combined(res[["snr_g", "snr_r", "snr_z"]].to_numpy())
     records["observable"] = observable(records["arc_snr_matched"])
     records["probability"] = 1 / (1 + np.exp(-records["logit"]))
     records["host_logit"] = host_logits[pos]
-    write_table(records, home, "completeness_injections")
     t0 = time.perf_counter()
-    tables = {}
-    for name, t in thresholds(home, arch).items():
-        tables[name] = completeness_table(records, t, name, seed=sel.seed)
-        write_table(tables[name], home, table_asset(name), csv=True)
-    timings["aggregate_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    brackets = run_brackets(model, host_stamps, hosts, host_logits, records, params, pos, crop, device, profile,
-                            tables[PRIMARY.name]["threshold_logit"].iloc[0])
-    write_table(brackets, home, "completeness_brackets", csv=True)
+    brackets = bracket_records(model, host_stamps, hosts, host_logits, records, params, pos, crop, device, profile)
     timings["brackets_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     adv = adversarial_scores(home, profile, model, crop, device, hosts, host_stamps, host_logits)
-    write_table(adv, home, "adversarial_scores")
     timings["adversarial_s"] = time.perf_counter() - t0
+    return {"records": records, "bracket_records": brackets, "adversarial": adv, "timings": timings}
+
+
+def run_completeness(home: Path, profile: Profile, device: str, progress=None, detector=None,
+                     out: Path | None = None) -> tuple[dict, pd.DataFrame]:
+    """(summary, the primary operating point's completeness table); every table is also
+    written, under ``out`` (default ``home``).  ``detector``: a ``RawScorer`` used in place
+    of the trained checkpoint; its validation scores are read from ``out``."""
+    out = home if out is None else out
+    sel = profile.selection
+    model, arch, crop = load_detector(home, profile, device, detector)
+    scored = score_selection(home, profile, model, crop, device, progress)
+    records, timings = scored["records"], scored["timings"]
+    write_table(records, out, "completeness_injections")
+    t0 = time.perf_counter()
+    tables = {}
+    for name, t in thresholds(out, arch).items():
+        tables[name] = completeness_table(records, t, name, seed=sel.seed)
+        write_table(tables[name], out, table_asset(name), csv=True)
+    timings["aggregate_s"] = time.perf_counter() - t0
+    brackets = bracket_tables(scored["bracket_records"], tables[PRIMARY.name]["threshold_logit"].iloc[0], sel.seed)
+    write_table(brackets, out, "completeness_brackets", csv=True)
+    write_table(scored["adversarial"], out, "adversarial_scores")
     main = tables[PRIMARY.name]
     return {"injections": len(records), "cells_with_injections": int((main["n"] > 0).sum()),
             "sufficient_cells": int(main["sufficient"].sum()), "thresholds": {k: float(v["threshold_logit"].iloc[0])
@@ -115,26 +143,35 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None) -
             "timings": timings, "device": device, "arch": arch}, main
 
 
-def run_brackets(model, host_stamps, hosts, host_logits, records, params, pos, crop, device, profile,
-                 threshold_logit: float) -> pd.DataFrame:
+def bracket_records(model, host_stamps, hosts, host_logits, records, params, pos, crop, device,
+                    profile) -> pd.DataFrame:
     """Systematics brackets (``inject.BRACKETS``: Moffat beta 2.5 / 4.5, clumpy sources, the
-    suppress_inner ablation) as companion completeness tables at the primary threshold, on
-    the first ``bracket_per_cell`` injections of every cell.  The baseline is re-run on the
-    same subset with the same noise seed, so each bracket is a paired comparison: same hosts,
-    same parameters, same noise draws, one thing changed.  One long table, ``variant`` column."""
+    suppress_inner ablation) on the first ``bracket_per_cell`` injections of every cell.  The
+    baseline is re-run on the same subset with the same noise seed, so each bracket is a
+    paired comparison: same hosts, same parameters, same noise draws, one thing changed.
+    One long table of records (``variant``, cell, galaxy_id, logit, host_logit, observable)."""
     sel = profile.selection
     per_cell = sel.bracket_per_cell or max(1, sel.n_per_cell // 8)
     sub = records.groupby("cell", sort=False).head(per_cell).index.to_numpy()
     p, hp = params.iloc[sub].reset_index(drop=True), pos[sub]
     frames = []
     for variant in (None, *BRACKETS):
-        res = inject_and_score(model, host_stamps, hp, p, hosts, crop, device, sel.seed + 2, chunk=sel.chunk,
-                               variant=variant)
-        rec = records.iloc[sub][["cell", "galaxy_id"]].reset_index(drop=True).assign(
+        vname = "baseline" if variant is None else variant.name
+        with scoring_stage(model, f"bracket-{vname}", records["injection_id"].iloc[sub]):
+            res = inject_and_score(model, host_stamps, hp, p, hosts, crop, device, sel.seed + 2, chunk=sel.chunk,
+                                   variant=variant)
+        frames.append(records.iloc[sub][["cell", "galaxy_id"]].reset_index(drop=True).assign(
             logit=res["logit"].to_numpy(), host_logit=host_logits[hp],
-            observable=observable(res["arc_snr_matched"].to_numpy()))
-        t = completeness_table(rec, threshold_logit, PRIMARY.name, seed=sel.seed)
-        frames.append(t.assign(variant="baseline" if variant is None else variant.name))
+            observable=observable(res["arc_snr_matched"].to_numpy()), variant=vname))
+    return pd.concat(frames, ignore_index=True)
+
+
+def bracket_tables(rec: pd.DataFrame, threshold_logit: float, seed: int) -> pd.DataFrame:
+    """Companion completeness tables of ``bracket_records`` at the primary threshold, one per
+    variant, as one long table with a ``variant`` column."""
+    frames = [completeness_table(rec[rec["variant"] == v].drop(columns="variant"), threshold_logit, PRIMARY.name,
+                                 seed=seed).assign(variant=v)
+              for v in ("baseline", *(b.name for b in BRACKETS))]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -159,9 +196,11 @@ def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: s
     plan = pd.DataFrame({"injection_id": [f"null-{g}" for g in sub["galaxy_id"]], "galaxy_id": sub["galaxy_id"],
                          "theta_e_bin": np.arange(n) % 11})
     params = draw_parameters(plan, sub, sel.seed + 1)
-    null = inject_and_score(model, stamps, np.arange(n), params, sub, crop, device, sel.seed + 1,
-                            chunk=sel.chunk, null=True)
-    ring = ring_scores(model, stamps, crop, device)
+    with scoring_stage(model, "null", sub["galaxy_id"]):
+        null = inject_and_score(model, stamps, np.arange(n), params, sub, crop, device, sel.seed + 1,
+                                chunk=sel.chunk, null=True)
+    with scoring_stage(model, "ring", sub["galaxy_id"]):
+        ring = ring_scores(model, stamps, crop, device)
     frames = [pd.DataFrame({"test": "null_control", "galaxy_id": sub["galaxy_id"], "logit_before": plain,
                             "logit_after": null["logit"].to_numpy(), "added_rms_nmgy": null["added_rms_nmgy"].to_numpy()}),
               pd.DataFrame({"test": "synthetic_ring", "galaxy_id": sub["galaxy_id"], "logit_before": plain,
@@ -169,9 +208,12 @@ def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: s
     lenses = _test_lenses(home).iloc[:sel.adversarial_max_hosts]
     if len(lenses):
         raw = CutoutReader(safe_join(home, "cutout_store")).read(lenses)
+        with scoring_stage(model, "lens", lenses["galaxy_id"]):
+            before = score_batches(model, raw, crop, device)
+        with scoring_stage(model, "suppressed", lenses["galaxy_id"]):
+            after = score_batches(model, suppress_annulus(raw), crop, device)
         frames.append(pd.DataFrame({"test": "arc_suppression", "galaxy_id": lenses["galaxy_id"].to_numpy(),
-                                    "logit_before": score_batches(model, raw, crop, device),
-                                    "logit_after": score_batches(model, suppress_annulus(raw), crop, device)}))
+                                    "logit_before": before, "logit_after": after}))
     out = pd.concat(frames, ignore_index=True)
     if "added_rms_nmgy" not in out:
         out["added_rms_nmgy"] = np.nan
