@@ -85,7 +85,7 @@ PROFILES: dict[str, Profile] = {
                     selection=SelectionSettings(n_per_cell=2, adversarial_max_hosts=60, chunk=256, gallery_size=4)),
     # demo: a CPU model within the README job's budget, not a science model; its sky holds 16
     # tier-A lenses, too few for the realism comparison (4 with S/N >= 3 in g and r): A and B pooled
-    "demo": Profile("demo", MockSkyConfig(n_objects_per_sweep=30000, lens_supplement_per_sweep=30), realism_real_tiers=("A", "B"),
+    "demo": Profile("demo", MockSkyConfig(n_objects_per_sweep=30000, lens_supplement_per_sweep=30),
                     detector=DetectorSettings(train=TrainConfig(epochs=14, batch_size=64, patience=6,
                                                                  neg_fraction_per_epoch=0.25)),
                     selection=SelectionSettings(n_per_cell=16, adversarial_max_hosts=600, chunk=512)),

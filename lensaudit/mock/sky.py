@@ -43,6 +43,26 @@ def _lens_hash_fraction(names: pd.Series, seed: int) -> np.ndarray:
     return np.array([zlib.crc32(f"{n}:{seed}".encode()) / 2**32 for n in names])
 
 
+#: field galaxies' r magnitudes: FIELD_MAG_R_PEAK - |N(0, FIELD_MAG_R_WIDTH)| [AB]
+FIELD_MAG_R_PEAK, FIELD_MAG_R_WIDTH = 23.2, 2.2
+#: lens galaxies are drawn like the field galaxies the negative pools keep (z < 20 is about
+#: r < 20.6 for their colours), so that a lens's core brightness is no shortcut
+LENS_MAG_R_FAINTEST = 20.6
+
+
+def _field_galaxy_mag_r(rng, n: int) -> np.ndarray:
+    return FIELD_MAG_R_PEAK - np.abs(rng.normal(0, FIELD_MAG_R_WIDTH, n))
+
+
+def _pool_like_mag_r(rng, k: int) -> np.ndarray:
+    """``k`` lens-galaxy r magnitudes [AB]: the field law truncated at ``LENS_MAG_R_FAINTEST``."""
+    out = np.empty(0)
+    while len(out) < k:
+        m = _field_galaxy_mag_r(rng, 8 * k + 16)
+        out = np.concatenate([out, m[m < LENS_MAG_R_FAINTEST]])
+    return out[:k]
+
+
 def _galaxy_shapes(rng, types: np.ndarray):
     n = len(types)
     shape_r = np.where(types == "PSF", 0.0, np.exp(rng.normal(np.log(0.9), 0.5, n)))
@@ -110,7 +130,7 @@ def generate_sweep(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame) -
     cat = {
         "ra": ra, "dec": dec, "type": types.astype(object),
         "shape_r": shape_r, "shape_e1": e1, "shape_e2": e2, "sersic": sersic,
-        "mag_r": np.where(is_gal, 23.2 - np.abs(rng.normal(0, 2.2, n)), rng.uniform(15.0, 22.5, n)),
+        "mag_r": np.where(is_gal, _field_galaxy_mag_r(rng, n), rng.uniform(15.0, 22.5, n)),
         "g_r": np.where(np.isin(types, ["DEV", "SER"]), rng.normal(1.0, 0.35, n), rng.normal(0.55, 0.3, n)),
         "r_z": np.where(np.isin(types, ["DEV", "SER"]), rng.normal(0.8, 0.25, n), rng.normal(0.45, 0.25, n)),
     }
@@ -176,7 +196,7 @@ def _lenses(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame, rng) -> 
         "dec": sel["dec"].to_numpy() + offset[1],
         "type": types, "shape_r": np.where(types == "REX", shape_r, np.clip(shape_r, 0.6, 3.0)),
         "shape_e1": e1, "shape_e2": e2, "sersic": np.where(types == "SER", np.maximum(sersic, 2.0), sersic),
-        "mag_r": rng.uniform(17.3, 20.2, k), "g_r": rng.normal(1.2, 0.25, k), "r_z": rng.normal(0.9, 0.2, k),
+        "mag_r": _pool_like_mag_r(rng, k), "g_r": rng.normal(1.0, 0.35, k), "r_z": rng.normal(0.8, 0.25, k),
         "role": "lens", "morphology": "",
     })
     tier_b = sel["grading"].to_numpy() == "probable"
