@@ -62,7 +62,9 @@ PATCH_HALF_PIX = 2
 PATCH_SUPERSAMPLE = 4
 COMPACT_REACH = 5.0
 COMPACT_CELL = 0.5
-#: the confuser morphologies are drawn on a 2x supersampled grid (as the reference)
+#: the confuser morphologies with light of their own (edge-on disks and mergers come from
+#: the catalogue), drawn on a 2x supersampled grid (as the reference)
+MORPHOLOGIES = ("ring", "spiral", "blue_clumpy")
 MORPH_SUPERSAMPLE = 2
 #: the lensed arcs: supersampling of the adaptive injection renderer
 ARC_SUPERSAMPLE = 4
@@ -211,7 +213,14 @@ def render_sersic_windows(cx, cy, r_half, n, e1, e2, size: int = STAMP_PIX, pixs
     ic = np.rint(c + cy / pixscale).astype(np.int64)
     half = sersic_window_half_pix(r_half, n, e1, e2, pixscale)
     bucket = np.searchsorted(np.asarray(WINDOW_HALF_PIX), half)   # len(WINDOW_HALF_PIX): whole stamp
-    patch = _patch_flux(cx, cy, ic, jc, r_half, n, e1, e2, size, pixscale).to(torch.float32)
+    w = np.asarray(WINDOW_HALF_PIX + (size,))[bucket]
+    # sources whose window misses the stamp add nothing (bucket -1)
+    bucket = np.where((ic + w >= 0) & (ic - w < size) & (jc + w >= 0) & (jc - w < size), bucket, -1)
+    patch = torch.zeros((S, 2 * PATCH_HALF_PIX + 1, 2 * PATCH_HALF_PIX + 1), dtype=torch.float32)
+    keep = np.flatnonzero(bucket >= 0)
+    if len(keep):
+        patch[keep] = _patch_flux(cx[keep], cy[keep], ic[keep], jc[keep], r_half[keep], n[keep], e1[keep], e2[keep],
+                                  size, pixscale).to(torch.float32)
     P = PATCH_HALF_PIX
     out = []
     dt = torch.float32
@@ -268,7 +277,7 @@ def _morphology(kind: str, rng: np.random.Generator, shape_r: float, flux: np.nd
                 pixscale: float) -> torch.Tensor | None:
     """Extra light (3, size, size) [flux per pixel] of a confuser's morphology (the
     reference's profiles and random draws, on a MORPH_SUPERSAMPLE grid, then binned)."""
-    if kind not in ("ring", "spiral", "blue_clumpy"):
+    if kind not in MORPHOLOGIES:
         return None
     s = MORPH_SUPERSAMPLE
     n_sub = size * s
@@ -337,12 +346,15 @@ def fft_size(npix: int, half_width: int) -> int:
     return p2 if p2 <= 1.12 * m else fast_fft_size(m)
 
 
-def convolve_stamp(image: torch.Tensor, kernels: torch.Tensor, buffers: dict | None = None) -> torch.Tensor:
+def convolve_stamp(image: torch.Tensor, kernels: torch.Tensor, buffers: dict | None = None,
+                   band_flux: torch.Tensor | None = None) -> torch.Tensor:
     """'same' convolution (zero padding) of one (3, N, N) stamp with its (3, K, K) kernels,
     by real FFTs of size ``fft_size``.  One call per stamp, always of the same shapes for a
     given kernel size: the transforms of a stamp never depend on other stamps (torch's MKL
-    FFT of a batch may round differently with the batch's length)."""
-    C, N, _ = image.shape
+    FFT of a batch may round differently with the batch's length).  With ``band_flux`` (3,),
+    ``image`` is one (1, N, N) unit image shared by the bands, scaled by band_flux."""
+    N = image.shape[-1]
+    C = kernels.shape[0]
     h = kernels.shape[-1] // 2
     L = fft_size(N, h)
     key = (C, L, h, image.dtype)
@@ -355,8 +367,10 @@ def convolve_stamp(image: torch.Tensor, kernels: torch.Tensor, buffers: dict | N
     kw[:, :h + 1, L - h:] = kernels[:, h:, :h]
     kw[:, L - h:, :h + 1] = kernels[:, :h, h:]
     kw[:, L - h:, L - h:] = kernels[:, :h, :h]
-    spec = torch.fft.rfft2(image, s=(L, L))
-    spec.mul_(torch.fft.rfft2(kw))
+    spec = torch.fft.rfft2(kw)
+    if band_flux is not None:
+        spec.mul_(band_flux.to(image.dtype)[:, None, None])
+    spec.mul_(torch.fft.rfft2(image, s=(L, L)))
     return torch.fft.irfft2(spec, s=(L, L))[:, :N, :N]
 
 
@@ -364,9 +378,9 @@ def noise_sigma(image: torch.Tensor, sigma_sky: np.ndarray, pixscale: float = PI
     """Per-pixel noise sigma [nmgy] of a (3, N, N) noise-free stamp: the sky sigma per band
     and the sources' Poisson-like variance sigma_sky^2 clip(image, 0) / sky (the model of
     ``lensaudit.injection.realism.add_arc_noise``: ``arc_poisson_sigma``) in quadrature."""
-    inv_sky = torch.as_tensor(1.0 / sky_nmgy_per_pixel(pixscale), dtype=image.dtype)[:, None, None]
-    s2 = torch.as_tensor(np.asarray(sigma_sky) ** 2, dtype=image.dtype)[:, None, None]
-    return torch.clamp(image, min=0).mul_(inv_sky).add_(1).mul_(s2).sqrt_()
+    s2 = np.asarray(sigma_sky, dtype=np.float64) ** 2
+    scale = torch.as_tensor(s2 / sky_nmgy_per_pixel(pixscale), dtype=image.dtype)[:, None, None]
+    return torch.clamp(image, min=0).mul_(scale).add_(torch.as_tensor(s2, dtype=image.dtype)[:, None, None]).sqrt_()
 
 
 def stamp_psfs(fwhm_arcsec: np.ndarray, psfdepth: np.ndarray, pixscale: float = PIXSCALE_ARCSEC):
@@ -404,9 +418,20 @@ def render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int = STA
     cat = {k: np.concatenate([getattr(s, k) for s in specs]) for k in ("src_x", "src_y", "src_r_half", "src_n",
                                                                         "src_e1", "src_e2")}
     flux = torch.as_tensor(np.concatenate([s.src_flux.reshape(-1, 3) for s in specs]), dtype=torch.float32)
+    # a stamp whose only light is one Sersic source is flux (3,) x one unit image: its image
+    # is transformed once instead of once per band (``convolve_stamp``'s band_flux)
+    single = [len(s.src_x) == 1 and len(s.point_x) == 0 and s.morphology not in MORPHOLOGIES and s.arc is None
+              for s in specs]
+    unit: dict = {}
+    one = torch.ones(1, dtype=torch.float32)
     for s, img, row0, col0 in render_sersic_windows(cat["src_x"], cat["src_y"], cat["src_r_half"], cat["src_n"],
                                                     cat["src_e1"], cat["src_e2"], size, pixscale):
-        _add_window(canvas[owner[s]], img, row0, col0, flux[s])
+        b = int(owner[s])
+        if single[b]:
+            unit[b] = (torch.zeros((1, size, size), dtype=torch.float32), flux[s])
+            _add_window(unit[b][0], img, row0, col0, one)
+        else:
+            _add_window(canvas[b], img, row0, col0, flux[s])
     rngs = [stamp_rng(config.seed, s.galaxy_id) for s in specs]
     for b, s in enumerate(specs):
         for x, y, f in zip(s.point_x, s.point_y, s.point_flux):
@@ -423,7 +448,8 @@ def render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int = STA
     out = np.empty((B, 3, size, size), dtype=np.float32)
     buffers: dict = {}
     for b, s in enumerate(specs):
-        img = convolve_stamp(canvas[b], kernels[b], buffers)
+        img = convolve_stamp(unit[b][0], kernels[b], buffers, unit[b][1]) if b in unit else \
+            convolve_stamp(canvas[b], kernels[b], buffers)
         if noise:
             rng = rngs[b]
             sigma = noise_sigma(img, sigma_sky[b], pixscale)
