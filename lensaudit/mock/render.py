@@ -407,7 +407,21 @@ def stamp_psfs(fwhm_arcsec: np.ndarray, psfdepth: np.ndarray, pixscale: float = 
 def render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int = STAMP_PIX, noise: bool = True,
                   pixscale: float = PIXSCALE_ARCSEC) -> np.ndarray:
     """(B, 3, size, size) float32 stamps [nmgy per pixel] of ``specs``.  ``noise=False``
-    returns the noise-free, artefact-free PSF-convolved images (float32), for tests."""
+    returns the noise-free, artefact-free PSF-convolved images (float32), for tests.
+
+    Runs with one torch thread (restored afterwards): how torch splits an operation between
+    threads can change its last bits, and a stamp must be the same bytes everywhere; the
+    cutout job parallelises over sweep partitions instead."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _render_stamps(specs, config, size, noise, pixscale)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noise: bool,
+                   pixscale: float) -> np.ndarray:
     B = len(specs)
     canvas = torch.zeros((B, 3, size, size), dtype=torch.float32)
     if B == 0:
