@@ -202,3 +202,21 @@ def test_noise_sigma_is_the_reference_model(sweep):
     for b in range(3):
         mad = lambda a: 1.4826 * np.nanmedian(np.abs(a - np.nanmedian(a)))  # noqa: E731
         assert abs(mad(ref[b][border]) / mad(noisy[b][border]) - 1) < 0.05
+
+
+@pytest.mark.parametrize("kind", ["ring", "spiral", "blue_clumpy"])
+def test_confuser_morphologies_are_the_reference_ones(kind):
+    """Same random draws, same profile and flux fractions as the reference renderer, to
+    float32 precision."""
+    from types import SimpleNamespace
+
+    from lensaudit.mock import reference
+    from lensaudit.mock.render import _morphology
+
+    ax = (np.arange(202) - 100.5) * 0.131
+    x, y = np.meshgrid(-ax, ax)
+    flux = np.array([1.0, 2.0, 3.0])
+    ref = reference._morphology(kind, np.random.default_rng(5), x, y, SimpleNamespace(shape_r=1.3), flux)
+    ref = ref.reshape(3, 101, 2, 101, 2).sum(axis=(2, 4))
+    ours = _morphology(kind, np.random.default_rng(5), 1.3, flux, 101, 0.262).numpy()
+    assert np.abs(ours - ref).max() < 1e-5 * ref.max()

@@ -220,15 +220,16 @@ def render_sersic_windows(cx, cy, r_half, n, e1, e2, size: int = STAMP_PIX, pixs
     ic = np.rint(c + cy / pixscale).astype(np.int64)
     half = sersic_window_half_pix(r_half, n, e1, e2, pixscale)
     bucket = np.searchsorted(np.asarray(WINDOW_HALF_PIX), half)   # len(WINDOW_HALF_PIX): whole stamp
-    w = np.asarray(WINDOW_HALF_PIX + (size,))[bucket]
-    # sources whose window misses the stamp add nothing (bucket -1)
+    w = np.where(bucket < len(WINDOW_HALF_PIX), np.asarray(WINDOW_HALF_PIX + (0,))[bucket], half)
+    # sources whose window (or, for the whole-stamp ones, whose 1 - tail box) misses the stamp add nothing (bucket -1)
     bucket = np.where((ic + w >= 0) & (ic - w < size) & (jc + w >= 0) & (jc - w < size), bucket, -1)
     patch = torch.zeros((S, 2 * PATCH_HALF_PIX + 1, 2 * PATCH_HALF_PIX + 1), dtype=torch.float32)
-    keep = np.flatnonzero(bucket >= 0)
+    # the refined core only where it reaches the stamp (most neighbours lie outside it)
+    P = PATCH_HALF_PIX
+    keep = np.flatnonzero((bucket >= 0) & (ic + P >= 0) & (ic - P < size) & (jc + P >= 0) & (jc - P < size))
     if len(keep):
         patch[keep] = _patch_flux(cx[keep], cy[keep], ic[keep], jc[keep], r_half[keep], n[keep], e1[keep], e2[keep],
                                   size, pixscale).to(torch.float32)
-    P = PATCH_HALF_PIX
     out = []
     dt = torch.float32
     for b in range(len(WINDOW_HALF_PIX) + 1):
@@ -289,30 +290,34 @@ def _morphology(kind: str, rng: np.random.Generator, shape_r: float, flux: np.nd
     s = MORPH_SUPERSAMPLE
     n_sub = size * s
     ax = (torch.arange(n_sub, dtype=torch.float32) - (n_sub - 1) / 2) * (pixscale / s)
-    x, y = -ax[None, :].expand(n_sub, n_sub), ax[:, None].expand(n_sub, n_sub)
-    r = torch.hypot(x, y)
+    xs, ys = -ax, ax  # x along columns (east left), y along rows
     rh = max(float(shape_r), 0.5)
+    if kind in ("ring", "spiral"):
+        r = torch.hypot(xs[None, :], ys[:, None])
     if kind == "ring":
         r0, w = rh * rng.uniform(1.5, 3.0), 0.25
-        prof = torch.exp(-0.5 * ((r - r0) / w) ** 2)
+        prof = r.sub_(r0).mul_(1 / w).square_().mul_(-0.5).exp_()
         frac = np.array([0.2, 0.15, 0.1])
     elif kind == "spiral":
-        th = torch.atan2(y, x)
+        th = torch.atan2(ys[:, None], xs[None, :])
         arm = torch.cos(2 * (th - torch.log(torch.clamp(r, min=0.1)) / 0.35)).square_().square_().square_()  # cos^8
         prof = arm.mul_(torch.exp(-r / (1.5 * rh))).mul_(r > 0.6 * rh)
         frac = np.array([0.25, 0.2, 0.12])
     else:
-        prof = torch.zeros_like(x)
+        # round Gaussian knots: exp(-(dx^2 + dy^2) / 2 s^2) = outer product of two 1-d Gaussians
+        prof = torch.zeros((n_sub, n_sub), dtype=torch.float32)
         for _ in range(int(rng.integers(3, 6))):
             a, d = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 1.5) * rh
-            prof += torch.exp(-0.5 * (((x - d * math.cos(a)) ** 2 + (y - d * math.sin(a)) ** 2) / 0.15**2))
+            gx = torch.exp(-0.5 * (xs - d * math.cos(a)) ** 2 / 0.15**2)
+            gy = torch.exp(-0.5 * (ys - d * math.sin(a)) ** 2 / 0.15**2)
+            prof.addr_(gy, gx)
         frac = np.array([0.4, 0.25, 0.12])
-    binned = prof.reshape(size, s, size, s).sum(dim=(1, 3), dtype=torch.float64)
-    tot = float(binned.sum())
+    binned = prof.view(size, s, n_sub).sum(dim=1).view(size, size, s).sum(dim=2)
+    tot = float(binned.sum(dtype=torch.float64))
     if tot <= 0:
         return None
-    f = torch.as_tensor(frac * np.clip(flux, 0, None), dtype=torch.float64)
-    return (f[:, None, None] * (binned / tot)[None]).to(torch.float32)
+    f = torch.as_tensor(frac * np.clip(flux, 0, None) / tot, dtype=torch.float32)
+    return f[:, None, None] * binned[None]
 
 
 def arc_parameters(target_e1: float, target_e2: float, truth_row) -> dict:
