@@ -1,7 +1,7 @@
 """Benchmark: cutout sources (mock renderer, coadd brick) and cutout-store reads.
 
-* mock: stamps/s of ``lensaudit.mock.render`` for one sweep's galaxies (neighbours,
-  Moffat PSF, noise; lenses with lenstronomy arcs), one core;
+* mock: stamps/s of ``lensaudit.mock.render`` one stamp per call for one sweep's galaxies (neighbours,
+  Moffat PSF, noise, arcs), one core (batched: ``bench/bench_mock_render.py``);
 * coadd: stamps/s from the real DR6 brick in lensaudit_tests/data/real (g band), one core;
 * store: a 4 GB-class read of float32 (N, 3, 101, 101) batches of 4096 from content-hashed
   shards (page cache warm, as in a training epoch), contiguous and shuffled order,

@@ -64,8 +64,7 @@ def _source(spec: dict, sweep: str):
         config = MockSkyConfig(**cfg)
         rows = pd.read_parquet(spec["sweep_parquet"][sweep])
         truth = pd.read_parquet(Path(spec["truth_dir"]) / sweep.replace(".fits", ".parquet"))
-        imager = MockSweepImager(rows, truth, config)
-        return lambda r: imager.stamp(r)
+        return _MockSource(MockSweepImager(rows, truth, config))
     if kind == "coadd":
         from lensaudit.cutouts.coadd import CoaddSource
 
@@ -89,6 +88,29 @@ class _SourceFailure(Exception):
     pass
 
 
+class _MockSource:
+    """The mock sky as a cutout source: ``batch`` renders many stamps in one call (the
+    batched renderer), the call renders one (the fallback that turns a failure into its row)."""
+
+    def __init__(self, imager):
+        self.imager = imager
+
+    def __call__(self, r):
+        return self.imager.stamp(r)
+
+    def batch(self, rows: pd.DataFrame) -> dict:
+        ids = [g for g in rows["galaxy_id"] if self.imager.has(g)]
+        try:
+            stamps = self.imager.stamps(ids)
+        except Exception:  # noqa: BLE001 - each row is retried alone and fails with its own reason
+            return {}
+        return dict(zip(ids, stamps))
+
+
+#: rows rendered per call of a batch source (the mock sky)
+SOURCE_BATCH_ROWS = 256
+
+
 def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_dir: str, index_out: str,
                           shard_rows: int = 2048) -> dict:
     from lensaudit.cutouts.qc import quality
@@ -98,12 +120,15 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
     rows = manifest[manifest["sweep"] == sweep].sort_values(["brickname", "galaxy_id"], kind="stable")
     get = _source(spec, sweep) if len(rows) else None
     records, good = [], []
-    for r in rows.itertuples(index=False):
+    pre: dict = {}
+    for n_row, r in enumerate(rows.itertuples(index=False)):
+        if hasattr(get, "batch") and n_row % SOURCE_BATCH_ROWS == 0:
+            pre = get.batch(rows.iloc[n_row:n_row + SOURCE_BATCH_ROWS])
         rec = {"galaxy_id": r.galaxy_id, "sweep": sweep, "brickname": r.brickname, "ra": r.ra, "dec": r.dec,
                "label": r.label, "split": r.split, "cutout_path": "", "cutout_offset": -1, "cutout_ok": False,
                "fail_reason": "", "bands": BANDS}
         try:
-            data = get(r)
+            data = pre.pop(r.galaxy_id) if r.galaxy_id in pre else get(r)
             qc = quality(data, BANDS)
             rec.update({k: v for k, v in qc.items() if k in INDEX_SCHEMA.names})
             if qc["qc_ok"]:
