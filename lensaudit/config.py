@@ -83,11 +83,11 @@ PROFILES: dict[str, Profile] = {
                     realism_real_tiers=("A", "B"),
                     detector=DetectorSettings(train=TrainConfig(epochs=2, batch_size=64, max_steps_per_epoch=3, patience=2)),
                     selection=SelectionSettings(n_per_cell=2, adversarial_max_hosts=60, chunk=256, gallery_size=4)),
-    # demo: a CPU model within the README job's budget, not a science model; its sky holds 16
-    # tier-A lenses, too few for the realism comparison (4 with S/N >= 3 in g and r): A and B pooled
+    # demo: a CPU model within the README job's budget, not a science model; 30 mock known lenses
+    # per sweep on top of lenscat's (~330 positives, ~180 of tier A); a tenth of the negatives per epoch
     "demo": Profile("demo", MockSkyConfig(n_objects_per_sweep=30000, lens_supplement_per_sweep=30),
                     detector=DetectorSettings(train=TrainConfig(epochs=14, batch_size=64, patience=6,
-                                                                 neg_fraction_per_epoch=0.25)),
+                                                                 neg_fraction_per_epoch=0.1)),
                     selection=SelectionSettings(n_per_cell=16, adversarial_max_hosts=600, chunk=512)),
     "full": Profile("full", MockSkyConfig(n_objects_per_sweep=300000)),
 }

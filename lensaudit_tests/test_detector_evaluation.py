@@ -138,3 +138,34 @@ def test_score_store_matches_the_in_memory_path(tmp_path):
     assert np.allclose(got, want, atol=1e-5)
     with pytest.raises(ValueError, match="cutout_ok"):
         score_store(idx.assign(cutout_ok=False), CutoutReader(tmp_path), model, "cpu")
+
+
+def test_prior_shift_moves_only_the_output_bias_by_log_f():
+    """neg_subsample_correction='prior_shift': the selected model's output bias is shifted by
+    log(f) (King & Zeng 2001 prior correction): every logit moves by exactly log(f), so the
+    ranking (AUC, FPR thresholds) is untouched and the odds return to the full prior."""
+    import math
+
+    from lensaudit.detector.models import OUTPUT_BIAS_KEY, build_model
+    from lensaudit.detector.train import TrainConfig, predict, train
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (40, 3, 32, 32)).astype(np.float32)
+    y = np.r_[np.ones(4, int), np.zeros(36, int)]
+    with pytest.raises(ValueError, match="neg_subsample_correction"):
+        train(TrainConfig(epochs=1, neg_fraction_per_epoch=0.5, neg_subsample_correction="none"), x, y, np.ones(40), x, y)
+    cfg = TrainConfig(epochs=1, batch_size=8, neg_fraction_per_epoch=0.25, neg_subsample_correction="prior_shift")
+    best, _, info = train(cfg, x, y, np.ones(40), x, y, log=lambda *_: None)
+    assert info["output_bias_prior_shift"] == pytest.approx(math.log(0.25))
+    shifted = build_model("resnet18")
+    shifted.load_state_dict(best)
+    unshifted_state = dict(best)
+    key = OUTPUT_BIAS_KEY["resnet18"]
+    unshifted_state[key] = best[key] - math.log(0.25)
+    unshifted = build_model("resnet18")
+    unshifted.load_state_dict(unshifted_state)
+    d = predict(shifted, x, "cpu", bf16=False) - predict(unshifted, x, "cpu", bf16=False)
+    np.testing.assert_allclose(d, math.log(0.25), atol=1e-5)
+    _, _, info_w = train(TrainConfig(epochs=1, batch_size=8, neg_fraction_per_epoch=0.25), x, y, np.ones(40), x, y,
+                         log=lambda *_: None)
+    assert info_w["output_bias_prior_shift"] == 0.0

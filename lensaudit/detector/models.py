@@ -24,6 +24,10 @@ def build_model(arch: str) -> nn.Module:
     return m
 
 
+#: the state-dict key of each architecture's output-logit bias
+OUTPUT_BIAS_KEY = {"resnet18": "fc.bias", "efficientnet_b0": "classifier.1.bias"}
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint that does not belong to the architecture, or is not a state dict."""
 

@@ -100,8 +100,10 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
         raise ValueError(f"neg_fraction_per_epoch must be in (0, 1], got {cfg.neg_fraction_per_epoch}")
     pos_idx = torch.as_tensor(np.flatnonzero(np.asarray(y_train) == 1))
     neg_idx = torch.as_tensor(np.flatnonzero(np.asarray(y_train) != 1))
+    if cfg.neg_subsample_correction not in ("weights", "prior_shift"):
+        raise ValueError(f"neg_subsample_correction must be 'weights' or 'prior_shift', got {cfg.neg_subsample_correction!r}")
     n_neg_epoch = max(1, round(cfg.neg_fraction_per_epoch * len(neg_idx))) if len(neg_idx) else 0
-    if cfg.neg_fraction_per_epoch < 1:
+    if cfg.neg_fraction_per_epoch < 1 and cfg.neg_subsample_correction == "weights":
         wt = torch.where(yt == 1, wt, wt / cfg.neg_fraction_per_epoch)
     n = len(pos_idx) + n_neg_epoch
     steps = math.ceil(n / cfg.batch_size)
@@ -148,7 +150,15 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
             if bad >= cfg.patience:
                 stop = "early_stopping"
                 break
+    prior_shift = 0.0
+    if cfg.neg_fraction_per_epoch < 1 and cfg.neg_subsample_correction == "prior_shift" and best is not None:
+        from lensaudit.detector.models import OUTPUT_BIAS_KEY
+
+        prior_shift = math.log(cfg.neg_fraction_per_epoch)
+        key = OUTPUT_BIAS_KEY[cfg.arch]
+        best[key] = best[key] + torch.tensor(prior_shift, dtype=best[key].dtype)
     info = {"epochs_run": len(history), "best_epoch": best_epoch, "best_val_auc": best_auc, "stop_reason": stop,
+            "output_bias_prior_shift": prior_shift,
             "train_images_per_s": seen / train_time if train_time > 0 else float("nan"),
             "mean_epoch_train_s": train_time / max(1, len(history)), "device": device}
     return best, history, info

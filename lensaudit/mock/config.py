@@ -24,6 +24,13 @@ MOCK_SWEEP_BOXES: tuple[SweepBox, ...] = (
 )
 
 
+#: ring confusers (collisional / resonance rings): radius uniform over 1-5 arcsec, i.e. over the
+#: lensed arcs' radii and beyond them (the synthetic-ring gate's ring sits at 15 px = 3.9"), and
+#: Gaussian width [arcsec]
+RING_RADIUS_RANGE_ARCSEC = (1.0, 5.0)
+RING_WIDTH_ARCSEC = 0.25
+
+
 @dataclass(frozen=True)
 class MockSkyConfig:
     """Size and rates of the mock sky.  Everything is deterministic from ``seed``.
@@ -42,7 +49,7 @@ class MockSkyConfig:
     lens_theta_e_range, lens_src_mag_r_range: the mock lenses' arc prior.  The same family as
         the injection prior (``lensaudit.injection.prior``: SIE + shear, Sersic source) but not
         identical: known lenses are the ones surveys found, so their sources are brighter
-        (unlensed r ~ U(21.5, 25.5) AB instead of U(22, 26)) and their Einstein radii resolved
+        (unlensed r ~ U(21.0, 25.0) AB instead of U(22, 26)) and their Einstein radii resolved
         (theta_E ~ U(0.8, 3.0) arcsec instead of U(0.5, 3.0)).  Not brighter than that: the
         realism gates compare the injections' arc S/N with the known lenses' (median within
         0.5-2x), and the injection prior's median arc S/N is ~3.
@@ -61,7 +68,7 @@ class MockSkyConfig:
     sweep_boxes: tuple[SweepBox, ...] = field(default=MOCK_SWEEP_BOXES)
     lens_supplement_per_sweep: int = 0
     lens_theta_e_range: tuple[float, float] = (0.8, 3.0)
-    lens_src_mag_r_range: tuple[float, float] = (21.5, 25.5)
+    lens_src_mag_r_range: tuple[float, float] = (21.0, 25.0)
 
     def box(self, sweep_file: str) -> SweepBox:
         for b in self.sweep_boxes:

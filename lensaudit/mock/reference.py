@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from scipy.signal import fftconvolve
 
+from lensaudit.mock.config import RING_RADIUS_RANGE_ARCSEC, RING_WIDTH_ARCSEC
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import add_arc_noise, sigma_pix_from_depth
 from lensaudit.injection.source import sersic_unit_amp
@@ -85,7 +86,7 @@ def _morphology(kind: str, rng, x, y, row, flux: np.ndarray) -> np.ndarray:
     r = np.hypot(x, y)
     rh = max(float(row.shape_r), 0.5)
     if kind == "ring":
-        r0, w = rh * rng.uniform(1.5, 3.0), 0.25
+        r0, w = rng.uniform(*RING_RADIUS_RANGE_ARCSEC), RING_WIDTH_ARCSEC
         prof = np.exp(-0.5 * ((r - r0) / w) ** 2)
         frac = np.array([0.2, 0.15, 0.1])
     elif kind == "spiral":

@@ -48,6 +48,7 @@ import pandas as pd
 import torch
 from scipy.special import gammaincinv
 
+from lensaudit.mock.config import RING_RADIUS_RANGE_ARCSEC, RING_WIDTH_ARCSEC
 from lensaudit.injection.lens import ellipticity_to_phi_q
 from lensaudit.injection.psf import fast_fft_size, kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sigma_pix_from_depth, sky_nmgy_per_pixel
@@ -295,7 +296,7 @@ def _morphology(kind: str, rng: np.random.Generator, shape_r: float, flux: np.nd
     if kind in ("ring", "spiral"):
         r = torch.hypot(xs[None, :], ys[:, None])
     if kind == "ring":
-        r0, w = rh * rng.uniform(1.5, 3.0), 0.25
+        r0, w = rng.uniform(*RING_RADIUS_RANGE_ARCSEC), RING_WIDTH_ARCSEC
         prof = r.sub_(r0).mul_(1 / w).square_().mul_(-0.5).exp_()
         frac = np.array([0.2, 0.15, 0.1])
     elif kind == "spiral":
