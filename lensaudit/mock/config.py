@@ -24,11 +24,10 @@ MOCK_SWEEP_BOXES: tuple[SweepBox, ...] = (
 )
 
 
-#: ring confusers (collisional / resonance rings): radius uniform over 1-5 arcsec, i.e. over the
-#: lensed arcs' radii and beyond them (the synthetic-ring gate's ring sits at 15 px = 3.9"), and
-#: Gaussian width [arcsec]
+#: ring confusers (collisional / resonance rings, ``lensaudit.mock.confusers``): radius uniform
+#: over 1-5 arcsec, i.e. over the lensed arcs' radii and beyond them (the synthetic-ring gate's
+#: ring sits at 15 px = 3.9")
 RING_RADIUS_RANGE_ARCSEC = (1.0, 5.0)
-RING_WIDTH_ARCSEC = 0.25
 
 
 @dataclass(frozen=True)

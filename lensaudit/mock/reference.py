@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from scipy.signal import fftconvolve
 
-from lensaudit.mock.config import RING_RADIUS_RANGE_ARCSEC, RING_WIDTH_ARCSEC
+from lensaudit.mock.confusers import ring_draw
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import add_arc_noise, sigma_pix_from_depth
 from lensaudit.injection.source import sersic_unit_amp
@@ -86,9 +86,8 @@ def _morphology(kind: str, rng, x, y, row, flux: np.ndarray) -> np.ndarray:
     r = np.hypot(x, y)
     rh = max(float(row.shape_r), 0.5)
     if kind == "ring":
-        r0, w = rng.uniform(*RING_RADIUS_RANGE_ARCSEC), RING_WIDTH_ARCSEC
+        r0, w, ring_flux = ring_draw(rng, flux)
         prof = np.exp(-0.5 * ((r - r0) / w) ** 2)
-        frac = np.array([0.2, 0.15, 0.1])
     elif kind == "spiral":
         th = np.arctan2(y, x)
         arms = np.cos(2 * (th - np.log(np.maximum(r, 0.1)) / 0.35)) ** 8 * np.exp(-r / (1.5 * rh)) * (r > 0.6 * rh)
@@ -103,7 +102,8 @@ def _morphology(kind: str, rng, x, y, row, flux: np.ndarray) -> np.ndarray:
         return out
     s = prof.sum()
     if s > 0:
-        out += (prof / s)[None] * (frac * np.clip(flux, 0, None))[:, None, None]
+        band_flux = ring_flux if kind == "ring" else frac * np.clip(flux, 0, None)
+        out += (prof / s)[None] * band_flux[:, None, None]
     return out
 
 

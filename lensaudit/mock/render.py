@@ -48,7 +48,7 @@ import pandas as pd
 import torch
 from scipy.special import gammaincinv
 
-from lensaudit.mock.config import RING_RADIUS_RANGE_ARCSEC, RING_WIDTH_ARCSEC
+from lensaudit.mock.confusers import ring_draw
 from lensaudit.injection.lens import ellipticity_to_phi_q
 from lensaudit.injection.psf import fast_fft_size, kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sigma_pix_from_depth, sky_nmgy_per_pixel
@@ -296,9 +296,8 @@ def _morphology(kind: str, rng: np.random.Generator, shape_r: float, flux: np.nd
     if kind in ("ring", "spiral"):
         r = torch.hypot(xs[None, :], ys[:, None])
     if kind == "ring":
-        r0, w = rng.uniform(*RING_RADIUS_RANGE_ARCSEC), RING_WIDTH_ARCSEC
+        r0, w, ring_flux = ring_draw(rng, flux)
         prof = r.sub_(r0).mul_(1 / w).square_().mul_(-0.5).exp_()
-        frac = np.array([0.2, 0.15, 0.1])
     elif kind == "spiral":
         th = torch.atan2(ys[:, None], xs[None, :])
         arm = torch.cos(2 * (th - torch.log(torch.clamp(r, min=0.1)) / 0.35)).square_().square_().square_()  # cos^8
@@ -317,7 +316,8 @@ def _morphology(kind: str, rng: np.random.Generator, shape_r: float, flux: np.nd
     tot = float(binned.sum(dtype=torch.float64))
     if tot <= 0:
         return None
-    f = torch.as_tensor(frac * np.clip(flux, 0, None) / tot, dtype=torch.float32)
+    band_flux = ring_flux if kind == "ring" else frac * np.clip(flux, 0, None)
+    f = torch.as_tensor(band_flux / tot, dtype=torch.float32)
     return f[:, None, None] * binned[None]
 
 
