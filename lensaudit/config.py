@@ -78,8 +78,10 @@ class Profile:
 _TINY_SWEEPS = tuple(b.name for b in MOCK_SWEEP_BOXES[:4])
 
 PROFILES: dict[str, Profile] = {
-    # tiny pools tier B with tier A for the realism comparison: its sky holds one tier-A lens
-    "tiny": Profile("tiny", MockSkyConfig(n_objects_per_sweep=15000), sweep_subset=_TINY_SWEEPS, realism_n_inject=100,
+    # tiny pools tier B with tier A for the realism comparison: its sky holds few lenses (6 mock
+    # known lenses per sweep on top of lenscat's keep the realism colour medians defined)
+    "tiny": Profile("tiny", MockSkyConfig(n_objects_per_sweep=15000, lens_supplement_per_sweep=6),
+                    sweep_subset=_TINY_SWEEPS, realism_n_inject=100,
                     realism_real_tiers=("A", "B"),
                     detector=DetectorSettings(train=TrainConfig(epochs=2, batch_size=64, max_steps_per_epoch=3, patience=2)),
                     selection=SelectionSettings(n_per_cell=2, adversarial_max_hosts=60, chunk=256, gallery_size=4)),
