@@ -30,7 +30,8 @@ import dagster as dg
 from assets.catalogs import FINGERPRINT_KEY, lens_catalog, mock_sky_of
 from assets.negatives import negative_pool
 from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog
-from lensaudit.catalogs.version import catalogue_fingerprint, lens_catalog_table
+from lensaudit.catalogs.version import catalogue_fingerprint
+from lensaudit.lens_catalog_table import lens_catalog_table
 from resources.settings import LensauditSettings
 from resources.sweeps import SweepSource
 

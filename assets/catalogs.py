@@ -4,7 +4,8 @@ import dagster as dg
 
 from assets._wiring import json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
 from assets.sweeps import sweep_catalog
-from lensaudit.catalogs.version import catalogue_fingerprint, lens_catalog_table, lenscat_version
+from lensaudit.catalogs.version import catalogue_fingerprint, lenscat_version
+from lensaudit.lens_catalog_table import lens_catalog_table
 from lensaudit.mock.config import MockSkyConfig
 from lensaudit.spark_jobs.entrypoint import positives_job
 from lensaudit.plots import separation_histogram

@@ -10,7 +10,8 @@ from assets.automation import (FINGERPRINT_TAG, RANGE_END, RANGE_START, lens_cat
 from assets.catalogs import FINGERPRINT_KEY, lens_catalog
 from assets.sweeps import SWEEP_PARTITIONS
 from lensaudit.catalogs import lenscat_catalog
-from lensaudit.catalogs.version import catalogue_fingerprint, lens_catalog_table, lenscat_version, table_sha256
+from lensaudit.catalogs.version import catalogue_fingerprint, lenscat_version, table_sha256
+from lensaudit.lens_catalog_table import lens_catalog_table
 from lensaudit.config import get_profile
 from resources.settings import LensauditSettings
 from resources.sweeps import SweepSource
@@ -60,8 +61,17 @@ def test_fingerprint_follows_the_table_values(lenscat_all):
     moved = table.copy()
     moved.loc[0, "ra"] = float(moved.loc[0, "ra"]) + 1e-9  # a sub-milliarcsecond move is a new catalogue
     assert table_sha256(moved) != table_sha256(table)
-    with pytest.raises(ValueError, match="tier"):
-        table_sha256(table.drop(columns=["tier"]))
+    assert table_sha256(table.drop(columns=["sample_weight"])) != table_sha256(table)
+    with pytest.raises(ValueError, match="table with columns"):
+        table_sha256(pd.DataFrame())
+
+
+def test_lens_catalog_code_version_reaches_the_table_builder():
+    from assets._versions import code_closure, compute_fn
+
+    closure = code_closure(compute_fn(lens_catalog))
+    assert {"mod:lensaudit.lens_catalog_table", "mod:lensaudit.catalogs.lenscat_catalog",
+            "mod:lensaudit.mock.lens_supplement", "mod:lensaudit.catalogs.version"} <= set(closure)
 
 
 # ---- the sensor ----------------------------------------------------------------------------
