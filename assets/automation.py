@@ -10,7 +10,8 @@ The schedule is off by default (turn it on in the UI); runs wait in the instance
 (``dagster.yaml``: one at a time).
 
 ``lens_catalog_version_sensor`` computes the catalogue fingerprint (lenscat's version + a sha256
-of the known-lens table ``lens_catalog`` would write: ``lensaudit.catalogs.version``) for the
+of the known-lens table ``lens_catalog`` would write: ``lensaudit.lens_catalog_table`` builds it,
+``lensaudit.catalogs.version`` fingerprints it) for the
 profile and sweep source it resolves at the tick, and compares it with the fingerprint the latest
 ``lens_catalog`` materialisation recorded.  When they differ (or ``lens_catalog`` was never
 materialised) it requests one run of ``lensaudit_main`` (the job of the data half, as
