@@ -18,7 +18,7 @@ import dagster as dg
 import yaml
 
 from assets import ALL_ASSETS, ALL_CHECKS, ARCH_PARTITIONS
-from assets.automation import sweep_backfill_schedule, sweeps_job
+from assets.automation import lens_catalog_version_sensor, main_job, sweep_backfill_schedule, sweeps_job
 from assets.external import external_detector_job
 from resources import CutoutSourceResource, DeviceResource, EmrSettings, LensauditSettings, SparkResource, SweepSource
 
@@ -35,18 +35,17 @@ def _spark_resource() -> SparkResource:
 
 
 # Dagster runs one partitions definition per job: the architecture-partitioned detector
-# assets get their own job; `lensaudit materialize` chains the two (data, detector per
-# architecture, then the selection function), as does the UI's "Materialize all".
+# assets get their own job; the data half's `main_job` is defined in assets/automation.py
+# (the lens catalogue sensor targets it).
 detector_job = dg.define_asset_job("lensaudit_detector", selection=dg.AssetSelection.groups("detector"),
                                    partitions_def=ARCH_PARTITIONS, description="train and evaluate one architecture")
-main_job = dg.define_asset_job("lensaudit_main", selection=dg.AssetSelection.all() - dg.AssetSelection.groups("detector"),
-                               description="the audit's data half and selection function (the detector has its own job)")
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
     jobs=[main_job, detector_job, sweeps_job, external_detector_job],
     schedules=[sweep_backfill_schedule],
+    sensors=[lens_catalog_version_sensor],
     resources={
         # home and profile are resolved when a run executes (launchpad: resources.settings.config)
         "settings": LensauditSettings(),

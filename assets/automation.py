@@ -1,5 +1,6 @@
-"""Automation of the sweep-partitioned data half: a schedule that backfills missing sweep
-partitions (``sweep_catalog`` and ``negative_pool``) in bounded batches.
+"""Automation of the data half: a schedule that backfills missing sweep partitions
+(``sweep_catalog`` and ``negative_pool``) in bounded batches, and a sensor that re-materialises
+``lens_catalog`` and its downstream data half when the lens catalogue's version changes.
 
 Each tick requests at most ``BATCH_PARTITIONS`` partitions that are neither materialised
 (both assets) nor in a queued or running run of the job, as one run per contiguous range
@@ -7,13 +8,33 @@ Each tick requests at most ``BATCH_PARTITIONS`` partitions that are neither mate
 evaluated twice launches nothing twice, while a later tick retries a range whose run failed.
 The schedule is off by default (turn it on in the UI); runs wait in the instance's run queue
 (``dagster.yaml``: one at a time).
+
+``lens_catalog_version_sensor`` computes the catalogue fingerprint (lenscat's version + a sha256
+of the known-lens table ``lens_catalog`` would write: ``lensaudit.lens_catalog_table`` builds it,
+``lensaudit.catalogs.version`` fingerprints it) for the
+profile and sweep source it resolves at the tick, and compares it with the fingerprint the latest
+``lens_catalog`` materialisation recorded.  When they differ (or ``lens_catalog`` was never
+materialised) it requests one run of ``lensaudit_main`` (the job of the data half, as
+``lensaudit materialize`` runs it) for ``lens_catalog`` and its downstream up to, not including,
+the detector, over the range of sweep partitions whose ``sweep_catalog`` is materialised
+(``sweep_catalog`` joins the run when that range has gaps, so every partition of it can be built).
+With no sweep partition materialised only ``lens_catalog`` runs: the schedule builds the sweeps,
+and the rest follows.  The run key is ``<recorded fingerprint>-><new fingerprint>``: re-ticks
+before the run finishes launch nothing twice, and a return to an earlier catalogue is a new key.
+A failed run is not retried by the sensor (its key is taken): re-execute it from the UI.  The
+detector and the selection function then follow with ``lensaudit_detector`` and the rest
+(``lensaudit materialize --select ...`` or the UI).  Off by default.
 """
 
 import dagster as dg
 
-from assets.catalogs import lens_catalog
+from assets.catalogs import FINGERPRINT_KEY, lens_catalog, mock_sky_of
 from assets.negatives import negative_pool
 from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog
+from lensaudit.catalogs.version import catalogue_fingerprint
+from lensaudit.lens_catalog_table import lens_catalog_table
+from resources.settings import LensauditSettings
+from resources.sweeps import SweepSource
 
 BATCH_PARTITIONS = 4  # sweep partitions per tick, at most (a demo-profile sweep: ~1 min of local Spark)
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -21,6 +42,11 @@ SWEEP_ASSETS = (sweep_catalog.key, negative_pool.key)
 _S = dg.DagsterRunStatus
 IN_FLIGHT = [_S.QUEUED, _S.NOT_STARTED, _S.STARTING, _S.STARTED]
 
+# Dagster runs one partitions definition per job: the architecture-partitioned detector
+# assets get their own job (definitions.py); `lensaudit materialize` chains the two (data,
+# detector per architecture, then the selection function), as does the UI's "Materialize all".
+main_job = dg.define_asset_job("lensaudit_main", selection=dg.AssetSelection.all() - dg.AssetSelection.groups("detector"),
+                               description="the audit's data half and selection function (the detector has its own job)")
 sweeps_job = dg.define_asset_job(
     "lensaudit_sweeps", selection=dg.AssetSelection.assets(*SWEEP_ASSETS), partitions_def=SWEEP_PARTITIONS,
     description="sweep_catalog and negative_pool for a range of sweep partitions (the schedule's backfill batches)")
@@ -74,3 +100,51 @@ def sweep_backfill_schedule(context: dg.ScheduleEvaluationContext):
     tick = context.scheduled_execution_time.strftime("%Y%m%dT%H%M") if context.scheduled_execution_time else "manual"
     return [dg.RunRequest(run_key=f"sweeps:{first}..{last}@{tick}", tags={RANGE_START: first, RANGE_END: last})
             for first, last in contiguous_ranges(missing[:BATCH_PARTITIONS], keys)]
+
+
+LENS_SENSOR_INTERVAL_S = 600  # the catalogue changes with a lenscat upgrade (a code reload) or the profile
+FINGERPRINT_TAG = "lensaudit/lens_catalog_fingerprint"
+#: lens_catalog and its downstream before the detector: the data half that a new catalogue makes stale
+LENS_REFRESH = dg.AssetSelection.assets(lens_catalog).downstream() - dg.AssetSelection.groups("detector").downstream()
+
+
+def recorded_fingerprint(instance: dg.DagsterInstance) -> str | None:
+    """The catalogue fingerprint of the latest ``lens_catalog`` materialisation ('' when it
+    recorded none); None when it was never materialised."""
+    ev = instance.get_latest_materialization_event(lens_catalog.key)
+    if ev is None or ev.asset_materialization is None:
+        return None
+    value = ev.asset_materialization.metadata.get(FINGERPRINT_KEY)
+    return str(value.value) if value is not None else ""
+
+
+def lens_refresh_request(instance: dg.DagsterInstance, fingerprint: str, recorded: str | None) -> dg.RunRequest:
+    """The run that rebuilds ``lens_catalog`` and its downstream data half (module docstring)."""
+    from assets import ALL_ASSETS  # lazily: the package's asset list, to resolve the selection on
+
+    keys = list(SWEEP_PARTITIONS.get_partition_keys(dynamic_partitions_store=instance))
+    built = set(instance.get_materialized_partitions(sweep_catalog.key))
+    built_keys = [k for k in keys if k in built]
+    tags = {FINGERPRINT_TAG: fingerprint}
+    if not built_keys:
+        selection = {lens_catalog.key}
+    else:
+        selection = set(LENS_REFRESH.resolve(ALL_ASSETS))
+        first, last = built_keys[0], built_keys[-1]
+        if keys.index(last) - keys.index(first) + 1 > len(built_keys):
+            selection.add(sweep_catalog.key)  # gaps in the range: build their sweeps too
+        tags.update({RANGE_START: first, RANGE_END: last})
+    before = "never" if recorded is None else (recorded or "unrecorded")
+    return dg.RunRequest(run_key=f"{before}->{fingerprint}", asset_selection=sorted(selection), tags=tags)
+
+
+@dg.sensor(job=main_job, minimum_interval_seconds=LENS_SENSOR_INTERVAL_S, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="re-materialises lens_catalog and its downstream data half when the lens catalogue "
+                       "(lenscat version + sha256 of the known-lens table) differs from the one last materialised")
+def lens_catalog_version_sensor(context: dg.SensorEvaluationContext, settings: LensauditSettings, sweeps: SweepSource):
+    table, _ = lens_catalog_table(mock_sky_of(settings, sweeps))
+    fingerprint = catalogue_fingerprint(table)
+    recorded = recorded_fingerprint(context.instance)
+    if recorded == fingerprint:
+        return dg.SkipReason(f"lens_catalog is materialised at the current catalogue {fingerprint}")
+    return lens_refresh_request(context.instance, fingerprint, recorded)

@@ -4,8 +4,9 @@ import dagster as dg
 
 from assets._wiring import json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
 from assets.sweeps import sweep_catalog
-from lensaudit.catalogs.lenscat_catalog import galaxy_lenses, load_lenscat
-from lensaudit.mock.lens_supplement import known_lenses
+from lensaudit.catalogs.version import catalogue_fingerprint, lenscat_version
+from lensaudit.lens_catalog_table import lens_catalog_table
+from lensaudit.mock.config import MockSkyConfig
 from lensaudit.spark_jobs.entrypoint import positives_job
 from lensaudit.plots import separation_histogram
 from lensaudit.store import asset_files, partition_file, safe_join, write_parquet_atomic
@@ -14,19 +15,26 @@ from resources.settings import LensauditSettings
 from resources.spark import SparkResource
 from resources.sweeps import SweepSource
 
+#: the metadata key under which ``lens_catalog`` records its catalogue fingerprint (read by the sensor)
+FINGERPRINT_KEY = "lens_catalog_fingerprint"
+
+
+def mock_sky_of(settings: LensauditSettings, sweeps: SweepSource) -> MockSkyConfig | None:
+    """The mock sky whose lens supplement joins lenscat (None when the sweeps are real)."""
+    return settings.profile_obj().mock if sweeps.is_mock else None
+
+
 @dg.asset(group_name="catalogs", kinds={"pandas", "parquet"}, metadata=schema_metadata("lens_catalog"),
           description="Galaxy-scale lenscat lenses in the DECaLS footprint; tier A = confident, B = probable.")
 def lens_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings, sweeps: SweepSource) -> dg.MaterializeResult:
-    from importlib.metadata import version
-
-    mock = settings.profile_obj().mock if sweeps.is_mock else None
-    cat, counts = galaxy_lenses(known_lenses(load_lenscat(), mock))
+    cat, counts = lens_catalog_table(mock_sky_of(settings, sweeps))
     out = safe_join(settings.home_path(), "assets", "lens_catalog", "data.parquet")
     write_parquet_atomic(cat[LENS_CATALOG_SCHEMA.names], out, schema=LENS_CATALOG_SCHEMA)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(cat), "counters": json_meta(counts), "path": str(out),
         "tiers": json_meta(cat["tier"].value_counts().to_dict()),
-        "lenscat_version": version("lenscat"),
+        "lenscat_version": lenscat_version(),
+        FINGERPRINT_KEY: catalogue_fingerprint(cat),
         "mock_lenses": int((cat["lens_id"].str.startswith("mock_")).sum()),
     })
 
