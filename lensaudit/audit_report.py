@@ -75,6 +75,8 @@ def operating_point_table(ev: dict) -> str:
                          "definition": html.escape(str(t.get("definition", ""))), "test recall": _fmt(t.get("recall")),
                          "test FPR": _fmt(t.get("fpr")),
                          "test purity at prevalence": (_fmt(t.get("purity")) + f" (pi = {t['prevalence']:g})"
+                                                       + html.escape(f"; {(t.get('purity') or {}).get('caveat')}"
+                                                                     if (t.get("purity") or {}).get("caveat") else "")
                                                        if key == "purity_thresholds" else "")})
     if not rows:
         return ""

@@ -89,6 +89,10 @@ def test_evaluation_reports_fixed_purity_points_beside_the_fpr_points():
         assert m["lo95"] <= m["lo68"] <= m["hi68"] <= m["hi95"]
     assert e["tier_recall"]["A"]["n"] == 20
     assert ("caveat" in e["purity"]) == (fpr == 0)
+    # no test negative over the threshold: purity 1 is said to be a bound, not a measurement
+    sep = np.where(y == 1, logits, logits - 20.0)
+    e = evaluate(sep, meta, val_logits, val_y, n_boot=1000, seed=1, purity_points=(point,))["purity_thresholds"][point.name]
+    assert e["fpr"]["k"] == 0 and e["purity"]["value"] == 1.0 and "not measured" in e["purity"]["caveat"]
 
 
 def test_audit_report_operating_point_table_shows_purity_points(tmp_path):
