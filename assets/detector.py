@@ -9,7 +9,7 @@ from lensaudit.detector.run import detector_dir, train_detector
 from lensaudit.evaluation.report import roc_curve
 from lensaudit.evaluation.run import evaluate_detector, evaluation_json_path
 from lensaudit.plots import reliability_plot, roc_plot
-from lensaudit.spec import PRIMARY
+from lensaudit.spec import OPERATING_POINTS, PRIMARY, PURITY_POINTS
 from lensaudit.store import safe_join
 from resources.device import DeviceResource
 from resources.settings import LensauditSettings
@@ -39,7 +39,8 @@ def detector(context: dg.AssetExecutionContext, settings: LensauditSettings, dev
 
 @dg.asset(group_name="detector", kinds={"torch", "parquet"}, partitions_def=ARCH_PARTITIONS, deps=[detector, shortcut_features],
           description="Test-split evaluation of the frozen detector: AUC, recall/precision at the operating thresholds "
-                      "chosen on the validation split (FPR 1e-2, 1e-3), "
+                      f"chosen on the validation split (FPR {', '.join(f'{o.target_fpr:g}' for o in OPERATING_POINTS)}; "
+                      f"purity {', '.join(f'{p.target_purity:g} at prevalence {p.prevalence:g}' for p in PURITY_POINTS)}), "
                       "ECE/MCE, tier recall, FPR per confuser category and condition bin, all with intervals.")
 def detector_evaluation(context: dg.AssetExecutionContext, settings: LensauditSettings,
                         device: DeviceResource) -> dg.MaterializeResult:
@@ -55,6 +56,7 @@ def detector_evaluation(context: dg.AssetExecutionContext, settings: LensauditSe
         "metrics": json_meta(report["metrics"]),
         "thresholds": json_meta({k: {kk: vv for kk, vv in v.items() if kk not in ("fpr_by_condition",)}
                                  for k, v in report["thresholds"].items()}),
+        "purity_thresholds": json_meta(report.get("purity_thresholds", {})),
         "evaluation_json": str(evaluation_json_path(home, arch)),
         "roc": png_metadata(roc_plot(fpr, tpr, auc, f"{arch}, test split"), safe_join(home, "plots", "detector_roc.png")),
         "reliability": png_metadata(reliability_plot(report["reliability"], report["metrics"]["ece"], f"{arch}, test split"),

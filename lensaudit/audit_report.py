@@ -52,6 +52,38 @@ def _fmt(m: dict | None) -> str:
     return f"{m['value']:.3g}{k} [68%: {m['lo68']:.3g}-{m['hi68']:.3g}; 95%: {m['lo95']:.3g}-{m['hi95']:.3g}]"
 
 
+def _purity_lines(ev: dict) -> dict:
+    """Recall, FPR and purity (at its stated prevalence) at each fixed-purity point."""
+    lines = {}
+    for name, t in ev.get("purity_thresholds", {}).items():
+        for k in ("recall", "fpr", "purity"):
+            lines[f"{k} @ {name}"] = t.get(k)
+    return lines
+
+
+def operating_point_table(ev: dict) -> str:
+    """The operating points of an evaluation.json, one row each: the FPR points and the
+    fixed-purity points (purity at the stated prevalence), every threshold chosen on the
+    validation split, with the test split's recall / FPR / purity and their intervals."""
+    rows = []
+    for kind, key in (("fixed FPR", "thresholds"), ("fixed purity", "purity_thresholds")):
+        for name, t in ev.get(key, {}).items():
+            if not t.get("sufficient"):  # the definition column says why
+                t = {k: v for k, v in t.items() if k not in ("recall", "fpr", "purity")}
+            rows.append({"point": html.escape(name), "kind": kind, "chosen on": t.get("chosen_on", "val"),
+                         "logit": "n/a" if t.get("logit") is None else f"{t['logit']:.4g}",
+                         "definition": html.escape(str(t.get("definition", ""))), "test recall": _fmt(t.get("recall")),
+                         "test FPR": _fmt(t.get("fpr")),
+                         "test purity at prevalence": (_fmt(t.get("purity")) + f" (pi = {t['prevalence']:g})"
+                                                       + html.escape(f"; {(t.get('purity') or {}).get('caveat')}"
+                                                                     if (t.get("purity") or {}).get("caveat") else "")
+                                                       if key == "purity_thresholds" else "")})
+    if not rows:
+        return ""
+    return ("<h3>Operating points (thresholds from the validation split, applied to the test split)</h3>"
+            + pd.DataFrame(rows).to_html(index=False, border=0, escape=False))  # cells escaped above
+
+
 def _table(df: pd.DataFrame, max_rows: int = 60) -> str:
     return df.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0)
 
@@ -94,12 +126,14 @@ def build_report(home: Path, profile: Profile) -> str:
             for tier in ("A", "B"):
                 if "tier_recall" in t:
                     lines[f"held-out tier-{tier} recall @ {name}"] = t["tier_recall"][tier]
+        lines.update(_purity_lines(ev))
         base = ev.get("baseline_shortcut_lr", {})
         if base:
             lines["baseline (shortcut-feature LR) ROC AUC"] = base["metrics"]["roc_auc"]
         parts.append(f"<h2>Detector evaluation ({html.escape(arch)}, test split: {ev['n_positives']} lenses, "
                      f"{ev['n_negatives']} negatives)</h2><table>" + "".join(
                          f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in lines.items()) + "</table>")
+        parts.append(operating_point_table(ev))
     for title, name in PLOTS:
         parts.append(f"<h3>{html.escape(title)}</h3>{_img(plots / name)}")
     for asset, title in (("completeness_table", "Completeness table (cells with injections)"),

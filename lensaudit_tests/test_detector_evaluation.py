@@ -53,6 +53,71 @@ def test_evaluation_report_has_every_metric_with_intervals():
     assert rep["thresholds"]["fpr0.001"]["recall"]["value"] is None
 
 
+def test_evaluation_reports_fixed_purity_points_beside_the_fpr_points():
+    """The spec's purity points (0.5, 0.9 at prevalence 1e-3) in ``purity_thresholds``: chosen
+    on val; test recall / precision (bootstrap), FPR (Beta), purity at the prevalence (bootstrap)."""
+    import json
+
+    from lensaudit.evaluation.metrics import threshold_at_purity
+    from lensaudit.spec import PURITY_POINTS, PurityPoint
+
+    logits, meta = _meta()
+    val_logits, val_y = _val(1500)
+    rep = evaluate(logits, meta, val_logits, val_y, n_boot=1000, seed=1)
+    json.dumps(rep, allow_nan=False)  # JSON-able as evaluation.json is written
+    assert missing_intervals(rep) == []
+    assert set(rep["thresholds"]) == {"fpr0.01", "fpr0.001"}  # the FPR points are unchanged
+    assert set(rep["purity_thresholds"]) == {p.name for p in PURITY_POINTS} == {"purity0.5_prev0.001",
+                                                                                  "purity0.9_prev0.001"}
+    hi = rep["purity_thresholds"]["purity0.9_prev0.001"]  # 1500 val negatives < 8991
+    assert not hi["sufficient"] and hi["logit"] is None and "8991 needed" in hi["definition"]
+    assert all(hi[k]["value"] is None for k in ("recall", "precision", "fpr", "purity"))
+    # a stated point that 1500 val negatives resolve, with a hand-checkable test purity
+    point = PurityPoint(0.3, 1e-2)
+    rep = evaluate(logits, meta, val_logits, val_y, n_boot=1000, seed=1, purity_points=(point,))
+    e = rep["purity_thresholds"][point.name]
+    ref = threshold_at_purity(val_logits, val_y, point)
+    assert e["sufficient"] and e["chosen_on"] == "val" and e["logit"] == ref["logit"]
+    assert e["val_purity"] >= 0.3 and (e["target_purity"], e["prevalence"]) == (0.3, 1e-2)
+    y, t = meta.label.to_numpy(), e["logit"]
+    tpr, fpr = (logits[y == 1] >= t).mean(), (logits[y == 0] >= t).mean()
+    assert e["recall"]["value"] == pytest.approx(tpr) and e["fpr"]["value"] == pytest.approx(fpr)
+    assert e["fpr"]["n"] == 3000 and e["purity"]["prevalence"] == 1e-2
+    assert e["purity"]["value"] == pytest.approx(1e-2 * tpr / (1e-2 * tpr + 0.99 * fpr))
+    for k in ("recall", "precision", "purity"):
+        m = e[k]
+        assert m["lo95"] <= m["lo68"] <= m["hi68"] <= m["hi95"]
+    assert e["tier_recall"]["A"]["n"] == 20
+    assert ("caveat" in e["purity"]) == (fpr == 0)
+    # no test negative over the threshold: purity 1 is said to be a bound, not a measurement
+    sep = np.where(y == 1, logits, logits - 20.0)
+    e = evaluate(sep, meta, val_logits, val_y, n_boot=1000, seed=1, purity_points=(point,))["purity_thresholds"][point.name]
+    assert e["fpr"]["k"] == 0 and e["purity"]["value"] == 1.0 and "not measured" in e["purity"]["caveat"]
+
+
+def test_audit_report_operating_point_table_shows_purity_points(tmp_path):
+    from lensaudit.audit_report import operating_point_table
+
+    logits, meta = _meta()
+    rep = evaluate(logits, meta, *_val(1500), n_boot=1000, seed=1)
+    page = operating_point_table(rep)
+    for name in ("fpr0.01", "fpr0.001", "purity0.5_prev0.001", "purity0.9_prev0.001"):
+        assert f"<td>{name}</td>" in page
+    assert "fixed purity" in page and "pi = 0.001" in page and "8991 needed" in page
+    assert "&amp;gt;" not in page  # escaped once
+    # the home's audit report carries the table, read from evaluation.json
+    from lensaudit.audit_report import build_report
+    from lensaudit.config import get_profile
+    from lensaudit.detector.run import write_json_atomic
+    from lensaudit.evaluation.run import evaluation_json_path
+
+    profile, home = get_profile("tiny"), tmp_path / "home"
+    write_json_atomic(rep, evaluation_json_path(home, profile.detector.audit_arch))
+    html = build_report(home, profile)
+    assert "Operating points" in html and "<td>purity0.5_prev0.001</td>" in html
+    assert "purity @ purity0.5_prev0.001" in html
+
+
 def test_evaluation_of_one_class_fails_clearly():
     logits, meta = _meta()
     neg = meta.label == 0

@@ -24,6 +24,9 @@ def test_spec_values_are_the_design_documents():
     p = spec.PARITY
     assert (p.dec_min_deg, p.dec_max_deg, p.min_nobs, p.types) == (-18.0, 32.0, 3, ("SER", "DEV", "REX"))
     assert [o.target_fpr for o in spec.OPERATING_POINTS] == [1e-2, 1e-3] and spec.PRIMARY.name == "fpr0.01"
+    # fixed-purity points: ours (DESIGN asks for "fixed purity at a stated prevalence on request", no numbers)
+    assert [(o.target_purity, o.prevalence) for o in spec.PURITY_POINTS] == [(0.5, 1e-3), (0.9, 1e-3)]
+    assert [o.min_negatives for o in spec.PURITY_POINTS] == [999, 8991]  # 1 / (pi (1 - P) / (P (1 - pi)))
     s = spec.SELECTION
     assert (s.sufficient_n, s.ring_max_pushed_fraction, s.null_max_mean_probability) == (200, 0.05, 0.2)
     assert s.n_boot >= 1000

@@ -5,6 +5,9 @@ Scores are logits or probabilities (``probs`` = sigmoid of logits for calibratio
 - the threshold reaching a target FPR on the negatives: the smallest score t with
   FPR(score >= t) <= target; *insufficient* when there are fewer than 1/target negatives
   (the FPR cannot be resolved), never extrapolated;
+- the threshold reaching a target purity pi TPR / (pi TPR + (1 - pi) FPR) at a stated
+  prevalence pi (``threshold_at_purity``, ``spec.PurityPoint``), insufficient where the
+  negatives cannot resolve the FPR that purity needs;
 - ECE and MCE over equal-frequency bins (15 by default) of predicted probability:
   ECE = sum_b (n_b/N) |mean p_b - frac positives_b|, MCE = max_b of the same gap;
 - Beta(k+1, n-k+1) intervals for a proportion k/n (uniform prior): equal-tailed for
@@ -43,6 +46,51 @@ def threshold_at_fpr(scores, labels, target_fpr: float) -> tuple[float, bool]:
     # t just above the (k+1)-th highest negative score: exactly k negatives at or above t
     t = np.nextafter(neg[k], np.inf)
     return float(t), True
+
+
+def threshold_at_purity(scores, labels, point) -> dict:
+    """The smallest threshold whose prevalence-weighted purity on (``scores``, ``labels``)
+    reaches ``point.target_purity`` at ``point.prevalence`` (a ``spec.PurityPoint``).
+
+    Candidates are the distinct scores u (the selection {score >= u}); purity need not be
+    monotone in u, the smallest u that reaches the target is taken, and the threshold is set
+    one ulp above the next lower distinct score (the smallest logit giving that selection, as
+    ``threshold_at_fpr`` sits one ulp above the (k+1)-th negative).  Returns {logit (inf when
+    insufficient), sufficient, reason, tpr, fpr, purity, n_positives, n_negatives}.
+    Insufficient: no positive or no negative; fewer negatives than ``point.min_negatives``
+    (1/n_neg above the FPR the purity needs even at recall 1); no threshold reaches the
+    purity; or the chosen one has zero false positives while the FPR the purity needs at its
+    recall is below the resolution 1/n_neg (its purity 1 is then no measurement)."""
+    s, y = np.asarray(scores, float), np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    out = {"logit": float("inf"), "sufficient": False, "reason": "", "tpr": None, "fpr": None, "purity": None,
+           "n_positives": n_pos, "n_negatives": n_neg}
+    if n_pos == 0:
+        return {**out, "reason": "insufficient: no validation positive"}
+    if n_neg < point.min_negatives:
+        return {**out, "reason": (f"insufficient: {n_neg} validation negatives < {point.min_negatives} needed to resolve "
+                                  f"FPR {point.max_fpr:.3g}, which purity {point.target_purity:g} at prevalence "
+                                  f"{point.prevalence:g} needs even at recall 1")}
+    order = np.argsort(-s, kind="stable")
+    ss, yy = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(ss)), len(ss) - 1]  # last row of each distinct score, descending
+    tpr, fpr = np.cumsum(yy)[last] / n_pos, np.cumsum(~yy)[last] / n_neg
+    pur = point.purity(tpr, fpr)
+    ok = np.flatnonzero(np.nan_to_num(pur, nan=0.0) >= point.target_purity)
+    if not len(ok):
+        return {**out, "reason": (f"insufficient: no validation threshold reaches purity {point.target_purity:g} at "
+                                  f"prevalence {point.prevalence:g} (highest {np.nanmax(pur):.3g})")}
+    j = int(ok[-1])  # the lowest distinct score that reaches the purity
+    rates = {"tpr": float(tpr[j]), "fpr": float(fpr[j]), "purity": float(pur[j])}
+    if fpr[j] == 0 and point.needed_fpr(tpr[j]) < 1.0 / n_neg:
+        return {**out, **rates, "reason": (
+            f"insufficient: purity {point.target_purity:g} is reached only with zero validation false positives; "
+            f"at validation recall {tpr[j]:.3g} it needs FPR <= {point.needed_fpr(tpr[j]):.3g}, below the split's "
+            f"resolution 1/{n_neg} = {1.0 / n_neg:.3g}")}
+    t = np.nextafter(ss[last[j] + 1], np.inf) if j + 1 < len(last) else -np.inf
+    return {**out, **rates, "logit": float(t), "sufficient": True,
+            "reason": (f"smallest logit with validation purity >= {point.target_purity:g} at prevalence "
+                       f"{point.prevalence:g}")}
 
 
 def calibration_errors(probs, labels, n_bins: int = 15) -> tuple[float, float]:

@@ -10,6 +10,10 @@ the *validation* split (``evaluation.operating``) and applied unchanged to the t
 A threshold the validation negatives cannot resolve (fewer than 1/FPR of them) is reported
 ``sufficient: false`` with null metrics: never extrapolated.  Recall and precision at a
 threshold are bootstrapped with the threshold held fixed.  p = 0.5 is not an operating point.
+Beside them (``purity_thresholds``): the fixed-purity points of ``lensaudit.spec.PURITY_POINTS``
+(purity = pi TPR / (pi TPR + (1 - pi) FPR) at the stated prevalence pi), also chosen on the
+validation split, with test recall and precision (bootstrap), FPR (Beta) and purity at pi
+(bootstrap, threshold fixed; a test FPR of 0 makes purity 1 a bound, said in ``caveat``).
 Brier score with its skill against the constant-prevalence forecast (BSS = 1 - BS/BS_ref,
 BS_ref = prevalence (1 - prevalence) of the scored rows) beside ECE/MCE: a constant forecast
 is perfectly calibrated in aggregate, so ECE alone cannot tell a useless model from a good one.
@@ -29,7 +33,8 @@ import pandas as pd
 from lensaudit.auc import roc_auc
 from lensaudit.evaluation.metrics import (beta_interval, calibration_errors, recall_precision, sigmoid,
                                           stratified_bootstrap)
-from lensaudit.evaluation.operating import operating_thresholds
+from lensaudit.evaluation.operating import operating_thresholds, purity_thresholds
+from lensaudit.spec import PURITY_POINTS, PurityPoint
 from lensaudit.survey.photometry import depth_ivar_to_mag5sigma
 
 CALIBRATION_BINS = 15
@@ -91,7 +96,8 @@ def condition_bins(meta: pd.DataFrame) -> dict[str, pd.Series]:
     }
 
 
-def evaluate(logits: np.ndarray, meta: pd.DataFrame, val_logits, val_labels, n_boot: int = 1000, seed: int = 0) -> dict:
+def evaluate(logits: np.ndarray, meta: pd.DataFrame, val_logits, val_labels, n_boot: int = 1000, seed: int = 0,
+             purity_points: tuple[PurityPoint, ...] = PURITY_POINTS) -> dict:
     """All test-split metrics with intervals.  ``meta`` holds label, tier, pool,
     confuser_category and the condition columns of each scored row; the operating thresholds
     come from ``val_logits`` / ``val_labels`` (the validation split)."""
@@ -106,7 +112,7 @@ def evaluate(logits: np.ndarray, meta: pd.DataFrame, val_logits, val_labels, n_b
     probs = sigmoid(s)
     out: dict = {"n_rows": len(s), "n_positives": n_pos, "n_negatives": n_neg, "n_boot": n_boot,
                  "bootstrap": "stratified by label, equal-tailed percentile intervals", "score": "logit",
-                 "metrics": {}, "thresholds": {}}
+                 "metrics": {}, "thresholds": {}, "purity_thresholds": {}}
     m = out["metrics"]
     m["roc_auc"] = bootstrap_metric(lambda a, b: roc_auc(a[b == 1], a[b == 0]), s, y, n_boot, seed)
     thresholds = {name: (t["logit"], t["sufficient"], t["definition"])
@@ -127,6 +133,9 @@ def evaluate(logits: np.ndarray, meta: pd.DataFrame, val_logits, val_labels, n_b
             for k in ("recall", "precision", "fpr"):
                 entry[k] = null_metric(what)
         out["thresholds"][name] = entry
+    for p in purity_points:
+        out["purity_thresholds"][p.name] = _purity_entry(
+            purity_thresholds(val_logits, val_labels, (p,))[p.name], p, s, y, meta, n_boot, seed)
     m["ece"] = bootstrap_metric(lambda a, b: _calibration(sigmoid(a), b, None)[0], s, y, n_boot, seed)
     m["brier"] = bootstrap_metric(lambda a, b: brier(sigmoid(a), b), s, y, n_boot, seed)
     m["brier_skill_vs_prevalence"] = bootstrap_metric(lambda a, b: brier_skill(sigmoid(a), b), s, y, n_boot, seed)
@@ -140,6 +149,35 @@ def evaluate(logits: np.ndarray, meta: pd.DataFrame, val_logits, val_labels, n_b
         m["ece_top1pct"], m["mce_top1pct"] = null_metric(why), null_metric(why)
     out["reliability"] = reliability_table(probs, y)
     return out
+
+
+def _purity_entry(op: dict, point: PurityPoint, s, y, meta, n_boot, seed) -> dict:
+    """One fixed-purity point: its validation choice and the test split's metrics at it."""
+    t, ok = op["logit"], op["sufficient"]
+    entry = {**{k: op[k] for k in ("target_purity", "prevalence", "max_fpr_needed", "n_val_positives",
+                                   "n_val_negatives", "val_recall", "val_fpr", "val_purity")},
+             "logit": t, "probability": float(sigmoid(t)) if ok else None, "sufficient": ok,
+             "definition": op["definition"], "chosen_on": "val"}
+    if not ok:
+        for k in ("recall", "precision", "fpr", "purity"):
+            entry[k] = null_metric(op["definition"])
+        return entry
+    entry["recall"] = bootstrap_metric(lambda a, b: recall_precision(a, b, t)[0], s, y, n_boot, seed)
+    entry["precision"] = bootstrap_metric(lambda a, b: recall_precision(a, b, t)[1], s, y, n_boot, seed)
+    k_fp = int((s[y == 0] >= t).sum())
+    entry["fpr"] = beta_metric(k_fp, int((y == 0).sum()))
+
+    def purity(a, b):
+        return float(point.purity((a[b == 1] >= t).mean(), (a[b == 0] >= t).mean()))
+
+    entry["purity"] = {**bootstrap_metric(purity, s, y, n_boot, seed), "prevalence": point.prevalence}
+    if k_fp == 0:
+        entry["purity"]["caveat"] = (f"no test negative at or above the threshold: purity 1 is bounded by the test "
+                                     f"FPR resolution 1/{int((y == 0).sum())}, not measured")
+    entry["tier_recall"] = {tier: beta_metric(int((s[(y == 1) & (meta["tier"] == tier).to_numpy()] >= t).sum()),
+                                              int(((y == 1) & (meta["tier"] == tier).to_numpy()).sum()))
+                            for tier in ("A", "B")}
+    return entry
 
 
 def brier(probs, labels) -> float:
@@ -195,5 +233,5 @@ def missing_intervals(report: dict) -> list[str]:
             for k, v in node.items():
                 walk(v, f"{path}.{k}" if path else k)
 
-    walk({k: report[k] for k in ("metrics", "thresholds", "baseline_shortcut_lr") if k in report}, "")
+    walk({k: report[k] for k in ("metrics", "thresholds", "purity_thresholds", "baseline_shortcut_lr") if k in report}, "")
     return bad
