@@ -7,6 +7,7 @@ from assets.sweeps import sweep_catalog
 from lensaudit.catalogs.version import catalogue_fingerprint, lenscat_version
 from lensaudit.lens_catalog_table import lens_catalog_table
 from lensaudit.mock.config import MockSkyConfig
+from lensaudit.mock.lens_supplement import is_mock_lens
 from lensaudit.spark_jobs.entrypoint import positives_job
 from lensaudit.plots import separation_histogram
 from lensaudit.store import asset_files, partition_file, safe_join, write_parquet_atomic
@@ -35,7 +36,7 @@ def lens_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings,
         "tiers": json_meta(cat["tier"].value_counts().to_dict()),
         "lenscat_version": lenscat_version(),
         FINGERPRINT_KEY: catalogue_fingerprint(cat),
-        "mock_lenses": int((cat["lens_id"].str.startswith("mock_")).sum()),
+        "mock_lenses": int(is_mock_lens(cat["lens_id"]).sum()),
     })
 
 @dg.asset(group_name="catalogs", kinds={"spark", "parquet"}, deps=[lens_catalog, sweep_catalog],

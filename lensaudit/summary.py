@@ -91,7 +91,9 @@ def summarise(home: Path, profile: Profile) -> dict:
 
 def data_source_of(home: Path) -> str:
     """'mock sweeps (embedded synthetic DR10 sky)' when the home holds the mock sky, else 'real sweeps'."""
-    return "mock sweeps (embedded synthetic DR10 sky)" if (home / "mock_sky").exists() else "real sweeps"
+    from lensaudit.mock.config import holds_mock_sky
+
+    return "mock sweeps (embedded synthetic DR10 sky)" if holds_mock_sky(home) else "real sweeps"
 
 
 def markdown(summary: dict) -> str:

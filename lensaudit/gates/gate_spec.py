@@ -48,9 +48,10 @@ class StoreView:
         """Every known lens of the run: lenscat, plus the mock sky's own lenses when the home holds
         the mock sky (recomputed from the profile, never read from what the producer stored)."""
         from lensaudit.catalogs.lenscat_catalog import load_lenscat
+        from lensaudit.mock.config import holds_mock_sky
         from lensaudit.mock.lens_supplement import known_lenses
 
-        return known_lenses(load_lenscat(), self.profile.mock if (self.home / "mock_sky").exists() else None)
+        return known_lenses(load_lenscat(), self.profile.mock if holds_mock_sky(self.home) else None)
 
 
 @dataclass(frozen=True)

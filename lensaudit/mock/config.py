@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lensaudit.survey.sweeps import SweepBox
 
@@ -28,6 +29,15 @@ MOCK_SWEEP_BOXES: tuple[SweepBox, ...] = (
 #: over 1-5 arcsec, i.e. over the lensed arcs' radii and beyond them (the synthetic-ring gate's
 #: ring sits at 15 px = 3.9")
 RING_RADIUS_RANGE_ARCSEC = (1.0, 5.0)
+
+
+#: the folder of a lensaudit home that holds the mock sky (sweeps and truth)
+MOCK_SKY_DIRNAME = "mock_sky"
+
+
+def holds_mock_sky(home) -> bool:
+    """Whether the lensaudit home ``home`` was built from the embedded mock sky."""
+    return (Path(home) / MOCK_SKY_DIRNAME).exists()
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,19 @@ import pandas as pd
 from lensaudit.mock.config import MockSkyConfig
 
 MOCK_LENS_REF = "lensaudit mock sky (not a real lens)"
+MOCK_LENS_ID_PREFIX = "mock_"
+_COLUMNS = ("lens_id", "lens_name", "ra", "dec", "zlens", "lens_type", "grading", "ref")
 #: grading of the supplement, as lenscat's: tier A (confident) and tier B (probable)
 CONFIDENT_FRACTION = 0.7
 
 
 def mock_lens_entries(config: MockSkyConfig) -> pd.DataFrame:
     """The supplement lenses of every sweep box of ``config``, in ``load_lenscat``'s columns."""
+    k = int(config.lens_supplement_per_sweep)
+    if k <= 0:
+        return pd.DataFrame(columns=list(_COLUMNS))
     frames = []
     for box in config.sweep_boxes:
-        k = int(config.lens_supplement_per_sweep)
-        if k <= 0:
-            continue
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, zlib.crc32(box.name.encode()), 101]))
         # keep 12" from the box edges so that a stamp's lens is not cut by the sweep boundary
         margin = 12.0 / 3600.0
@@ -40,15 +42,16 @@ def mock_lens_entries(config: MockSkyConfig) -> pd.DataFrame:
         grading = np.where(rng.random(k) < CONFIDENT_FRACTION, "confident", "probable")
         stem = box.name.removeprefix("sweep-").removesuffix(".fits")
         frames.append(pd.DataFrame({
-            "lens_id": [f"mock_{stem}_{i:04d}" for i in range(k)],
+            "lens_id": [f"{MOCK_LENS_ID_PREFIX}{stem}_{i:04d}" for i in range(k)],
             "lens_name": [f"MOCK-{stem}-{i:04d}" for i in range(k)],
             "ra": ra, "dec": dec, "zlens": "", "lens_type": "galaxy", "grading": grading, "ref": MOCK_LENS_REF,
         }))
-    if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in (
-            ("lens_id", object), ("lens_name", object), ("ra", float), ("dec", float), ("zlens", object),
-            ("lens_type", object), ("grading", object), ("ref", object))})
     return pd.concat(frames, ignore_index=True)
+
+
+def is_mock_lens(lens_ids: pd.Series) -> pd.Series:
+    """True for the ids of the mock sky's own known lenses."""
+    return lens_ids.astype(str).str.startswith(MOCK_LENS_ID_PREFIX)
 
 
 def known_lenses(lenscat: pd.DataFrame, mock: MockSkyConfig | None) -> pd.DataFrame:
