@@ -2,6 +2,8 @@
 
 ``cutouts``: each task takes its sweep's manifest rows sorted by brick, gets every stamp
 from the configured source (mock sky, coadd bricks or the cutout service), runs QC,
+(batch sources are called on chunks of rows: the coadd source on chunks of whole bricks,
+so it reads and decompresses each brick band once for all its targets),
 writes float32 shards named by their content hash (a re-run never overwrites a shard an
 older index points to) and then, atomically, the partition's index; shards of the
 partition no longer referenced are removed last.  A stamp that fails (source failure,
@@ -68,8 +70,8 @@ def _source(spec: dict, sweep: str):
     if kind == "coadd":
         from lensaudit.cutouts.coadd import CoaddSource
 
-        src = CoaddSource(spec["location"])
-    elif kind == "http":
+        return _CoaddBatchSource(CoaddSource(spec["location"]))
+    if kind == "http":
         from lensaudit.cutouts.http import HttpCutoutSource
 
         src = HttpCutoutSource(spec["location"], cache_dir=spec.get("cache_dir"))
@@ -86,6 +88,30 @@ def _source(spec: dict, sweep: str):
 
 class _SourceFailure(Exception):
     pass
+
+
+class _CoaddBatchSource:
+    """Coadd bricks as a batch source: ``batch`` cuts all rows of a chunk with
+    ``CoaddSource.cutouts`` (each brick band read once); a failed row maps to its
+    ``_SourceFailure``.  Chunks hold whole bricks (``whole_bricks``)."""
+
+    whole_bricks = True
+
+    def __init__(self, src):
+        self.src = src
+
+    def __call__(self, r):
+        c = self.src.cutout(float(r.ra), float(r.dec), bands=BANDS)
+        if not c.ok:
+            raise _SourceFailure(c.reason)
+        return c.data
+
+    def batch(self, rows: pd.DataFrame) -> dict:
+        try:
+            cuts = self.src.cutouts(rows["ra"].to_numpy(float), rows["dec"].to_numpy(float), bands=BANDS)
+        except Exception:  # noqa: BLE001 - each row is retried alone and fails with its own reason
+            return {}
+        return {g: c.data if c.ok else _SourceFailure(c.reason) for g, c in zip(rows["galaxy_id"], cuts)}
 
 
 class _MockSource:
@@ -107,8 +133,26 @@ class _MockSource:
         return dict(zip(ids, stamps))
 
 
-#: rows rendered per call of a batch source (the mock sky)
+#: rows per call of a batch source (mock sky; coadd: whole bricks up to this, a larger brick is one call)
 SOURCE_BATCH_ROWS = 256
+
+
+def brick_chunks(bricknames, max_rows: int = SOURCE_BATCH_ROWS) -> list[tuple[int, int]]:
+    """[start, stop) row ranges over rows sorted by brick: whole bricks only, consecutive
+    bricks merged while the chunk stays within ``max_rows`` (a larger brick is one chunk)."""
+    names = list(bricknames)
+    runs, start = [], 0
+    for i in range(1, len(names) + 1):
+        if i == len(names) or names[i] != names[start]:
+            runs.append((start, i))
+            start = i
+    chunks: list[tuple[int, int]] = []
+    for a, b in runs:
+        if chunks and b - chunks[-1][0] <= max_rows:
+            chunks[-1] = (chunks[-1][0], b)
+        else:
+            chunks.append((a, b))
+    return chunks
 
 
 def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_dir: str, index_out: str,
@@ -121,14 +165,21 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
     get = _source(spec, sweep) if len(rows) else None
     records, good = [], []
     pre: dict = {}
+    chunk_at: dict = {}
+    if getattr(get, "whole_bricks", False):
+        chunk_at = dict(brick_chunks(rows["brickname"]))
+    elif hasattr(get, "batch"):
+        chunk_at = {a: a + SOURCE_BATCH_ROWS for a in range(0, len(rows), SOURCE_BATCH_ROWS)}
     for n_row, r in enumerate(rows.itertuples(index=False)):
-        if hasattr(get, "batch") and n_row % SOURCE_BATCH_ROWS == 0:
-            pre = get.batch(rows.iloc[n_row:n_row + SOURCE_BATCH_ROWS])
+        if n_row in chunk_at:
+            pre = get.batch(rows.iloc[n_row:chunk_at[n_row]])
         rec = {"galaxy_id": r.galaxy_id, "sweep": sweep, "brickname": r.brickname, "ra": r.ra, "dec": r.dec,
                "label": r.label, "split": r.split, "cutout_path": "", "cutout_offset": -1, "cutout_ok": False,
                "fail_reason": "", "bands": BANDS}
         try:
             data = pre.pop(r.galaxy_id) if r.galaxy_id in pre else get(r)
+            if isinstance(data, _SourceFailure):
+                raise data
             qc = quality(data, BANDS)
             rec.update({k: v for k, v in qc.items() if k in INDEX_SCHEMA.names})
             if qc["qc_ok"]:
