@@ -2,12 +2,24 @@
 
 * mock: stamps/s of ``lensaudit.mock.render`` one stamp per call for one sweep's galaxies (neighbours,
   Moffat PSF, noise, arcs), one core (batched: ``bench/bench_mock_render.py``);
-* coadd: stamps/s from the real DR6 brick in lensaudit_tests/data/real (g band), one core;
+* coadd: stamps/s from the real DR6 brick in lensaudit_tests/data/real (g band), one core,
+  brick cached;
+* coadd-grouped (``--parts coadd_grouped``): ``--targets`` (200) targets on the real DR6 brick,
+  stamps/s per core INCLUDING opening and decompressing the ``.fits.fz`` image and invvar:
+  ``CoaddSource.cutouts`` (grouped by brick: one read per brick band) against, in the same
+  run, per-target reads (``CoaddSource(cache_bricks=0).cutout``: every target opens and
+  decompresses its brick) and per-target tile sections (every target opens the files and
+  decompresses only the RICE tiles under its stamp, ``CompImageHDU.section``; the cheapest
+  ungrouped read); all three give the same stamps (asserted).  The real brick is 12 % data,
+  so a fully populated brick of the same size and compression (synthetic sky noise, same WCS
+  and tiles) is timed too, and the implied EMR cost for 43M galaxies in grz is printed
+  (cores x hours; m5.2xlarge = 8 vCPU) next to the seeds' cluster of 35 x m5.2xlarge;
 * store: a 4 GB-class read of float32 (N, 3, 101, 101) batches of 4096 from content-hashed
   shards (page cache warm, as in a training epoch), contiguous and shuffled order,
   compared with a plain ``np.load`` of the same bytes (the reference in the same run).
 
-Run: PYTHONPATH=. python bench/bench_cutouts.py [--stamps 200] [--store-rows 60000]
+Run: PYTHONPATH=. python bench/bench_cutouts.py [--stamps 200] [--store-rows 60000] [--targets 200]
+     [--parts mock,coadd,coadd_grouped,store]   (all by default)
 """
 
 from __future__ import annotations
@@ -27,46 +39,210 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stamps", type=int, default=200)
     ap.add_argument("--store-rows", type=int, default=60000)
+    ap.add_argument("--targets", type=int, default=200, help="targets on the real brick (coadd_grouped)")
+    ap.add_argument("--galaxies", type=float, default=43e6, help="survey size for the implied EMR cost")
+    ap.add_argument("--parts", default="mock,coadd,coadd_grouped,store")
     ap.add_argument("--real-data", default=str(Path(__file__).resolve().parents[1] / "lensaudit_tests" / "data" / "real"))
     ns = ap.parse_args()
+    parts = set(ns.parts.split(","))
+    unknown = parts - {"mock", "coadd", "coadd_grouped", "store"}
+    if unknown:
+        raise SystemExit(f"unknown --parts {sorted(unknown)} (mock, coadd, coadd_grouped, store)")
     try:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     except (AttributeError, OSError):
         pass
-    from lensaudit.catalogs.lenscat_catalog import load_lenscat
-    from lensaudit.cutouts.coadd import CoaddSource
-    from lensaudit.cutouts.store import SHARD_ROWS, CutoutReader, write_shard
-    from lensaudit.mock.config import MOCK_SWEEP_BOXES, MockSkyConfig
-    from lensaudit.mock.render import MockSweepImager
-    from lensaudit.mock.writer import read_truth, write_mock_sweep
-    from lensaudit.survey.reader import read_catalog_fits
+    print(f"machine: {platform.machine()} {_cpu_model()} cores={os.cpu_count()} python={platform.python_version()} "
+          f"(one core); commit {_commit()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    if "coadd_grouped" in parts:
+        bench_coadd_grouped(Path(ns.real_data), ns.targets, ns.galaxies)
+    if parts & {"mock", "coadd", "store"}:
+        bench_rest(ns, parts)
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_cut_"))
-    cfg = MockSkyConfig(n_objects_per_sweep=30000)
-    p = write_mock_sweep(cfg, MOCK_SWEEP_BOXES[1].name, tmp / "s", tmp / "t", load_lenscat())
-    rows = read_catalog_fits(p).to_pandas()
-    rows["galaxy_id"] = rows.brickname + "_" + rows.objid.astype(str)
-    imager = MockSweepImager(rows, read_truth(tmp / "t"), cfg)
-    targets = rows[rows.type.isin(["SER", "DEV", "REX"]) & np.isfinite(rows.ra)].head(ns.stamps)
-    t0 = time.perf_counter()
-    for r in targets.itertuples(index=False):
-        imager.stamp(r)
-    t_mock = time.perf_counter() - t0
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+#: the seeds' EMR cluster (shared/reference: 1 master + 35 core nodes)
+SEED_NODES, VCPU_PER_M5_2XLARGE = 35, 8
+
+
+def _section_cutouts(root: Path, brick: str, ra, dec, size: int) -> list:
+    """Per-target tile-section reads (the reference): open the image and invvar, build the
+    WCS, decompress only the tiles under the stamp; same centring and no-data rule as
+    ``CoaddSource``."""
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    brick = Path(ns.real_data) / "dr6_coadd_brick_0959p805"
-    wcs = WCS(fits.getheader(brick / "legacysurvey-0959p805-image-g.fits.fz", 1))
-    src = CoaddSource(str(brick))
-    rng = np.random.default_rng(0)
-    pix = np.c_[rng.uniform(60, 820, 2000), rng.uniform(60, 1800, 2000)]
-    radec = [wcs.pixel_to_world_values(x, y) for x, y in pix]
-    src.cutout(float(radec[0][0]), float(radec[0][1]), bands="g")  # open + cache the brick
-    t0 = time.perf_counter()
-    n_ok = sum(src.cutout(float(a), float(d), bands="g").ok for a, d in radec)
-    t_coadd = time.perf_counter() - t0
+    out, h = [], size // 2
+    for a, d in zip(ra, dec):
+        with fits.open(root / f"legacysurvey-{brick}-image-g.fits.fz") as hi, \
+                fits.open(root / f"legacysurvey-{brick}-invvar-g.fits.fz") as hv:
+            x, y = WCS(hi[1].header).world_to_pixel_values(a, d)
+            xc, yc = int(np.ceil(x - size / 2)) + h, int(np.ceil(y - size / 2)) + h
+            ys, xs = slice(yc - h, yc + h + 1), slice(xc - h, xc + h + 1)
+            plane = np.asarray(hi[1].section[ys, xs]).astype(np.float32)
+            w = np.asarray(hv[1].section[ys, xs])
+            out.append(np.where(np.isfinite(w) & (w > 0) & np.isfinite(plane), plane, np.float32(np.nan)))
+    return out
 
+
+def bench_coadd_grouped(real: Path, n_targets: int, galaxies: float, reps: int = 5) -> None:
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from lensaudit.cutouts.coadd import CoaddSource
+    from lensaudit.survey.bricks import brick_at
+    from lensaudit.survey.instrument import STAMP_PIX
+
+    root = real / "dr6_coadd_brick_0959p805"
+    brick = "0959p805"
+    hdr = fits.getheader(root / f"legacysurvey-{brick}-image-g.fits.fz", 1)
+    wcs = WCS(hdr)
+    ivar = fits.getdata(root / f"legacysurvey-{brick}-invvar-g.fits.fz", 1)
+    # targets: pixels with data at the stamp centre, inside the brick's own area, stamp inside the image
+    rng = np.random.default_rng(0)
+    h = STAMP_PIX // 2
+    yy, xx = np.nonzero(ivar[h:-h - 1, h:-h - 1] > 0)
+    pick = rng.permutation(len(xx))
+    ra, dec = [], []
+    for k in pick:
+        a, d = wcs.pixel_to_world_values(xx[k] + h + rng.uniform(-0.5, 0.5), yy[k] + h + rng.uniform(-0.5, 0.5))
+        if brick_at(float(a), float(d)).brickname == brick:
+            ra.append(float(a))
+            dec.append(float(d))
+        if len(ra) == n_targets:
+            break
+    ra, dec = np.array(ra), np.array(dec)
+    del ivar
+
+    def grouped(src_root):
+        t0 = time.perf_counter()
+        cuts = CoaddSource(str(src_root)).cutouts(ra, dec, bands="g")
+        return time.perf_counter() - t0, cuts
+
+    def load_only(src_root):
+        t0 = time.perf_counter()
+        CoaddSource(str(src_root))._load(brick, "g")
+        return time.perf_counter() - t0
+
+    grouped(root)  # imports, first touch of the files
+    t_grouped, cuts = min(grouped(root) for _ in range(reps))
+    t_load = min(load_only(root) for _ in range(reps))
+    n_ok = sum(c.ok for c in cuts)
+    one = CoaddSource(str(root), cache_bricks=0)
+    t0 = time.perf_counter()
+    per = [one.cutout(float(a), float(d), bands="g") for a, d in zip(ra, dec)]
+    t_per = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sec = _section_cutouts(root, brick, ra, dec, STAMP_PIX)
+    t_sec = time.perf_counter() - t0
+    for c, p, s_ in zip(cuts, per, sec):
+        assert c.ok == p.ok and (not c.ok or c.data.tobytes() == p.data.tobytes()), "grouped != per-target"
+        assert not c.ok or np.array_equal(c.data[0], s_, equal_nan=True), "grouped != tile sections"
+
+    # a fully populated brick: same header (WCS, size), sky noise everywhere, same tile compression
+    tmp = Path(tempfile.mkdtemp(prefix="bench_brick_"))
+    ny, nx = wcs.array_shape
+    noise = rng.normal(0.0, 0.005, (ny, nx)).astype(np.float32)
+    whdr = wcs.to_header()
+    for kind, arr in (("image", noise), ("invvar", np.abs(4e4 + 4e3 * rng.standard_normal((ny, nx))).astype(np.float32))):
+        fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(arr, whdr, compression_type="RICE_1", tile_shape=(100, 100),
+                                                            quantize_method=2)]).writeto(
+            tmp / f"legacysurvey-{brick}-{kind}-g.fits.fz")
+    mb_full = sum(f.stat().st_size for f in tmp.iterdir()) / 1e6
+    mb_real = sum((root / f"legacysurvey-{brick}-{k}-g.fits.fz").stat().st_size for k in ("image", "invvar")) / 1e6
+    grouped(tmp)
+    t_full, cuts_full = min(grouped(tmp) for _ in range(reps))
+    t_load_full = min(load_only(tmp) for _ in range(reps))
+    assert sum(c.ok for c in cuts_full) == n_targets
+
+    n = n_targets
+    print(f"coadd grouped by brick, real DR6 brick {brick} (g band, {mb_real:.1f} MB image+invvar .fits.fz, 12 % data), "
+          f"{n} targets ({n_ok} ok), one core, times include open + decompress:")
+    print(f"  grouped (CoaddSource.cutouts, one read per brick band): {n / t_grouped:10,.0f} stamps/s  "
+          f"({t_grouped * 1e3:.0f} ms; brick band open+decompress {t_load * 1e3:.0f} ms)")
+    print(f"  per-target reads (cutout, no cache):                    {n / t_per:10,.1f} stamps/s  "
+          f"ratio grouped/per-target {t_per / t_grouped:6.1f}x")
+    print(f"  per-target tile sections (open + only the stamp tiles): {n / t_sec:10,.1f} stamps/s  "
+          f"ratio grouped/sections   {t_sec / t_grouped:6.1f}x")
+    print(f"  fully populated brick (synthetic noise, same WCS, RICE 100x100 tiles, {mb_full:.1f} MB): grouped "
+          f"{n / t_full:,.0f} stamps/s ({t_full * 1e3:.0f} ms; open+decompress {t_load_full * 1e3:.0f} ms)")
+    # grz estimate: three bands = three times the per-band work of the fully populated brick
+    t_stamp_grz = 3 * t_full / n
+    rate = 1 / t_stamp_grz
+    core_h = galaxies * t_stamp_grz / 3600
+    inst_h = core_h / VCPU_PER_M5_2XLARGE
+    wall_h = core_h / (SEED_NODES * VCPU_PER_M5_2XLARGE)
+    print(f"implied EMR cost, {galaxies / 1e6:.0f}M galaxies in grz at {n} targets per brick (3 x the fully populated "
+          f"g-band time, local disk, no S3 transfer): {rate:,.0f} stamps/s per core -> {core_h:,.1f} core-hours "
+          f"= {inst_h:,.1f} m5.2xlarge-instance-hours (cores/8); on the seeds' {SEED_NODES} x m5.2xlarge "
+          f"({SEED_NODES * VCPU_PER_M5_2XLARGE} vCPU): {wall_h * 60:,.1f} min of wall time")
+    print(f"  bricks to read: {galaxies / n:,.0f} x {3 * mb_full:.0f} MB (grz image+invvar) = "
+          f"{galaxies / n * 3 * mb_full / 1e6:,.1f} TB")
+
+
+def bench_rest(ns, parts) -> None:
+    from lensaudit.cutouts.coadd import CoaddSource
+    from lensaudit.cutouts.store import SHARD_ROWS, CutoutReader, write_shard
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_cut_"))
+    if "mock" in parts:
+        from lensaudit.catalogs.lenscat_catalog import load_lenscat
+        from lensaudit.mock.config import MOCK_SWEEP_BOXES, MockSkyConfig
+        from lensaudit.mock.render import MockSweepImager
+        from lensaudit.mock.writer import read_truth, write_mock_sweep
+        from lensaudit.survey.reader import read_catalog_fits
+
+        cfg = MockSkyConfig(n_objects_per_sweep=30000)
+        p = write_mock_sweep(cfg, MOCK_SWEEP_BOXES[1].name, tmp / "s", tmp / "t", load_lenscat())
+        rows = read_catalog_fits(p).to_pandas()
+        rows["galaxy_id"] = rows.brickname + "_" + rows.objid.astype(str)
+        imager = MockSweepImager(rows, read_truth(tmp / "t"), cfg)
+        targets = rows[rows.type.isin(["SER", "DEV", "REX"]) & np.isfinite(rows.ra)].head(ns.stamps)
+        t0 = time.perf_counter()
+        for r in targets.itertuples(index=False):
+            imager.stamp(r)
+        t_mock = time.perf_counter() - t0
+        print(f"mock source:   {ns.stamps / t_mock:10,.1f} stamps/s (3 bands, neighbours, PSF, noise)")
+
+    if "coadd" in parts:
+        from astropy.io import fits
+        from astropy.wcs import WCS
+
+        brick = Path(ns.real_data) / "dr6_coadd_brick_0959p805"
+        wcs = WCS(fits.getheader(brick / "legacysurvey-0959p805-image-g.fits.fz", 1))
+        src = CoaddSource(str(brick))
+        rng = np.random.default_rng(0)
+        pix = np.c_[rng.uniform(60, 820, 2000), rng.uniform(60, 1800, 2000)]
+        radec = [wcs.pixel_to_world_values(x, y) for x, y in pix]
+        src.cutout(float(radec[0][0]), float(radec[0][1]), bands="g")  # open + cache the brick
+        t0 = time.perf_counter()
+        n_ok = sum(src.cutout(float(a), float(d), bands="g").ok for a, d in radec)
+        t_coadd = time.perf_counter() - t0
+        print(f"coadd source:  {len(radec) / t_coadd:10,.1f} stamps/s (g band, real DR6 brick cached; {n_ok} ok)")
+
+    if "store" not in parts:
+        return
+    rng = np.random.default_rng(0)
     n = ns.store_rows
     store = tmp / "store"
     block = rng.normal(size=(SHARD_ROWS, 3, 101, 101)).astype(np.float32)
@@ -98,16 +274,12 @@ def main() -> None:
     t_ref = time.perf_counter() - t0
 
     gb = n * 3 * 101 * 101 * 4 / 1e9
-    print(f"machine: {platform.machine()} cores={os.cpu_count()} python={platform.python_version()} (one core)")
-    print(f"mock source:   {ns.stamps / t_mock:10,.1f} stamps/s (3 bands, neighbours, PSF, noise)")
-    print(f"coadd source:  {len(radec) / t_coadd:10,.1f} stamps/s (g band, real DR6 brick cached; {n_ok} ok)")
     print(f"store read, contiguous batches of 4096: {n / t_seq:12,.0f} cutouts/s ({gb / t_seq:.1f} GB/s)")
     print(f"store read, shuffled batches of 4096:   {n / t_shuf:12,.0f} cutouts/s ({gb / t_shuf:.1f} GB/s)")
     print(f"reference np.load of the same shards:   {n / t_ref:12,.0f} cutouts/s; ratio contiguous/reference "
           f"{t_ref / t_seq:.2f}x")
     print(f"target >= 50,000 cutouts/s: {'MET' if n / t_seq >= 5e4 else 'NOT MET'} (contiguous), "
           f"{'MET' if n / t_shuf >= 5e4 else 'NOT MET'} (shuffled)")
-
 
 if __name__ == "__main__":
     main()
