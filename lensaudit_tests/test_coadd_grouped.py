@@ -17,9 +17,9 @@ from lensaudit.survey.bricks import brick_at
 BRICK = "dr6_coadd_brick_0959p805"
 
 
-@pytest.fixture
-def opens(monkeypatch):
-    """Counts the FITS files opened (by file name) through astropy.io.fits.open."""
+def _count_opens(monkeypatch) -> Counter:
+    """Counts the FITS files opened (by file name) through astropy.io.fits.open (a plain
+    helper, not a fixture: the fault suite calls these tests with conftest fixtures only)."""
     counts: Counter = Counter()
     real_open = fits.open
 
@@ -75,7 +75,8 @@ def test_grouped_cutouts_are_byte_identical_to_one_target_reads(real_data, bands
         assert reasons["size must be odd, got 64"] == len(ra) - 1  # and one invalid_coords
 
 
-def test_grouped_cutouts_read_each_brick_band_once(real_data, opens):
+def test_grouped_cutouts_read_each_brick_band_once(real_data, monkeypatch):
+    opens = _count_opens(monkeypatch)
     ra, dec = _targets(real_data)
     cuts = CoaddSource(str(real_data / BRICK)).cutouts(ra, dec, bands="g")
     assert sum(c.ok for c in cuts) >= 30
@@ -123,8 +124,9 @@ def _grz_brick(root, brick):
     return b, w
 
 
-def test_spark_cutouts_task_reads_each_brick_band_once(tmp_path, opens):
+def test_spark_cutouts_task_reads_each_brick_band_once(tmp_path, monkeypatch):
     b, w = _grz_brick(tmp_path / "mirror", (95.95, 80.5))
+    opens = _count_opens(monkeypatch)
     rng = np.random.default_rng(1)
     x, y = rng.uniform(80, 320, 300), rng.uniform(80, 320, 300)  # more rows than one batch
     ra, dec = w.pixel_to_world_values(x, y)

@@ -1,6 +1,8 @@
 """Where stamps come from: the mock sky's renderer (default), coadd bricks, or the
 Legacy Surveys cutout service.  LENSAUDIT_CUTOUT_SOURCE / LENSAUDIT_CUTOUT_LOCATION pick
-them when the code location loads."""
+them when the code location loads.  ``http_min_interval_s``: the cutout service's rate
+limit, one request per interval per machine, shared by all Spark tasks there through a
+lock file; on a cluster of N machines set it to N x the service's allowed interval."""
 
 from dataclasses import asdict
 from pathlib import Path
@@ -13,6 +15,7 @@ from lensaudit.store import asset_files
 class CutoutSourceResource(dg.ConfigurableResource):
     kind: str = "mock"  # mock | coadd | http
     location: str = ""  # coadd: directory or URL prefix of bricks; http: the fits-cutout URL
+    http_min_interval_s: float = 0.2  # = lensaudit.cutouts.http.DEFAULT_MIN_INTERVAL_S (a test pins them)
 
     def spec(self, home: Path, profile) -> dict:
         """A JSON-able description that a Spark task turns into a source."""
@@ -30,5 +33,8 @@ class CutoutSourceResource(dg.ConfigurableResource):
         if self.kind == "http":
             from lensaudit.cutouts.http import DEFAULT_BASE_URL
 
-            return {"kind": "http", "location": self.location or DEFAULT_BASE_URL, "cache_dir": str(home / "http_cache")}
+            if not self.http_min_interval_s >= 0:
+                raise dg.Failure(f"http_min_interval_s must be >= 0, got {self.http_min_interval_s}")
+            return {"kind": "http", "location": self.location or DEFAULT_BASE_URL, "cache_dir": str(home / "http_cache"),
+                    "min_interval_s": float(self.http_min_interval_s)}
         raise dg.Failure(f"unknown cutout source kind {self.kind!r} (mock, coadd, http)")

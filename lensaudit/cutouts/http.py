@@ -11,8 +11,14 @@ urllib3's ``Retry`` (mounted on the session; urllib3's exponential backoff with 
 ``backoff_s``; a server's Retry-After is honoured up to ``RETRY_AFTER_MAX_S``); truncated
 or unreadable bodies are retried here with the same backoff.
 Both share one budget of ``retries`` retries per cutout, after which the cutout is a
-failure with the last reason; a minimum interval separates cutout requests (rate limit);
-successful bodies are cached on disk by the SHA-256 of the URL.  A body longer than
+failure with the last reason.  Rate limit: a minimum interval ``min_interval_s`` separates
+every request sent to the service (first tries, redirects followed and urllib3's retries
+alike) across all processes of this machine (``lensaudit.cutouts.ratelimit``: a lock file
+per service origin in ``rate_lock_dir``, by default the cache directory, else the system
+temp dir), so N Spark tasks on one machine share one rate; on a cluster of several
+machines each has its own, and the per-machine interval must be configured (nodes x the
+service's interval).  ``shared_rate=False`` keeps the interval per process.
+Successful bodies are cached on disk by the SHA-256 of the URL.  A body longer than
 ``max_body_bytes`` (float64 pixels plus 1 MiB) is refused before it is held in memory
 (``http_body_too_large``, not retried).
 """
@@ -28,11 +34,14 @@ from urllib.parse import urlencode, urljoin, urlparse
 import numpy as np
 from urllib3.util.retry import Retry
 
+from lensaudit.cutouts.ratelimit import ProcessRateLimit, SharedRateLimit, lock_path_for
 from lensaudit.cutouts.result import Cutout
 from lensaudit.survey.instrument import BANDS, PIXSCALE_ARCSEC, STAMP_PIX
 
 DEFAULT_BASE_URL = "https://www.legacysurvey.org/viewer/fits-cutout"
 MAX_REDIRECTS = 5
+#: requests to the service at most one per this interval per machine (all processes together)
+DEFAULT_MIN_INTERVAL_S = 0.2
 RETRY_AFTER_MAX_S = 60.0
 MAX_HEADER_BYTES = 2**20  # FITS headers and padding allowed beyond the pixel data
 
@@ -76,11 +85,17 @@ class _BudgetRetry(Retry):
     when the budget is."""
 
     budget: _Budget | None = None
+    limiter = None  # the source's rate limit, waited on before each retry is sent
 
     def new(self, **kw):
         out = super().new(**kw)
-        out.budget = self.budget
+        out.budget, out.limiter = self.budget, self.limiter
         return out
+
+    def sleep(self, response=None) -> None:
+        super().sleep(response)  # backoff / Retry-After
+        if self.limiter is not None:
+            self.limiter.wait()
 
     def increment(self, *args, **kwargs):
         from urllib3.exceptions import MaxRetryError
@@ -101,7 +116,8 @@ class _BudgetRetry(Retry):
 class HttpCutoutSource:
     def __init__(self, base_url: str = DEFAULT_BASE_URL, cache_dir: str | Path | None = None, layer: str = "ls-dr10",
                  pixscale: float = PIXSCALE_ARCSEC, timeout_s: float = 30.0, retries: int = 4, backoff_s: float = 1.0,
-                 min_interval_s: float = 0.2, session=None):
+                 min_interval_s: float = DEFAULT_MIN_INTERVAL_S, session=None, shared_rate: bool = True,
+                 rate_lock_dir: str | Path | None = None):
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"cutout service URL must be http(s)://host/..., got {base_url!r}")
@@ -109,7 +125,13 @@ class HttpCutoutSource:
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.layer, self.pixscale = layer, pixscale
         self.timeout_s, self.retries, self.backoff_s, self.min_interval_s = timeout_s, retries, backoff_s, min_interval_s
-        self._last = 0.0
+        if shared_rate:
+            if rate_lock_dir is None and cache_dir and "://" not in str(cache_dir):
+                rate_lock_dir = cache_dir
+            scheme, host, port = self._origin(base_url)
+            self.rate_limit = SharedRateLimit(lock_path_for(f"{scheme}://{host}:{port}", rate_lock_dir), min_interval_s)
+        else:
+            self.rate_limit = ProcessRateLimit(min_interval_s)
         if session is None:
             import requests
 
@@ -128,7 +150,7 @@ class HttpCutoutSource:
                          status_forcelist=(500, 502, 503, 504), backoff_factor=self.backoff_s, raise_on_status=False,
                          raise_on_redirect=False, respect_retry_after_header=True,
                          retry_after_max=RETRY_AFTER_MAX_S)
-        r.budget = budget
+        r.budget, r.limiter = budget, self.rate_limit
         return r
 
     def url(self, ra: float, dec: float, bands: str, size: int) -> str:
@@ -151,12 +173,6 @@ class HttpCutoutSource:
                              f"is configured")
         return url
 
-    def _wait(self):
-        dt = time.monotonic() - self._last
-        if dt < self.min_interval_s:
-            time.sleep(self.min_interval_s - dt)
-        self._last = time.monotonic()
-
     @staticmethod
     def _parse(body: bytes, bands: str, size: int) -> np.ndarray:
         from astropy.io import fits
@@ -176,6 +192,7 @@ class HttpCutoutSource:
         """One GET with redirects followed only on the configured host: (response, "") or
         (None, reason)."""
         for _ in range(MAX_REDIRECTS + 1):
+            self.rate_limit.wait()
             resp = self.session.get(url, timeout=self.timeout_s, allow_redirects=False, stream=True)
             if resp.status_code not in _REDIRECTS:
                 return resp, ""
@@ -214,7 +231,6 @@ class HttpCutoutSource:
                     break
                 budget.used += 1
                 time.sleep(self.backoff_s * 2 ** (budget.used - 1))
-            self._wait()
             used_before = budget.used
             requests_made += 1
             resp, why, spent = None, "", False

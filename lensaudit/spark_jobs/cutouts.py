@@ -72,9 +72,11 @@ def _source(spec: dict, sweep: str):
 
         return _CoaddBatchSource(CoaddSource(spec["location"]))
     if kind == "http":
-        from lensaudit.cutouts.http import HttpCutoutSource
+        from lensaudit.cutouts.http import DEFAULT_MIN_INTERVAL_S, HttpCutoutSource
 
-        src = HttpCutoutSource(spec["location"], cache_dir=spec.get("cache_dir"))
+        # the interval is shared by every task of this machine (a lock file in the cache dir)
+        src = HttpCutoutSource(spec["location"], cache_dir=spec.get("cache_dir"),
+                               min_interval_s=spec.get("min_interval_s", DEFAULT_MIN_INTERVAL_S))
     else:
         raise ValueError(f"unknown cutout source {kind!r}")
 

@@ -330,6 +330,12 @@ def _roc_auc_inverted(scores_pos, scores_neg):
     return float(1 - u / (len(p) * len(n)))
 
 
+def _coadd_cutouts_one_read_per_target(self, ra, dec, bands="grz", size=101):
+    """Brick grouping lost: every target opens and decompresses its brick bands again."""
+    self.cache_bricks = 0
+    return [self.cutout(float(a), float(d), bands=bands, size=size) for a, d in zip(np.ravel(ra), np.ravel(dec))]
+
+
 def _rebuild_hosts_and_plan(home: Path) -> None:
     from lensaudit.config import get_profile
     from lensaudit.selection.inject import plan_injections
@@ -372,6 +378,11 @@ CODE: list[Fault] = [
           tests=("test_selection.py::test_hosts_are_held_out_test_negatives_and_a_leak_fails",),
           gates=("injection_hosts_held_out", "completeness_injections_provenance"),
           plant=_select_hosts_from_val, target="lensaudit.selection.hosts:select_hosts", produce=_rebuild_hosts_and_plan),
+    Fault("coadd_brick_read_per_target", "code",
+          "coadd cutouts not grouped by brick: each target reads and decompresses its brick again",
+          tests=("test_coadd_grouped.py::test_grouped_cutouts_read_each_brick_band_once",
+                 "test_coadd_grouped.py::test_spark_cutouts_task_reads_each_brick_band_once"),
+          plant=_coadd_cutouts_one_read_per_target, target="lensaudit.cutouts.coadd:CoaddSource.cutouts"),
     Fault("roc_auc_inverted", "code", "ROC AUC computed as 1 - AUC",
           tests=("test_evaluation_metrics.py::test_bootstrap_coverage_of_a_known_auc",),
           plant=_roc_auc_inverted, target="lensaudit.auc:roc_auc"),
@@ -413,6 +424,8 @@ ELSEWHERE: list[Fault] = [Fault(n, "planted_elsewhere", d, gates=g, tests=t) for
      ("test_model_and_host_gates.py::test_rows_disjoint_red_for_a_trained_row_scored_as_test",)),
     ("checkpoint_changed_since_training", "a checkpoint whose sha256 differs from run_info.json, refused at load", (),
      ("test_integrity_checkpoints.py::test_frozen_detector_refuses_a_checkpoint_changed_since_training",)),
+    ("http_rate_limit_per_process", "the cutout service's rate limit kept per process: N tasks send N x the rate", (),
+     ("test_http_shared_rate.py::test_a_per_process_limit_sends_several_times_the_rate",)),
     ("broken_artefact_crashes_the_gates_command", "one truncated Parquet / bad shard path / corrupt checkpoint", (),
      ("test_integrity_gates.py::test_gates_command_survives_one_broken_artefact",)),
 ]]
