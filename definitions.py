@@ -8,7 +8,10 @@ profile and the store are chosen per run in the launchpad::
     resources: {settings: {config: {profile: tiny, home: /path/to/lensaudit_home}}}
 
 and otherwise resolved when the run executes (see resources/settings.py).  The sweep source
-(LENSAUDIT_SWEEPS), which fixes the sweep partitions, is read when the code location loads.
+(LENSAUDIT_SWEEPS: mock, a directory, an http(s):// mirror or an s3:// prefix) configures the
+``sweeps`` resource; nothing is listed at load: the sweep partitions are dynamic, added by
+``sweep_discovery_sensor`` (on by default, the daemon of ``dagster dev`` ticks it) and by
+``lensaudit materialize``.
 """
 
 
@@ -18,7 +21,8 @@ import dagster as dg
 import yaml
 
 from assets import ALL_ASSETS, ALL_CHECKS, ARCH_PARTITIONS
-from assets.automation import lens_catalog_version_sensor, main_job, sweep_backfill_schedule, sweeps_job
+from assets.automation import (lens_catalog_version_sensor, main_job, sweep_backfill_schedule, sweep_discovery_sensor,
+                               sweeps_job)
 from assets.external import external_detector_job
 from resources import CutoutSourceResource, DeviceResource, EmrSettings, LensauditSettings, SparkResource, SweepSource
 
@@ -45,7 +49,7 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[main_job, detector_job, sweeps_job, external_detector_job],
     schedules=[sweep_backfill_schedule],
-    sensors=[lens_catalog_version_sensor],
+    sensors=[sweep_discovery_sensor, lens_catalog_version_sensor],
     resources={
         # home and profile are resolved when a run executes (launchpad: resources.settings.config)
         "settings": LensauditSettings(),

@@ -1,6 +1,16 @@
-"""Automation of the data half: a schedule that backfills missing sweep partitions
-(``sweep_catalog`` and ``negative_pool``) in bounded batches, and a sensor that re-materialises
-``lens_catalog`` and its downstream data half when the lens catalogue's version changes.
+"""Automation of the data half: a sensor that discovers sweep files (the dynamic sweep
+partitions), a schedule that backfills missing sweep partitions (``sweep_catalog`` and
+``negative_pool``) in bounded batches, and a sensor that re-materialises ``lens_catalog`` and
+its downstream data half when the lens catalogue's version changes.
+
+``sweep_discovery_sensor`` (on by default, every ``SWEEP_DISCOVERY_INTERVAL_S``) lists the
+``sweep-*.fits`` files under the ``sweeps`` resource's location (the mock sky, a directory, an
+HTTP(S) mirror's index page or an S3 prefix) and adds those that are not partitions yet with
+``SensorResult(dynamic_partitions_requests=[AddDynamicPartitionsRequest])``, in sorted order
+(the mock sky: its own order); other names are ignored, nothing is ever removed (a vanished
+file keeps its partition and materialisations).  A location that cannot be listed fails the
+tick with ``SweepLocationError`` naming it (the UI shows the failed tick).  It requests no run:
+the backfill schedule, the UI or ``lensaudit materialize`` build the new partitions.
 
 Each tick requests at most ``BATCH_PARTITIONS`` partitions that are neither materialised
 (both assets) nor in a queued or running run of the job, as one run per contiguous range
@@ -30,7 +40,7 @@ import dagster as dg
 
 from assets.catalogs import FINGERPRINT_KEY, lens_catalog, mock_sky_of
 from assets.negatives import negative_pool
-from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog
+from assets.sweeps import SWEEP_PARTITIONS, new_sweep_keys, sweep_catalog
 from lensaudit.catalogs.version import catalogue_fingerprint
 from lensaudit.lens_catalog_table import lens_catalog_table
 from resources.settings import LensauditSettings
@@ -50,6 +60,28 @@ main_job = dg.define_asset_job("lensaudit_main", selection=dg.AssetSelection.all
 sweeps_job = dg.define_asset_job(
     "lensaudit_sweeps", selection=dg.AssetSelection.assets(*SWEEP_ASSETS), partitions_def=SWEEP_PARTITIONS,
     description="sweep_catalog and negative_pool for a range of sweep partitions (the schedule's backfill batches)")
+
+
+SWEEP_DISCOVERY_INTERVAL_S = 60  # one listing call (a directory, an index page, an S3 list) a minute
+
+
+@dg.sensor(minimum_interval_seconds=SWEEP_DISCOVERY_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="adds a sweep partition for every new sweep-*.fits file under the sweeps resource's "
+                       "location (mock sky, directory, HTTP(S) mirror or S3 prefix); requests no run")
+def sweep_discovery_sensor(context: dg.SensorEvaluationContext, sweeps: SweepSource):
+    found = sweeps.sweep_files()  # SweepLocationError (the location, the cause) fails the tick
+    if not found:
+        return dg.SkipReason(f"no sweep-*.fits file under {sweeps.location!r}")
+    new = new_sweep_keys(context.instance, found)
+    if not new:
+        return dg.SkipReason(f"no new sweep file under {sweeps.location!r} ({len(found)} found, all partitions)")
+    context.log.info(f"{len(new)} new sweep file(s) under {sweeps.location!r}: {', '.join(new)}")
+    return dg.SensorResult(dynamic_partitions_requests=[SWEEP_PARTITIONS.build_add_request(new)])
+
+
+def sweep_keys(instance: dg.DagsterInstance) -> list[str]:
+    """The sweep partitions the instance knows, in partition order."""
+    return list(SWEEP_PARTITIONS.get_partition_keys(dynamic_partitions_store=instance))
 
 
 def _in_flight(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
@@ -79,7 +111,7 @@ def contiguous_ranges(selected: list[str], keys: list[str]) -> list[tuple[str, s
 def missing_sweep_partitions(instance: dg.DagsterInstance) -> list[str]:
     """Sweep partitions (in partition order) that lack a materialisation of either asset and
     that no queued or running run of the job covers."""
-    keys = list(SWEEP_PARTITIONS.get_partition_keys())
+    keys = sweep_keys(instance)
     done = set(keys)
     for key in SWEEP_ASSETS:
         done &= set(instance.get_materialized_partitions(key))
@@ -93,10 +125,12 @@ def sweep_backfill_schedule(context: dg.ScheduleEvaluationContext):
     instance = context.instance
     if instance.get_latest_materialization_event(lens_catalog.key) is None:
         return dg.SkipReason("lens_catalog is not materialised (negative_pool excludes the known lenses)")
+    keys = sweep_keys(instance)
+    if not keys:
+        return dg.SkipReason("no sweep partition yet (sweep_discovery_sensor adds them)")
     missing = missing_sweep_partitions(instance)
     if not missing:
         return dg.SkipReason("every sweep partition is materialised or in a queued/running run")
-    keys = list(SWEEP_PARTITIONS.get_partition_keys())
     tick = context.scheduled_execution_time.strftime("%Y%m%dT%H%M") if context.scheduled_execution_time else "manual"
     return [dg.RunRequest(run_key=f"sweeps:{first}..{last}@{tick}", tags={RANGE_START: first, RANGE_END: last})
             for first, last in contiguous_ranges(missing[:BATCH_PARTITIONS], keys)]
@@ -122,7 +156,7 @@ def lens_refresh_request(instance: dg.DagsterInstance, fingerprint: str, recorde
     """The run that rebuilds ``lens_catalog`` and its downstream data half (module docstring)."""
     from assets import ALL_ASSETS  # lazily: the package's asset list, to resolve the selection on
 
-    keys = list(SWEEP_PARTITIONS.get_partition_keys(dynamic_partitions_store=instance))
+    keys = sweep_keys(instance)
     built = set(instance.get_materialized_partitions(sweep_catalog.key))
     built_keys = [k for k in keys if k in built]
     tags = {FINGERPRINT_TAG: fingerprint}

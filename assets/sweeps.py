@@ -1,4 +1,12 @@
-"""``sweep_catalog``: sweep FITS files -> Parquet, one partition per sweep file."""
+"""``sweep_catalog``: sweep FITS files -> Parquet, one partition per sweep file.
+
+The sweep partitions are dynamic (``SWEEP_PARTITIONS``, named ``sweeps``): nothing is listed
+when the code location loads.  ``sweep_discovery_sensor`` (``assets/automation.py``) adds the
+``sweep-*.fits`` files it finds under the ``sweeps`` resource's location, and
+``lensaudit materialize`` adds them (``register_sweep_partitions``) before it plans its runs.
+Keys keep the order in which they were added: the mock sky's own order, else sorted names,
+with later files after the earlier ones.
+"""
 
 import json
 
@@ -7,11 +15,30 @@ import dagster as dg
 from assets._wiring import add_partition_metadata, json_meta, raise_on_failed_tasks, schema_metadata
 from resources.settings import LensauditSettings
 from resources.spark import SparkResource
-from resources.sweeps import SweepSource, discover_sweep_partitions
+from resources.sweeps import SweepSource
 from lensaudit.spark_jobs.entrypoint import sweep_catalog_job
 from lensaudit.store import partition_file
 
-SWEEP_PARTITIONS = dg.StaticPartitionsDefinition(discover_sweep_partitions())
+SWEEP_PARTITIONS_NAME = "sweeps"
+SWEEP_PARTITIONS = dg.DynamicPartitionsDefinition(name=SWEEP_PARTITIONS_NAME)
+
+
+def new_sweep_keys(instance: dg.DagsterInstance, found: list[str]) -> list[str]:
+    """The names of ``found`` (in its order) that are not yet sweep partitions of ``instance``."""
+    known = set(instance.get_dynamic_partitions(SWEEP_PARTITIONS_NAME))
+    return [k for k in dict.fromkeys(found) if k not in known]
+
+
+def register_sweep_partitions(instance: dg.DagsterInstance, sweeps: SweepSource) -> list[str]:
+    """Add the sweep files under ``sweeps.location`` that are not partitions yet (what the
+    discovery sensor would add) and return every file found there, in partition order."""
+    found = sweeps.sweep_files()
+    new = new_sweep_keys(instance, found)
+    if new:
+        instance.add_dynamic_partitions(SWEEP_PARTITIONS_NAME, new)
+    order = {k: i for i, k in enumerate(instance.get_dynamic_partitions(SWEEP_PARTITIONS_NAME))}
+    return sorted(found, key=order.__getitem__)
+
 
 @dg.asset(group_name="survey", kinds={"spark", "parquet"}, partitions_def=SWEEP_PARTITIONS,
           backfill_policy=dg.BackfillPolicy.single_run(), metadata=schema_metadata("sweep_catalog"),

@@ -62,26 +62,55 @@ def resolve_selection(sel: str, graph):
     return dg.AssetSelection.from_string(normalise_selection(sel)).resolve(graph)
 
 
-def _partition_range(defs, keys, profile_name: str) -> dict[str, str]:
-    from lensaudit.config import get_profile
-
+def _partition_range(defs, keys, sweep_range: tuple[str, str] | None) -> dict[str, str]:
     graph = defs.resolve_asset_graph()
     pdefs = {graph.get(k).partitions_def for k in keys if graph.get(k).partitions_def is not None}
     if not pdefs:
         return {}
     if len(pdefs) > 1:
         raise SystemExit("lensaudit: the selection mixes partition definitions")
-    pdef = pdefs.pop()
-    all_keys = pdef.get_partition_keys()
-    subset = get_profile(profile_name).sweep_subset
-    if subset and os.environ.get("LENSAUDIT_SWEEPS", "mock") in ("", "mock"):
-        idx = sorted(all_keys.index(k) for k in subset)
-        if idx != list(range(idx[0], idx[-1] + 1)):
-            raise SystemExit("lensaudit: the profile's sweep subset is not contiguous in partition order")
-        first, last = all_keys[idx[0]], all_keys[idx[-1]]
-    else:
-        first, last = all_keys[0], all_keys[-1]
+    if sweep_range is None:
+        raise SystemExit("lensaudit: the selection has sweep partitions but no sweep range was planned")
+    first, last = sweep_range
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
+def sweep_range(partition_keys: list[str], found: list[str], subset, location: str) -> tuple[str, str]:
+    """(first, last) sweep partition of the run over ``found`` (the sweep files of the
+    location), only the profile's ``subset`` of them when given; they must be contiguous in
+    ``partition_keys`` (the instance's sweep partitions, in order)."""
+    if subset:
+        absent = sorted(set(subset) - set(found))
+        if absent:
+            raise SystemExit(f"lensaudit: the profile's sweeps {absent} are not under {location!r}")
+        wanted = [k for k in found if k in subset]
+    else:
+        wanted = list(found)
+    if not wanted:
+        raise SystemExit(f"lensaudit: no sweep-*.fits file under {location!r}")
+    idx = sorted(partition_keys.index(k) for k in wanted)
+    if idx != list(range(idx[0], idx[-1] + 1)):
+        raise SystemExit(f"lensaudit: the sweeps to build ({len(wanted)} under {location!r}) are not contiguous in the "
+                         "instance's sweep partitions (partitions of another sweep location lie between them); "
+                         "use a fresh --home for this location")
+    return partition_keys[idx[0]], partition_keys[idx[-1]]
+
+
+def plan_sweep_range(defs, instance, keys, profile_name: str) -> tuple[str, str] | None:
+    """Register the sweep files of the code location's ``sweeps`` resource as sweep partitions
+    of ``instance`` (what ``sweep_discovery_sensor`` adds) and return the range the run builds
+    (the profile's sweep subset on the mock sky); None when no selected asset is sweep-partitioned."""
+    from assets.sweeps import SWEEP_PARTITIONS, register_sweep_partitions
+    from lensaudit.config import get_profile
+
+    graph = defs.resolve_asset_graph()
+    if not any(graph.get(k).partitions_def == SWEEP_PARTITIONS for k in keys):
+        return None
+    sweeps = defs.resources["sweeps"]
+    found = register_sweep_partitions(instance, sweeps)
+    all_keys = list(SWEEP_PARTITIONS.get_partition_keys(dynamic_partitions_store=instance))
+    subset = get_profile(profile_name).sweep_subset if sweeps.is_mock else None
+    return sweep_range(all_keys, found, subset, sweeps.location)
 
 
 def cmd_materialize(args) -> int:
@@ -105,8 +134,15 @@ def cmd_materialize(args) -> int:
     if not keys:
         print(f"lensaudit: --select {args.select!r} matches no asset", file=sys.stderr)
         return 2
-    runs = plan_runs(defs, set(keys), profile)
     instance = dg.DagsterInstance.get()
+    from resources.sweeps import SweepLocationError
+
+    try:
+        sweeps = plan_sweep_range(defs, instance, set(keys), profile)
+    except SweepLocationError as exc:
+        print(f"lensaudit: {exc}", file=sys.stderr)
+        return 1
+    runs = plan_runs(defs, set(keys), profile, sweeps)
     n_checks = sum(len(graph.get(k).check_keys) for k in keys)
     n_steps = sum(len(ks) + sum(len(graph.get(k).check_keys) for k in ks) for ks, _ in runs)
     print(f"lensaudit: materialising {len(keys)} assets with {n_checks} checks (profile {profile}) into {home}"
@@ -174,10 +210,11 @@ def _execute(job, instance, keys, tags, bar):
     return run_id, result["r"]
 
 
-def plan_runs(defs, keys: set, profile_name: str) -> list[tuple[list, dict]]:
+def plan_runs(defs, keys: set, profile_name: str, sweeps: tuple[str, str] | None) -> list[tuple[list, dict]]:
     """Split a selection into runs that Dagster can execute with one partition tag each:
-    the sweep-partitioned / unpartitioned assets upstream of the detector, one run per
-    architecture of the profile for the architecture-partitioned assets, then the rest."""
+    the sweep-partitioned / unpartitioned assets upstream of the detector (over the sweep
+    partition range ``sweeps``, from ``plan_sweep_range``), one run per architecture of the
+    profile for the architecture-partitioned assets, then the rest."""
     import dagster as dg
 
     from lensaudit.config import get_profile
@@ -187,17 +224,17 @@ def plan_runs(defs, keys: set, profile_name: str) -> list[tuple[list, dict]]:
 
     def is_arch(k):
         pdef = graph.get(k).partitions_def
-        return pdef is not None and list(pdef.get_partition_keys()) == list(ARCHITECTURES)
+        return isinstance(pdef, dg.StaticPartitionsDefinition) and list(pdef.get_partition_keys()) == list(ARCHITECTURES)
 
     arch_keys = {k for k in keys if is_arch(k)}
     if not arch_keys:
-        return [(sorted(keys), _partition_range(defs, keys, profile_name))]
+        return [(sorted(keys), _partition_range(defs, keys, sweeps))]
     after = (dg.AssetSelection.assets(*arch_keys).downstream().resolve(graph) & keys) - arch_keys
     before = keys - arch_keys - after
-    runs = [(sorted(before), _partition_range(defs, before, profile_name))] if before else []
+    runs = [(sorted(before), _partition_range(defs, before, sweeps))] if before else []
     runs += [(sorted(arch_keys), {"dagster/partition": a}) for a in get_profile(profile_name).detector.archs]
     if after:
-        runs.append((sorted(after), _partition_range(defs, after, profile_name)))
+        runs.append((sorted(after), _partition_range(defs, after, sweeps)))
     return runs
 
 

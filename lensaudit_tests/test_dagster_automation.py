@@ -7,9 +7,10 @@ import pytest
 
 from assets.automation import (BATCH_PARTITIONS, RANGE_END, RANGE_START, contiguous_ranges, missing_sweep_partitions,
                                sweep_backfill_schedule, sweeps_job)
-from assets.sweeps import SWEEP_PARTITIONS
+from assets.sweeps import SWEEP_PARTITIONS_NAME
+from resources.sweeps import discover_sweep_partitions
 
-KEYS = list(SWEEP_PARTITIONS.get_partition_keys())
+KEYS = discover_sweep_partitions("mock")
 TICK = datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)
 
 
@@ -26,6 +27,7 @@ def _tick(instance, when=TICK):
 @pytest.fixture
 def instance():
     with dg.instance_for_test() as inst:
+        inst.add_dynamic_partitions(SWEEP_PARTITIONS_NAME, KEYS)  # what sweep_discovery_sensor adds
         yield inst
 
 
@@ -46,6 +48,7 @@ def test_schedule_is_registered_and_off_by_default():
         >= {"sweep_catalog", "negative_pool"}
     # a tick as the daemon evaluates it, on the real repository
     with dg.instance_for_test() as inst:
+        inst.add_dynamic_partitions(SWEEP_PARTITIONS_NAME, KEYS)
         inst.report_runless_asset_event(dg.AssetMaterialization("lens_catalog"))
         with dg.build_schedule_context(instance=inst, scheduled_execution_time=TICK,
                                        repository_def=defs.get_repository_def()) as ctx:
@@ -77,6 +80,24 @@ def test_in_flight_runs_are_not_requested_again(instance):
     instance.add_run(dg.DagsterRun(job_name=sweeps_job.name, run_id="r1", status=dg.DagsterRunStatus.STARTED,
                                    tags={RANGE_START: KEYS[0], RANGE_END: KEYS[3]}))
     assert _covered(_tick(instance)) == KEYS[4:4 + BATCH_PARTITIONS]
+
+
+def test_no_sweep_partition_yet_skips():
+    with dg.instance_for_test() as inst:
+        inst.report_runless_asset_event(dg.AssetMaterialization("lens_catalog"))
+        res = _tick(inst)
+    assert isinstance(res, dg.SkipReason) and "sweep_discovery_sensor" in res.skip_message
+
+
+def test_a_discovered_sweep_joins_the_next_batch(instance):
+    """A sweep file found later (added after the others) is backfilled like the rest."""
+    instance.report_runless_asset_event(dg.AssetMaterialization("lens_catalog"))
+    for asset in ("sweep_catalog", "negative_pool"):
+        _materialised(instance, asset, KEYS)
+    new = "sweep-000p000-010p005.fits"
+    instance.add_dynamic_partitions(SWEEP_PARTITIONS_NAME, [new])
+    (req,) = _tick(instance)
+    assert (req.tags[RANGE_START], req.tags[RANGE_END]) == (new, new) and new in req.run_key
 
 
 def test_nothing_missing_skips(instance):

@@ -17,7 +17,9 @@ from dagster._core.execution import asset_backfill as ab
 from dagster._core.test_utils import mock_workspace_from_repos
 from dagster._time import get_current_datetime
 
-from assets import ALL_ASSETS, ARCH_PARTITIONS, SWEEP_PARTITIONS
+from assets import ALL_ASSETS, ARCH_PARTITIONS
+from assets.sweeps import SWEEP_PARTITIONS_NAME
+from resources.sweeps import discover_sweep_partitions
 
 N_ASSETS = 15
 
@@ -29,6 +31,8 @@ def _remote_graph(defs: dg.Definitions) -> RemoteWorkspaceAssetGraph:
 def simulate_materialize_all(defs: dg.Definitions, monkeypatch, max_iterations: int = 30):
     """Waves of run requests of an all-assets, all-partitions backfill; (waves, target, requested)."""
     instance = dg.DagsterInstance.ephemeral()
+    # the sweep partitions are dynamic: the discovery sensor has added the mock sky's files
+    instance.add_dynamic_partitions(SWEEP_PARTITIONS_NAME, discover_sweep_partitions("mock"))
     graph = _remote_graph(defs)
     keys = sorted(dg.AssetSelection.all().resolve(graph))
     now = time.time()
@@ -89,7 +93,9 @@ def test_materialize_all_targets_every_asset_after_its_parents(defs, monkeypatch
     assert {k.to_user_string() for rr in waves[0] for k in rr.asset_selection} == {"lens_catalog", "sweep_catalog"}
     # single-run backfill policy: all sweep partitions of a sweep-partitioned asset in one run
     sweep_runs = [rr for w in waves for rr in w if dg.AssetKey("sweep_catalog") in rr.asset_selection]
-    assert len(sweep_runs) == 1 and sweep_runs[0].tags["dagster/asset_partition_range_start"] == SWEEP_PARTITIONS.get_partition_keys()[0]
+    sweeps = discover_sweep_partitions("mock")
+    assert len(sweep_runs) == 1 and (sweep_runs[0].tags["dagster/asset_partition_range_start"],
+                                     sweep_runs[0].tags["dagster/asset_partition_range_end"]) == (sweeps[0], sweeps[-1])
     # one detector run per architecture, after all the cutouts
     det = [rr.partition_key for w in waves for rr in w if dg.AssetKey("detector") in rr.asset_selection]
     assert sorted(det) == sorted(ARCH_PARTITIONS.get_partition_keys())

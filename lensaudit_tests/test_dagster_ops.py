@@ -20,9 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 # --- per-partition metadata -------------------------------------------------------------
 
-from assets.sweeps import SWEEP_PARTITIONS  # noqa: E402
+from assets.sweeps import SWEEP_PARTITIONS_NAME  # noqa: E402
+from resources.sweeps import discover_sweep_partitions  # noqa: E402
 
-KEYS = list(SWEEP_PARTITIONS.get_partition_keys()[:2])  # a two-partition range, as a backfill run has
+KEYS = discover_sweep_partitions("mock")[:2]  # a two-partition range, as a backfill run has
 ROWS = dict(zip(KEYS, (3, 5)))
 RANGE_TAGS = {"dagster/asset_partition_range_start": KEYS[0], "dagster/asset_partition_range_end": KEYS[1]}
 
@@ -57,8 +58,10 @@ def _materialize(asset, tmp_path, drop_key=""):
         p = partition_file(home, "sweep_catalog", k)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SWEEP_PARTITIONS_NAME, KEYS)  # as the discovery sensor does
     return dg.materialize(
-        [asset], tags=RANGE_TAGS, raise_on_error=False, instance=dg.DagsterInstance.ephemeral(),
+        [asset], tags=RANGE_TAGS, raise_on_error=False, instance=instance,
         resources={"settings": LensauditSettings(home=str(home), profile="tiny"), "spark": FakeSpark(drop_key=drop_key),
                    "sweeps": SweepSource(location=str(tmp_path)),
                    "cutout_source": CutoutSourceResource(kind="coadd", location=str(tmp_path))})

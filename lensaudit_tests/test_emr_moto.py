@@ -277,15 +277,26 @@ def test_second_run_gets_its_own_cluster_and_ended_cluster_is_replaced(aws, tmp_
     assert len(aws["emr"].list_clusters(ClusterStates=["WAITING", "RUNNING", "STARTING"])["Clusters"]) == 2
 
 
+def _one_sweep_partition():
+    """A mock sweep name, registered as a (dynamic) sweep partition of an ephemeral instance."""
+    from assets.sweeps import SWEEP_PARTITIONS_NAME
+    from resources.sweeps import discover_sweep_partitions
+
+    key = discover_sweep_partitions("mock")[0]
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SWEEP_PARTITIONS_NAME, [key])
+    return key, instance
+
+
 @pytest.mark.dagster
 def test_local_path_outside_the_store_fails_before_any_cluster_call(aws, tmp_path):
     """The real sweep_catalog asset with sweeps in a local folder: a clear error, no cluster, no step."""
-    from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog
+    from assets.sweeps import sweep_catalog
 
     home = _home(tmp_path)
-    key = SWEEP_PARTITIONS.get_partition_keys()[0]
+    key, instance = _one_sweep_partition()
     with EmrStepPlayer({}):
-        result = dg.materialize([sweep_catalog], partition_key=key, raise_on_error=False, resources={
+        result = dg.materialize([sweep_catalog], partition_key=key, raise_on_error=False, instance=instance, resources={
             "spark": _spark(), "settings": LensauditSettings(home=str(home), profile="tiny"),
             "sweeps": SweepSource(location=str(tmp_path / "dr10_sweeps"))})
     assert not result.success
@@ -354,12 +365,12 @@ def test_step_without_pipes_summary_fails_the_asset(aws, tmp_path, short_pipes_w
 def test_sweeps_on_s3_pass_and_failed_step_fails_the_asset(aws, tmp_path, short_pipes_wait):
     """sweep_catalog with sweeps on S3: the step gets the S3 sweep URI and a store URI for the
     output; the step fails (no Pipes summary): the asset fails naming the step."""
-    from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog
+    from assets.sweeps import sweep_catalog
 
     home = _home(tmp_path)
-    key = SWEEP_PARTITIONS.get_partition_keys()[0]
+    key, instance = _one_sweep_partition()
     with EmrStepPlayer({}, fail=("sweep_catalog",)) as player:
-        result = dg.materialize([sweep_catalog], partition_key=key, raise_on_error=False, resources={
+        result = dg.materialize([sweep_catalog], partition_key=key, raise_on_error=False, instance=instance, resources={
             "spark": _spark(), "settings": LensauditSettings(home=str(home), profile="tiny"),
             "sweeps": SweepSource(location="s3://dr10-sweeps/10.1/south/sweep")})
     assert not result.success

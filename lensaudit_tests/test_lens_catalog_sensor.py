@@ -8,15 +8,15 @@ import pytest
 from assets.automation import (FINGERPRINT_TAG, RANGE_END, RANGE_START, lens_catalog_version_sensor, main_job,
                                recorded_fingerprint)
 from assets.catalogs import FINGERPRINT_KEY, lens_catalog
-from assets.sweeps import SWEEP_PARTITIONS
+from assets.sweeps import SWEEP_PARTITIONS_NAME
 from lensaudit.catalogs import lenscat_catalog
 from lensaudit.catalogs.version import catalogue_fingerprint, lenscat_version, table_sha256
 from lensaudit.lens_catalog_table import lens_catalog_table
 from lensaudit.config import get_profile
 from resources.settings import LensauditSettings
-from resources.sweeps import SweepSource
+from resources.sweeps import SweepSource, discover_sweep_partitions
 
-KEYS = list(SWEEP_PARTITIONS.get_partition_keys())
+KEYS = discover_sweep_partitions("mock")
 #: lens_catalog and its downstream before the detector (the data half of `lensaudit materialize`)
 DATA_HALF = {"lens_catalog", "positives", "negative_pool", "spatial_splits", "training_manifest", "cutouts",
              "shortcut_features", "injection_realism", "injection_hosts"}
@@ -25,6 +25,7 @@ DATA_HALF = {"lens_catalog", "positives", "negative_pool", "spatial_splits", "tr
 @pytest.fixture
 def instance():
     with dg.instance_for_test() as inst:
+        inst.add_dynamic_partitions(SWEEP_PARTITIONS_NAME, KEYS)  # what sweep_discovery_sensor adds
         yield inst
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from resources.spark import EmrSettings, SparkResource
-from resources.sweeps import discover_sweep_partitions
+from resources.sweeps import SweepLocationError, discover_sweep_partitions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def test_sweep_partition_discovery(tmp_path):
     (tmp_path / "sweep-310m005-320p000.fits").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("x")
     assert discover_sweep_partitions(str(tmp_path)) == ["sweep-310m005-320p000.fits"]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(SweepLocationError, match="missing"):
         discover_sweep_partitions(str(tmp_path / "missing"))
 
 
@@ -135,12 +135,13 @@ def test_materialize_plans_one_run_per_partitions_definition():
     from lensaudit_cli.main import plan_runs
 
     keys = set(defs.resolve_asset_graph().get_all_asset_keys())
-    runs = plan_runs(defs, keys, "demo")
+    sweeps = ("sweep-040p010-050p015.fits", "sweep-190p035-200p040.fits")
+    runs = plan_runs(defs, keys, "demo", sweeps)
     names = [{k.to_user_string() for k in ks} for ks, _ in runs]
     assert len(runs) == 3
     assert {"cutouts", "injection_hosts", "training_manifest"} <= names[0]
-    assert "dagster/asset_partition_range_start" in runs[0][1]
+    assert (runs[0][1]["dagster/asset_partition_range_start"], runs[0][1]["dagster/asset_partition_range_end"]) == sweeps
     assert names[1] == {"detector", "detector_evaluation"} and runs[1][1] == {"dagster/partition": "resnet18"}
     assert names[2] == {"completeness_table", "failure_modes", "audit_report"} and runs[2][1] == {}
-    only_data = plan_runs(defs, {dg.AssetKey("lens_catalog")}, "demo")
+    only_data = plan_runs(defs, {dg.AssetKey("lens_catalog")}, "demo", None)
     assert len(only_data) == 1 and only_data[0][1] == {}

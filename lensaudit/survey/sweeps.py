@@ -57,6 +57,11 @@ def sweep_name(ra_deg: float, dec_deg: float, ra_step: float = SWEEP_RA_STEP_DEG
     return sweep_box(ra_deg, dec_deg, ra_step, dec_step).name
 
 
+def is_sweep_file_name(name: str) -> bool:
+    """True for a bare sweep file name (``sweep-310m005-320p000.fits``), not a path."""
+    return bool(_NAME_RE.match(name))
+
+
 def parse_sweep_name(name: str) -> SweepBox:
     """Box of a sweep file name (a path is accepted); ValueError if it is not one."""
     base = name.rsplit("/", 1)[-1]
