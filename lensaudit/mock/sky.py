@@ -23,6 +23,10 @@ from lensaudit.survey.sweeps import SweepBox
 
 TYPE_FRACTIONS = {"PSF": 0.22, "REX": 0.24, "EXP": 0.16, "DEV": 0.20, "SER": 0.18}
 CONFUSER_MORPHOLOGIES = ("ring", "spiral", "edge_on", "merger", "blue_clumpy")
+#: draw probabilities of the morphologies: rings twice as often as each other kind, because a
+#: ring around a galaxy is the confuser closest to an Einstein ring (reference/002 s12.4: a
+#: detector that scored any synthetic ring 1.0; "add ring-galaxy and spiral-arm hard negatives")
+CONFUSER_MORPHOLOGY_P = (2 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6)
 DR10_SOUTH_RELEASE = 10000
 #: objid offset between sweeps (a sweep holds < 10^6 rows of one brick)
 OBJID_STRIDE = 1_000_000
@@ -141,7 +145,7 @@ def generate_sweep(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame) -
     gal_idx = np.flatnonzero(is_gal)
     n_conf = int(round(config.confuser_fraction * len(gal_idx)))
     conf_idx = np.sort(rng.choice(gal_idx, size=n_conf, replace=False)) if n_conf else np.array([], int)
-    conf_morph = rng.choice(CONFUSER_MORPHOLOGIES, size=n_conf)
+    conf_morph = rng.choice(CONFUSER_MORPHOLOGIES, size=n_conf, p=CONFUSER_MORPHOLOGY_P)
     _apply_confuser(rng, cat, conf_idx, conf_morph)
     role[conf_idx] = "confuser"
     morph[conf_idx] = conf_morph

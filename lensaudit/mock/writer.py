@@ -21,7 +21,7 @@ _STRING_WIDTH = {"brickname": 8, "type": 3}
 
 
 #: bump when the generator changes, so that stored mock skies are regenerated
-MOCK_SKY_VERSION = 5
+MOCK_SKY_VERSION = 6
 
 
 def config_hash(config: MockSkyConfig) -> str:
