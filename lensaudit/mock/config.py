@@ -50,6 +50,8 @@ class MockSkyConfig:
         row, which exercises the positives' unmatched path.
     label_noise_tier_b: fraction of tier-B lenses that are, in truth, not lenses.
     confuser_fraction: fraction of field galaxies given a confuser morphology.
+    ring_fraction: fraction of the remaining galaxies with a resonance ring in the image only
+        (catalogue row unchanged), drawn like the ring confusers' rings.
     nan_coord_rate: rate of rows whose coordinates are NaN (a corrupt-row artefact).
     nan_patch_rate, missing_band_rate, spike_rate: stamp artefacts (a 6x6 NaN patch, one
         band all NaN, a bright-star diffraction spike), each drawn per galaxy.
@@ -69,6 +71,7 @@ class MockSkyConfig:
     lens_fraction: float = 1.0
     label_noise_tier_b: float = 0.10
     confuser_fraction: float = 0.08
+    ring_fraction: float = 0.10
     nan_coord_rate: float = 2e-4
     #: image artefacts of the mock cutouts, per stamp
     nan_patch_rate: float = 0.01

@@ -23,10 +23,6 @@ from lensaudit.survey.sweeps import SweepBox
 
 TYPE_FRACTIONS = {"PSF": 0.22, "REX": 0.24, "EXP": 0.16, "DEV": 0.20, "SER": 0.18}
 CONFUSER_MORPHOLOGIES = ("ring", "spiral", "edge_on", "merger", "blue_clumpy")
-#: draw probabilities of the morphologies: rings twice as often as each other kind, because a
-#: ring around a galaxy is the confuser closest to an Einstein ring (reference/002 s12.4: a
-#: detector that scored any synthetic ring 1.0; "add ring-galaxy and spiral-arm hard negatives")
-CONFUSER_MORPHOLOGY_P = (2 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6)
 DR10_SOUTH_RELEASE = 10000
 #: objid offset between sweeps (a sweep holds < 10^6 rows of one brick)
 OBJID_STRIDE = 1_000_000
@@ -145,10 +141,12 @@ def generate_sweep(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame) -
     gal_idx = np.flatnonzero(is_gal)
     n_conf = int(round(config.confuser_fraction * len(gal_idx)))
     conf_idx = np.sort(rng.choice(gal_idx, size=n_conf, replace=False)) if n_conf else np.array([], int)
-    conf_morph = rng.choice(CONFUSER_MORPHOLOGIES, size=n_conf, p=CONFUSER_MORPHOLOGY_P)
+    conf_morph = rng.choice(CONFUSER_MORPHOLOGIES, size=n_conf)
     _apply_confuser(rng, cat, conf_idx, conf_morph)
     role[conf_idx] = "confuser"
     morph[conf_idx] = conf_morph
+
+    _resonance_rings(config, box, morph, is_gal)
 
     # merger companions: a second source 3-6" away with 30-100 % of the flux
     merger_idx = conf_idx[conf_morph == "merger"]
@@ -165,6 +163,20 @@ def generate_sweep(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame) -
     rows = _corrupt_rows(config, box, rows)
     rows, truth = _finalise(rows, lens_truth, OBJID_STRIDE * config.sweep_boxes.index(box))
     return rows, truth
+
+
+def _resonance_rings(config: MockSkyConfig, box: SweepBox, morph: np.ndarray, is_gal: np.ndarray) -> None:
+    """Give ``config.ring_fraction`` of the other galaxies (not confusers) a ring in the image
+    only: resonance rings are common (outer rings in ~10 % of disc galaxies, Buta & Combes 1996;
+    Comeron et al. 2014) and Tractor fits such a galaxy as its ordinary profile, so the
+    catalogue row is untouched and no catalogue proxy can find them.  Their own random stream
+    (5): the catalogue, the pools and the lenses are the same draws with or without them."""
+    if config.ring_fraction <= 0:
+        return
+    rng = _rng(config, box, 5)
+    free = np.flatnonzero(is_gal & (morph == ""))
+    pick = rng.choice(free, size=int(round(config.ring_fraction * len(free))), replace=False)
+    morph[pick] = "ring"
 
 
 def _companions(rng, cat: dict, idx: np.ndarray) -> pd.DataFrame:
