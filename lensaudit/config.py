@@ -86,10 +86,13 @@ PROFILES: dict[str, Profile] = {
                     detector=DetectorSettings(train=TrainConfig(epochs=2, batch_size=64, max_steps_per_epoch=3, patience=2)),
                     selection=SelectionSettings(n_per_cell=2, adversarial_max_hosts=60, chunk=256, gallery_size=4)),
     # demo: a CPU model within the README job's budget, not a science model; 30 mock known lenses
-    # per sweep on top of lenscat's (~330 positives, ~180 of tier A); a tenth of the negatives per epoch
+    # per sweep on top of lenscat's (~330 positives, ~180 of tier A); a tenth of the negatives per epoch;
+    # two CPU threads on any machine (torch's default follows the core count, and a different thread
+    # count gives different float sums, so the README's figures would not reproduce bit for bit)
     "demo": Profile("demo", MockSkyConfig(n_objects_per_sweep=30000, lens_supplement_per_sweep=30),
                     detector=DetectorSettings(train=TrainConfig(epochs=14, batch_size=64, patience=6,
-                                                                 neg_fraction_per_epoch=0.1)),
+                                                                 neg_fraction_per_epoch=0.1),
+                                              cpu_threads=2),
                     selection=SelectionSettings(n_per_cell=16, adversarial_max_hosts=600, chunk=512)),
     "full": Profile("full", MockSkyConfig(n_objects_per_sweep=300000)),
 }
@@ -99,3 +102,33 @@ def get_profile(name: str, **overrides) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     return replace(PROFILES[name], **overrides) if overrides else PROFILES[name]
+
+
+#: the keys of a home's run record (``run_profile.json``) beside ``profile``: the detector's
+#: training seed and CPU thread count may be overridden for a home (the robustness check:
+#: "every gate still passes with another seed or thread count"); ``data_source`` is a label
+RUN_RECORD_OVERRIDES = ("train_seed", "cpu_threads")
+_RUN_RECORD_KEYS = ("profile", "data_source", *RUN_RECORD_OVERRIDES)
+
+
+def profile_from_record(record: dict) -> Profile:
+    """The profile a home's run record names, with the record's detector overrides applied.
+
+    ``{"profile": "demo", "train_seed": 7, "cpu_threads": 1}``; ValueError on an unknown key,
+    an unknown profile or an override that is not a positive integer (seed: >= 0)."""
+    if not isinstance(record, dict) or "profile" not in record:
+        raise ValueError(f"a run record is a JSON object with a 'profile' key, got {record!r}")
+    unknown = sorted(set(record) - set(_RUN_RECORD_KEYS))
+    if unknown:
+        raise ValueError(f"unknown run record keys {unknown}; allowed: {list(_RUN_RECORD_KEYS)}")
+    prof = get_profile(str(record["profile"]))
+    seed, threads = record.get("train_seed"), record.get("cpu_threads")
+    for key, val, least in (("train_seed", seed, 0), ("cpu_threads", threads, 1)):
+        if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val < least):
+            raise ValueError(f"run record {key} must be an integer >= {least}, got {val!r}")
+    det = prof.detector
+    if seed is not None:
+        det = replace(det, train=replace(det.train, seed=seed))
+    if threads is not None:
+        det = replace(det, cpu_threads=threads)
+    return replace(prof, detector=det) if det is not prof.detector else prof

@@ -38,6 +38,41 @@ def _prepare_home(home: str | None, profile: str | None) -> tuple[Path, str]:
     return h, profile
 
 
+def _stored_record(home: Path) -> dict | None:
+    stored = home / RUN_PROFILE_FILE
+    if not stored.is_file():
+        return None
+    try:
+        return json.loads(stored.read_text())
+    except ValueError as exc:
+        raise ValueError(f"unreadable run record {stored}: {exc}") from exc
+
+
+def _run_record(home: Path, profile: str, flags: dict) -> dict:
+    """The run record ``materialize`` writes: the profile, the stored overrides of the same
+    profile (a home keeps its seed and thread count), then the flags given now; validated."""
+    from lensaudit.config import RUN_RECORD_OVERRIDES, profile_from_record
+
+    stored = _stored_record(home) or {}
+    record = {"profile": profile}
+    if stored.get("profile") == profile:
+        record.update({k: stored[k] for k in RUN_RECORD_OVERRIDES if stored.get(k) is not None})
+    record.update({k: v for k, v in flags.items() if v is not None})
+    profile_from_record(record)
+    return record
+
+
+def home_profile(home: Path, name: str):
+    """The Profile of a home: its run record's (overrides included) when the record names
+    ``name``, else the plain profile ``name``."""
+    from lensaudit.config import get_profile, profile_from_record
+
+    record = _stored_record(home)
+    if isinstance(record, dict) and record.get("profile") == name:
+        return profile_from_record(record)
+    return get_profile(name)
+
+
 _SELECTION_WORDS = {"and", "or", "not", "key", "tag", "group", "kind", "owner", "code_location", "status", "column",
                     "table_name", "column_tag", "sinks", "roots"}
 
@@ -124,7 +159,12 @@ def cmd_materialize(args) -> int:
     defs, root = load_definitions()
     if not (home / "dagster" / "dagster.yaml").exists():
         shutil.copy(root / "dagster.yaml", home / "dagster" / "dagster.yaml")
-    (home / RUN_PROFILE_FILE).write_text(json.dumps({"profile": profile}))
+    try:
+        record = _run_record(home, profile, {"train_seed": args.train_seed, "cpu_threads": args.cpu_threads})
+    except ValueError as exc:
+        print(f"lensaudit: {exc}", file=sys.stderr)
+        return 2
+    (home / RUN_PROFILE_FILE).write_text(json.dumps(record, sort_keys=True))
     graph = defs.resolve_asset_graph()
     try:
         keys = resolve_selection(args.select, graph)
@@ -266,7 +306,7 @@ def cmd_gates(args) -> int:
         home, profile = _prepare_home(args.home, None)
         from lensaudit.config import get_profile
 
-        prof = get_profile(profile)
+        prof = home_profile(home, profile)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"lensaudit gates: cannot open the home: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -311,13 +351,11 @@ def _audit_record(folder: Path) -> dict | None:
 
 def _audit_home(args):
     """(home, profile) of an existing home (its recorded profile); ValueError when there is none."""
-    from lensaudit.config import get_profile
-
     h = lensaudit_home(args.home)
     if not (h / "assets").is_dir():
         raise ValueError(f"nothing stored under {h / 'assets'}: materialise the audit first")
     home, profile = _prepare_home(args.home, None)
-    return home, get_profile(profile)
+    return home, home_profile(home, profile)
 
 
 def _print_audit(summary: dict, out: Path, view_home: Path, profile, name: str) -> None:
@@ -413,13 +451,12 @@ def cmd_import(args) -> int:
 def cmd_summary(args) -> int:
     """The headline figures of a home as a Markdown table (what the README pastes, with the commit)."""
     home, profile = _prepare_home(args.home, None)
-    from lensaudit.config import get_profile
     from lensaudit.summary import markdown, summarise
 
     if not (home / "assets").is_dir():
         print(f"lensaudit summary: nothing stored under {home / 'assets'}", file=sys.stderr)
         return 1
-    print(markdown(summarise(home, get_profile(profile))))
+    print(markdown(summarise(home, home_profile(home, profile))))
     return 0
 
 
@@ -493,6 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "upstream; bare names mean key:<name> (default: all)")
     m.add_argument("--profile", default="demo", choices=["tiny", "demo", "full"])
     m.add_argument("--home", default=None, help="LENSAUDIT_HOME (default ./lensaudit_home)")
+    m.add_argument("--train-seed", type=int, default=None, help="the detector's training seed for this home "
+                   "(default: the profile's; kept in the home's run_profile.json for later runs)")
+    m.add_argument("--cpu-threads", type=int, default=None, help="torch CPU threads of the detector's training "
+                   "(default: the profile's; kept like --train-seed)")
     m.set_defaults(func=cmd_materialize)
     g = sub.add_parser("gates", help="evaluate every gate on what is stored; exit 1 if an ERROR gate fails")
     g.add_argument("--home", default=None)
