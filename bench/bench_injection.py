@@ -95,7 +95,8 @@ def gpu(ns) -> None:
     from lensaudit.injection.render import render_arcs
 
     rows = random_rows(ns.batch)
-    cols = validate_rows(rows)
+    parts = [validate_rows(rows[i:i + 2000]) for i in range(0, len(rows), 2000)]  # validate_rows takes <= 2000 rows
+    cols = {k: np.concatenate([np.asarray(c[k]) for c in parts]) for k in parts[0]}
     dev = torch.device(ns.device)
     print(f"device: {torch.cuda.get_device_name(0)} torch={torch.__version__}")
     for compiled in (False, True):

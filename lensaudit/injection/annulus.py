@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from lensaudit.detector.preprocess import nanmedian_last
+from lensaudit.detector.preprocess import median_last_finite, nanmedian_last
 from lensaudit.stamps import radius_map
 
 ANNULUS_PX = (4.0, 16.0)
@@ -38,6 +38,13 @@ def _geometry(size: int):
     return pad, ann_idx, ann_ring, outer_idx
 
 
+@lru_cache(maxsize=8)
+def _ring_index(size: int, device: str) -> list[torch.Tensor]:
+    """The pixel indices of each 1-px ring of the annulus (unpadded), on ``device``."""
+    pad = _geometry(size)[0]
+    return [torch.as_tensor(row[row < size * size], device=device) for row in pad]
+
+
 def outer_sigma(stamps: torch.Tensor) -> torch.Tensor:
     """(N, 3) per-pixel noise [nmgy]: 1.4826 MAD of the outer ring r >= 35 px."""
     n, c, h, w = stamps.shape
@@ -53,8 +60,13 @@ def annulus_snr(stamps: torch.Tensor, sigma: torch.Tensor | None = None) -> torc
     n, c, h, w = stamps.shape
     pad, ann_idx, ann_ring, _ = (torch.as_tensor(a, device=stamps.device) for a in _geometry(h))
     x = stamps.to(torch.float64).reshape(n, c, h * w)
-    xs = torch.cat([x, torch.full((n, c, 1), float("nan"), dtype=x.dtype, device=x.device)], dim=2)
-    med = nanmedian_last(xs[:, :, pad])  # (N, C, rings)
+    if x.is_cuda and bool(torch.isfinite(x).all()):  # ring by ring at its own width: no NaN padding to sort
+        xs = stamps.reshape(n, c, h * w)  # selected in the stamps' dtype, averaged in float64 (exact)
+        med = torch.stack([median_last_finite(xs[:, :, ring], torch.float64) for ring in _ring_index(h, str(x.device))],
+                          dim=-1)
+    else:
+        xs = torch.cat([x, torch.full((n, c, 1), float("nan"), dtype=x.dtype, device=x.device)], dim=2)
+        med = nanmedian_last(xs[:, :, pad])  # (N, C, rings)
     med = torch.nan_to_num(med, nan=0.0)
     resid = x[:, :, ann_idx] - med[:, :, ann_ring]
     flux = torch.nan_to_num(resid, nan=0.0).sum(-1)

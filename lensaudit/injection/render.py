@@ -111,6 +111,19 @@ def _kernel(fn, compiled: bool):
     return _COMPILED[fn]
 
 
+def _max3(a):
+    """3x3 running maximum of (B, H, W) with the outside ignored (max_pool2d, stride 1, padding
+    1), separably: two passes of three shifted views (fused into one kernel when compiled)."""
+    p = F.pad(a, (1, 1, 1, 1), value=float("-inf"))
+    r = torch.maximum(torch.maximum(p[:, :, :-2], p[:, :, 1:-1]), p[:, :, 2:])
+    return torch.maximum(torch.maximum(r[:, :-2], r[:, 1:-1]), r[:, 2:])
+
+
+def _box3(a):
+    """(min, max) over each pixel's 3x3 neighbourhood."""
+    return -_max3(-a), _max3(a)
+
+
 def render_unit_lensed_adaptive(p: dict, npix: int, supersample: int, pixscale: float, suppress_inner: bool = False,
                                 n_clumps: int = 0, core_radii: float = 5.0, compiled: bool = False) -> torch.Tensor:
     """As :func:`render_unit_lensed`, supersampling only the pixels that need it.
@@ -132,10 +145,7 @@ def render_unit_lensed_adaptive(p: dict, npix: int, supersample: int, pixscale: 
     image = _kernel(_source_sb, compiled)(bx, by, x, y, col, n_clumps, _clump4, suppress_inner)
     # source-plane footprint of each pixel: the box spanned by its own and its eight
     # neighbours' ray-shot centres (which enclose the pixel's corners)
-    def box(a):
-        a = a[:, None]
-        return (-F.max_pool2d(-a, 3, stride=1, padding=1))[:, 0], F.max_pool2d(a, 3, stride=1, padding=1)[:, 0]
-    (bx0, bx1), (by0, by1) = box(bx), box(by)
+    (bx0, bx1), (by0, by1) = _kernel(_box3, compiled)(bx), _kernel(_box3, compiled)(by)
     _, q_src = ellipticity_to_phi_q(col["src_e1"], col["src_e2"])
     reach = core_radii * col["src_r_sersic_arcsec"] / torch.sqrt(q_src)
     if n_clumps:

@@ -22,6 +22,9 @@ conditional recall k_obs/n_obs, each with ``beta_bounds`` intervals.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +34,7 @@ from lensaudit.spec import INTERVAL_LEVELS, SELECTION, interval_tag
 
 SCHEMA_VERSION = 2
 MIN_CLUSTER_HOSTS = 5
+BOOTSTRAP_THREADS = 4  # cells bootstrapped in parallel (the result does not depend on it)
 
 
 def detections(records: pd.DataFrame, threshold_logit: float) -> tuple[np.ndarray, np.ndarray]:
@@ -49,11 +53,27 @@ def _with_intervals(df: pd.DataFrame, k: str, n: str, value: str, prefix: str = 
         df[f"{prefix}lo{interval_tag(level)}"], df[f"{prefix}hi{interval_tag(level)}"] = lo, hi
 
 
+def _cell_bootstrap(cell: int, k_h: np.ndarray, n_h: np.ndarray, n_boot: int, seed: int) -> dict:
+    m = len(k_h)
+    row = {"cell": cell, "n_hosts": m, "cluster_lo95": np.nan, "cluster_hi95": np.nan, "n_eff": np.nan,
+           "cluster_ok": False}
+    if m >= MIN_CLUSTER_HOSTS:
+        rng = np.random.default_rng([int(seed), int(cell)])  # one stream per cell: any order, any thread
+        idx = rng.integers(0, m, size=(n_boot, m))  # host draws with replacement
+        c_boot = np.take(k_h, idx).sum(axis=1) / np.take(n_h, idx).sum(axis=1)
+        lo, hi = np.percentile(c_boot, [2.5, 97.5])
+        p, var = k_h.sum() / n_h.sum(), c_boot.var(ddof=1)
+        row.update(cluster_lo95=float(lo), cluster_hi95=float(hi), cluster_ok=True,
+                   n_eff=float(p * (1 - p) / var) if var > 0 else np.nan)
+    return row
+
+
 def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int) -> pd.DataFrame:
     """Per cell: n_hosts, cluster_lo95, cluster_hi95, n_eff, cluster_ok from a bootstrap over
     the cell's distinct hosts (each resample draws as many hosts as the cell has, with
-    replacement, and keeps all their injections)."""
-    rng = np.random.default_rng(seed)
+    replacement, and keeps all their injections).  Each cell draws from its own generator
+    seeded by (seed, cell), so cells run in parallel threads (numpy releases the GIL while
+    drawing and summing) and the result does not depend on the thread count."""
     per = pd.DataFrame({"cell": cell, "host": host, "det": det.astype(np.int64)}).groupby(
         ["cell", "host"], sort=True)["det"].agg(["sum", "size"]).reset_index()
     cols = ["cell", "n_hosts", "cluster_lo95", "cluster_hi95", "n_eff", "cluster_ok"]
@@ -63,19 +83,13 @@ def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boo
     cells_arr = per["cell"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, cells_arr[1:] != cells_arr[:-1], True])
     k_all, n_all = per["sum"].to_numpy(float), per["size"].to_numpy(float)
-    rows = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        k_h, n_h, m = k_all[a:b], n_all[a:b], b - a
-        row = {"cell": int(cells_arr[a]), "n_hosts": m, "cluster_lo95": np.nan, "cluster_hi95": np.nan,
-               "n_eff": np.nan, "cluster_ok": False}
-        if m >= MIN_CLUSTER_HOSTS:
-            idx = rng.integers(0, m, size=(n_boot, m))  # host draws with replacement
-            c_boot = k_h[idx].sum(axis=1) / n_h[idx].sum(axis=1)
-            lo, hi = np.percentile(c_boot, [2.5, 97.5])
-            p, var = k_h.sum() / n_h.sum(), c_boot.var(ddof=1)
-            row.update(cluster_lo95=float(lo), cluster_hi95=float(hi), cluster_ok=True,
-                       n_eff=float(p * (1 - p) / var) if var > 0 else np.nan)
-        rows.append(row)
+    jobs = [(int(cells_arr[a]), k_all[a:b], n_all[a:b], n_boot, seed) for a, b in zip(bounds[:-1], bounds[1:])]
+    workers = min(BOOTSTRAP_THREADS, os.cpu_count() or 1, len(jobs))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            rows = list(pool.map(lambda j: _cell_bootstrap(*j), jobs))
+    else:
+        rows = [_cell_bootstrap(*j) for j in jobs]
     return pd.DataFrame(rows, columns=cols)
 
 

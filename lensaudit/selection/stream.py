@@ -1,0 +1,97 @@
+"""The selection function streamed over groups of hosts, for plans larger than memory.
+
+The plan's rows are ordered by the (PSF, depth) bin of their host (a host belongs to one
+bin, so each bin's injections need only that bin's hosts) and cut, at bin boundaries, into
+groups of at least ``group_rows`` injections.  Per group: its hosts are read from the
+cutout store into pinned host memory by a background thread while the device works on
+the previous group (``host_load`` counts only the wait), copied to the device, scored
+without an arc (``host_logit``), and ``inject_and_score`` runs on the group's injections
+(arc noise seeded by (seed, group number)) in equal chunks of at most ``chunk`` rows.  Memory stays bounded by the largest group:
+the group's stamps on the device, the plan and the per-injection results on the host.
+
+Results are those of ``inject_and_score`` plus ``host_logit``, in plan order.  The same
+seed, plan and ``group_rows`` give the same numbers; another ``group_rows`` redraws the
+arc noise (the noise stream is per group).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lensaudit.selection.adversarial import score_batches
+from lensaudit.selection.grid import DEPTH
+from lensaudit.selection.inject import inject_and_score
+
+
+def host_groups(plan: pd.DataFrame, group_rows: int) -> list[np.ndarray]:
+    """Positional row indices of ``plan`` per group: rows sorted (stably) by host bin, cut at
+    bin boundaries once a group holds ``group_rows`` rows."""
+    if group_rows < 1:
+        raise ValueError(f"group_rows must be >= 1, got {group_rows}")
+    key = plan["psf_bin"].to_numpy(np.int64) * DEPTH.n + plan["depth_bin"].to_numpy(np.int64)
+    order = np.argsort(key, kind="stable")
+    edges = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])  # start of each bin in ``order``
+    groups, start = [], 0
+    for e in list(edges[1:]) + [len(order)]:
+        if e - start >= group_rows or e == len(order):
+            if e > start:
+                groups.append(order[start:e])
+            start = e
+    return groups
+
+
+def group_seed(seed: int, group: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(group)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFrame, params: pd.DataFrame, crop: int,
+                            device: str, seed: int, *, group_rows: int = 65536, chunk: int = 8192,
+                            compiled: bool = False, timings: dict | None = None) -> pd.DataFrame:
+    """``inject_and_score`` + ``host_logit`` for every row of ``plan`` (``params`` row-aligned),
+    hosts read from ``reader`` (a ``CutoutReader``) group by group; see the module docstring."""
+    if len(plan) != len(params):
+        raise ValueError(f"plan ({len(plan)} rows) and params ({len(params)} rows) differ in length")
+    cuda = str(device).startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    t = timings if timings is not None else {}
+    host_index = pd.Index(hosts["galaxy_id"])
+    all_pos = host_index.get_indexer(plan["galaxy_id"])
+    if (all_pos < 0).any():
+        raise ValueError("plan names hosts that are not in the host table")
+    size = (reader.bands, reader.size, reader.size)
+
+    def load(rows: np.ndarray):
+        uniq, inv = np.unique(all_pos[rows], return_inverse=True)
+        buf = torch.empty((len(uniq), *size), dtype=torch.float32, pin_memory=cuda)
+        reader.read(hosts.iloc[uniq].assign(cutout_ok=True), out=buf.numpy())
+        return uniq, inv, buf
+
+    groups = host_groups(plan, group_rows)
+    out = []
+    with ThreadPoolExecutor(1) as pool:
+        nxt = pool.submit(load, groups[0]) if groups else None
+        for g, rows in enumerate(groups):
+            t0 = time.perf_counter()
+            uniq, inv, buf = nxt.result()
+            if g + 1 < len(groups):
+                nxt = pool.submit(load, groups[g + 1])
+            stamps = buf.to(device, non_blocking=True)
+            sync()
+            t["host_load"] = t.get("host_load", 0.0) + time.perf_counter() - t0
+            t0 = time.perf_counter()
+            host_logit = score_batches(model, stamps, crop, device, chunk=chunk)
+            t["host_score"] = t.get("host_score", 0.0) + time.perf_counter() - t0
+            res = inject_and_score(model, stamps, inv, params.iloc[rows].reset_index(drop=True),
+                                   hosts.iloc[uniq].reset_index(drop=True), crop, device, group_seed(seed, g),
+                                   chunk=-(-len(rows) // -(-len(rows) // chunk)), compiled=compiled, timings=timings)
+            res["host_logit"] = host_logit[inv]
+            res.index = rows
+            out.append(res)
+    if not out:
+        return pd.DataFrame(columns=["host_logit"])
+    return pd.concat(out).sort_index()

@@ -1,0 +1,124 @@
+"""The streamed selection function (``selection.stream``) and the exact fast medians/footprints
+that the GPU path takes; all on the CPU, in seconds."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lensaudit.cutouts.store import CutoutReader, write_shard
+from lensaudit.detector.preprocess import median_last_finite, nanmedian_last
+from lensaudit.selection.grid import DEPTH, PSF, host_bins
+from lensaudit.survey.photometry import mag5sigma_to_depth_ivar
+
+
+def _store(tmp_path, n=24):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:101, :101] - 50
+    galaxy = (0.5 * np.exp(-np.hypot(xx, yy) / 4.0)).astype(np.float32)
+    stack = rng.normal(0, 0.01, (n, 3, 101, 101)).astype(np.float32) + galaxy
+    write_shard(tmp_path / "shards" / "h-0000.npy", stack)
+    psf = np.resize([PSF.centres[0], PSF.centres[3], PSF.centres[6]], n)  # three PSF bins
+    depth = mag5sigma_to_depth_ivar(np.full(n, DEPTH.centres[2]))
+    hosts = pd.DataFrame({"galaxy_id": [f"h{i:03d}" for i in range(n)], "cutout_path": "shards/h-0000.npy",
+                          "cutout_offset": np.arange(n), "cutout_ok": True, "psfsize_g": psf * 1.1, "psfsize_r": psf,
+                          "psfsize_z": psf * 0.9, "psfdepth_g": depth * 1.5, "psfdepth_r": depth,
+                          "psfdepth_z": depth * 0.2})
+    return pd.concat([hosts, host_bins(hosts)], axis=1), CutoutReader(tmp_path)
+
+
+class _Tiny(torch.nn.Module):
+    """A fixed linear scorer (mean of the normalised centre, band-weighted): any frozen model does."""
+
+    def forward(self, x):
+        return (x * torch.tensor([0.2, 0.5, 0.3])[None, :, None, None]).mean(dim=(1, 2, 3))[:, None]
+
+
+def _plan(hosts, per_cell=1):
+    from lensaudit.selection.inject import draw_parameters, plan_injections
+
+    plan = plan_injections(hosts, per_cell, seed=3)
+    plan = plan[plan["theta_e_bin"] % 5 == 0].reset_index(drop=True)  # 3 theta_E bins x 3 PSF bins, fast
+    return plan, draw_parameters(plan, hosts, seed=3).reset_index(drop=True)
+
+
+def test_host_groups_cover_every_row_once_and_keep_bins_whole(tmp_path):
+    from lensaudit.selection.stream import host_groups
+
+    hosts, _ = _store(tmp_path)
+    plan, _ = _plan(hosts, per_cell=4)
+    for rows in (1, 10, 10_000):
+        groups = host_groups(plan, rows)
+        allrows = np.concatenate(groups)
+        assert np.array_equal(np.sort(allrows), np.arange(len(plan)))
+        bins = [set(zip(plan.psf_bin.iloc[g], plan.depth_bin.iloc[g])) for g in groups]
+        assert sum(len(b) for b in bins) == len(set().union(*bins))  # no bin split across groups
+        assert all(len(g) >= rows for g in groups[:-1])
+    with pytest.raises(ValueError, match="group_rows"):
+        host_groups(plan, 0)
+
+
+def test_stream_is_deterministic_and_scores_each_host(tmp_path):
+    from lensaudit.selection.inject import score_stamps
+    from lensaudit.selection.stream import stream_inject_and_score
+
+    hosts, reader = _store(tmp_path)
+    plan, params = _plan(hosts)
+    model = _Tiny().eval()
+    a = stream_inject_and_score(model, reader, hosts, plan, params, 64, "cpu", 5, group_rows=4, chunk=3)
+    b = stream_inject_and_score(model, reader, hosts, plan, params, 64, "cpu", 5, group_rows=4, chunk=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert np.array_equal(a.index.to_numpy(), np.arange(len(plan))) and a.notna().all().all()
+    pos = pd.Index(hosts.galaxy_id).get_indexer(plan.galaxy_id)
+    own = score_stamps(model, torch.from_numpy(reader.read(hosts.iloc[pos])), 64, "cpu").numpy()
+    assert np.allclose(a["host_logit"], own, rtol=0, atol=1e-6)
+    # the arcs do not depend on the grouping (only the arc noise stream does)
+    c = stream_inject_and_score(model, reader, hosts, plan, params, 64, "cpu", 5, group_rows=10_000, chunk=64)
+    assert np.allclose(a["magnification"], c["magnification"]) and np.allclose(a["host_logit"], c["host_logit"])
+    # (the PSF kernel's truncation radius follows the widest PSF of each render call: ~1e-4)
+    assert np.allclose(a["arc_snr_matched"], c["arc_snr_matched"], rtol=1e-3)
+
+
+def test_stream_rejects_unknown_hosts_and_misaligned_params(tmp_path):
+    from lensaudit.selection.stream import stream_inject_and_score
+
+    hosts, reader = _store(tmp_path)
+    plan, params = _plan(hosts)
+    with pytest.raises(ValueError, match="differ in length"):
+        stream_inject_and_score(_Tiny(), reader, hosts, plan, params.iloc[:-1], 64, "cpu", 5)
+    bad = plan.assign(galaxy_id=plan.galaxy_id.where(plan.index > 0, "nobody"))
+    with pytest.raises(ValueError, match="not in the host table"):
+        stream_inject_and_score(_Tiny(), reader, hosts, bad, params, 64, "cpu", 5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 64, 1960])
+def test_selection_median_equals_the_sorting_median(n):
+    rng = np.random.default_rng(n)
+    for v in (rng.normal(size=(20, 3, n)).astype(np.float32), np.round(rng.normal(size=(20, 3, n))).astype(np.float32)):
+        a = torch.from_numpy(v)  # second case: many ties
+        assert torch.equal(median_last_finite(a), nanmedian_last(a))
+        assert np.array_equal(median_last_finite(a, torch.float64).numpy(), np.median(v.astype(np.float64), axis=-1))
+
+
+def test_renderer_footprint_equals_max_pool():
+    from lensaudit.injection.render import _box3
+
+    a = torch.randn(3, 101, 101)
+    lo, hi = _box3(a)
+    assert torch.equal(hi, F.max_pool2d(a[:, None], 3, stride=1, padding=1)[:, 0])
+    assert torch.equal(lo, -F.max_pool2d(-a[:, None], 3, stride=1, padding=1)[:, 0])
+
+
+def test_cluster_bootstrap_does_not_depend_on_the_thread_count(monkeypatch):
+    import lensaudit.selection.completeness as C
+
+    rng = np.random.default_rng(0)
+    cell = np.repeat(np.arange(12), 60)
+    host = rng.integers(0, 15, cell.size)
+    det = rng.random(cell.size) < 0.4
+    monkeypatch.setattr(C, "BOOTSTRAP_THREADS", 1)
+    one = C.cluster_bootstrap(cell, host, det, 200, 7)
+    monkeypatch.setattr(C, "BOOTSTRAP_THREADS", 4)
+    pd.testing.assert_frame_equal(one, C.cluster_bootstrap(cell, host, det, 200, 7))
+    assert one.cluster_ok.all() and (one.cluster_lo95 <= one.cluster_hi95).all()
