@@ -35,3 +35,28 @@ def test_descriptions_follow_the_spec_and_the_producer_constants():
                  f"within {DATA.match_radius_arcsec:g}\"", f"nside {SPLIT_NSIDE}", f"{STAMP_PIX}x{STAMP_PIX}",
                  f"over {N_CELLS} cells"):
         assert text in table, text
+
+
+def test_a_stale_number_or_a_changed_spec_turns_the_readme_check_red(monkeypatch):
+    """Planted faults: a README whose table kept an old number, and a spec value changed in
+    ``lensaudit/spec.py`` only (the description follows it, so the README no longer matches)."""
+    import dataclasses
+    import importlib.util
+
+    import assets.manifest
+    import lensaudit.spec
+    from lensaudit.spec import DATA
+
+    readme = README.read_text()
+    table = markdown()
+    stale = f"{DATA.negatives_per_positive} negatives per positive"
+    assert stale in table
+    assert table not in readme.replace(stale, f"{DATA.negatives_per_positive // 2} negatives per positive")
+
+    # a fresh copy of the asset module, imported under the edited spec (assets.manifest itself untouched)
+    monkeypatch.setattr(lensaudit.spec, "DATA", dataclasses.replace(DATA, negatives_per_positive=37))
+    copy = importlib.util.module_from_spec(importlib.util.spec_from_file_location("_manifest_copy",
+                                                                                   assets.manifest.__file__))
+    copy.__spec__.loader.exec_module(copy)
+    text = next(iter(copy.training_manifest.specs)).description
+    assert "37 negatives per positive" in text and text not in readme
