@@ -4,12 +4,14 @@ import dagster as dg
 
 from assets._wiring import json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
 from assets.sweeps import sweep_catalog
+from lensaudit.catalogs.lenscat_catalog import SAMPLE_WEIGHT_OF_TIER
 from lensaudit.catalogs.version import catalogue_fingerprint, lenscat_version
 from lensaudit.lens_catalog_table import lens_catalog_table
 from lensaudit.mock.config import MockSkyConfig
 from lensaudit.mock.lens_supplement import is_mock_lens
 from lensaudit.spark_jobs.entrypoint import positives_job
 from lensaudit.plots import separation_histogram
+from lensaudit.spec import DATA
 from lensaudit.store import asset_files, partition_file, safe_join, write_parquet_atomic
 from lensaudit.tables import LENS_CATALOG_SCHEMA
 from resources.settings import LensauditSettings
@@ -26,7 +28,10 @@ def mock_sky_of(settings: LensauditSettings, sweeps: SweepSource) -> MockSkyConf
 
 
 @dg.asset(group_name="catalogs", kinds={"pandas", "parquet"}, metadata=schema_metadata("lens_catalog"),
-          description="Galaxy-scale lenscat lenses in the DECaLS footprint; tier A = confident, B = probable.")
+          description="Galaxy-scale lenscat lenses in the DECam footprint (plus the mock sky's own known lenses when "
+                      "the sweeps are the mock); tier A = confident (sample weight "
+                      f"{SAMPLE_WEIGHT_OF_TIER['A']:g}), B = probable ({SAMPLE_WEIGHT_OF_TIER['B']:g}); removal counters "
+                      "in metadata.")
 def lens_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings, sweeps: SweepSource) -> dg.MaterializeResult:
     cat, counts = lens_catalog_table(mock_sky_of(settings, sweeps))
     out = safe_join(settings.home_path(), "assets", "lens_catalog", "data.parquet")
@@ -41,7 +46,8 @@ def lens_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings,
 
 @dg.asset(group_name="catalogs", kinds={"spark", "parquet"}, deps=[lens_catalog, sweep_catalog],
           metadata=schema_metadata("positives"),
-          description="Nearest primary Tractor row within 1.5\" of each lens; unmatched lenses in positives_unmatched.")
+          description=f"Nearest primary Tractor row within {DATA.match_radius_arcsec:g}\" of each lens, one Spark "
+                      "task per sweep; unmatched lenses with a reason in positives_unmatched.")
 def positives(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource) -> dg.MaterializeResult:
     home = settings.home_path()
     profile = settings.profile_obj()

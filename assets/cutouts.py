@@ -13,6 +13,7 @@ from assets.sweeps import SWEEP_PARTITIONS
 from lensaudit.plots import feature_auc_plot
 from lensaudit.spark_jobs.entrypoint import cutouts_job, shortcut_features_job
 from lensaudit.store import asset_files, partition_file, safe_join
+from lensaudit.survey.instrument import BANDS, STAMP_PIX
 from resources.cutout_source import CutoutSourceResource
 from resources.settings import LensauditSettings
 from resources.spark import SparkResource
@@ -20,8 +21,10 @@ from resources.spark import SparkResource
 
 @dg.asset(group_name="cutouts", kinds={"spark", "numpy", "parquet"}, partitions_def=SWEEP_PARTITIONS,
           backfill_policy=dg.BackfillPolicy.single_run(), deps=[training_manifest], metadata=schema_metadata("cutouts"),
-          description="101x101 g,r,z float32 stamps (nmgy/pixel) of every manifest row, in shards under "
-                      "$LENSAUDIT_HOME/cutout_store, with a Parquet index and QC per partition.")
+          description=f"{STAMP_PIX}x{STAMP_PIX} {','.join(BANDS)} float32 stamps (nmgy/pixel) of every manifest row, "
+                      "one Spark task per sweep partition, in content-hashed shards under "
+                      "$LENSAUDIT_HOME/cutout_store/shards/, with a Parquet index (galaxy_id, cutout_path, "
+                      "cutout_offset, cutout_ok, fail_reason, QC columns) per partition.")
 def cutouts(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource,
             cutout_source: CutoutSourceResource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
@@ -45,8 +48,9 @@ def cutouts(context: dg.AssetExecutionContext, settings: LensauditSettings, spar
 
 
 @dg.asset(group_name="cutouts", kinds={"spark", "parquet"}, deps=[cutouts], metadata=schema_metadata("shortcut_features"),
-          description="Per-cutout shortcut features (core/annulus/outer statistics, asymmetry, Laplacian energy, "
-                      "colours, saturation, edge artefacts) for the single-feature AUC gates.")
+          description="Per-cutout shortcut features (core/annulus/outer statistics, radial gradient, azimuthal "
+                      "asymmetry, Laplacian energy, annulus-core colours, saturation and edge scores) for the "
+                      "single-feature AUC and core-only logistic-regression gates; AUC table and plot in metadata.")
 def shortcut_features(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource) -> dg.MaterializeResult:
     home = settings.home_path()
     index_paths = {f.stem + ".fits": str(f) for f in asset_files(home, "cutouts")}

@@ -23,7 +23,7 @@ ARCH_PARTITIONS = dg.StaticPartitionsDefinition(list(ARCHITECTURES))
 @dg.asset(group_name="detector", kinds={"torch"}, partitions_def=ARCH_PARTITIONS,
           deps=[dg.AssetDep(cutouts, partition_mapping=dg.AllPartitionMapping())],
           description="The lens detector trained on the train split, selected on val: best.pt (state dict only) "
-                      "and run_info.json under $LENSAUDIT_HOME/assets/detector/<arch>/.")
+                      "and run_info.json under `$LENSAUDIT_HOME/assets/detector/<arch>/`.")
 def detector(context: dg.AssetExecutionContext, settings: LensauditSettings, device: DeviceResource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
     arch = context.partition_key

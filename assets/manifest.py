@@ -6,13 +6,15 @@ import pandas as pd
 from assets._wiring import json_meta, schema_metadata
 from assets.splits import spatial_splits
 from lensaudit.spark_jobs.entrypoint import training_manifest_job
+from lensaudit.spec import DATA
 from lensaudit.store import asset_files, partition_file
 from resources.settings import LensauditSettings
 from resources.spark import SparkResource
 
 @dg.asset(group_name="sampling", kinds={"spark", "parquet"}, deps=[spatial_splits],
           metadata=schema_metadata("training_manifest"),
-          description="100 negatives per positive in each (split, nobs_z_bin, type_bin); N1:N2 = 85:15 overall; "
+          description=f"{DATA.negatives_per_positive} negatives per positive in each (split, nobs_z_bin, type_bin); "
+                      f"N2 a fraction {DATA.n2_fraction:g} of all negatives (the rest N1); "
                       "shortfalls in training_manifest_shortfalls; positives outside the negatives' sky/type domain "
                       "excluded with a reason in training_manifest_excluded_positives.")
 def training_manifest(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource) -> dg.MaterializeResult:

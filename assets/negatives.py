@@ -17,8 +17,9 @@ from resources.sweeps import SweepSource
 @dg.asset(group_name="sampling", kinds={"spark", "parquet"}, partitions_def=SWEEP_PARTITIONS,
           backfill_policy=dg.BackfillPolicy.single_run(), deps=[sweep_catalog, lens_catalog],
           metadata=schema_metadata("negative_pool"),
-          description="N1 (Paper IV parity cuts) and N2 (confuser proxies) negatives, one row per galaxy and pool; "
-                      "per-cut removal counters in negative_pool_filter_counts.")
+          description="N1 (Paper IV parity cuts) and N2 (confuser proxies, with category) negatives, one row per "
+                      "(galaxy, pool), one Spark task per sweep; per-cut removal counters (per band for nobs) in "
+                      "metadata and negative_pool_filter_counts.")
 def negative_pool(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource,
                   sweeps: SweepSource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()

@@ -9,7 +9,9 @@ from assets.injection import injection_realism
 from lensaudit.plots import completeness_heatmaps, marginal_curves
 from lensaudit.selection.completeness import marginal
 from lensaudit.selection.failure_run import run_failure_modes
+from lensaudit.selection.grid import N_CELLS
 from lensaudit.selection.run import build_hosts, run_completeness
+from lensaudit.spec import OPERATING_POINTS, PRIMARY
 from lensaudit.store import atomic_path, safe_join
 from resources.device import DeviceResource
 from resources.settings import LensauditSettings
@@ -23,9 +25,13 @@ def injection_hosts(settings: LensauditSettings) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"dagster/row_count": summary["hosts"], "summary": json_meta(summary)})
 
 
+#: the operating FPRs of the completeness tables, the primary one marked (description text)
+_FPRS = ", ".join(f"{o.target_fpr:g}" + (" default" if o == PRIMARY else "") for o in OPERATING_POINTS)
+
+
 @dg.asset(group_name="selection", kinds={"torch", "parquet"}, deps=[injection_hosts, detector_evaluation, injection_realism],
-          description="Completeness C(theta_E, PSF, depth) over 385 cells at the operating thresholds chosen on the "
-                      "validation split (FPR 1e-2 default, 1e-3), Beta(k+1, n-k+1) and host-cluster bootstrap "
+          description=f"Completeness C(theta_E, PSF, depth) over {N_CELLS} cells at the operating thresholds chosen "
+                      f"on the validation split (FPR {_FPRS}), Beta(k+1, n-k+1) and host-cluster bootstrap "
                       "intervals, host false positives apart, the detectability decomposition, every injection's "
                       "record and the adversarial tests.")
 def completeness_table(context: dg.AssetExecutionContext, settings: LensauditSettings,

@@ -7,14 +7,19 @@ from assets._wiring import json_meta, png_metadata, schema_metadata
 from lensaudit.plots import split_sky_map
 from assets.catalogs import positives
 from assets.negatives import negative_pool
-from lensaudit.splits import healpix_index, split_of_pixels, split_proportions
+from lensaudit.splits import (SPLIT_FRACTIONS, SPLIT_NSIDE, SPLIT_ORDER, healpix_index, split_of_pixels,
+                             split_proportions)
 from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic
 from lensaudit.tables import SPLITS_SCHEMA
 from resources.settings import LensauditSettings
 
+#: the split fractions the producer draws (description text)
+_FRACTIONS = " / ".join(f"{name} {SPLIT_FRACTIONS[name]:.2f}" for name in SPLIT_ORDER)
+
+
 @dg.asset(group_name="sampling", kinds={"pandas", "healpy", "parquet"}, deps=[positives, negative_pool],
           metadata=schema_metadata("spatial_splits"),
-          description="HEALPix nside 128 nested, sha256(pixel:seed) -> train 0.70 / val 0.15 / test 0.15.")
+          description=f"HEALPix nside {SPLIT_NSIDE} nested pixels -> {_FRACTIONS} by sha256(\"{{pixel}}:{{seed}}\").")
 def spatial_splits(context: dg.AssetExecutionContext, settings: LensauditSettings) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
     pos = read_asset(home, "positives", columns=["galaxy_id", "ra", "dec"]).assign(role="positive")

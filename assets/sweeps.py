@@ -42,7 +42,8 @@ def register_sweep_partitions(instance: dg.DagsterInstance, sweeps: SweepSource)
 
 @dg.asset(group_name="survey", kinds={"spark", "parquet"}, partitions_def=SWEEP_PARTITIONS,
           backfill_policy=dg.BackfillPolicy.single_run(), metadata=schema_metadata("sweep_catalog"),
-          description="DR10 sweep rows (Tractor schema, lower-case columns) per sweep file.")
+          description="DR10 sweep rows (Tractor schema, lower-case columns), one partition and one Spark task per "
+                      "sweep file.")
 def sweep_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource,
                   sweeps: SweepSource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
