@@ -5,7 +5,8 @@ One session, in order (each step needs the one before):
 
 1. the global asset graph renders with every asset's name;
 2. ``lens_catalog`` materialised by clicking its "Materialize" button: the run succeeds;
-3. a backfill of two ``sweep_catalog`` partitions chosen in the launch dialog: it completes
+3. a backfill of two ``sweep_catalog`` partitions (added by the daemon's ``sweep_discovery_sensor``)
+   chosen in the launch dialog: it completes
    with both partitions succeeded;
 4. the planted fault: rows of the first partition stored again in the second's file (a
    galaxy in two sweeps, what bricks straddling a sweep boundary would give).  Re-materialising
@@ -149,6 +150,25 @@ def test_dagster_ui_in_a_real_browser(tmp_path):
         _dagster_dev.stop(dev)
 
 
+def _wait_for_discovered_sweeps(dagster_home: Path, timeout_s: float = 180.0) -> list[str]:
+    """The sweep partitions of the server's instance once the discovery sensor has ticked."""
+    import time
+
+    import dagster as dg
+
+    from assets.sweeps import SWEEP_PARTITIONS_NAME
+
+    deadline = time.monotonic() + timeout_s
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        while True:
+            keys = instance.get_dynamic_partitions(SWEEP_PARTITIONS_NAME)
+            if len(keys) >= 2:
+                return keys
+            if time.monotonic() > deadline:
+                pytest.fail(f"sweep_discovery_sensor added {keys} within {timeout_s:.0f} s")
+            time.sleep(2)
+
+
 def _session(page, base: str, tmp_path: Path, home: Path, defs) -> None:
     from playwright.sync_api import expect
 
@@ -175,7 +195,9 @@ def _session(page, base: str, tmp_path: Path, home: Path, defs) -> None:
     page.get_by_text(re.compile(r"Finished execution of step \"lens_catalog\"")).first.wait_for()
     _shot(page, tmp_path, "run_lens_catalog")
 
-    # 3. a backfill of two sweep partitions, chosen in the dialog
+    # 3. a backfill of two sweep partitions, chosen in the dialog: the partitions are the ones
+    # that the daemon's sweep_discovery_sensor (on by default) added to the fresh instance
+    _wait_for_discovered_sweeps(tmp_path / "dagster_home")
     page.goto(f"{base}/assets/sweep_catalog")
     page.get_by_role("button", name=re.compile(r"Materialize")).first.click()
     page.get_by_role("dialog").get_by_text("Select a partition or create one").click()
