@@ -10,7 +10,8 @@ import pyarrow as pa
 
 from lensaudit.gates.registry import StoreView, gates_for
 from lensaudit.gates.result import ERROR
-from lensaudit.tables import SCHEMAS
+from lensaudit.store import asset_files, file_sha256
+from lensaudit.tables import SCHEMAS, side_tables_of
 from resources.settings import LensauditSettings
 
 def table_schema(asset: str) -> dg.TableSchema:
@@ -22,7 +23,35 @@ def table_schema(asset: str) -> dg.TableSchema:
     return dg.TableSchema(columns=cols)
 
 def schema_metadata(asset: str) -> dict[str, Any]:
-    return {"dagster/column_schema": table_schema(asset)}
+    """The asset's static metadata: its column schema (where declared) and its side tables."""
+    meta: dict[str, Any] = {"dagster/column_schema": table_schema(asset)} if asset in SCHEMAS else {}
+    return {**meta, **side_tables_metadata(asset)}
+
+def side_tables_metadata(asset: str) -> dict[str, Any]:
+    """``side_tables``: the tables ``lensaudit.tables.SIDE_TABLES`` declares for ``asset`` (name ->
+    description and columns), shown beside its schema in the UI; nothing for an asset without any."""
+    sides = side_tables_of(asset)
+    if not sides:
+        return {}
+    return {"side_tables": dg.MetadataValue.json({t.name: {
+        "description": t.description,
+        "columns": [f"{f.name}: {f.type}" for f in t.schema] if t.schema is not None else "undeclared"}
+        for t in sides})}
+
+def side_table_files_metadata(home, asset: str, partition: str | None = None) -> dict[str, Any]:
+    """``side_table_files``: each side table of ``asset`` as written by this materialisation (its
+    files, or only ``<partition>.parquet``): path, row count (Parquet footer) and sha256 of the bytes."""
+    import pyarrow.parquet as pq
+
+    from lensaudit.store import partition_file
+
+    out = {}
+    for t in side_tables_of(asset):
+        files = asset_files(home, t.name) if partition is None else \
+            [f for f in [partition_file(home, t.name, partition)] if f.is_file()]
+        out[t.name] = [{"path": str(f), "rows": pq.ParquetFile(f).metadata.num_rows, "sha256": file_sha256(f)}
+                       for f in files]
+    return {"side_table_files": json_meta(out)} if out else {}
 
 def _jsonable(x):
     if isinstance(x, float) and not math.isfinite(x):

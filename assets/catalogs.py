@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets._wiring import json_meta, png_metadata, raise_on_failed_tasks, schema_metadata
+from assets._wiring import json_meta, png_metadata, raise_on_failed_tasks, schema_metadata, side_table_files_metadata
 from assets.sweeps import sweep_catalog
 from lensaudit.catalogs.lenscat_catalog import SAMPLE_WEIGHT_OF_TIER
 from lensaudit.catalogs.version import catalogue_fingerprint, lenscat_version
@@ -75,5 +75,6 @@ def positives(context: dg.AssetExecutionContext, settings: LensauditSettings, sp
         "sweeps_searched": len(sweeps),
         "separation_histogram": png_metadata(separation_histogram(sep.to_numpy(), profile.match_radius_arcsec),
                                              safe_join(home, "plots", "positives_separation.png")),
+        **side_table_files_metadata(home, "positives"),
     })
 

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from assets._wiring import json_meta, png_metadata, schema_metadata
+from assets._wiring import json_meta, png_metadata, schema_metadata, side_table_files_metadata
 from assets.cutouts import cutouts
 from lensaudit.cutouts.store import CutoutReader
 from lensaudit.injection.realism_run import run_realism
@@ -36,6 +36,7 @@ def injection_realism(context: dg.AssetExecutionContext, settings: LensauditSett
         "arc_noise_pixels": len(noise),
         "median_magnification": float(pd.to_numeric(inj["magnification"]).median()) if len(inj) else float("nan"),
         "histograms": png_metadata(realism_histograms(records), safe_join(home, "plots", "injection_realism.png")),
+        **side_table_files_metadata(home, "injection_realism"),
     })
 
 

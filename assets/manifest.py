@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from assets._wiring import json_meta, schema_metadata
+from assets._wiring import json_meta, schema_metadata, side_table_files_metadata
 from assets.splits import spatial_splits
 from lensaudit.spark_jobs.entrypoint import training_manifest_job
 from lensaudit.spec import DATA
@@ -46,5 +46,6 @@ def training_manifest(context: dg.AssetExecutionContext, settings: LensauditSett
         "excluded_positives": len(excluded),
         "excluded_positives_by_reason": json_meta(excluded["reason"].value_counts().to_dict()),
         "stratum_table": json_meta(sf.to_dict(orient="records")),
+        **side_table_files_metadata(home, "training_manifest"),
     })
 

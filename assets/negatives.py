@@ -5,7 +5,8 @@ from dataclasses import asdict
 
 import dagster as dg
 
-from assets._wiring import add_partition_metadata, json_meta, raise_on_failed_tasks, schema_metadata
+from assets._wiring import (add_partition_metadata, json_meta, raise_on_failed_tasks, schema_metadata,
+                            side_table_files_metadata)
 from assets.catalogs import lens_catalog
 from assets.sweeps import SWEEP_PARTITIONS, sweep_catalog
 from lensaudit.spark_jobs.entrypoint import negative_pool_job
@@ -44,6 +45,7 @@ def negative_pool(context: dg.AssetExecutionContext, settings: LensauditSettings
             "path": dg.MetadataValue.path(jobs[t["key"]][1]),
             "counters_path": dg.MetadataValue.path(jobs[t["key"]][2]),
             "removal_counters_N1": json_meta(counters["N1"]), "removal_counters_N2": json_meta(counters["N2"]),
+            **side_table_files_metadata(home, "negative_pool", t["key"]),
         }
     add_partition_metadata(context, per)
     # run-wide facts only: each partition's own counts are added above

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets._wiring import json_meta, png_metadata
+from assets._wiring import json_meta, png_metadata, schema_metadata, side_table_files_metadata
 from assets.cutouts import cutouts
 from assets.detector import detector_evaluation
 from assets.injection import injection_realism
@@ -17,12 +17,13 @@ from resources.device import DeviceResource
 from resources.settings import LensauditSettings
 
 
-@dg.asset(group_name="selection", kinds={"pandas", "parquet"}, deps=[cutouts],
+@dg.asset(group_name="selection", kinds={"pandas", "parquet"}, deps=[cutouts], metadata=schema_metadata("injection_hosts"),
           description="Test-split negatives with good cutouts, binned by PSF FWHM (psfsize_r) and depth "
                       "(psfdepth_r, 5-sigma mag) on the completeness grid; thin bins reported.")
 def injection_hosts(settings: LensauditSettings) -> dg.MaterializeResult:
     summary = build_hosts(settings.home_path(), settings.profile_obj())
-    return dg.MaterializeResult(metadata={"dagster/row_count": summary["hosts"], "summary": json_meta(summary)})
+    return dg.MaterializeResult(metadata={"dagster/row_count": summary["hosts"], "summary": json_meta(summary),
+                                          **side_table_files_metadata(settings.home_path(), "injection_hosts")})
 
 
 #: the operating FPRs of the completeness tables, the primary one marked (description text)
@@ -30,6 +31,7 @@ _FPRS = ", ".join(f"{o.target_fpr:g}" + (" default" if o == PRIMARY else "") for
 
 
 @dg.asset(group_name="selection", kinds={"torch", "parquet"}, deps=[injection_hosts, detector_evaluation, injection_realism],
+          metadata=schema_metadata("completeness_table"),
           description=f"Completeness C(theta_E, PSF, depth) over {N_CELLS} cells at the operating thresholds chosen "
                       f"on the validation split (FPR {_FPRS}), Beta(k+1, n-k+1) and host-cluster bootstrap "
                       "intervals, host false positives apart, the detectability decomposition, every injection's "
@@ -51,10 +53,11 @@ def completeness_table(context: dg.AssetExecutionContext, settings: LensauditSet
         meta[name] = png_metadata(completeness_heatmaps(table.assign(completeness=table[col]), name.replace("_", " "),
                                                         label=name.replace("_", " ")),
                                   plots / f"{name}_heatmaps.png")
-    return dg.MaterializeResult(metadata=meta)
+    return dg.MaterializeResult(metadata={**meta, **side_table_files_metadata(home, "completeness_table")})
 
 
 @dg.asset(group_name="selection", kinds={"pandas", "parquet"}, deps=[completeness_table],
+          metadata=schema_metadata("failure_modes"),
           description="FPR per confuser category x condition bin, false negatives by cause, galleries.")
 def failure_modes(settings: LensauditSettings) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
@@ -63,7 +66,7 @@ def failure_modes(settings: LensauditSettings) -> dg.MaterializeResult:
             "threshold_logit": res["threshold_logit"]}
     for name, png in res["galleries"].items():
         meta[f"gallery_{name}"] = png_metadata(png, safe_join(home, "plots", f"gallery_{name}.png"))
-    return dg.MaterializeResult(metadata=meta)
+    return dg.MaterializeResult(metadata={**meta, **side_table_files_metadata(home, "failure_modes")})
 
 
 @dg.asset(group_name="selection", kinds={"html"}, deps=[failure_modes],

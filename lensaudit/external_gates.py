@@ -32,12 +32,6 @@ class AuditView(StoreView):
     def _where(self, asset: str) -> Path:
         return self.home if asset_files(self.home, asset) or self.source is None else self.source
 
-    def has(self, asset: str) -> bool:
-        return bool(asset_files(self._where(asset), asset))
-
-    def table(self, asset: str) -> pd.DataFrame:
-        return self.memo(f"table:{asset}", lambda: read_asset(self._where(asset), asset))
-
 
 def audit_profile(profile: Profile, name: str) -> Profile:
     """The profile with the audited detector's name as the audit architecture (the gates read

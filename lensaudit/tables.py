@@ -4,19 +4,24 @@ The schemas of tables a Spark job writes live with that job (``lensaudit.spark_j
 are collected here; the assets publish these as Dagster TableSchema metadata and the ``*_schema`` checks
 compare what was stored with them.  Side tables (``*_unmatched``, ``*_filter_counts``,
 ``*_shortfalls``) live in their own asset folders so that reading an asset's folder
-returns only that asset's rows.
+returns only that asset's rows; ``SIDE_TABLES`` declares each of them once, with the asset
+that writes it (shown in the asset's Dagster metadata, hashed in its materialisation metadata)
+and ``readable_table`` is the only door the gates' ``StoreView`` reads through.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from lensaudit.arrow_fields import described as _f
 from lensaudit.spark_jobs.cutouts import INDEX_SCHEMA, SHORTCUT_FEATURES_SCHEMA
-from lensaudit.spark_jobs.manifest import MANIFEST_SCHEMA, SHORTFALL_SCHEMA
+from lensaudit.spark_jobs.manifest import EXCLUDED_POSITIVES_SCHEMA, MANIFEST_SCHEMA, SHORTFALL_SCHEMA
 from lensaudit.spark_jobs.negatives import COUNTS_SCHEMA, pool_table_schema
 from lensaudit.spark_jobs.positives import POSITIVES_SCHEMA, UNMATCHED_SCHEMA
 from lensaudit.spark_jobs.sweeps import sweep_table_schema
+from lensaudit.spec import OPERATING_POINTS, PRIMARY
 from lensaudit.survey.instrument import BANDS
 
 
@@ -77,3 +82,65 @@ SCHEMAS: dict[str, pa.Schema] = {
     "shortcut_features": SHORTCUT_FEATURES_SCHEMA,
     "injection_realism": INJECTION_REALISM_SCHEMA,
 }
+
+
+#: the asset keys of the graph (``assets.ALL_ASSETS``; ``test_side_tables`` keeps the two equal)
+ASSETS: tuple[str, ...] = (
+    "lens_catalog", "sweep_catalog", "positives", "negative_pool", "spatial_splits", "training_manifest", "cutouts",
+    "shortcut_features", "injection_realism", "detector", "detector_evaluation", "injection_hosts",
+    "completeness_table", "failure_modes", "audit_report")
+
+
+def table_asset(point_name: str) -> str:
+    """The folder of the completeness table at an operating point (the primary one is the asset)."""
+    return "completeness_table" if point_name == PRIMARY.name else f"completeness_table_{point_name}"
+
+
+@dataclass(frozen=True)
+class SideTable:
+    """A table an asset writes in its own folder beside its main output (not a Dagster asset)."""
+
+    name: str
+    asset: str  # the asset whose materialisation writes it
+    description: str
+    schema: pa.Schema | None = None  # its declared column schema, where one exists
+
+
+_SIDE = [
+    SideTable("positives_unmatched", "positives", "lenses without a primary Tractor match, with the reason",
+              UNMATCHED_SCHEMA),
+    SideTable("negative_pool_filter_counts", "negative_pool", "rows removed per cut and pool, one file per sweep",
+              COUNTS_SCHEMA),
+    SideTable("training_manifest_shortfalls", "training_manifest", "negatives wanted vs found per stratum",
+              SHORTFALL_SCHEMA),
+    SideTable("training_manifest_excluded_positives", "training_manifest",
+              "positives outside the negatives' sky/type domain, with the reason", EXCLUDED_POSITIVES_SCHEMA),
+    SideTable("injection_realism_arc_noise", "injection_realism",
+              "per-pixel noise-normalised residuals inside the arc footprints, per band"),
+    SideTable("injection_host_bins", "injection_hosts", "hosts per (PSF, depth) bin of the completeness grid"),
+    SideTable("completeness_injections", "completeness_table", "every injection's record and score"),
+    *[SideTable(table_asset(p.name), "completeness_table",
+                f"the completeness table at the operating point FPR {p.target_fpr:g}")
+      for p in OPERATING_POINTS if p != PRIMARY],
+    SideTable("completeness_brackets", "completeness_table", "completeness brackets of the detectability decomposition"),
+    SideTable("adversarial_scores", "completeness_table", "logits before / after each adversarial test"),
+    SideTable("failure_missed_injections", "failure_modes", "every missed injection with its cause"),
+]
+SIDE_TABLES: dict[str, SideTable] = {t.name: t for t in _SIDE}
+
+
+def side_tables_of(asset: str) -> list[SideTable]:
+    """The side tables ``asset`` writes, in declaration order."""
+    return [t for t in _SIDE if t.asset == asset]
+
+
+class UndeclaredTableError(ValueError):
+    """A table read that is neither an asset nor a declared side table."""
+
+
+def readable_table(name: str) -> str:
+    """``name`` if it is an asset or a declared side table; ``UndeclaredTableError`` otherwise."""
+    if name in ASSETS or name in SIDE_TABLES:
+        return name
+    raise UndeclaredTableError(f"table {name!r} is neither an asset nor a side table declared in "
+                               "lensaudit.tables.SIDE_TABLES (declare it with the asset that writes it)")

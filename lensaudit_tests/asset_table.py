@@ -2,7 +2,8 @@
 
 Each row is one asset of ``assets.ALL_ASSETS``: its key, group, kinds and partitions and its
 ``description=`` as the Dagster definition declares them (numbers in the descriptions are
-formatted from ``lensaudit/spec.py`` or the producer's constants), and its gates: the names
+formatted from ``lensaudit/spec.py`` or the producer's constants) followed by the side tables it
+writes (``lensaudit.tables.SIDE_TABLES``), and its gates: the names
 ``lensaudit.gates.registry.gates_for`` returns, whose thresholds are in the generated gate
 table of "Gates that can fail" (``lensaudit_tests.gate_faults``).  ``test_asset_table.py``
 fails when the README does not hold this table verbatim.  Run
@@ -11,7 +12,7 @@ fails when the README does not hold this table verbatim.  Run
 
 from __future__ import annotations
 
-HEADER = ("| asset | group | kinds | partitions | holds (the asset's `description=`) "
+HEADER = ("| asset | group | kinds | partitions | holds (the asset's `description=`; then the side tables it writes) "
           "| gates (asset checks: ERROR and blocking unless marked; thresholds in \"Gates that can fail\") |\n"
           "| --- | --- | --- | --- | --- | --- |")
 
@@ -41,6 +42,7 @@ def _cell(text: str) -> str:
 def markdown() -> str:
     from assets import ALL_ASSETS
     from lensaudit.gates.registry import gates_for
+    from lensaudit.tables import side_tables_of
 
     rows = [HEADER]
     for a in ALL_ASSETS:
@@ -48,8 +50,10 @@ def markdown() -> str:
             key = spec.key.to_user_string()
             kinds = ", ".join(sorted(spec.kinds))
             gates = "; ".join(_gate(g) for g in gates_for(key)) or "—"
+            sides = ", ".join(f"`{t.name}`" for t in side_tables_of(key))
+            holds = _cell(spec.description or "(missing)") + (f" Side tables: {sides}." if sides else "")
             rows.append(f"| `{key}` | {spec.group_name} | {kinds} | {_partitions(a.partitions_def)} "
-                        f"| {_cell(spec.description or '(missing)')} | {gates} |")
+                        f"| {holds} | {gates} |")
     return "\n".join(rows)
 
 

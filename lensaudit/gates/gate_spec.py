@@ -1,7 +1,7 @@
 """The gate type, the stored-data view the gates read, and the helpers that register a gate.
 
 ``StoreView`` reads what is stored under ``$LENSAUDIT_HOME/assets`` (cached per view, so one
-evaluation reads each table once for all gates); ``GateSpec`` binds a gate function to its
+evaluation reads each table once for all gates), and only assets and declared side tables; ``GateSpec`` binds a gate function to its
 asset, severity and description; ``spec`` wraps the function so that a gate that cannot be
 computed (missing table, missing column, bad value) fails instead of raising.
 Gate families import from here and declare their gates in their own ``specs()`` (name and
@@ -22,7 +22,7 @@ from lensaudit.config import Profile
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.gates.schema_gates import schema_matches
 from lensaudit.store import asset_files, read_asset
-from lensaudit.tables import SCHEMAS
+from lensaudit.tables import SCHEMAS, readable_table
 
 
 @dataclass
@@ -31,8 +31,12 @@ class StoreView:
     profile: Profile
     _memo: dict = field(default_factory=dict, repr=False)
 
+    def _where(self, asset: str) -> Path:
+        """The home whose ``assets/`` folder holds ``asset`` (the view's own home here)."""
+        return self.home
+
     def has(self, asset: str) -> bool:
-        return bool(asset_files(self.home, asset))
+        return bool(asset_files(self._where(readable_table(asset)), asset))
 
     def memo(self, key: str, compute: Callable):
         """``compute()`` once per view (stored tables are read once for all gates)."""
@@ -41,7 +45,10 @@ class StoreView:
         return self._memo[key]
 
     def table(self, asset: str) -> pd.DataFrame:
-        return self.memo(f"table:{asset}", lambda: read_asset(self.home, asset))
+        """An asset's rows or a declared side table's (``lensaudit.tables.SIDE_TABLES``); any
+        other name raises ``UndeclaredTableError``, so the gate reading it cannot be computed."""
+        readable_table(asset)
+        return self.memo(f"table:{asset}", lambda: read_asset(self._where(asset), asset))
 
     @cached_property
     def lenscat_all(self) -> pd.DataFrame:

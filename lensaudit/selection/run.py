@@ -30,10 +30,12 @@ from lensaudit.selection.hosts import bin_counts, select_hosts
 from lensaudit.selection.inject import BRACKETS, draw_parameters, inject_and_score, plan_injections
 from lensaudit.spec import PRIMARY
 from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic, atomic_path
+from lensaudit.tables import readable_table, table_asset
 
 
 def write_table(df: pd.DataFrame, home: Path, asset: str, csv: bool = False) -> Path:
-    p = write_parquet_atomic(df, partition_file(home, asset, "data"))
+    """Write an asset's table or one of its declared side tables (``lensaudit.tables.SIDE_TABLES``)."""
+    p = write_parquet_atomic(df, partition_file(home, readable_table(asset), "data"))
     if csv:
         with atomic_path(p.with_suffix(".csv")) as tmp:
             df.to_csv(tmp, index=False, float_format="%.10g")
@@ -58,11 +60,6 @@ def thresholds(home: Path, arch: str) -> dict[str, float]:
     if not ops[PRIMARY.name]["sufficient"]:
         raise ValueError(f"no primary operating threshold: {ops[PRIMARY.name]['definition']}")
     return {name: float(t["logit"]) for name, t in ops.items() if t["sufficient"]}
-
-
-def table_asset(point_name: str) -> str:
-    """The asset folder of the completeness table at an operating point (the primary one is the default)."""
-    return "completeness_table" if point_name == PRIMARY.name else f"completeness_table_{point_name}"
 
 
 def load_detector(home: Path, profile: Profile, device: str, detector=None) -> tuple[object, str, int]:
