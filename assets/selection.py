@@ -17,7 +17,8 @@ from resources.device import DeviceResource
 from resources.settings import LensauditSettings
 
 
-@dg.asset(group_name="selection", kinds={"pandas", "parquet"}, deps=[cutouts], metadata=schema_metadata("injection_hosts"),
+@dg.asset(group_name="selection", kinds={"pandas", "parquet"}, deps=[cutouts],
+          metadata=schema_metadata("injection_hosts"),
           description="Test-split negatives with good cutouts, binned by PSF FWHM (psfsize_r) and depth "
                       "(psfdepth_r, 5-sigma mag) on the completeness grid; thin bins reported.")
 def injection_hosts(settings: LensauditSettings) -> dg.MaterializeResult:

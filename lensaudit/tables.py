@@ -122,7 +122,8 @@ _SIDE = [
     *[SideTable(table_asset(p.name), "completeness_table",
                 f"the completeness table at the operating point FPR {p.target_fpr:g}")
       for p in OPERATING_POINTS if p != PRIMARY],
-    SideTable("completeness_brackets", "completeness_table", "completeness brackets of the detectability decomposition"),
+    SideTable("completeness_brackets", "completeness_table",
+              "completeness brackets of the detectability decomposition"),
     SideTable("adversarial_scores", "completeness_table", "logits before / after each adversarial test"),
     SideTable("failure_missed_injections", "failure_modes", "every missed injection with its cause"),
 ]

@@ -81,8 +81,8 @@ def test_every_table_a_gate_reads_is_declared_statically():
     assert not unresolved, f"table names the scan cannot resolve (use a literal or a module constant): {unresolved}"
 
 
-def test_every_table_a_gate_reads_is_declared_when_evaluated(tmp_path, monkeypatch):
-    """Every gate evaluated on an empty home: each folder the store is asked for is declared."""
+def _asked(monkeypatch) -> set[str]:
+    """The asset folders the store is asked for from now on (every read goes through ``asset_dir``)."""
     asked: set[str] = set()
     real = store.asset_dir
 
@@ -91,11 +91,25 @@ def test_every_table_a_gate_reads_is_declared_when_evaluated(tmp_path, monkeypat
         return real(home, name)
 
     monkeypatch.setattr(store, "asset_dir", recording)
-    view = StoreView(tmp_path, get_profile("tiny"))
+    return asked
+
+
+def test_every_table_a_gate_reads_is_declared_when_evaluated(tmp_path, monkeypatch, lenscat_all):
+    """Every gate evaluated on an empty home and on the fault suite's small home (where the
+    gates get past their first read): each folder the store is asked for is declared."""
+    from lensaudit_tests.faults import home as H
+
+    small = H.build_home(tmp_path / "small", lenscat_all)
+    asked = _asked(monkeypatch)
+    empty = StoreView(tmp_path / "empty", get_profile("tiny"))
     for g in GATES:
-        res = g.evaluate(view)
-        assert not res.passed, g.name  # nothing stored: no gate passes
-    assert asked and asked <= DECLARED, sorted(asked - DECLARED)
+        assert not g.evaluate(empty).passed, g.name  # nothing stored: no gate passes
+    view = StoreView(small, get_profile(H.PROFILE))
+    view.__dict__["lenscat_all"] = lenscat_all
+    results = {g.name: g.evaluate(view) for g in GATES}
+    assert not [n for n, r in results.items() if "UndeclaredTableError" in str(r.details.get("error", ""))]
+    assert {"adversarial_scores", "completeness_injections", "injection_host_bins"} <= asked
+    assert asked <= DECLARED, sorted(asked - DECLARED)
 
 
 def test_reading_an_undeclared_table_is_refused_and_the_gate_cannot_be_computed(tmp_path):

@@ -1,9 +1,10 @@
 """The gate type, the stored-data view the gates read, and the helpers that register a gate.
 
 ``StoreView`` reads what is stored under ``$LENSAUDIT_HOME/assets`` (cached per view, so one
-evaluation reads each table once for all gates), and only assets and declared side tables; ``GateSpec`` binds a gate function to its
-asset, severity and description; ``spec`` wraps the function so that a gate that cannot be
-computed (missing table, missing column, bad value) fails instead of raising.
+evaluation reads each table once for all gates), and only assets and declared side tables
+(``lensaudit.tables.readable_table``); ``GateSpec`` binds a gate function to its asset, severity
+and description; ``spec`` wraps the function so that a gate that cannot be computed (missing
+table, missing column, bad value, undeclared table) fails instead of raising.
 Gate families import from here and declare their gates in their own ``specs()`` (name and
 severity written once, in the family module); ``lensaudit.gates.registry`` concatenates them.
 """
