@@ -51,7 +51,8 @@ class MockSkyConfig:
     label_noise_tier_b: fraction of tier-B lenses that are, in truth, not lenses.
     confuser_fraction: fraction of field galaxies given a confuser morphology.
     ring_fraction: fraction of the remaining galaxies with a resonance ring in the image only
-        (catalogue row unchanged), drawn like the ring confusers' rings.
+        (catalogue row unchanged), drawn like the ring confusers' rings (inner and outer
+        resonance rings together are seen in ~20-30 % of disc galaxies, Buta & Combes 1996).
     nan_coord_rate: rate of rows whose coordinates are NaN (a corrupt-row artefact).
     nan_patch_rate, missing_band_rate, spike_rate: stamp artefacts (a 6x6 NaN patch, one
         band all NaN, a bright-star diffraction spike), each drawn per galaxy.
@@ -71,7 +72,7 @@ class MockSkyConfig:
     lens_fraction: float = 1.0
     label_noise_tier_b: float = 0.10
     confuser_fraction: float = 0.08
-    ring_fraction: float = 0.10
+    ring_fraction: float = 0.20
     nan_coord_rate: float = 2e-4
     #: image artefacts of the mock cutouts, per stamp
     nan_patch_rate: float = 0.01
