@@ -132,3 +132,11 @@ def profile_from_record(record: dict) -> Profile:
     if threads is not None:
         det = replace(det, cpu_threads=threads)
     return replace(prof, detector=det) if det is not prof.detector else prof
+
+
+def profile_for(name: str, record) -> Profile:
+    """The profile ``name`` for a home whose run record is ``record`` (None when it has none):
+    the record's overrides apply only when the record names the same profile."""
+    if isinstance(record, dict) and record.get("profile") == name:
+        return profile_from_record(record)
+    return get_profile(name)

@@ -65,12 +65,9 @@ def _run_record(home: Path, profile: str, flags: dict) -> dict:
 def home_profile(home: Path, name: str):
     """The Profile of a home: its run record's (overrides included) when the record names
     ``name``, else the plain profile ``name``."""
-    from lensaudit.config import get_profile, profile_from_record
+    from lensaudit.config import profile_for
 
-    record = _stored_record(home)
-    if isinstance(record, dict) and record.get("profile") == name:
-        return profile_from_record(record)
-    return get_profile(name)
+    return profile_for(name, _stored_record(home))
 
 
 _SELECTION_WORDS = {"and", "or", "not", "key", "tag", "group", "kind", "owner", "code_location", "status", "column",

@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from lensaudit.config import PROFILES, Profile, get_profile, profile_from_record
+from lensaudit.config import PROFILES, Profile, profile_for
 from lensaudit.store import lensaudit_home
 
 # The file the CLI writes (lensaudit_cli.main.RUN_PROFILE_FILE; a test keeps the two equal).
@@ -62,11 +62,7 @@ class LensauditSettings(dg.ConfigurableResource):
         record names the same profile."""
         name = self.profile_name()
         stored = self.home_path() / RUN_PROFILE_FILE
-        if stored.is_file():
-            try:
-                record = json.loads(stored.read_text())
-                if isinstance(record, dict) and record.get("profile") == name:
-                    return profile_from_record(record)
-            except ValueError as exc:
-                raise dg.Failure(f"bad profile record {stored}: {exc}") from exc
-        return get_profile(name)
+        try:
+            return profile_for(name, json.loads(stored.read_text()) if stored.is_file() else None)
+        except ValueError as exc:
+            raise dg.Failure(f"bad profile record {stored}: {exc}") from exc

@@ -168,8 +168,8 @@ def generate_sweep(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame) -
 def _resonance_rings(config: MockSkyConfig, box: SweepBox, morph: np.ndarray, is_gal: np.ndarray) -> None:
     """Give ``config.ring_fraction`` of the other galaxies (not confusers) a ring in the image
     only: resonance rings are common (inner and outer rings together in ~20-30 % of disc
-    galaxies, Buta & Combes 1996; Comeron et al. 2014) and Tractor fits such a galaxy as its ordinary profile, so the
-    catalogue row is untouched and no catalogue proxy can find them.  Their own random stream
+    galaxies, Buta & Combes 1996; Comeron et al. 2014) and Tractor fits such a galaxy as its
+    ordinary profile, so the catalogue row is untouched and no catalogue proxy can find them.  Their own random stream
     (5): the catalogue, the pools and the lenses are the same draws with or without them."""
     if config.ring_fraction <= 0:
         return
