@@ -143,3 +143,16 @@ def test_manifest_job_is_deterministic_and_honours_the_plan(tmp_path, spark):
         cand = cand[nb(cand.nobs_z) == b]
         keys = sorted(cand.galaxy_id, key=lambda g: selection_key(g, 42))
         assert set(grp.galaxy_id) == set(keys[:len(grp)])
+
+
+@pytest.mark.spark
+def test_local_session_is_dagster_pyspark_with_our_config(spark):
+    """The local session comes from dagster-pyspark's LazyPySparkResource with the resource's
+    settings (UTC session time zone, Arrow transfers, no Spark UI), and is the one session of the process."""
+    from resources.spark import SparkResource
+
+    conf = spark.sparkContext.getConf()
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    assert conf.get("spark.ui.enabled") == "false" and conf.get("spark.app.name") == "lensaudit"
+    assert SparkResource(master="local[2]").session() is spark

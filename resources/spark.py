@@ -73,24 +73,29 @@ class SparkResource(dg.ConfigurableResource):
     log_level: str = "ERROR"
     emr: EmrSettings = EmrSettings()
 
+    def local_spark_config(self) -> dict[str, str]:
+        """The Spark configuration of the local session (master, memory, Arrow, UTC, no UI)."""
+        return {"spark.master": self.master, "spark.app.name": "lensaudit",
+                "spark.driver.memory": self.driver_memory,
+                "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+                "spark.sql.execution.arrow.pyspark.enabled": "true",
+                "spark.ui.enabled": "false",
+                "spark.sql.session.timeZone": "UTC",
+                "spark.ui.showConsoleProgress": "false",
+                "spark.sql.debug.maxToStringFields": "200"}
+
     def session(self):
-        """The process-wide local SparkSession (created once, reused)."""
+        """The process-wide local SparkSession (created once, reused), built by dagster-pyspark's
+        ``LazyPySparkResource`` (``SparkSession.builder`` with ``local_spark_config``, created on
+        first use: EMR runs and assets without Spark never start a JVM)."""
         if self.mode != "local":
             raise RuntimeError("a local SparkSession is only available in mode='local'")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        from pyspark.sql import SparkSession
+        from dagster_pyspark import LazyPySparkResource
 
-        spark = (SparkSession.builder.master(self.master).appName("lensaudit")
-                .config("spark.driver.memory", self.driver_memory)
-                .config("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
-                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                .config("spark.ui.enabled", "false")
-                .config("spark.sql.session.timeZone", "UTC")
-                .config("spark.ui.showConsoleProgress", "false")
-                .config("spark.sql.debug.maxToStringFields", "200")
-                .getOrCreate())
+        spark = LazyPySparkResource(spark_config=self.local_spark_config()).spark_session
         spark.sparkContext.setLogLevel(self.log_level)
         return spark
 
