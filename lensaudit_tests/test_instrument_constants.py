@@ -15,6 +15,7 @@ PATTERNS = {
     "stamp size": re.compile(r"(size|npix|STAMP_PIX)\s*(:\s*int\s*)?=\s*101\b"),
     "AB zero point": re.compile(r"22\.5\s*-\s*2\.5|-\s*22\.5\)|AB_ZEROPOINT_NMGY\s*=\s*22\.5"),
     "Moffat beta": re.compile(r"(beta|BETA)\w*\s*[=:]\s*[^=\n]*\b3\.5\b|full(_like)?\([^)]*,\s*3\.5\)"),
+    "lenstronomy frame": re.compile(r"transform_pix2angle\s*="),
 }
 
 
@@ -54,3 +55,17 @@ def test_the_constants_are_dr10s():
     assert instrument.PIXSCALE_ARCSEC == 0.262 and instrument.BANDS == "grz" and instrument.STAMP_PIX == 101
     assert instrument.STAMP_CENTRE_PIX == 50 and instrument.AB_ZEROPOINT_NMGY == 22.5
     assert instrument.MOFFAT_BETA == 3.5 and instrument.MOFFAT_BETA_BRACKETS == (2.5, 4.5)
+
+
+def test_lenstronomy_frames_put_pixels_where_the_convention_says():
+    """Stamp frame: pixel column 60 of row 50 is x = +10 px; sky frame (east left): x = -10 px;
+    row 60 is y = +10 px in both; the centre pixel is (0, 0)."""
+    from lenstronomy.Data.imaging_data import ImageData
+    import numpy as np
+
+    s, n = instrument.PIXSCALE_ARCSEC, instrument.STAMP_PIX
+    for east_left, sign in ((False, 1.0), (True, -1.0)):
+        data = ImageData(image_data=np.zeros((n, n)), **instrument.lenstronomy_frame(n, s, east_left=east_left))
+        assert np.allclose(data.map_pix2coord(50, 50), (0.0, 0.0), atol=1e-12)
+        assert np.allclose(data.map_pix2coord(60, 50), (sign * 10 * s, 0.0))
+        assert np.allclose(data.map_pix2coord(50, 60), (0.0, 10 * s))

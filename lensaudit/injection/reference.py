@@ -8,7 +8,7 @@ supersampled convolution, a PIXEL PSF equal to our Moffat kernel).
 from __future__ import annotations
 
 import numpy as np
-from lensaudit.survey.instrument import PIXSCALE_ARCSEC, STAMP_PIX
+from lensaudit.survey.instrument import PIXSCALE_ARCSEC, STAMP_PIX, lenstronomy_frame
 
 
 def lenstronomy_render(row: dict, kernels: np.ndarray, npix: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC) -> np.ndarray:
@@ -22,9 +22,7 @@ def lenstronomy_render(row: dict, kernels: np.ndarray, npix: int = STAMP_PIX, pi
     from lensaudit.injection.render import mag_to_nmgy
     from lensaudit.survey.instrument import BANDS
 
-    c = (npix - 1) / 2
-    data = ImageData(image_data=np.zeros((npix, npix)), transform_pix2angle=np.eye(2) * pixscale,
-                     ra_at_xy_0=-c * pixscale, dec_at_xy_0=-c * pixscale)
+    data = ImageData(image_data=np.zeros((npix, npix)), **lenstronomy_frame(npix, pixscale))
     lens = LensModel(["SIE", "SHEAR"])
     light = LightModel(["SERSIC_ELLIPSE"])
     kw_lens = [{"theta_E": row["theta_e_arcsec"], "e1": row["e1"], "e2": row["e2"],

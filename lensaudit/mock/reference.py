@@ -24,7 +24,7 @@ from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import add_arc_noise, sigma_pix_from_depth
 from lensaudit.injection.source import sersic_unit_amp
 from lensaudit.mock.config import MockSkyConfig
-from lensaudit.survey.instrument import BANDS, MOFFAT_BETA, PIXSCALE_ARCSEC, STAMP_PIX
+from lensaudit.survey.instrument import BANDS, MOFFAT_BETA, PIXSCALE_ARCSEC, STAMP_PIX, lenstronomy_frame
 
 SUPERSAMPLE = 2
 
@@ -56,10 +56,8 @@ def lens_arc_lenstronomy(row, truth_row, n_sub: int, supersampling: int = 1) -> 
     from lenstronomy.LensModel.lens_model import LensModel
     from lenstronomy.LightModel.light_model import LightModel
 
-    step = PIXSCALE_ARCSEC / SUPERSAMPLE
-    c = (n_sub - 1) / 2
-    data = ImageData(image_data=np.zeros((n_sub, n_sub)), transform_pix2angle=np.diag([-step, step]),
-                     ra_at_xy_0=c * step, dec_at_xy_0=-c * step)
+    data = ImageData(image_data=np.zeros((n_sub, n_sub)),
+                     **lenstronomy_frame(n_sub, PIXSCALE_ARCSEC / SUPERSAMPLE, east_left=True))
     e1, e2 = float(np.clip(row.shape_e1, -0.3, 0.3)), float(np.clip(row.shape_e2, -0.3, 0.3))
     t = truth_row
     kw_lens = [{"theta_E": float(t.theta_e_arcsec), "e1": e1, "e2": e2, "center_x": 0.0, "center_y": 0.0},

@@ -10,9 +10,14 @@ names; ``lensaudit_tests/test_instrument_constants.py`` fails on a local copy.
 - ``MOFFAT_BETA``: the default Moffat beta of the injection PSF (3.5); the systematics
   brackets use ``MOFFAT_BETA_BRACKETS`` (2.5, 4.5) (DESIGN s3 "Injection engine").
 - Axis convention (``AXES``): coordinates inside a stamp are arcsec from the centre pixel
-  (50, 50), x along +columns, y along +rows (lenstronomy's pixel-to-angle transform
-  ``diag(PIXSCALE_ARCSEC, PIXSCALE_ARCSEC)``), for injections, the lenstronomy reference
-  and the mock sky alike.
+  (50, 50), y along +rows.  Two frames differ only in the sign of x:
+  the *stamp frame* (injections, the lenstronomy reference of the injection renderer):
+  x along +columns, lenstronomy's pixel-to-angle transform ``diag(+s, s)``; the *sky frame*
+  (the mock sky, whose catalogue shapes e1/e2 and neighbour offsets are on the sky, east left
+  as in Legacy Surveys images): x = RA offset, along -columns, ``diag(-s, s)``.  An image
+  rendered in the stamp frame is the sky-frame image mirrored left-right
+  (``lensaudit.mock.render.render_arc``).  ``lenstronomy_frame`` gives lenstronomy's
+  ``ImageData`` keywords for either frame, for every lenstronomy set-up of the project.
 """
 
 from __future__ import annotations
@@ -24,4 +29,15 @@ STAMP_CENTRE_PIX = (STAMP_PIX - 1) // 2
 AB_ZEROPOINT_NMGY = 22.5
 MOFFAT_BETA = 3.5
 MOFFAT_BETA_BRACKETS = (2.5, 4.5)
-AXES = "arcsec from pixel (50, 50); x along +columns, y along +rows"
+AXES = "arcsec from pixel (50, 50); y along +rows; x along +columns (stamp frame) or east-left (sky frame)"
+
+
+def lenstronomy_frame(npix: int, step_arcsec: float, east_left: bool = False) -> dict:
+    """lenstronomy ``ImageData`` keywords of an npix x npix grid of ``step_arcsec`` pixels centred
+    on the grid's centre: ``transform_pix2angle`` diag(+-step, step) and the angle of pixel (0, 0).
+    ``east_left``: the sky frame (x = RA offset, increasing to the left); else the stamp frame."""
+    import numpy as np
+
+    c = (npix - 1) / 2
+    sx = -step_arcsec if east_left else step_arcsec
+    return {"transform_pix2angle": np.diag([sx, step_arcsec]), "ra_at_xy_0": -c * sx, "dec_at_xy_0": -c * step_arcsec}
