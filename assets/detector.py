@@ -11,6 +11,7 @@ from lensaudit.evaluation.run import evaluate_detector, evaluation_json_path
 from lensaudit.plots import reliability_plot, roc_plot
 from lensaudit.spec import OPERATING_POINTS, PRIMARY, PURITY_POINTS
 from lensaudit.store import safe_join
+from lensaudit.tables import read_table
 from resources.device import DeviceResource
 from resources.settings import LensauditSettings
 
@@ -27,7 +28,8 @@ ARCH_PARTITIONS = dg.StaticPartitionsDefinition(list(ARCHITECTURES))
 def detector(context: dg.AssetExecutionContext, settings: LensauditSettings, device: DeviceResource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
     arch = context.partition_key
-    info = train_detector(home, profile, arch, device.torch_device(), log=context.log.info)
+    info = train_detector(home, profile, arch, device.torch_device(), manifest=read_table(home, "training_manifest"),
+                          index=read_table(home, "cutouts"), log=context.log.info)
     return dg.MaterializeResult(metadata={
         "checkpoint": str(detector_dir(home, arch) / "best.pt"),
         "run_info": json_meta(info),

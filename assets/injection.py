@@ -8,7 +8,8 @@ from assets.cutouts import cutouts
 from lensaudit.cutouts.store import CutoutReader
 from lensaudit.injection.realism_run import run_realism
 from lensaudit.plots import realism_histograms
-from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic
+from lensaudit.store import partition_file, safe_join, write_parquet_atomic
+from lensaudit.tables import read_table
 from lensaudit.tables import INJECTION_REALISM_SCHEMA
 from resources.device import DeviceResource
 from resources.settings import LensauditSettings
@@ -21,7 +22,7 @@ from resources.settings import LensauditSettings
 def injection_realism(context: dg.AssetExecutionContext, settings: LensauditSettings,
                       device: DeviceResource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
-    records, noise = run_realism(read_asset(home, "cutouts"), read_asset(home, "training_manifest"),
+    records, noise = run_realism(read_table(home, "cutouts"), read_table(home, "training_manifest"),
                                  CutoutReader(safe_join(home, "cutout_store")), profile.realism_seed,
                                  profile.realism_n_inject, profile.realism_real_tiers, device.torch_device())
     out = partition_file(home, "injection_realism", "data")

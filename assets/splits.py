@@ -9,7 +9,8 @@ from assets.catalogs import positives
 from assets.negatives import negative_pool
 from lensaudit.splits import (SPLIT_FRACTIONS, SPLIT_NSIDE, SPLIT_ORDER, healpix_index, split_of_pixels,
                              split_proportions)
-from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic
+from lensaudit.store import partition_file, safe_join, write_parquet_atomic
+from lensaudit.tables import read_table
 from lensaudit.tables import SPLITS_SCHEMA
 from resources.settings import LensauditSettings
 
@@ -22,8 +23,8 @@ _FRACTIONS = " / ".join(f"{name} {SPLIT_FRACTIONS[name]:.2f}" for name in SPLIT_
           description=f"HEALPix nside {SPLIT_NSIDE} nested pixels -> {_FRACTIONS} by sha256(\"{{pixel}}:{{seed}}\").")
 def spatial_splits(context: dg.AssetExecutionContext, settings: LensauditSettings) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
-    pos = read_asset(home, "positives", columns=["galaxy_id", "ra", "dec"]).assign(role="positive")
-    neg = read_asset(home, "negative_pool", columns=["galaxy_id", "ra", "dec"]).drop_duplicates("galaxy_id")
+    pos = read_table(home, "positives", columns=["galaxy_id", "ra", "dec"]).assign(role="positive")
+    neg = read_table(home, "negative_pool", columns=["galaxy_id", "ra", "dec"]).drop_duplicates("galaxy_id")
     neg = neg.assign(role="negative")
     df = pd.concat([pos, neg], ignore_index=True)
     df["healpix_128"] = healpix_index(df["ra"].to_numpy(), df["dec"].to_numpy())

@@ -21,7 +21,7 @@ from lensaudit.config import Profile
 from lensaudit.detector.run import detector_dir
 from lensaudit.evaluation.run import evaluation_json_path
 from lensaudit.gates.registry import StoreView, evaluate_all
-from lensaudit.store import read_asset
+from lensaudit.tables import read_table
 from lensaudit.summary import data_source_of
 
 PLOTS = [("Spatial splits", "spatial_splits_sky.png"), ("Shortcut features", "shortcut_feature_auc.png"),
@@ -139,7 +139,7 @@ def build_report(home: Path, profile: Profile) -> str:
     for asset, title in (("completeness_table", "Completeness table (cells with injections)"),
                          ("adversarial_scores", "Adversarial tests (logits before / after)"), ("failure_modes", "FPR by confuser category and condition")):
         try:
-            df = read_asset(home, asset)
+            df = read_table(home, asset)
         except FileNotFoundError:
             parts.append(f"<h3>{title}</h3><p><em>not materialised</em></p>")
             continue
@@ -168,7 +168,7 @@ def _external_audits(home: Path) -> pd.DataFrame:
     for rec in sorted((home / "external").glob("*/external_audit.json")):
         try:
             a = json.loads(rec.read_text())
-            t = read_asset(rec.parent, "completeness_table")
+            t = read_table(rec.parent, "completeness_table")
         except (OSError, ValueError, FileNotFoundError):
             continue
         n, k = int(t["n"].sum()), int(t["k"].sum())

@@ -17,7 +17,8 @@ import pandas as pd
 
 from lensaudit.config import Profile
 from lensaudit.gates.gate_spec import StoreView
-from lensaudit.store import asset_files, read_asset
+from lensaudit.store import asset_files
+from lensaudit.tables import read_table
 
 #: the assets whose gates judge an audited detector (the selection family of the registry)
 SELECTION_GATE_ASSETS = ("injection_hosts", "completeness_table")
@@ -76,7 +77,7 @@ def build_external_report(out: Path, summary: dict, gates: list) -> Path:
     from lensaudit.store import atomic_path
 
     out = Path(out)
-    table = read_asset(out, "completeness_table")
+    table = read_table(out, "completeness_table")
     op = f"threshold {table['threshold_name'].iloc[0]} (logit {table['threshold_logit'].iloc[0]:.4g}, its validation split)"
     prov = {k: summary.get(k) for k in ("detector", "mode", "profile", "home", "device", "val_rows", "test_rows",
                                         "injections", "sufficient_cells", "thresholds", "scores_file", "scores_sha256",
@@ -107,10 +108,10 @@ def build_external_report(out: Path, summary: dict, gates: list) -> Path:
                                    "n_host_fp", "completeness", "lo95", "hi95", "observable_fraction",
                                    "conditional_recall"]]
     parts.append(f"<h3>Completeness table (cells with injections)</h3>{_table(cells)}")
-    adv = read_asset(out, "adversarial_scores").groupby("test", as_index=False).agg(
+    adv = read_table(out, "adversarial_scores").groupby("test", as_index=False).agg(
         n=("logit_before", "size"), mean_before=("logit_before", "mean"), mean_after=("logit_after", "mean"))
     parts.append(f"<h3>Adversarial tests (logits before / after)</h3>{_table(adv)}")
-    parts.append(f"<h3>FPR by confuser category and condition</h3>{_table(read_asset(out, 'failure_modes'))}")
+    parts.append(f"<h3>FPR by confuser category and condition</h3>{_table(read_table(out, 'failure_modes'))}")
     for g in sorted((out / "plots").glob("gallery_*.png")):
         parts.append(f"<h3>{html.escape(g.stem[len('gallery_'):].replace('_', ' '))}</h3>{_img(g)}")
     parts.append("</body></html>")

@@ -16,7 +16,7 @@ from lensaudit.auc import roc_auc
 from lensaudit.evaluation.metrics import beta_interval
 from lensaudit.evaluation.operating import operating_thresholds, threshold_logit
 from lensaudit.spec import PRIMARY
-from lensaudit.store import read_asset
+from lensaudit.tables import read_table
 
 #: the figures ``summary`` reports (a test checks that each one is produced)
 FIELDS = ("commit", "profile", "data_source", "test_lenses", "test_negatives", "test_auc", "test_auc_lo95",
@@ -69,8 +69,8 @@ def summarise(home: Path, profile: Profile) -> dict:
     except (FileNotFoundError, KeyError, ValueError):
         pass
     try:
-        inj = read_asset(home, "completeness_injections")
-        table = read_asset(home, "completeness_table")
+        inj = read_table(home, "completeness_injections")
+        table = read_table(home, "completeness_table")
         out["injections"] = str(len(inj))
         out["host_fp_injections"] = str(int(table["n_host_fp"].sum()))
         out[f"detected_{PRIMARY.name}"] = str(int(table["k"].sum()))

@@ -139,6 +139,16 @@ class UndeclaredTableError(ValueError):
     """A table read that is neither an asset nor a declared side table."""
 
 
+def read_table(home, name: str, columns: list[str] | None = None):
+    """The rows (a pandas DataFrame) of an asset or of a declared side table under ``home``;
+    ``UndeclaredTableError`` for any other name (``readable_table``), FileNotFoundError when it has
+    no data.  The one reader of stored tables for the science, the gates and the assets
+    (``lensaudit.store.read_asset`` below it knows no names)."""
+    from lensaudit.store import read_asset
+
+    return read_asset(home, readable_table(name), columns=columns)
+
+
 def readable_table(name: str) -> str:
     """``name`` if it is an asset or a declared side table; ``UndeclaredTableError`` otherwise."""
     if name in ASSETS or name in SIDE_TABLES:

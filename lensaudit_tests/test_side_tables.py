@@ -25,7 +25,7 @@ ROOT = Path(__file__).parent.parent
 READERS = sorted(p for p in (ROOT / "lensaudit" / "gates").glob("*.py") if p.name != "gate_spec.py") \
     + [ROOT / "lensaudit" / "external_gates.py"]
 #: call -> position of its table-name argument
-TABLE_ARG = {"table": 0, "has": 0, "schema_gate": 0, "read_asset": 1, "asset_files": 1, "partition_file": 1,
+TABLE_ARG = {"table": 0, "has": 0, "schema_gate": 0, "read_asset": 1, "read_table": 1, "asset_files": 1, "partition_file": 1,
              "asset_dir": 1}
 DECLARED = set(ASSETS) | set(SIDE_TABLES)
 #: the readers' own plumbing, passing on a name checked elsewhere (a gate's asset; AuditView's lookup)
@@ -173,3 +173,27 @@ def test_the_audit_folders_view_reads_through_the_same_door(tmp_path):
     assert view.has("injection_hosts") and not view.has("completeness_table")
     with pytest.raises(UndeclaredTableError):
         view.table("stray_table")
+
+
+def test_every_reader_of_stored_tables_goes_through_read_table(tmp_path):
+    """Outside the gates too (producers, the report, the summary, the assets): the only module that
+    imports the store's name-blind ``read_asset`` is ``lensaudit.tables`` (its ``read_table`` checks the
+    name), so an undeclared table read anywhere raises."""
+    root = Path(__file__).parents[1]
+    importers = []
+    for folder in ("lensaudit", "lensaudit_cli", "assets", "resources"):
+        for p in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(p.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module == "lensaudit.store" and \
+                        any(a.name == "read_asset" for a in node.names):
+                    importers.append(str(p.relative_to(root)))
+                if isinstance(node, ast.Attribute) and node.attr == "read_asset":
+                    importers.append(f"{p.relative_to(root)} (attribute)")
+    assert importers == ["lensaudit/tables.py"], importers
+    from lensaudit.tables import read_table
+
+    store.write_parquet_atomic(pd.DataFrame({"x": [1]}), store.partition_file(tmp_path, "stray_table", "data"))
+    with pytest.raises(UndeclaredTableError):
+        read_table(tmp_path, "stray_table")
+    store.write_parquet_atomic(pd.DataFrame({"x": [2]}), store.partition_file(tmp_path, "positives_unmatched", "data"))
+    assert read_table(tmp_path, "positives_unmatched")["x"].tolist() == [2]

@@ -25,7 +25,7 @@ from lensaudit.detector.data import join_manifest_index, load_split
 from lensaudit.detector.models import build_model, save_checkpoint
 from lensaudit.detector.config import TrainConfig
 from lensaudit.detector.train import train
-from lensaudit.store import asset_files, atomic_path, read_asset, safe_join, write_parquet_atomic
+from lensaudit.store import asset_files, atomic_path, safe_join, write_parquet_atomic
 
 if TYPE_CHECKING:  # the run profile is read, not imported at run time (detector/ depends on no sibling's config)
     from lensaudit.config import Profile
@@ -44,12 +44,14 @@ def train_config(profile: Profile, arch: str) -> TrainConfig:
     return replace(profile.detector.train, arch=arch)
 
 
-def train_detector(home: Path, profile: Profile, arch: str, device: str, log=print) -> dict:
-    """Train on the manifest's train split, select on val, write the artefacts; returns run_info."""
+def train_detector(home: Path, profile: Profile, arch: str, device: str, manifest: pd.DataFrame,
+                   index: pd.DataFrame, log=print) -> dict:
+    """Train on the manifest's train split, select on val, write the artefacts under ``home``;
+    returns run_info.  ``manifest`` and ``index``: the stored ``training_manifest`` and ``cutouts``
+    tables (read by the caller through ``lensaudit.tables.read_table``)."""
     if profile.detector.cpu_threads and device == "cpu":
         torch.set_num_threads(profile.detector.cpu_threads)
-    manifest = read_asset(home, "training_manifest")
-    rows = join_manifest_index(manifest, read_asset(home, "cutouts"))
+    rows = join_manifest_index(manifest, index)
     reader = CutoutReader(safe_join(home, "cutout_store"))
     cfg = train_config(profile, arch)
     data = {s: load_split(rows, reader, s, crop=cfg.crop, device=device) for s in ("train", "val")}

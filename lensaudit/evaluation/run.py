@@ -24,7 +24,8 @@ from lensaudit.detector.run import detector_dir, write_json_atomic
 from lensaudit.detector.train import predict
 from lensaudit.evaluation.metrics import sigmoid
 from lensaudit.evaluation.report import evaluate
-from lensaudit.store import file_sha256, partition_file, read_asset, safe_join, write_parquet_atomic
+from lensaudit.store import file_sha256, partition_file, safe_join, write_parquet_atomic
+from lensaudit.tables import read_table
 
 
 def evaluation_json_path(home: Path, arch: str) -> Path:
@@ -77,7 +78,7 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str):
     """(report, scored test rows); both are also written under the asset's folder."""
     model, info = load_frozen_detector(home, arch, device)
     crop = int(info["config"]["train"]["crop"])
-    rows = join_manifest_index(read_asset(home, "training_manifest"), read_asset(home, "cutouts"))
+    rows = join_manifest_index(read_table(home, "training_manifest"), read_table(home, "cutouts"))
     reader = CutoutReader(safe_join(home, "cutout_store"))
     val = load_split(rows, reader, "val", crop=crop, device=device)
     val_logits = predict(model, val.x, device, bf16=False)
@@ -100,7 +101,7 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str):
                               "measured on held-out tier-A lenses"})
     from lensaudit.evaluation.baseline import baseline_summary, shortcut_lr_scores
 
-    feats, seed = read_asset(home, "shortcut_features"), profile.detector.train.seed
+    feats, seed = read_table(home, "shortcut_features"), profile.detector.train.seed
     base = shortcut_lr_scores(feats, test.meta["galaxy_id"], seed=seed)
     base_val = shortcut_lr_scores(feats, val.meta["galaxy_id"], seed=seed)
     report["baseline_shortcut_lr"] = baseline_summary(base, test.meta, base_val, val.y, profile.detector.n_boot,

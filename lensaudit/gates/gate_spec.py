@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 from lensaudit.config import Profile
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.gates.schema_gates import schema_matches
-from lensaudit.store import asset_files, read_asset
-from lensaudit.tables import SCHEMAS, readable_table
+from lensaudit.store import asset_files
+from lensaudit.tables import SCHEMAS, read_table, readable_table
 
 
 @dataclass
@@ -48,8 +48,7 @@ class StoreView:
     def table(self, asset: str) -> pd.DataFrame:
         """An asset's rows or a declared side table's (``lensaudit.tables.SIDE_TABLES``); any
         other name raises ``UndeclaredTableError``, so the gate reading it cannot be computed."""
-        readable_table(asset)
-        return self.memo(f"table:{asset}", lambda: read_asset(self._where(asset), asset))
+        return self.memo(f"table:{asset}", lambda: read_table(self._where(asset), asset))
 
     @cached_property
     def lenscat_all(self) -> pd.DataFrame:

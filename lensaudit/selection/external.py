@@ -53,8 +53,8 @@ from lensaudit.evaluation.run import val_scores_path
 from lensaudit.selection.adversarial import score_batches
 from lensaudit.selection.failure_run import run_failure_modes
 from lensaudit.selection.run import run_completeness, score_selection
-from lensaudit.store import (atomic_path, file_sha256, partition_file, read_asset, safe_join,
-                             write_parquet_atomic)
+from lensaudit.store import atomic_path, file_sha256, partition_file, safe_join, write_parquet_atomic
+from lensaudit.tables import read_table
 from lensaudit.survey.instrument import BANDS, PIXSCALE_ARCSEC, STAMP_PIX
 
 EXPORT_FORMAT = "lensaudit-injections-1"
@@ -72,7 +72,7 @@ def audit_dir(home: Path, name: str) -> Path:
 def split_rows(home: Path, split: str) -> pd.DataFrame:
     """The ``cutout_ok`` manifest rows of ``split`` with their index columns, sorted by
     galaxy_id (the rows and order ``detector.data.load_split`` scores)."""
-    rows = join_manifest_index(read_asset(home, "training_manifest"), read_asset(home, "cutouts"))
+    rows = join_manifest_index(read_table(home, "training_manifest"), read_table(home, "cutouts"))
     part = rows[rows["split"] == split].sort_values("galaxy_id", kind="stable")
     return part[part["cutout_ok"]].reset_index(drop=True)
 

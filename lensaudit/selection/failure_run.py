@@ -24,7 +24,8 @@ from lensaudit.plots import stamp_gallery
 from lensaudit.selection.failure_modes import attribute_misses, fpr_by_category_and_condition, miss_summary
 from lensaudit.selection.run import thresholds, write_table
 from lensaudit.spec import PRIMARY
-from lensaudit.store import read_asset, safe_join
+from lensaudit.store import safe_join
+from lensaudit.tables import read_table
 
 PARAM_KEYS = (*REQUIRED_KEYS, "moffat_beta")
 
@@ -40,11 +41,11 @@ def run_failure_modes(home: Path, profile: Profile, arch: str | None = None, out
     scored = scored_rows(out, arch)
     fpr = fpr_by_category_and_condition(scored, t)
     write_table(fpr, out, "failure_modes")
-    inj = read_asset(out, "completeness_injections")
+    inj = read_table(out, "completeness_injections")
     miss = attribute_misses(inj, t)
     write_table(miss, out, "failure_missed_injections")
     reader = CutoutReader(safe_join(home, "cutout_store"))
-    index = read_asset(home, "cutouts").set_index("galaxy_id")
+    index = read_table(home, "cutouts").set_index("galaxy_id")
     g = profile.selection.gallery_size
     # top-scored false positives per confuser category
     neg = scored[scored["label"] == 0].copy()
@@ -68,7 +69,7 @@ def _reinject(home: Path, profile: Profile, rows: pd.DataFrame) -> np.ndarray:
         return np.zeros((0, 3, 101, 101), np.float32)
     from lensaudit.selection.inject import inject_batch
 
-    hosts = read_asset(home, "injection_hosts").set_index("galaxy_id").loc[rows["galaxy_id"]].reset_index()
+    hosts = read_table(home, "injection_hosts").set_index("galaxy_id").loc[rows["galaxy_id"]].reset_index()
     stamps = torch.from_numpy(CutoutReader(safe_join(home, "cutout_store")).read(hosts.assign(cutout_ok=True)))
     gen = torch.Generator().manual_seed(profile.selection.seed)
     injected, *_ = inject_batch(stamps, np.arange(len(rows)), rows[list(PARAM_KEYS)], hosts, "cpu", gen)

@@ -29,7 +29,8 @@ from lensaudit.selection.detectability import combined, observable
 from lensaudit.selection.hosts import bin_counts, select_hosts
 from lensaudit.selection.inject import BRACKETS, draw_parameters, inject_and_score, plan_injections
 from lensaudit.spec import PRIMARY
-from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic, atomic_path
+from lensaudit.store import partition_file, safe_join, write_parquet_atomic, atomic_path
+from lensaudit.tables import read_table
 from lensaudit.tables import readable_table, table_asset
 
 
@@ -43,7 +44,7 @@ def write_table(df: pd.DataFrame, home: Path, asset: str, csv: bool = False) -> 
 
 
 def build_hosts(home: Path, profile: Profile) -> dict:
-    hosts, left_out = select_hosts(read_asset(home, "training_manifest"), read_asset(home, "cutouts"))
+    hosts, left_out = select_hosts(read_table(home, "training_manifest"), read_table(home, "cutouts"))
     bins = bin_counts(hosts, profile.selection.min_hosts_per_bin)
     write_table(hosts, home, "injection_hosts")
     write_table(bins, home, "injection_host_bins")
@@ -79,7 +80,7 @@ def score_selection(home: Path, profile: Profile, model, crop: int, device: str,
     (each scoring call inside ``scoring_stage``, which names its rows).  Which stamps are
     scored does not depend on any score, so the offline mode replays exactly this."""
     sel = profile.selection
-    hosts = read_asset(home, "injection_hosts")
+    hosts = read_table(home, "injection_hosts")
     reader = CutoutReader(safe_join(home, "cutout_store"))
     timings = {}
     t0 = time.perf_counter()
@@ -218,5 +219,5 @@ def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: s
 
 
 def _test_lenses(home: Path) -> pd.DataFrame:
-    idx = read_asset(home, "cutouts")
+    idx = read_table(home, "cutouts")
     return idx[(idx["split"] == "test") & (idx["label"] == 1) & idx["cutout_ok"]].sort_values("galaxy_id")
