@@ -67,6 +67,15 @@ def _check_result(spec, res, home) -> dg.AssetCheckResult:
             else dg.MetadataValue.text("n/a"),
             "threshold": dg.MetadataValue.text(res.threshold),
             "details": dg.MetadataValue.json(_jsonable(res.details))}
+    if res.bound is not None:
+        for side, v in zip(("threshold_lo", "threshold_hi"), res.bound):
+            if v is not None:
+                meta[side] = dg.MetadataValue.float(float(v))
+        if res.metric is not None and math.isfinite(res.metric):
+            from lensaudit.plots import gate_bound_plot
+
+            png = gate_bound_plot(spec.name, float(res.metric), res.bound, bool(res.passed), res.interval)
+            meta["metric_vs_threshold"] = dg.MetadataValue.md(_png_markdown(png, f"{spec.name} metric vs threshold"))
     if spec.plot:
         png = home / "plots" / spec.plot
         if png.is_file():

@@ -207,3 +207,35 @@ def stamp_gallery(stamps: np.ndarray, labels: list[str], title: str, ncol: int =
         axes[0][0].text(0.5, 0.5, "none", ha="center")
     fig.suptitle(title, fontsize=9)
     return _png(fig)
+
+
+def gate_bound_plot(name: str, metric: float, bound: tuple, passed: bool, interval: tuple | None = None) -> bytes:
+    """A gate's metric beside its threshold: the accepted range of the metric shaded green (open
+    sides run to the plot's edge), the metric a dot (green passed, red failed) with the decision
+    interval as an error bar where the gate decides on one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lo, hi = bound
+    pts = [v for v in (metric, lo, hi, *(interval or ())) if v is not None and np.isfinite(v)]
+    span = (max(pts) - min(pts)) or max(abs(pts[0]), 1.0)
+    x0, x1 = min(pts) - 0.3 * span, max(pts) + 0.3 * span
+    fig, ax = plt.subplots(figsize=(4.5, 1.1))
+    ax.axvspan(lo if lo is not None else x0, hi if hi is not None else x1, color="C2", alpha=0.18, lw=0,
+               label="accepted")
+    for v in (lo, hi):
+        if v is not None:
+            ax.axvline(v, color="C2", lw=1.2)
+    colour = "C2" if passed else "C3"
+    if interval is not None:
+        ax.errorbar([metric], [0], xerr=[[metric - interval[0]], [interval[1] - metric]], fmt="o", color=colour,
+                    capsize=3)
+    else:
+        ax.plot([metric], [0], "o", color=colour, ms=7)
+    ax.set_xlim(x0, x1)
+    ax.set_yticks([])
+    ax.set_title(f"{name}: {metric:.4g} ({'pass' if passed else 'FAIL'})", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return _png(fig)

@@ -40,7 +40,7 @@ def null_controls(null_logits, host_logits, added_rms, threshold_logit: float | 
     pushed = float((a[below] >= threshold_logit).mean())
     passed = identical == 0 and mean_p <= spec.null_max_mean_probability and pushed <= spec.null_max_pushed_fraction
     ks = ks_2samp(a, b)
-    return GateResult(name, ASSET, bool(passed), ERROR, pushed, thr,
+    return GateResult(name, ASSET, bool(passed), ERROR, pushed, thr, bound=(None, spec.null_max_pushed_fraction), details=
                       {"controls": int(len(a)), "identical_to_host": identical, "mean_probability": mean_p,
                        "pushed_over": int((a[below] >= threshold_logit).sum()), "threshold_logit": threshold_logit,
                        "mean_logit_change": float(np.mean(a - b)), "ks_p_vs_hosts": float(ks.pvalue)})
@@ -62,7 +62,7 @@ def synthetic_ring(host_logits, ring_logits, threshold_logit: float | None) -> G
     frac = float((r[below] >= threshold_logit).mean())
     shift = r - h
     return GateResult(name, ASSET, frac <= max_fraction, ERROR, frac, f"fraction pushed over <= {max_fraction}",
-                      {"hosts": int(len(h)), "hosts_below_threshold": int(below.sum()),
+                      bound=(None, max_fraction), details={"hosts": int(len(h)), "hosts_below_threshold": int(below.sum()),
                        "pushed_over": int((r[below] >= threshold_logit).sum()), "threshold_logit": threshold_logit,
                        "logit_shift_quantiles": {q: float(np.quantile(shift, q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
                        "mean_logit_change": float(np.mean(shift))})
@@ -82,8 +82,7 @@ def arc_suppression(orig_logits, suppressed_logits, n_boot: int = SELECTION.n_bo
     boots = drop[rng.integers(0, len(drop), (n_boot, len(drop)))].mean(axis=1)
     lo, hi = np.percentile(boots, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return GateResult(name, ASSET, bool(lo > 0), ERROR, float(lo), f"lower end of the {level:.0%} interval of the "
-                      "mean logit drop > 0",
-                      {"lenses": int(len(o)), "mean_drop": float(drop.mean()), "interval": [float(lo), float(hi)],
+                      "mean logit drop > 0", bound=(0.0, None), details={"lenses": int(len(o)), "mean_drop": float(drop.mean()), "interval": [float(lo), float(hi)],
                        "fraction_dropped": float((drop > 0).mean()), "median_drop": float(np.median(drop))})
 
 
@@ -99,10 +98,10 @@ def trend_gate(x, logit, detected, host, what: str, seed: int = 0) -> GateResult
     if t["n"] < SELECTION.adversarial_min_rows:
         return cannot_compute(name, ASSET, ERROR, f"{t['n']} injections < {SELECTION.adversarial_min_rows}", thr)
     if t["n_detected"] < spec.trend_min_detections:
-        return GateResult(name, ASSET, False, ERROR, float(t["n_detected"]), thr,
-                          {"error": f"no signal: {t['n_detected']} detections < {spec.trend_min_detections}", **t})
+        return GateResult(name, ASSET, False, ERROR, float(t["n_detected"]), thr, bound=(spec.trend_min_detections, None),
+                          details={"error": f"no signal: {t['n_detected']} detections < {spec.trend_min_detections}", **t})
     passed = bool(t["rho_lower"] > 0 and t["tercile_diff_lower"] > 0)
-    return GateResult(name, ASSET, passed, ERROR, float(t["rho_lower"]), thr, t)
+    return GateResult(name, ASSET, passed, ERROR, float(t["rho_lower"]), thr, t, bound=(0.0, None))
 
 
 _TEST_OF = {"adversarial_null_controls": "null_control", "adversarial_synthetic_ring": "synthetic_ring",

@@ -26,8 +26,7 @@ def unique_galaxy_ids(galaxy_ids: pd.Series, asset: str) -> GateResult:
     if galaxy_ids.empty:
         return cannot_compute(name, asset, ERROR, "no rows", "0 duplicates")
     dup = galaxy_ids[galaxy_ids.duplicated(keep=False)]
-    return GateResult(name, asset, dup.empty, ERROR, float(dup.nunique()), "0 duplicated ids",
-                      {"rows": int(len(galaxy_ids)), "duplicated_ids": int(dup.nunique()),
+    return GateResult(name, asset, dup.empty, ERROR, float(dup.nunique()), "0 duplicated ids", bound=(None, 0.0), details={"rows": int(len(galaxy_ids)), "duplicated_ids": int(dup.nunique()),
                        "examples": sorted(dup.unique().tolist())[:5]})
 
 
@@ -47,7 +46,8 @@ def positives_match_rate(matched: pd.DataFrame, unmatched: pd.DataFrame, min_rat
         "sep_arcsec_max": float(np.nanmax(sep)),
     }
     ok = rate >= min_rate and details["sep_arcsec_max"] <= radius_arcsec
-    return GateResult(name, asset, bool(ok), WARN, rate, f">= {min_rate} and max sep <= {radius_arcsec}\"", details)
+    return GateResult(name, asset, bool(ok), WARN, rate, f">= {min_rate} and max sep <= {radius_arcsec}\"", details,
+                      bound=(min_rate, None))
 
 
 def no_negative_near_known_lens(pool: pd.DataFrame, lenscat_all: pd.DataFrame, radius_arcsec: float) -> GateResult:
@@ -59,8 +59,7 @@ def no_negative_near_known_lens(pool: pd.DataFrame, lenscat_all: pd.DataFrame, r
     bad = np.isnan(sep) | (sep <= radius_arcsec)  # NaN: invalid coordinates cannot be verified
     finite = sep[np.isfinite(sep)]
     min_sep = float(finite.min()) if len(finite) else float("inf")
-    return GateResult(name, asset, not bad.any(), ERROR, float(bad.sum()), f"0 rows within {radius_arcsec}\"",
-                      {"rows_checked": int(len(pool)), "violations": int(bad.sum()),
+    return GateResult(name, asset, not bad.any(), ERROR, float(bad.sum()), f"0 rows within {radius_arcsec}\"", bound=(None, 0.0), details={"rows_checked": int(len(pool)), "violations": int(bad.sum()),
                        "min_sep_arcsec_within_3x_radius": min_sep,
                        "example_ids": pool.loc[bad, "galaxy_id"].head(5).tolist()})
 
@@ -87,8 +86,7 @@ def n1_rows_satisfy_cuts(pool: pd.DataFrame, cuts) -> GateResult:
         else pd.Series(True, index=n1.index)
     violations = {k: int((~v.to_numpy()).sum()) for k, v in checks.items()}
     total = sum(violations.values())
-    return GateResult(name, asset, total == 0, ERROR, float(total), "0 violations",
-                      {"rows": int(len(n1)), "n1_rows": int((n1["pool"] == "N1").sum()), "violations_by_cut": violations})
+    return GateResult(name, asset, total == 0, ERROR, float(total), "0 violations", bound=(None, 0.0), details={"rows": int(len(n1)), "n1_rows": int((n1["pool"] == "N1").sum()), "violations_by_cut": violations})
 
 
 def splits_disjoint(df: pd.DataFrame, asset: str, keys=("galaxy_id", "healpix_128")) -> GateResult:
@@ -97,8 +95,7 @@ def splits_disjoint(df: pd.DataFrame, asset: str, keys=("galaxy_id", "healpix_12
         return cannot_compute(name, asset, ERROR, "no rows", "0 shared keys")
     shared = verify_disjoint(df, keys)
     n_shared = sum(len(v) for v in shared.values())
-    return GateResult(name, asset, n_shared == 0, ERROR, float(n_shared), "0 keys in two splits",
-                      {k: {"n_in_several_splits": len(v), "examples": [str(x) for x in v[:5]]} for k, v in shared.items()}
+    return GateResult(name, asset, n_shared == 0, ERROR, float(n_shared), "0 keys in two splits", bound=(None, 0.0), details={k: {"n_in_several_splits": len(v), "examples": [str(x) for x in v[:5]]} for k, v in shared.items()}
                       | {"rows": int(len(df))})
 
 
@@ -109,7 +106,7 @@ def split_proportions_ok(df: pd.DataFrame, fractions: dict, tolerance: float, as
     props = split_proportions(df["split"])
     dev = max(abs(props[s] - fractions[s]) for s in SPLIT_ORDER)
     return GateResult(name, asset, bool(dev <= tolerance), ERROR, float(dev), f"max |p - target| <= {tolerance}",
-                      {"proportions": props, "targets": dict(fractions), "rows": int(len(df)),
+                      bound=(None, tolerance), details={"proportions": props, "targets": dict(fractions), "rows": int(len(df)),
                        "pixels": int(df["healpix_128"].nunique()) if "healpix_128" in df else None})
 
 
@@ -138,7 +135,7 @@ def manifest_ratio(manifest: pd.DataFrame, shortfalls: pd.DataFrame, ratio: int,
     severity = ERROR
     passed = ok and short_frac <= max_shortfall_fraction
     return GateResult(name, asset, bool(passed), severity, short_frac, f"accounting exact, shortfall <= {max_shortfall_fraction}",
-                      {"strata": rows[:40], "accounting_errors": bad, "negatives_in_strata_without_positives": orphan,
+                      bound=(None, max_shortfall_fraction), details={"strata": rows[:40], "accounting_errors": bad, "negatives_in_strata_without_positives": orphan,
                        "total_target": target, "shortfall_fraction": short_frac})
 
 
@@ -149,7 +146,7 @@ def manifest_n2_fraction(manifest: pd.DataFrame, target: float, tolerance: float
         return cannot_compute(name, asset, ERROR, "no negatives", f"{target} +- {tolerance}")
     frac = float((neg["pool"] == "N2").mean())
     return GateResult(name, asset, abs(frac - target) <= tolerance, ERROR, frac, f"{target} +- {tolerance}",
-                      {"n1": int((neg["pool"] == "N1").sum()), "n2": int((neg["pool"] == "N2").sum()),
+                      bound=(target - tolerance, target + tolerance), details={"n1": int((neg["pool"] == "N1").sum()), "n2": int((neg["pool"] == "N2").sum()),
                        "by_category": {k: int(v) for k, v in neg.loc[neg["pool"] == "N2", "confuser_category"].value_counts().items()}})
 
 
@@ -165,8 +162,7 @@ def manifest_labels_and_weights(manifest: pd.DataFrame) -> GateResult:
            | ((manifest["label"] == 0) & (manifest["pool"] != manifest["tier"])))
     dups = int(manifest["galaxy_id"].duplicated().sum())
     n_bad = int(bad.sum()) + dups
-    return GateResult(name, asset, n_bad == 0, ERROR, float(n_bad), "0",
-                      {"inconsistent_rows": int(bad.sum()), "duplicate_galaxy_ids": dups,
+    return GateResult(name, asset, n_bad == 0, ERROR, float(n_bad), "0", bound=(None, 0.0), details={"inconsistent_rows": int(bad.sum()), "duplicate_galaxy_ids": dups,
                        "tiers": {k: int(v) for k, v in manifest["tier"].value_counts().items()}})
 
 
@@ -183,7 +179,7 @@ def cutouts_complete(manifest: pd.DataFrame, index: pd.DataFrame, max_failure_ra
     rate = float((~index["cutout_ok"]).mean())
     ok = not missing and not dups and not no_reason and rate <= max_failure_rate
     return GateResult(name, asset, bool(ok), ERROR, rate, f"all rows present, failure rate <= {max_failure_rate}",
-                      {"expected_rows": int(len(expected)), "index_rows": int(len(index)), "missing": len(missing),
+                      bound=(None, max_failure_rate), details={"expected_rows": int(len(expected)), "index_rows": int(len(index)), "missing": len(missing),
                        "missing_examples": missing[:5], "duplicates": dups, "failures_without_reason": no_reason,
                        "fail_reasons": {k: int(v) for k, v in index.loc[~index["cutout_ok"], "fail_reason"]
                                         .str.split(":").str[0].value_counts().items()}})
@@ -191,7 +187,7 @@ def cutouts_complete(manifest: pd.DataFrame, index: pd.DataFrame, max_failure_ra
 
 def specs() -> list[GateSpec]:
     """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
-    from lensaudit.store import read_asset
+    from lensaudit.tables import read_table
 
     fractions = "/".join(f"{x:.2f}" for x in DATA.split_fractions.values())
     return [
@@ -199,7 +195,7 @@ def specs() -> list[GateSpec]:
         schema_gate("sweep_catalog"),
         spec("sweep_catalog_unique_galaxy_id", "sweep_catalog", ERROR, True,
              "no galaxy_id in two rows or two sweeps (bricks straddle sweep boundaries)",
-             lambda v: unique_galaxy_ids(read_asset(v.home, "sweep_catalog", columns=["galaxy_id"])["galaxy_id"],
+             lambda v: unique_galaxy_ids(read_table(v.home, "sweep_catalog", columns=["galaxy_id"])["galaxy_id"],
                                          "sweep_catalog")),
         schema_gate("positives"),
         spec("positives_match_rate", "positives", WARN, False,

@@ -147,8 +147,8 @@ def index_links_valid(index: pd.DataFrame, store: Path) -> GateResult:
     failed = index[~index["cutout_ok"].astype(bool)]
     flag("failed_row_with_link", failed[(failed["cutout_path"].fillna("") != "") | (failed["cutout_offset"] != -1)])
     n_bad = sum(problems.values())
-    return GateResult(name, CUTOUTS, n_bad == 0, ERROR, float(n_bad), threshold,
-                      {"ok_rows": int(len(ok)), "problems": problems, "examples": examples[:10]})
+    return GateResult(name, CUTOUTS, n_bad == 0, ERROR, float(n_bad), threshold, bound=(None, 0.0),
+                      details={"ok_rows": int(len(ok)), "problems": problems, "examples": examples[:10]})
 
 
 def shard_sha256(arr: np.ndarray) -> str:
@@ -179,8 +179,8 @@ def shards_match_content_hash(index: pd.DataFrame, store: Path) -> GateResult:
         digest = shard_sha256(arr)
         if digest[:16] != m.group(1):
             bad[rel] = f"sha256 {digest[:16]} != name {m.group(1)}"
-    return GateResult(name, CUTOUTS, not bad, ERROR, float(len(bad)), threshold,
-                      {"shards": len(rels), "mismatched": len(bad), "examples": dict(list(bad.items())[:5])})
+    return GateResult(name, CUTOUTS, not bad, ERROR, float(len(bad)), threshold, bound=(None, 0.0),
+                      details={"shards": len(rels), "mismatched": len(bad), "examples": dict(list(bad.items())[:5])})
 
 
 def _band_stats(stamps: np.ndarray) -> dict[str, np.ndarray]:
@@ -277,8 +277,8 @@ def qc_recomputed(index: pd.DataFrame, store: Path, bands: str = BANDS, size: in
                     if bool(getattr(row, f"has_{b}")) != qc[f"has_{b}"]:
                         mismatched[row.galaxy_id] = f"has_{b}"
     n = len(mismatched)
-    return GateResult(name, CUTOUTS, n == 0, ERROR, float(n), threshold,
-                      {"rows_checked": int(len(ok)), "mismatched": n, "examples": dict(list(mismatched.items())[:5])})
+    return GateResult(name, CUTOUTS, n == 0, ERROR, float(n), threshold, bound=(None, 0.0),
+                      details={"rows_checked": int(len(ok)), "mismatched": n, "examples": dict(list(mismatched.items())[:5])})
 
 
 # ---- detector ------------------------------------------------------------------------
@@ -330,7 +330,7 @@ def artefact_hashes_match(home: Path, archs) -> GateResult:
                 problems.append(f"{label}.{key} {str(want)[:12]} != file {actual[:12]}")
         details[arch] = problems or "ok"
         n_bad += bool(problems)
-    return GateResult(name, DETECTOR, n_bad == 0, ERROR, float(n_bad), threshold, details)
+    return GateResult(name, DETECTOR, n_bad == 0, ERROR, float(n_bad), threshold, details, bound=(None, 0.0))
 
 
 def auc_recomputed(home: Path, archs) -> GateResult:
@@ -338,7 +338,8 @@ def auc_recomputed(home: Path, archs) -> GateResult:
     from lensaudit.evaluation.metrics import sigmoid
     from lensaudit.evaluation.run import scored_rows
 
-    name, threshold = "detector_auc_recomputed", "|AUC(scored table) - stored AUC| <= 1e-9"
+    tol = 1e-9
+    name, threshold = "detector_auc_recomputed", f"|AUC(scored table) - stored AUC| <= {tol:g}"
     recs = _evaluated_archs(home, archs)
     if not recs:
         return cannot_compute(name, DETECTOR, ERROR, "no evaluated detector", threshold)
@@ -361,8 +362,8 @@ def auc_recomputed(home: Path, archs) -> GateResult:
         prob_ok = bool(np.allclose(scored["probability"].to_numpy(float), sigmoid(z), rtol=1e-9, atol=1e-12))
         worst = max(worst, diff)
         details[arch] = {"auc_recomputed": auc, "auc_stored": stored, "probability_is_sigmoid_logit": prob_ok}
-        failed |= not (diff <= 1e-9) or not prob_ok
-    return GateResult(name, DETECTOR, not failed, ERROR, worst, threshold, details)
+        failed |= not (diff <= tol) or not prob_ok
+    return GateResult(name, DETECTOR, not failed, ERROR, worst, threshold, details, bound=(None, tol))
 
 
 def _sample(scored: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -504,8 +505,8 @@ def manifest_negatives_satisfy_cuts(manifest: pd.DataFrame, sweep_rows: pd.DataF
         sep = arcsec_of_chord(np.linalg.norm(a - b, axis=1))
     flag("coordinates_differ_from_sweep_row", ~(sep <= COORD_TOL_ARCSEC) & ~no_row)
     n_bad = int(bad.sum())
-    return GateResult(name, MANIFEST, n_bad == 0, ERROR, float(n_bad), threshold,
-                      {"negatives": int(len(neg)), "violations_by_cut": by_cut, "examples": examples})
+    return GateResult(name, MANIFEST, n_bad == 0, ERROR, float(n_bad), threshold, bound=(None, 0.0),
+                      details={"negatives": int(len(neg)), "violations_by_cut": by_cut, "examples": examples})
 
 
 def manifest_negatives_far_from_lenses(manifest: pd.DataFrame, sweep_rows: pd.DataFrame | None,
@@ -536,7 +537,7 @@ def manifest_negatives_far_from_lenses(manifest: pd.DataFrame, sweep_rows: pd.Da
     finite = sep[np.isfinite(sep)]
     details["min_sep_arcsec_within_3x_radius"] = float(finite.min()) if len(finite) else float("inf")
     details["examples"] = neg.loc[bad, "galaxy_id"].astype(str).head(5).tolist()
-    return GateResult(name, MANIFEST, not bad.any(), ERROR, float(bad.sum()), threshold, details)
+    return GateResult(name, MANIFEST, not bad.any(), ERROR, float(bad.sum()), threshold, details, bound=(None, 0.0))
 
 
 # ---- injection provenance -------------------------------------------------------------
@@ -628,8 +629,8 @@ def injection_provenance(name: str, asset: str, tables: dict[str, pd.DataFrame],
         if positive_split is not None:
             wrong |= (rows["split"] != positive_split).to_numpy()
         flag(tname, f"not_a_{positive_split or 'manifest'}_positive_with_a_good_cutout", gid[wrong])
-    return GateResult(name, asset, n_bad == 0, ERROR, float(n_bad), threshold,
-                      {"rows": {k: int(len(t)) for k, t in tables.items()}, "problems": problems,
+    return GateResult(name, asset, n_bad == 0, ERROR, float(n_bad), threshold, bound=(None, 0.0),
+                      details={"rows": {k: int(len(t)) for k, t in tables.items()}, "problems": problems,
                        "examples": examples})
 
 
@@ -654,8 +655,8 @@ def _missed_provenance(v) -> GateResult:
     missed = v.table("failure_missed_injections")
     injections = v.table("completeness_injections")
     if missed.empty and not injections.empty:  # every injection detected: nothing to trace
-        return GateResult(name, asset, True, ERROR, 0.0, "0 missed injections of a wrong host",
-                          {"rows": {"failure_missed_injections": 0}})
+        return GateResult(name, asset, True, ERROR, 0.0, "0 missed injections of a wrong host", bound=(None, 0.0),
+                          details={"rows": {"failure_missed_injections": 0}})
     res = injection_provenance(name, asset, {"failure_missed_injections": missed}, v.table(MANIFEST),
                                v.table(CUTOUTS), v.table("injection_hosts"))
     if res.metric is None:  # cannot compute (no rows): a run without misses is not verifiable here
@@ -689,9 +690,9 @@ def specs() -> list:
         return v.profile.detector.archs
 
     def sweep_rows(v):
-        from lensaudit.store import read_asset
+        from lensaudit.tables import read_table
 
-        return v.memo("integrity_sweep_cut_rows", lambda: read_asset(v.home, "sweep_catalog", columns=SWEEP_CUT_COLUMNS))
+        return v.memo("integrity_sweep_cut_rows", lambda: read_table(v.home, "sweep_catalog", columns=SWEEP_CUT_COLUMNS))
 
     return [
         _spec("cutout_index_links_valid", CUTOUTS, ERROR, True,

@@ -31,7 +31,7 @@ def evaluation_rows_disjoint(used_rows: dict[str, pd.DataFrame], test_rows: dict
         details[arch] = res.details | {"passed": res.passed}
         failed |= not res.passed
     return GateResult(name, ASSET, not failed, ERROR, float(sum(not d["passed"] for d in details.values())),
-                      "0 architectures with a key in two splits", details)
+                      "0 architectures with a key in two splits", details, bound=(None, 0.0))
 
 
 def auc_better_than_chance(reports: dict[str, dict], min_lo95: float = MODEL.min_auc_lo95) -> GateResult:
@@ -45,8 +45,7 @@ def auc_better_than_chance(reports: dict[str, dict], min_lo95: float = MODEL.min
     if any(v is None for v in lows.values()):
         return cannot_compute(name, ASSET, ERROR, f"AUC interval missing: {lows}", thr)
     worst = min(lows.values())
-    return GateResult(name, ASSET, worst > min_lo95, ERROR, float(worst), thr,
-                      {a: r["metrics"]["roc_auc"] for a, r in reports.items()})
+    return GateResult(name, ASSET, worst > min_lo95, ERROR, float(worst), thr, bound=(min_lo95, None), details={a: r["metrics"]["roc_auc"] for a, r in reports.items()})
 
 
 def metrics_have_intervals(reports: dict[str, dict]) -> GateResult:
@@ -56,7 +55,8 @@ def metrics_have_intervals(reports: dict[str, dict]) -> GateResult:
         return cannot_compute(name, ASSET, ERROR, "no evaluated detector", "0 metrics without intervals")
     missing = {a: missing_intervals(r) for a, r in reports.items()}
     n = sum(len(v) for v in missing.values())
-    return GateResult(name, ASSET, n == 0, ERROR, float(n), "0 metrics without intervals", {"missing": missing})
+    return GateResult(name, ASSET, n == 0, ERROR, float(n), "0 metrics without intervals", {"missing": missing},
+                      bound=(None, 0.0))
 
 
 def _evaluated(v: StoreView) -> dict[str, dict]:

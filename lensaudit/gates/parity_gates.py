@@ -34,7 +34,7 @@ def positives_in_domain(manifest: pd.DataFrame, excluded: pd.DataFrame, sweep_ro
     wrong = excluded.loc[(ex_reason.to_numpy() != excluded["reason"].to_numpy()), "galaxy_id"].tolist()
     bad = len(outside) + missing + len(wrong)
     return GateResult(name, ASSET, bad == 0, ERROR, float(bad), "0 positives outside the negatives' domain",
-                      {"positives": int(len(pos)), "outside_domain": list(outside[:20]), "without_sweep_row": missing,
+                      bound=(None, 0.0), details={"positives": int(len(pos)), "outside_domain": list(outside[:20]), "without_sweep_row": missing,
                        "excluded": int(len(excluded)), "excluded_with_wrong_reason": wrong[:20],
                        "excluded_by_reason": excluded["reason"].value_counts().to_dict() if len(excluded) else {}})
 
@@ -59,7 +59,7 @@ def positive_negative_balance(manifest: pd.DataFrame, seed: int = 0) -> GateResu
         lower = float(np.nanpercentile(boots, round(100 * (1 - PARITY.balance_level), 9)))
         details[col] = {"smd": smd, f"abs_smd_lower{interval_tag(PARITY.balance_level)}": lower}
         worst = max(worst, lower)
-    return GateResult(name, ASSET, worst <= PARITY.max_abs_smd, ERROR, worst, thr, details)
+    return GateResult(name, ASSET, worst <= PARITY.max_abs_smd, ERROR, worst, thr, details, bound=(None, PARITY.max_abs_smd))
 
 
 def manifest_split_fractions(manifest: pd.DataFrame, fractions: dict) -> GateResult:
@@ -75,16 +75,15 @@ def manifest_split_fractions(manifest: pd.DataFrame, fractions: dict) -> GateRes
         return cannot_compute(name, ASSET, ERROR, f"{int(counts.sum())} positives < {PARITY.min_split_positives}", thr)
     expected = np.array([fractions[k] for k in keys]) * counts.sum()
     p = float(chisquare(counts, expected).pvalue)
-    return GateResult(name, ASSET, p > PARITY.min_split_pvalue, ERROR, p, thr,
-                      {"positives_per_split": dict(zip(keys, counts.astype(int).tolist())),
+    return GateResult(name, ASSET, p > PARITY.min_split_pvalue, ERROR, p, thr, bound=(PARITY.min_split_pvalue, None), details={"positives_per_split": dict(zip(keys, counts.astype(int).tolist())),
                        "fractions": {k: float(c / counts.sum()) for k, c in zip(keys, counts)}})
 
 
 def specs() -> list[GateSpec]:
-    from lensaudit.store import read_asset
+    from lensaudit.tables import read_table
 
     def sweeps(v):
-        return v.memo("parity_sweep_rows", lambda: read_asset(
+        return v.memo("parity_sweep_rows", lambda: read_table(
             v.home, "sweep_catalog", columns=["galaxy_id", "dec", "nobs_g", "nobs_r", "nobs_z", "type"]))
 
     return [

@@ -72,8 +72,9 @@ def snr_quantile_gates(inj_snr: np.ndarray, real_snr: np.ndarray, lo: float = RE
         boots = np.maximum(qa, floor) / np.maximum(qb, floor)
         r_lo, r_hi = np.percentile(boots, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
         out.append(GateResult(gname, ASSET, bool(r_lo <= hi and r_hi >= lo), ERROR, float(ratio), thr,
-                              {"injected": float(a), "real": float(b), "n_injected": int(len(inj)),
-                               "n_real": int(len(real)), "ratio_interval": [float(r_lo), float(r_hi)]}))
+                              bound=(lo, hi), interval=(float(r_lo), float(r_hi)),
+                              details={"injected": float(a), "real": float(b), "n_injected": int(len(inj)),
+                                       "n_real": int(len(real)), "ratio_interval": [float(r_lo), float(r_hi)]}))
     return out
 
 
@@ -102,7 +103,7 @@ def colour_gates(inj: dict, real: dict, tol_mag: float = REALISM.colour_tol_mag,
                    "n_injected": int(len(a)), "n_real": int(len(b))}
         if f"{key}_err" in real:
             details["real_median_error_mag"] = float(np.nanmedian(np.asarray(real[f"{key}_err"], float)[sel["real"]]))
-        out.append(GateResult(gname, ASSET, abs(d) <= tol_mag, ERROR, d, thr, details))
+        out.append(GateResult(gname, ASSET, abs(d) <= tol_mag, ERROR, d, thr, details, bound=(-tol_mag, tol_mag)))
     return out
 
 
@@ -125,7 +126,7 @@ def arc_noise_gates(samples: list, max_ks: float = REALISM.noise_max_ks,
         res = kstest(x, "norm")
         mad = 1.4826 * float(np.median(np.abs(x - np.median(x))))
         out.append(GateResult(gname, ASSET, bool(res.statistic <= max_ks), ERROR, float(res.statistic), thr,
-                              {"pvalue": float(res.pvalue), "n": int(len(x)), "mean": float(np.mean(x)),
+                              bound=(None, max_ks), details={"pvalue": float(res.pvalue), "n": int(len(x)), "mean": float(np.mean(x)),
                                "robust_std": mad}))
     return out
 

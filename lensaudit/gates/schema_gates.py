@@ -21,4 +21,4 @@ def schema_matches(asset: str, stored: list[pa.Schema], declared: pa.Schema) -> 
     if not stored:
         return GateResult(name, asset, False, ERROR, None, "all files match", {"error": "no stored files"})
     return GateResult(name, asset, not problems, ERROR, float(len(problems)), "0 mismatching files",
-                      {"files": len(stored), "mismatches": problems[:5]})
+                      bound=(None, 0.0), details={"files": len(stored), "mismatches": problems[:5]})

@@ -22,7 +22,7 @@ def hosts_held_out(hosts: pd.DataFrame, manifest: pd.DataFrame) -> GateResult:
     leaks = host_leaks(hosts, manifest)
     n_bad = len(set(leaks["not_in_test_split"]) | set(leaks["positives"]) | set(leaks["in_train_or_val_pixel"]))
     return GateResult(name, "injection_hosts", n_bad == 0, ERROR, float(n_bad), "0 hosts from train/val or positives",
-                      {k: (v[:10] if isinstance(v, list) else v) for k, v in leaks.items()})
+                      bound=(None, 0.0), details={k: (v[:10] if isinstance(v, list) else v) for k, v in leaks.items()})
 
 
 def host_bins_populated(bins: pd.DataFrame) -> GateResult:
@@ -30,7 +30,7 @@ def host_bins_populated(bins: pd.DataFrame) -> GateResult:
     name = "injection_host_bins_populated"
     thin = bins[bins["too_few"]]
     return GateResult(name, "injection_hosts", thin.empty, WARN, float(len(thin)), "0 thin (PSF, depth) bins",
-                      {"thin_bins": thin[["psf_lo", "psf_hi", "depth_lo", "depth_hi", "n_hosts"]].to_dict("records")[:40],
+                      bound=(None, 0.0), details={"thin_bins": thin[["psf_lo", "psf_hi", "depth_lo", "depth_hi", "n_hosts"]].to_dict("records")[:40],
                        "bins": int(len(bins))})
 
 
@@ -67,7 +67,7 @@ def completeness_table_valid(table: pd.DataFrame, injections: pd.DataFrame, thre
     if not (t["sufficient"] == (t["n"] >= SELECTION.sufficient_n)).all():
         problems["sufficient"] = f"not n >= {SELECTION.sufficient_n}"
     return GateResult(name, "completeness_table", not problems, ERROR, float(len(problems)), "0 problems",
-                      {"problems": problems, "cells_with_injections": int((t["n"] > 0).sum()),
+                      bound=(None, 0.0), details={"problems": problems, "cells_with_injections": int((t["n"] > 0).sum()),
                        "sufficient_cells": int(t["sufficient"].sum()), "injections": int(len(injections)),
                        "host_false_positive_injections": int(host_fp.sum()), "threshold_logit": threshold_logit})
 

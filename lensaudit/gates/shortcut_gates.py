@@ -53,7 +53,7 @@ def single_feature_gates(table: pd.DataFrame, yellow: float = DATA.shortcut_yell
         uncomputed = table.loc[table["separability_lo68"].isna(), "feature"].tolist()
         out.append(GateResult(name, ASSET, not flagged and not uncomputed, sev, float(worst.separability_lo68),
                               f"lower {DATA.shortcut_level:.0%} bound of max(AUC, 1-AUC) <= {thr} for every feature",
-                              {"flagged": flagged, "not_computable": uncomputed, "worst_feature": worst.feature,
+                              bound=(None, thr), details={"flagged": flagged, "not_computable": uncomputed, "worst_feature": worst.feature,
                                "table": table.round(4).to_dict(orient="records")}))
     return out
 
@@ -73,7 +73,7 @@ def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = DATA.core_lr
     y_val = np.asarray(y_val)
     auc = roc_auc(s[y_val == 1], s[y_val == 0])
     return GateResult(name, ASSET, bool(auc <= warn), WARN, auc, f"val AUC <= {warn}",
-                      {"n_train": int(len(y_train)), "n_val": int(len(y_val)), "features": int(np.asarray(x_train).shape[1])})
+                      bound=(None, warn), details={"n_train": int(len(y_train)), "n_val": int(len(y_val)), "features": int(np.asarray(x_train).shape[1])})
 
 
 def _single_feature(v: StoreView, name: str) -> GateResult:
