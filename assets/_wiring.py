@@ -14,6 +14,15 @@ from lensaudit.store import asset_files, file_sha256
 from lensaudit.tables import SCHEMAS, side_tables_of
 from resources.settings import LensauditSettings
 
+#: op tags of every step that takes the ``device`` resource (detector training and evaluation, the
+#: realism injections, the selection function, external audits): ``lensaudit/device`` names the
+#: step's need; ``dagster-k8s/config`` is what dagster-k8s's ``k8s_job_executor`` (one Kubernetes
+#: job per step) reads to schedule the step on a node with a GPU, while the Spark steps keep the
+#: CPU pods.  See deploy/README.md "GPU placement".
+GPU_OP_TAGS = {"lensaudit/device": "gpu",
+               "dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
+
+
 def table_schema(asset: str) -> dg.TableSchema:
     schema: pa.Schema = SCHEMAS[asset]
     cols = []

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets._wiring import json_meta, png_metadata
+from assets._wiring import GPU_OP_TAGS, json_meta, png_metadata
 from assets.cutouts import cutouts, shortcut_features
 from lensaudit.detector.models import ARCHITECTURES
 from lensaudit.detector.run import detector_dir, train_detector
@@ -21,7 +21,7 @@ ARCH_PARTITIONS = dg.StaticPartitionsDefinition(list(ARCHITECTURES))
 # Every architecture trains on the cutouts of all sweeps: without an explicit mapping Dagster
 # would map sweep keys to architecture keys by identity (no parents), and an asset backfill of
 # everything would fail or start the detector before the cutouts exist.
-@dg.asset(group_name="detector", kinds={"torch"}, partitions_def=ARCH_PARTITIONS,
+@dg.asset(op_tags=GPU_OP_TAGS, group_name="detector", kinds={"torch"}, partitions_def=ARCH_PARTITIONS,
           deps=[dg.AssetDep(cutouts, partition_mapping=dg.AllPartitionMapping())],
           description="The lens detector trained on the train split, selected on val: best.pt (state dict only) "
                       "and run_info.json under `$LENSAUDIT_HOME/assets/detector/<arch>/`.")
@@ -39,7 +39,7 @@ def detector(context: dg.AssetExecutionContext, settings: LensauditSettings, dev
     })
 
 
-@dg.asset(group_name="detector", kinds={"torch", "parquet"}, partitions_def=ARCH_PARTITIONS, deps=[detector, shortcut_features],
+@dg.asset(op_tags=GPU_OP_TAGS, group_name="detector", kinds={"torch", "parquet"}, partitions_def=ARCH_PARTITIONS, deps=[detector, shortcut_features],
           description="Test-split evaluation of the frozen detector: AUC, recall/precision at the operating thresholds "
                       f"chosen on the validation split (FPR {', '.join(f'{o.target_fpr:g}' for o in OPERATING_POINTS)}; "
                       f"purity {', '.join(f'{p.target_purity:g} at prevalence {p.prevalence:g}' for p in PURITY_POINTS)}), "

@@ -14,7 +14,7 @@ Only wiring: ``lensaudit.selection.external`` does the work, ``lensaudit.externa
 import dagster as dg
 from pydantic import Field
 
-from assets._wiring import json_meta
+from assets._wiring import GPU_OP_TAGS, json_meta
 from resources.device import DeviceResource
 from resources.settings import LensauditSettings
 
@@ -26,7 +26,7 @@ class ExternalAuditConfig(dg.Config):
     name: str = Field(default="imported", description="offline audit: the finder's name (its audit folder)")
 
 
-@dg.op(description="The selection function, failure modes and selection gates of an external finder.")
+@dg.op(tags=GPU_OP_TAGS, description="The selection function, failure modes and selection gates of an external finder.")
 def audit_external_detector(context: dg.OpExecutionContext, config: ExternalAuditConfig,
                             settings: LensauditSettings, device: DeviceResource) -> dict:
     from lensaudit.detector.external import ExternalDetectorError, load_external

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from assets._wiring import json_meta, png_metadata, schema_metadata, side_table_files_metadata
+from assets._wiring import GPU_OP_TAGS, json_meta, png_metadata, schema_metadata, side_table_files_metadata
 from assets.cutouts import cutouts
 from lensaudit.cutouts.store import CutoutReader
 from lensaudit.injection.realism_run import run_realism
@@ -15,7 +15,7 @@ from resources.device import DeviceResource
 from resources.settings import LensauditSettings
 
 
-@dg.asset(group_name="injection", kinds={"torch", "parquet"}, deps=[cutouts], metadata=schema_metadata("injection_realism"),
+@dg.asset(op_tags=GPU_OP_TAGS, group_name="injection", kinds={"torch", "parquet"}, deps=[cutouts], metadata=schema_metadata("injection_realism"),
           description="The default source prior injected into test-split negative hosts, compared with the real "
                       "lenses' cutouts: unclipped arc annulus S/N, arc-only colours, the noise added "
                       "inside the arc footprints; per-injection parameters and magnification, histograms in metadata.")

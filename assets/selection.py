@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets._wiring import json_meta, png_metadata, schema_metadata, side_table_files_metadata
+from assets._wiring import GPU_OP_TAGS, json_meta, png_metadata, schema_metadata, side_table_files_metadata
 from assets.cutouts import cutouts
 from assets.detector import detector_evaluation
 from assets.injection import injection_realism
@@ -31,7 +31,7 @@ def injection_hosts(settings: LensauditSettings) -> dg.MaterializeResult:
 _FPRS = ", ".join(f"{o.target_fpr:g}" + (" default" if o == PRIMARY else "") for o in OPERATING_POINTS)
 
 
-@dg.asset(group_name="selection", kinds={"torch", "parquet"}, deps=[injection_hosts, detector_evaluation, injection_realism],
+@dg.asset(op_tags=GPU_OP_TAGS, group_name="selection", kinds={"torch", "parquet"}, deps=[injection_hosts, detector_evaluation, injection_realism],
           metadata=schema_metadata("completeness_table"),
           description=f"Completeness C(theta_E, PSF, depth) over {N_CELLS} cells at the operating thresholds chosen "
                       f"on the validation split (FPR {_FPRS}), Beta(k+1, n-k+1) and host-cluster bootstrap "

@@ -445,6 +445,34 @@ def cmd_import(args) -> int:
     return 0
 
 
+def _negatives_per_split(text: str | None) -> dict[str, int] | None:
+    """'train=300,val=60,test=40' -> {'train': 300, ...}; None/'' -> None (every negative)."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        split, _, n = part.partition("=")
+        if split.strip() not in ("train", "val", "test") or not n.strip().isdigit():
+            raise ValueError(f"--negatives takes split=count pairs (train, val, test), got {part!r}")
+        out[split.strip()] = int(n)
+    return out
+
+
+def cmd_export_training(args) -> int:
+    """The detector's inputs as a small home of their own (for a GPU machine without Spark)."""
+    try:
+        from lensaudit.training_export import export_training_home
+
+        home = Path(args.home).resolve()
+        info = export_training_home(home, Path(args.out).resolve(), _negatives_per_split(args.negatives), args.seed)
+    except _user_errors() as exc:
+        print(f"lensaudit export-training: {exc}", file=sys.stderr)
+        return 1
+    print(f"lensaudit export-training: {info['rows']} of {info['source_rows']} manifest rows, "
+          f"{info['stamp_bytes'] / 2**20:.1f} MiB of stamps -> {args.out} ({info['by_split_label']})")
+    return 0
+
+
 def cmd_summary(args) -> int:
     """The headline figures of a home as a Markdown table (what the README pastes, with the commit)."""
     home, profile = _prepare_home(args.home, None)
@@ -578,6 +606,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="audit folder (default HOME/external/<name>)")
     r.add_argument("--device", default=None, help="default: the export's device")
     r.set_defaults(func=cmd_import)
+    x = sub.add_parser("export-training", help="the detector's inputs (manifest, cutouts, shortcut features, run "
+                       "record) as a home of their own, e.g. for a GPU machine without Spark")
+    x.add_argument("--home", required=True)
+    x.add_argument("--out", required=True, help="an empty folder: the exported home")
+    x.add_argument("--negatives", default=None, help="negatives per split, e.g. train=300,val=60,test=40 "
+                   "(default: all; every positive is kept)")
+    x.add_argument("--seed", type=int, default=0, help="seed of the negatives' sample")
+    x.set_defaults(func=cmd_export_training)
     return p
 
 

@@ -145,3 +145,27 @@ def test_materialize_plans_one_run_per_partitions_definition():
     assert names[2] == {"completeness_table", "failure_modes", "audit_report"} and runs[2][1] == {}
     only_data = plan_runs(defs, {dg.AssetKey("lens_catalog")}, "demo", None)
     assert len(only_data) == 1 and only_data[0][1] == {}
+
+
+def test_gpu_steps_carry_the_placement_tags_and_only_they():
+    """Every step that takes the device resource (assets and the external-audit op) carries
+    GPU_OP_TAGS (a k8s step executor reads dagster-k8s/config to put it on a GPU node); the
+    Spark and pandas steps do not."""
+    import json
+
+    from assets import ALL_ASSETS
+    from assets._wiring import GPU_OP_TAGS
+    from assets.external import audit_external_detector
+
+    gpu = {a.key.to_user_string() for a in ALL_ASSETS if "device" in a.required_resource_keys}
+    assert gpu == {"injection_realism", "detector", "detector_evaluation", "completeness_table"}
+    for a in ALL_ASSETS:
+        tags = a.op.tags
+        if a.key.to_user_string() in gpu:
+            assert tags["lensaudit/device"] == "gpu"
+            k8s = tags["dagster-k8s/config"]
+            k8s = json.loads(k8s) if isinstance(k8s, str) else k8s
+            assert k8s == GPU_OP_TAGS["dagster-k8s/config"]
+        else:
+            assert "lensaudit/device" not in tags and "dagster-k8s/config" not in tags
+    assert audit_external_detector.tags["lensaudit/device"] == "gpu"
