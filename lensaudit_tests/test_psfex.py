@@ -1,8 +1,6 @@
 """Real PSFEx PSFs (DR9 DECam, vendored in data/real): evaluation against the fixtures' own values,
 resampling to the coadd, the renderer's pixel-kernel option and the selection's psf_model "psfex"."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +11,8 @@ from astropy.table import Table
 from lensaudit.survey import psfex as P
 from lensaudit.survey.instrument import DECAM_CCD_PIXSCALE_ARCSEC, PIXSCALE_ARCSEC
 
-REAL_DATA = Path(__file__).resolve().parent / "data" / "real"
+from conftest import REAL_DATA
+
 CCDS = REAL_DATA / "dr9_decam_ccd_psfex_legacypipe_testcase3" / "survey-ccds-1.fits.gz"
 
 
