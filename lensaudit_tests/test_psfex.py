@@ -241,7 +241,7 @@ def _params(rows, seed=1):
 
 def test_psfex_option_on_a_tiny_in_memory_selection():
     from lensaudit.config import SelectionSettings
-    from lensaudit.injection.psfex_psfs import PsfexPsfs, injection_psfs
+    from lensaudit.selection.psfex_psfs import PsfexPsfs, injection_psfs
     from lensaudit.selection.inject import inject_and_score, inject_batch
 
     assert SelectionSettings().psf_model == "moffat" and injection_psfs("moffat") is None
@@ -278,7 +278,7 @@ def test_psfex_option_on_a_tiny_in_memory_selection():
 
 
 def test_a_model_set_missing_a_band_is_refused():
-    from lensaudit.injection.psfex_psfs import PsfexPsfs
+    from lensaudit.selection.psfex_psfs import PsfexPsfs
 
     only_g = [p for p in P.default_models() if P.read_psfex(p).band == "g"]
     with pytest.raises(ValueError, match=r"no PSFEx model for band\(s\) \['r', 'z'\]"):

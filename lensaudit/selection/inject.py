@@ -4,7 +4,7 @@ Per injection: the default prior's lens and source (``lensaudit.injection.prior`
 theta_E drawn uniformly inside its grid cell; the arc is
 rendered with the host's own per-band PSF FWHM (Moffat beta 3.5; the host is never
 re-convolved) or, with ``psf_model = "psfex"``, with real PSFEx PSFs chosen per host
-(``injection.psfex_psfs``), dimmed by the host's Milky Way transmission (``survey.photometry.mw_transmission``
+(``selection.psfex_psfs``), dimmed by the host's Milky Way transmission (``survey.photometry.mw_transmission``
 of the host's E(B-V): the prior's magnitudes are extinction-free), given the Poisson-like noise implied by the host's depth
 (``lensaudit.injection.realism``: sigma_pix from psfdepth, sky from SKY_MAG_PER_ARCSEC2),
 added to the host stamp, normalised by the *training* ``raw_robust`` and scored by the
@@ -31,11 +31,11 @@ from lensaudit.detector.preprocess import raw_robust
 from lensaudit.detector.scorer import RawScorer
 from lensaudit.injection.prior import draw_clumps, draw_source_and_lens, injection_seed
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
-from lensaudit.injection.psfex_psfs import PsfexPsfs, sigma_pix_from_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
 from lensaudit.injection.render import render_arcs
 from lensaudit.injection.annulus import annulus_snr, outer_sigma
 from lensaudit.selection.detectability import matched_snr, noise_correlation_factor
+from lensaudit.selection.psfex_psfs import PsfexPsfs, sigma_pix_from_kernels
 from lensaudit.survey.photometry import mw_transmission
 from lensaudit.selection.grid import THETA_E, cells
 from lensaudit.survey.instrument import BANDS, MOFFAT_BETA, MOFFAT_BETA_BRACKETS, PIXSCALE_ARCSEC
@@ -216,7 +216,7 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     was added, sigma_pix (N, 3), host stamps, the added noise-free arc, RenderResult), all on
     ``device``.  ``null``: add only the arc's noise (a null control), the added arc is zero.
     ``variant``: a systematics bracket (``Variant``) applied to every row of the batch.
-    ``psf``: PSFEx injection PSFs (``injection.psfex_psfs.PsfexPsfs``) in place of the Moffat
+    ``psf``: PSFEx injection PSFs (``selection.psfex_psfs.PsfexPsfs``) in place of the Moffat
     ones: the arc is convolved with each host's PSFEx kernels and sigma_pix comes from the
     same kernels (None: Moffat, the default)."""
     clock = clock or _StageClock(None, device)

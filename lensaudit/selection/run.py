@@ -27,7 +27,7 @@ from lensaudit.selection.adversarial import ring_scores, score_batches, suppress
 from lensaudit.selection.completeness import completeness_table
 from lensaudit.selection.detectability import combined, observable
 from lensaudit.selection.hosts import bin_counts, select_hosts
-from lensaudit.injection.psfex_psfs import injection_psfs
+from lensaudit.selection.psfex_psfs import injection_psfs
 from lensaudit.selection.inject import BRACKETS, draw_parameters, inject_and_score, plan_injections
 from lensaudit.spec import PRIMARY
 from lensaudit.store import partition_file, read_asset, safe_join, write_parquet_atomic, atomic_path
