@@ -160,6 +160,33 @@ def test_files_that_are_not_psfex_give_clear_errors(tmp_path):
     assert m.band is None  # no band in the name "c.fits" nor in the table
 
 
+def test_a_file_psfex_wrote_itself_reads_like_legacypipes_merged_copy(tmp_path):
+    """PSFEx's own layout: a PSF_MASK column, the metadata as header keywords (PSFEx's names)."""
+    src = P.default_models()[0]
+    merged = P.read_psfex(src)
+    with fits.open(src) as h:
+        d = h[1].data
+        hdr = fits.Header()
+        for k in ("polnaxis", "polgrp1", "polgrp2", "polname1", "polname2", "polzero1", "polzero2", "polscal1",
+                  "polscal2", "polngrp", "poldeg1", "psf_fwhm", "psf_samp", "psfnaxis", "psfaxis1", "psfaxis2",
+                  "psfaxis3"):
+            v = d[k][0]
+            hdr[k.upper()] = v.item() if hasattr(v, "item") else str(v)
+        mask = d["psf_mask"]
+    col = fits.Column(name="PSF_MASK", format=f"{mask[0].size}E", dim="(63,63,6)", array=mask)
+    fits.BinTableHDU.from_columns([col], header=hdr).writeto(tmp_path / "c4d_x_ooi_r_ls9-psfex.fits")
+    native = P.read_psfex(tmp_path / "c4d_x_ooi_r_ls9-psfex.fits")
+    assert np.array_equal(native.basis, merged.basis) and native.zero == merged.zero and native.scale == merged.scale
+    assert native.degree == 2 and native.band == "r" and native.fwhm_pix == pytest.approx(merged.fwhm_pix)
+
+
+def test_the_coadd_orientation_is_the_real_coadds():
+    """COADD_CD_SIGN is the sign pattern of the vendored DR6 coadd's CD matrix (east left, north up)."""
+    h = fits.getheader(REAL_DATA / "dr6_coadd_brick_0959p805" / "legacysurvey-0959p805-image-g.fits.fz", 1)
+    cd = np.array([[h["CD1_1"], h["CD1_2"]], [h["CD2_1"], h["CD2_2"]]])
+    assert np.allclose(cd, P.coadd_cd_matrix(), rtol=1e-6, atol=0)
+
+
 # --- the renderer's pixel kernels ------------------------------------------------------------------
 
 def _row(**kw):

@@ -116,7 +116,8 @@ def read_psfex(path, ccdname: str | None = None) -> PsfexModel:
                                        "(neither table column nor header keyword)")
             get = lambda k: _value(row, cols, header, k)  # noqa: E731
             basis = np.array(row[cols["psf_mask"]], dtype=np.float64)
-            extra = {k: get(k) for k in ("psf_fwhm", "polngrp", "polnaxis", "filter", "band", "expnum", "ccdname")}
+            extra = {k: get(k) for k in ("psf_fwhm", "polngrp", "polnaxis", "filter", "band", "expnum", "ccdname",
+                                         "psfaxis1", "psfaxis2")}
     except OSError as e:
         raise PsfexFormatError(f"{path}: cannot read as FITS ({e})") from None
     name1, name2 = str(get("polname1")).strip(), str(get("polname2")).strip()
@@ -129,6 +130,9 @@ def read_psfex(path, ccdname: str | None = None) -> PsfexModel:
     n_terms = (degree + 1) * (degree + 2) // 2
     if basis.ndim == 2:
         basis = basis[None]
+    if basis.ndim == 3 and basis.shape[0] >= n_terms and extra["psfaxis1"] is not None and extra["psfaxis2"] is not None:
+        # a merged file of several CCDs pads every mask to the largest; PSFAXIS1/2 give this one's (x, y) size
+        basis = basis[:n_terms, :int(extra["psfaxis2"]), :int(extra["psfaxis1"])]
     if basis.ndim != 3 or basis.shape[0] != n_terms:
         raise PsfexFormatError(f"{path}: PSF_MASK shape {basis.shape} does not hold the {n_terms} terms of degree {degree}")
     scale = (float(get("polscal1")), float(get("polscal2")))
