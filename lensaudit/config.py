@@ -53,6 +53,11 @@ class SelectionSettings:
     gallery_size: int = 16
     #: injections per cell of the systematics brackets (None: n_per_cell // 8, at least 1)
     bracket_per_cell: int | None = None
+    #: the injections' PSF: "moffat" (each host's PSF size, Moffat beta 3.5) or "psfex" (real PSFEx
+    #: models, ``lensaudit.selection.psfex_psfs``; the Moffat brackets keep their own Moffat baseline)
+    psf_model: str = "moffat"
+    #: PSFEx model files for psf_model "psfex" (empty: the real DR9 models vendored with the tests)
+    psfex_models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

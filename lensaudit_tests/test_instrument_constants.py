@@ -11,6 +11,7 @@ ROOT = Path(__file__).parents[1]
 # a definition or a literal default of a survey constant outside instrument.py
 PATTERNS = {
     "pixel scale": re.compile(r"(?<![\w.])0\.262(?![\d])"),
+    "DECam CCD pixel scale": re.compile(r"(?<![\w.])0\.263(?![\d])"),
     "band list": re.compile(r"""["']grz["']|\(\s*["']g["'],\s*["']r["'],\s*["']z["']\s*\)"""),
     "stamp size": re.compile(r"(size|npix|STAMP_PIX)\s*(:\s*int\s*)?=\s*101\b"),
     "AB zero point": re.compile(r"22\.5\s*-\s*2\.5|-\s*22\.5\)|AB_ZEROPOINT_NMGY\s*=\s*22\.5"),
@@ -55,6 +56,7 @@ def test_the_constants_are_dr10s():
     assert instrument.PIXSCALE_ARCSEC == 0.262 and instrument.BANDS == "grz" and instrument.STAMP_PIX == 101
     assert instrument.STAMP_CENTRE_PIX == 50 and instrument.AB_ZEROPOINT_NMGY == 22.5
     assert instrument.MOFFAT_BETA == 3.5 and instrument.MOFFAT_BETA_BRACKETS == (2.5, 4.5)
+    assert instrument.DECAM_CCD_PIXSCALE_ARCSEC == 0.263 and instrument.COADD_CD_SIGN == (-1.0, 1.0)
 
 
 def test_lenstronomy_frames_put_pixels_where_the_convention_says():

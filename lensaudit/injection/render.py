@@ -6,7 +6,8 @@ magnification x source flux, never imposed), average the sub-pixels (sub-pixels 
 see a cuspy Sersic core are refined further: ``_cusp_average``, so an n = 4, R_e = 0.05"
 source keeps its total flux within 1 %), multiply by the
 pixel area and by the source flux per band (AB mag -> nmgy), convolve with the per-band
-Moffat PSF ('same', zero padding).  magnification = lensed flux inside the stamp before
+Moffat PSF, or with given pixelised kernels (``render_arcs(kernels=...)``, e.g. PSFEx
+models), ('same', zero padding).  magnification = lensed flux inside the stamp before
 the PSF / unlensed total flux.  ``suppress_inner`` zeroes the lensed light inside the
 lens's elliptical Einstein radius (product-averaged), i.e. the counter-image region.
 Stamp coordinates: arcsec from pixel ((N-1)/2, (N-1)/2), x along +columns, y along +rows.
@@ -238,19 +239,41 @@ def _cusp_average(bidx, cx, cy, h, stretch, d_min, p, n_clumps, suppress_inner):
     return acc
 
 
+def pixel_kernels(kernels, batch: int, npix: int, dtype, device) -> torch.Tensor:
+    """``kernels`` as a (B, 3, K, K) tensor, checked: one kernel per injection and band, K odd and
+    at most the stamp, finite values (they are used as given: pass unit-sum kernels)."""
+    k = torch.as_tensor(np.asarray(kernels, dtype=np.float64) if not torch.is_tensor(kernels) else kernels,
+                        dtype=dtype, device=device)
+    if k.ndim != 4 or k.shape[0] != batch or k.shape[1] != len(BANDS) or k.shape[2] != k.shape[3]:
+        raise ValueError(f"pixel PSF kernels must be (B={batch}, {len(BANDS)}, K, K), got {tuple(k.shape)}")
+    if k.shape[-1] % 2 == 0 or k.shape[-1] > npix:
+        raise ValueError(f"pixel PSF kernels must be odd and at most the {npix} px stamp, got K = {k.shape[-1]}")
+    if not torch.isfinite(k).all():
+        raise ValueError("pixel PSF kernels hold non-finite values")
+    return k
+
+
 def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC, suppress_inner: bool = False,
                 device: str | torch.device = "cpu", dtype=torch.float64, chunk: int = 64,
-                radius_fwhm: float = 4.0, adaptive: bool = True, compiled: bool = False) -> RenderResult:
+                radius_fwhm: float = 4.0, adaptive: bool = True, compiled: bool = False,
+                kernels=None) -> RenderResult:
     """Render a batch described by ``cols`` (arrays keyed as lensaudit.injection.params;
     optional clump arrays clump_dx/dy/sigma/frac of shape (B, K)).  ``adaptive``
-    supersamples only the pixels that need it (default); False supersamples all."""
+    supersamples only the pixels that need it (default); False supersamples all.
+    ``kernels``: optional pixelised PSFs, (B, 3, K, K) per injection and band (g, r, z), K odd,
+    in ``pixscale`` pixels with the centre at (K//2, K//2), unit sum (e.g. PSFEx models from
+    ``lensaudit.survey.psfex.psf_at``), used in place of the Moffat kernels of the
+    ``psf_fwhm_*_arcsec`` / ``moffat_beta`` columns (then ignored)."""
     p = _as_tensors(cols, dtype, device)
     supersample = int(p["supersample"][0].item()) if "supersample" in p else 4
-    fwhm = torch.stack([p[f"psf_fwhm_{b}_arcsec"] for b in BANDS], dim=1)
-    beta = p["moffat_beta"][:, None].expand_as(fwhm)
-    h = kernel_half_width(float(fwhm.max()), pixscale, radius_fwhm)
-    if 2 * h + 1 > npix:
-        raise ValueError(f"PSF kernel {2 * h + 1} px (FWHM {float(fwhm.max()):.2f}\") exceeds the {npix} px stamp")
+    if kernels is None:
+        fwhm = torch.stack([p[f"psf_fwhm_{b}_arcsec"] for b in BANDS], dim=1)
+        beta = p["moffat_beta"][:, None].expand_as(fwhm)
+        h = kernel_half_width(float(fwhm.max()), pixscale, radius_fwhm)
+        if 2 * h + 1 > npix:
+            raise ValueError(f"PSF kernel {2 * h + 1} px (FWHM {float(fwhm.max()):.2f}\") exceeds the {npix} px stamp")
+    else:
+        kernels = pixel_kernels(kernels, p["theta_e_arcsec"].shape[0], npix, dtype, device)
     flux = mag_to_nmgy(torch.stack([p[f"src_mag_{b}"] for b in BANDS], dim=1))
     n_clumps = int(p["clump_frac"].shape[1]) if "clump_frac" in p else 0
     images, mags, units = [], [], []
@@ -261,7 +284,7 @@ def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE
             unit = render_unit_lensed_adaptive(sl, npix, supersample, pixscale, suppress_inner, n_clumps, compiled=compiled)
         else:
             unit = render_unit_lensed(sl, npix, supersample, pixscale, suppress_inner, n_clumps)
-        kern = moffat_kernels(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h)
+        kern = moffat_kernels(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h) if kernels is None else kernels[s:s + chunk]
         # one morphology in every band: convolve the unit image once per band kernel, then scale
         img = convolve_same(unit[:, None], kern) * flux[s:s + chunk, :, None, None]
         images.append(img)

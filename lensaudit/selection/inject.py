@@ -3,7 +3,8 @@
 Per injection: the default prior's lens and source (``lensaudit.injection.prior``) with
 theta_E drawn uniformly inside its grid cell; the arc is
 rendered with the host's own per-band PSF FWHM (Moffat beta 3.5; the host is never
-re-convolved), dimmed by the host's Milky Way transmission (``survey.photometry.mw_transmission``
+re-convolved) or, with ``psf_model = "psfex"``, with real PSFEx PSFs chosen per host
+(``selection.psfex_psfs``), dimmed by the host's Milky Way transmission (``survey.photometry.mw_transmission``
 of the host's E(B-V): the prior's magnitudes are extinction-free), given the Poisson-like noise implied by the host's depth
 (``lensaudit.injection.realism``: sigma_pix from psfdepth, sky from SKY_MAG_PER_ARCSEC2),
 added to the host stamp, normalised by the *training* ``raw_robust`` and scored by the
@@ -34,6 +35,7 @@ from lensaudit.injection.realism import sky_nmgy_per_pixel
 from lensaudit.injection.render import render_arcs
 from lensaudit.injection.annulus import annulus_snr, outer_sigma
 from lensaudit.selection.detectability import matched_snr, noise_correlation_factor
+from lensaudit.selection.psfex_psfs import PsfexPsfs, sigma_pix_from_kernels
 from lensaudit.survey.photometry import mw_transmission
 from lensaudit.selection.grid import THETA_E, cells
 from lensaudit.survey.instrument import BANDS, MOFFAT_BETA, MOFFAT_BETA_BRACKETS, PIXSCALE_ARCSEC
@@ -207,26 +209,31 @@ def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
 
 def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
                  device: str, gen: torch.Generator, null: bool = False, compiled: bool = False,
-                 clock: "_StageClock | None" = None, variant: "Variant | None" = None):
+                 clock: "_StageClock | None" = None, variant: "Variant | None" = None,
+                 psf: "PsfexPsfs | None" = None):
     """Inject one batch: ``params`` row i into ``host_stamps[host_pos[i]]`` with the PSF, depth
     and extinction of ``host_rows.iloc[host_pos[i]]``.  Returns (injected stamps, signal = what
     was added, sigma_pix (N, 3), host stamps, the added noise-free arc, RenderResult), all on
     ``device``.  ``null``: add only the arc's noise (a null control), the added arc is zero.
-    ``variant``: a systematics bracket (``Variant``) applied to every row of the batch."""
+    ``variant``: a systematics bracket (``Variant``) applied to every row of the batch.
+    ``psf``: PSFEx injection PSFs (``selection.psfex_psfs.PsfexPsfs``) in place of the Moffat
+    ones: the arc is convolved with each host's PSFEx kernels and sigma_pix comes from the
+    same kernels (None: Moffat, the default)."""
     clock = clock or _StageClock(None, device)
     cols = {k: params[k].to_numpy(np.float64, copy=True) for k in params.columns}
     cols["supersample"] = np.full(len(params), 4.0)
     suppress = False
     if variant is not None:
         cols, suppress = variant.apply(cols)
-    res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
-                      suppress_inner=suppress)
     hr = host_rows.iloc[host_pos]
+    kern = None if psf is None else torch.as_tensor(psf.kernels(hr), dtype=torch.float64, device=device)
+    res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
+                      suppress_inner=suppress, kernels=kern)
     arc = res.images * torch.as_tensor(host_transmission(hr), dtype=res.images.dtype, device=res.images.device)[:, :, None, None]
     clock.stop("render")
     fwhm = torch.as_tensor(hr[[f"psfsize_{b}" for b in BANDS]].to_numpy(np.float64), device=device)
     depth = torch.as_tensor(hr[[f"psfdepth_{b}" for b in BANDS]].to_numpy(np.float64), device=device)
-    sig = sigma_pix(depth, fwhm).float()
+    sig = (sigma_pix(depth, fwhm) if kern is None else sigma_pix_from_kernels(depth, kern)).float()
     host = host_stamps[torch.as_tensor(host_pos, device=host_stamps.device)].to(device)
     noise = arc_noise(arc, sig, gen)
     added = torch.zeros_like(arc) if null else arc
@@ -238,12 +245,13 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
 def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame,
                      host_rows: pd.DataFrame, crop: int, device: str, seed: int, chunk: int = 1024,
                      null: bool = False, compiled: bool = False, progress=None,
-                     timings: dict | None = None, variant: Variant | None = None) -> pd.DataFrame:
+                     timings: dict | None = None, variant: Variant | None = None,
+                     psf: "PsfexPsfs | None" = None) -> pd.DataFrame:
     """Inject ``params`` (one row each) into ``host_stamps[host_pos]`` (on ``device``) and
     score.  ``null``: the null control (the full path, the arc's noise without the arc).
     Returns logit, magnification, snr_g/r/z (annulus), arc_snr_matched_g/r/z and
     arc_snr_matched (combined), noise_corr_g/r/z, added_rms_nmgy (rms of what was added: > 0
-    for null controls) per row.  ``timings``, when given, accumulates seconds per stage (the
+    for null controls) per row.  ``psf``: PSFEx injection PSFs (``inject_batch``).  ``timings``, when given, accumulates seconds per stage (the
     device is synchronised between stages)."""
     gen = torch.Generator(device=device).manual_seed(int(seed))
     out = []
@@ -260,7 +268,7 @@ def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, par
         p = params.iloc[s:s + chunk]
         clock.start()
         stamps, signal, sig, host, arc, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device,
-                                                           gen, null, compiled, clock, variant)
+                                                           gen, null, compiled, clock, variant, psf)
         logit = score_stamps(model, stamps, crop, device)
         clock.stop("preprocess_score")
         pos_t = torch.as_tensor(host_pos[s:s + chunk], device=host_sigma_all.device)

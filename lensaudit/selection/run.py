@@ -27,6 +27,7 @@ from lensaudit.selection.adversarial import ring_scores, score_batches, suppress
 from lensaudit.selection.completeness import completeness_table
 from lensaudit.selection.detectability import combined, observable
 from lensaudit.selection.hosts import bin_counts, select_hosts
+from lensaudit.selection.psfex_psfs import injection_psfs
 from lensaudit.selection.inject import BRACKETS, draw_parameters, inject_and_score, plan_injections
 from lensaudit.spec import PRIMARY
 from lensaudit.store import partition_file, safe_join, write_parquet_atomic, atomic_path
@@ -80,6 +81,7 @@ def score_selection(home: Path, profile: Profile, model, crop: int, device: str,
     (each scoring call inside ``scoring_stage``, which names its rows).  Which stamps are
     scored does not depend on any score, so the offline mode replays exactly this."""
     sel = profile.selection
+    psf = injection_psfs(sel.psf_model, sel.psfex_models, sel.seed)
     hosts = read_table(home, "injection_hosts")
     reader = CutoutReader(safe_join(home, "cutout_store"))
     timings = {}
@@ -96,7 +98,7 @@ def score_selection(home: Path, profile: Profile, model, crop: int, device: str,
     t0 = time.perf_counter()
     with scoring_stage(model, "injection", plan["injection_id"]):
         res = inject_and_score(model, host_stamps, pos, params.reset_index(drop=True), hosts, crop, device, sel.seed,
-                               chunk=sel.chunk, progress=progress)
+                               chunk=sel.chunk, progress=progress, psf=psf)
     timings["inject_score_s"] = time.perf_counter() - t0
     records = pd.concat([plan.reset_index(drop=True), params.reset_index(drop=True), res], axis=1)
     records["snr_combined"] = combined(res[["snr_g", "snr_r", "snr_z"]].to_numpy())
@@ -107,7 +109,7 @@ def score_selection(home: Path, profile: Profile, model, crop: int, device: str,
     brackets = bracket_records(model, host_stamps, hosts, host_logits, records, params, pos, crop, device, profile)
     timings["brackets_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    adv = adversarial_scores(home, profile, model, crop, device, hosts, host_stamps, host_logits)
+    adv = adversarial_scores(home, profile, model, crop, device, hosts, host_stamps, host_logits, psf)
     timings["adversarial_s"] = time.perf_counter() - t0
     return {"records": records, "bracket_records": brackets, "adversarial": adv, "timings": timings}
 
@@ -182,9 +184,10 @@ def bracket_summary(brackets: pd.DataFrame) -> dict:
 
 
 def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: str, hosts: pd.DataFrame,
-                       host_stamps: torch.Tensor, host_logits: np.ndarray) -> pd.DataFrame:
+                       host_stamps: torch.Tensor, host_logits: np.ndarray, psf=None) -> pd.DataFrame:
     """Rows (test, galaxy_id, logit_before, logit_after, added_rms_nmgy) for null controls /
-    ring / suppressed lenses (``added_rms_nmgy``: rms of what a null control added, NaN else)."""
+    ring / suppressed lenses (``added_rms_nmgy``: rms of what a null control added, NaN else).
+    ``psf``: the injections' PSFEx PSFs (None: Moffat), used by the null controls too."""
     sel = profile.selection
     n = min(len(hosts), sel.adversarial_max_hosts)
     sub = hosts.iloc[:n].reset_index(drop=True)  # hosts are sorted by galaxy_id
@@ -196,7 +199,7 @@ def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: s
     params = draw_parameters(plan, sub, sel.seed + 1)
     with scoring_stage(model, "null", sub["galaxy_id"]):
         null = inject_and_score(model, stamps, np.arange(n), params, sub, crop, device, sel.seed + 1,
-                                chunk=sel.chunk, null=True)
+                                chunk=sel.chunk, null=True, psf=psf)
     with scoring_stage(model, "ring", sub["galaxy_id"]):
         ring = ring_scores(model, stamps, crop, device)
     frames = [pd.DataFrame({"test": "null_control", "galaxy_id": sub["galaxy_id"], "logit_before": plain,
