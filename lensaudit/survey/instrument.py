@@ -13,6 +13,12 @@ names; ``lensaudit_tests/test_instrument_constants.py`` fails on a local copy.
   (50, 50), x along +columns, y along +rows (lenstronomy's pixel-to-angle transform
   ``diag(PIXSCALE_ARCSEC, PIXSCALE_ARCSEC)``), for injections, the lenstronomy reference
   and the mock sky alike.
+- ``DR10_BLOCK_NOISE_FACTOR``: the 5x5 block-noise factor of DR10 coadd noise
+  (``lensaudit.survey.noise.block_noise_factor``): the median over the g, r, z bands of the
+  six real DR10 cutouts vendored in ``lensaudit_tests/data/real`` is 1.36 (range 1.20-1.52);
+  ``test_mock_correlated_noise.py`` measures it there and fails when this value leaves it.
+  ``MockSkyConfig(noise_block_factor=DR10_BLOCK_NOISE_FACTOR)`` gives the mock sky DR10-like
+  correlated noise.
 """
 
 from __future__ import annotations
@@ -24,4 +30,5 @@ STAMP_CENTRE_PIX = (STAMP_PIX - 1) // 2
 AB_ZEROPOINT_NMGY = 22.5
 MOFFAT_BETA = 3.5
 MOFFAT_BETA_BRACKETS = (2.5, 4.5)
+DR10_BLOCK_NOISE_FACTOR = 1.36
 AXES = "arcsec from pixel (50, 50); x along +columns, y along +rows"
