@@ -218,3 +218,20 @@ def test_materialize_takes_data_config(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("lensaudit: sweep location") and str(missing) in err
     assert os.environ[DATA_CONFIG_ENV] == str(cfg.resolve())
+
+
+def test_the_shipped_file_and_the_readme_show_every_key():
+    import yaml
+
+    from lensaudit.data_config import CutoutsConfig, DataConfig, RateLimitConfig, SweepsConfig
+
+    raw = yaml.safe_load((ROOT / "configs" / "dr10_south.yaml").read_text())
+    text = (ROOT / "configs" / "dr10_south.yaml").read_text()
+    assert set(raw) == set(DataConfig.model_fields) - {"source_file"}
+    assert set(raw["rate_limit"]) == set(RateLimitConfig.model_fields)
+    assert set(raw["sweeps"]) == set(SweepsConfig.model_fields)
+    assert all(f"{k}:" in text for k in CutoutsConfig.model_fields)  # layer is shown commented out
+    readme = (ROOT / "README.md").read_text()
+    for model in (DataConfig, RateLimitConfig, CutoutsConfig):
+        missing = [k for k in model.model_fields if k not in ("source_file", "layer") and f"{k}:" not in readme]
+        assert not missing, missing

@@ -111,3 +111,15 @@ def test_aperture_noise_tracks_true_noise_where_white_reads_high():
     # on white mock noise the two agree (the factor measures ~1)
     w = torch.from_numpy(render_stamps(_sky_specs(40, "apw"), MockSkyConfig(**NO_ARTEFACTS)).astype(np.float64))
     assert abs(float(noise_correlation_factor(w).mean()) - 1.0) < 0.05
+
+
+def test_the_option_leaves_the_sweep_files_alone():
+    """Images only: the mock sweeps' configuration hash (their MOCKHASH header, the reuse key)
+    does not see it, so a sky written before the option existed is reused byte for byte."""
+    from dataclasses import replace
+
+    from lensaudit.mock.writer import config_hash
+
+    cfg = MockSkyConfig()
+    assert config_hash(replace(cfg, noise_block_factor=DR10_BLOCK_NOISE_FACTOR)) == config_hash(cfg)
+    assert config_hash(replace(cfg, ring_fraction=0.1)) != config_hash(cfg)
