@@ -113,3 +113,31 @@ def test_the_derived_interval_spaces_the_requests(failing_server, tmp_path):
                            min_interval_s=spec["min_interval_s"])
     src.cutout(10.0, 1.0)
     assert len(hits) == 4 and min(np.diff(hits)) >= 0.17  # 0.2 s, with scheduling slack
+
+
+def test_body_retries_draw_on_the_run_budget_too(tmp_path):
+    """A truncated body is retried by the source itself (not urllib3): the same run budget."""
+    hits = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            hits.append(1)
+            self.send_response(200)
+            self.send_header("Content-Length", "5000")
+            self.end_headers()
+            self.wfile.write(b"SIMPLE  =                    T" + b" " * 50)
+            self.wfile.flush()
+            self.close_connection = True
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        src = HttpCutoutSource(f"http://127.0.0.1:{srv.server_address[1]}/c", cache_dir=tmp_path, retries=3,
+                               backoff_s=0.0, min_interval_s=0.0, timeout_s=5.0, run_retry_budget=1, run_key="r")
+        c = src.cutout(10.0, 1.0)
+    finally:
+        srv.shutdown()
+    assert c.reason == "http_truncated_body; run_retry_budget_exhausted" and len(hits) == 2
