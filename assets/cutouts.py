@@ -32,7 +32,8 @@ def cutouts(context: dg.AssetExecutionContext, settings: LensauditSettings, spar
     keys = list(context.partition_keys)
     summary = spark.run(context, cutouts_job,
                         sweeps=keys, manifest=str(partition_file(home, "training_manifest", "data")),
-                        spec=cutout_source.spec(home, profile, run_key=context.run_id), store_dir=str(safe_join(home, "cutout_store")),
+                        spec=cutout_source.spec(home, profile, run_key=context.run_id, nodes_default=spark.node_count()),
+                        store_dir=str(safe_join(home, "cutout_store")),
                         index_paths={k: str(partition_file(home, "cutouts", k)) for k in keys})
     tasks = raise_on_failed_tasks(summary, "cutouts")
     per = {t["key"]: json.loads(t["payload"]) for t in tasks}

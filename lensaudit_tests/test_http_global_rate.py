@@ -65,6 +65,18 @@ def test_the_cutouts_job_turns_the_global_rate_into_the_node_interval(tmp_path, 
     assert plain.spec(tmp_path, None)["retry_budget_per_run"] is None
 
 
+def test_on_emr_the_nodes_are_the_core_instances(tmp_path):
+    from resources.spark import EmrSettings, SparkResource
+
+    emr = SparkResource(mode="emr", emr=EmrSettings(core_instance_count=5))
+    assert emr.node_count() == 5 and SparkResource().node_count() is None
+    res = CutoutSourceResource(kind="http", location="http://127.0.0.1:8004/c", http_global_rate_per_s=10.0)
+    spec = res.spec(tmp_path, None, run_key="r", nodes_default=emr.node_count())
+    assert resolve_rate_spec(spec, {"spark.master": "yarn"}.get)["min_interval_s"] == pytest.approx(0.5)
+    fixed = res.model_copy(update={"http_nodes": 2}).spec(tmp_path, None, nodes_default=5)
+    assert fixed["nodes"] == 2  # the configured count wins
+
+
 @pytest.fixture()
 def failing_server():
     hits = []

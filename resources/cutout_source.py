@@ -5,8 +5,8 @@ them when the code location loads; a run's data configuration (``settings.data()
 
 Rate of the cutout service: ``http_global_rate_per_s`` > 0 is the service's rate for all
 machines together; the Spark cutouts job turns it into each machine's interval, nodes / rate
-(``lensaudit.cutouts.ratelimit.resolve_rate_spec``; nodes = ``http_nodes``, else the Spark
-conf's ``spark.executor.instances``, 1 for ``local``).  Without it, ``http_min_interval_s``
+(``lensaudit.cutouts.ratelimit.resolve_rate_spec``; nodes = ``http_nodes``, else the EMR
+cluster's core instances, else the Spark conf's ``spark.executor.instances``, 1 for ``local``).  Without it, ``http_min_interval_s``
 is each machine's interval.  Either way the interval is shared by every Spark task of a
 machine through a lock file.  ``http_retry_budget_per_run`` >= 0 caps the retries of one run
 (split over the nodes); -1: only the per-cutout ``http_retries``."""
@@ -44,9 +44,11 @@ class CutoutSourceResource(dg.ConfigurableResource):
                           http_timeout_s=r.timeout_s)
         return CutoutSourceResource(**fields)
 
-    def spec(self, home: Path, profile, run_key: str = "") -> dict:
+    def spec(self, home: Path, profile, run_key: str = "", nodes_default: int | None = None) -> dict:
         """A JSON-able description that a Spark task turns into a source (``run_key``: the
-        Dagster run id, which keys the run's retry budget)."""
+        Dagster run id, which keys the run's retry budget; ``nodes_default``: the machines the
+        Spark resource knows of, ``SparkResource.node_count()``, used when ``http_nodes`` is 0;
+        with neither the Spark conf decides)."""
         if self.kind == "mock":
             sweeps = {f.stem + ".fits": str(f) for f in asset_files(home, "sweep_catalog")}
             truth = home / "mock_sky" / "truth"
@@ -71,6 +73,6 @@ class CutoutSourceResource(dg.ConfigurableResource):
             return {"kind": "http", "location": self.location or DEFAULT_BASE_URL, "cache_dir": str(home / "http_cache"),
                     "min_interval_s": float(self.http_min_interval_s), "layer": self.http_layer,
                     "retries": int(self.http_retries), "timeout_s": float(self.http_timeout_s),
-                    "global_rate_per_s": float(self.http_global_rate_per_s), "nodes": int(self.http_nodes) or None,
+                    "global_rate_per_s": float(self.http_global_rate_per_s), "nodes": int(self.http_nodes) or nodes_default or None,
                     "retry_budget_per_run": budget, "run_key": run_key}
         raise dg.Failure(f"unknown cutout source kind {self.kind!r} (mock, coadd, http)")

@@ -73,6 +73,12 @@ class SparkResource(dg.ConfigurableResource):
     log_level: str = "ERROR"
     emr: EmrSettings = EmrSettings()
 
+    def node_count(self) -> int | None:
+        """Machines that run Spark tasks when this resource knows them: the EMR cluster's core
+        instances (each runs executors; the cutout service's rate is split over them); None
+        locally (the session's conf tells: ``lensaudit.cutouts.ratelimit.spark_node_count``)."""
+        return int(self.emr.core_instance_count) if self.mode == "emr" else None
+
     def session(self):
         """The process-wide local SparkSession (created once, reused)."""
         if self.mode != "local":

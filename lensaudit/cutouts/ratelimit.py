@@ -13,7 +13,8 @@ file): on a multi-node cluster each node keeps its own file, so the service sees
 (``node_interval_s``): with the service's global rate R requests/s (the data configuration's
 ``rate_limit.global_requests_per_s``, ``CutoutSourceResource.http_global_rate_per_s``) and N
 nodes, each node waits N / R seconds between requests, so the cluster sends at most R per
-second.  N is the configured ``nodes``, else the Spark conf's ``spark.executor.instances``
+second.  N is the configured ``nodes`` (or, on EMR, the cluster's core instances, passed by
+the cutouts asset as the spec's ``nodes``), else the Spark conf's ``spark.executor.instances``
 (``spark_node_count``; an executor count is an upper bound on the nodes, so the rate errs
 low), else 1 for a ``local`` master; anything else is an error asking for ``nodes``.
 ``resolve_rate_spec`` does this once per Spark job, on the driver.  A time in the file more
