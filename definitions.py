@@ -7,7 +7,9 @@ profile and the store are chosen per run in the launchpad::
 
     resources: {settings: {config: {profile: tiny, home: /path/to/lensaudit_home}}}
 
-and otherwise resolved when the run executes (see resources/settings.py).  The sweep source
+and otherwise resolved when the run executes (see resources/settings.py).  A real-data
+configuration is chosen the same way, ``settings: {config: {data_config: configs/dr10_south.yaml}}``
+(else $LENSAUDIT_DATA_CONFIG at run time): its sweep and cutout locations replace those below.  The sweep source
 (LENSAUDIT_SWEEPS: mock, a directory, an http(s):// mirror or an s3:// prefix) configures the
 ``sweeps`` resource; nothing is listed at load: the sweep partitions are dynamic, added by
 ``sweep_discovery_sensor`` (on by default, the daemon of ``dagster dev`` ticks it) and by

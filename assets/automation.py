@@ -42,6 +42,7 @@ from assets.catalogs import FINGERPRINT_KEY, lens_catalog, mock_sky_of
 from assets.negatives import negative_pool
 from assets.sweeps import SWEEP_PARTITIONS, new_sweep_keys, sweep_catalog
 from lensaudit.catalogs.version import catalogue_fingerprint
+from lensaudit.data_config import DataConfigError, data_config_at_run_time
 from lensaudit.lens_catalog_table import lens_catalog_table
 from resources.settings import LensauditSettings
 from resources.sweeps import SweepSource
@@ -69,6 +70,11 @@ SWEEP_DISCOVERY_INTERVAL_S = 60  # one listing call (a directory, an index page,
            description="adds a sweep partition for every new sweep-*.fits file under the sweeps resource's "
                        "location (mock sky, directory, HTTP(S) mirror or S3 prefix); requests no run")
 def sweep_discovery_sensor(context: dg.SensorEvaluationContext, sweeps: SweepSource):
+    # $LENSAUDIT_DATA_CONFIG of the daemon's process, read at each tick (a sensor has no run config)
+    try:
+        sweeps = sweeps.with_data(data_config_at_run_time())
+    except DataConfigError as exc:
+        raise dg.Failure(str(exc)) from None
     found = sweeps.sweep_files()  # SweepLocationError (the location, the cause) fails the tick
     if not found:
         return dg.SkipReason(f"no sweep-*.fits file under {sweeps.location!r}")

@@ -23,8 +23,9 @@ FINGERPRINT_KEY = "lens_catalog_fingerprint"
 
 
 def mock_sky_of(settings: LensauditSettings, sweeps: SweepSource) -> MockSkyConfig | None:
-    """The mock sky whose lens supplement joins lenscat (None when the sweeps are real)."""
-    return settings.profile_obj().mock if sweeps.is_mock else None
+    """The mock sky whose lens supplement joins lenscat (None when the sweeps are real, the run's
+    data configuration's included)."""
+    return settings.profile_obj().mock if sweeps.with_data(settings.data()).is_mock else None
 
 
 @dg.asset(group_name="catalogs", kinds={"pandas", "parquet"}, metadata=schema_metadata("lens_catalog"),

@@ -28,10 +28,12 @@ from resources.spark import SparkResource
 def cutouts(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource,
             cutout_source: CutoutSourceResource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
+    cutout_source = cutout_source.with_data(settings.data())  # the run's data configuration, when it names one
     keys = list(context.partition_keys)
     summary = spark.run(context, cutouts_job,
                         sweeps=keys, manifest=str(partition_file(home, "training_manifest", "data")),
-                        spec=cutout_source.spec(home, profile), store_dir=str(safe_join(home, "cutout_store")),
+                        spec=cutout_source.spec(home, profile, run_key=context.run_id, nodes_default=spark.node_count()),
+                        store_dir=str(safe_join(home, "cutout_store")),
                         index_paths={k: str(partition_file(home, "cutouts", k)) for k in keys})
     tasks = raise_on_failed_tasks(summary, "cutouts")
     per = {t["key"]: json.loads(t["payload"]) for t in tasks}
@@ -44,6 +46,7 @@ def cutouts(context: dg.AssetExecutionContext, settings: LensauditSettings, spar
     # run-wide facts only: each partition's own counts are added above
     return dg.MaterializeResult(metadata={
         "partitions_in_run": len(keys), "rows_in_run": n, "source": cutout_source.kind,
+        **({"http_rate": json_meta(summary["http_rate"])} if summary.get("http_rate") else {}),
         "store": str(safe_join(home, "cutout_store"))})
 
 

@@ -24,6 +24,7 @@ from resources.sweeps import SweepSource
 def negative_pool(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource,
                   sweeps: SweepSource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
+    sweeps = sweeps.with_data(settings.data())  # the run's data configuration, when it names one
     jobs = {}
     for key in context.partition_keys:
         src = partition_file(home, "sweep_catalog", key)

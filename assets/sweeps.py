@@ -47,6 +47,7 @@ def register_sweep_partitions(instance: dg.DagsterInstance, sweeps: SweepSource)
 def sweep_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings, spark: SparkResource,
                   sweeps: SweepSource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
+    sweeps = sweeps.with_data(settings.data())  # the run's data configuration, when it names one
     jobs = {}
     for key in context.partition_keys:
         jobs[key] = (sweeps.path_for(key, home, profile), str(partition_file(home, "sweep_catalog", key)))

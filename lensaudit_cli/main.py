@@ -138,14 +138,35 @@ def plan_sweep_range(defs, instance, keys, profile_name: str) -> tuple[str, str]
     graph = defs.resolve_asset_graph()
     if not any(graph.get(k).partitions_def == SWEEP_PARTITIONS for k in keys):
         return None
-    sweeps = defs.resources["sweeps"]
+    from lensaudit.data_config import data_config_at_run_time
+
+    # the data configuration of the run (--data-config sets $LENSAUDIT_DATA_CONFIG), as the assets see it
+    sweeps = defs.resources["sweeps"].with_data(data_config_at_run_time())
     found = register_sweep_partitions(instance, sweeps)
     all_keys = list(SWEEP_PARTITIONS.get_partition_keys(dynamic_partitions_store=instance))
     subset = get_profile(profile_name).sweep_subset if sweeps.is_mock else None
     return sweep_range(all_keys, found, subset, sweeps.location)
 
 
+def _use_data_config(path: str | None) -> None:
+    """Validate ``--data-config`` and hand it to the runs (``$LENSAUDIT_DATA_CONFIG``, read by
+    ``LensauditSettings.data()`` when they execute).  DataConfigError (one line) when invalid."""
+    if path is None:
+        return
+    from lensaudit.data_config import DATA_CONFIG_ENV, load_data_config
+
+    load_data_config(path)
+    os.environ[DATA_CONFIG_ENV] = str(Path(path).expanduser().resolve())
+
+
 def cmd_materialize(args) -> int:
+    from lensaudit.data_config import DataConfigError
+
+    try:
+        _use_data_config(args.data_config)
+    except DataConfigError as exc:
+        print(f"lensaudit: {exc}", file=sys.stderr)
+        return 2
     home, profile = _prepare_home(args.home, args.profile)
     warnings.filterwarnings("ignore")
     import dagster as dg
@@ -176,7 +197,7 @@ def cmd_materialize(args) -> int:
 
     try:
         sweeps = plan_sweep_range(defs, instance, set(keys), profile)
-    except SweepLocationError as exc:
+    except (SweepLocationError, DataConfigError) as exc:
         print(f"lensaudit: {exc}", file=sys.stderr)
         return 1
     runs = plan_runs(defs, set(keys), profile, sweeps)
@@ -555,6 +576,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "upstream; bare names mean key:<name> (default: all)")
     m.add_argument("--profile", default="demo", choices=["tiny", "demo", "full"])
     m.add_argument("--home", default=None, help="LENSAUDIT_HOME (default ./lensaudit_home)")
+    m.add_argument("--data-config", default=None, metavar="FILE",
+                   help="real-data configuration (YAML, e.g. configs/dr10_south.yaml): sweeps, cutout source, "
+                        "survey-bricks table, rate limit; default: $LENSAUDIT_DATA_CONFIG, else the LENSAUDIT_SWEEPS / "
+                        "LENSAUDIT_CUTOUT_* settings")
     m.add_argument("--train-seed", type=int, default=None, help="the detector's training seed for this home "
                    "(default: the profile's; kept in the home's run_profile.json for later runs)")
     m.add_argument("--cpu-threads", type=int, default=None, help="torch CPU threads of the detector's training "

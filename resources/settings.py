@@ -8,6 +8,11 @@ Dagster UI's launchpad can pick them per run::
         config:
           profile: tiny        # tiny | demo | full
 
+``data_config`` names a real-data configuration file (``configs/dr10_south.yaml``;
+``lensaudit.data_config``) for the run: the ``sweeps`` and ``cutout_source`` resources then take
+their locations from it (``settings.data()``, read when the run executes); empty:
+``$LENSAUDIT_DATA_CONFIG`` of the run's process, else their own configuration.
+
 Left empty, the profile is the one ``lensaudit materialize`` recorded for the store
 (``$LENSAUDIT_HOME/run_profile.json``), else ``$LENSAUDIT_PROFILE`` of the run's process,
 else ``demo``; the home is ``$LENSAUDIT_HOME`` of the run's process, else ./lensaudit_home.
@@ -22,6 +27,7 @@ import dagster as dg
 from pydantic import Field
 
 from lensaudit.config import PROFILES, Profile, profile_for
+from lensaudit.data_config import DataConfig, DataConfigError, data_config_at_run_time
 from lensaudit.store import lensaudit_home
 
 # The file the CLI writes (lensaudit_cli.main.RUN_PROFILE_FILE; a test keeps the two equal).
@@ -34,6 +40,18 @@ class LensauditSettings(dg.ConfigurableResource):
     home: str = Field(default="", description="store root; empty: $LENSAUDIT_HOME at run time, else ./lensaudit_home")
     profile: str = Field(default="", description="tiny, demo or full; empty: the store's run_profile.json, "
                                                  "else $LENSAUDIT_PROFILE at run time, else demo")
+    data_config: str = Field(default="", description="real-data configuration file (YAML, e.g. configs/dr10_south.yaml: "
+                                                     "sweeps, cutout source, survey-bricks table, rate limit); empty: "
+                                                     "$LENSAUDIT_DATA_CONFIG at run time, else the sweeps and "
+                                                     "cutout_source resources as configured")
+
+    def data(self) -> DataConfig | None:
+        """The run's data configuration, read and validated now (at execution, never at
+        import): ``data_config``, else ``$LENSAUDIT_DATA_CONFIG``, else None."""
+        try:
+            return data_config_at_run_time(self.data_config)
+        except DataConfigError as exc:
+            raise dg.Failure(str(exc)) from None
 
     def home_path(self) -> Path:
         return lensaudit_home(self.home or None)

@@ -84,6 +84,12 @@ class SparkResource(dg.ConfigurableResource):
                 "spark.ui.showConsoleProgress": "false",
                 "spark.sql.debug.maxToStringFields": "200"}
 
+    def node_count(self) -> int | None:
+        """Machines that run Spark tasks when this resource knows them: the EMR cluster's core
+        instances (each runs executors; the cutout service's rate is split over them); None
+        locally (the session's conf tells: ``lensaudit.cutouts.ratelimit.spark_node_count``)."""
+        return int(self.emr.core_instance_count) if self.mode == "emr" else None
+
     def session(self):
         """The process-wide local SparkSession (created once, reused), built by dagster-pyspark's
         ``LazyPySparkResource`` (``SparkSession.builder`` with ``local_spark_config``, created on

@@ -38,6 +38,11 @@ class SweepSource(dg.ConfigurableResource):
     def is_mock(self) -> bool:
         return self.location in ("", "mock")
 
+    def with_data(self, data) -> "SweepSource":
+        """This source, or the one a data configuration (``lensaudit.data_config.DataConfig``)
+        names instead when ``data`` is given."""
+        return self if data is None else SweepSource(location=data.sweeps.location)
+
     def sweep_files(self) -> list[str]:
         """The sweep file names under the location now (see ``discover_sweep_partitions``)."""
         return discover_sweep_partitions(self.location)

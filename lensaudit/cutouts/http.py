@@ -17,7 +17,11 @@ alike) across all processes of this machine (``lensaudit.cutouts.ratelimit``: a 
 per service origin in ``rate_lock_dir``, by default the cache directory, else the system
 temp dir), so N Spark tasks on one machine share one rate; on a cluster of several
 machines each has its own, and the per-machine interval must be configured (nodes x the
-service's interval).  ``shared_rate=False`` keeps the interval per process.
+service's interval).  ``shared_rate=False`` keeps the interval per process.  With a global rate over N machines
+the interval is N / rate (``ratelimit.node_interval_s``, set by the Spark cutouts job).
+``run_retry_budget`` (with ``run_key``): the retries of every cutout of one run on this
+machine draw on one shared count as well (``ratelimit.SharedRetryBudget``); once it is spent,
+a failing cutout is not retried and its reason ends in ``run_retry_budget_exhausted``.
 Successful bodies are cached on disk by the SHA-256 of the URL.  A body longer than
 ``max_body_bytes`` (float64 pixels plus 1 MiB) is refused before it is held in memory
 (``http_body_too_large``, not retried).
@@ -34,7 +38,8 @@ from urllib.parse import urlencode, urljoin, urlparse
 import numpy as np
 from urllib3.util.retry import Retry
 
-from lensaudit.cutouts.ratelimit import ProcessRateLimit, SharedRateLimit, lock_path_for
+from lensaudit.cutouts.ratelimit import (ProcessRateLimit, SharedRateLimit, SharedRetryBudget, lock_path_for,
+                                         retry_budget_path_for)
 from lensaudit.cutouts.result import Cutout
 from lensaudit.survey.instrument import BANDS, PIXSCALE_ARCSEC, STAMP_PIX
 
@@ -74,10 +79,17 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class _Budget:
-    """Retries used so far by one cutout (urllib3's retries and the body retries here)."""
+    """Retries used so far by one cutout (urllib3's retries and the body retries here), and the
+    run's shared budget (``SharedRetryBudget`` or None) that each retry also draws on."""
 
-    def __init__(self, limit: int):
-        self.limit, self.used = limit, 0
+    def __init__(self, limit: int, run=None):
+        self.limit, self.used, self.run, self.run_exhausted = limit, 0, run, False
+
+    def draw_run(self) -> bool:
+        """Take one retry from the run's budget; False (and remembered) once it is spent."""
+        if self.run is not None and not self.run_exhausted and not self.run.take():
+            self.run_exhausted = True
+        return not self.run_exhausted
 
 
 class _BudgetRetry(Retry):
@@ -102,6 +114,8 @@ class _BudgetRetry(Retry):
 
         if self.budget is None:
             return super().increment(*args, **kwargs)
+        if self.budget.used < self.budget.limit:
+            self.budget.draw_run()  # a spent run budget exhausts this retry (is_exhausted)
         self.budget.used += 1
         try:
             return super().increment(*args, **kwargs)
@@ -110,14 +124,15 @@ class _BudgetRetry(Retry):
             raise
 
     def is_exhausted(self) -> bool:
-        return super().is_exhausted() or (self.budget is not None and self.budget.used > self.budget.limit)
+        return super().is_exhausted() or (self.budget is not None and (
+            self.budget.used > self.budget.limit or self.budget.run_exhausted))
 
 
 class HttpCutoutSource:
     def __init__(self, base_url: str = DEFAULT_BASE_URL, cache_dir: str | Path | None = None, layer: str = "ls-dr10",
                  pixscale: float = PIXSCALE_ARCSEC, timeout_s: float = 30.0, retries: int = 4, backoff_s: float = 1.0,
                  min_interval_s: float = DEFAULT_MIN_INTERVAL_S, session=None, shared_rate: bool = True,
-                 rate_lock_dir: str | Path | None = None):
+                 rate_lock_dir: str | Path | None = None, run_retry_budget: int | None = None, run_key: str = ""):
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"cutout service URL must be http(s)://host/..., got {base_url!r}")
@@ -132,6 +147,15 @@ class HttpCutoutSource:
             self.rate_limit = SharedRateLimit(lock_path_for(f"{scheme}://{host}:{port}", rate_lock_dir), min_interval_s)
         else:
             self.rate_limit = ProcessRateLimit(min_interval_s)
+        self.run_budget = None
+        if run_retry_budget is not None:
+            if not run_key:
+                raise ValueError("a run retry budget needs the run's key (run_key)")
+            scheme, host, port = self._origin(base_url)
+            lock_dir = rate_lock_dir if rate_lock_dir is not None else (
+                cache_dir if cache_dir and "://" not in str(cache_dir) else None)
+            self.run_budget = SharedRetryBudget(retry_budget_path_for(f"{scheme}://{host}:{port}", run_key, lock_dir),
+                                                run_retry_budget)
         if session is None:
             import requests
 
@@ -221,13 +245,13 @@ class HttpCutoutSource:
                 return Cutout(True, bands, self._parse(cache.read_bytes(), bands, size), "", meta | {"cached": True})
             except (OSError, ValueError, TypeError):
                 cache.unlink()  # a bad cache entry is refetched
-        budget = _Budget(self.retries)
+        budget = _Budget(self.retries, self.run_budget)
         if self._adapter is not None:
             self._adapter.max_retries = self._retry(budget)
         reason, requests_made = "", 0
         while True:
             if requests_made:  # a body-level retry (urllib3 retried the rest)
-                if budget.used >= budget.limit:
+                if budget.used >= budget.limit or not budget.draw_run():
                     break
                 budget.used += 1
                 time.sleep(self.backoff_s * 2 ** (budget.used - 1))
@@ -287,4 +311,7 @@ class HttpCutoutSource:
                 with atomic_path(cache) as tmp:
                     tmp.write_bytes(body)
             return Cutout(True, bands, data, "", meta | {"attempts": requests_made})
-        return Cutout.failure(bands, reason or "http_failed", **meta, attempts=requests_made)
+        reason = reason or "http_failed"
+        if budget.run_exhausted:
+            reason += "; run_retry_budget_exhausted"
+        return Cutout.failure(bands, reason, **meta, attempts=requests_made)

@@ -65,6 +65,14 @@ class MockSkyConfig:
         (theta_E ~ U(0.8, 3.0) arcsec instead of U(0.5, 3.0)).  Not brighter than that: the
         realism gates compare the injections' arc S/N with the known lenses' (median within
         0.5-2x), and the injection prior's median arc S/N is ~3.
+    noise_block_factor: pixel-noise correlation of the stamps, as the 5x5 block-noise factor
+        (``lensaudit.survey.noise``: sigma of 5x5 block sums / (5 sigma_pix); 1 = white).
+        1.0 (default, off): independent pixels, the stamps are the same bytes as without
+        the option.  Above 1 the noise draw is convolved with the Gaussian kernel of
+        ``noise.correlation_kernel`` (unit sum of squares: each pixel keeps the sigma of the
+        depth and the sources' Poisson term); DR10 coadds: ``instrument.DR10_BLOCK_NOISE_FACTOR``
+        (measured on the real cutouts).  Only the batched renderer has it (the reference
+        renderer's noise is white).
     """
 
     seed: int = 20260214
@@ -82,6 +90,7 @@ class MockSkyConfig:
     lens_supplement_per_sweep: int = 0
     lens_theta_e_range: tuple[float, float] = (0.8, 3.0)
     lens_src_mag_r_range: tuple[float, float] = (21.0, 25.0)
+    noise_block_factor: float = 1.0
 
     def box(self, sweep_file: str) -> SweepBox:
         for b in self.sweep_boxes:

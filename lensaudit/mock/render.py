@@ -25,7 +25,9 @@ Speed (``bench/bench_mock_render.py``): many stamps per call.
   is one Sersic source transforms its image once for the three bands.
 - Noise: one Gaussian draw per pixel with sigma^2 = sigma_sky^2 + the sources'
   Poisson-like variance (``arc_poisson_sigma``, the model of ``add_arc_noise``), from a
-  torch generator seeded per galaxy.
+  torch generator seeded per galaxy; with ``MockSkyConfig.noise_block_factor`` > 1 the
+  unit draw is first convolved with ``lensaudit.survey.noise.correlation_kernel`` (drawn on
+  a margin of the kernel's half-width, so no edge effect), correlated like coadd noise.
 - Arcs: the adaptive injection renderer (float32, supersampling 4, cusp refinement), one
   lens per call.
 
@@ -55,6 +57,7 @@ from lensaudit.injection.realism import sigma_pix_from_depth, sky_nmgy_per_pixel
 from lensaudit.injection.render import CUSP_LEVELS, CUSP_NEAR, CUSP_SPLIT, cusp_min_cell, mag_to_nmgy, render_unit_lensed_adaptive
 from lensaudit.injection.source import R_SMOOTH_ARCSEC, b_n, sersic_sb, sersic_unit_flux_amp
 from lensaudit.mock.config import MockSkyConfig
+from lensaudit.survey.noise import correlation_kernel
 from lensaudit.survey.instrument import BANDS, MOFFAT_BETA, PIXSCALE_ARCSEC, STAMP_PIX
 
 #: a Sersic window holds all but this fraction of the source's flux (elliptical radius from
@@ -474,6 +477,10 @@ def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noi
                                     pixscale)
     out = np.empty((B, 3, size, size), dtype=np.float32)
     buffers: dict = {}
+    corr_kernel = None
+    if noise and config.noise_block_factor != 1.0:
+        k = torch.as_tensor(correlation_kernel(config.noise_block_factor), dtype=torch.float32)
+        corr_kernel = k.expand(3, 1, *k.shape).contiguous()
     for b, s in enumerate(specs):
         img = convolve_stamp(unit[b][0], kernels[b], buffers, unit[b][1]) if b in unit else \
             convolve_stamp(canvas[b], kernels[b], buffers)
@@ -487,7 +494,12 @@ def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noi
                 else None
             missing = int(rng.integers(0, 3)) if rng.random() < config.missing_band_rate else None
             gen = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
-            img.addcmul_(torch.randn((3, size, size), generator=gen, dtype=torch.float32), sigma)
+            if corr_kernel is None:
+                img.addcmul_(torch.randn((3, size, size), generator=gen, dtype=torch.float32), sigma)
+            else:  # white noise over a margin of the kernel's half-width, correlated, cut to the stamp
+                h = corr_kernel.shape[-1] // 2
+                white = torch.randn((1, 3, size + 2 * h, size + 2 * h), generator=gen, dtype=torch.float32)
+                img.addcmul_(torch.nn.functional.conv2d(white, corr_kernel, groups=3)[0], sigma)
         a = img.numpy()
         if noise:
             if spike_at is not None:

@@ -24,8 +24,14 @@ _STRING_WIDTH = {"brickname": 8, "type": 3}
 MOCK_SKY_VERSION = 6
 
 
+#: MockSkyConfig fields that change the images only, never the sweep or truth files: left out of
+#: the hash, so a sky written before they existed (or with another value) is reused byte for byte
+IMAGE_ONLY_FIELDS = ("noise_block_factor",)
+
+
 def config_hash(config: MockSkyConfig) -> str:
-    payload = json.dumps({"version": MOCK_SKY_VERSION, **asdict(config)}, sort_keys=True, default=str).encode()
+    fields = {k: v for k, v in asdict(config).items() if k not in IMAGE_ONLY_FIELDS}
+    payload = json.dumps({"version": MOCK_SKY_VERSION, **fields}, sort_keys=True, default=str).encode()
     return hashlib.sha256(payload).hexdigest()[:16]
 
 

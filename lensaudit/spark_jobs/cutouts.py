@@ -74,9 +74,13 @@ def _source(spec: dict, sweep: str):
     if kind == "http":
         from lensaudit.cutouts.http import DEFAULT_MIN_INTERVAL_S, HttpCutoutSource
 
-        # the interval is shared by every task of this machine (a lock file in the cache dir)
+        # the interval (per machine: nodes / global rate when one is configured, resolve_rate_spec)
+        # and the run's retry budget are shared by every task of this machine (files in the cache dir)
         src = HttpCutoutSource(spec["location"], cache_dir=spec.get("cache_dir"),
-                               min_interval_s=spec.get("min_interval_s", DEFAULT_MIN_INTERVAL_S))
+                               min_interval_s=spec.get("min_interval_s", DEFAULT_MIN_INTERVAL_S),
+                               layer=spec.get("layer", "ls-dr10"), retries=int(spec.get("retries", 4)),
+                               timeout_s=float(spec.get("timeout_s", 30.0)),
+                               run_retry_budget=spec.get("node_retry_budget"), run_key=spec.get("run_key", ""))
     else:
         raise ValueError(f"unknown cutout source {kind!r}")
 

@@ -100,9 +100,15 @@ def training_manifest_job(spark, positives: str, splits: list[str], pool_files: 
 
 def cutouts_job(spark, sweeps: list[str], manifest: str, spec: dict[str, Any], store_dir: str,
                 index_paths: dict[str, str]) -> dict:
+    from lensaudit.cutouts.ratelimit import resolve_rate_spec
     from lensaudit.spark_jobs.cutouts import build_cutouts
 
-    return {"tasks": build_cutouts(spark, sweeps, manifest, spec, store_dir, index_paths)}
+    # a global rate of the cutout service becomes each node's interval here, from this Spark conf
+    spec = resolve_rate_spec(spec, spark.sparkContext.getConf().get)
+    out = {"tasks": build_cutouts(spark, sweeps, manifest, spec, store_dir, index_paths)}
+    if "nodes" in spec and spec.get("global_rate_per_s"):
+        out["http_rate"] = {k: spec.get(k) for k in ("global_rate_per_s", "nodes", "min_interval_s", "node_retry_budget")}
+    return out
 
 
 def shortcut_features_job(spark, index_paths: dict[str, str], store_dir: str, out: str, sample_rows: int = 2000) -> dict:

@@ -95,3 +95,65 @@ def bricks_of(ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.n
     uname = np.array([brick_name((c + 0.5) * 360.0 / ns[r], decs[r]) for r, c in zip(urow, ucol)], dtype=object)
     names[ok] = uname[inverse] if len(uniq) else names[ok]
     return names, ids
+
+
+
+#: columns a survey-bricks table must have (lower case, the ``survey-bricks-dr10-south.fits.gz``
+#: data model): the median PSF FWHM psfsize_<band> [arcsec] and the median 5-sigma point-source
+#: depth psfdepth_<band> [AB mag; 0 where the band has no data] of each brick
+SURVEY_BRICKS_COLUMNS = ("brickname", "ra", "dec", "psfsize_g", "psfsize_r", "psfsize_z",
+                         "psfdepth_g", "psfdepth_r", "psfdepth_z")
+
+
+def read_survey_bricks(path: str) -> "pd.DataFrame":
+    """The survey-bricks table at ``path`` (a FITS table, ``.fits[.gz]``, HDU 1, or a CSV with
+    the same columns; a local path or an fsspec URL) with lower-case columns, indexed by
+    brickname, keeping ``SURVEY_BRICKS_COLUMNS`` and any ``nexp_<band>`` / ``galdepth_<band>``
+    / ``ebv`` (array columns such as ``nexphist_<band>`` are dropped).  ValueError naming the
+    file when it cannot be read or lacks a column."""
+    import pandas as pd
+
+    remote = "://" in str(path)
+    try:
+        if str(path).lower().endswith(".csv"):
+            df = pd.read_csv(path)
+        else:
+            from astropy.io import fits
+            from astropy.table import Table
+
+            with fits.open(path, use_fsspec=remote) as h:
+                t = Table(h[1].data)
+            df = t[[c for c in t.colnames if t[c].ndim == 1]].to_pandas()
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise ValueError(f"survey-bricks table {str(path)!r} cannot be read: {type(exc).__name__}: {exc}") from None
+    df.columns = [c.lower() for c in df.columns]
+    missing = [c for c in SURVEY_BRICKS_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"survey-bricks table {str(path)!r} lacks column(s) {', '.join(missing)}")
+    extra = [c for c in df.columns if c.startswith(("nexp_", "galdepth_")) or c == "ebv"]
+    df = df[list(SURVEY_BRICKS_COLUMNS) + extra].copy()
+    df["brickname"] = df["brickname"].map(lambda v: (v.decode() if isinstance(v, bytes) else str(v)).strip())
+    return df.set_index("brickname")
+
+
+def brick_conditions(table: "pd.DataFrame", ra_deg, dec_deg) -> "pd.DataFrame":
+    """Per target (arrays of coordinates, degrees): ``brickname`` (the DR10 grid's), ``covered``
+    (the brick is in ``table`` with data in every band: psfdepth > 0 in g, r and z), and for
+    covered targets ``psfsize_<band>_arcsec``, ``psfdepth_<band>_mag`` (5-sigma AB) and
+    ``psfdepth_<band>_ivar`` [1/nmgy^2, the sweeps' PSFDEPTH convention] (NaN elsewhere)."""
+    import pandas as pd
+
+    from lensaudit.survey.instrument import BANDS
+    from lensaudit.survey.photometry import mag5sigma_to_depth_ivar
+
+    names, _ = bricks_of(ra_deg, dec_deg)
+    rows = table.reindex(pd.Index(names, name="brickname"))
+    mag = rows[[f"psfdepth_{b}" for b in BANDS]].to_numpy(dtype=float)
+    covered = np.isfinite(mag).all(axis=1) & (np.nan_to_num(mag) > 0).all(axis=1)
+    out = pd.DataFrame({"brickname": names, "covered": covered})
+    for i, b in enumerate(BANDS):
+        out[f"psfsize_{b}_arcsec"] = np.where(covered, rows[f"psfsize_{b}"].to_numpy(dtype=float), np.nan)
+        m = np.where(covered, mag[:, i], np.nan)
+        out[f"psfdepth_{b}_mag"] = m
+        out[f"psfdepth_{b}_ivar"] = np.where(covered, mag5sigma_to_depth_ivar(np.nan_to_num(m, nan=30.0)), np.nan)
+    return out

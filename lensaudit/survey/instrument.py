@@ -24,6 +24,12 @@ names; ``lensaudit_tests/test_instrument_constants.py`` fails on a local copy.
   rendered in the stamp frame is the sky-frame image mirrored left-right
   (``lensaudit.mock.render.render_arc``).  ``lenstronomy_frame`` gives lenstronomy's
   ``ImageData`` keywords for either frame, for every lenstronomy set-up of the project.
+- ``DR10_BLOCK_NOISE_FACTOR``: the 5x5 block-noise factor of DR10 coadd noise
+  (``lensaudit.survey.noise.block_noise_factor``): the median over the g, r, z bands of the
+  six real DR10 cutouts vendored in ``lensaudit_tests/data/real`` is 1.36 (range 1.20-1.52);
+  ``test_mock_correlated_noise.py`` measures it there and fails when this value leaves it.
+  ``MockSkyConfig(noise_block_factor=DR10_BLOCK_NOISE_FACTOR)`` gives the mock sky DR10-like
+  correlated noise.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ MOFFAT_BETA = 3.5
 MOFFAT_BETA_BRACKETS = (2.5, 4.5)
 DECAM_CCD_PIXSCALE_ARCSEC = 0.263
 COADD_CD_SIGN = (-1.0, 1.0)
+DR10_BLOCK_NOISE_FACTOR = 1.36
 AXES = "arcsec from pixel (50, 50); y along +rows; x along +columns (stamp frame) or east-left (sky frame)"
 
 

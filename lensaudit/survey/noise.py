@@ -23,6 +23,7 @@ comes out ~2% low (0.98); without the mask, faint sources inflate it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from lensaudit.survey.instrument import BANDS
@@ -123,3 +124,45 @@ def expected_factor(kernel: np.ndarray, block: int = 5) -> float:
     k = np.asarray(kernel, dtype=np.float64)
     box = convolve2d(np.ones((block, block)), k, mode="full")
     return float(np.sqrt((box ** 2).sum() / (block * block * (k ** 2).sum())))
+
+
+#: the largest block-noise factor ``correlation_kernel`` builds (a Gaussian of sigma ~1.3 px at 5x5)
+MAX_KERNEL_FACTOR = 3.0
+
+
+def correlation_kernel(block_factor: float, block: int = 5) -> np.ndarray:
+    """A small circular Gaussian kernel (2-D, odd side, half-width ceil(4 sigma) px) that gives
+    white noise the block-noise factor ``block_factor`` at ``block`` x ``block``
+    (``expected_factor(kernel, block) == block_factor`` to 1e-6), normalised to
+    sum(kernel^2) = 1 so that the convolved noise keeps the per-pixel sigma of the white noise.
+    ``block_factor`` 1 gives the 1x1 kernel [[1]] (white noise).  The Gaussian's sigma is found
+    by bisection (the factor grows monotonically with it).  A smooth Gaussian approximates the
+    Lanczos resampling and stacking that correlate coadd noise; only its block factor is matched.
+    ValueError outside 1 <= block_factor <= ``MAX_KERNEL_FACTOR``."""
+    f = float(block_factor)
+    if not 1.0 <= f <= MAX_KERNEL_FACTOR:
+        raise ValueError(f"block_factor must be within [1, {MAX_KERNEL_FACTOR}] (1 = white noise), got {block_factor!r}")
+    return _correlation_kernel(round(f, 9), int(block)).copy()
+
+
+def _gaussian_unit_kernel(sigma_pix: float) -> np.ndarray:
+    h = max(1, int(np.ceil(4.0 * sigma_pix)))
+    yy, xx = np.mgrid[-h:h + 1, -h:h + 1]
+    k = np.exp(-(xx ** 2 + yy ** 2) / (2.0 * sigma_pix ** 2))
+    return k / np.sqrt((k ** 2).sum())
+
+
+@lru_cache(maxsize=16)
+def _correlation_kernel(f: float, block: int) -> np.ndarray:
+    if f == 1.0:
+        return np.ones((1, 1))
+    lo, hi = 1e-3, 3.0  # expected_factor: 1.0 at lo, > MAX_KERNEL_FACTOR at hi for block 5
+    if expected_factor(_gaussian_unit_kernel(hi), block) < f:
+        raise ValueError(f"no Gaussian kernel up to sigma {hi} px reaches block factor {f} at {block}x{block}")
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if expected_factor(_gaussian_unit_kernel(mid), block) < f:
+            lo = mid
+        else:
+            hi = mid
+    return _gaussian_unit_kernel(0.5 * (lo + hi))
