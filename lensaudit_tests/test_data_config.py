@@ -139,9 +139,9 @@ def test_the_resources_read_the_configured_locations(survey, tmp_path, real_data
 
     cutouts = env_cutouts.with_data(data)
     spec = cutouts.spec(tmp_path / "home", None)
-    assert spec == {"kind": "coadd", "location": str(south)}
+    assert spec == {"kind": "coadd", "location": str(south), "survey_bricks": data.survey_bricks}
     # the Spark task's source cuts from the configured mirror: the same bytes as the fixture itself
-    src = _source(spec, SWEEPS[0]).src
+    src = _source(spec, SWEEPS[0]).inner.src
     from astropy.io import fits
     from astropy.wcs import WCS
 
@@ -235,3 +235,38 @@ def test_the_shipped_file_and_the_readme_show_every_key():
     for model in (DataConfig, RateLimitConfig, CutoutsConfig):
         missing = [k for k in model.model_fields if k not in ("source_file", "layer") and f"{k}:" not in readme]
         assert not missing, missing
+
+
+def test_targets_in_bricks_without_data_fail_before_any_read(survey, tmp_path, real_data):
+    """With a survey-bricks table, a target whose brick has no g, r and z data there fails with
+    brick_not_covered and the source is never asked; covered bricks go to the source; without
+    the table every target does.  The DR6 brick 0959p805 (Dec +80.5, BASS/MzLS) is not in the
+    DR10 south table."""
+    import pandas as pd
+
+    from lensaudit.spark_jobs.cutouts import REASON_NOT_COVERED, _SourceFailure, _source
+    from lensaudit.survey.bricks import covered_bricks, read_survey_bricks
+
+    data = LensauditSettings(data_config=str(survey)).data()
+    table = read_survey_bricks(data.survey_bricks)
+    covered = covered_bricks(table)
+    assert BRICK not in covered and len(covered) == int((table[["psfdepth_g", "psfdepth_r", "psfdepth_z"]] > 0)
+                                                        .all(axis=1).sum())
+    spec = CutoutSourceResource(kind="mock").with_data(data).spec(tmp_path, None)
+    asked = []
+    src = _source(spec, SWEEPS[0])
+    src.inner.batch = lambda rows: asked.extend(rows["galaxy_id"]) or {}
+    inside = table.index[0]
+    rows = pd.DataFrame({"galaxy_id": ["a", "b"], "brickname": [BRICK, inside], "ra": [95.9, table.ra.iloc[0]],
+                         "dec": [80.5, table.dec.iloc[0]]})
+    out = src.batch(rows)
+    assert isinstance(out["a"], _SourceFailure) and str(out["a"]).startswith(REASON_NOT_COVERED) and asked == ["b"]
+    with pytest.raises(_SourceFailure, match=REASON_NOT_COVERED):
+        src(next(rows.itertuples(index=False)))
+    assert src.whole_bricks  # the coadd source's chunking by brick is kept
+    spec.pop("survey_bricks")
+    plain = _source(spec, SWEEPS[0])
+    assert not hasattr(plain, "inner")  # no table: no filter
+    with pytest.raises(_SourceFailure) as e:  # the source reads the brick (the mirror holds only g)
+        plain(next(rows.assign(ra=95.95, dec=80.5).itertuples(index=False)))
+    assert str(e.value) == "missing_band_r"

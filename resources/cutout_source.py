@@ -29,6 +29,9 @@ class CutoutSourceResource(dg.ConfigurableResource):
     http_retries: int = 4  # retries per cutout
     http_timeout_s: float = 30.0
     http_layer: str = "ls-dr10"
+    #: survey-bricks table (path or URL): a target in a brick without g, r and z data fails with
+    #: ``brick_not_covered`` before any read or download (coadd and http sources)
+    survey_bricks: str = ""
 
     def with_data(self, data) -> "CutoutSourceResource":
         """This source, or the one a data configuration (``lensaudit.data_config.DataConfig``)
@@ -36,7 +39,7 @@ class CutoutSourceResource(dg.ConfigurableResource):
         if data is None:
             return self
         fields = {"kind": data.cutouts.kind, "location": data.cutouts.location, "http_layer": data.cutouts.layer,
-                  "http_min_interval_s": self.http_min_interval_s}
+                  "http_min_interval_s": self.http_min_interval_s, "survey_bricks": data.survey_bricks or ""}
         r = data.rate_limit
         if r is not None:
             fields.update(http_global_rate_per_s=r.global_requests_per_s, http_nodes=r.nodes or 0,
@@ -59,7 +62,7 @@ class CutoutSourceResource(dg.ConfigurableResource):
         if self.kind == "coadd":
             if not self.location:
                 raise dg.Failure("coadd cutout source needs a location (LENSAUDIT_CUTOUT_LOCATION)")
-            return {"kind": "coadd", "location": self.location}
+            return {"kind": "coadd", "location": self.location, "survey_bricks": self.survey_bricks}
         if self.kind == "http":
             from lensaudit.cutouts.http import DEFAULT_BASE_URL
 
@@ -74,5 +77,5 @@ class CutoutSourceResource(dg.ConfigurableResource):
                     "min_interval_s": float(self.http_min_interval_s), "layer": self.http_layer,
                     "retries": int(self.http_retries), "timeout_s": float(self.http_timeout_s),
                     "global_rate_per_s": float(self.http_global_rate_per_s), "nodes": int(self.http_nodes) or nodes_default or None,
-                    "retry_budget_per_run": budget, "run_key": run_key}
+                    "retry_budget_per_run": budget, "run_key": run_key, "survey_bricks": self.survey_bricks}
         raise dg.Failure(f"unknown cutout source kind {self.kind!r} (mock, coadd, http)")

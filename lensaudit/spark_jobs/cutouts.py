@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,54 @@ INDEX_SCHEMA = pa.schema([
   + [_f(f"{s}_{b}", pa.float64(), f"QC {s} of band {b} [nmgy/pixel]") for b in BANDS for s in QC_BAND_STATS])
 
 
+#: failure reason of a target whose brick the survey-bricks table shows without g, r and z data
+REASON_NOT_COVERED = "brick_not_covered"
+
+
 def _source(spec: dict, sweep: str):
+    """The cutout source of a task; with ``spec["survey_bricks"]`` (the data configuration's
+    survey-bricks table, read once per process) a target in a brick without data in every band
+    fails with ``brick_not_covered`` before the source is asked (no download)."""
+    src = _raw_source(spec, sweep)
+    if spec.get("survey_bricks") and spec["kind"] != "mock":
+        return _CoverageFilter(src, _covered(spec["survey_bricks"]))
+    return src
+
+
+@lru_cache(maxsize=2)
+def _covered(path: str) -> frozenset[str]:
+    from lensaudit.survey.bricks import covered_bricks, read_survey_bricks
+
+    return covered_bricks(read_survey_bricks(path))
+
+
+class _CoverageFilter:
+    """Rows whose brick has no data in g, r and z (survey-bricks) fail with their reason; the
+    others go to the wrapped source (its batch path, and its whole-brick chunking, kept)."""
+
+    def __init__(self, inner, covered: frozenset[str]):
+        self.inner, self.covered = inner, covered
+        self.whole_bricks = getattr(inner, "whole_bricks", False)
+        if hasattr(inner, "batch"):
+            self.batch = self._batch
+
+    @staticmethod
+    def _failure(brick: str) -> "_SourceFailure":
+        return _SourceFailure(f"{REASON_NOT_COVERED}: brick {brick} has no g, r and z data in the survey-bricks table")
+
+    def __call__(self, r):
+        if r.brickname not in self.covered:
+            raise self._failure(r.brickname)
+        return self.inner(r)
+
+    def _batch(self, rows: pd.DataFrame) -> dict:
+        ok = rows["brickname"].isin(self.covered).to_numpy()
+        out = self.inner.batch(rows[ok]) if ok.any() else {}
+        out.update({g: self._failure(b) for g, b in zip(rows.loc[~ok, "galaxy_id"], rows.loc[~ok, "brickname"])})
+        return out
+
+
+def _raw_source(spec: dict, sweep: str):
     kind = spec["kind"]
     if kind == "mock":
         from lensaudit.mock.config import MockSkyConfig

@@ -149,7 +149,7 @@ def brick_conditions(table: "pd.DataFrame", ra_deg, dec_deg) -> "pd.DataFrame":
     names, _ = bricks_of(ra_deg, dec_deg)
     rows = table.reindex(pd.Index(names, name="brickname"))
     mag = rows[[f"psfdepth_{b}" for b in BANDS]].to_numpy(dtype=float)
-    covered = np.isfinite(mag).all(axis=1) & (np.nan_to_num(mag) > 0).all(axis=1)
+    covered = _has_every_band(mag)
     out = pd.DataFrame({"brickname": names, "covered": covered})
     for i, b in enumerate(BANDS):
         out[f"psfsize_{b}_arcsec"] = np.where(covered, rows[f"psfsize_{b}"].to_numpy(dtype=float), np.nan)
@@ -157,3 +157,16 @@ def brick_conditions(table: "pd.DataFrame", ra_deg, dec_deg) -> "pd.DataFrame":
         out[f"psfdepth_{b}_mag"] = m
         out[f"psfdepth_{b}_ivar"] = np.where(covered, mag5sigma_to_depth_ivar(np.nan_to_num(m, nan=30.0)), np.nan)
     return out
+
+
+def _has_every_band(psfdepth_mag: np.ndarray) -> np.ndarray:
+    """(N,) True where every band's 5-sigma depth [AB mag] is finite and > 0 (0: no data)."""
+    return np.isfinite(psfdepth_mag).all(axis=1) & (np.nan_to_num(psfdepth_mag) > 0).all(axis=1)
+
+
+def covered_bricks(table: "pd.DataFrame") -> frozenset[str]:
+    """The bricks of a survey-bricks table (``read_survey_bricks``) with data in g, r and z."""
+    from lensaudit.survey.instrument import BANDS
+
+    mag = table[[f"psfdepth_{b}" for b in BANDS]].to_numpy(dtype=float)
+    return frozenset(table.index[_has_every_band(mag)])
