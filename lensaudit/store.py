@@ -26,8 +26,20 @@ os.umask(_UMASK)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 
 
+def home_setting(home: str | os.PathLike | None = None) -> str:
+    """The home as configured: ``home``, else ``$LENSAUDIT_HOME``, else ./lensaudit_home."""
+    return str(home or os.environ.get("LENSAUDIT_HOME") or DEFAULT_HOME)
+
+
 def lensaudit_home(home: str | os.PathLike | None = None) -> Path:
-    return Path(home or os.environ.get("LENSAUDIT_HOME") or DEFAULT_HOME).resolve()
+    """The local store root: the configured directory, or for an ``s3://bucket/prefix`` home
+    its local staging copy (``lensaudit.s3store.cache_dir``)."""
+    h = home_setting(home)
+    if h.startswith("s3://"):
+        from lensaudit.s3store import cache_dir
+
+        return cache_dir(h)
+    return Path(h).resolve()
 
 
 def check_name(name) -> str:
