@@ -20,8 +20,9 @@ with the layout of a local home.  ``S3Store.pull`` brings the bucket's objects i
   of the prefix), and a file written here since its last sync (a step of the same run in
   another process) is not overwritten by a pull before it is pushed;
 - ``pull(strict=True)`` (what ``lensaudit gates`` does) trusts no record: it re-hashes every
-  cached file, re-fetches those that differ from S3's recorded hash and removes cached files
-  that S3 does not hold, so the gates judge exactly the bytes on S3.
+  cached file, fetches (and checks) every object whose bytes differ from the cache's or whose
+  ETag is not the one this cache uploaded or checked, and removes cached files that S3 does
+  not hold, so the gates judge exactly the bytes on S3.
 
 Deletions are not mirrored: an object stays on S3 when the local file goes (e.g. a cutout
 shard replaced by a rerun, no longer named by the index).  S3 is reached with boto3 (the
@@ -259,8 +260,12 @@ class S3Store:
             if st is not None:
                 with open(path, "rb") as f:
                     have = _hash_stream(f)
-                if have == recorded:
-                    self._write_record(rel, have, st, obj["etag"])
+                verified = rec is not None and rec.get("etag") == obj["etag"]
+                if have == recorded and (verified or not strict):
+                    # the ETag is recorded only for bytes this cache uploaded or downloaded and
+                    # checked: an object rewritten since (same recorded sha256, new bytes) is
+                    # fetched and checked by a strict pull, never taken as verified
+                    self._write_record(rel, have, st, rec.get("etag", "") if rec else "")
                     continue
             got = self._download(rel, recorded)
             if got is not None:
@@ -310,7 +315,7 @@ class S3Store:
                     continue
                 sha = _hash_stream(f)
                 if obj is not None and self.recorded_sha(rel) == sha:
-                    self._write_record(rel, sha, st, obj["etag"])
+                    self._write_record(rel, sha, st, rec.get("etag", "") if rec else "")
                     continue
                 f.seek(0)
                 self.client.upload_fileobj(f, self.bucket, self._key(rel), ExtraArgs={"Metadata": {SHA_META: sha}})

@@ -127,6 +127,10 @@ def test_hash_mismatch_and_unrecorded_objects_are_never_installed(s3, tmp_path):
     assert not (b.root / "assets/cutouts/sweep-a.parquet").exists()
     assert not list((b.root / "assets/cutouts").glob(".*"))  # no temporary left
     assert (b.root / "cutout_store/shards/s-0000-ab.npy").read_bytes() == FILES["cutout_store/shards/s-0000-ab.npy"]
+    # a cache holding the good bytes still fails a strict pull: the object was rewritten since
+    assert set(a.pull().corrupt) == {"assets/lens_catalog/data.parquet"}  # a plain pull keeps its good copy ...
+    assert set(a.pull(strict=True).corrupt) == {"assets/cutouts/sweep-a.parquet", "assets/lens_catalog/data.parquet"}
+    assert (a.root / "assets/cutouts/sweep-a.parquet").read_bytes() == FILES["assets/cutouts/sweep-a.parquet"]
     assert owner_asset("assets/cutouts/sweep-a.parquet") == "cutouts"
     assert owner_asset("cutout_store/shards/s-0000-ab.npy") == "cutouts"
     assert owner_asset("assets/training_manifest_shortfalls/data.parquet") == "training_manifest"  # side table
