@@ -578,14 +578,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--select", default="", help="Dagster asset selection, e.g. '+training_manifest' = it and all its "
                    "upstream; bare names mean key:<name> (default: all)")
     m.add_argument("--profile", default="demo", choices=["tiny", "demo", "full"])
-    m.add_argument("--home", default=None, help="LENSAUDIT_HOME (default ./lensaudit_home)")
+    m.add_argument("--home", default=None, help="LENSAUDIT_HOME (default ./lensaudit_home), or s3://bucket/prefix: "
+                   "worked on in a local cache ($LENSAUDIT_CACHE), synchronised with S3")
     m.add_argument("--train-seed", type=int, default=None, help="the detector's training seed for this home "
                    "(default: the profile's; kept in the home's run_profile.json for later runs)")
     m.add_argument("--cpu-threads", type=int, default=None, help="torch CPU threads of the detector's training "
                    "(default: the profile's; kept like --train-seed)")
     m.set_defaults(func=cmd_materialize)
     g = sub.add_parser("gates", help="evaluate every gate on what is stored; exit 1 if an ERROR gate fails")
-    g.add_argument("--home", default=None)
+    g.add_argument("--home", default=None, help="a home directory or s3://bucket/prefix (its objects' sha256 "
+                   "checked first; a corrupt object fails its asset's gates)")
     g.set_defaults(func=cmd_gates)
     s = sub.add_parser("summary", help="the home's headline figures (AUC, recall, completeness, gates) as Markdown")
     s.add_argument("--home", default=None)
