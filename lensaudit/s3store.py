@@ -35,21 +35,18 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lensaudit.store import atomic_path, check_relpath, safe_join
+from lensaudit.store import S3StoreError, atomic_path, cache_dir, check_relpath, is_s3_uri, parse_s3_uri, safe_join
+
+__all__ = ["S3IntegrityError", "S3Store", "S3StoreError", "SyncReport", "cache_dir", "is_s3_uri", "owner_asset",
+           "parse_s3_uri", "push_order"]
 
 SHA_META = "sha256"  # the user-metadata key of an object's sha256 (x-amz-meta-sha256)
 RECORD_DIR = ".s3sync"
 LOCAL_ONLY = ("dagster", "http_cache")  # top-level folders of a home that are never synced
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _CHUNK = 1 << 20
-
-
-class S3StoreError(ValueError):
-    """A bad s3:// home, a refused key, or S3 not reachable as configured."""
 
 
 class S3IntegrityError(S3StoreError):
@@ -60,34 +57,6 @@ class S3IntegrityError(S3StoreError):
         lines = "; ".join(f"{uri}/{k}: {v}" for k, v in sorted(corrupt.items())[:5])
         more = f" (and {len(corrupt) - 5} more)" if len(corrupt) > 5 else ""
         super().__init__(f"{len(corrupt)} object(s) on S3 fail their sha256 check: {lines}{more}")
-
-
-def is_s3_uri(home) -> bool:
-    return isinstance(home, str) and home.startswith("s3://")
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """(bucket, prefix) of ``s3://bucket/prefix`` (prefix may be empty, has no trailing slash)."""
-    if not is_s3_uri(uri):
-        raise S3StoreError(f"not an s3:// URI: {uri!r}")
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    prefix = prefix.strip("/")
-    if not _BUCKET.fullmatch(bucket):
-        raise S3StoreError(f"bad S3 bucket name {bucket!r} in {uri!r}")
-    if prefix:
-        try:
-            check_relpath(prefix)
-        except ValueError as exc:
-            raise S3StoreError(f"bad S3 prefix in {uri!r}: {exc}") from None
-    return bucket, prefix
-
-
-def cache_dir(uri: str) -> Path:
-    """The local staging directory of an s3:// home: ``$LENSAUDIT_CACHE/<bucket>/<prefix>``,
-    ``$LENSAUDIT_CACHE`` defaulting to ``~/.cache/lensaudit``."""
-    bucket, prefix = parse_s3_uri(uri)
-    base = Path(os.environ.get("LENSAUDIT_CACHE") or Path.home() / ".cache" / "lensaudit").expanduser()
-    return safe_join(base, bucket, *([p for p in prefix.split("/")] if prefix else [])).resolve()
 
 
 def owner_asset(rel: str) -> str | None:
