@@ -179,3 +179,13 @@ def test_settings_resource_syncs_around_a_run(s3, tmp_path, monkeypatch):
         dg.materialize([probe], resources={"settings": LensauditSettings(home=URI)})
     assert "assets/probe/data.parquet: bytes hash to" in str(err.value.__cause__)
     assert not (tmp_path / "fresh" / BUCKET / "homes/h1/assets/probe/data.parquet").exists()
+
+
+def test_cli_bad_s3_home_is_one_line_exit_2(s3, capsys):
+    from lensaudit_cli.main import main
+
+    for argv in (["gates", "--home", "s3://no-such-bucket/h"], ["materialize", "--home", "s3://no-such-bucket/h"],
+                 ["gates", "--home", "s3://Bad_Bucket/h"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "cannot open the home" in err and "Traceback" not in err, err
