@@ -4,6 +4,8 @@ keys outside the prefix refused, and the settings resource syncing around a Dags
 
 import hashlib
 import json
+import os
+from pathlib import Path
 
 import boto3
 import pytest
@@ -189,3 +191,57 @@ def test_cli_bad_s3_home_is_one_line_exit_2(s3, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert "cannot open the home" in err and "Traceback" not in err, err
+
+
+# -- the UI's path: the multiprocess executor, one settings resource (pull ... push) per step process --
+def _write(path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+
+
+def _mp_assets():
+    import dagster as dg
+
+    from resources.settings import LensauditSettings
+
+    @dg.asset
+    def s3_upstream(settings: LensauditSettings) -> None:
+        home = settings.home_path()
+        _write(home / "cutout_store" / "shards" / "up-0000.npy", b"up shard")
+        _write(home / "assets" / "s3_upstream" / "data.parquet", b"up index")
+
+    @dg.asset(deps=[s3_upstream])
+    def s3_downstream(settings: LensauditSettings) -> None:
+        home = settings.home_path()
+        up = (home / "assets" / "s3_upstream" / "data.parquet").read_bytes()
+        _write(home / "assets" / "s3_downstream" / "data.parquet", up + b" + down")
+
+    return [s3_upstream, s3_downstream]
+
+
+def mp_job():
+    import dagster as dg
+
+    from resources.settings import LensauditSettings
+
+    job = dg.define_asset_job("s3_steps", executor_def=dg.multiprocess_executor)
+    defs = dg.Definitions(assets=_mp_assets(), jobs=[job],
+                          resources={"settings": LensauditSettings(home=os.environ["S3_TEST_URI"])})
+    return defs.resolve_job_def("s3_steps")
+
+
+def test_multiprocess_steps_each_pull_and_push(s3, tmp_path, monkeypatch):
+    import dagster as dg
+
+    monkeypatch.setenv("S3_TEST_URI", URI)
+    here = str(Path(__file__).resolve().parent)  # the step processes import this module by its file's name
+    job = dg.build_reconstructable_job(Path(__file__).stem, "mp_job", reconstructor_working_directory=here)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        res = dg.execute_job(job, instance=instance)
+        assert res.success
+    for rel, body in {"cutout_store/shards/up-0000.npy": b"up shard", "assets/s3_upstream/data.parquet": b"up index",
+                      "assets/s3_downstream/data.parquet": b"up index + down"}.items():
+        head = s3.head_object(Bucket=BUCKET, Key=f"homes/h1/{rel}")
+        assert head["Metadata"]["sha256"] == hashlib.sha256(body).hexdigest(), rel
+    fresh = S3Store(URI, tmp_path / "fresh")
+    assert len(fresh.pull().fetched) == 3
