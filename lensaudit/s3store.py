@@ -184,6 +184,14 @@ class S3Store:
 
     # -- sync ----------------------------------------------------------------------------
     def pull(self, only: list[str] | None = None, strict: bool = False) -> SyncReport:
+        """Bring S3's objects (only the store paths ``only``, when given) into the cache.
+
+        An object is fetched when the cached file is missing or differs from S3's recorded
+        sha256, unless the cached file was written here after its last sync (not strict: it
+        is pushed, not overwritten).  ``strict`` re-hashes every cached file, fetches and
+        checks every object whose ETag this cache did not itself upload or check, and
+        removes cached files S3 does not hold.  Corrupt objects are listed in the report, never
+        installed; the caller decides (``S3IntegrityError``, or failing gates)."""
         with self._s3_errors("pull"):
             return self._pull(only, strict)
 
@@ -203,13 +211,6 @@ class S3Store:
             raise S3StoreError(f"{what} {self.uri} (cache {self.root}): {type(exc).__name__}: {exc}") from None
 
     def _pull(self, only: list[str] | None, strict: bool) -> SyncReport:
-        """Bring S3's objects (only the store paths ``only``, when given) into the cache.
-
-        An object is fetched when the cached file is missing or differs from S3's recorded
-        sha256, unless the cached file was written here after its last sync (not strict: it
-        is pushed, not overwritten).  ``strict`` re-hashes every cached file and removes
-        cached files S3 does not hold.  Corrupt objects are listed in the report, never
-        installed; the caller decides (``S3IntegrityError``, or failing gates)."""
         report = SyncReport()
         remote = self.listing()
         if only is not None:
