@@ -499,7 +499,15 @@ def cmd_import(args) -> int:
 
 def cmd_summary(args) -> int:
     """The headline figures of a home as a Markdown table (what the README pastes, with the commit)."""
-    home, profile = _prepare_home(args.home, None)
+    try:
+        home, profile = _prepare_home(args.home, None)
+        broken, unowned = _pull_s3_home(args.home)  # an s3:// home: its objects, checked
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"lensaudit summary: cannot open the home: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    if broken or unowned:
+        print(f"lensaudit summary: {'; '.join([*broken.values(), *unowned])}", file=sys.stderr)
+        return 1
     from lensaudit.summary import markdown, summarise
 
     if not (home / "assets").is_dir():

@@ -42,7 +42,9 @@ def s3(moto_url, monkeypatch, tmp_path):
                  "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": moto_url,
                  "LENSAUDIT_CACHE": str(tmp_path / "cache")}.items():
         monkeypatch.setenv(k, v)
-    for k in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+    # the CLI tests' main() sets LENSAUDIT_HOME, LENSAUDIT_PROFILE and DAGSTER_HOME: restored afterwards
+    for k in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "LENSAUDIT_HOME", "LENSAUDIT_PROFILE",
+              "DAGSTER_HOME"):
         monkeypatch.delenv(k, raising=False)
     client = boto3.client("s3", region_name=REGION)
     client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -245,3 +247,16 @@ def test_multiprocess_steps_each_pull_and_push(s3, tmp_path, monkeypatch):
         assert head["Metadata"]["sha256"] == hashlib.sha256(body).hexdigest(), rel
     fresh = S3Store(URI, tmp_path / "fresh")
     assert len(fresh.pull().fetched) == 3
+
+
+def test_cli_summary_reads_an_s3_home_and_refuses_a_corrupt_one(s3, tmp_path, capsys):
+    from lensaudit_cli.main import main
+
+    src = S3Store(URI, tmp_path / "seed")
+    _home(src.root, {"run_profile.json": b'{"profile": "tiny"}', "assets/lens_catalog/data.parquet": b"not parquet"})
+    src.push()
+    s3.put_object(Bucket=BUCKET, Key="homes/h1/assets/lens_catalog/data.parquet", Body=b"other")  # no sha256
+    assert main(["summary", "--home", URI]) == 1
+    err = capsys.readouterr().err
+    assert "fails its sha256 check" in err and "Traceback" not in err
+    assert not (tmp_path / "cache" / BUCKET / "homes/h1/assets/lens_catalog/data.parquet").exists()
