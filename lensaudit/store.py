@@ -26,8 +26,53 @@ os.umask(_UMASK)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
 
 
+class S3StoreError(ValueError):
+    """A bad s3:// home, a refused key, or S3 not reachable as configured (``lensaudit.s3store``)."""
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+
+
+def is_s3_uri(home) -> bool:
+    return isinstance(home, str) and home.startswith("s3://")
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, prefix) of ``s3://bucket/prefix`` (prefix may be empty, has no trailing slash)."""
+    if not is_s3_uri(uri):
+        raise S3StoreError(f"not an s3:// URI: {uri!r}")
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    prefix = prefix.strip("/")
+    if not _BUCKET.fullmatch(bucket):
+        raise S3StoreError(f"bad S3 bucket name {bucket!r} in {uri!r}")
+    if prefix:
+        try:
+            check_relpath(prefix)
+        except ValueError as exc:
+            raise S3StoreError(f"bad S3 prefix in {uri!r}: {exc}") from None
+    return bucket, prefix
+
+
+def cache_dir(uri: str) -> Path:
+    """The local staging directory of an s3:// home: ``$LENSAUDIT_CACHE/<bucket>/<prefix>``,
+    ``$LENSAUDIT_CACHE`` defaulting to ``~/.cache/lensaudit``."""
+    bucket, prefix = parse_s3_uri(uri)
+    base = Path(os.environ.get("LENSAUDIT_CACHE") or Path.home() / ".cache" / "lensaudit").expanduser()
+    return safe_join(base, bucket, *([p for p in prefix.split("/")] if prefix else [])).resolve()
+
+
+def home_setting(home: str | os.PathLike | None = None) -> str:
+    """The home as configured: ``home``, else ``$LENSAUDIT_HOME``, else ./lensaudit_home."""
+    return str(home or os.environ.get("LENSAUDIT_HOME") or DEFAULT_HOME)
+
+
 def lensaudit_home(home: str | os.PathLike | None = None) -> Path:
-    return Path(home or os.environ.get("LENSAUDIT_HOME") or DEFAULT_HOME).resolve()
+    """The local store root: the configured directory, or for an ``s3://bucket/prefix`` home
+    its local staging copy (``lensaudit.s3store.cache_dir``)."""
+    h = home_setting(home)
+    if is_s3_uri(h):
+        return cache_dir(h)
+    return Path(h).resolve()
 
 
 def check_name(name) -> str:

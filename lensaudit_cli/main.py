@@ -16,7 +16,7 @@ import uuid
 import warnings
 from pathlib import Path
 
-from lensaudit.store import lensaudit_home
+from lensaudit.store import home_setting, lensaudit_home
 from lensaudit.survey.instrument import BANDS
 
 RUN_PROFILE_FILE = "run_profile.json"
@@ -25,12 +25,22 @@ _quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _prepare_home(home: str | None, profile: str | None) -> tuple[Path, str]:
+    """The local store root and profile of ``home``; for an ``s3://`` home, its local cache
+    (``lensaudit.s3store``), with the run record fetched first, and ``$LENSAUDIT_HOME`` left
+    the URI so every run's settings resource syncs with it."""
+    setting = home_setting(home)
     h = lensaudit_home(home)
     h.mkdir(parents=True, exist_ok=True)
+    if setting.startswith("s3://"):
+        from lensaudit.s3store import S3IntegrityError, S3Store
+
+        report = S3Store(setting).pull(only=[RUN_PROFILE_FILE])
+        if report.corrupt:
+            raise S3IntegrityError(setting, report.corrupt)
     if profile is None:
         stored = h / RUN_PROFILE_FILE
         profile = json.loads(stored.read_text())["profile"] if stored.exists() else os.environ.get("LENSAUDIT_PROFILE", "demo")
-    os.environ["LENSAUDIT_HOME"] = str(h)
+    os.environ["LENSAUDIT_HOME"] = setting if setting.startswith("s3://") else str(h)
     os.environ["LENSAUDIT_PROFILE"] = profile
     dagster_home = h / "dagster"
     dagster_home.mkdir(exist_ok=True)
@@ -167,7 +177,11 @@ def cmd_materialize(args) -> int:
     except DataConfigError as exc:
         print(f"lensaudit: {exc}", file=sys.stderr)
         return 2
-    home, profile = _prepare_home(args.home, args.profile)
+    try:
+        home, profile = _prepare_home(args.home, args.profile)
+    except (OSError, ValueError, KeyError) as exc:  # an s3:// home: bad URI, unreachable, corrupt record
+        print(f"lensaudit: cannot open the home: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     warnings.filterwarnings("ignore")
     import dagster as dg
     from tqdm import tqdm
@@ -296,15 +310,20 @@ def plan_runs(defs, keys: set, profile_name: str, sweeps: tuple[str, str] | None
     return runs
 
 
-def evaluate_gates_robustly(view, gates=None) -> list:
+def evaluate_gates_robustly(view, gates=None, broken: dict[str, str] | None = None) -> list:
     """(spec, result or None) for every gate, like ``evaluate_all``, but a gate that raises
     anything (a truncated Parquet file, a bad shard path, a corrupt checkpoint) becomes a
-    failed result naming the error instead of ending the command."""
+    failed result naming the error instead of ending the command.  ``broken`` (asset ->
+    reason: an s3:// home's objects that failed their sha256 check) fails every gate of
+    those assets without reading them."""
     from lensaudit.gates.registry import GATES
     from lensaudit.gates.result import GateResult, cannot_compute
 
     rows = []
     for g in GATES if gates is None else gates:
+        if broken and g.asset in broken:
+            rows.append((g, cannot_compute(g.name, g.asset, g.severity, broken[g.asset])))
+            continue
         try:
             if not view.has(g.asset):
                 rows.append((g, None))
@@ -337,14 +356,23 @@ def cmd_gates(args) -> int:
     except ValueError as exc:
         print(f"lensaudit gates: {exc}", file=sys.stderr)
         return 2
+    try:
+        broken, unowned = _pull_s3_home(args.home)
+    except ValueError as exc:
+        print(f"lensaudit gates: cannot open the home: {exc}", file=sys.stderr)
+        return 2
     if audit is not None:  # an external detector's audit folder: its selection gates
         from lensaudit.external_gates import gate_view, selection_gates
 
         rows = evaluate_gates_robustly(gate_view(Path(audit["home"]), home, audit_prof, audit["detector"]),
-                                       selection_gates())
+                                       selection_gates(), broken)
     else:
-        rows = evaluate_gates_robustly(StoreView(home, prof))
+        rows = evaluate_gates_robustly(StoreView(home, prof), broken=broken)
     print(gate_table(rows))
+    gated = {g.asset for g, _ in rows}
+    unowned.update({f"{a} (no gate reads it)": r for a, r in broken.items() if a not in gated})
+    for what, reason in unowned.items():
+        print(f"lensaudit gates: {what}: {reason}", file=sys.stderr)
     evaluated = [res for _, res in rows if res is not None]
     for res in evaluated:
         if not res.passed and "error" in res.details:
@@ -353,7 +381,31 @@ def cmd_gates(args) -> int:
         print(f"lensaudit: nothing stored under {home / 'assets'}; no gate evaluated", file=sys.stderr)
         return 1
     failed = [res for res in evaluated if not res.passed and res.severity == "ERROR"]
-    return 1 if failed else 0
+    return 1 if failed or unowned else 0
+
+
+def _pull_s3_home(home: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """For an s3:// home, make its cache an exact copy of the bucket (``pull(strict=True)``:
+    every file re-hashed against the sha256 recorded on S3) and return the objects that fail
+    the check: (asset -> reason) for the gates of the assets that read them, and (path ->
+    reason) for those no gate reads.  ({}, {}) for a local home."""
+    from lensaudit.s3store import S3Store, is_s3_uri, owner_asset
+
+    setting = home_setting(home)
+    if not is_s3_uri(setting):
+        return {}, {}
+    store = S3Store(setting)
+    report = store.pull(strict=True)
+    broken: dict[str, str] = {}
+    unowned: dict[str, str] = {}
+    for rel, reason in sorted(report.corrupt.items()):
+        asset = owner_asset(rel)
+        msg = f"{store.uri}/{rel} fails its sha256 check ({reason}); not read"
+        if asset is None:
+            unowned[f"{store.uri}/{rel}"] = reason
+        elif asset not in broken:
+            broken[asset] = msg
+    return broken, unowned
 
 
 def _audit_record(folder: Path) -> dict | None:
@@ -496,7 +548,15 @@ def cmd_export_training(args) -> int:
 
 def cmd_summary(args) -> int:
     """The headline figures of a home as a Markdown table (what the README pastes, with the commit)."""
-    home, profile = _prepare_home(args.home, None)
+    try:
+        home, profile = _prepare_home(args.home, None)
+        broken, unowned = _pull_s3_home(args.home)  # an s3:// home: its objects, checked
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"lensaudit summary: cannot open the home: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    if broken or unowned:
+        print(f"lensaudit summary: {'; '.join([*broken.values(), *unowned])}", file=sys.stderr)
+        return 1
     from lensaudit.summary import markdown, summarise
 
     if not (home / "assets").is_dir():
@@ -575,7 +635,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--select", default="", help="Dagster asset selection, e.g. '+training_manifest' = it and all its "
                    "upstream; bare names mean key:<name> (default: all)")
     m.add_argument("--profile", default="demo", choices=["tiny", "demo", "full"])
-    m.add_argument("--home", default=None, help="LENSAUDIT_HOME (default ./lensaudit_home)")
+    m.add_argument("--home", default=None, help="LENSAUDIT_HOME (default ./lensaudit_home), or s3://bucket/prefix: "
+                   "worked on in a local cache ($LENSAUDIT_CACHE), synchronised with S3")
     m.add_argument("--data-config", default=None, metavar="FILE",
                    help="real-data configuration (YAML, e.g. configs/dr10_south.yaml): sweeps, cutout source, "
                         "survey-bricks table, rate limit; default: $LENSAUDIT_DATA_CONFIG, else the LENSAUDIT_SWEEPS / "
@@ -586,7 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the profile's; kept like --train-seed)")
     m.set_defaults(func=cmd_materialize)
     g = sub.add_parser("gates", help="evaluate every gate on what is stored; exit 1 if an ERROR gate fails")
-    g.add_argument("--home", default=None)
+    g.add_argument("--home", default=None, help="a home directory or s3://bucket/prefix (its objects' sha256 "
+                   "checked first; a corrupt object fails its asset's gates)")
     g.set_defaults(func=cmd_gates)
     s = sub.add_parser("summary", help="the home's headline figures (AUC, recall, completeness, gates) as Markdown")
     s.add_argument("--home", default=None)

@@ -428,6 +428,13 @@ ELSEWHERE: list[Fault] = [Fault(n, "planted_elsewhere", d, gates=g, tests=t) for
      ("test_http_shared_rate.py::test_a_per_process_limit_sends_several_times_the_rate",)),
     ("broken_artefact_crashes_the_gates_command", "one truncated Parquet / bad shard path / corrupt checkpoint", (),
      ("test_integrity_gates.py::test_gates_command_survives_one_broken_artefact",)),
+    ("s3_object_bytes_changed", "an s3:// home's object whose bytes no longer match its recorded sha256, or that has "
+     "none: never installed in a cache, a run's setup fails, lensaudit gates fails its asset's gates", (),
+     ("test_s3store.py::test_hash_mismatch_and_unrecorded_objects_are_never_installed",
+      "test_s3store.py::test_settings_resource_syncs_around_a_run", "test_s3_home_tiny.py::test_tiny_home_on_s3")),
+    ("s3_key_outside_the_prefix", "an object key under an s3:// home that is not a plain relative path ('..', "
+     "hidden or empty component): the pull is refused", (),
+     ("test_s3store.py::test_key_escaping_the_prefix_is_refused",)),
 ]]
 
 CATALOGUE: list[Fault] = STORED + CODE + ELSEWHERE
