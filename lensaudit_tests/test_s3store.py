@@ -45,7 +45,8 @@ def s3(moto_url, monkeypatch, tmp_path):
     # the CLI tests' main() sets LENSAUDIT_HOME, LENSAUDIT_PROFILE and DAGSTER_HOME: restored afterwards
     for k in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "LENSAUDIT_HOME", "LENSAUDIT_PROFILE",
               "DAGSTER_HOME"):
-        monkeypatch.delenv(k, raising=False)
+        monkeypatch.setenv(k, "")  # recorded (an unset variable is not), so that what main() sets is undone
+        monkeypatch.delenv(k)
     client = boto3.client("s3", region_name=REGION)
     client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     return client
