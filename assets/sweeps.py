@@ -50,7 +50,8 @@ def sweep_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings
     sweeps = sweeps.with_data(settings.data())  # the run's data configuration, when it names one
     jobs = {}
     for key in context.partition_keys:
-        jobs[key] = (sweeps.path_for(key, home, profile), str(partition_file(home, "sweep_catalog", key)))
+        jobs[key] = (sweeps.path_for(key, home, profile, fetch=spark.mode == "local"),
+                     str(partition_file(home, "sweep_catalog", key)))
     summary = spark.run(context, sweep_catalog_job, jobs={k: list(v) for k, v in jobs.items()})
     tasks = raise_on_failed_tasks(summary, "sweep_catalog")
     per = {t["key"]: json.loads(t["payload"]) for t in tasks}

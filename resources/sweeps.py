@@ -47,8 +47,11 @@ class SweepSource(dg.ConfigurableResource):
         """The sweep file names under the location now (see ``discover_sweep_partitions``)."""
         return discover_sweep_partitions(self.location)
 
-    def path_for(self, sweep_file: str, home: Path, profile) -> str:
-        """A path the reader can open; the mock writes the file first if needed."""
+    def path_for(self, sweep_file: str, home: Path, profile, fetch: bool = True) -> str:
+        """A path the reader can open: the mock writes the file first if needed; a remote file
+        (http(s):// mirror, s3:// prefix) is fetched into ``home/sweep_cache`` when ``fetch``
+        (local Spark; ``lensaudit.survey.sweep_files.fetch_sweep_file``: atomic, re-used while the
+        source is unchanged), else its URI is returned (EMR reads S3 itself)."""
         parse_sweep_name(sweep_file)
         if self.is_mock:
             from lensaudit.catalogs.lenscat_catalog import load_lenscat
@@ -56,4 +59,12 @@ class SweepSource(dg.ConfigurableResource):
 
             return str(write_mock_sweep(profile.mock, sweep_file, home / "mock_sky" / "sweeps",
                                         home / "mock_sky" / "truth", load_lenscat()))
+        if fetch and "://" in self.location:
+            from lensaudit.store import safe_join
+            from lensaudit.survey.sweep_files import fetch_sweep_file
+
+            try:
+                return str(fetch_sweep_file(self.location, sweep_file, safe_join(home, "sweep_cache")))
+            except SweepLocationError as exc:
+                raise dg.Failure(str(exc)) from None
         return f"{self.location.rstrip('/')}/{sweep_file}"

@@ -90,3 +90,134 @@ def list_sweep_files(location: str, timeout_s: float = LIST_TIMEOUT_S) -> list[s
         except OSError as exc:
             raise SweepLocationError(f"sweep location {location!r} cannot be listed: {exc}") from exc
     return sorted({n for n in names if is_sweep_file_name(n)})
+
+
+#: seconds to wait for a sweep file's first bytes (a transfer may take much longer)
+FETCH_TIMEOUT_S = 60.0
+#: attempts of one sweep file's download (5xx, timeouts, a body shorter than announced)
+FETCH_ATTEMPTS = 3
+_META = ".source.json"
+
+
+def _same_host(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+
+
+def _http_fingerprint(url: str, timeout_s: float) -> dict | None:
+    """{size, etag, last_modified} from a HEAD request (redirects only on the same host), or None
+    when the mirror does not answer."""
+    import requests
+
+    try:
+        resp = requests.head(url, timeout=timeout_s, allow_redirects=False)
+        hops = 0
+        while resp.is_redirect and hops < 5:
+            nxt = requests.compat.urljoin(url, resp.headers["Location"])
+            if not _same_host(nxt, url):
+                raise SweepLocationError(f"sweep file {url!r} redirects to another host ({nxt}): refused")
+            resp, hops = requests.head(nxt, timeout=timeout_s, allow_redirects=False), hops + 1
+        if resp.status_code != 200:
+            return None
+    except requests.RequestException:
+        return None
+    size = resp.headers.get("Content-Length")
+    return {"size": int(size) if size and size.isdigit() else None, "etag": resp.headers.get("ETag"),
+            "last_modified": resp.headers.get("Last-Modified")}
+
+
+def _download_http(url: str, tmp: Path, timeout_s: float) -> dict:
+    import requests
+
+    target = url
+    for _ in range(6):
+        resp = requests.get(target, timeout=timeout_s, stream=True, allow_redirects=False)
+        if not resp.is_redirect:
+            break
+        nxt = requests.compat.urljoin(target, resp.headers["Location"])
+        if not _same_host(nxt, url):
+            raise SweepLocationError(f"sweep file {url!r} redirects to another host ({nxt}): refused")
+        target = nxt
+    if resp.status_code >= 500:
+        raise OSError(f"HTTP {resp.status_code}")
+    if resp.status_code != 200:
+        raise SweepLocationError(f"sweep file {url!r}: HTTP {resp.status_code}")
+    want = resp.headers.get("Content-Length")
+    n = 0
+    with open(tmp, "wb") as f:
+        for block in resp.iter_content(1 << 20):
+            f.write(block)
+            n += len(block)
+    if want is not None and want.isdigit() and n != int(want):
+        raise OSError(f"truncated body: {n} of {want} bytes")
+    return {"size": n, "etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified")}
+
+
+def _s3_client(timeout_s: float):
+    import boto3
+    import botocore.config
+
+    return boto3.client("s3", config=botocore.config.Config(connect_timeout=timeout_s, read_timeout=timeout_s,
+                                                            retries={"max_attempts": FETCH_ATTEMPTS}))
+
+
+def fetch_sweep_file(location: str, name: str, cache_dir: str | Path, timeout_s: float = FETCH_TIMEOUT_S) -> Path:
+    """A local copy of sweep file ``name`` of a remote ``location`` (an ``http(s)://`` mirror or
+    an ``s3://`` prefix), kept under ``cache_dir/<name>`` with the source's size, ETag and
+    Last-Modified beside it: a re-run re-uses the copy when the source still reports the same
+    (or cannot be reached) and downloads again when it changed.  Downloads are atomic (a
+    temporary file renamed into place), retried on 5xx, timeouts and bodies shorter than
+    announced, and follow HTTP redirects only on the configured host.  ``SweepLocationError``
+    names the file and the cause when it cannot be fetched."""
+    import json
+    import os
+    import time
+
+    if not is_sweep_file_name(name):
+        raise SweepLocationError(f"{name!r} is not a sweep file name")
+    scheme = location.split("://", 1)[0].lower() if "://" in location else ""
+    if scheme not in ("http", "https", "s3", "s3a"):
+        raise SweepLocationError(f"sweep location {location!r}: only http(s):// and s3:// files are fetched")
+    src = f"{location.rstrip('/')}/{name}"
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    dest, meta_path = cache / name, cache / (name + _META)
+    old = json.loads(meta_path.read_text()) if meta_path.is_file() and dest.is_file() else None
+    if scheme in ("http", "https"):
+        now = _http_fingerprint(src, timeout_s)
+    else:
+        bucket, _, key = src.split("://", 1)[1].partition("/")
+        try:
+            head = _s3_client(timeout_s).head_object(Bucket=bucket, Key=key)
+            now = {"size": int(head["ContentLength"]), "etag": head.get("ETag"), "last_modified": str(head.get("LastModified"))}
+        except Exception:  # noqa: BLE001 - unreachable: the cached copy (if any) is used, else the download says why
+            now = None
+    if old is not None and old.get("source") == src and dest.stat().st_size == old.get("size") and (
+            now is None or all(now[k] is None or now[k] == old.get(k) for k in ("size", "etag", "last_modified"))):
+        return dest
+    tmp = cache / f".{name}.{os.getpid()}.tmp"
+    last = None
+    for attempt in range(FETCH_ATTEMPTS):
+        try:
+            if scheme in ("http", "https"):
+                got = _download_http(src, tmp, timeout_s)
+            else:
+                bucket, _, key = src.split("://", 1)[1].partition("/")
+                client = _s3_client(timeout_s)
+                client.download_file(bucket, key, str(tmp))
+                head = client.head_object(Bucket=bucket, Key=key)
+                got = {"size": tmp.stat().st_size, "etag": head.get("ETag"), "last_modified": str(head.get("LastModified"))}
+                if got["size"] != int(head["ContentLength"]):
+                    raise OSError(f"truncated object: {got['size']} of {head['ContentLength']} bytes")
+            os.replace(tmp, dest)
+            meta_path.write_text(json.dumps({"source": src, **got}, sort_keys=True))
+            return dest
+        except SweepLocationError:
+            tmp.unlink(missing_ok=True)
+            raise
+        except Exception as exc:  # noqa: BLE001 - network, HTTP 5xx, truncation: retried, then one clear error
+            tmp.unlink(missing_ok=True)
+            last = exc
+            time.sleep(min(2.0, 0.2 * 2 ** attempt))
+    raise SweepLocationError(f"sweep file {src!r} cannot be fetched after {FETCH_ATTEMPTS} attempts: "
+                             f"{type(last).__name__}: {last}")
