@@ -207,12 +207,13 @@ def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
 
 def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
                  device: str, gen: torch.Generator, null: bool = False, compiled: bool = False,
-                 clock: "_StageClock | None" = None, variant: "Variant | None" = None):
+                 clock: "_StageClock | None" = None, variant: "Variant | None" = None, fused: bool = False):
     """Inject one batch: ``params`` row i into ``host_stamps[host_pos[i]]`` with the PSF, depth
     and extinction of ``host_rows.iloc[host_pos[i]]``.  Returns (injected stamps, signal = what
     was added, sigma_pix (N, 3), host stamps, the added noise-free arc, RenderResult), all on
     ``device``.  ``null``: add only the arc's noise (a null control), the added arc is zero.
-    ``variant``: a systematics bracket (``Variant``) applied to every row of the batch."""
+    ``variant``: a systematics bracket (``Variant``) applied to every row of the batch.
+    ``fused``: render with the fused Triton renderer (CUDA; ``render_arcs(fused=True)``)."""
     clock = clock or _StageClock(None, device)
     cols = {k: params[k].to_numpy(np.float64, copy=True) for k in params.columns}
     cols["supersample"] = np.full(len(params), 4.0)
@@ -220,7 +221,7 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     if variant is not None:
         cols, suppress = variant.apply(cols)
     res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
-                      suppress_inner=suppress)
+                      suppress_inner=suppress, fused=fused)
     hr = host_rows.iloc[host_pos]
     arc = res.images * torch.as_tensor(host_transmission(hr), dtype=res.images.dtype, device=res.images.device)[:, :, None, None]
     clock.stop("render")
@@ -238,7 +239,7 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
 def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame,
                      host_rows: pd.DataFrame, crop: int, device: str, seed: int, chunk: int = 1024,
                      null: bool = False, compiled: bool = False, progress=None,
-                     timings: dict | None = None, variant: Variant | None = None) -> pd.DataFrame:
+                     timings: dict | None = None, variant: Variant | None = None, fused: bool = False) -> pd.DataFrame:
     """Inject ``params`` (one row each) into ``host_stamps[host_pos]`` (on ``device``) and
     score.  ``null``: the null control (the full path, the arc's noise without the arc).
     Returns logit, magnification, snr_g/r/z (annulus), arc_snr_matched_g/r/z and
@@ -260,7 +261,7 @@ def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, par
         p = params.iloc[s:s + chunk]
         clock.start()
         stamps, signal, sig, host, arc, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device,
-                                                           gen, null, compiled, clock, variant)
+                                                           gen, null, compiled, clock, variant, fused)
         logit = score_stamps(model, stamps, crop, device)
         clock.stop("preprocess_score")
         pos_t = torch.as_tensor(host_pos[s:s + chunk], device=host_sigma_all.device)

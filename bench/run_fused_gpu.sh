@@ -1,0 +1,22 @@
+#!/bin/bash
+# One device command for the fused-renderer benchmarks (bench/RESULTS.md, issue 16 GPU):
+#   bash bench/run_fused_gpu.sh render | selection | all
+set -u
+export PYTHONPATH=.
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+git log -1 --format='commit %h' 2>/dev/null || true
+what=${1:-all}
+if [ "$what" = render ] || [ "$what" = all ]; then
+  echo "=== renderer, batch 8192: eager / compiled (previous) / fused, same rows, same process"
+  python bench/bench_injection.py --device cuda --batch 8192 --chunk 8192 --fused
+  echo "=== renderer, fused only, batch 65536 in chunks of 16384 / 32768"
+  python bench/bench_injection.py --device cuda --batch 65536 --chunk 16384 --fused-only
+  python bench/bench_injection.py --device cuda --batch 65536 --chunk 32768 --fused-only
+fi
+if [ "$what" = selection ] || [ "$what" = all ]; then
+  echo "=== selection 77k, compiled renderer (previous)"
+  python bench/bench_selection.py --device cuda --compiled
+  echo "=== selection 77k, fused renderer"
+  python bench/bench_selection.py --device cuda --compiled --fused
+fi
