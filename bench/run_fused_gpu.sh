@@ -5,7 +5,7 @@ set -u
 export PYTHONPATH=.
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
-git log -1 --format='commit %h' 2>/dev/null || true
+echo "commit $(cat COMMIT 2>/dev/null)"
 what=${1:-all}
 if [ "$what" = render ] || [ "$what" = all ]; then
   echo "=== renderer, batch 8192: eager / compiled (previous) / fused, same rows, same process"

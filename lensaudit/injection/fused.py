@@ -54,6 +54,9 @@ from lensaudit.injection.source import R_SMOOTH_ARCSEC, b_n, sersic_unit_flux_am
 # columns of the per-clump table: frac, centre x, y, 1 / (2 sigma^2), frac / (2 pi sigma^2)
 C_FRAC, C_X, C_Y, C_INV2S2, C_NORM, NCCOL = range(6)
 BLOCK = 256
+# the flagged (cusp) pixels go through the reference's torch code; on a GPU with its elementwise
+# parts torch.compile'd (``render._kernel``), as ``render_arcs(compiled=True)`` does
+FIXUP_COMPILED = True
 
 
 def _jit(fn):
@@ -308,6 +311,6 @@ def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: flo
     if len(b_i):
         p32 = {k: v.float() for k, v in p.items()}
         sub = _supersampled_pixels(p32, b_i, r_i, c_i, stretch[b_i, r_i, c_i], npix, supersample, pixscale,
-                                   n_clumps, suppress_inner, False)
+                                   n_clumps, suppress_inner, FIXUP_COMPILED and dev.type == "cuda")
         img = img.index_put((b_i, r_i, c_i), sub * pixscale**2)
     return img
