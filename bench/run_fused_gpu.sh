@@ -10,8 +10,7 @@ what=${1:-all}
 if [ "$what" = render ] || [ "$what" = all ]; then
   echo "=== renderer, batch 8192: eager / compiled (previous) / fused, same rows, same process"
   python bench/bench_injection.py --device cuda --batch 8192 --chunk 8192 --fused
-  echo "=== renderer, fused only, batch 65536 in chunks of 16384 / 32768"
-  python bench/bench_injection.py --device cuda --batch 65536 --chunk 16384 --fused-only
+  echo "=== renderer, fused only, batch 65536 in chunks of 32768"
   python bench/bench_injection.py --device cuda --batch 65536 --chunk 32768 --fused-only
 fi
 if [ "$what" = selection ] || [ "$what" = all ]; then
