@@ -19,7 +19,8 @@ arctangent is Cephes' atanf (range reduction + degree-9 polynomial), arctanh its
 below 0.1 and 0.5 log((1+z)/(1-z)) above, both to float32 precision.
 
 Without a CUDA device the kernels run in Triton's interpreter (numpy; slow, for the parity
-tests on the CPU).
+tests on the CPU): the process needs TRITON_INTERPRET=1 before triton is first imported
+(set here when this module is the first to import it).
 """
 
 from __future__ import annotations
@@ -29,21 +30,13 @@ import os
 
 import torch
 
+# without a CUDA device the kernels run in Triton's interpreter, which must be chosen before
+# triton is first imported in the process (``render_unit_lensed_fused`` checks)
 _INTERPRET = not torch.cuda.is_available()
-_old = os.environ.get("TRITON_INTERPRET")
 if _INTERPRET:
-    os.environ["TRITON_INTERPRET"] = "1"
-try:
-    import triton
-    import triton.language as tl
-    if _INTERPRET:
-        import triton.experimental.gluon  # noqa: F401  (imports at the first launch otherwise, and asserts interpreter mode)
-finally:
-    if _INTERPRET:
-        if _old is None:
-            os.environ.pop("TRITON_INTERPRET", None)
-        else:
-            os.environ["TRITON_INTERPRET"] = _old
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
 
 from lensaudit.injection.lens import Q_MAX, ellipticity_to_phi_q  # noqa: E402
 from lensaudit.injection.source import R_SMOOTH_ARCSEC, b_n, sersic_unit_flux_amp  # noqa: E402
@@ -52,25 +45,15 @@ from lensaudit.injection.source import R_SMOOTH_ARCSEC, b_n, sersic_unit_flux_am
 (T_CX, T_CY, T_COS, T_SIN, T_Q, T_B, T_SQ, T_SMALL, T_G1, T_G2, T_SX, T_SY, T_AMP, T_RS, T_INVN, T_BN, T_A11, T_A12,
  T_A22, T_REACH2, T_DMIN, T_TE, T_QS, NCOL) = range(24)
 # columns of the per-clump table: frac, centre x, y, 1 / (2 sigma^2), frac / (2 pi sigma^2)
-C_FRAC, C_X, C_Y, C_INV2S2, C_NORM, NCCOL = range(6)
+C_FRAC, C_X, C_Y, C_INV2S2, C_NORM, NCCOL = range(6)  # NCCOL = 5: the kernels read rows of 5
 BLOCK = 256
 # the flagged (cusp) pixels go through the reference's torch code; on a GPU with its elementwise
 # parts torch.compile'd (``render._kernel``), as ``render_arcs(compiled=True)`` does
 FIXUP_COMPILED = True
 
 
-def _jit(fn):
-    if _INTERPRET:
-        old = os.environ.get("TRITON_INTERPRET")
-        os.environ["TRITON_INTERPRET"] = "1"
-        try:
-            return triton.jit(fn)
-        finally:
-            if old is None:
-                os.environ.pop("TRITON_INTERPRET", None)
-            else:
-                os.environ["TRITON_INTERPRET"] = old
-    return triton.jit(fn)
+_jit = triton.jit
+assert R_SMOOTH_ARCSEC == 1e-4  # written as a literal in _source_sb
 
 
 def stamp_table(p: dict, n_clumps: int, core_radii: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,10 +157,10 @@ def _source_sb(bx, by, x, y, tab_row, clump_row, N_CLUMPS: tl.constexpr, SUPPRES
     r = tl.maximum(tl.sqrt(xp * xp + yp * yp), 1e-4)
     sb = amp * tl.exp(-bn * (tl.exp2(tl.log2(r / rs) * invn) - 1.0))
     for k in tl.static_range(N_CLUMPS):
-        cxk = tl.load(clump_row + k * 6 + 1)
-        cyk = tl.load(clump_row + k * 6 + 2)
-        i2s = tl.load(clump_row + k * 6 + 3)
-        nrm = tl.load(clump_row + k * 6 + 4)
+        cxk = tl.load(clump_row + k * 5 + 1)
+        cyk = tl.load(clump_row + k * 5 + 2)
+        i2s = tl.load(clump_row + k * 5 + 3)
+        nrm = tl.load(clump_row + k * 5 + 4)
         ddx = bx - cxk
         ddy = by - cyk
         sb += nrm * tl.exp(-(ddx * ddx + ddy * ddy) * i2s)
@@ -226,7 +209,7 @@ def _pixel_kernel(tab_ptr, clump_ptr, bx_ptr, by_ptr, img_ptr, stretch_ptr, N, c
     x = colf * pixscale
     y = rowf * pixscale
     t = tab_ptr + s * NCOL_
-    cr = clump_ptr + s * NC_ALLOC * 6
+    cr = clump_ptr + s * NC_ALLOC * 5
     base = s * N * N
     bx = tl.load(bx_ptr + base + o, mask=m, other=0.0)
     by = tl.load(by_ptr + base + o, mask=m, other=0.0)
@@ -297,6 +280,9 @@ def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: flo
 
     t = p["theta_e_arcsec"]
     B, dev = t.shape[0], t.device
+    if dev.type != "cuda" and type(_pixel_kernel).__name__ != "InterpretedFunction":
+        raise ValueError("the fused renderer needs a CUDA device (on the CPU: Triton's interpreter, "
+                         "TRITON_INTERPRET=1 set before triton is first imported)")
     tab, clumps = stamp_table(p, n_clumps, core_radii)
     bx = torch.empty((B, npix, npix), dtype=torch.float32, device=dev)
     by = torch.empty_like(bx)
