@@ -164,10 +164,11 @@ def _fused_extras(ns, cols, dev, base) -> None:
     from lensaudit.injection.render import _as_tensors, mag_to_nmgy, render_arcs
 
     B = ns.batch
-    F.FIXUP_COMPILED = False
-    rate, _, _ = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
-    F.FIXUP_COMPILED = True
-    print(f"fused with the cusp pixels in eager torch (not compiled): {rate:,.0f} stamps/s")
+    F.CUSP_IN_TRITON = False
+    rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
+    F.CUSP_IN_TRITON = True
+    print(f"fused with the cusp pixels by the reference's torch code (compiled): {rate:,.0f} stamps/s; "
+          f"vs eager: {_parity(out, base)}")
     # pixelised PSFs: the Moffat kernels themselves, handed over as pixels (parity with the Moffat path), and
     # one shared pixelised PSF per band (a Moffat with a bright wing) for the rate
     p = _as_tensors(cols, torch.float32, dev)

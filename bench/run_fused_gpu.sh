@@ -19,3 +19,7 @@ if [ "$what" = selection ] || [ "$what" = all ]; then
   echo "=== selection 77k, fused renderer"
   python bench/bench_selection.py --device cuda --compiled --fused
 fi
+if [ "$what" = tenm ]; then
+  echo "=== selection 10M (385 x 26,000), fused renderer, no stage syncs"
+  python bench/bench_selection.py --device cuda --compiled --fused --n-per-cell 26000 --group-rows 262144 --runs plain
+fi

@@ -10,9 +10,12 @@ Same algorithm, same decisions, per pixel:
      ``suppress_inner`` mask in registers, nothing written per sub-pixel), any other pixel
      its centre value.  A pixel with a sub-pixel that the reference would refine for a cuspy
      core (``CUSP_NEAR``, ``cusp_min_cell``) is flagged (its local stretch written).
-  3. flagged pixels (a few per stamp) are recomputed by the reference's own torch code
-     (``render._supersampled_pixels``: sub-pixels + recursive cusp refinement), so the
-     fused image equals the reference's to float32 rounding (tested).
+  3. flagged pixels (~70 per stamp on the benchmark's rows) are recomputed with the
+     reference's cells and rules (``render._supersampled_pixels``: sub-pixels + recursive
+     cusp refinement, level by level), each level's evaluations in one ``_cell_kernel``
+     launch, the bookkeeping (compaction, weights) in torch as in the reference; so the fused
+     image equals the reference's to float32 rounding (tested).  ``CUSP_IN_TRITON = False``
+     runs the reference's torch code itself for these pixels.
 Per-stamp constants (lens rotation, q, b, Sersic amplitude, the source's inverse shape
 matrix, reach, d_min) are computed once per stamp in torch (``stamp_table``).  The
 arctangent is Cephes' atanf (range reduction + degree-9 polynomial), arctanh its series
@@ -50,6 +53,8 @@ BLOCK = 256
 # the flagged (cusp) pixels go through the reference's torch code; on a GPU with its elementwise
 # parts torch.compile'd (``render._kernel``), as ``render_arcs(compiled=True)`` does
 FIXUP_COMPILED = True
+# ... unless CUSP_IN_TRITON: the same cells and decisions, every evaluation in ``_cell_kernel``
+CUSP_IN_TRITON = True
 
 
 _jit = triton.jit
@@ -272,12 +277,93 @@ def _pixel_kernel(tab_ptr, clump_ptr, bx_ptr, by_ptr, img_ptr, stretch_ptr, N, c
     tl.store(stretch_ptr + base + o, tl.where(flag > 0, stretch, 0.0), mask=m)
 
 
+@_jit
+def _cell_kernel(tab_ptr, clump_ptr, x_ptr, y_ptr, sidx_ptr, d_ptr, sb_ptr, ref_ptr, n, cusp_near,
+                 NCOL_: tl.constexpr, N_CLUMPS: tl.constexpr, NC_ALLOC: tl.constexpr, SUPPRESS: tl.constexpr,
+                 BLOCK_: tl.constexpr):
+    """Unit-flux surface brightness at image-plane cell centres (x, y) of stamps sidx, and whether
+    each cell is refined further (its ray-shot centre within cusp_near x d of the source centre,
+    and d above the stamp's d_min): one level of ``render._cusp_average``."""
+    o = tl.program_id(0) * BLOCK_ + tl.arange(0, BLOCK_)
+    m = o < n
+    x = tl.load(x_ptr + o, mask=m, other=0.0)
+    y = tl.load(y_ptr + o, mask=m, other=0.0)
+    s = tl.load(sidx_ptr + o, mask=m, other=0)
+    d = tl.load(d_ptr + o, mask=m, other=0.0)
+    t = tab_ptr + s * NCOL_
+    cr = clump_ptr + s * NC_ALLOC * 5
+    bx, by = _ray_shoot(x, y, tl.load(t + 0), tl.load(t + 1), tl.load(t + 2), tl.load(t + 3), tl.load(t + 4),
+                        tl.load(t + 5), tl.load(t + 6), tl.load(t + 7), tl.load(t + 8), tl.load(t + 9))
+    sb = _source_sb(bx, by, x, y, t, cr, N_CLUMPS, SUPPRESS)
+    gx = bx - tl.load(t + 10)
+    gy = by - tl.load(t + 11)
+    ref = (tl.sqrt(gx * gx + gy * gy) < cusp_near * d) & (d > tl.load(t + 20))
+    tl.store(sb_ptr + o, sb, mask=m)
+    tl.store(ref_ptr + o, ref.to(tl.int8), mask=m)
+
+
+def _cells(tab, clumps, x, y, sidx, d, n_clumps: int, suppress_inner: bool):
+    """(sb, refine) of cells: ``_cell_kernel`` over flat float32 x, y, d and int64 stamp indices."""
+    n = x.numel()
+    sb = torch.empty(n, dtype=torch.float32, device=x.device)
+    ref = torch.empty(n, dtype=torch.int8, device=x.device)
+    if n:
+        _cell_kernel[(triton.cdiv(n, 1024),)](tab, clumps, x.contiguous(), y.contiguous(), sidx.contiguous(),
+                                               d.contiguous(), sb, ref, n, CUSP_NEAR, NCOL, n_clumps,
+                                               clumps.shape[1], bool(suppress_inner), 1024)
+    return sb, ref.bool()
+
+
+def _cusp_pixels(tab, clumps, b_i, r_i, c_i, stretch, npix: int, supersample: int, pixscale: float, n_clumps: int,
+                 suppress_inner: bool) -> torch.Tensor:
+    """``render._supersampled_pixels`` with every ray shot and source evaluation in
+    ``_cell_kernel``; the cells, their order, weights and stopping rules are the reference's
+    (``render._cusp_average``), so the decisions agree up to float32 rounding."""
+    from lensaudit.injection.render import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_SPLIT
+
+    dev = b_i.device
+    c = (npix - 1) / 2
+    off = (torch.arange(supersample, dtype=torch.float32, device=dev) + 0.5) / supersample - 0.5
+    M = len(b_i)
+    sx = (((c_i.float() - c)[:, None, None] + off[None, None, :]) * pixscale).expand(M, supersample, supersample)
+    sy = (((r_i.float() - c)[:, None, None] + off[None, :, None]) * pixscale).expand(M, supersample, supersample)
+    h = pixscale / supersample
+    per = supersample * supersample
+    sb, ref = _cells(tab, clumps, sx.reshape(-1), sy.reshape(-1), b_i.repeat_interleave(per),
+                     (h * stretch).repeat_interleave(per), n_clumps, suppress_inner)
+    sb = sb.view(M, supersample, supersample)
+    ref = ref.view(M, supersample, supersample)
+    m, j1, j2 = ref.nonzero(as_tuple=True)
+    if len(m):
+        # recursive refinement of the flagged sub-pixels, level by level (render._cusp_average)
+        cx, cy, st = sx[m, 0, j2], sy[m, j1, 0], stretch[m]
+        bidx = b_i[m]
+        acc = torch.zeros(len(m), dtype=torch.float32, device=dev)
+        k = CUSP_SPLIT
+        o = (torch.arange(k, dtype=torch.float32, device=dev) + 0.5) / k - 0.5
+        dx, dy = o.repeat(k), o.repeat_interleave(k)
+        owner = torch.arange(len(m), device=dev)
+        hh, w = h, 1.0
+        for level in range(CUSP_LEVELS):
+            cx = (cx[:, None] + dx[None] * hh).reshape(-1)
+            cy = (cy[:, None] + dy[None] * hh).reshape(-1)
+            owner = owner.repeat_interleave(k * k)
+            hh, w = hh / k, w / k**2
+            csb, refine = _cells(tab, clumps, cx, cy, bidx[owner], hh * st[owner], n_clumps, suppress_inner)
+            if level == CUSP_LEVELS - 1 or int(refine.sum()) * k * k > CUSP_MAX_CELLS:
+                refine = torch.zeros_like(refine)
+            acc.index_add_(0, owner[~refine], w * csb[~refine])
+            if not refine.any():
+                break
+            cx, cy, owner = cx[refine], cy[refine], owner[refine]
+        sb = sb.index_put((m, j1, j2), acc)
+    return sb.mean(dim=(1, 2))
+
+
 def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: float, suppress_inner: bool = False,
                              n_clumps: int = 0, core_radii: float = 5.0) -> torch.Tensor:
     """(B, N, N) lensed unit-flux image (no PSF), the fused equivalent of
     ``render_unit_lensed_adaptive`` (float32)."""
-    from lensaudit.injection.render import _supersampled_pixels
-
     t = p["theta_e_arcsec"]
     B, dev = t.shape[0], t.device
     if dev.type != "cuda" and type(_pixel_kernel).__name__ != "InterpretedFunction":
@@ -295,8 +381,14 @@ def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: flo
                         supersample, n_clumps, clumps.shape[1], bool(suppress_inner), BLOCK)
     b_i, r_i, c_i = stretch.nonzero(as_tuple=True)
     if len(b_i):
-        p32 = {k: v.float() for k, v in p.items()}
-        sub = _supersampled_pixels(p32, b_i, r_i, c_i, stretch[b_i, r_i, c_i], npix, supersample, pixscale,
-                                   n_clumps, suppress_inner, FIXUP_COMPILED and dev.type == "cuda")
+        if CUSP_IN_TRITON:
+            sub = _cusp_pixels(tab, clumps, b_i, r_i, c_i, stretch[b_i, r_i, c_i], npix, supersample, pixscale,
+                               n_clumps, suppress_inner)
+        else:
+            from lensaudit.injection.render import _supersampled_pixels
+
+            p32 = {k: v.float() for k, v in p.items()}
+            sub = _supersampled_pixels(p32, b_i, r_i, c_i, stretch[b_i, r_i, c_i], npix, supersample, pixscale,
+                                       n_clumps, suppress_inner, FIXUP_COMPILED and dev.type == "cuda")
         img = img.index_put((b_i, r_i, c_i), sub * pixscale**2)
     return img
