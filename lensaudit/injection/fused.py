@@ -41,6 +41,7 @@ if _INTERPRET:
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
+from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT  # noqa: E402
 from lensaudit.injection.lens import Q_MAX, ellipticity_to_phi_q  # noqa: E402
 from lensaudit.injection.source import R_SMOOTH_ARCSEC, b_n, sersic_unit_flux_amp  # noqa: E402
 
@@ -96,8 +97,6 @@ def stamp_table(p: dict, n_clumps: int, core_radii: float) -> tuple[torch.Tensor
     assert len(cols) == NCOL
     return torch.stack([c.float() for c in cols], dim=1).contiguous(), clumps.contiguous()
 
-
-from lensaudit.injection.render import CUSP_MIN_FRACTION, CUSP_NEAR  # noqa: E402
 
 
 @_jit
@@ -319,8 +318,6 @@ def _cusp_pixels(tab, clumps, b_i, r_i, c_i, stretch, npix: int, supersample: in
     """``render._supersampled_pixels`` with every ray shot and source evaluation in
     ``_cell_kernel``; the cells, their order, weights and stopping rules are the reference's
     (``render._cusp_average``), so the decisions agree up to float32 rounding."""
-    from lensaudit.injection.render import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_SPLIT
-
     dev = b_i.device
     c = (npix - 1) / 2
     off = (torch.arange(supersample, dtype=torch.float32, device=dev) + 0.5) / supersample - 0.5
@@ -361,9 +358,11 @@ def _cusp_pixels(tab, clumps, b_i, r_i, c_i, stretch, npix: int, supersample: in
 
 
 def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: float, suppress_inner: bool = False,
-                             n_clumps: int = 0, core_radii: float = 5.0) -> torch.Tensor:
+                             n_clumps: int = 0, core_radii: float = 5.0, torch_cusp=None) -> torch.Tensor:
     """(B, N, N) lensed unit-flux image (no PSF), the fused equivalent of
-    ``render_unit_lensed_adaptive`` (float32)."""
+    ``render_unit_lensed_adaptive`` (float32).  ``torch_cusp``: ``render._supersampled_pixels``,
+    used for the flagged pixels when ``CUSP_IN_TRITON`` is False (passed in: this module does
+    not import ``render``)."""
     t = p["theta_e_arcsec"]
     B, dev = t.shape[0], t.device
     if dev.type != "cuda" and type(_pixel_kernel).__name__ != "InterpretedFunction":
@@ -381,14 +380,12 @@ def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: flo
                         supersample, n_clumps, clumps.shape[1], bool(suppress_inner), BLOCK)
     b_i, r_i, c_i = stretch.nonzero(as_tuple=True)
     if len(b_i):
-        if CUSP_IN_TRITON:
+        if CUSP_IN_TRITON or torch_cusp is None:
             sub = _cusp_pixels(tab, clumps, b_i, r_i, c_i, stretch[b_i, r_i, c_i], npix, supersample, pixscale,
                                n_clumps, suppress_inner)
         else:
-            from lensaudit.injection.render import _supersampled_pixels
-
             p32 = {k: v.float() for k, v in p.items()}
-            sub = _supersampled_pixels(p32, b_i, r_i, c_i, stretch[b_i, r_i, c_i], npix, supersample, pixscale,
+            sub = torch_cusp(p32, b_i, r_i, c_i, stretch[b_i, r_i, c_i], npix, supersample, pixscale,
                                        n_clumps, suppress_inner, FIXUP_COMPILED and dev.type == "cuda")
         img = img.index_put((b_i, r_i, c_i), sub * pixscale**2)
     return img

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT  # noqa: F401
 from lensaudit.injection.lens import ellipticity_to_phi_q, shear_deflection, sie_deflection
 from lensaudit.injection.psf import convolve_same, kernel_half_width, moffat_kernels
 from lensaudit.injection.source import source_unit_sb
@@ -193,11 +194,6 @@ def _supersampled_pixels(p: dict, b_i, r_i, c_i, stretch, npix: int, supersample
     return sub.mean(dim=(1, 2))
 
 
-CUSP_SPLIT = 2            # children per axis at each refinement level
-CUSP_NEAR = 4.0           # refine a cell whose ray-shot centre is within 4 source-plane cell sizes of the source centre
-CUSP_MIN_FRACTION = 0.01  # ... until the cell is smaller than 1 % of R_sersic sqrt(q_src) (n = 4; see cusp_min_cell)
-CUSP_LEVELS = 10          # at most 10 levels below the supersampled grid (cells of pixel / (ss 2^10))
-CUSP_MAX_CELLS = 2_000_000
 
 
 _CELL_KEYS = {"theta_e_arcsec", "e1", "e2", "center_x_arcsec", "center_y_arcsec", "gamma1", "gamma2", "src_x_arcsec",
@@ -330,7 +326,8 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
     shared = None
     for s in range(0, B, chunk):
         sl = {k: v[s:s + chunk] for k, v in p.items()}
-        unit = render_unit_lensed_fused(sl, npix, supersample, pixscale, suppress_inner, n_clumps)
+        unit = render_unit_lensed_fused(sl, npix, supersample, pixscale, suppress_inner, n_clumps,
+                                        torch_cusp=_supersampled_pixels)
         kern = kernels(s, s + chunk)
         K = kern.shape[-1]
         h = K // 2
