@@ -6,7 +6,7 @@ PSF) rendered by lenstronomy (one ImageModel per band, the reference) and by
 outputs are compared (flux 1 %, peak 1 %) before the rates are printed.  With
 ``--device cuda`` it times the GPU at ``--batch`` (default 4096) instead.
 
-Run: python bench/bench_injection.py [--n 48] | [--device cuda --batch 4096]
+Run: python bench/bench_injection.py [--n 48] | [--device cuda --batch 4096 [--fused]]
 """
 
 from __future__ import annotations
@@ -88,43 +88,135 @@ def cpu(ns) -> None:
     print(f"target >= 10x lenstronomy per core: {'MET' if tref / t32 >= 10 else 'NOT MET'}")
 
 
+def _rows_cols(n: int, seed: int = 0) -> dict:
+    from lensaudit.injection.params import validate_rows
+
+    rows = random_rows(n, seed)
+    parts = [validate_rows(rows[i:i + 2000]) for i in range(0, len(rows), 2000)]  # validate_rows takes <= 2000 rows
+    return {k: np.concatenate([np.asarray(c[k]) for c in parts]) for k in parts[0]}
+
+
+def _rate(run, batch: int, reps: int = 5) -> tuple[float, float, object]:
+    import torch
+
+    t0 = time.perf_counter()
+    for _ in range(2):
+        out = run()
+    torch.cuda.synchronize()
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        out = run()
+    torch.cuda.synchronize()
+    dt = (time.perf_counter() - t0) / reps
+    return batch / dt, warm, out
+
+
+def _parity(out, base) -> str:
+    d = (out.images - base.images).abs().amax(dim=(2, 3)) / base.images.amax(dim=(2, 3))
+    f = (out.images.sum(dim=(2, 3)) / base.images.sum(dim=(2, 3)) - 1).abs()
+    return f"max |dpix|/peak = {float(d.max()):.2e}, max |dflux|/flux = {float(f.max()):.2e}"
+
+
 def gpu(ns) -> None:
     import torch
 
-    from lensaudit.injection.params import validate_rows
     from lensaudit.injection.render import render_arcs
 
-    rows = random_rows(ns.batch)
-    parts = [validate_rows(rows[i:i + 2000]) for i in range(0, len(rows), 2000)]  # validate_rows takes <= 2000 rows
-    cols = {k: np.concatenate([np.asarray(c[k]) for c in parts]) for k in parts[0]}
+    cols = _rows_cols(ns.batch)
     dev = torch.device(ns.device)
     print(f"device: {torch.cuda.get_device_name(0)} torch={torch.__version__}")
-    for compiled in (False, True):
-        run = lambda: render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk, compiled=compiled)  # noqa: E731
-        t0 = time.perf_counter()
-        for _ in range(2):
-            ref = run()
-        torch.cuda.synchronize()
-        warm = time.perf_counter() - t0
-        reps = 5
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            out = run()
-        torch.cuda.synchronize()
-        dt = (time.perf_counter() - t0) / reps
-        print(f"batch {ns.batch}, chunk {ns.chunk}, float32, torch.compile={compiled}: {ns.batch / dt:,.0f} stamps/s "
-              f"({dt * 1e3:.1f} ms per batch; first two calls {warm:.1f} s)")
-        if compiled:
-            base = render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk)
-            d = (out.images - base.images).abs().amax(dim=(2, 3)) / base.images.amax(dim=(2, 3))
-            print(f"  compiled vs eager: max |dpix|/peak = {float(d.max()):.2e}")
+    variants = [("eager", dict(compiled=False)), ("compiled", dict(compiled=True))] if not ns.fused_only else []
+    if ns.fused or ns.fused_only:
+        variants.append(("fused", dict(fused=True)))
+    rates, base = {}, None
+    for name, kw in variants:
+        run = lambda: render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk, **kw)  # noqa: E731
+        rate, warm, out = _rate(run, ns.batch)
+        rates[name] = rate
+        print(f"batch {ns.batch}, chunk {ns.chunk}, float32, {name}: {rate:,.0f} stamps/s "
+              f"({ns.batch / rate * 1e3:.1f} ms per batch; first two calls {warm:.1f} s)")
+        if base is None:
+            base = render_arcs(cols, dtype=torch.float32, device=dev, chunk=min(ns.chunk, 8192))
+        print(f"  {name} vs eager (same rows): {_parity(out, base)}")
+        del out
+    if "fused" in rates and "compiled" in rates:
+        print(f"fused / compiled = {rates['fused'] / rates['compiled']:.2f}x, fused / eager = "
+              f"{rates['fused'] / rates['eager']:.2f}x")
+    if ns.fused or ns.fused_only:
+        _fused_extras(ns, cols, dev, base)
     if ns.profile:
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk)
+            render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk, fused=ns.fused or ns.fused_only)
             torch.cuda.synchronize()
         print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))
+
+
+def _fused_extras(ns, cols, dev, base) -> None:
+    """Pixelised PSFs (per-row and shared), the stage breakdown (device synchronised), the fraction
+    of pixels supersampled and of pixels refined in torch."""
+    import torch
+
+    from lensaudit.injection import fused as F
+    from lensaudit.injection.psf import convolve_same, kernel_half_width, moffat_kernels
+    from lensaudit.injection.render import _as_tensors, mag_to_nmgy, render_arcs
+
+    B = ns.batch
+    F.CUSP_IN_TRITON = False
+    rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
+    F.CUSP_IN_TRITON = True
+    print(f"fused with the cusp pixels by the reference's torch code (compiled): {rate:,.0f} stamps/s; "
+          f"vs eager: {_parity(out, base)}")
+    # pixelised PSFs: the Moffat kernels themselves, handed over as pixels (parity with the Moffat path), and
+    # one shared pixelised PSF per band (a Moffat with a bright wing) for the rate
+    p = _as_tensors(cols, torch.float32, dev)
+    fwhm = torch.stack([p[f"psf_fwhm_{b}_arcsec"] for b in "grz"], dim=1)
+    h = kernel_half_width(float(fwhm.max()), 0.262)
+    kern = moffat_kernels(fwhm, torch.full_like(fwhm, 3.5), 0.262, h)
+    rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True, psf_kernels=kern), B)
+    print(f"fused, pixelised PSF per row (B, 3, {kern.shape[-1]}, {kern.shape[-1]}): {rate:,.0f} stamps/s; "
+          f"vs eager Moffat: {_parity(out, base)}")
+    ax = torch.arange(-h, h + 1, device=dev, dtype=torch.float32)
+    r2 = ax[None] ** 2 + ax[:, None] ** 2
+    shared = torch.stack([(1 + r2 / a**2) ** -2.5 + 0.02 * torch.exp(-r2 / (2 * (3 * a) ** 2)) for a in (4.0, 3.6, 3.3)])
+    rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True, psf_kernels=shared), B)
+    ref = render_arcs(cols, dtype=torch.float32, device=dev, chunk=min(ns.chunk, 8192), psf_kernels=shared)
+    print(f"fused, one pixelised PSF (3, {shared.shape[-1]}, {shared.shape[-1]}) for all rows: {rate:,.0f} stamps/s; "
+          f"vs eager with the same PSF: {_parity(out, ref)}")
+    del out, ref
+    # stage breakdown of one chunk, synchronised
+    n = min(B, ns.chunk)
+    sl = {k: v[:n] for k, v in p.items()}
+    t = {}
+
+    def clock(name, fn):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        r = fn()
+        torch.cuda.synchronize()
+        t[name] = t.get(name, 0.0) + time.perf_counter() - t0
+        return r
+
+    for rep in range(3):
+        t.clear()
+        clock("params_to_device", lambda: _as_tensors({k: v[:n] for k, v in cols.items()}, torch.float32, dev))
+        tab, cl = clock("stamp_table", lambda: F.stamp_table(sl, 0, 5.0))
+        bx = torch.empty((n, 101, 101), device=dev)
+        by, img, st = torch.empty_like(bx), torch.empty_like(bx), torch.empty_like(bx)
+        grid = (F.triton.cdiv(101 * 101, F.BLOCK), n)
+        clock("centre_kernel", lambda: F._centre_kernel[grid](tab, bx, by, 101, 50.0, 0.262, F.NCOL, F.BLOCK))
+        clock("pixel_kernel", lambda: F._pixel_kernel[grid](tab, cl, bx, by, img, st, 101, 50.0, 0.262, 0.262**2,
+                                                            F.CUSP_NEAR, F.NCOL, 4, 0, 1, False, F.BLOCK))
+        nflag = int((st > 0).sum())
+        unit = clock("unit_total(incl_cusp_fixup)", lambda: F.render_unit_lensed_fused(sl, 101, 4, 0.262))
+        kk = clock("moffat_kernels", lambda: moffat_kernels(fwhm[:n], torch.full_like(fwhm[:n], 3.5), 0.262, h))
+        flux = mag_to_nmgy(torch.stack([sl[f"src_mag_{b}"] for b in "grz"], dim=1))
+        clock("fft_convolve(3 bands)", lambda: convolve_same(unit[:, None], kk) * flux[:, :, None, None])
+    t["cusp_fixup(unit_total - kernels)"] = t["unit_total(incl_cusp_fixup)"] - t["centre_kernel"] - t["pixel_kernel"]
+    print(f"stages for {n} stamps (synchronised, 3rd repeat): " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in t.items()))
+    print(f"pixels flagged for the torch cusp refinement: {nflag:,} ({nflag / n:.1f} per stamp)")
 
 
 if __name__ == "__main__":
@@ -134,5 +226,7 @@ if __name__ == "__main__":
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--fused", action="store_true", help="also time the fused Triton renderer (render_arcs(fused=True))")
+    ap.add_argument("--fused-only", action="store_true", help="time only the fused renderer")
     ns = ap.parse_args()
     cpu(ns) if ns.device == "cpu" else gpu(ns)

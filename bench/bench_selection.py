@@ -12,7 +12,7 @@ breakdown) and one without (the end-to-end figure), and the target.
 ``--n-per-cell 200`` is the spec's 77,000 injections; ``--n-per-cell 26000`` is 10 million.
 The previous implementation is timed by running the previous commit's copy of this script
 in the same device command (see bench/RESULTS.md).
-Run: PYTHONPATH=. python bench/bench_selection.py --device cuda [--compiled] [--n-per-cell 26000]
+Run: PYTHONPATH=. python bench/bench_selection.py --device cuda [--compiled] [--fused] [--n-per-cell 26000]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def synthetic_hosts(n: int, store: Path, rng) -> pd.DataFrame:
     return pd.concat([hosts, host_bins(hosts)], axis=1)
 
 
-def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, staged) -> dict:
+def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, staged, fused=False) -> dict:
     import torch
 
     from lensaudit.selection.completeness import completeness_table
@@ -66,7 +66,7 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     params = draw_parameters(plan, hosts, seed=1).reset_index(drop=True)
     t["plan_and_parameters"] = time.perf_counter() - t0
     res = stream_inject_and_score(model, reader, hosts, plan, params, 64, dev, 1, group_rows=group_rows, chunk=chunk,
-                                  compiled=compiled, timings=t if staged else None)
+                                  compiled=compiled, timings=t if staged else None, fused=fused)
     t2 = time.perf_counter()
     rec = pd.concat([plan.reset_index(drop=True), res.reset_index(drop=True)], axis=1)
     rec["observable"] = observable(rec["arc_snr_matched"])
@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--group-rows", type=int, default=16384)
     ap.add_argument("--warmup-per-cell", type=int, default=40)
     ap.add_argument("--compiled", action="store_true")
+    ap.add_argument("--fused", action="store_true", help="render with the fused Triton renderer")
     ap.add_argument("--runs", choices=("both", "staged", "plain"), default="both",
                     help="the stage-synchronised run, the run without stage syncs, or both")
     ns = ap.parse_args()
@@ -108,12 +109,12 @@ def main() -> None:
     name = torch.cuda.get_device_name(0) if dev.startswith("cuda") else "cpu"
     n = 385 * ns.n_per_cell
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
-          f"group_rows={ns.group_rows} compiled={ns.compiled}")
+          f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused}")
     t0 = time.perf_counter()
-    run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False)  # warm-up (kernels, cuDNN, compile)
+    run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     print(f"warm-up (385 x {ns.warmup_per_cell}): {time.perf_counter() - t0:.1f} s")
     for staged in {"both": (True, False), "staged": (True,), "plain": (False,)}[ns.runs]:
-        t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, staged)
+        t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, staged, ns.fused)
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items() if k not in ("total", "peak_gpu_gib"))
         what = "stages synchronised" if staged else "no stage syncs"
         print(f"{what}: {n:,} injections end to end in {t['total']:.2f} s ({n / t['total']:,.0f}/s); {stages}; "

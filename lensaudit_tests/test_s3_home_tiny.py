@@ -105,3 +105,14 @@ def test_tiny_home_on_s3(moto_url, tmp_path):
     # a strict pull fetches and checks it, and the gates fail there too
     r = _cli(env_a, "gates", "--home", URI)
     assert r.returncode == 1 and "fails its sha256 check" in r.stderr, r.stdout[-5000:] + r.stderr[-3000:]
+
+    # the torch steps on the same home, once the object is good again: the detector trains and
+    # its checkpoint lands in the bucket with its sha256; the tiny model's evaluation then stops
+    # the run at its blocking AUC gate (by design, as on a local home: test_pipeline_tiny.py)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=good, Metadata=meta)
+    r = _cli(env_a, "materialize", "--profile", "tiny", "--select", "detector+", "--home", URI)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and "detector_auc_better_than_chance" in out, out[-5000:]
+    ckpt = "assets/detector/resnet18/best.pt"
+    head = s3.head_object(Bucket=BUCKET, Key=f"tiny/run1/{ckpt}")
+    assert head["Metadata"]["sha256"] == _sha(cache_a / ckpt)

@@ -6,7 +6,7 @@ magnification x source flux, never imposed), average the sub-pixels (sub-pixels 
 see a cuspy Sersic core are refined further: ``_cusp_average``, so an n = 4, R_e = 0.05"
 source keeps its total flux within 1 %), multiply by the
 pixel area and by the source flux per band (AB mag -> nmgy), convolve with the per-band
-Moffat PSF, or with given pixelised kernels (``render_arcs(kernels=...)``, e.g. PSFEx
+Moffat PSF, or with given pixelised kernels (``render_arcs(psf_kernels=...)``, e.g. PSFEx
 models), ('same', zero padding).  magnification = lensed flux inside the stamp before
 the PSF / unlensed total flux.  ``suppress_inner`` zeroes the lensed light inside the
 lens's elliptical Einstein radius (product-averaged), i.e. the counter-image region.
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT  # noqa: F401
 from lensaudit.injection.lens import ellipticity_to_phi_q, shear_deflection, sie_deflection
 from lensaudit.injection.psf import convolve_same, kernel_half_width, moffat_kernels
 from lensaudit.injection.source import source_unit_sb
@@ -160,33 +161,40 @@ def render_unit_lensed_adaptive(p: dict, npix: int, supersample: int, pixscale: 
     need = need | near_lens
     b_i, r_i, c_i = need.nonzero(as_tuple=True)
     if len(b_i):
-        off = (torch.arange(supersample, dtype=dtype, device=dev) + 0.5) / supersample - 0.5
-        sx = ((c_i.to(dtype) - c)[:, None, None] + off[None, None, :]) * pixscale
-        sy = ((r_i.to(dtype) - c)[:, None, None] + off[None, :, None]) * pixscale
-        pcol = {k: (v[b_i][:, None, None] if v.ndim == 1 else v[b_i]) for k, v in p.items()}
-        sbx, sby = _kernel(_ray_shoot, compiled)(sx, sy, pcol)
-        sub = _kernel(_source_sb, compiled)(sbx, sby, sx, sy, pcol, n_clumps, _clump4, suppress_inner)
-        # cuspy cores: sub-pixels whose source-plane cell lies within CUSP_NEAR cells of the
-        # source centre are refined recursively (see _cusp_average)
         stretch = (torch.maximum(bx1 - bx0, by1 - by0) / (2 * pixscale))[b_i, r_i, c_i]
-        d_min = cusp_min_cell(col["src_r_sersic_arcsec"][:, 0, 0], col["src_n_sersic"][:, 0, 0], q_src[:, 0, 0])
-        h = pixscale / supersample
-        g = torch.hypot(sbx - pcol["src_x_arcsec"], sby - pcol["src_y_arcsec"])
-        d = h * stretch[:, None, None]
-        ref = (g < CUSP_NEAR * d) & (d > d_min[b_i][:, None, None])
-        if ref.any():
-            m, j1, j2 = ref.nonzero(as_tuple=True)
-            sub = sub.index_put((m, j1, j2), _cusp_average(b_i[m], sx[m, 0, j2], sy[m, j1, 0], h, stretch[m],
-                                                           d_min[b_i[m]], p, n_clumps, suppress_inner))
-        image = image.index_put((b_i, r_i, c_i), sub.mean(dim=(1, 2)))
+        image = image.index_put((b_i, r_i, c_i), _supersampled_pixels(p, b_i, r_i, c_i, stretch, npix, supersample,
+                                                                      pixscale, n_clumps, suppress_inner, compiled))
     return image * pixscale**2
 
 
-CUSP_SPLIT = 2            # children per axis at each refinement level
-CUSP_NEAR = 4.0           # refine a cell whose ray-shot centre is within 4 source-plane cell sizes of the source centre
-CUSP_MIN_FRACTION = 0.01  # ... until the cell is smaller than 1 % of R_sersic sqrt(q_src) (n = 4; see cusp_min_cell)
-CUSP_LEVELS = 10          # at most 10 levels below the supersampled grid (cells of pixel / (ss 2^10))
-CUSP_MAX_CELLS = 2_000_000
+def _supersampled_pixels(p: dict, b_i, r_i, c_i, stretch, npix: int, supersample: int, pixscale: float,
+                         n_clumps: int, suppress_inner: bool, compiled: bool = False) -> torch.Tensor:
+    """Mean unit-flux surface brightness of pixels (b_i, r_i, c_i) over their ss x ss
+    sub-pixels, sub-pixels near a cuspy core refined (``_cusp_average``); ``stretch``: each
+    pixel's source/image length ratio (half the larger side of its source-plane box, in pixels)."""
+    dtype, dev = p["theta_e_arcsec"].dtype, p["theta_e_arcsec"].device
+    c = (npix - 1) / 2
+    off = (torch.arange(supersample, dtype=dtype, device=dev) + 0.5) / supersample - 0.5
+    sx = ((c_i.to(dtype) - c)[:, None, None] + off[None, None, :]) * pixscale
+    sy = ((r_i.to(dtype) - c)[:, None, None] + off[None, :, None]) * pixscale
+    pcol = {k: (v[b_i][:, None, None] if v.ndim == 1 else v[b_i]) for k, v in p.items()}
+    sbx, sby = _kernel(_ray_shoot, compiled)(sx, sy, pcol)
+    sub = _kernel(_source_sb, compiled)(sbx, sby, sx, sy, pcol, n_clumps, _clump4, suppress_inner)
+    # cuspy cores: sub-pixels whose source-plane cell lies within CUSP_NEAR cells of the
+    # source centre are refined recursively (see _cusp_average)
+    _, q_src = ellipticity_to_phi_q(p["src_e1"], p["src_e2"])
+    d_min = cusp_min_cell(p["src_r_sersic_arcsec"], p["src_n_sersic"], q_src)
+    h = pixscale / supersample
+    g = torch.hypot(sbx - pcol["src_x_arcsec"], sby - pcol["src_y_arcsec"])
+    d = h * stretch[:, None, None]
+    ref = (g < CUSP_NEAR * d) & (d > d_min[b_i][:, None, None])
+    if ref.any():
+        m, j1, j2 = ref.nonzero(as_tuple=True)
+        sub = sub.index_put((m, j1, j2), _cusp_average(b_i[m], sx[m, 0, j2], sy[m, j1, 0], h, stretch[m],
+                                                       d_min[b_i[m]], p, n_clumps, suppress_inner))
+    return sub.mean(dim=(1, 2))
+
+
 
 
 _CELL_KEYS = {"theta_e_arcsec", "e1", "e2", "center_x_arcsec", "center_y_arcsec", "gamma1", "gamma2", "src_x_arcsec",
@@ -239,42 +247,22 @@ def _cusp_average(bidx, cx, cy, h, stretch, d_min, p, n_clumps, suppress_inner):
     return acc
 
 
-def pixel_kernels(kernels, batch: int, npix: int, dtype, device) -> torch.Tensor:
-    """``kernels`` as a (B, 3, K, K) tensor, checked: one kernel per injection and band, K odd and
-    at most the stamp, finite values (they are used as given: pass unit-sum kernels)."""
-    k = torch.as_tensor(np.asarray(kernels, dtype=np.float64) if not torch.is_tensor(kernels) else kernels,
-                        dtype=dtype, device=device)
-    if k.ndim != 4 or k.shape[0] != batch or k.shape[1] != len(BANDS) or k.shape[2] != k.shape[3]:
-        raise ValueError(f"pixel PSF kernels must be (B={batch}, {len(BANDS)}, K, K), got {tuple(k.shape)}")
-    if k.shape[-1] % 2 == 0 or k.shape[-1] > npix:
-        raise ValueError(f"pixel PSF kernels must be odd and at most the {npix} px stamp, got K = {k.shape[-1]}")
-    if not torch.isfinite(k).all():
-        raise ValueError("pixel PSF kernels hold non-finite values")
-    return k
-
-
 def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC, suppress_inner: bool = False,
                 device: str | torch.device = "cpu", dtype=torch.float64, chunk: int = 64,
-                radius_fwhm: float = 4.0, adaptive: bool = True, compiled: bool = False,
-                kernels=None) -> RenderResult:
+                radius_fwhm: float = 4.0, adaptive: bool = True, compiled: bool = False, fused: bool = False,
+                psf_kernels=None) -> RenderResult:
     """Render a batch described by ``cols`` (arrays keyed as lensaudit.injection.params;
     optional clump arrays clump_dx/dy/sigma/frac of shape (B, K)).  ``adaptive``
     supersamples only the pixels that need it (default); False supersamples all.
-    ``kernels``: optional pixelised PSFs, (B, 3, K, K) per injection and band (g, r, z), K odd,
-    in ``pixscale`` pixels with the centre at (K//2, K//2), unit sum (e.g. PSFEx models from
-    ``lensaudit.survey.psfex.psf_at``), used in place of the Moffat kernels of the
-    ``psf_fwhm_*_arcsec`` / ``moffat_beta`` columns (then ignored)."""
+    ``psf_kernels``: pixelised PSFs instead of the Moffat columns, (3, K, K) for every row or
+    (B, 3, K, K), K odd, each normalised here to unit sum.  ``fused``: the Triton renderer
+    (``lensaudit.injection.fused``, float32, for a CUDA device; same algorithm as ``adaptive``)."""
+    if fused:
+        return _render_arcs_fused(cols, npix, pixscale, suppress_inner, device, chunk, radius_fwhm, psf_kernels)
     p = _as_tensors(cols, dtype, device)
     supersample = int(p["supersample"][0].item()) if "supersample" in p else 4
-    if kernels is None:
-        fwhm = torch.stack([p[f"psf_fwhm_{b}_arcsec"] for b in BANDS], dim=1)
-        beta = p["moffat_beta"][:, None].expand_as(fwhm)
-        h = kernel_half_width(float(fwhm.max()), pixscale, radius_fwhm)
-        if 2 * h + 1 > npix:
-            raise ValueError(f"PSF kernel {2 * h + 1} px (FWHM {float(fwhm.max()):.2f}\") exceeds the {npix} px stamp")
-    else:
-        kernels = pixel_kernels(kernels, p["theta_e_arcsec"].shape[0], npix, dtype, device)
     flux = mag_to_nmgy(torch.stack([p[f"src_mag_{b}"] for b in BANDS], dim=1))
+    kernels = _psf_kernels(p, psf_kernels, npix, pixscale, radius_fwhm, dtype, device)
     n_clumps = int(p["clump_frac"].shape[1]) if "clump_frac" in p else 0
     images, mags, units = [], [], []
     B = p["theta_e_arcsec"].shape[0]
@@ -284,10 +272,75 @@ def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE
             unit = render_unit_lensed_adaptive(sl, npix, supersample, pixscale, suppress_inner, n_clumps, compiled=compiled)
         else:
             unit = render_unit_lensed(sl, npix, supersample, pixscale, suppress_inner, n_clumps)
-        kern = moffat_kernels(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h) if kernels is None else kernels[s:s + chunk]
+        kern = kernels(s, s + chunk)
         # one morphology in every band: convolve the unit image once per band kernel, then scale
         img = convolve_same(unit[:, None], kern) * flux[s:s + chunk, :, None, None]
         images.append(img)
         mags.append(unit.sum(dim=(1, 2)))
         units.append(unit)
     return RenderResult(torch.cat(images), torch.cat(mags), torch.cat(units))
+
+
+def _psf_kernels(p: dict, psf_kernels, npix: int, pixscale: float, radius_fwhm: float, dtype, device):
+    """A function (start, stop) -> (b, 3, K, K) unit-sum kernels of rows start:stop: the
+    pixelised ``psf_kernels`` when given (checked), else Moffat kernels from the FWHM columns."""
+    B = p["theta_e_arcsec"].shape[0]
+    if psf_kernels is not None:
+        k = torch.as_tensor(psf_kernels, dtype=dtype, device=device)
+        if k.ndim == 3:
+            k = k[None]
+        if k.ndim != 4 or k.shape[1] != len(BANDS) or k.shape[-1] != k.shape[-2] or k.shape[-1] % 2 == 0 \
+                or k.shape[0] not in (1, B):
+            raise ValueError(f"psf_kernels must be (3, K, K) or ({B}, 3, K, K) with K odd, got {tuple(k.shape)}")
+        if k.shape[-1] > npix:
+            raise ValueError(f"PSF kernel {k.shape[-1]} px exceeds the {npix} px stamp")
+        tot = k.sum(dim=(-2, -1), keepdim=True)
+        if not bool(torch.isfinite(k).all()) or not bool((tot > 0).all()):
+            raise ValueError("psf_kernels must be finite with a positive sum in every band")
+        k = k / tot
+        return lambda s, e: k if k.shape[0] == 1 else k[s:e]
+    fwhm = torch.stack([p[f"psf_fwhm_{b}_arcsec"] for b in BANDS], dim=1)
+    beta = p["moffat_beta"][:, None].expand_as(fwhm)
+    h = kernel_half_width(float(fwhm.max()), pixscale, radius_fwhm)
+    if 2 * h + 1 > npix:
+        raise ValueError(f"PSF kernel {2 * h + 1} px (FWHM {float(fwhm.max()):.2f}\") exceeds the {npix} px stamp")
+    return lambda s, e: moffat_kernels(fwhm[s:e], beta[s:e], pixscale, h)
+
+
+def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: bool, device, chunk: int,
+                       radius_fwhm: float, psf_kernels) -> RenderResult:
+    """``render_arcs(fused=True)``: the Triton unit image, then the three bands as one FFT
+    product: rfft2 of the unit image once, times each band's kernel spectrum (a shared
+    pixelised PSF is transformed once per call) and the band's flux, one batched irfft2."""
+    from lensaudit.injection.fused import render_unit_lensed_fused
+    from lensaudit.injection.psf import fast_fft_size
+
+    dtype = torch.float32
+    p = _as_tensors(cols, dtype, device)
+    supersample = int(p["supersample"][0].item()) if "supersample" in p else 4
+    flux = mag_to_nmgy(torch.stack([p[f"src_mag_{b}"] for b in BANDS], dim=1))
+    kernels = _psf_kernels(p, psf_kernels, npix, pixscale, radius_fwhm, dtype, device)
+    n_clumps = int(p["clump_frac"].shape[1]) if "clump_frac" in p else 0
+    B = p["theta_e_arcsec"].shape[0]
+    images = torch.empty((B, len(BANDS), npix, npix), dtype=dtype, device=device)
+    units = torch.empty((B, npix, npix), dtype=dtype, device=device)
+    shared = None
+    for s in range(0, B, chunk):
+        sl = {k: v[s:s + chunk] for k, v in p.items()}
+        unit = render_unit_lensed_fused(sl, npix, supersample, pixscale, suppress_inner, n_clumps,
+                                        torch_cusp=_supersampled_pixels)
+        kern = kernels(s, s + chunk)
+        K = kern.shape[-1]
+        h = K // 2
+        n = fast_fft_size(npix + h)
+        if kern.shape[0] == 1:
+            if shared is None:
+                shared = torch.fft.rfft2(kern, s=(n, n))
+            fk = shared
+        else:
+            fk = torch.fft.rfft2(kern, s=(n, n))
+        fi = torch.fft.rfft2(unit, s=(n, n))
+        full = torch.fft.irfft2(fi[:, None] * fk * flux[s:s + chunk, :, None, None], s=(n, n))
+        images[s:s + chunk] = full[..., h:h + npix, h:h + npix]
+        units[s:s + chunk] = unit
+    return RenderResult(images, units.sum(dim=(1, 2)), units)

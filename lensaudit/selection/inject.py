@@ -210,7 +210,7 @@ def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
 def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
                  device: str, gen: torch.Generator, null: bool = False, compiled: bool = False,
                  clock: "_StageClock | None" = None, variant: "Variant | None" = None,
-                 psf: "PsfexPsfs | None" = None):
+                 psf: "PsfexPsfs | None" = None, fused: bool = False):
     """Inject one batch: ``params`` row i into ``host_stamps[host_pos[i]]`` with the PSF, depth
     and extinction of ``host_rows.iloc[host_pos[i]]``.  Returns (injected stamps, signal = what
     was added, sigma_pix (N, 3), host stamps, the added noise-free arc, RenderResult), all on
@@ -218,7 +218,8 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     ``variant``: a systematics bracket (``Variant``) applied to every row of the batch.
     ``psf``: PSFEx injection PSFs (``selection.psfex_psfs.PsfexPsfs``) in place of the Moffat
     ones: the arc is convolved with each host's PSFEx kernels and sigma_pix comes from the
-    same kernels (None: Moffat, the default)."""
+    same kernels (None: Moffat, the default).
+    ``fused``: render with the fused Triton renderer (CUDA; ``render_arcs(fused=True)``)."""
     clock = clock or _StageClock(None, device)
     cols = {k: params[k].to_numpy(np.float64, copy=True) for k in params.columns}
     cols["supersample"] = np.full(len(params), 4.0)
@@ -228,7 +229,7 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     hr = host_rows.iloc[host_pos]
     kern = None if psf is None else torch.as_tensor(psf.kernels(hr), dtype=torch.float64, device=device)
     res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
-                      suppress_inner=suppress, kernels=kern)
+                      suppress_inner=suppress, psf_kernels=kern, fused=fused)
     arc = res.images * torch.as_tensor(host_transmission(hr), dtype=res.images.dtype, device=res.images.device)[:, :, None, None]
     clock.stop("render")
     fwhm = torch.as_tensor(hr[[f"psfsize_{b}" for b in BANDS]].to_numpy(np.float64), device=device)
@@ -246,7 +247,7 @@ def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, par
                      host_rows: pd.DataFrame, crop: int, device: str, seed: int, chunk: int = 1024,
                      null: bool = False, compiled: bool = False, progress=None,
                      timings: dict | None = None, variant: Variant | None = None,
-                     psf: "PsfexPsfs | None" = None) -> pd.DataFrame:
+                     psf: "PsfexPsfs | None" = None, fused: bool = False) -> pd.DataFrame:
     """Inject ``params`` (one row each) into ``host_stamps[host_pos]`` (on ``device``) and
     score.  ``null``: the null control (the full path, the arc's noise without the arc).
     Returns logit, magnification, snr_g/r/z (annulus), arc_snr_matched_g/r/z and
@@ -268,7 +269,7 @@ def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, par
         p = params.iloc[s:s + chunk]
         clock.start()
         stamps, signal, sig, host, arc, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device,
-                                                           gen, null, compiled, clock, variant, psf)
+                                                           gen, null, compiled, clock, variant, psf, fused)
         logit = score_stamps(model, stamps, crop, device)
         clock.stop("preprocess_score")
         pos_t = torch.as_tensor(host_pos[s:s + chunk], device=host_sigma_all.device)

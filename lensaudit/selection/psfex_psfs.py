@@ -8,7 +8,7 @@ first model in path order), evaluated at a deterministic CCD position
 (``survey.psfex.model_position`` of "<galaxy_id>:<band>:<seed>": uniform over the range the
 model's polynomial was fitted on) and resampled to the coadd (``survey.psfex.psf_at``: 0.262"
 pixels, unit sum, centred).  Every kernel has the same odd size (2h+1), h the largest that
-fits every model's stamp, so a batch stacks to (N, 3, K, K) for ``render_arcs(kernels=...)``.
+fits every model's stamp, so a batch stacks to (N, 3, K, K) for ``render_arcs(psf_kernels=...)``.
 The choice depends only on the host row, the band and the seed, never on the batch.
 """
 

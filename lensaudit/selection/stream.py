@@ -51,7 +51,8 @@ def group_seed(seed: int, group: int) -> int:
 
 def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFrame, params: pd.DataFrame, crop: int,
                             device: str, seed: int, *, group_rows: int = 65536, chunk: int = 8192,
-                            compiled: bool = False, timings: dict | None = None, psf=None) -> pd.DataFrame:
+                            compiled: bool = False, timings: dict | None = None, psf=None,
+                            fused: bool = False) -> pd.DataFrame:
     """``inject_and_score`` + ``host_logit`` for every row of ``plan`` (``params`` row-aligned),
     hosts read from ``reader`` (a ``CutoutReader``) group by group; see the module docstring.
     ``psf``: PSFEx injection PSFs (``inject.inject_batch``; None: Moffat)."""
@@ -89,7 +90,8 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
             t["host_score"] = t.get("host_score", 0.0) + time.perf_counter() - t0
             res = inject_and_score(model, stamps, inv, params.iloc[rows].reset_index(drop=True),
                                    hosts.iloc[uniq].reset_index(drop=True), crop, device, group_seed(seed, g),
-                                   chunk=-(-len(rows) // -(-len(rows) // chunk)), compiled=compiled, timings=timings, psf=psf)
+                                   chunk=-(-len(rows) // -(-len(rows) // chunk)), compiled=compiled, timings=timings, psf=psf,
+                                   fused=fused)
             res["host_logit"] = host_logit[inv]
             res.index = rows
             out.append(res)

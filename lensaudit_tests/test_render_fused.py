@@ -1,0 +1,141 @@
+"""The fused Triton renderer (``render_arcs(fused=True)``) against the reference renderer, on the
+CPU through Triton's interpreter (the same kernel code the GPU compiles; run in a subprocess,
+since the interpreter must be chosen before triton is first imported), and pixelised PSFs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lensaudit.injection.psf import kernel_half_width, moffat_kernels
+from lensaudit.injection.render import render_arcs
+from lensaudit_tests.test_injection import PARITY_ROWS, cols_of, row
+
+pytest.importorskip("triton")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _diff(out, ref) -> list[float]:
+    """[max |dpix| / peak, max |dflux| / flux] over stamps and bands."""
+    o, r = out.images.double(), ref.images.double()
+    dpix = float(((o - r).abs().amax(dim=(2, 3)) / r.amax(dim=(2, 3))).max())
+    dflux = float((o.sum(dim=(2, 3)) / r.sum(dim=(2, 3)) - 1).abs().max())
+    return [dpix, dflux]
+
+
+def _moffat_of(rows):
+    fwhm = torch.tensor([[r[f"psf_fwhm_{b}_arcsec"] for b in "grz"] for r in rows], dtype=torch.float64)
+    h = kernel_half_width(float(fwhm.max()), 0.262)
+    return moffat_kernels(fwhm, torch.full_like(fwhm, 3.5), 0.262, h), h
+
+
+def _clumpy_cols():
+    r = row(theta_e_arcsec=1.2, src_x_arcsec=0.2, src_r_sersic_arcsec=0.15)
+    cols = cols_of([r, dict(r, src_n_sersic=3.0, e1=0.0, e2=0.0)])
+    cols["clump_dx"] = np.array([[0.1, -0.1], [0.05, 0.0]])
+    cols["clump_dy"] = np.array([[0.05, 0.1], [-0.1, 0.0]])
+    cols["clump_sigma"] = np.array([[0.04, 0.05], [0.05, 0.05]])
+    cols["clump_frac"] = np.array([[0.15, 0.1], [0.2, 0.0]])
+    return cols
+
+
+def _interpreted_checks() -> dict:
+    """Run in the subprocess: each case's (dpix/peak, dflux/flux) of fused vs reference."""
+    from lensaudit_tests.test_render_supersampling import _far_lens_rows
+
+    out = {}
+    cols = cols_of(PARITY_ROWS)
+    ref, fused = render_arcs(cols), render_arcs(cols, fused=True)  # float64 reference
+    out["parity_rows"] = _diff(fused, ref)
+    out["parity_rows_mag"] = float((fused.magnification / ref.magnification - 1).abs().max())
+    cols = cols_of(_far_lens_rows(4.0, 0.05))  # the cusp pixels go through the reference's refinement
+    fused = render_arcs(cols, fused=True)
+    out["cusp"] = _diff(fused, render_arcs(cols))
+    out["cusp_mag"] = fused.magnification.tolist()
+    for suppress in (False, True):
+        cols = _clumpy_cols()
+        out[f"clumps_suppress{suppress}"] = _diff(render_arcs(cols, npix=61, suppress_inner=suppress, fused=True),
+                                                  render_arcs(cols, npix=61, suppress_inner=suppress))
+    rows = PARITY_ROWS[1:3]
+    moffat, _ = _moffat_of(rows)
+    out["pixelised_per_row"] = _diff(render_arcs(cols_of(rows), psf_kernels=moffat, fused=True), render_arcs(cols_of(rows)))
+    shared = moffat[0].clone()
+    shared[:, shared.shape[-1] // 2, shared.shape[-1] // 2 + 3] += 0.05
+    out["pixelised_shared"] = _diff(render_arcs(cols_of(rows), psf_kernels=shared, fused=True),
+                                    render_arcs(cols_of(rows), psf_kernels=shared))
+    return out
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    env = dict(os.environ, TRITON_INTERPRET="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
+               PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    code = "import json; from lensaudit_tests.test_render_fused import _interpreted_checks as c; print(json.dumps(c()))"
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_fused_matches_the_reference_on_the_lenstronomy_parity_rows(interpreted):
+    """The rows that test_parity_with_lenstronomy holds to 1 % of lenstronomy: the fused image
+    is the reference's to float32 rounding (same algorithm), far inside 1 % flux / 1 % of peak."""
+    dpix, dflux = interpreted["parity_rows"]
+    assert dpix <= 0.01 and dflux <= 0.01
+    assert dpix <= 1e-4 and dflux <= 1e-4 and interpreted["parity_rows_mag"] <= 1e-4
+
+
+def test_fused_keeps_cuspy_cores_clumps_and_the_inner_mask(interpreted):
+    assert max(interpreted["cusp"]) <= 1e-4
+    assert np.allclose(interpreted["cusp_mag"], 1 + 1e-3 / 2.4, rtol=0.01)  # n = 4, R_e = 0.05": flux kept
+    assert max(interpreted["clumps_suppressFalse"]) <= 1e-4
+    assert max(interpreted["clumps_suppressTrue"]) <= 1e-4
+
+
+def test_fused_pixelised_psfs(interpreted):
+    assert max(interpreted["pixelised_per_row"]) <= 1e-4  # the Moffat kernels as pixels = the Moffat images
+    assert max(interpreted["pixelised_shared"]) <= 1e-4
+
+
+def test_fused_without_cuda_or_interpreter_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TRITON_INTERPRET="0",
+               PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    code = ("import triton, sys\nfrom lensaudit.injection.render import render_arcs\n"
+            "from lensaudit_tests.test_injection import cols_of, row\n"
+            "try:\n    render_arcs(cols_of([row()]), fused=True)\nexcept ValueError as e:\n    print(e); sys.exit(3)\n")
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3 and "needs a CUDA device" in r.stdout, (r.stdout, r.stderr[-2000:])
+
+
+def test_pixelised_psf_reference_path():
+    rows = PARITY_ROWS[1:3]
+    cols = cols_of(rows)
+    moffat, h = _moffat_of(rows)
+    ref = render_arcs(cols)
+    # the Moffat kernels handed over as pixels (scaled: normalised inside) give the Moffat images
+    assert max(_diff(render_arcs(cols, psf_kernels=moffat * 3.0), ref)) <= 1e-12
+    # one shared pixelised PSF per band: exactly scipy's 'same' convolution of the unit image, times the flux
+    from scipy.signal import fftconvolve
+
+    shared = moffat[0].clone()
+    shared[:, h, h + 3] += 0.05  # an asymmetric feature
+    out = render_arcs(cols, psf_kernels=shared)
+    shared = shared / shared.sum(dim=(1, 2), keepdim=True)
+    for i in range(2):
+        flux = 10 ** (-0.4 * (np.array([rows[i][f"src_mag_{b}"] for b in "grz"]) - 22.5))
+        for c in range(3):
+            want = fftconvolve(out.unit_lensed[i].numpy(), shared[c].numpy(), mode="same") * flux[c]
+            assert np.allclose(out.images[i, c].numpy(), want, atol=1e-12 * want.max())
+
+
+@pytest.mark.parametrize("kern,msg", [(np.ones((3, 4, 4)), "K odd"), (np.ones((2, 5, 5)), "(3, K, K)"),
+                                      (np.zeros((3, 5, 5)), "positive sum"), (np.ones((3, 103, 103)), "exceeds")])
+def test_bad_pixelised_psf_is_a_clear_error(kern, msg):
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        render_arcs(cols_of([row()]), psf_kernels=kern)
