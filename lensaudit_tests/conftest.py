@@ -36,3 +36,18 @@ def lenscat_all():
     from lensaudit.catalogs.lenscat_catalog import load_lenscat
 
     return load_lenscat()
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """moto's S3/EMR server on 127.0.0.1 (one per test module; reset it per test with
+    ``POST {url}/moto-api/reset``)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -23,11 +23,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-pytest.importorskip("moto.server")
 
 from moto.backends import get_backend  # noqa: E402
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
-from moto.server import ThreadedMotoServer  # noqa: E402
 
 from resources.settings import LensauditSettings  # noqa: E402
 from resources.spark import EmrPathError, EmrSettings, SparkResource  # noqa: E402
@@ -37,17 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 REGION = "us-east-2"
 BUCKET = "lensaudit-test"
 TIMEOUT_S = 60
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

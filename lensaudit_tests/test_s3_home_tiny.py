@@ -12,9 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-pytest.importorskip("moto.server")
 
-from moto.server import ThreadedMotoServer  # noqa: E402
 
 # one tiny materialisation (Spark, torch) plus three gate runs, on two busy cores
 pytestmark = [pytest.mark.dagster, pytest.mark.timeout(1200)]
@@ -23,17 +21,6 @@ REGION = "us-east-2"
 BUCKET = "lensaudit-home"
 URI = f"s3://{BUCKET}/tiny/run1"
 SELECT = "+cutouts or shortcut_features or injection_realism"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def _env(moto_url: str, cache: Path) -> dict:

@@ -10,9 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-pytest.importorskip("moto.server")
 
-from moto.server import ThreadedMotoServer  # noqa: E402
 
 from lensaudit.s3store import (S3Store, S3StoreError, cache_dir, owner_asset,  # noqa: E402
                                parse_s3_uri, push_order)
@@ -20,17 +18,6 @@ from lensaudit.s3store import (S3Store, S3StoreError, cache_dir, owner_asset,  #
 REGION = "us-east-2"
 BUCKET = "lensaudit-s3store"
 URI = f"s3://{BUCKET}/homes/h1"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

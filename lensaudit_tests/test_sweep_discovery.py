@@ -137,7 +137,6 @@ def test_http_mirror(instance, http_mirror):
 
 @pytest.fixture
 def s3(monkeypatch):
-    pytest.importorskip("moto.server")
     import boto3
     from moto.server import ThreadedMotoServer
 

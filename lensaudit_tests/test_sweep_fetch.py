@@ -126,28 +126,20 @@ def test_the_sweep_resource_fetches_for_local_spark_and_keeps_uris_for_emr(mirro
         SweepSource(location=f"{mirror}/gone").path_for(NAME, tmp_path, None)
 
 
-def test_s3_objects_are_fetched_and_reused(tmp_path, monkeypatch):
+def test_s3_objects_are_fetched_and_reused(tmp_path, monkeypatch, moto_url):
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                     "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                     "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
-            monkeypatch.setenv(k, v)
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="dr10")
-        s3.put_object(Bucket="dr10", Key=f"south/sweep/10.1/{NAME}", Body=(REAL / NAME).read_bytes())
-        got = fetch_sweep_file("s3://dr10/south/sweep/10.1/", NAME, tmp_path)
-        assert got.read_bytes() == (REAL / NAME).read_bytes()
-        before = got.stat().st_mtime_ns
-        assert fetch_sweep_file("s3://dr10/south/sweep/10.1", NAME, tmp_path).stat().st_mtime_ns == before
-        s3.put_object(Bucket="dr10", Key=f"south/sweep/10.1/{NAME}", Body=b"changed")
-        assert fetch_sweep_file("s3://dr10/south/sweep/10.1", NAME, tmp_path).read_bytes() == b"changed"
-        with pytest.raises(SweepLocationError, match="cannot be fetched"):
-            fetch_sweep_file("s3://dr10/nothing/here", NAME, tmp_path / "x")
-    finally:
-        server.stop()
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": moto_url}.items():
+        monkeypatch.setenv(k, v)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="dr10")
+    s3.put_object(Bucket="dr10", Key=f"south/sweep/10.1/{NAME}", Body=(REAL / NAME).read_bytes())
+    got = fetch_sweep_file("s3://dr10/south/sweep/10.1/", NAME, tmp_path)
+    assert got.read_bytes() == (REAL / NAME).read_bytes()
+    before = got.stat().st_mtime_ns
+    assert fetch_sweep_file("s3://dr10/south/sweep/10.1", NAME, tmp_path).stat().st_mtime_ns == before
+    s3.put_object(Bucket="dr10", Key=f"south/sweep/10.1/{NAME}", Body=b"changed")
+    assert fetch_sweep_file("s3://dr10/south/sweep/10.1", NAME, tmp_path).read_bytes() == b"changed"
+    with pytest.raises(SweepLocationError, match="cannot be fetched"):
+        fetch_sweep_file("s3://dr10/nothing/here", NAME, tmp_path / "x")

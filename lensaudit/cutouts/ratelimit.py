@@ -47,6 +47,16 @@ def lock_path_for(origin: str, lock_dir: str | Path | None) -> Path:
     return Path(lock_dir if lock_dir is not None else tempfile.gettempdir()) / f".lensaudit-rate-{digest}.lock"
 
 
+
+def _ensure_file(path: Path, what: str) -> None:
+    """Create ``path`` (and its folder) if missing, for a lock or counter shared by processes;
+    ValueError naming ``what`` when it cannot be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
+    except OSError as exc:
+        raise ValueError(f"cannot use {path} as {what}: {exc}") from None
+
 class SharedRateLimit:
     """``wait()`` before each request: returns once ``min_interval_s`` has passed since the
     last request of any process using the same ``path``."""
@@ -56,11 +66,7 @@ class SharedRateLimit:
             raise ValueError(f"min_interval_s must be >= 0, got {min_interval_s!r}")
         self.path, self.min_interval_s = Path(path), float(min_interval_s)
         if self.min_interval_s > 0:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666))
-            except OSError as exc:
-                raise ValueError(f"cannot use {self.path} as the shared rate-limit lock: {exc}") from None
+            _ensure_file(self.path, "the shared rate-limit lock")
 
     def wait(self) -> None:
         if self.min_interval_s <= 0:
@@ -159,11 +165,7 @@ class SharedRetryBudget:
         if int(limit) < 0:
             raise ValueError(f"retry budget must be >= 0, got {limit!r}")
         self.path, self.limit = Path(path), int(limit)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666))
-        except OSError as exc:
-            raise ValueError(f"cannot use {self.path} as the shared retry budget: {exc}") from None
+        _ensure_file(self.path, "the shared retry budget")
 
     def used(self) -> int:
         fd = os.open(self.path, os.O_RDONLY)
