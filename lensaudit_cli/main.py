@@ -704,7 +704,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def terminable_by_sigterm() -> None:
+    """Give SIGTERM its default action when this process inherited it ignored.
+
+    A process started in the background by a non-interactive shell inherits SIGINT ignored,
+    and Dagster's in-process execution, when it restores its interrupt handlers in the main
+    thread, gives SIGTERM the SIGINT disposition (``dagster._utils.interrupts``): every process
+    started from there (a test runner's CLI calls, this CLI's compute-log ``tail`` processes)
+    then ignores SIGTERM, so Dagster cannot stop those tails: each run waits 2 x 30 s and leaves
+    them running, holding the run's output pipe open.  A run of this CLI must stay stoppable."""
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv=None) -> int:
+    terminable_by_sigterm()
     args = build_parser().parse_args(argv)
     t0 = time.time()
     rc = args.func(args)

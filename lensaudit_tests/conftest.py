@@ -15,6 +15,20 @@ import pytest
 REAL_DATA = Path(__file__).resolve().parent / "data" / "real"
 
 
+def _interruptible() -> None:
+    """A test run started in the background inherits SIGINT ignored; the in-process Dagster runs
+    of the tests would then leave SIGTERM ignored too (``lensaudit_cli.main.terminable_by_sigterm``
+    says why), for this process and every subprocess it starts.  Python's own SIGINT handler, as
+    in a foreground run."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_interruptible()
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     if not REAL_DATA.is_dir():  # a broken checkout, never a reason to skip

@@ -21,29 +21,24 @@ matrix, reach, d_min) are computed once per stamp in torch (``stamp_table``).  T
 arctangent is Cephes' atanf (range reduction + degree-9 polynomial), arctanh its series
 below 0.1 and 0.5 log((1+z)/(1-z)) above, both to float32 precision.
 
-Without a CUDA device the kernels run in Triton's interpreter (numpy; slow, for the parity
-tests on the CPU): the process needs TRITON_INTERPRET=1 before triton is first imported
-(set here when this module is the first to import it).
+Without a CUDA device the kernels run only in Triton's interpreter (numpy; slow, for the parity
+tests on the CPU), which the process chooses with TRITON_INTERPRET=1 in its environment before
+triton is first imported (the tests start such a process); this module never sets it (the
+variable would leak into every subprocess), and without either the renderer says so.
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 
-# without a CUDA device the kernels run in Triton's interpreter, which must be chosen before
-# triton is first imported in the process (``render_unit_lensed_fused`` checks)
-_INTERPRET = not torch.cuda.is_available()
-if _INTERPRET:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-import triton  # noqa: E402
-import triton.language as tl  # noqa: E402
+import triton
+import triton.language as tl
 
-from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT  # noqa: E402
-from lensaudit.injection.lens import Q_MAX, ellipticity_to_phi_q  # noqa: E402
-from lensaudit.injection.source import R_SMOOTH_ARCSEC, b_n, sersic_unit_flux_amp  # noqa: E402
+from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT
+from lensaudit.injection.lens import Q_MAX, ellipticity_to_phi_q
+from lensaudit.injection.source import R_SMOOTH_ARCSEC, b_n, sersic_unit_flux_amp
 
 # columns of the per-stamp table
 (T_CX, T_CY, T_COS, T_SIN, T_Q, T_B, T_SQ, T_SMALL, T_G1, T_G2, T_SX, T_SY, T_AMP, T_RS, T_INVN, T_BN, T_A11, T_A12,
