@@ -14,7 +14,8 @@ with the layout of a local home.  ``S3Store.pull`` brings the bucket's objects i
   push cut short never leaves an index on S3 pointing at shards that are not there;
 - a key under the prefix that is not a plain relative path (``..``, an empty or hidden
   component, odd characters: ``store.check_relpath``) is refused; nothing is written outside
-  the cache; ``dagster/`` (the Dagster instance) and ``http_cache/`` stay local;
+  the cache; ``dagster/`` (the Dagster instance), ``http_cache/`` and ``sweep_cache/``
+  (copies of remote inputs) stay local;
 - ``.s3sync/<path>.json`` beside the files records, per file, the sha256, size, mtime and
   ETag of its last sync, so an unchanged file is neither re-hashed nor re-fetched (one LIST
   of the prefix), and a file written here since its last sync (a step of the same run in
@@ -45,7 +46,8 @@ __all__ = ["S3IntegrityError", "S3Store", "S3StoreError", "SyncReport", "cache_d
 
 SHA_META = "sha256"  # the user-metadata key of an object's sha256 (x-amz-meta-sha256)
 RECORD_DIR = ".s3sync"
-LOCAL_ONLY = ("dagster", "http_cache")  # top-level folders of a home that are never synced
+#: top-level folders of a home that are never synced (the instance; copies of remote inputs)
+LOCAL_ONLY = ("dagster", "http_cache", "sweep_cache")
 _CHUNK = 1 << 20
 
 
