@@ -82,5 +82,6 @@ def export_training_home(home: Path, out: Path, negatives_per_split: dict[str, i
     counts = rows.groupby(["split", "label"]).size()
     return {"rows": int(len(rows)), "source_rows": int(len(manifest)), "stamp_bytes": int(stamps.nbytes),
             "by_split_label": {f"{s}/{lab}": int(n) for (s, lab), n in counts.items()},
-            "source_manifest_sha256": [file_sha256(f) for f in sorted((home / "assets" / "training_manifest").glob("*.parquet"))],
+            "source_manifest_sha256": [file_sha256(f) for f in
+                                       sorted((home / "assets" / "training_manifest").glob("*.parquet"))],
             "data_source": label}

@@ -189,7 +189,8 @@ def fetch_sweep_file(location: str, name: str, cache_dir: str | Path, timeout_s:
         bucket, _, key = src.split("://", 1)[1].partition("/")
         try:
             head = _s3_client(timeout_s).head_object(Bucket=bucket, Key=key)
-            now = {"size": int(head["ContentLength"]), "etag": head.get("ETag"), "last_modified": str(head.get("LastModified"))}
+            now = {"size": int(head["ContentLength"]), "etag": head.get("ETag"),
+                   "last_modified": str(head.get("LastModified"))}
         except Exception:  # noqa: BLE001 - unreachable: the cached copy (if any) is used, else the download says why
             now = None
     if old is not None and old.get("source") == src and dest.stat().st_size == old.get("size") and (
@@ -206,7 +207,8 @@ def fetch_sweep_file(location: str, name: str, cache_dir: str | Path, timeout_s:
                 client = _s3_client(timeout_s)
                 client.download_file(bucket, key, str(tmp))
                 head = client.head_object(Bucket=bucket, Key=key)
-                got = {"size": tmp.stat().st_size, "etag": head.get("ETag"), "last_modified": str(head.get("LastModified"))}
+                got = {"size": tmp.stat().st_size, "etag": head.get("ETag"),
+                       "last_modified": str(head.get("LastModified"))}
                 if got["size"] != int(head["ContentLength"]):
                     raise OSError(f"truncated object: {got['size']} of {head['ContentLength']} bytes")
             os.replace(tmp, dest)
