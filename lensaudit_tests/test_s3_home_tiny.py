@@ -103,3 +103,11 @@ def test_tiny_home_on_s3(moto_url, tmp_path):
     ckpt = "assets/detector/resnet18/best.pt"
     head = s3.head_object(Bucket=BUCKET, Key=f"tiny/run1/{ckpt}")
     assert head["Metadata"]["sha256"] == _sha(cache_a / ckpt)
+
+    # the selection half on the same S3 home (selected explicitly, as test_pipeline_tiny.py does
+    # past the tiny detector's gate): its tables and the report land in the bucket with their sha256
+    r = _cli(env_a, "materialize", "--profile", "tiny", "--select", "injection_hosts+", "--home", URI)
+    assert r.returncode == 0 and "audit report:" in r.stdout, (r.stdout + r.stderr)[-5000:]
+    for rel in ("assets/completeness_table/data.parquet", "assets/audit_report/audit_report.html"):
+        head = s3.head_object(Bucket=BUCKET, Key=f"tiny/run1/{rel}")
+        assert head["Metadata"]["sha256"] == _sha(cache_a / rel), rel
