@@ -109,6 +109,9 @@ def get_profile(name: str, **overrides) -> Profile:
     return replace(PROFILES[name], **overrides) if overrides else PROFILES[name]
 
 
+#: the run record of a home (its root): which profile and overrides its assets were built with
+RUN_PROFILE_FILE = "run_profile.json"
+
 #: the keys of a home's run record (``run_profile.json``) beside ``profile``: the detector's
 #: training seed and CPU thread count may be overridden for a home (the robustness check:
 #: "every gate still passes with another seed or thread count"); ``data_source`` is a label

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lensaudit.config import RUN_PROFILE_FILE
 from lensaudit.cutouts.store import SHARD_ROWS, CutoutReader, write_shard
 from lensaudit.spark_jobs.cutouts import INDEX_SCHEMA, SHORTCUT_FEATURES_SCHEMA
 from lensaudit.spark_jobs.manifest import MANIFEST_SCHEMA
@@ -27,7 +28,6 @@ from lensaudit.store import file_sha256, partition_file, safe_join, write_parque
 from lensaudit.tables import read_table
 
 PARTITION = "export"
-RUN_PROFILE_FILE = "run_profile.json"
 
 
 def pick_rows(manifest: pd.DataFrame, negatives_per_split: dict[str, int] | None, seed: int) -> pd.DataFrame:

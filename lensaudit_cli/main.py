@@ -16,10 +16,10 @@ import uuid
 import warnings
 from pathlib import Path
 
+from lensaudit.config import RUN_PROFILE_FILE
 from lensaudit.store import home_setting, lensaudit_home
 from lensaudit.survey.instrument import BANDS
 
-RUN_PROFILE_FILE = "run_profile.json"
 # Dagster's console logger at WARNING: progress is the tqdm bar, details are in the UI
 _quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

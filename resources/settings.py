@@ -31,12 +31,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from lensaudit.config import PROFILES, Profile, profile_for
+from lensaudit.config import PROFILES, RUN_PROFILE_FILE, Profile, profile_for
 from lensaudit.data_config import DataConfig, DataConfigError, data_config_at_run_time
 from lensaudit.store import home_setting, lensaudit_home
 
-# The file the CLI writes (lensaudit_cli.main.RUN_PROFILE_FILE; a test keeps the two equal).
-RUN_PROFILE_FILE = "run_profile.json"
 
 
 class LensauditSettings(dg.ConfigurableResource):
