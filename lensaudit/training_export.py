@@ -13,7 +13,6 @@ content hash, as ``spark_jobs.cutouts`` names them, so the integrity gates hold 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.config import RUN_PROFILE_FILE
-from lensaudit.cutouts.store import SHARD_ROWS, CutoutReader, write_shard
+from lensaudit.cutouts.store import SHARD_ROWS, CutoutReader, shard_relpath, write_shard
 from lensaudit.spark_jobs.cutouts import INDEX_SCHEMA, SHORTCUT_FEATURES_SCHEMA
 from lensaudit.spark_jobs.manifest import MANIFEST_SCHEMA
 from lensaudit.store import file_sha256, partition_file, safe_join, write_parquet_atomic
@@ -58,9 +57,8 @@ def export_training_home(home: Path, out: Path, negatives_per_split: dict[str, i
     index["cutout_path"], index["cutout_offset"] = "", -1
     for k in range(0, len(ok), SHARD_ROWS):
         stack = np.ascontiguousarray(stamps[k:k + SHARD_ROWS], dtype=np.float32)
-        name = f"{PARTITION}-{k // SHARD_ROWS:04d}-{hashlib.sha256(stack.tobytes()).hexdigest()[:16]}.npy"
-        rel = f"shards/{name}"
-        write_shard(safe_join(out, "cutout_store", "shards", name), stack)
+        rel = shard_relpath(PARTITION, k // SHARD_ROWS, stack)
+        write_shard(safe_join(out, "cutout_store", *rel.split("/")), stack)
         index.loc[ok[k:k + SHARD_ROWS], "cutout_path"] = rel
         index.loc[ok[k:k + SHARD_ROWS], "cutout_offset"] = np.arange(len(stack))
     try:

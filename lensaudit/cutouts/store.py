@@ -22,6 +22,15 @@ from lensaudit.survey.instrument import BANDS, STAMP_PIX
 SHARD_ROWS = 2048
 
 
+def shard_relpath(stem: str, k: int, stack: np.ndarray) -> str:
+    """``shards/<stem>-<k:04d>-<sha256[:16]>.npy``: shard k of a partition, named by the sha256 of
+    its float32 bytes (what the integrity gates recompute)."""
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(stack, dtype=np.float32).tobytes()).hexdigest()[:16]
+    return f"shards/{stem}-{k:04d}-{digest}.npy"
+
+
 def write_shard(path: Path, stack: np.ndarray) -> None:
     stack = np.ascontiguousarray(stack, dtype=np.float32)
     if stack.ndim != 4:

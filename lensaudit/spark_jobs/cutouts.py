@@ -14,7 +14,6 @@ exception, QC) is an index row with ``cutout_ok = false`` and its reason.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -212,7 +211,7 @@ def brick_chunks(bricknames, max_rows: int = SOURCE_BATCH_ROWS) -> list[tuple[in
 def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_dir: str, index_out: str,
                           shard_rows: int = 2048) -> dict:
     from lensaudit.cutouts.qc import quality
-    from lensaudit.cutouts.store import write_shard
+    from lensaudit.cutouts.store import shard_relpath, write_shard
     from lensaudit.store import reap_stale_temps, write_parquet_atomic
 
     rows = manifest[manifest["sweep"] == sweep].sort_values(["brickname", "galaxy_id"], kind="stable")
@@ -252,8 +251,7 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
     for k in range(0, len(good), shard_rows):
         chunk = good[k:k + shard_rows]
         stack = np.stack([d for _, d in chunk]).astype(np.float32)
-        digest = hashlib.sha256(stack.tobytes()).hexdigest()[:16]
-        rel = f"shards/{stem}-{k // shard_rows:04d}-{digest}.npy"
+        rel = shard_relpath(stem, k // shard_rows, stack)
         if not (store / rel).exists():
             write_shard(store / rel, stack)
         written.add(rel)
