@@ -1,12 +1,15 @@
 """Benchmark: detector training and inference throughput (the ``lensaudit.detector`` code).
 
 Writes N synthetic stamps into a real cutout store (shards + index), then
-* inference: ``lensaudit.detector.score.score_store`` (threaded shard reads into pinned
-  buffers, async copy, ``raw_robust`` on the device, ResNet-18 bf16 channels_last) at 64^2
-  and 101^2 crops, I/O included (page cache warm: the second pass is timed);
+* inference: ``lensaudit.detector.score.score_store`` (threaded shard reads of the window
+  ``raw_robust`` needs into pinned buffers, async copy, ``raw_robust`` on the device, ResNet-18
+  bf16 channels_last) at 64^2 and 101^2 crops, I/O included (page cache warm: the second pass
+  is timed), for each reader thread count of ``--workers``; then the store reads alone and the
+  device work alone (the two bounds of the overlapped scan);
 * training: ``lensaudit.detector.train.train`` on preprocessed 64^2 stamps resident on
-  the device (its own batching, per-sample augmentation, validation), one timed epoch
-  after a warm-up epoch; img/s counts the training steps incl. the batch gather.
+  the device (its own batching, per-sample augmentation, validation), two epochs, eager
+  steps and CUDA-graph steps with the same seed (and how far their weights drift apart);
+  img/s counts the training steps incl. the batch gather.
 Reference in the same run: the naive loop (single-threaded read, pageable copy, no
 overlap) that the previous version measured.
 Run: PYTHONPATH=. python bench/bench_detector.py --device cuda
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 import time
 from pathlib import Path
 
@@ -28,7 +32,7 @@ def main() -> None:
 
     from lensaudit.cutouts.store import SHARD_ROWS, CutoutReader, write_shard
     from lensaudit.detector.models import build_model
-    from lensaudit.detector.preprocess import raw_robust
+    from lensaudit.detector.preprocess import input_window, raw_robust
     from lensaudit.detector.score import score_store
     from lensaudit.detector.train import TrainConfig, train
 
@@ -36,8 +40,9 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--n", type=int, default=65536)
     ap.add_argument("--batch", type=int, default=4096)
-    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--workers", default="8,16", help="reader threads of score_store, comma-separated variants")
     ap.add_argument("--train-n", type=int, default=65536)
+    ap.add_argument("--compile-model", action="store_true", help="also time the model under torch.compile")
     ns = ap.parse_args()
     dev = ns.device
     cuda = dev.startswith("cuda")
@@ -51,7 +56,8 @@ def main() -> None:
     idx = pd.DataFrame({"cutout_path": [r for r, _ in rows], "cutout_offset": [o for _, o in rows], "cutout_ok": True})
     reader = CutoutReader(store)
     name = torch.cuda.get_device_name(0) if cuda else "cpu"
-    print(f"device: {name} torch={torch.__version__} stamps={len(idx)} batch={ns.batch} workers={ns.workers}")
+    workers = [int(w) for w in str(ns.workers).split(",")]
+    print(f"device: {name} torch={torch.__version__} stamps={len(idx)} batch={ns.batch} workers={workers}")
     model = build_model("resnet18").to(dev)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
@@ -71,24 +77,85 @@ def main() -> None:
         sync()
 
     for crop in (64, 101):
-        for label, fn in (("naive loop (reference)", lambda: naive(crop)),
-                          ("score_store", lambda: score_store(idx, reader, model, dev, crop, ns.batch, ns.workers))):
+        variants = [("naive loop (reference)", lambda: naive(crop))]
+        variants += [(f"score_store, {w} reader threads{', compiled' if c else ''}",
+                      lambda w=w, c=c: score_store(idx, reader, model, dev, crop, ns.batch, w, compiled=c))
+                     for c in ((False, True) if ns.compile_model else (False,)) for w in workers]
+        for label, fn in variants:
             fn()
             t0 = time.perf_counter()
             fn()
             sync()
             dt = time.perf_counter() - t0
             print(f"inference {crop}x{crop} bf16 from the store, {label}: {len(idx) / dt:,.0f} img/s")
+        # the two halves apart: the store reads alone (threads into one host array, the window
+        # raw_robust needs) and the device work alone (raw_robust + the bf16 model on stamps
+        # already resident on the device)
+        win = input_window(reader.size, crop)
+        host = np.empty((len(idx), reader.bands, win[1] - win[0], win[1] - win[0]), np.float32)
+        chunks = [(s, min(s + ns.batch, len(idx))) for s in range(0, len(idx), ns.batch)]
+        with ThreadPoolExecutor(max(workers)) as pool:
+            list(pool.map(lambda ab: reader.read(idx.iloc[ab[0]:ab[1]], out=host[ab[0]:ab[1]], window=win), chunks))
+            t0 = time.perf_counter()
+            list(pool.map(lambda ab: reader.read(idx.iloc[ab[0]:ab[1]], out=host[ab[0]:ab[1]], window=win), chunks))
+            dt = time.perf_counter() - t0
+        print(f"  store reads alone ({win[1] - win[0]}^2 window, {max(workers)} threads): {len(idx) / dt:,.0f} img/s "
+              f"({host.nbytes / dt / 1e9:.1f} GB/s)")
+        resident = torch.from_numpy(host).to(dev)
+
+        def compute_only():
+            with torch.no_grad():
+                for a, b in chunks:
+                    xb, _ = raw_robust(resident[a:b], crop=crop)
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                        model(xb.contiguous(memory_format=torch.channels_last) if cuda else xb)
+            sync()
+        compute_only()
+        t0 = time.perf_counter()
+        compute_only()
+        print(f"  device work alone (raw_robust + model, stamps resident): {len(idx) / (time.perf_counter() - t0):,.0f} img/s")
+        xs = [raw_robust(resident[a:b], crop=crop)[0] for a, b in chunks]
+        parts = {"raw_robust alone": lambda: [raw_robust(resident[a:b], crop=crop) for a, b in chunks]}
+
+        def run_model(m):
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                return [m(x.contiguous(memory_format=torch.channels_last) if cuda else x).float() for x in xs]
+        parts["model alone (eager)"] = lambda: run_model(model)
+        if ns.compile_model:
+            compiled = torch.compile(model, dynamic=False)
+            parts["model alone (torch.compile)"] = lambda: run_model(compiled)
+        ref = None
+        for label, fn in parts.items():
+            out = fn()
+            sync()
+            t0 = time.perf_counter()
+            out = fn()
+            sync()
+            dt = time.perf_counter() - t0
+            extra = ""
+            if label.startswith("model"):
+                got = torch.cat(out)
+                ref = got if ref is None else ref
+                extra = f"; max |dlogit| vs eager {float((got - ref).abs().max()):.2e}"
+            print(f"  {label}: {len(idx) / dt:,.0f} img/s{extra}")
+        del resident, host, xs
     x, _ = raw_robust(torch.from_numpy(reader.read(idx.iloc[:ns.train_n])).to(dev), crop=64)
     y = (rng.random(len(x)) < 0.01).astype(np.int64)
     y[:200] = 1
     w = np.ones(len(x))
     cfg = TrainConfig(arch="resnet18", epochs=2, batch_size=256, patience=10, seed=1)
-    t0 = time.perf_counter()
-    _, hist, info = train(cfg, x, y, w, x[:4096], y[:4096], device=dev, log=lambda *_: None)
-    print(f"training 64x64 resnet18 batch 256, device-resident data, per-sample augmentation: "
-          f"{info['train_images_per_s']:,.0f} img/s (2 epochs); epoch times "
-          f"{[round(h['epoch_train_s'], 2) for h in hist]} s for {len(x)} stamps; total {time.perf_counter() - t0:.1f} s")
+    states = {}
+    for graph in (False, True):
+        t0 = time.perf_counter()
+        best, hist, info = train(cfg, x, y, w, x[:4096], y[:4096], device=dev, log=lambda *_: None, cuda_graph=graph)
+        states[graph] = best
+        print(f"training 64x64 resnet18 batch 256, device-resident data, per-sample augmentation, "
+              f"{'CUDA graph per step' if info['cuda_graph'] else 'eager steps'}: "
+              f"{info['train_images_per_s']:,.0f} img/s (2 epochs); epoch times "
+              f"{[round(h['epoch_train_s'], 2) for h in hist]} s for {len(x)} stamps; total {time.perf_counter() - t0:.1f} s; "
+              f"loss {[round(h['train_loss'], 6) for h in hist]} val AUC {[round(h['val_auc'], 6) for h in hist]}")
+    diff = max(float((states[True][k].float() - states[False][k].float()).abs().max()) for k in states[False])
+    print(f"  CUDA graph vs eager, same seed: max |d weight| of the selected state {diff:.2e}")
 
 
 if __name__ == "__main__":

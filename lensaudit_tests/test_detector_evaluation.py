@@ -152,6 +152,51 @@ def test_augment_is_a_per_sample_dihedral_transform():
     assert torch.equal(torch.sort(y.flatten()).values, torch.sort(x.flatten()).values)  # brightness untouched
 
 
+def test_augment_is_rot90_then_flip_of_the_drawn_code():
+    """The gather through pixel maps is exactly rot90(k = code % 4) then a W flip for code >= 4,
+    sample by sample, with the code drawn as before (the same generator stream)."""
+    x = torch.randn(40, 3, 7, 7)
+    got = augment(x, torch.Generator().manual_seed(5))
+    code = torch.randint(0, 8, (40,), generator=torch.Generator().manual_seed(5))
+    for i in range(40):
+        want = torch.rot90(x[i], int(code[i]) % 4, dims=(1, 2))
+        want = torch.flip(want, dims=(2,)) if code[i] >= 4 else want
+        assert torch.equal(got[i], want)
+    with pytest.raises(ValueError, match="square"):
+        augment(torch.zeros(2, 3, 4, 5), torch.Generator())
+
+
+def test_raw_robust_reads_only_its_window(tmp_path):
+    """input_window holds the crop and the whole annulus: raw_robust of the window equals
+    raw_robust of the whole stamp bit for bit (NaN pixels in the annulus included), and the
+    store reads that window."""
+    from lensaudit.cutouts.store import CutoutReader, write_shard
+    from lensaudit.detector.preprocess import _annulus_mask, input_window, raw_robust
+
+    rng = np.random.default_rng(3)
+    stack = rng.normal(0, 1, (4, 3, 101, 101)).astype(np.float32)
+    stack[1, 0, 50, 18] = np.nan  # an annulus pixel on the window's edge
+    assert input_window(101, 64) == (18, 83) and input_window(101, 101) == (0, 101)
+    for size, crop in ((101, 64), (101, 33), (101, 101), (80, 64)):
+        a, b = input_window(size, crop)
+        assert _annulus_mask(size)[a:b, a:b].sum() == _annulus_mask(size).sum()
+    a, b = input_window(101, 64)
+    full, deg_full = raw_robust(stack, crop=64)
+    win, deg_win = raw_robust(np.ascontiguousarray(stack[:, :, a:b, a:b]), crop=64)
+    assert np.array_equal(full, win) and np.array_equal(deg_full, deg_win)
+    assert not np.array_equal(raw_robust(np.ascontiguousarray(stack[:, :, a + 1:b - 1, a + 1:b - 1]), crop=61)[0],
+                              raw_robust(stack, crop=61)[0])  # a window without the annulus's rim is not it
+    tmp = tmp_path
+    write_shard(tmp / "shards/s-0.npy", stack)
+    idx = pd.DataFrame({"cutout_path": "shards/s-0.npy", "cutout_offset": [2, 0, 3], "cutout_ok": True})
+    got = CutoutReader(tmp).read(idx, window=(a, b))
+    assert np.array_equal(got, stack[[2, 0, 3], :, a:b, a:b])
+    with pytest.raises(ValueError, match="window"):
+        CutoutReader(tmp).read(idx, window=(90, 120))
+    with pytest.raises(ValueError, match="crop"):
+        input_window(101, 102)
+
+
 def test_negative_subsampling_reweights_and_is_validated():
     from lensaudit.detector.train import TrainConfig, train
 
@@ -165,6 +210,11 @@ def test_negative_subsampling_reweights_and_is_validated():
     _, hist, info = train(TrainConfig(epochs=1, batch_size=8, neg_fraction_per_epoch=0.25), x, y, np.ones(40), x, y,
                           log=lambda *_: None)
     assert info["epochs_run"] == 1 and np.isfinite(hist[0]["train_loss"])
+    # CUDA graphs are a CUDA-only execution mode: on the CPU the flag changes nothing (on the
+    # H200 the graphed steps gave bit-identical weights: bench/bench_detector.py, RESULTS.md)
+    _, hist_g, info_g = train(TrainConfig(epochs=1, batch_size=8, neg_fraction_per_epoch=0.25), x, y, np.ones(40), x,
+                              y, log=lambda *_: None, cuda_graph=True)
+    assert hist_g[0]["train_loss"] == hist[0]["train_loss"] and not info_g["cuda_graph"] and not info["cuda_graph"]
 
 
 def test_data_view_reads_ok_rows_and_counts_exclusions(tmp_path):

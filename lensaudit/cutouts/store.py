@@ -72,12 +72,19 @@ class CutoutReader:
             self._maps[rel] = arr
         return self._maps[rel]
 
-    def read(self, index: pd.DataFrame, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows of ``index`` (cutout_ok rows only) in order; shards read in sorted order."""
+    def read(self, index: pd.DataFrame, out: np.ndarray | None = None,
+             window: tuple[int, int] | None = None) -> np.ndarray:
+        """Rows of ``index`` (cutout_ok rows only) in order; shards read in sorted order.
+        ``window=(start, stop)``: only pixels ``[start:stop, start:stop]`` of every stamp are
+        read (e.g. ``preprocess.input_window``), the rest of each stamp never leaves the file."""
         if not index["cutout_ok"].all():
             raise ValueError("read() takes cutout_ok rows only")
         n = len(index)
-        out = np.empty((n, self.bands, self.size, self.size), np.float32) if out is None else out
+        a, b = (0, self.size) if window is None else (int(window[0]), int(window[1]))
+        if not 0 <= a < b <= self.size:
+            raise ValueError(f"window {window} is not inside a {self.size}-px stamp")
+        win = slice(a, b)
+        out = np.empty((n, self.bands, b - a, b - a), np.float32) if out is None else out
         paths = index["cutout_path"].to_numpy()
         offs = index["cutout_offset"].to_numpy()
         if not np.issubdtype(offs.dtype, np.integer):
@@ -95,10 +102,10 @@ class CutoutReader:
                 raise ShardError(f"index holds a negative offset {int(o.min())} into shard {rel}")
             # contiguous runs are copied as slices, the rest gathered
             if len(o) > 1 and np.all(np.diff(o) == 1) and np.all(np.diff(sel) == 1):
-                out[sel[0]:sel[-1] + 1] = shard[o[0]:o[-1] + 1]
+                out[sel[0]:sel[-1] + 1] = shard[o[0]:o[-1] + 1, :, win, win]
             else:  # gather in file order (sequential pages), then place
                 order = np.argsort(o, kind="stable")
-                out[sel[order]] = shard[o[order]]
+                out[sel[order]] = shard[o[order], :, win, win]
         return out
 
 

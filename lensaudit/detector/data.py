@@ -1,7 +1,8 @@
 """The detector's view of the data: manifest rows joined to the cutout store.
 
 Only ``cutout_ok`` rows are read; every excluded row is counted with its reason (a failed
-cutout is never silently dropped).  Stamps are read from the store in chunks and passed
+cutout is never silently dropped).  Stamps are read from the store in chunks (only the window
+``raw_robust`` reads, ``preprocess.input_window``) and passed
 through ``raw_robust`` once (on the compute device when it is a GPU: the normalised
 split then stays there, so training gathers batches on the device with no host copy).
 """
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lensaudit.detector.preprocess import raw_robust
+from lensaudit.detector.preprocess import input_window, raw_robust
 
 #: manifest columns the detector carries along for evaluation (strata, conditions)
 META_COLUMNS = ("galaxy_id", "label", "tier", "pool", "confuser_category", "split", "sample_weight", "healpix_128",
@@ -56,8 +57,9 @@ def load_split(rows: pd.DataFrame, reader, split: str, crop: int = 64, device: s
     excluded = {str(k): int(v) for k, v in bad["fail_reason"].fillna("unknown").value_counts().items()}
     ok = part[part["cutout_ok"]].reset_index(drop=True)
     xs, n_deg = [], 0
+    window = input_window(reader.size, crop)  # the pixels raw_robust reads, nothing else
     for s in range(0, len(ok), chunk):
-        raw = torch.from_numpy(reader.read(ok.iloc[s:s + chunk])).to(device)
+        raw = torch.from_numpy(reader.read(ok.iloc[s:s + chunk], window=window)).to(device)
         xb, deg = raw_robust(raw, crop=crop)
         xs.append(xb)
         n_deg += int(deg.sum())

@@ -34,6 +34,23 @@ def _annulus_mask(size: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
+def input_window(size: int, crop: int = 64) -> tuple[int, int]:
+    """The square window ``[start, stop)`` (rows and columns) of a ``size``-px stamp that
+    ``raw_robust(., crop)`` reads: the smallest one centred like the stamp that holds the
+    crop and the whole annulus.  ``raw_robust(x[..., a:b, a:b], crop)`` equals
+    ``raw_robust(x, crop)`` exactly (the same pixels, the same centre), so a scan reads only
+    the window from the store: 65 px of 101 for the 64 px crop (41 % of the bytes)."""
+    if not 0 < crop <= size:
+        raise ValueError(f"crop {crop} does not fit a {size}-px stamp")
+    full = _annulus_mask(size)
+    for width in range(crop, size + 1):
+        start = (size - width) // 2
+        if (size - width) % 2 == 0 and full[start:start + width, start:start + width].sum() == full.sum():
+            return start, start + width
+    return 0, size
+
+
+@lru_cache(maxsize=8)
 def _annulus_index(size: int, device: str) -> torch.Tensor:
     return torch.from_numpy(np.flatnonzero(_annulus_mask(size))).to(device)
 
@@ -57,17 +74,21 @@ def median_last_finite(a: torch.Tensor, out_dtype: torch.dtype | None = None) ->
 
 
 def nanmedian_last(a: torch.Tensor) -> torch.Tensor:
-    """Exact NaN-ignoring median along the last axis (numpy.nanmedian semantics).  On a GPU,
-    an all-finite input takes ``median_last_finite`` (same values, ~a full sort's cost saved)."""
-    if a.is_cuda and a.shape[-1] > 0 and a.numel() and bool(torch.isfinite(a).all()):
-        return median_last_finite(a)
+    """Exact median along the last axis ignoring non-finite values (NaN and +-inf are
+    missing; the mean of the two middle values for an even count; NaN where no value is
+    finite) -- numpy ``nanmedian`` of the finite values.  One ``torch.nanmedian`` (a
+    selection, not a sort; it returns the lower middle value) plus the upper-middle rule of
+    ``median_last_finite``, with no host synchronisation on a GPU."""
+    if a.shape[-1] == 0:
+        return torch.full(a.shape[:-1], float("nan"), dtype=a.dtype, device=a.device)
     finite = torch.isfinite(a)
-    k = finite.sum(-1, keepdim=True)
-    s = torch.sort(torch.where(finite, a, torch.full_like(a, float("inf"))), dim=-1).values
-    lo = (k - 1).clamp(min=0) // 2
-    hi = (k // 2).clamp(max=a.shape[-1] - 1)
-    med = (s.gather(-1, lo) + s.gather(-1, hi)) / 2
-    return torch.where(k > 0, med, torch.full_like(med, float("nan"))).squeeze(-1)
+    a = torch.where(finite, a, torch.full_like(a, float("nan")))
+    k = finite.sum(dim=-1)
+    lo = torch.nanmedian(a, dim=-1).values
+    above = torch.where(a > lo[..., None], a, torch.full_like(a, float("inf"))).amin(dim=-1)
+    hi = torch.where((a <= lo[..., None]).sum(dim=-1) >= k // 2 + 1, lo, above)
+    med = torch.where(k % 2 == 0, (lo + hi) / 2, lo)
+    return torch.where(k > 0, med, torch.full_like(med, float("nan")))
 
 
 def raw_robust(stamps, crop: int = 64):

@@ -61,7 +61,7 @@ def train_detector(home: Path, profile: Profile, arch: str, device: str, manifes
                              f"negatives after excluding failed cutouts: cannot train")
         log(f"{s}: {len(d.y)} rows ({int(d.y.sum())} positives), excluded {d.excluded}")
     best, history, info = train(cfg, data["train"].x, data["train"].y, data["train"].w, data["val"].x,
-                                data["val"].y, device=device, log=log)
+                                data["val"].y, device=device, log=log, cuda_graph=True)  # CUDA only; the same weights
     out = detector_dir(home, arch)
     model = build_model(arch)
     model.load_state_dict(best)  # the selected epoch's weights, checked against the architecture
@@ -86,7 +86,7 @@ def train_detector(home: Path, profile: Profile, arch: str, device: str, manifes
         "rows": {s: {"used": len(d.y), "positives": int(d.y.sum()), "excluded": d.excluded,
                      "degenerate_bands": d.degenerate_bands} for s, d in data.items()},
         **{k: info[k] for k in ("epochs_run", "best_epoch", "best_val_auc", "stop_reason", "train_images_per_s",
-                                "mean_epoch_train_s")},
+                                "mean_epoch_train_s", "cuda_graph")},
         "checkpoint": "best.pt (state dict only; torch.load(weights_only=True))",
         "checkpoint_sha256": checkpoint_sha256,
     }

@@ -1,7 +1,9 @@
 """Score a cutout store with a frozen detector, I/O overlapped with the device.
 
 Batches of index rows are read from the memory-mapped shards by ``workers`` threads
-(numpy copies release the GIL) straight into pinned host buffers, copied to the device
+(numpy copies release the GIL) straight into pinned host buffers -- only the window of each
+stamp that ``raw_robust`` reads (``preprocess.input_window``: 65^2 of 101^2 px for the 64 px
+crop, the same numbers as reading the whole stamp) -- copied to the device on a copy stream
 asynchronously, normalised there by ``raw_robust`` and scored in bf16 (channels_last) on
 CUDA; on the CPU the same code runs in float32.  Returns logits in index order.
 """
@@ -14,29 +16,41 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lensaudit.detector.preprocess import raw_robust
+from lensaudit.detector.preprocess import input_window, raw_robust
 
 
 def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64, batch: int = 4096,
-                workers: int = 4) -> np.ndarray:
-    """Logits for the ``cutout_ok`` rows of ``index`` (raises on any other row)."""
+                workers: int = 4, compiled: bool = False) -> np.ndarray:
+    """Logits for the ``cutout_ok`` rows of ``index`` (raises on any other row).
+
+    ``compiled`` (CUDA): the model runs under ``torch.compile`` (Inductor fuses the batch
+    norms and activations around cuDNN's convolutions), every batch at the full ``batch``
+    rows (the last one padded with whatever its buffer holds, those logits dropped; the
+    model is in eval mode, so rows do not interact) so that one graph is compiled.  The
+    logits then differ from the eager bf16 ones by bf16 rounding (RESULTS.md gives the
+    measured maximum)."""
     if not index["cutout_ok"].all():
         raise ValueError("score_store takes cutout_ok rows only")
     cuda = device.startswith("cuda")
+    compiled = compiled and cuda
+    net = torch.compile(model, dynamic=False) if compiled else model
     n = len(index)
     starts = list(range(0, n, batch))
     n_buf = workers + 2
-    bufs = [torch.empty((batch, reader.bands, reader.size, reader.size), dtype=torch.float32, pin_memory=cuda)
+    window = input_window(reader.size, crop)
+    width = window[1] - window[0]
+    bufs = [torch.zeros((batch, reader.bands, width, width), dtype=torch.float32, pin_memory=cuda)
             for _ in range(min(n_buf, len(starts)) or 1)]
     out = torch.empty(n, dtype=torch.float32, device=device)
     model.eval()
     copied: dict[int, torch.cuda.Event] = {}
+    copy_stream = torch.cuda.Stream() if cuda else None
 
     def load(i: int):
         s = starts[i]
         rows = index.iloc[s:s + batch]
         buf = bufs[i % len(bufs)]
-        reader.read(rows, out=buf.numpy()[:len(rows)])
+        reader.read(rows, out=buf.numpy()[:len(rows)], window=window)
         return i, len(rows)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, torch.no_grad():
@@ -44,15 +58,20 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
         nxt = len(pending)
         for _ in range(len(starts)):
             i, m = pending.pop(0).result()
-            x = bufs[i % len(bufs)][:m].to(device, non_blocking=True)
-            if cuda:
-                copied[i] = torch.cuda.Event()
-                copied[i].record()
+            if cuda:  # the copy on its own stream, overlapping the previous batch's compute
+                with torch.cuda.stream(copy_stream):
+                    x = bufs[i % len(bufs)][:batch if compiled else m].to(device, non_blocking=True)
+                    copied[i] = torch.cuda.Event()
+                    copied[i].record(copy_stream)
+                torch.cuda.current_stream().wait_event(copied[i])
+                x.record_stream(torch.cuda.current_stream())
+            else:
+                x = bufs[i % len(bufs)][:m]
             y, _ = raw_robust(x, crop=crop)
             if cuda:
                 y = y.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out[starts[i]:starts[i] + m] = model(y).float().squeeze(1)
+                out[starts[i]:starts[i] + m] = net(y).float().squeeze(1)[:m]
             if nxt < len(starts):
                 prev = copied.pop(nxt - len(bufs), None)  # the batch that last used this buffer
                 if prev is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -31,20 +32,32 @@ def weighted_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tens
     return (per * weights).sum() / weights.sum()
 
 
+@lru_cache(maxsize=8)
+def _dihedral_maps(h: int, w: int, device: str) -> torch.Tensor:
+    """(8, h*w) int64: for group element c (rot90 by c % 4 over dims (H, W), then a flip of W
+    when c >= 4) the flat source pixel of every output pixel -- the same torch ops applied
+    to the pixel numbers, so a gather through the map is exactly that transform."""
+    grid = torch.arange(h * w).reshape(1, 1, h, w)
+    maps = []
+    for c in range(8):
+        m = torch.rot90(grid, c % 4, dims=(2, 3))
+        maps.append((torch.flip(m, dims=(3,)) if c >= 4 else m).reshape(-1))
+    return torch.stack(maps).to(device)
+
+
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """An independent element of the dihedral group D4 (rot90 k in 0..3, optional
     horizontal flip) for every sample; brightness untouched.  ``gen`` is a CPU generator
-    (the draw is reproducible on any device); the transforms run where ``x`` lives."""
-    n = x.shape[0]
+    (the draw is reproducible on any device); the transforms run where ``x`` lives, as one
+    gather through precomputed pixel maps (no host synchronisation on a GPU; a pure
+    permutation, so the values are those of ``torch.rot90``/``torch.flip``)."""
+    n, c, h, w = x.shape
+    if h != w:
+        raise ValueError(f"augment needs square stamps (rot90 keeps the shape), got {h}x{w}")
     code = torch.randint(0, 8, (n,), generator=gen).to(x.device)
-    out = torch.empty_like(x)
-    for c in range(8):
-        sel = (code == c).nonzero(as_tuple=True)[0]
-        if sel.numel() == 0:
-            continue
-        xs = torch.rot90(x.index_select(0, sel), c % 4, dims=(2, 3))
-        out[sel] = torch.flip(xs, dims=(3,)) if c >= 4 else xs
-    return out
+    src = _dihedral_maps(h, w, str(x.device)).index_select(0, code)  # (n, h*w)
+    out = torch.gather(x.reshape(n, c, h * w), 2, src[:, None, :].expand(n, c, h * w))
+    return out.reshape(n, c, h, w)
 
 
 def seed_everything(seed: int) -> None:
@@ -76,10 +89,87 @@ def predict(model: nn.Module, x, device: str, batch: int = 1024, bf16: bool = Tr
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0, np.float64)
 
 
-def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str = "cpu", log=print):
+class _Step:
+    """One optimisation step: bf16 autocast forward, weighted BCE, backward, AdamW, schedule.
+
+    Eager by default.  ``cuda_graph`` (CUDA only): each batch shape (the full batch and the
+    epoch's last, shorter one) runs ``warmup`` eager steps on a side stream, is then captured
+    once into a CUDA graph (forward + backward + fused AdamW, the whole step as one launch;
+    PyTorch's "whole network capture") and replayed from then on with the batch copied into
+    its static inputs.  The learning rate is a device tensor the graph reads; the schedule's
+    values come from the same ``CosineAnnealingLR`` stepped on a host-side stand-in optimiser
+    (so they are the eager path's floats) and are written into it before each step."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, t_max: int, device: str, cuda_graph: bool,
+                 warmup: int = 3):
+        cuda = device.startswith("cuda")
+        self.graph = bool(cuda_graph and cuda)
+        self.model, self.cuda, self.warmup = model, cuda, warmup
+        params = list(model.parameters())
+        if self.graph:
+            self.lr = torch.tensor(cfg.lr, device=device)
+            self.opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=cfg.weight_decay, fused=True, capturable=True)
+            stand_in = torch.optim.SGD([torch.zeros(1)], lr=cfg.lr)
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(stand_in, T_max=t_max)
+            stand_in.step()  # no gradients: changes nothing, marks the stand-in as stepped for the scheduler
+            self.side = torch.cuda.Stream()
+        else:
+            self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                         **({"fused": True} if cuda else {}))
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=t_max)
+        self.graphs: dict[int, tuple] = {}
+        self.eager_runs: dict[int, int] = {}
+
+    def _loss(self, xb, yb, wb, cache: bool = True):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda, cache_enabled=cache):
+            return weighted_bce(self.model(xb).squeeze(1), yb, wb)
+
+    def _eager(self, xb, yb, wb) -> torch.Tensor:
+        loss = self._loss(xb, yb, wb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
+        if not self.graph:
+            loss = self._eager(xb, yb, wb)
+            self.sched.step()
+            return loss
+        self.lr.fill_(self.sched.get_last_lr()[0])
+        n = xb.shape[0]
+        if n in self.graphs:
+            g, sx, sy, sw, sloss = self.graphs[n]
+            sx.copy_(xb), sy.copy_(yb), sw.copy_(wb)
+            g.replay()
+            loss = sloss.detach().clone()
+        elif self.eager_runs.get(n, 0) < self.warmup:
+            self.side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side):
+                loss = self._eager(xb, yb, wb)
+            torch.cuda.current_stream().wait_stream(self.side)
+            self.eager_runs[n] = self.eager_runs.get(n, 0) + 1
+        else:
+            sx, sy, sw = xb.clone(), yb.clone(), wb.clone()
+            g = torch.cuda.CUDAGraph()
+            self.opt.zero_grad(set_to_none=True)
+            with torch.cuda.graph(g):
+                sloss = self._loss(sx, sy, sw, cache=False)
+                sloss.backward()
+                self.opt.step()
+            self.graphs[n] = (g, sx, sy, sw, sloss)
+            g.replay()
+            loss = sloss.detach().clone()
+        self.sched.step()
+        return loss
+
+
+def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str = "cpu", log=print,
+          cuda_graph: bool = False):
     """Returns (best model state dict on the CPU, history list, info dict).
 
-    ``x_*`` are preprocessed stamps (numpy or torch; moved to ``device`` once)."""
+    ``x_*`` are preprocessed stamps (numpy or torch; moved to ``device`` once).
+    ``cuda_graph``: on CUDA, replay each step from a captured graph (``_Step``)."""
     from lensaudit.detector.models import build_model
 
     if not (np.asarray(y_val) == 1).any() or not (np.asarray(y_val) == 0).any():
@@ -90,8 +180,6 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
     model = build_model(cfg.arch).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            **({"fused": True} if cuda else {}))
     xt = _as_device_tensor(x_train, device)
     yt = torch.as_tensor(np.asarray(y_train, np.float32)).to(device)
     wt = torch.as_tensor(np.asarray(w_train, np.float32)).to(device)
@@ -109,7 +197,7 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
     steps = math.ceil(n / cfg.batch_size)
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps))
+    step = _Step(model, cfg, max(1, cfg.epochs * steps), device, cuda_graph)
     best, best_auc, best_epoch, bad, history = None, -1.0, -1, 0, []
     stop = "max_epochs"
     train_time, seen = 0.0, 0
@@ -122,18 +210,13 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
         else:
             perm = torch.randperm(n, generator=gen)
         loss_sum = torch.zeros((), device=device)
+        perm = perm.to(device)  # one copy per epoch; each step slices it on the device
         for s in range(steps):
-            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size].sort().values.to(device)
+            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size].sort().values
             xb = augment(xt.index_select(0, idx), gen)
             if cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                loss = weighted_bce(model(xb).squeeze(1), yt[idx], wt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.detach()
+            loss_sum += step(xb, yt[idx], wt[idx])
             seen += len(idx)
         mean_loss = float(loss_sum) / steps  # one device sync per epoch
         train_time += time.perf_counter() - t0
@@ -160,5 +243,6 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
     info = {"epochs_run": len(history), "best_epoch": best_epoch, "best_val_auc": best_auc, "stop_reason": stop,
             "output_bias_prior_shift": prior_shift,
             "train_images_per_s": seen / train_time if train_time > 0 else float("nan"),
-            "mean_epoch_train_s": train_time / max(1, len(history)), "device": device}
+            "mean_epoch_train_s": train_time / max(1, len(history)), "device": device,
+            "cuda_graph": step.graph}
     return best, history, info
