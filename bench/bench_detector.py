@@ -152,7 +152,8 @@ def main() -> None:
         print(f"training 64x64 resnet18 batch 256, device-resident data, per-sample augmentation, "
               f"{'CUDA graph per step' if info['cuda_graph'] else 'eager steps'}: "
               f"{info['train_images_per_s']:,.0f} img/s (2 epochs); epoch times "
-              f"{[round(h['epoch_train_s'], 2) for h in hist]} s for {len(x)} stamps; total {time.perf_counter() - t0:.1f} s; "
+              f"{[round(h['epoch_train_s'], 2) for h in hist]} s for {len(x)} stamps (second epoch "
+              f"{len(x) / hist[-1]['epoch_train_s']:,.0f} img/s incl. validation); total {time.perf_counter() - t0:.1f} s; "
               f"loss {[round(h['train_loss'], 6) for h in hist]} val AUC {[round(h['val_auc'], 6) for h in hist]}")
     diff = max(float((states[True][k].float() - states[False][k].float()).abs().max()) for k in states[False])
     print(f"  CUDA graph vs eager, same seed: max |d weight| of the selected state {diff:.2e}")
