@@ -81,6 +81,9 @@ def main() -> None:
         variants += [(f"score_store, {w} reader threads{', compiled' if c else ''}",
                       lambda w=w, c=c: score_store(idx, reader, model, dev, crop, ns.batch, w, compiled=c))
                      for c in ((False, True) if ns.compile_model else (False,)) for w in workers]
+        variants += [(f"score_store, {w} reader threads, CUDA graph",
+                      lambda w=w: score_store(idx, reader, model, dev, crop, ns.batch, w, cuda_graph=True))
+                     for w in workers]
         for label, fn in variants:
             fn()
             t0 = time.perf_counter()
@@ -88,6 +91,10 @@ def main() -> None:
             sync()
             dt = time.perf_counter() - t0
             print(f"inference {crop}x{crop} bf16 from the store, {label}: {len(idx) / dt:,.0f} img/s")
+        if cuda:  # the graphed scan computes what the eager one does
+            eager = score_store(idx.iloc[:8192], reader, model, dev, crop, ns.batch, workers[0])
+            graph = score_store(idx.iloc[:8192], reader, model, dev, crop, ns.batch, workers[0], cuda_graph=True)
+            print(f"  CUDA graph vs eager scan: max |dlogit| {np.abs(graph - eager).max():.2e}")
         # the two halves apart: the store reads alone (threads into one host array, the window
         # raw_robust needs) and the device work alone (raw_robust + the bf16 model on stamps
         # already resident on the device)
