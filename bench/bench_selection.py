@@ -97,6 +97,9 @@ def main() -> None:
     ap.add_argument("--fused", action="store_true", help="render with the fused Triton renderer")
     ap.add_argument("--runs", choices=("both", "staged", "plain"), default="both",
                     help="the stage-synchronised run, the run without stage syncs, or both")
+    ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
+    ap.add_argument("--profile", action="store_true",
+                    help="one more run without stage syncs under torch.profiler: top operators, device busy time")
     ns = ap.parse_args()
     dev = ns.device
     rng = np.random.default_rng(0)
@@ -113,12 +116,24 @@ def main() -> None:
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     print(f"warm-up (385 x {ns.warmup_per_cell}): {time.perf_counter() - t0:.1f} s")
-    for staged in {"both": (True, False), "staged": (True,), "plain": (False,)}[ns.runs]:
+    for staged in [k for k in {"both": (True, False), "staged": (True,), "plain": (False,)}[ns.runs]
+                   for _ in range(ns.repeat)]:
         t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, staged, ns.fused)
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items() if k not in ("total", "peak_gpu_gib"))
         what = "stages synchronised" if staged else "no stage syncs"
         print(f"{what}: {n:,} injections end to end in {t['total']:.2f} s ({n / t['total']:,.0f}/s); {stages}; "
               f"peak GPU memory {t.get('peak_gpu_gib', 0):.1f} GiB")
+    if ns.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)
+        ev = prof.key_averages()
+        busy = sum(e.self_device_time_total for e in ev if str(e.device_type).endswith("CUDA")) / 1e6  # kernels once
+        print(f"profiled run (no stage syncs, profiler overhead included): {t['total']:.2f} s; "
+              f"device kernels busy {busy:.2f} s")
+        print(ev.table(sort_by="self_device_time_total", row_limit=22, max_name_column_width=60))
+        print(ev.table(sort_by="self_cpu_time_total", row_limit=22, max_name_column_width=60))
     print("targets: <= 1.0 s end to end for 77,000 injections, <= 180 s for 10 million, on one H100/H200")
 
 

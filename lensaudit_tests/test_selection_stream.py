@@ -122,3 +122,42 @@ def test_cluster_bootstrap_does_not_depend_on_the_thread_count(monkeypatch):
     monkeypatch.setattr(C, "BOOTSTRAP_THREADS", 4)
     pd.testing.assert_frame_equal(one, C.cluster_bootstrap(cell, host, det, 200, 7))
     assert one.cluster_ok.all() and (one.cluster_lo95 <= one.cluster_hi95).all()
+
+
+def test_packed_resampled_ratio_equals_the_two_float_sums():
+    from lensaudit.selection.completeness import resampled_ratio
+
+    rng = np.random.default_rng(1)
+    n_h = rng.integers(1, 40, 57).astype(float)
+    k_h = np.floor(n_h * rng.random(57))
+    idx = rng.integers(0, 57, (300, 57))
+    fast = resampled_ratio(k_h, n_h, idx)
+    assert np.array_equal(fast, resampled_ratio(k_h, n_h, idx, packed=False))
+    assert np.array_equal(fast, np.take(k_h, idx).sum(axis=1) / np.take(n_h, idx).sum(axis=1))
+    big = resampled_ratio(k_h, n_h * 2**26, idx)  # sums past 2^31: the two float sums
+    assert np.array_equal(big, np.take(k_h, idx).sum(axis=1) / np.take(n_h * 2**26, idx).sum(axis=1))
+
+
+def test_stream_equals_inject_and_score_per_group(tmp_path):
+    """The stream keeps results on the device and moves them once: the same numbers as the
+    public per-group calls (``inject_and_score`` + ``adversarial.score_batches``)."""
+    from lensaudit.selection.adversarial import score_batches
+    from lensaudit.selection.inject import inject_and_score
+    from lensaudit.selection.stream import group_seed, host_groups, stream_inject_and_score
+
+    hosts, reader = _store(tmp_path)
+    plan, params = _plan(hosts, per_cell=2)
+    model = _Tiny().eval()
+    got = stream_inject_and_score(model, reader, hosts, plan, params, 64, "cpu", 5, group_rows=5, chunk=4)
+    pos_all = pd.Index(hosts.galaxy_id).get_indexer(plan.galaxy_id)
+    parts = []
+    for g, rows in enumerate(host_groups(plan, 5)):
+        uniq, inv = np.unique(pos_all[rows], return_inverse=True)
+        stamps = torch.from_numpy(reader.read(hosts.iloc[uniq]))
+        res = inject_and_score(model, stamps, inv, params.iloc[rows].reset_index(drop=True),
+                               hosts.iloc[uniq].reset_index(drop=True), 64, "cpu", group_seed(5, g),
+                               chunk=-(-len(rows) // -(-len(rows) // 4)))
+        res["host_logit"] = score_batches(model, stamps, 64, "cpu", chunk=4)[inv]
+        res.index = rows
+        parts.append(res)
+    pd.testing.assert_frame_equal(got, pd.concat(parts).sort_index())

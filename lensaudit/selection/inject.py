@@ -243,6 +243,11 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     return host + signal, signal, sig, host, added, res
 
 
+RESULT_COLUMNS = ["logit", "magnification", "snr_g", "snr_r", "snr_z", "arc_snr_matched_g", "arc_snr_matched_r",
+                  "arc_snr_matched_z", "arc_snr_matched", "noise_corr_g", "noise_corr_r", "noise_corr_z",
+                  "added_rms_nmgy"]
+
+
 def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame,
                      host_rows: pd.DataFrame, crop: int, device: str, seed: int, chunk: int = 1024,
                      null: bool = False, compiled: bool = False, progress=None,
@@ -254,8 +259,43 @@ def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, par
     arc_snr_matched (combined), noise_corr_g/r/z, added_rms_nmgy (rms of what was added: > 0
     for null controls) per row.  ``psf``: PSFEx injection PSFs (``inject_batch``).  ``timings``, when given, accumulates seconds per stage (the
     device is synchronised between stages)."""
+    v = inject_and_score_tensor(model, host_stamps, host_pos, params, host_rows, crop, device, seed, chunk=chunk,
+                                null=null, compiled=compiled, progress=progress, timings=timings, variant=variant,
+                                psf=psf, fused=fused)
+    clock = _StageClock(timings, device)
+    clock.start()
+    v = v.cpu().numpy()
+    clock.stop("detectability")
+    return result_frame(v)
+
+
+def result_frame(v: np.ndarray) -> pd.DataFrame:
+    """The ``inject_and_score`` frame of the (N, 12) float64 array of ``inject_and_score_tensor``."""
+    if not len(v):
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    matched = v[:, 5:8]
+    frame = {"logit": v[:, 0], "magnification": v[:, 1]}
+    for i, b in enumerate(BANDS):
+        frame[f"snr_{b}"] = v[:, 2 + i]
+    for i, b in enumerate(BANDS):
+        frame[f"arc_snr_matched_{b}"] = matched[:, i]
+    frame["arc_snr_matched"] = np.sqrt((matched ** 2).sum(axis=1))
+    for i, b in enumerate(BANDS):
+        frame[f"noise_corr_{b}"] = v[:, 8 + i]
+    frame["added_rms_nmgy"] = v[:, 11]
+    return pd.DataFrame(frame)
+
+
+def inject_and_score_tensor(model, host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame,
+                            host_rows: pd.DataFrame, crop: int, device: str, seed: int, chunk: int = 1024,
+                            null: bool = False, compiled: bool = False, progress=None,
+                            timings: dict | None = None, variant: Variant | None = None,
+                            psf: "PsfexPsfs | None" = None, fused: bool = False) -> torch.Tensor:
+    """``inject_and_score``'s numbers as one (N, 12) float64 tensor on ``device`` (logit,
+    magnification, snr_g/r/z, arc_snr_matched_g/r/z, noise_corr_g/r/z, added_rms_nmgy; the
+    combined matched S/N is left to ``result_frame``): results stay on the device, so a caller
+    that runs several batches moves them to the host once."""
     gen = torch.Generator(device=device).manual_seed(int(seed))
-    out = []
     clock = _StageClock(timings, device)
     clock.start()
     # each host's own noise (outer-ring MAD) and correlated-noise factor, once per host
@@ -282,22 +322,4 @@ def inject_and_score(model, host_stamps: torch.Tensor, host_pos: np.ndarray, par
         clock.stop("detectability")
         if progress is not None:
             progress(len(p))
-    out = []
-    if parts:
-        clock.start()
-        v = torch.cat(parts).cpu().numpy()
-        clock.stop("detectability")
-        matched = v[:, 5:8]
-        frame = {"logit": v[:, 0], "magnification": v[:, 1]}
-        for i, b in enumerate(BANDS):
-            frame[f"snr_{b}"] = v[:, 2 + i]
-        for i, b in enumerate(BANDS):
-            frame[f"arc_snr_matched_{b}"] = matched[:, i]
-        frame["arc_snr_matched"] = np.sqrt((matched ** 2).sum(axis=1))
-        for i, b in enumerate(BANDS):
-            frame[f"noise_corr_{b}"] = v[:, 8 + i]
-        frame["added_rms_nmgy"] = v[:, 11]
-        out.append(pd.DataFrame(frame))
-    cols = ["logit", "magnification", "snr_g", "snr_r", "snr_z", "arc_snr_matched_g", "arc_snr_matched_r",
-            "arc_snr_matched_z", "arc_snr_matched", "noise_corr_g", "noise_corr_r", "noise_corr_z", "added_rms_nmgy"]
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)
+    return torch.cat(parts) if parts else torch.zeros((0, 12), dtype=torch.float64, device=device)
