@@ -171,11 +171,16 @@ def _fused_extras(ns, cols, dev, base) -> None:
           f"vs eager: {_parity(out, base)}")
     from lensaudit.injection import render as R
 
+    sizes0 = R.FUSED_FFT_SIZES
+    R.FUSED_FFT_SIZES = ()
+    rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
+    print(f"fused, Moffat spectra without FFT, transform at the smallest 5-smooth size: {rate:,.0f} stamps/s; "
+          f"vs eager: {_parity(out, base)}")
     R.FUSED_MOFFAT_SPECTRA = False
     rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
-    R.FUSED_MOFFAT_SPECTRA = True
-    print(f"fused with the Moffat spectra by rfft2 of each kernel (previous): {rate:,.0f} stamps/s; "
-          f"vs eager: {_parity(out, base)}")
+    R.FUSED_MOFFAT_SPECTRA, R.FUSED_FFT_SIZES = True, sizes0
+    print(f"fused with the Moffat spectra by rfft2 of each kernel at the 5-smooth size (previous): {rate:,.0f} "
+          f"stamps/s; vs eager: {_parity(out, base)}")
     # pixelised PSFs: the Moffat kernels themselves, handed over as pixels (parity with the Moffat path), and
     # one shared pixelised PSF per band (a Moffat with a bright wing) for the rate
     p = _as_tensors(cols, torch.float32, dev)
@@ -221,10 +226,10 @@ def _fused_extras(ns, cols, dev, base) -> None:
         kk = clock("moffat_kernels", lambda: moffat_kernels(fwhm[:n], torch.full_like(fwhm[:n], 3.5), 0.262, h))
         flux = mag_to_nmgy(torch.stack([sl[f"src_mag_{b}"] for b in "grz"], dim=1))
         clock("fft_convolve(3 bands; kernel rfft2, previous)", lambda: convolve_same(unit[:, None], kk) * flux[:, :, None, None])
-        nfft = fast_fft_size(101 + h)
-        sp = clock("moffat_spectra(no FFT)", lambda: moffat_spectra(fwhm[:n], torch.full_like(fwhm[:n], 3.5), 0.262, h,
-                                                                     nfft).float())
-        clock("fft_convolve(3 bands; spectra)", lambda: torch.fft.irfft2(torch.fft.rfft2(unit, s=(nfft, nfft))[:, None] * sp
+        nfft = R.fused_fft_size(101 + h)
+        sp = clock(f"moffat_spectra(no FFT, n={nfft})", lambda: moffat_spectra(fwhm[:n], torch.full_like(fwhm[:n], 3.5),
+                                                                                0.262, h, nfft, dtype=torch.float32))
+        clock("fft_convolve(3 bands; spectra given)", lambda: torch.fft.irfft2(torch.fft.rfft2(unit, s=(nfft, nfft))[:, None] * sp
                                                                          * flux[:, :, None, None], s=(nfft, nfft))[..., :101, :101])
         del sp
     t["cusp_fixup(unit_total - kernels)"] = t["unit_total(incl_cusp_fixup)"] - t["centre_kernel"] - t["pixel_kernel"]
@@ -233,7 +238,7 @@ def _fused_extras(ns, cols, dev, base) -> None:
     # FFT sizes for the convolution (size >= 101 + h is exact): rfft2 of the unit image, product, irfft2
     sizes = {}
     for nfft in (fast_fft_size(101 + h), 140, 144, 150, 160, 192):
-        sp = moffat_spectra(fwhm[:n], torch.full_like(fwhm[:n], 3.5), 0.262, h, nfft).float()
+        sp = moffat_spectra(fwhm[:n], torch.full_like(fwhm[:n], 3.5), 0.262, h, nfft, dtype=torch.float32)
         for rep in range(3):
             torch.cuda.synchronize()
             t0 = time.perf_counter()

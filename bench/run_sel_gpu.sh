@@ -17,6 +17,8 @@ for what in "$@"; do
   if [ "$what" = selection ]; then
     echo "=== selection 77k, fused renderer, NEW"
     PYTHONPATH=. python bench/bench_selection.py --device cuda --compiled --fused --repeat 3
+    echo "=== selection 77k, fused renderer, NEW with the previous bootstrap (numpy, host threads) and eager scoring"
+    PYTHONPATH=. python bench/bench_selection.py --device cuda --compiled --fused --host-bootstrap --eager-scoring
     echo "=== selection 77k, fused renderer, PREVIOUS commit"
     (cd ../prev && PYTHONPATH=. python bench/bench_selection.py --device cuda --compiled --fused)
   fi

@@ -161,3 +161,21 @@ def test_stream_equals_inject_and_score_per_group(tmp_path):
         res.index = rows
         parts.append(res)
     pd.testing.assert_frame_equal(got, pd.concat(parts).sort_index())
+
+
+def test_cluster_bootstrap_on_a_torch_device_gives_the_numpy_numbers(monkeypatch):
+    """The device bootstrap (numpy's raw PCG64 outputs mapped by Lemire's rule in torch, here on
+    the CPU) equals the numpy bootstrap exactly; a cell whose draws would need a redraw (planted:
+    all-zero raw outputs) falls back to numpy's own ``integers``, still the same numbers."""
+    import lensaudit.selection.completeness as C
+
+    rng = np.random.default_rng(2)
+    cell = np.repeat(np.arange(9), 70)
+    host = rng.integers(0, 25, cell.size) + 100 * (cell % 3)  # cells of different host counts
+    host[cell == 8] = rng.integers(0, 3, (cell == 8).sum())  # too few hosts: no bootstrap
+    det = rng.random(cell.size) < 0.3
+    ref = C.cluster_bootstrap(cell, host, det, 300, 11)
+    assert ref.cluster_ok.sum() == 8
+    pd.testing.assert_frame_equal(C.cluster_bootstrap(cell, host, det, 300, 11, device="cpu"), ref)
+    monkeypatch.setattr(C, "_raw_uint32", lambda seed, c, count: np.zeros(count, np.uint32))
+    pd.testing.assert_frame_equal(C.cluster_bootstrap(cell, host, det, 300, 11, device="cpu"), ref)

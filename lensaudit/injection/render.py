@@ -310,6 +310,19 @@ def _psf_kernels(p: dict, psf_kernels, npix: int, pixscale: float, radius_fwhm: 
 # the fused renderer's Moffat kernel spectra: by ``psf.moffat_spectra`` (two small matrix products of the
 # kernel's quadrant, no FFT); False: the previous path, rfft2 of each (B, 3, K, K) kernel (kept to compare)
 FUSED_MOFFAT_SPECTRA = True
+# transform sizes that cuFFT runs faster than the smallest 5-smooth size above them (measured on an H200,
+# bench/RESULTS.md: 144 = 2^4 3^2 beat 135, 140, 150 and 160 for the 3-band convolution); any size >= H + h is exact
+FUSED_FFT_SIZES = (144,)
+
+
+def fused_fft_size(n_min: int) -> int:
+    """The fused renderer's transform size for a 'same' window needing >= ``n_min`` points: the
+    smallest of ``FUSED_FFT_SIZES`` that fits when it is within 10 % of ``fast_fft_size``."""
+    from lensaudit.injection.psf import fast_fft_size
+
+    base = fast_fft_size(n_min)
+    fits = [m for m in FUSED_FFT_SIZES if n_min <= m <= 1.1 * base]
+    return min(fits) if fits else base
 
 
 def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: bool, device, chunk: int,
@@ -320,7 +333,7 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
     kernels, no FFT per stamp; ``FUSED_MOFFAT_SPECTRA``); pixelised PSFs are transformed by rfft2
     (a shared one once per call)."""
     from lensaudit.injection.fused import render_unit_lensed_fused
-    from lensaudit.injection.psf import fast_fft_size, moffat_spectra
+    from lensaudit.injection.psf import moffat_spectra
 
     dtype = torch.float32
     p = _as_tensors(cols, dtype, device)
@@ -343,14 +356,14 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
                                         torch_cusp=_supersampled_pixels)
         if analytic:
             h = h_m
-            n = fast_fft_size(npix + h)
-            fk = moffat_spectra(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h, n).to(dtype)
+            n = fused_fft_size(npix + h)
+            fk = moffat_spectra(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h, n, dtype=dtype)
             lo = 0  # centred kernels: the 'same' window starts at index 0
         else:
             kern = kernels(s, s + chunk)
             K = kern.shape[-1]
             h = K // 2
-            n = fast_fft_size(npix + h)
+            n = fused_fft_size(npix + h)
             lo = h
             if kern.shape[0] == 1:
                 if shared is None:

@@ -23,6 +23,7 @@ conditional recall k_obs/n_obs, each with ``beta_bounds`` intervals.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,7 +35,7 @@ from lensaudit.spec import INTERVAL_LEVELS, SELECTION, interval_tag
 
 SCHEMA_VERSION = 2
 MIN_CLUSTER_HOSTS = 5
-BOOTSTRAP_THREADS = 16  # at most this many cells bootstrapped in parallel, capped by the cores (the result does not depend on it)
+BOOTSTRAP_THREADS = 4  # cells bootstrapped in parallel (the result does not depend on it; 16 was slower than 4 on a 16-core H200 host)
 
 
 def detections(records: pd.DataFrame, threshold_logit: float) -> tuple[np.ndarray, np.ndarray]:
@@ -63,14 +64,12 @@ def resampled_ratio(k_h: np.ndarray, n_h: np.ndarray, idx: np.ndarray, packed: b
     return np.take(k_h, idx).sum(axis=-1) / np.take(n_h, idx).sum(axis=-1)
 
 
-def _cell_bootstrap(cell: int, k_h: np.ndarray, n_h: np.ndarray, n_boot: int, seed: int) -> dict:
-    m = len(k_h)
-    row = {"cell": cell, "n_hosts": m, "cluster_lo95": np.nan, "cluster_hi95": np.nan, "n_eff": np.nan,
+def _cell_row(cell: int, k_h: np.ndarray, n_h: np.ndarray, c_boot: np.ndarray | None) -> dict:
+    """The bootstrap columns of one cell from its resampled completeness ``c_boot`` (None: too
+    few hosts)."""
+    row = {"cell": cell, "n_hosts": len(k_h), "cluster_lo95": np.nan, "cluster_hi95": np.nan, "n_eff": np.nan,
            "cluster_ok": False}
-    if m >= MIN_CLUSTER_HOSTS:
-        rng = np.random.default_rng([int(seed), int(cell)])  # one stream per cell: any order, any thread
-        idx = rng.integers(0, m, size=(n_boot, m))  # host draws with replacement
-        c_boot = resampled_ratio(k_h, n_h, idx)
+    if c_boot is not None:
         lo, hi = np.percentile(c_boot, [2.5, 97.5])
         p, var = k_h.sum() / n_h.sum(), c_boot.var(ddof=1)
         row.update(cluster_lo95=float(lo), cluster_hi95=float(hi), cluster_ok=True,
@@ -78,12 +77,77 @@ def _cell_bootstrap(cell: int, k_h: np.ndarray, n_h: np.ndarray, n_boot: int, se
     return row
 
 
-def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int) -> pd.DataFrame:
+def _cell_bootstrap(cell: int, k_h: np.ndarray, n_h: np.ndarray, n_boot: int, seed: int) -> dict:
+    m = len(k_h)
+    c_boot = None
+    if m >= MIN_CLUSTER_HOSTS:
+        rng = np.random.default_rng([int(seed), int(cell)])  # one stream per cell: any order, any thread
+        idx = rng.integers(0, m, size=(n_boot, m))  # host draws with replacement
+        c_boot = resampled_ratio(k_h, n_h, idx)
+    return _cell_row(cell, k_h, n_h, c_boot)
+
+
+def _raw_uint32(seed: int, cell: int, count: int) -> np.ndarray:
+    """The first ``count`` 32-bit outputs that ``np.random.default_rng([seed, cell])`` hands to
+    ``integers`` (PCG64's 64-bit outputs, low half first: a little-endian uint32 view)."""
+    return np.random.default_rng([int(seed), int(cell)]).bit_generator.random_raw((count + 1) // 2).view(np.uint32)[:count]
+
+
+def _bootstrap_torch(jobs: list, device, workers: int) -> list[dict]:
+    """``_cell_bootstrap`` of every job with the same draws, the resampling on ``device``:
+    numpy's ``integers(0, m)`` is Lemire's method on the generator's 32-bit outputs
+    (index = (x m) >> 32, redrawn when the low 32 bits of x m fall under (2^32 - m) mod m), so
+    the host draws only the raw outputs (threads, no GIL) and the device maps, gathers and sums
+    them (integers: exact); a cell where a redraw would occur (probability ~ m / 2^32 per
+    draw), or whose counts do not fit the packed sum, goes through ``_cell_bootstrap`` itself.
+    The percentiles and variance are numpy's on the same resampled values: the same numbers."""
+    import torch
+
+    if sys.byteorder != "little":  # the uint32 view assumes little-endian
+        return [_cell_bootstrap(*j) for j in jobs]
+    ok = [len(j[1]) >= MIN_CLUSTER_HOSTS and len(j[1]) * float(j[2].max()) < 2**31 for j in jobs]
+
+    def draw(j):
+        cell, k_h, _, n_boot, seed = j
+        return _raw_uint32(seed, cell, n_boot * len(k_h))
+
+    todo = [j for j, o in zip(jobs, ok) if o]
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            raws = list(pool.map(draw, todo))
+    else:
+        raws = [draw(j) for j in todo]
+    c_boots: dict[int, np.ndarray | None] = {}
+    by_m: dict[int, list[int]] = {}
+    for i, j in enumerate(todo):
+        by_m.setdefault(len(j[1]), []).append(i)
+    for m, members in by_m.items():
+        n_boot = todo[members[0]][3]
+        x = torch.from_numpy(np.stack([raws[i].view(np.int32) for i in members])).to(device)
+        prod = (x.long() & 0xFFFFFFFF) * m  # < 2^63
+        redraw = ((prod & 0xFFFFFFFF) < (2**32 - m) % m).any(dim=1).cpu().numpy()
+        codes = torch.from_numpy(np.stack([(todo[i][2].astype(np.int64) << 32) | todo[i][1].astype(np.int64)
+                                           for i in members])).to(device)
+        s = torch.gather(codes, 1, prod >> 32).view(len(members), n_boot, m).sum(dim=2)
+        c = ((s & 0xFFFFFFFF).double() / (s >> 32).double()).cpu().numpy()
+        for r, i in enumerate(members):
+            c_boots[todo[i][0]] = None if redraw[r] else c[r]
+    rows = []
+    for j, o in zip(jobs, ok):
+        c = c_boots.get(j[0]) if o else None
+        rows.append(_cell_row(j[0], j[1], j[2], c) if c is not None else _cell_bootstrap(*j))
+    return rows
+
+
+def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int,
+                      device=None) -> pd.DataFrame:
     """Per cell: n_hosts, cluster_lo95, cluster_hi95, n_eff, cluster_ok from a bootstrap over
     the cell's distinct hosts (each resample draws as many hosts as the cell has, with
     replacement, and keeps all their injections).  Each cell draws from its own generator
     seeded by (seed, cell), so cells run in parallel threads (numpy releases the GIL while
-    drawing and summing) and the result does not depend on the thread count."""
+    drawing and summing) and the result does not depend on the thread count.  ``device`` (a
+    torch device; callers pass their CUDA device): resample there (``_bootstrap_torch``: the
+    same draws, the same numbers; None: numpy on the host)."""
     per = pd.DataFrame({"cell": cell, "host": host, "det": det.astype(np.int64)}).groupby(
         ["cell", "host"], sort=True)["det"].agg(["sum", "size"]).reset_index()
     cols = ["cell", "n_hosts", "cluster_lo95", "cluster_hi95", "n_eff", "cluster_ok"]
@@ -95,7 +159,9 @@ def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boo
     k_all, n_all = per["sum"].to_numpy(float), per["size"].to_numpy(float)
     jobs = [(int(cells_arr[a]), k_all[a:b], n_all[a:b], n_boot, seed) for a, b in zip(bounds[:-1], bounds[1:])]
     workers = min(BOOTSTRAP_THREADS, os.cpu_count() or 1, len(jobs))
-    if workers > 1:
+    if device is not None:
+        rows = _bootstrap_torch(jobs, device, workers)
+    elif workers > 1:
         with ThreadPoolExecutor(workers) as pool:
             rows = list(pool.map(lambda j: _cell_bootstrap(*j), jobs))
     else:
@@ -104,9 +170,10 @@ def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boo
 
 
 def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_name: str,
-                       n_boot: int = SELECTION.n_boot, seed: int = 0) -> pd.DataFrame:
+                       n_boot: int = SELECTION.n_boot, seed: int = 0, device=None) -> pd.DataFrame:
     """385 rows.  ``records``: one row per injection with ``cell``, ``galaxy_id`` (the host),
-    ``logit``, ``host_logit``, ``observable``."""
+    ``logit``, ``host_logit``, ``observable``.  ``device``: where the host-cluster bootstrap
+    resamples (``cluster_bootstrap``; the same numbers on any device)."""
     det, host_fp = detections(records, threshold_logit)
     obs = records["observable"].to_numpy(bool)
     keep = ~host_fp
@@ -120,7 +187,7 @@ def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_
     _with_intervals(t, "k", "n", "completeness")
     t["sufficient"] = t["n"] >= SELECTION.sufficient_n
     boot = cluster_bootstrap(records["cell"].to_numpy(int)[keep], records["galaxy_id"].to_numpy()[keep], det[keep],
-                             n_boot, seed)
+                             n_boot, seed, device=device)
     t = t.merge(boot, on="cell", how="left")
     t["n_hosts"] = t["n_hosts"].fillna(0).astype(np.int64)
     t["cluster_ok"] = t["cluster_ok"].fillna(False).astype(bool)
