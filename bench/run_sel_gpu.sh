@@ -1,7 +1,7 @@
 #!/bin/bash
 # One device command for the selection-function / renderer PSF benchmarks (bench/RESULTS.md, issue 16 GPU):
 # this tree in .gpu_data/sel/new, the previous commit's tree in .gpu_data/sel/prev (carried by the device tool).
-#   bash bench/run_sel_gpu.sh [render] [selection] [profile]
+#   bash bench/run_sel_gpu.sh [render] [selection] [quick] [profile]
 set -u
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -21,6 +21,12 @@ for what in "$@"; do
     PYTHONPATH=. python bench/bench_selection.py --device cuda --compiled --fused --host-bootstrap --eager-scoring
     echo "=== selection 77k, fused renderer, PREVIOUS commit"
     (cd ../prev && PYTHONPATH=. python bench/bench_selection.py --device cuda --compiled --fused)
+  fi
+  if [ "$what" = quick ]; then
+    echo "=== selection 77k, fused renderer, NEW"
+    PYTHONPATH=. python bench/bench_selection.py --device cuda --compiled --fused --repeat 2
+    echo "=== selection 77k, fused renderer, PREVIOUS commit"
+    (cd ../prev && PYTHONPATH=. python bench/bench_selection.py --device cuda --compiled --fused --runs plain)
   fi
   if [ "$what" = profile ]; then
     echo "=== selection 77k, NEW, profiled"

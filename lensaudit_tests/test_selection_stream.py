@@ -179,3 +179,19 @@ def test_cluster_bootstrap_on_a_torch_device_gives_the_numpy_numbers(monkeypatch
     pd.testing.assert_frame_equal(C.cluster_bootstrap(cell, host, det, 300, 11, device="cpu"), ref)
     monkeypatch.setattr(C, "_raw_uint32", lambda seed, c, count: np.zeros(count, np.uint32))
     pd.testing.assert_frame_equal(C.cluster_bootstrap(cell, host, det, 300, 11, device="cpu"), ref)
+
+
+def test_per_cell_host_equals_the_pandas_groupby():
+    from lensaudit.selection.completeness import per_cell_host
+
+    rng = np.random.default_rng(5)
+    cell = rng.integers(0, 30, 2000)
+    det = rng.random(2000) < 0.3
+    for host in (np.array([f"h{i:05d}" for i in rng.integers(0, 400, 2000)], dtype=object), rng.integers(0, 400, 2000)):
+        per = pd.DataFrame({"cell": cell, "host": host, "det": det.astype(np.int64)}).groupby(
+            ["cell", "host"], sort=True)["det"].agg(["sum", "size"]).reset_index()
+        c, k, n = per_cell_host(cell, host, det)
+        assert np.array_equal(c, per["cell"]) and np.array_equal(k, per["sum"].to_numpy(float))
+        assert np.array_equal(n, per["size"].to_numpy(float))
+    c, k, n = per_cell_host(np.zeros(0, int), np.zeros(0, object), np.zeros(0, bool))
+    assert len(c) == len(k) == len(n) == 0
