@@ -160,7 +160,7 @@ def _fused_extras(ns, cols, dev, base) -> None:
     import torch
 
     from lensaudit.injection import fused as F
-    from lensaudit.injection.psf import convolve_same, kernel_half_width, moffat_kernels
+    from lensaudit.injection.psf import convolve_same, fast_fft_size, kernel_half_width, moffat_kernels, moffat_spectra
     from lensaudit.injection.render import _as_tensors, mag_to_nmgy, render_arcs
 
     B = ns.batch
@@ -169,6 +169,18 @@ def _fused_extras(ns, cols, dev, base) -> None:
     F.CUSP_IN_TRITON = True
     print(f"fused with the cusp pixels by the reference's torch code (compiled): {rate:,.0f} stamps/s; "
           f"vs eager: {_parity(out, base)}")
+    from lensaudit.injection import render as R
+
+    sizes0 = R.FUSED_FFT_SIZES
+    R.FUSED_FFT_SIZES = ()
+    rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
+    print(f"fused, Moffat spectra without FFT, transform at the smallest 5-smooth size: {rate:,.0f} stamps/s; "
+          f"vs eager: {_parity(out, base)}")
+    R.FUSED_MOFFAT_SPECTRA = False
+    rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
+    R.FUSED_MOFFAT_SPECTRA, R.FUSED_FFT_SIZES = True, sizes0
+    print(f"fused with the Moffat spectra by rfft2 of each kernel at the 5-smooth size (previous): {rate:,.0f} "
+          f"stamps/s; vs eager: {_parity(out, base)}")
     # pixelised PSFs: the Moffat kernels themselves, handed over as pixels (parity with the Moffat path), and
     # one shared pixelised PSF per band (a Moffat with a bright wing) for the rate
     p = _as_tensors(cols, torch.float32, dev)
@@ -213,10 +225,30 @@ def _fused_extras(ns, cols, dev, base) -> None:
         unit = clock("unit_total(incl_cusp_fixup)", lambda: F.render_unit_lensed_fused(sl, 101, 4, 0.262))
         kk = clock("moffat_kernels", lambda: moffat_kernels(fwhm[:n], torch.full_like(fwhm[:n], 3.5), 0.262, h))
         flux = mag_to_nmgy(torch.stack([sl[f"src_mag_{b}"] for b in "grz"], dim=1))
-        clock("fft_convolve(3 bands)", lambda: convolve_same(unit[:, None], kk) * flux[:, :, None, None])
+        clock("fft_convolve(3 bands; kernel rfft2, previous)", lambda: convolve_same(unit[:, None], kk) * flux[:, :, None, None])
+        nfft = R.fused_fft_size(101 + h)
+        sp = clock(f"moffat_spectra(no FFT, n={nfft})", lambda: moffat_spectra(fwhm[:n], torch.full_like(fwhm[:n], 3.5),
+                                                                                0.262, h, nfft, dtype=torch.float32))
+        clock("fft_convolve(3 bands; spectra given)", lambda: torch.fft.irfft2(torch.fft.rfft2(unit, s=(nfft, nfft))[:, None] * sp
+                                                                         * flux[:, :, None, None], s=(nfft, nfft))[..., :101, :101])
+        del sp
     t["cusp_fixup(unit_total - kernels)"] = t["unit_total(incl_cusp_fixup)"] - t["centre_kernel"] - t["pixel_kernel"]
     print(f"stages for {n} stamps (synchronised, 3rd repeat): " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in t.items()))
     print(f"pixels flagged for the torch cusp refinement: {nflag:,} ({nflag / n:.1f} per stamp)")
+    # FFT sizes for the convolution (size >= 101 + h is exact): rfft2 of the unit image, product, irfft2
+    sizes = {}
+    for nfft in (fast_fft_size(101 + h), 140, 144, 150, 160, 192):
+        sp = moffat_spectra(fwhm[:n], torch.full_like(fwhm[:n], 3.5), 0.262, h, nfft, dtype=torch.float32)
+        for rep in range(3):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            torch.fft.irfft2(torch.fft.rfft2(unit, s=(nfft, nfft))[:, None] * sp * flux[:, :, None, None],
+                             s=(nfft, nfft))[..., :101, :101].contiguous()
+            torch.cuda.synchronize()
+        sizes[nfft] = time.perf_counter() - t0
+        del sp
+    print(f"convolution (3 bands, spectra given) by FFT size, {n} stamps: "
+          + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in sizes.items()))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,10 @@ def synthetic_hosts(n: int, store: Path, rng) -> pd.DataFrame:
     return pd.concat([hosts, host_bins(hosts)], axis=1)
 
 
+LAST: dict = {}  # the last run's records, threshold and table (for the parity checks)
+OLD_BOOTSTRAP = False  # --host-bootstrap: the numpy bootstrap on the host threads (the previous path)
+
+
 def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, staged, fused=False) -> dict:
     import torch
 
@@ -71,9 +75,11 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     rec = pd.concat([plan.reset_index(drop=True), res.reset_index(drop=True)], axis=1)
     rec["observable"] = observable(rec["arc_snr_matched"])
     host_logits = rec.drop_duplicates("galaxy_id")["host_logit"].to_numpy()
-    table = completeness_table(rec, float(np.quantile(host_logits, 0.99)), "fpr0.01")
+    table = completeness_table(rec, float(np.quantile(host_logits, 0.99)), "fpr0.01",
+                               device=dev if dev.startswith("cuda") and not OLD_BOOTSTRAP else None)
     t["aggregate"] = time.perf_counter() - t2
     t["total"] = time.perf_counter() - t0
+    LAST.update(rec=rec, threshold=float(np.quantile(host_logits, 0.99)), table=table)
     assert len(table) == 385 and ((table["n"] + table["n_host_fp"]) == n_per_cell).all(), table["n"].describe()
     if dev.startswith("cuda"):
         t["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -97,7 +103,17 @@ def main() -> None:
     ap.add_argument("--fused", action="store_true", help="render with the fused Triton renderer")
     ap.add_argument("--runs", choices=("both", "staged", "plain"), default="both",
                     help="the stage-synchronised run, the run without stage syncs, or both")
+    ap.add_argument("--host-bootstrap", action="store_true", help="the host-cluster bootstrap in numpy (previous path)")
+    ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
+    ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
+    ap.add_argument("--profile", action="store_true",
+                    help="one more run without stage syncs under torch.profiler: top operators, device busy time")
     ns = ap.parse_args()
+    global OLD_BOOTSTRAP
+    OLD_BOOTSTRAP = ns.host_bootstrap
+    from lensaudit.selection import inject as _inject
+
+    _inject.CUDA_GRAPH_SCORING = not ns.eager_scoring
     dev = ns.device
     rng = np.random.default_rng(0)
     store = Path(tempfile.mkdtemp(prefix="bench_sel_"))
@@ -113,12 +129,42 @@ def main() -> None:
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     print(f"warm-up (385 x {ns.warmup_per_cell}): {time.perf_counter() - t0:.1f} s")
-    for staged in {"both": (True, False), "staged": (True,), "plain": (False,)}[ns.runs]:
+    for staged in [k for k in {"both": (True, False), "staged": (True,), "plain": (False,)}[ns.runs]
+                   for _ in range(ns.repeat)]:
         t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, staged, ns.fused)
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items() if k not in ("total", "peak_gpu_gib"))
         what = "stages synchronised" if staged else "no stage syncs"
         print(f"{what}: {n:,} injections end to end in {t['total']:.2f} s ({n / t['total']:,.0f}/s); {stages}; "
               f"peak GPU memory {t.get('peak_gpu_gib', 0):.1f} GiB")
+    if dev.startswith("cuda") and not OLD_BOOTSTRAP:
+        import pandas.testing as pdt
+
+        from lensaudit.selection.completeness import completeness_table
+
+        host_table = completeness_table(LAST["rec"], LAST["threshold"], "fpr0.01")  # numpy on the host
+        pdt.assert_frame_equal(LAST["table"], host_table)
+        print(f"parity: the device bootstrap's table equals the host (numpy) bootstrap's on the last run "
+              f"({int(host_table['cluster_ok'].sum())} cells bootstrapped)")
+    if dev.startswith("cuda") and not ns.eager_scoring:
+        from lensaudit.selection.inject import score_stamps
+
+        x = torch.from_numpy(reader.read(hosts.iloc[:3000])).to(dev)
+        graphed = score_stamps(model, x, 64, dev)
+        _inject.CUDA_GRAPH_SCORING = False
+        eager = score_stamps(model, x, 64, dev)
+        _inject.CUDA_GRAPH_SCORING = True
+        print(f"parity: CUDA-graph vs eager logits on 3,000 hosts: max |dlogit| = {float((graphed - eager).abs().max()):.3e}")
+    if ns.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)
+        ev = prof.key_averages()
+        busy = sum(e.self_device_time_total for e in ev if str(e.device_type).endswith("CUDA")) / 1e6  # kernels once
+        print(f"profiled run (no stage syncs, profiler overhead included): {t['total']:.2f} s; "
+              f"device kernels busy {busy:.2f} s")
+        print(ev.table(sort_by="self_device_time_total", row_limit=22, max_name_column_width=60))
+        print(ev.table(sort_by="self_cpu_time_total", row_limit=22, max_name_column_width=60))
     print("targets: <= 1.0 s end to end for 77,000 injections, <= 180 s for 10 million, on one H100/H200")
 
 

@@ -138,3 +138,27 @@ def test_pixelised_psf_reference_path():
 def test_bad_pixelised_psf_is_a_clear_error(kern, msg):
     with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
         render_arcs(cols_of([row()]), psf_kernels=kern)
+
+
+def test_moffat_spectra_equal_the_fft_of_the_centred_kernels():
+    """The fused renderer's Moffat spectra (``psf.moffat_spectra``, cosine products of the kernel's
+    quadrant, no FFT) are the rfft2 of the centred unit-sum kernels, and the 'same' convolution
+    through them equals ``convolve_same``; random FWHMs and betas, odd and even transform sizes."""
+    from lensaudit.injection.psf import convolve_same, fast_fft_size, moffat_spectra
+
+    g = torch.Generator().manual_seed(4)
+    fwhm = 0.8 + 1.2 * torch.rand((5, 3), generator=g, dtype=torch.float64)
+    beta = 2.0 + 3.0 * torch.rand((5, 3), generator=g, dtype=torch.float64)
+    h = kernel_half_width(float(fwhm.max()), 0.262)
+    k = moffat_kernels(fwhm, beta, 0.262, h)
+    img = torch.rand((5, 101, 101), generator=g, dtype=torch.float64)
+    for n in (fast_fft_size(101 + h), 144, 151):
+        pad = torch.zeros((5, 3, n, n), dtype=torch.float64)
+        pad[..., :2 * h + 1, :2 * h + 1] = k
+        ref = torch.fft.rfft2(torch.roll(pad, (-h, -h), dims=(-2, -1)))
+        spec = moffat_spectra(fwhm, beta, 0.262, h, n)
+        assert spec.shape == ref.shape and float(ref.imag.abs().max()) < 1e-14
+        assert float((spec - ref.real).abs().max()) < 1e-13
+        out = torch.fft.irfft2(torch.fft.rfft2(img, s=(n, n))[:, None] * spec, s=(n, n))[..., :101, :101]
+        same = convolve_same(img[:, None], k)
+        assert float((out - same).abs().max() / same.abs().max()) < 1e-12

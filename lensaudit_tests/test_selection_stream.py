@@ -122,3 +122,76 @@ def test_cluster_bootstrap_does_not_depend_on_the_thread_count(monkeypatch):
     monkeypatch.setattr(C, "BOOTSTRAP_THREADS", 4)
     pd.testing.assert_frame_equal(one, C.cluster_bootstrap(cell, host, det, 200, 7))
     assert one.cluster_ok.all() and (one.cluster_lo95 <= one.cluster_hi95).all()
+
+
+def test_packed_resampled_ratio_equals_the_two_float_sums():
+    from lensaudit.selection.completeness import resampled_ratio
+
+    rng = np.random.default_rng(1)
+    n_h = rng.integers(1, 40, 57).astype(float)
+    k_h = np.floor(n_h * rng.random(57))
+    idx = rng.integers(0, 57, (300, 57))
+    fast = resampled_ratio(k_h, n_h, idx)
+    assert np.array_equal(fast, resampled_ratio(k_h, n_h, idx, packed=False))
+    assert np.array_equal(fast, np.take(k_h, idx).sum(axis=1) / np.take(n_h, idx).sum(axis=1))
+    big = resampled_ratio(k_h, n_h * 2**26, idx)  # sums past 2^31: the two float sums
+    assert np.array_equal(big, np.take(k_h, idx).sum(axis=1) / np.take(n_h * 2**26, idx).sum(axis=1))
+
+
+def test_stream_equals_inject_and_score_per_group(tmp_path):
+    """The stream keeps results on the device and moves them once: the same numbers as the
+    public per-group calls (``inject_and_score`` + ``adversarial.score_batches``)."""
+    from lensaudit.selection.adversarial import score_batches
+    from lensaudit.selection.inject import inject_and_score
+    from lensaudit.selection.stream import group_seed, host_groups, stream_inject_and_score
+
+    hosts, reader = _store(tmp_path)
+    plan, params = _plan(hosts, per_cell=2)
+    model = _Tiny().eval()
+    got = stream_inject_and_score(model, reader, hosts, plan, params, 64, "cpu", 5, group_rows=5, chunk=4)
+    pos_all = pd.Index(hosts.galaxy_id).get_indexer(plan.galaxy_id)
+    parts = []
+    for g, rows in enumerate(host_groups(plan, 5)):
+        uniq, inv = np.unique(pos_all[rows], return_inverse=True)
+        stamps = torch.from_numpy(reader.read(hosts.iloc[uniq]))
+        res = inject_and_score(model, stamps, inv, params.iloc[rows].reset_index(drop=True),
+                               hosts.iloc[uniq].reset_index(drop=True), 64, "cpu", group_seed(5, g),
+                               chunk=-(-len(rows) // -(-len(rows) // 4)))
+        res["host_logit"] = score_batches(model, stamps, 64, "cpu", chunk=4)[inv]
+        res.index = rows
+        parts.append(res)
+    pd.testing.assert_frame_equal(got, pd.concat(parts).sort_index())
+
+
+def test_cluster_bootstrap_on_a_torch_device_gives_the_numpy_numbers(monkeypatch):
+    """The device bootstrap (numpy's raw PCG64 outputs mapped by Lemire's rule in torch, here on
+    the CPU) equals the numpy bootstrap exactly; a cell whose draws would need a redraw (planted:
+    all-zero raw outputs) falls back to numpy's own ``integers``, still the same numbers."""
+    import lensaudit.selection.completeness as C
+
+    rng = np.random.default_rng(2)
+    cell = np.repeat(np.arange(9), 70)
+    host = rng.integers(0, 25, cell.size) + 100 * (cell % 3)  # cells of different host counts
+    host[cell == 8] = rng.integers(0, 3, (cell == 8).sum())  # too few hosts: no bootstrap
+    det = rng.random(cell.size) < 0.3
+    ref = C.cluster_bootstrap(cell, host, det, 300, 11)
+    assert ref.cluster_ok.sum() == 8
+    pd.testing.assert_frame_equal(C.cluster_bootstrap(cell, host, det, 300, 11, device="cpu"), ref)
+    monkeypatch.setattr(C, "_raw_uint32", lambda seed, c, count: np.zeros(count, np.uint32))
+    pd.testing.assert_frame_equal(C.cluster_bootstrap(cell, host, det, 300, 11, device="cpu"), ref)
+
+
+def test_per_cell_host_equals_the_pandas_groupby():
+    from lensaudit.selection.completeness import per_cell_host
+
+    rng = np.random.default_rng(5)
+    cell = rng.integers(0, 30, 2000)
+    det = rng.random(2000) < 0.3
+    for host in (np.array([f"h{i:05d}" for i in rng.integers(0, 400, 2000)], dtype=object), rng.integers(0, 400, 2000)):
+        per = pd.DataFrame({"cell": cell, "host": host, "det": det.astype(np.int64)}).groupby(
+            ["cell", "host"], sort=True)["det"].agg(["sum", "size"]).reset_index()
+        c, k, n = per_cell_host(cell, host, det)
+        assert np.array_equal(c, per["cell"]) and np.array_equal(k, per["sum"].to_numpy(float))
+        assert np.array_equal(n, per["size"].to_numpy(float))
+    c, k, n = per_cell_host(np.zeros(0, int), np.zeros(0, object), np.zeros(0, bool))
+    assert len(c) == len(k) == len(n) == 0

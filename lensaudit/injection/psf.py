@@ -30,6 +30,38 @@ def moffat_kernels(fwhm_arcsec: torch.Tensor, beta: torch.Tensor, pixscale: floa
     return k / k.sum(dim=(-2, -1), keepdim=True)
 
 
+def moffat_spectra(fwhm_arcsec: torch.Tensor, beta: torch.Tensor, pixscale: float, half_width: int, n: int,
+                   dtype=torch.float64) -> torch.Tensor:
+    """(..., n, n // 2 + 1) ``dtype``: the size-n real 2-D DFT (``rfft2`` layout) of the unit-sum
+    ``moffat_kernels`` centred on pixel (0, 0) (kernel pixel (dy, dx) at index (dy mod n, dx mod n)),
+    without an FFT.  The kernel is even in x and in y, so its transform is real and separable
+    in the cosine basis: K(u, v) = sum_{a, b = 0..h} w_a w_b k(a, b) cos(2 pi u a / n) cos(2 pi v b / n)
+    (w_0 = 1, else 2), two small matrix products of the (h+1)^2 quadrant (a quarter of the
+    kernel evaluated), for u <= n // 2 only (K(n - u, v) = K(u, v)); the unit sum is K(0, 0).
+    Mathematically the transform of the centred ``moffat_kernels`` (float rounding apart; the
+    float32 products run at full float32 precision, never TF32).  Circular convolution of an
+    H-pixel image with it, for n >= H + h, gives the 'same' window in indices [0, H) (see
+    ``convolve_same``)."""
+    dev = fwhm_arcsec.device
+    a = torch.arange(half_width + 1, dtype=dtype, device=dev)
+    ax = a * pixscale
+    r2 = ax[None, :] ** 2 + ax[:, None] ** 2
+    alpha = moffat_alpha(fwhm_arcsec.to(dtype), beta.to(dtype))[..., None, None]
+    q = (1 + r2 / alpha**2) ** (-beta.to(dtype)[..., None, None])  # (..., h+1, h+1) quadrant, rows y, columns x
+    w = torch.where(a == 0, 1.0, 2.0).to(dtype)
+    # cos(2 pi u a / n) with u a reduced mod n first (exact integers), u = 0 .. n // 2
+    u = torch.arange(n // 2 + 1, dtype=torch.int64, device=dev)
+    c = torch.cos((2 * math.pi / n) * ((u[:, None] * a.long()[None, :]) % n).to(torch.float64)).to(dtype) * w
+    prev = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        half = c @ (q @ c.T)  # (..., n // 2 + 1, n // 2 + 1): rows u <= n // 2
+    finally:
+        torch.set_float32_matmul_precision(prev)
+    half = half / half[..., :1, :1]
+    return torch.cat([half, half[..., 1:(n + 1) // 2, :].flip(-2)], dim=-2)
+
+
 def fast_fft_size(n: int) -> int:
     """Smallest 2^a 3^b 5^c >= n (pocketfft and cuFFT are fastest on such sizes)."""
     m = n

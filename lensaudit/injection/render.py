@@ -307,19 +307,44 @@ def _psf_kernels(p: dict, psf_kernels, npix: int, pixscale: float, radius_fwhm: 
     return lambda s, e: moffat_kernels(fwhm[s:e], beta[s:e], pixscale, h)
 
 
+# the fused renderer's Moffat kernel spectra: by ``psf.moffat_spectra`` (two small matrix products of the
+# kernel's quadrant, no FFT); False: the previous path, rfft2 of each (B, 3, K, K) kernel (kept to compare)
+FUSED_MOFFAT_SPECTRA = True
+# transform sizes that cuFFT runs faster than the smallest 5-smooth size above them (measured on an H200,
+# bench/RESULTS.md: 144 = 2^4 3^2 beat 135, 140, 150 and 160 for the 3-band convolution); any size >= H + h is exact
+FUSED_FFT_SIZES = (144,)
+
+
+def fused_fft_size(n_min: int) -> int:
+    """The fused renderer's transform size for a 'same' window needing >= ``n_min`` points: the
+    smallest of ``FUSED_FFT_SIZES`` that fits when it is within 10 % of ``fast_fft_size``."""
+    from lensaudit.injection.psf import fast_fft_size
+
+    base = fast_fft_size(n_min)
+    fits = [m for m in FUSED_FFT_SIZES if n_min <= m <= 1.1 * base]
+    return min(fits) if fits else base
+
+
 def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: bool, device, chunk: int,
                        radius_fwhm: float, psf_kernels) -> RenderResult:
     """``render_arcs(fused=True)``: the Triton unit image, then the three bands as one FFT
-    product: rfft2 of the unit image once, times each band's kernel spectrum (a shared
-    pixelised PSF is transformed once per call) and the band's flux, one batched irfft2."""
+    product: rfft2 of the unit image once, times each band's kernel spectrum and the band's
+    flux, one batched irfft2.  Moffat kernel spectra come from ``psf.moffat_spectra`` (centred
+    kernels, no FFT per stamp; ``FUSED_MOFFAT_SPECTRA``); pixelised PSFs are transformed by rfft2
+    (a shared one once per call)."""
     from lensaudit.injection.fused import render_unit_lensed_fused
-    from lensaudit.injection.psf import fast_fft_size
+    from lensaudit.injection.psf import moffat_spectra
 
     dtype = torch.float32
     p = _as_tensors(cols, dtype, device)
     supersample = int(p["supersample"][0].item()) if "supersample" in p else 4
     flux = mag_to_nmgy(torch.stack([p[f"src_mag_{b}"] for b in BANDS], dim=1))
     kernels = _psf_kernels(p, psf_kernels, npix, pixscale, radius_fwhm, dtype, device)
+    analytic = psf_kernels is None and FUSED_MOFFAT_SPECTRA
+    if analytic:
+        fwhm = torch.stack([p[f"psf_fwhm_{b}_arcsec"] for b in BANDS], dim=1)
+        beta = p["moffat_beta"][:, None].expand_as(fwhm)
+        h_m = kernel_half_width(float(fwhm.max()), pixscale, radius_fwhm)  # as ``_psf_kernels``
     n_clumps = int(p["clump_frac"].shape[1]) if "clump_frac" in p else 0
     B = p["theta_e_arcsec"].shape[0]
     images = torch.empty((B, len(BANDS), npix, npix), dtype=dtype, device=device)
@@ -329,18 +354,25 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
         sl = {k: v[s:s + chunk] for k, v in p.items()}
         unit = render_unit_lensed_fused(sl, npix, supersample, pixscale, suppress_inner, n_clumps,
                                         torch_cusp=_supersampled_pixels)
-        kern = kernels(s, s + chunk)
-        K = kern.shape[-1]
-        h = K // 2
-        n = fast_fft_size(npix + h)
-        if kern.shape[0] == 1:
-            if shared is None:
-                shared = torch.fft.rfft2(kern, s=(n, n))
-            fk = shared
+        if analytic:
+            h = h_m
+            n = fused_fft_size(npix + h)
+            fk = moffat_spectra(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h, n, dtype=dtype)
+            lo = 0  # centred kernels: the 'same' window starts at index 0
         else:
-            fk = torch.fft.rfft2(kern, s=(n, n))
+            kern = kernels(s, s + chunk)
+            K = kern.shape[-1]
+            h = K // 2
+            n = fused_fft_size(npix + h)
+            lo = h
+            if kern.shape[0] == 1:
+                if shared is None:
+                    shared = torch.fft.rfft2(kern, s=(n, n))
+                fk = shared
+            else:
+                fk = torch.fft.rfft2(kern, s=(n, n))
         fi = torch.fft.rfft2(unit, s=(n, n))
         full = torch.fft.irfft2(fi[:, None] * fk * flux[s:s + chunk, :, None, None], s=(n, n))
-        images[s:s + chunk] = full[..., h:h + npix, h:h + npix]
+        images[s:s + chunk] = full[..., lo:lo + npix, lo:lo + npix]
         units[s:s + chunk] = unit
     return RenderResult(images, units.sum(dim=(1, 2)), units)

@@ -23,6 +23,7 @@ conditional recall k_obs/n_obs, each with ``beta_bounds`` intervals.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,7 +35,7 @@ from lensaudit.spec import INTERVAL_LEVELS, SELECTION, interval_tag
 
 SCHEMA_VERSION = 2
 MIN_CLUSTER_HOSTS = 5
-BOOTSTRAP_THREADS = 4  # cells bootstrapped in parallel (the result does not depend on it)
+BOOTSTRAP_THREADS = 4  # cells bootstrapped in parallel (the result does not depend on it; 16 was slower than 4 on a 16-core H200 host)
 
 
 def detections(records: pd.DataFrame, threshold_logit: float) -> tuple[np.ndarray, np.ndarray]:
@@ -53,39 +54,137 @@ def _with_intervals(df: pd.DataFrame, k: str, n: str, value: str, prefix: str = 
         df[f"{prefix}lo{interval_tag(level)}"], df[f"{prefix}hi{interval_tag(level)}"] = lo, hi
 
 
-def _cell_bootstrap(cell: int, k_h: np.ndarray, n_h: np.ndarray, n_boot: int, seed: int) -> dict:
-    m = len(k_h)
-    row = {"cell": cell, "n_hosts": m, "cluster_lo95": np.nan, "cluster_hi95": np.nan, "n_eff": np.nan,
+def resampled_ratio(k_h: np.ndarray, n_h: np.ndarray, idx: np.ndarray, packed: bool = True) -> np.ndarray:
+    """sum k_h[idx] / sum n_h[idx] along the last axis (integer counts k_h <= n_h, as floats).
+    ``packed`` (used where the sums fit): both counts in one int64 (n << 32 | k), so one gather
+    and one sum instead of two; integer sums, so the same numbers as the two float sums."""
+    if packed and len(n_h) and idx.shape[-1] * float(n_h.max()) < 2**31:
+        s = np.take((n_h.astype(np.int64) << 32) | k_h.astype(np.int64), idx).sum(axis=-1)
+        return (s & 0xFFFFFFFF).astype(float) / (s >> 32).astype(float)
+    return np.take(k_h, idx).sum(axis=-1) / np.take(n_h, idx).sum(axis=-1)
+
+
+def _cell_row(cell: int, k_h: np.ndarray, n_h: np.ndarray, stats: tuple | None) -> dict:
+    """The bootstrap columns of one cell from (2.5th percentile, 97.5th percentile, variance
+    (ddof 1)) of its resampled completeness (None: too few hosts)."""
+    row = {"cell": cell, "n_hosts": len(k_h), "cluster_lo95": np.nan, "cluster_hi95": np.nan, "n_eff": np.nan,
            "cluster_ok": False}
-    if m >= MIN_CLUSTER_HOSTS:
-        rng = np.random.default_rng([int(seed), int(cell)])  # one stream per cell: any order, any thread
-        idx = rng.integers(0, m, size=(n_boot, m))  # host draws with replacement
-        c_boot = np.take(k_h, idx).sum(axis=1) / np.take(n_h, idx).sum(axis=1)
-        lo, hi = np.percentile(c_boot, [2.5, 97.5])
-        p, var = k_h.sum() / n_h.sum(), c_boot.var(ddof=1)
+    if stats is not None:
+        lo, hi, var = stats
+        p = k_h.sum() / n_h.sum()
         row.update(cluster_lo95=float(lo), cluster_hi95=float(hi), cluster_ok=True,
                    n_eff=float(p * (1 - p) / var) if var > 0 else np.nan)
     return row
 
 
-def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int) -> pd.DataFrame:
+def _cell_bootstrap(cell: int, k_h: np.ndarray, n_h: np.ndarray, n_boot: int, seed: int) -> dict:
+    m = len(k_h)
+    stats = None
+    if m >= MIN_CLUSTER_HOSTS:
+        rng = np.random.default_rng([int(seed), int(cell)])  # one stream per cell: any order, any thread
+        idx = rng.integers(0, m, size=(n_boot, m))  # host draws with replacement
+        c_boot = resampled_ratio(k_h, n_h, idx)
+        lo, hi = np.percentile(c_boot, [2.5, 97.5])
+        stats = (lo, hi, c_boot.var(ddof=1))
+    return _cell_row(cell, k_h, n_h, stats)
+
+
+def _raw_uint32(seed: int, cell: int, count: int) -> np.ndarray:
+    """The first ``count`` 32-bit outputs that ``np.random.default_rng([seed, cell])`` hands to
+    ``integers`` (PCG64's 64-bit outputs, low half first: a little-endian uint32 view)."""
+    return np.random.default_rng([int(seed), int(cell)]).bit_generator.random_raw((count + 1) // 2).view(np.uint32)[:count]
+
+
+RAW_DRAW_THREADS = 16  # threads drawing the raw generator outputs for ``_bootstrap_torch`` (no GIL held)
+
+
+def _bootstrap_torch(jobs: list, device, workers: int) -> list[dict]:
+    """``_cell_bootstrap`` of every job with the same draws, the resampling on ``device``:
+    numpy's ``integers(0, m)`` is Lemire's method on the generator's 32-bit outputs
+    (index = (x m) >> 32, redrawn when the low 32 bits of x m fall under (2^32 - m) mod m), so
+    the host draws only the raw outputs (threads, the GIL released) and the device maps,
+    gathers and sums them (integers: exact); a cell where a redraw would occur (probability
+    ~ m / 2^32 per draw), or whose counts do not fit the packed sum, goes through
+    ``_cell_bootstrap`` itself.  Percentiles and variances are numpy's on the same resampled
+    values, a row per cell (numpy reduces each row as it reduces a 1-D array): the same numbers."""
+    import torch
+
+    if sys.byteorder != "little":  # the uint32 view assumes little-endian
+        return [_cell_bootstrap(*j) for j in jobs]
+    ok = [len(j[1]) >= MIN_CLUSTER_HOSTS and len(j[1]) * float(j[2].max()) < 2**31 for j in jobs]
+    todo = [j for j, o in zip(jobs, ok) if o]
+    by_m: dict[tuple, list[int]] = {}
+    for i, j in enumerate(todo):
+        by_m.setdefault((len(j[1]), j[3]), []).append(i)
+    raw = {key: np.empty((len(members), key[0] * key[1]), np.uint32) for key, members in by_m.items()}
+    tasks = [(key, r, todo[i]) for key, members in by_m.items() for r, i in enumerate(members)]
+
+    def draw(task):
+        key, r, (cell, k_h, _, n_boot, seed) = task
+        raw[key][r] = _raw_uint32(seed, cell, n_boot * len(k_h))
+
+    threads = min(RAW_DRAW_THREADS, os.cpu_count() or 1, max(len(tasks), 1))
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(draw, tasks))
+    else:
+        for task in tasks:
+            draw(task)
+    stats: dict[int, tuple | None] = {}
+    for (m, n_boot), members in by_m.items():
+        x = torch.from_numpy(raw[(m, n_boot)].view(np.int32)).to(device)
+        prod = (x.long() & 0xFFFFFFFF) * m  # < 2^63
+        redraw = ((prod & 0xFFFFFFFF) < (2**32 - m) % m).any(dim=1).cpu().numpy()
+        codes = torch.from_numpy(np.stack([(todo[i][2].astype(np.int64) << 32) | todo[i][1].astype(np.int64)
+                                           for i in members])).to(device)
+        s = torch.gather(codes, 1, prod >> 32).view(len(members), n_boot, m).sum(dim=2)
+        c = ((s & 0xFFFFFFFF).double() / (s >> 32).double()).cpu().numpy()
+        lo, hi = np.percentile(c, [2.5, 97.5], axis=1)
+        var = c.var(axis=1, ddof=1)
+        for r, i in enumerate(members):
+            stats[todo[i][0]] = None if redraw[r] else (lo[r], hi[r], var[r])
+    rows = []
+    for j, o in zip(jobs, ok):
+        st = stats.get(j[0]) if o else None
+        rows.append(_cell_row(j[0], j[1], j[2], st) if st is not None else _cell_bootstrap(*j))
+    return rows
+
+
+def per_cell_host(cell: np.ndarray, host: np.ndarray, det: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cell, detections, injections) per distinct (cell, host), sorted by cell then host: the
+    ``groupby(["cell", "host"], sort=True)`` sum and size, by sorted factor codes and one
+    ``np.unique`` (a missing host falls back to that groupby, which drops it)."""
+    codes, uniq = pd.factorize(np.asarray(host), sort=True)
+    if (codes < 0).any():
+        per = pd.DataFrame({"cell": cell, "host": host, "det": det.astype(np.int64)}).groupby(
+            ["cell", "host"], sort=True)["det"].agg(["sum", "size"]).reset_index()
+        return per["cell"].to_numpy(), per["sum"].to_numpy(float), per["size"].to_numpy(float)
+    key = np.asarray(cell, dtype=np.int64) * max(len(uniq), 1) + codes
+    ukey, inv, size = np.unique(key, return_inverse=True, return_counts=True)
+    k = np.bincount(inv, weights=np.asarray(det, dtype=float), minlength=len(ukey))
+    return ukey // max(len(uniq), 1), k, size.astype(float)
+
+
+def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int,
+                      device=None) -> pd.DataFrame:
     """Per cell: n_hosts, cluster_lo95, cluster_hi95, n_eff, cluster_ok from a bootstrap over
     the cell's distinct hosts (each resample draws as many hosts as the cell has, with
     replacement, and keeps all their injections).  Each cell draws from its own generator
     seeded by (seed, cell), so cells run in parallel threads (numpy releases the GIL while
-    drawing and summing) and the result does not depend on the thread count."""
-    per = pd.DataFrame({"cell": cell, "host": host, "det": det.astype(np.int64)}).groupby(
-        ["cell", "host"], sort=True)["det"].agg(["sum", "size"]).reset_index()
+    drawing and summing) and the result does not depend on the thread count.  ``device`` (a
+    torch device; callers pass their CUDA device): resample there (``_bootstrap_torch``: the
+    same draws, the same numbers; None: numpy on the host)."""
+    cells_arr, k_all, n_all = per_cell_host(cell, host, det)
     cols = ["cell", "n_hosts", "cluster_lo95", "cluster_hi95", "n_eff", "cluster_ok"]
-    if per.empty:  # no injection left (e.g. every host a false positive): no cell to bootstrap
+    if not len(cells_arr):  # no injection left (e.g. every host a false positive): no cell to bootstrap
         return pd.DataFrame({"cell": pd.Series(dtype=np.int64), "n_hosts": pd.Series(dtype=np.int64),
                              **{c: pd.Series(dtype=float) for c in cols[2:5]}, "cluster_ok": pd.Series(dtype=bool)})
-    cells_arr = per["cell"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, cells_arr[1:] != cells_arr[:-1], True])
-    k_all, n_all = per["sum"].to_numpy(float), per["size"].to_numpy(float)
     jobs = [(int(cells_arr[a]), k_all[a:b], n_all[a:b], n_boot, seed) for a, b in zip(bounds[:-1], bounds[1:])]
     workers = min(BOOTSTRAP_THREADS, os.cpu_count() or 1, len(jobs))
-    if workers > 1:
+    if device is not None:
+        rows = _bootstrap_torch(jobs, device, workers)
+    elif workers > 1:
         with ThreadPoolExecutor(workers) as pool:
             rows = list(pool.map(lambda j: _cell_bootstrap(*j), jobs))
     else:
@@ -94,9 +193,10 @@ def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boo
 
 
 def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_name: str,
-                       n_boot: int = SELECTION.n_boot, seed: int = 0) -> pd.DataFrame:
+                       n_boot: int = SELECTION.n_boot, seed: int = 0, device=None) -> pd.DataFrame:
     """385 rows.  ``records``: one row per injection with ``cell``, ``galaxy_id`` (the host),
-    ``logit``, ``host_logit``, ``observable``."""
+    ``logit``, ``host_logit``, ``observable``.  ``device``: where the host-cluster bootstrap
+    resamples (``cluster_bootstrap``; the same numbers on any device)."""
     det, host_fp = detections(records, threshold_logit)
     obs = records["observable"].to_numpy(bool)
     keep = ~host_fp
@@ -110,7 +210,7 @@ def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_
     _with_intervals(t, "k", "n", "completeness")
     t["sufficient"] = t["n"] >= SELECTION.sufficient_n
     boot = cluster_bootstrap(records["cell"].to_numpy(int)[keep], records["galaxy_id"].to_numpy()[keep], det[keep],
-                             n_boot, seed)
+                             n_boot, seed, device=device)
     t = t.merge(boot, on="cell", how="left")
     t["n_hosts"] = t["n_hosts"].fillna(0).astype(np.int64)
     t["cluster_ok"] = t["cluster_ok"].fillna(False).astype(bool)

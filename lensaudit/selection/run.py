@@ -128,7 +128,8 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None, d
     t0 = time.perf_counter()
     tables = {}
     for name, t in thresholds(out, arch).items():
-        tables[name] = completeness_table(records, t, name, seed=sel.seed)
+        tables[name] = completeness_table(records, t, name, seed=sel.seed,  # the bootstrap on the GPU where there is one
+                                          device=device if str(device).startswith("cuda") else None)
         write_table(tables[name], out, table_asset(name), csv=True)
     timings["aggregate_s"] = time.perf_counter() - t0
     brackets = bracket_tables(scored["bracket_records"], tables[PRIMARY.name]["threshold_logit"].iloc[0], sel.seed)

@@ -23,9 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lensaudit.selection.adversarial import score_batches
 from lensaudit.selection.grid import DEPTH
-from lensaudit.selection.inject import inject_and_score
+from lensaudit.selection.inject import inject_and_score_tensor, result_frame, score_stamps
 
 
 def host_groups(plan: pd.DataFrame, group_rows: int) -> list[np.ndarray]:
@@ -74,7 +73,7 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
         return uniq, inv, buf
 
     groups = host_groups(plan, group_rows)
-    out = []
+    idx, vals = [], []  # per group: plan rows, (rows, 13) float64 results on the device (one transfer at the end)
     with ThreadPoolExecutor(1) as pool:
         nxt = pool.submit(load, groups[0]) if groups else None
         for g, rows in enumerate(groups):
@@ -82,19 +81,30 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
             uniq, inv, buf = nxt.result()
             if g + 1 < len(groups):
                 nxt = pool.submit(load, groups[g + 1])
-            stamps = buf.to(device, non_blocking=True)
-            sync()
+            stamps = buf.to(device, non_blocking=True)  # pinned: the host runs on (the buffer lives until the loop moves on)
+            if timings is not None:
+                sync()
             t["host_load"] = t.get("host_load", 0.0) + time.perf_counter() - t0
             t0 = time.perf_counter()
-            host_logit = score_batches(model, stamps, crop, device, chunk=chunk)
+            # the hosts without an arc, in ``chunk``-row pieces as ``adversarial.score_batches`` (same logits)
+            host_logit = torch.cat([score_stamps(model, stamps[s:s + chunk], crop, device)
+                                    for s in range(0, len(stamps), chunk)]).double()
+            if timings is not None:
+                sync()
             t["host_score"] = t.get("host_score", 0.0) + time.perf_counter() - t0
-            res = inject_and_score(model, stamps, inv, params.iloc[rows].reset_index(drop=True),
-                                   hosts.iloc[uniq].reset_index(drop=True), crop, device, group_seed(seed, g),
-                                   chunk=-(-len(rows) // -(-len(rows) // chunk)), compiled=compiled, timings=timings, psf=psf,
-                                   fused=fused)
-            res["host_logit"] = host_logit[inv]
-            res.index = rows
-            out.append(res)
-    if not out:
+            v = inject_and_score_tensor(model, stamps, inv, params.iloc[rows].reset_index(drop=True),
+                                        hosts.iloc[uniq].reset_index(drop=True), crop, device, group_seed(seed, g),
+                                        chunk=-(-len(rows) // -(-len(rows) // chunk)), compiled=compiled,
+                                        timings=timings, psf=psf, fused=fused)
+            idx.append(rows)
+            vals.append(torch.cat([v, host_logit[torch.as_tensor(inv, device=host_logit.device)][:, None]], dim=1))
+    if not idx:
         return pd.DataFrame(columns=["host_logit"])
-    return pd.concat(out).sort_index()
+    t0 = time.perf_counter()
+    v = torch.cat(vals).cpu().numpy()
+    res = result_frame(v[:, :12])
+    res["host_logit"] = v[:, 12]
+    res.index = np.concatenate(idx)
+    if timings is not None:
+        t["detectability"] = t.get("detectability", 0.0) + time.perf_counter() - t0
+    return res.sort_index()
