@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lensaudit.detector.graphs import graphed_forward
 from lensaudit.detector.preprocess import input_window, raw_robust
 
 
@@ -23,9 +24,9 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
                 workers: int = 4, compiled: bool = False, cuda_graph: bool = False) -> np.ndarray:
     """Logits for the ``cutout_ok`` rows of ``index`` (raises on any other row).
 
-    ``cuda_graph`` (CUDA): ``raw_robust`` + the model are captured once for a full batch and
-    every batch replays that graph (one launch instead of ~150, so the host thread that
-    launches is not slowed by the reader threads); the same kernels as eager, the same logits.
+    ``cuda_graph`` (CUDA): the model's bf16 forward is captured once for a full batch
+    (``detector.graphs``) and every batch replays it (one launch instead of ~100, so the host
+    thread that launches is less slowed by the reader threads); the eager kernels, the same logits.
 
     ``compiled`` (CUDA): the model runs under ``torch.compile`` (Inductor fuses the batch
     norms and activations around cuDNN's convolutions), every batch at the full ``batch``
@@ -37,7 +38,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
         raise ValueError("score_store takes cutout_ok rows only")
     cuda = device.startswith("cuda")
     compiled = compiled and cuda
-    graphed = cuda_graph and cuda
+    graphed = cuda_graph and cuda and not compiled
     net = torch.compile(model, dynamic=False) if compiled else model
     n = len(index)
     starts = list(range(0, n, batch))
@@ -50,32 +51,20 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     model.eval()
     copied: dict[int, torch.cuda.Event] = {}
     copy_stream = torch.cuda.Stream() if cuda else None
-    graph = None
 
-    def forward(x: torch.Tensor, cache: bool = True) -> torch.Tensor:
+    def forward(x: torch.Tensor) -> torch.Tensor:
         y, _ = raw_robust(x, crop=crop)
         if cuda:
             y = y.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda, cache_enabled=cache):
+        g = graphed_forward(model, torch.empty((batch, *y.shape[1:]), dtype=y.dtype, device=y.device),
+                            torch.bfloat16) if graphed else None
+        if g is not None:
+            static_in, replay, static_out = g
+            static_in[:len(y)] = y
+            replay()
+            return static_out[:len(y)].float().squeeze(1)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             return net(y).float().squeeze(1)
-
-    def replay(x: torch.Tensor) -> torch.Tensor:
-        nonlocal graph
-        if graph is None:
-            static_x = torch.zeros((batch, *x.shape[1:]), dtype=x.dtype, device=x.device)
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                forward(static_x)  # warm-up off the capture (cuDNN/cuBLAS handles, workspaces)
-            torch.cuda.current_stream().wait_stream(side)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                static_out = forward(static_x, cache=False)
-            graph = (g, static_x, static_out)
-        g, static_x, static_out = graph
-        static_x[:len(x)].copy_(x)
-        g.replay()
-        return static_out[:len(x)]
 
     def load(i: int):
         s = starts[i]
@@ -98,7 +87,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
                 x.record_stream(torch.cuda.current_stream())
             else:
                 x = bufs[i % len(bufs)][:m]
-            out[starts[i]:starts[i] + m] = (replay(x) if graphed else forward(x))[:m]
+            out[starts[i]:starts[i] + m] = forward(x)[:m]
             if nxt < len(starts):
                 prev = copied.pop(nxt - len(bufs), None)  # the batch that last used this buffer
                 if prev is not None:

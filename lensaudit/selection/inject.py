@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-import warnings
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
+from lensaudit.detector.graphs import graphed_forward
 from lensaudit.detector.preprocess import raw_robust
 from lensaudit.detector.scorer import RawScorer
 from lensaudit.injection.prior import draw_clumps, draw_source_and_lens, injection_seed
@@ -177,32 +176,6 @@ SCORE_BATCH = 1024  # images per detector call on a GPU (fixed shape, see score_
 # CUDA graph and replayed (one launch instead of ~100 per batch: on a slow host the eager calls are
 # launch-bound); False: eager calls (the previous path, kept to compare)
 CUDA_GRAPH_SCORING = True
-_GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {(shape, dtype, device): graph}
-
-
-def _graphed_forward(model, like: torch.Tensor):
-    """(static input, replay, static output) of ``model`` for inputs shaped like ``like`` (eval
-    mode, no grad), captured once per model and shape; None where capture fails (eager then)."""
-    per = _GRAPHS.setdefault(model, {})
-    key = (tuple(like.shape), like.dtype, str(like.device))
-    if key not in per:
-        try:
-            static_in = torch.zeros_like(like, memory_format=torch.channels_last)
-            side = torch.cuda.Stream(like.device)
-            side.wait_stream(torch.cuda.current_stream(like.device))
-            with torch.cuda.stream(side), torch.no_grad():
-                for _ in range(2):  # warm-up outside the capture (cuDNN plans, workspaces)
-                    model(static_in)
-            torch.cuda.current_stream(like.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            # thread_local: the stream's loader thread may allocate pinned memory meanwhile
-            with torch.no_grad(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                static_out = model(static_in)
-            per[key] = (static_in, graph.replay, static_out)
-        except RuntimeError as e:  # e.g. a model with host syncs inside: score it eagerly
-            warnings.warn(f"detector forward not capturable as a CUDA graph ({e}); scoring eagerly")
-            per[key] = None
-    return per[key]
 
 
 def score_stamps(model, stamps: torch.Tensor, crop: int, device: str) -> torch.Tensor:
@@ -227,7 +200,7 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str) -> torch.T
             m = len(xb)
             g = None
             if CUDA_GRAPH_SCORING and not model.training:
-                g = _graphed_forward(model, torch.empty((SCORE_BATCH, *xb.shape[1:]), dtype=xb.dtype, device=xb.device))
+                g = graphed_forward(model, torch.empty((SCORE_BATCH, *xb.shape[1:]), dtype=xb.dtype, device=xb.device))
             if g is not None:
                 static_in, replay, static_out = g
                 static_in[:m] = xb

@@ -1,0 +1,47 @@
+"""A frozen detector's forward pass replayed from a CUDA graph (PyTorch's "whole network
+capture"): one launch per batch instead of ~100, for scoring loops whose host thread is
+the bottleneck.  Captured once per (model, input shape, dtype, device, autocast dtype);
+the graph runs the eager kernels, so its outputs are the eager ones.  Used by the scan
+(``detector.score.score_store``) and the selection function (``selection.inject.score_stamps``)."""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+
+import torch
+
+#: model -> {(shape, dtype, device, autocast dtype): (static input, replay, static output) or None}
+_GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def graphed_forward(model, like: torch.Tensor, autocast_dtype: torch.dtype | None = None):
+    """(static input, replay, static output) of ``model`` in eval mode without gradients, for
+    inputs shaped like ``like`` (channels_last), under ``torch.autocast(autocast_dtype)`` when
+    given (weight casts recorded in the graph: autocast's cache is off inside); None where
+    the forward cannot be captured (the caller then runs it eagerly, with a warning)."""
+    per = _GRAPHS.setdefault(model, {})
+    key = (tuple(like.shape), like.dtype, str(like.device), autocast_dtype)
+    if key not in per:
+        def forward(x):
+            if autocast_dtype is None:
+                return model(x)
+            with torch.autocast("cuda", dtype=autocast_dtype, cache_enabled=False):
+                return model(x)
+        try:
+            static_in = torch.zeros_like(like, memory_format=torch.channels_last)
+            side = torch.cuda.Stream(like.device)
+            side.wait_stream(torch.cuda.current_stream(like.device))
+            with torch.cuda.stream(side), torch.no_grad():
+                for _ in range(2):  # warm-up outside the capture (cuDNN plans, workspaces)
+                    forward(static_in)
+            torch.cuda.current_stream(like.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: a loader thread may allocate pinned memory meanwhile
+            with torch.no_grad(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                static_out = forward(static_in)
+            per[key] = (static_in, graph.replay, static_out)
+        except RuntimeError as e:  # e.g. a model with host syncs inside: score it eagerly
+            warnings.warn(f"detector forward not capturable as a CUDA graph ({e}); scoring eagerly")
+            per[key] = None
+    return per[key]
