@@ -61,7 +61,7 @@ def train_detector(home: Path, profile: Profile, arch: str, device: str, manifes
                              f"negatives after excluding failed cutouts: cannot train")
         log(f"{s}: {len(d.y)} rows ({int(d.y.sum())} positives), excluded {d.excluded}")
     best, history, info = train(cfg, data["train"].x, data["train"].y, data["train"].w, data["val"].x,
-                                data["val"].y, device=device, log=log, cuda_graph=True)  # CUDA only; the same weights
+                                data["val"].y, device=device, log=log, cuda_graph=True)  # CUDA only (_Step)
     out = detector_dir(home, arch)
     model = build_model(arch)
     model.load_state_dict(best)  # the selected epoch's weights, checked against the architecture

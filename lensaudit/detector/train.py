@@ -98,7 +98,10 @@ class _Step:
     PyTorch's "whole network capture") and replayed from then on with the batch copied into
     its static inputs.  The learning rate is a device tensor the graph reads; the schedule's
     values come from the same ``CosineAnnealingLR`` stepped on a host-side stand-in optimiser
-    (so they are the eager path's floats) and are written into it before each step."""
+    (so they are the eager path's floats) and are written into it before each step.  For
+    ResNet-18 the graphed steps gave bit-identical weights to eager steps on an H200
+    (bench/bench_detector.py); a model with dropout (EfficientNet-B0) draws its masks from the
+    graph-safe generator offsets instead, so its weights match eager ones in distribution only."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, t_max: int, device: str, cuda_graph: bool,
                  warmup: int = 3):
