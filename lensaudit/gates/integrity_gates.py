@@ -64,7 +64,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +92,7 @@ QC_RTOL = 1e-5
 RESCORE_TOL = {"cpu": (1e-3, 1e-4), "cuda": (5e-2, 1e-2)}
 RESCORE_ROWS = 64
 _BLOCK = 256  # stamps hashed / checked per step
+QC_THREADS = 4  # blocks whose QC is recomputed at once (at most the machine's cores; the verdict does not depend on it)
 
 
 # ---- cutout store --------------------------------------------------------------------
@@ -245,23 +248,29 @@ def qc_recomputed(index: pd.DataFrame, store: Path, bands: str = BANDS, size: in
     reader = CutoutReader(store, bands=len(bands), size=size)
     mismatched: dict[str, str] = {}
 
-    def read_rows(part):
-        """(rows, stamps) readable; unreadable rows go to ``mismatched`` with the reason."""
+    def block(s: int):
+        """(readable rows, their recomputed QC, [(galaxy_id, reason)] of unreadable rows) of one block."""
+        part, unreadable = ok.iloc[s:s + _BLOCK], []
         try:
-            return part, reader.read(part)
+            stamps = reader.read(part)
         except (ShardError, ValueError, OSError):
-            keep, stamps = [], []
+            keep, kept = [], []
             for i in range(len(part)):
                 try:
-                    stamps.append(reader.read(part.iloc[i:i + 1])[0])
+                    kept.append(reader.read(part.iloc[i:i + 1])[0])
                     keep.append(i)
                 except (ShardError, ValueError, OSError) as exc:
-                    mismatched[str(part["galaxy_id"].iloc[i])] = f"stamp unreadable: {exc}"[:200]
-            return part.iloc[keep], np.stack(stamps) if stamps else np.zeros((0, len(bands), size, size), np.float32)
+                    unreadable.append((str(part["galaxy_id"].iloc[i]), f"stamp unreadable: {exc}"[:200]))
+            part = part.iloc[keep]
+            stamps = np.stack(kept) if kept else np.zeros((0, len(bands), size, size), np.float32)
+        return part, recompute_qc(stamps, bands), unreadable
 
-    for s in range(0, len(ok), _BLOCK):
-        part, stamps = read_rows(ok.iloc[s:s + _BLOCK])
-        for row, qc in zip(part.itertuples(index=False), recompute_qc(stamps, bands)):
+    # blocks on the machine's cores (numpy's percentiles release the GIL), results in block order
+    with ThreadPoolExecutor(max(1, min(QC_THREADS, os.cpu_count() or 1))) as pool:
+        blocks = list(pool.map(block, range(0, len(ok), _BLOCK)))
+    for part, qcs, unreadable in blocks:
+        mismatched.update(unreadable)
+        for row, qc in zip(part.itertuples(index=False), qcs):
             if not qc["qc_ok"]:
                 mismatched[row.galaxy_id] = f"stamp fails QC: {qc['qc_reason']}"
                 continue
