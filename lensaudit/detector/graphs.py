@@ -15,13 +15,15 @@ import torch
 _GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def graphed_forward(model, like: torch.Tensor, autocast_dtype: torch.dtype | None = None):
+def graphed_forward(model, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+                    autocast_dtype: torch.dtype | None = None):
     """(static input, replay, static output) of ``model`` in eval mode without gradients, for
-    inputs shaped like ``like`` (channels_last), under ``torch.autocast(autocast_dtype)`` when
+    inputs of ``shape`` / ``dtype`` on ``device`` (channels_last), under ``torch.autocast(autocast_dtype)`` when
     given (weight casts recorded in the graph: autocast's cache is off inside); None where
     the forward cannot be captured (the caller then runs it eagerly, with a warning)."""
     per = _GRAPHS.setdefault(model, {})
-    key = (tuple(like.shape), like.dtype, str(like.device), autocast_dtype)
+    device = torch.device(device)
+    key = (tuple(shape), dtype, str(device), autocast_dtype)
     if key not in per:
         def forward(x):
             if autocast_dtype is None:
@@ -29,13 +31,13 @@ def graphed_forward(model, like: torch.Tensor, autocast_dtype: torch.dtype | Non
             with torch.autocast("cuda", dtype=autocast_dtype, cache_enabled=False):
                 return model(x)
         try:
-            static_in = torch.zeros_like(like, memory_format=torch.channels_last)
-            side = torch.cuda.Stream(like.device)
-            side.wait_stream(torch.cuda.current_stream(like.device))
+            static_in = torch.zeros(shape, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side), torch.no_grad():
                 for _ in range(2):  # warm-up outside the capture (cuDNN plans, workspaces)
                     forward(static_in)
-            torch.cuda.current_stream(like.device).wait_stream(side)
+            torch.cuda.current_stream(device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             # thread_local: a loader thread may allocate pinned memory meanwhile
             with torch.no_grad(), torch.cuda.graph(graph, capture_error_mode="thread_local"):

@@ -68,9 +68,16 @@ def median_last_finite(a: torch.Tensor, out_dtype: torch.dtype | None = None) ->
     lo = torch.median(a, dim=-1).values
     if n % 2:
         return lo.to(out_dtype)
-    above = torch.where(a > lo[..., None], a, torch.full_like(a, float("inf"))).amin(dim=-1)
-    hi = torch.where((a <= lo[..., None]).sum(dim=-1) >= n // 2 + 1, lo, above)
+    hi = _upper_middle(a, lo, n)
     return (lo.to(out_dtype) + hi.to(out_dtype)) / 2
+
+
+def _upper_middle(a: torch.Tensor, lo: torch.Tensor, k) -> torch.Tensor:
+    """The upper of the two middle values of each row of ``a`` (NaN entries are never counted:
+    comparisons with NaN are false), given its lower middle value ``lo`` and its count ``k`` of
+    values (even): ``lo`` itself when more than k / 2 values are <= it, else the smallest value above it."""
+    above = torch.where(a > lo[..., None], a, torch.full_like(a, float("inf"))).amin(dim=-1)
+    return torch.where((a <= lo[..., None]).sum(dim=-1) >= k // 2 + 1, lo, above)
 
 
 def nanmedian_last(a: torch.Tensor) -> torch.Tensor:
@@ -85,9 +92,7 @@ def nanmedian_last(a: torch.Tensor) -> torch.Tensor:
     a = torch.where(finite, a, torch.full_like(a, float("nan")))
     k = finite.sum(dim=-1)
     lo = torch.nanmedian(a, dim=-1).values
-    above = torch.where(a > lo[..., None], a, torch.full_like(a, float("inf"))).amin(dim=-1)
-    hi = torch.where((a <= lo[..., None]).sum(dim=-1) >= k // 2 + 1, lo, above)
-    med = torch.where(k % 2 == 0, (lo + hi) / 2, lo)
+    med = torch.where(k % 2 == 0, (lo + _upper_middle(a, lo, k)) / 2, lo)
     return torch.where(k > 0, med, torch.full_like(med, float("nan")))
 
 

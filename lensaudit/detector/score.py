@@ -56,8 +56,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
         y, _ = raw_robust(x, crop=crop)
         if cuda:
             y = y.contiguous(memory_format=torch.channels_last)
-        g = graphed_forward(model, torch.empty((batch, *y.shape[1:]), dtype=y.dtype, device=y.device),
-                            torch.bfloat16) if graphed else None
+        g = graphed_forward(model, (batch, *y.shape[1:]), y.dtype, y.device, torch.bfloat16) if graphed else None
         if g is not None:
             static_in, replay, static_out = g
             static_in[:len(y)] = y

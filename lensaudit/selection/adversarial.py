@@ -44,11 +44,17 @@ def suppress_annulus(stamps: np.ndarray) -> np.ndarray:
     return out
 
 
-def score_batches(model, stamps, crop: int, device: str, chunk: int = 1024) -> np.ndarray:
-    """Logits of raw stamps (numpy, or a tensor on any device) in chunks, via ``score_stamps``."""
+def score_batches_on_device(model, stamps, crop: int, device: str, chunk: int = 1024) -> torch.Tensor:
+    """Logits of raw stamps (numpy, or a tensor on any device) in chunks, via ``score_stamps``,
+    as one float64 tensor on ``device`` (no host transfer)."""
     x = torch.as_tensor(stamps)
-    out = [score_stamps(model, x[s:s + chunk].to(device), crop, device).cpu().numpy() for s in range(0, len(x), chunk)]
-    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+    out = [score_stamps(model, x[s:s + chunk].to(device), crop, device) for s in range(0, len(x), chunk)]
+    return torch.cat(out).double() if out else torch.zeros(0, dtype=torch.float64, device=device)
+
+
+def score_batches(model, stamps, crop: int, device: str, chunk: int = 1024) -> np.ndarray:
+    """``score_batches_on_device`` on the host (float64 numpy)."""
+    return score_batches_on_device(model, stamps, crop, device, chunk).cpu().numpy()
 
 
 def ring_scores(model, host_stamps: torch.Tensor, crop: int, device: str) -> np.ndarray:

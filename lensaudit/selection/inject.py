@@ -200,7 +200,7 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str) -> torch.T
             m = len(xb)
             g = None
             if CUDA_GRAPH_SCORING and not model.training:
-                g = graphed_forward(model, torch.empty((SCORE_BATCH, *xb.shape[1:]), dtype=xb.dtype, device=xb.device))
+                g = graphed_forward(model, (SCORE_BATCH, *xb.shape[1:]), xb.dtype, xb.device)
             if g is not None:
                 static_in, replay, static_out = g
                 static_in[:m] = xb

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lensaudit.selection.adversarial import score_batches_on_device
 from lensaudit.selection.grid import DEPTH
-from lensaudit.selection.inject import inject_and_score_tensor, result_frame, score_stamps
+from lensaudit.selection.inject import inject_and_score_tensor, result_frame
 
 
 def host_groups(plan: pd.DataFrame, group_rows: int) -> list[np.ndarray]:
@@ -86,9 +87,7 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
                 sync()
             t["host_load"] = t.get("host_load", 0.0) + time.perf_counter() - t0
             t0 = time.perf_counter()
-            # the hosts without an arc, in ``chunk``-row pieces as ``adversarial.score_batches`` (same logits)
-            host_logit = torch.cat([score_stamps(model, stamps[s:s + chunk], crop, device)
-                                    for s in range(0, len(stamps), chunk)]).double()
+            host_logit = score_batches_on_device(model, stamps, crop, device, chunk=chunk)  # the hosts without an arc
             if timings is not None:
                 sync()
             t["host_score"] = t.get("host_score", 0.0) + time.perf_counter() - t0
