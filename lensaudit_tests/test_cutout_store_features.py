@@ -42,6 +42,9 @@ def test_store_refuses_bad_shards(tmp_path):
         CutoutReader(tmp_path).read(_index([("shards/t.npy", 0)]))
     with pytest.raises(ShardError, match="escapes"):
         CutoutReader(tmp_path).read(_index([("../outside.npy", 0)]))
+    with pytest.raises(ShardError, match="without a cutout_path"):
+        CutoutReader(tmp_path).read(_index([("shards/a.npy", 0), (None, 1)]))
+    assert CutoutReader(tmp_path).read(_index([])).shape == (0, 3, 101, 101)
     with pytest.raises(ValueError):
         CutoutReader(tmp_path).read(_index([("shards/a.npy", 0)]).assign(cutout_ok=False))
 

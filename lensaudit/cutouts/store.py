@@ -92,8 +92,15 @@ class CutoutReader:
             if len(f) and not (np.isfinite(f).all() and (f == np.round(f)).all()):
                 raise ShardError("cutout_offset holds non-integer values")
             offs = f.astype(np.int64)
-        for rel in np.unique(paths):
-            sel = np.flatnonzero(paths == rel)
+        # rows grouped by shard in one hash pass (no sort of the path strings, which holds the
+        # GIL: the scan reads from several threads while its main thread launches device work)
+        codes, shards = pd.factorize(paths, sort=True)
+        if (codes < 0).any():
+            raise ShardError("index holds a row without a cutout_path")
+        by_shard = np.argsort(codes, kind="stable")
+        groups = np.split(by_shard, np.flatnonzero(np.diff(codes[by_shard])) + 1) if n else []
+        for sel in groups:  # shards in sorted order, each group's rows in index order
+            rel = shards[codes[sel[0]]]
             shard = self._shard(rel)
             o = offs[sel].astype(np.int64)
             if o.max() >= len(shard):
