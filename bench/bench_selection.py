@@ -58,7 +58,7 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     import torch
 
     from lensaudit.selection.completeness import completeness_table
-    from lensaudit.selection.detectability import observable
+    from lensaudit.injection.visibility import observable
     from lensaudit.selection.inject import draw_parameters, plan_injections
     from lensaudit.selection.stream import stream_inject_and_score
 

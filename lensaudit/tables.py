@@ -66,7 +66,9 @@ INJECTION_REALISM_SCHEMA = pa.schema(
        _f("colour_r_z", pa.float64(), "arc-only r-z [AB mag]: from arc_flux (injections), flux (real lenses)"),
        _f("colour_g_r_err", pa.float64(), "1-sigma error of colour_g_r from flux_err [mag]"),
        _f("colour_r_z_err", pa.float64(), "1-sigma error of colour_r_z from flux_err [mag]"),
-       _f("magnification", pa.float64(), "lensed / unlensed source flux (NaN for real lenses)")])
+       _f("magnification", pa.float64(), "lensed / unlensed source flux (NaN for real lenses)"),
+       _f("arc_snr_matched", pa.float64(), "combined matched-filter S/N of the noise-free arc against the host's noise "
+          "(lensaudit.injection.visibility; observable at >= 20; NaN for real lenses)")])
 
 SCHEMAS: dict[str, pa.Schema] = {
     "lens_catalog": LENS_CATALOG_SCHEMA,

@@ -46,10 +46,12 @@ FAULTS: dict[str, tuple[str, str]] = {
                                        "test_cutout_store_features.py::test_shortcut_gates_flag_a_planted_shortcut"),
     "shortcut_core_only_lr": ("labels readable from the central pixels",
                               "test_cutout_store_features.py::test_core_only_lr_gate"),
-    "realism_arc_snr_median": ("arc flux x0, x1e-3 and x1000 (the 002 units bug and its inverse)",
-                               "test_realism_faults.py::test_wrong_arc_flux_turns_the_snr_gates_red"),
-    "realism_arc_snr_p10": ("arc flux x1000", "test_realism_faults.py::test_wrong_arc_flux_turns_the_snr_gates_red"),
-    "realism_arc_snr_p90": ("arc flux x0, x1e-3 and x1000",
+    "realism_arc_snr_median": ("arc flux x0, x1e-3 (no observable injection) and x1000 (the 002 units bug and its "
+                               "inverse); no arc_snr_matched column", "test_realism_faults.py::"
+                               "test_wrong_arc_flux_turns_the_snr_gates_red"),
+    "realism_arc_snr_p10": ("arc flux x0, x1e-3 (no observable injection) and x1000",
+                            "test_realism_faults.py::test_wrong_arc_flux_turns_the_snr_gates_red"),
+    "realism_arc_snr_p90": ("arc flux x0, x1e-3 (no observable injection) and x1000",
                             "test_realism_faults.py::test_wrong_arc_flux_turns_the_snr_gates_red"),
     "realism_colour_g_r": ("g and z exchanged in the injected arc",
                            "test_realism_faults.py::test_swapped_bands_turn_the_colour_gates_red"),

@@ -83,7 +83,7 @@ def test_aperture_noise_tracks_true_noise_where_white_reads_high():
     scatter over 300 noise draws; the selection function's matched S/N with the host's
     measured aperture factor is within 12 % of the truth, the white-noise formula ~1.35x high."""
     from lensaudit.injection.annulus import outer_sigma
-    from lensaudit.selection.detectability import matched_snr, noise_correlation_factor
+    from lensaudit.injection.visibility import matched_snr, noise_correlation_factor
     from lensaudit.stamps import radius_map
 
     factor = DR10_BLOCK_NOISE_FACTOR

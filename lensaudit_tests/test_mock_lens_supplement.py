@@ -4,6 +4,7 @@ sky, the positives, the 11" exclusion and its gate."""
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from lensaudit.config import get_profile
@@ -70,3 +71,52 @@ def test_exclusion_gate_sees_the_mock_lenses_of_a_mock_home(tmp_path):
     # a home without the mock sky audits against lenscat alone
     real_view = StoreView(tmp_path / "elsewhere", profile)
     assert not real_view.lenscat_all["lens_id"].str.startswith("mock_").any()
+
+
+def test_known_lenses_are_the_ones_a_survey_would_find(tmp_path, lenscat_all):
+    """Every true lens of the sky passes its grade's discovery threshold, and the stored S/N is
+    the matched-filter S/N of the arc the mock renders at the lens's PSF and depth."""
+    from lensaudit.mock.discovery import arc_matched_snr, discovery_threshold
+
+    box = MOCK_SWEEP_BOXES[2]
+    p = write_mock_sweep(CFG, box.name, tmp_path / "s", tmp_path / "t", lenscat_all)
+    cat = read_catalog_fits(p).to_pandas()
+    cat["galaxy_id"] = cat.brickname + "_" + cat.objid.astype(str)
+    truth = read_truth(tmp_path / "t")
+    true = truth[truth["is_true_lens"].fillna(False).astype(bool)].merge(
+        known_lenses(lenscat_all, CFG)[["lens_id", "grading"]], on="lens_id")
+    assert len(true) >= 6 and "grading_x" not in true
+    need = np.array([discovery_threshold(g, CFG.discovery_snr_tier_b) for g in true["grading"]])
+    assert (true["discovery_snr_matched"].to_numpy() >= need).all()
+    t = true.iloc[0]
+    row = cat.set_index("galaxy_id").loc[t.galaxy_id]
+    again = arc_matched_snr(t, row.shape_e1, row.shape_e2, row[["psfsize_g", "psfsize_r", "psfsize_z"]].to_numpy(float),
+                            row[["psfdepth_g", "psfdepth_r", "psfdepth_z"]].to_numpy(float))
+    assert again == pytest.approx(t.discovery_snr_matched, rel=1e-4)
+
+
+def test_discovery_redraws_faint_arcs_and_keeps_the_best_when_none_passes(monkeypatch):
+    import lensaudit.mock.discovery as discovery
+    from lensaudit.injection.prior import draw_source_and_lens
+    from lensaudit.survey.photometry import mag5sigma_to_depth_ivar
+
+    base = {k: v[0] for k, v in draw_source_and_lens(np.random.default_rng(0), 1, (2.0, 2.0), (30.0, 30.0)).items()}
+    truth = pd.DataFrame([{**{k: base[k] for k in discovery._REDRAWN}, "src_mag_r": 30.0, "src_g_r": 0.5, "src_r_z": 0.3,
+                           "grading": g, "is_true_lens": t} for g, t in (("confident", True), ("probable", False))])
+    rows = pd.DataFrame({"shape_e1": [0.1, 0.1], "shape_e2": [0.0, 0.0]}
+                        | {f"psfsize_{b}": [1.2, 1.2] for b in "grz"}
+                        | {f"psfdepth_{b}": [mag5sigma_to_depth_ivar(23.5)] * 2 for b in "grz"})
+
+    def bright(rng):
+        return draw_source_and_lens(rng, 1, (2.0, 2.0), (20.0, 20.0))
+
+    out = discovery.select_discovered(truth, rows, np.random.default_rng(1), bright, tier_b_snr=10.0)
+    assert out.loc[0, "src_mag_r"] == 20.0 and out.loc[0, "discovery_snr_matched"] >= 20.0
+    assert np.isnan(out.loc[1, "discovery_snr_matched"]) and out.loc[1, "src_mag_r"] == 30.0  # not a lens: untouched
+    again = discovery.select_discovered(truth, rows, np.random.default_rng(1), bright, tier_b_snr=10.0)
+    pd.testing.assert_frame_equal(out, again)  # same stream, same draws
+
+    monkeypatch.setattr(discovery, "MAX_DRAWS", 3)
+    never = discovery.select_discovered(truth, rows, np.random.default_rng(1),
+                                        lambda rng: draw_source_and_lens(rng, 1, (2.0, 2.0), (31.0, 32.0)), 10.0)
+    assert never.loc[0, "discovery_snr_matched"] < 20.0 and never.loc[0, "src_mag_r"] == 30.0  # the best of 3 draws

@@ -146,7 +146,7 @@ def test_annulus_statistic_is_unbiased_on_noise_and_blind_to_full_rings():
 
 
 def test_matched_snr_sees_rings_and_counts_correlated_noise():
-    from lensaudit.selection.detectability import (OBSERVABLE_MATCHED_SNR, matched_snr, noise_correlation_factor,
+    from lensaudit.injection.visibility import (OBSERVABLE_MATCHED_SNR, matched_snr, noise_correlation_factor,
                                                    observable, outer_sigma)
     from lensaudit.stamps import radius_map
 

@@ -4,7 +4,7 @@ Per band: the residual over the azimuthal (1-px ring) median, summed *without cl
 over the annulus ``ANNULUS_PX`` (4 <= r < 16 px, r from the centre pixel), divided by
 sigma_pix sqrt(N_pix) with sigma_pix = 1.4826 MAD of the outer ring r >= ``OUTER_RING_PX``
 (35 px).  Used by the realism statistics (``injection.realism``) and, per injection, by the
-selection function (``selection.detectability``).
+selection function (``injection.visibility``).
 """
 
 from __future__ import annotations

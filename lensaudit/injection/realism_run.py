@@ -6,7 +6,9 @@ host's own PSF FWHM and depth-matched arc noise, and measure the same statistics
 (``lensaudit.injection.realism``) on the injected stamps and on the real lenses' cutouts
 of the requested tiers: unclipped annulus S/N (N(0, 1) on noise) and arc-only colours (the
 injected arc's share of the host-subtracted annulus flux for injections; the host-subtracted
-annulus flux with its error for real lenses).  Also keeps, per band, the noise the injection added inside each arc's
+annulus flux with its error for real lenses), and each injection's matched-filter S/N
+(``arc_snr_matched``: which injections are observable, the ones compared with the known
+lenses, a discovered sample).  Also keeps, per band, the noise the injection added inside each arc's
 footprint in units of a real pixel's Poisson sigma (``arc_noise_residuals``), for the
 arc-noise gate.
 """
@@ -74,6 +76,22 @@ def noise_sample(ids, injected: np.ndarray, hosts: np.ndarray, models: np.ndarra
         {"galaxy_id": pd.Series(dtype=str), "band": pd.Series(dtype=str), "value": pd.Series(dtype=float)})
 
 
+def matched_arc_snr(arcs: np.ndarray, hosts: np.ndarray) -> np.ndarray:
+    """(N,) combined matched-filter S/N of the noise-free arcs (N, 3, H, W) [nmgy/pixel] against
+    their hosts' own noise and correlated-noise factor: the observability statistic of the
+    selection function (``lensaudit.injection.visibility``), which picks the injections
+    the realism gates compare with the known lenses."""
+    import torch
+
+    from lensaudit.injection.annulus import outer_sigma
+    from lensaudit.injection.visibility import combined, matched_snr, noise_correlation_factor
+
+    h = torch.from_numpy(np.asarray(hosts, dtype=np.float64))
+    sigma = outer_sigma(h)
+    corr = noise_correlation_factor(h, sigma=sigma)
+    return combined(matched_snr(torch.from_numpy(np.asarray(arcs, dtype=np.float64)), sigma, corr).numpy())
+
+
 def run_realism(index: pd.DataFrame, manifest: pd.DataFrame, reader, seed: int, n_inject: int,
                 real_tiers: tuple[str, ...], device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(records, noise) -- records: one row per injection (kind 'injected', with all
@@ -106,6 +124,7 @@ def run_realism(index: pd.DataFrame, manifest: pd.DataFrame, reader, seed: int, 
     inj = pd.concat([hosts[["galaxy_id"]], pd.DataFrame(params).drop(columns=["supersample"]),
                      stats_frame(injected, host_stamps)], axis=1)
     inj["magnification"] = res.magnification.cpu().numpy()
+    inj["arc_snr_matched"] = matched_arc_snr(arcs, host_stamps)
     inj.insert(0, "kind", "injected")
     real_stats = pd.concat([real[["galaxy_id"]], stats_frame(reader.read(real).astype(np.float64))], axis=1) \
         if len(real) else pd.DataFrame(columns=["galaxy_id"])

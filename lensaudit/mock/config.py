@@ -62,9 +62,12 @@ class MockSkyConfig:
         the injection prior (``lensaudit.injection.prior``: SIE + shear, Sersic source) but not
         identical: known lenses are the ones surveys found, so their sources are brighter
         (unlensed r ~ U(21.0, 25.0) AB instead of U(22, 26)) and their Einstein radii resolved
-        (theta_E ~ U(0.8, 3.0) arcsec instead of U(0.5, 3.0)).  Not brighter than that: the
-        realism gates compare the injections' arc S/N with the known lenses' (median within
-        0.5-2x), and the injection prior's median arc S/N is ~3.
+        (theta_E ~ U(0.8, 3.0) arcsec instead of U(0.5, 3.0)).
+    discovery_snr_tier_b: the discovery selection of the known lenses
+        (``lensaudit.mock.discovery``): a true lens's arc is redrawn from that prior until its
+        matched-filter S/N at the lens's own PSF and depth reaches 20 (tier A, Collett 2015's
+        criterion, ``visibility.OBSERVABLE_MATCHED_SNR``) or this value (tier B, marginal
+        detections).  The realism gates compare these lenses with the observable injections.
     noise_block_factor: pixel-noise correlation of the stamps, as the 5x5 block-noise factor
         (``lensaudit.survey.noise``: sigma of 5x5 block sums / (5 sigma_pix); 1 = white).
         1.0 (default, off): independent pixels, the stamps are the same bytes as without
@@ -90,6 +93,7 @@ class MockSkyConfig:
     lens_supplement_per_sweep: int = 0
     lens_theta_e_range: tuple[float, float] = (0.8, 3.0)
     lens_src_mag_r_range: tuple[float, float] = (21.0, 25.0)
+    discovery_snr_tier_b: float = 10.0
     noise_block_factor: float = 1.0
 
     def box(self, sweep_file: str) -> SweepBox:

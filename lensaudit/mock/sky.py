@@ -159,6 +159,7 @@ def generate_sweep(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame) -
     rows["role"], rows["morphology"] = role, morph
     rows = pd.concat([rows, comp, lens_rows], ignore_index=True)
     rows = _photometry_and_conditions(config, box, rows)
+    lens_truth = _discovered(config, box, rows[rows["role"] == "lens"], lens_truth)
     rows = _maskbits(config, box, rows)
     rows = _corrupt_rows(config, box, rows)
     rows, truth = _finalise(rows, lens_truth, OBJID_STRIDE * config.sweep_boxes.index(box))
@@ -222,6 +223,7 @@ def _lenses(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame, rng) -> 
     src = draw_source_and_lens(rng, k, config.lens_theta_e_range, config.lens_src_mag_r_range)
     truth = pd.DataFrame({
         "lens_id": sel["lens_id"].to_numpy(),
+        "grading": sel["grading"].to_numpy(),
         "is_true_lens": ~not_lens,
         "theta_e_arcsec": np.where(not_lens, np.nan, src["theta_e_arcsec"]),
         "src_mag_r": np.where(not_lens, np.nan, src["src_mag_r"]),
@@ -232,6 +234,21 @@ def _lenses(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame, rng) -> 
         "src_e1": src["src_e1"], "src_e2": src["src_e2"], "gamma1": src["gamma1"], "gamma2": src["gamma2"],
     })
     return rows, truth
+
+
+def _discovered(config: MockSkyConfig, box: SweepBox, lens_rows: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """The true lenses' arcs redrawn until a survey would have found them at their own PSF
+    and depth (``lensaudit.mock.discovery``); their own random stream (9), so the catalogue
+    and every other draw are the same with or without the selection.  The S/N is against the
+    sky's white-noise sigma: ``noise_block_factor`` changes the images only, never the truth."""
+    from lensaudit.injection.prior import draw_source_and_lens
+    from lensaudit.mock.discovery import select_discovered
+
+    def draw(rng):
+        return draw_source_and_lens(rng, 1, config.lens_theta_e_range, config.lens_src_mag_r_range)
+
+    out = select_discovered(truth, lens_rows, _rng(config, box, 9), draw, config.discovery_snr_tier_b)
+    return out.drop(columns="grading")  # the catalogue's, not the truth's
 
 
 def _photometry_and_conditions(config: MockSkyConfig, box: SweepBox, rows: pd.DataFrame) -> pd.DataFrame:

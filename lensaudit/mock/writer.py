@@ -21,7 +21,7 @@ _STRING_WIDTH = {"brickname": 8, "type": 3}
 
 
 #: bump when the generator changes, so that stored mock skies are regenerated
-MOCK_SKY_VERSION = 6
+MOCK_SKY_VERSION = 7
 
 
 #: MockSkyConfig fields that change the images only, never the sweep or truth files: left out of

@@ -16,7 +16,7 @@ bootstrap** (resample the cell's distinct hosts with replacement, keep all their
 n_eff = C (1 - C) / Var_boot(C) (NaN where the variance is 0).  With fewer than
 ``MIN_CLUSTER_HOSTS`` distinct hosts the bootstrap cannot estimate the between-host scatter:
 its bounds are NaN and ``cluster_ok`` is False.
-Decomposition: n_observable (``detectability.observable``), the observable fraction and the
+Decomposition: n_observable (``lensaudit.injection.visibility.observable``), the observable fraction and the
 conditional recall k_obs/n_obs, each with ``beta_bounds`` intervals.
 """
 

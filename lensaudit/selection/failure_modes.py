@@ -5,7 +5,7 @@
 * false negatives among injections (not detected by the rule of
   ``completeness.detections``; injections into hosts that are themselves false positives are
   not misses and are left out), each attributed to the first cause that applies:
-  ``not_observable`` (the matched-filter S/N of ``detectability`` is below its threshold), ``psf_blended``
+  ``not_observable`` (the matched-filter S/N of ``lensaudit.injection.visibility`` is below its threshold), ``psf_blended``
   (theta_E / PSF FWHM_r < 0.8), ``low_sb`` (lensed arc r-band surface brightness fainter
   than 25.0 mag/arcsec^2, the lensed flux src_flux_r x magnification spread over a ring of
   radius theta_E and width FWHM_r), else ``other`` (visible, resolved, bright: the model's

@@ -10,8 +10,8 @@ of the host's E(B-V): the prior's magnitudes are extinction-free), given the Poi
 added to the host stamp, normalised by the *training* ``raw_robust`` and scored by the
 frozen model.  Everything after the host read runs on the compute device.
 Reported per injection: all parameters, magnification, the annulus S/N per band of the
-injected signal against the host's noise (``detectability.annulus_snr``), the arc's matched-filter
-S/N per band and combined (``detectability.matched_snr``: the noiseless arc against the host's
+injected signal against the host's noise (``annulus.annulus_snr``), the arc's matched-filter
+S/N per band and combined (``visibility.matched_snr``: the noiseless arc against the host's
 measured noise, with the host's correlated-noise factor), the logit.
 *Null controls* (``null=True``): the same path with the arc's noise added but not the arc,
 so a control is never bit-identical to its host (DESIGN s3 "Adversarial gates").
@@ -35,7 +35,7 @@ from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
 from lensaudit.injection.render import render_arcs
 from lensaudit.injection.annulus import annulus_snr, outer_sigma
-from lensaudit.selection.detectability import matched_snr, noise_correlation_factor
+from lensaudit.injection.visibility import matched_snr, noise_correlation_factor
 from lensaudit.selection.psfex_psfs import PsfexPsfs, sigma_pix_from_kernels
 from lensaudit.survey.photometry import mw_transmission
 from lensaudit.selection.grid import THETA_E, cells

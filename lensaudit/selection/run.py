@@ -25,7 +25,7 @@ from lensaudit.evaluation.operating import operating_thresholds
 from lensaudit.evaluation.run import load_frozen_detector, val_scores
 from lensaudit.selection.adversarial import ring_scores, score_batches, suppress_annulus
 from lensaudit.selection.completeness import completeness_table
-from lensaudit.selection.detectability import combined, observable
+from lensaudit.injection.visibility import combined, observable
 from lensaudit.selection.hosts import bin_counts, select_hosts
 from lensaudit.selection.psfex_psfs import injection_psfs
 from lensaudit.selection.inject import BRACKETS, draw_parameters, inject_and_score, plan_injections

@@ -1,4 +1,6 @@
-"""Model-free arc visibility (DESIGN s3 "Selection function", detectability decomposition).
+"""Model-free arc visibility (DESIGN s3 "Selection function", the statistic of the detectability
+decomposition; in `injection` because the realism comparison and the mock sky's known lenses
+use it too).
 
 Two statistics, both batched in torch so that they run where the stamps are:
 
