@@ -8,9 +8,9 @@ tables (scored test rows, validation scores, per-injection records), not read fr
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
+from lensaudit import provenance
 from lensaudit.config import Profile
 from lensaudit.auc import roc_auc
 from lensaudit.evaluation.metrics import beta_interval
@@ -25,12 +25,20 @@ FIELDS = ("commit", "profile", "data_source", "test_lenses", "test_negatives", "
           "gates_warn_failed")
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+def _short(commit: str) -> str:
+    """``<sha>[+dirty]`` as 7 hex digits and its suffix."""
+    sha, plus, rest = str(commit).partition("+")
+    return sha[:7] + plus + rest
+
+
+def _commit_of(built: str | None) -> str:
+    """The commit the home's detector evaluation was built at, and the summarising code's
+    commit when it differs (a summary of an older home says so)."""
+    now = _short(provenance.git_commit())
+    if not built:
+        return f"unknown (summarised at {now})"
+    built = _short(built)
+    return built if built == now else f"{built} (summarised at {now})"
 
 
 def _fmt_prop(k: int, n: int) -> str:
@@ -47,7 +55,7 @@ def summarise(home: Path, profile: Profile) -> dict:
 
     arch = profile.detector.audit_arch
     out = {k: "n/a" for k in FIELDS}
-    out["commit"], out["profile"] = _commit(), profile.name
+    out["commit"], out["profile"] = _commit_of(None), profile.name
     stored = home / "run_profile.json"
     src = json.loads(stored.read_text()).get("data_source") if stored.is_file() else None
     out["data_source"] = src or data_source_of(home)
@@ -56,6 +64,7 @@ def summarise(home: Path, profile: Profile) -> dict:
         test, val = scored_rows(home, arch), val_scores(home, arch)
         y, s = test["label"].to_numpy(int), test["logit"].to_numpy(float)
         rep = report_json(home, arch)
+        out["commit"] = _commit_of(rep.get("git_commit"))
         auc = rep["metrics"]["roc_auc"]
         out["test_lenses"], out["test_negatives"] = str(int(y.sum())), str(int((y == 0).sum()))
         out["test_auc"] = f"{roc_auc(s[y == 1], s[y == 0]):.3f} [{auc['lo95']:.3f}, {auc['hi95']:.3f}]"

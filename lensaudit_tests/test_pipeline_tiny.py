@@ -283,6 +283,7 @@ def test_summary_reports_every_field(with_selection):
     for f in FIELDS:
         assert f in rows, f
     assert rows["data_source"].startswith("mock") and rows["profile"] == "tiny"
+    assert "summarised at" not in rows["commit"]  # built and summarised by the same code
     assert rows["test_auc"] != "n/a" and rows["injections"] != "n/a"
     assert (home / "assets/completeness_brackets/data.parquet").is_file()
     br = pd.read_parquet(home / "assets/completeness_brackets/data.parquet")
