@@ -17,8 +17,9 @@ from resources.settings import LensauditSettings
 
 @dg.asset(op_tags=GPU_OP_TAGS, group_name="injection", kinds={"torch", "parquet"}, deps=[cutouts], metadata=schema_metadata("injection_realism"),
           description="The default source prior injected into test-split negative hosts, compared with the real "
-                      "lenses' cutouts: unclipped arc annulus S/N, arc-only colours, the noise added "
-                      "inside the arc footprints; per-injection parameters and magnification, histograms in metadata.")
+                      "lenses' cutouts: unclipped arc annulus S/N (of the observable injections, matched-filter "
+                      "S/N >= 20), arc-only colours, the noise added inside the arc footprints; per-injection "
+                      "parameters, magnification and matched-filter S/N, histograms in metadata.")
 def injection_realism(context: dg.AssetExecutionContext, settings: LensauditSettings,
                       device: DeviceResource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
