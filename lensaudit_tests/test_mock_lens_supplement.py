@@ -120,3 +120,7 @@ def test_discovery_redraws_faint_arcs_and_keeps_the_best_when_none_passes(monkey
     never = discovery.select_discovered(truth, rows, np.random.default_rng(1),
                                         lambda rng: draw_source_and_lens(rng, 1, (2.0, 2.0), (31.0, 32.0)), 10.0)
     assert never.loc[0, "discovery_snr_matched"] < 20.0 and never.loc[0, "src_mag_r"] == 30.0  # the best of 3 draws
+    # an arc whose S/N is not finite is never "found": its draw is kept, its S/N NaN
+    monkeypatch.setattr(discovery, "arc_matched_snr", lambda *a, **k: float("nan"))
+    broken = discovery.select_discovered(truth, rows, np.random.default_rng(1), bright, 10.0)
+    assert np.isnan(broken.loc[0, "discovery_snr_matched"]) and broken.loc[0, "src_mag_r"] == 30.0

@@ -72,10 +72,11 @@ def select_discovered(truth: pd.DataFrame, lens_rows: pd.DataFrame, rng: np.rand
         psf = row[[f"psfsize_{b}" for b in BANDS]].to_numpy(float)
         depth = row[[f"psfdepth_{b}" for b in BANDS]].to_numpy(float)
         need = discovery_threshold(out.at[i, "grading"], tier_b_snr)
-        best, best_s = None, -np.inf
         cand = out.loc[i]
+        best, best_s = cand.copy(), -np.inf
         for _ in range(MAX_DRAWS):
             s = arc_matched_snr(cand, row["shape_e1"], row["shape_e2"], psf, depth, noise_block_factor)
+            s = s if np.isfinite(s) else -np.inf  # an arc that cannot be rendered is never found
             if s > best_s:
                 best, best_s = cand.copy(), s
             if s >= need:
@@ -88,6 +89,6 @@ def select_discovered(truth: pd.DataFrame, lens_rows: pd.DataFrame, rng: np.rand
             cand["src_g_r"] = float(d["src_mag_g"][0] - d["src_mag_r"][0])
             cand["src_r_z"] = float(d["src_mag_r"][0] - d["src_mag_z"][0])
         out.loc[i] = best
-        snr[i] = best_s
+        snr[i] = best_s if np.isfinite(best_s) else np.nan
     out["discovery_snr_matched"] = snr
     return out
