@@ -98,17 +98,18 @@ def test_known_lenses_are_the_ones_a_survey_would_find(tmp_path, lenscat_all):
 def test_discovery_redraws_faint_arcs_and_keeps_the_best_when_none_passes(monkeypatch):
     import lensaudit.mock.discovery as discovery
     from lensaudit.injection.prior import draw_source_and_lens
+    from lensaudit.mock.sky import arc_truth
     from lensaudit.survey.photometry import mag5sigma_to_depth_ivar
 
-    base = {k: v[0] for k, v in draw_source_and_lens(np.random.default_rng(0), 1, (2.0, 2.0), (30.0, 30.0)).items()}
-    truth = pd.DataFrame([{**{k: base[k] for k in discovery._REDRAWN}, "src_mag_r": 30.0, "src_g_r": 0.5, "src_r_z": 0.3,
-                           "grading": g, "is_true_lens": t} for g, t in (("confident", True), ("probable", False))])
+    base = {k: v[0] for k, v in arc_truth(draw_source_and_lens(np.random.default_rng(0), 1, (2.0, 2.0),
+                                                                (30.0, 30.0))).items()}
+    truth = pd.DataFrame([{**base, "grading": g, "is_true_lens": t} for g, t in (("confident", True), ("probable", False))])
     rows = pd.DataFrame({"shape_e1": [0.1, 0.1], "shape_e2": [0.0, 0.0]}
                         | {f"psfsize_{b}": [1.2, 1.2] for b in "grz"}
                         | {f"psfdepth_{b}": [mag5sigma_to_depth_ivar(23.5)] * 2 for b in "grz"})
 
     def bright(rng):
-        return draw_source_and_lens(rng, 1, (2.0, 2.0), (20.0, 20.0))
+        return arc_truth(draw_source_and_lens(rng, 1, (2.0, 2.0), (20.0, 20.0)))
 
     out = discovery.select_discovered(truth, rows, np.random.default_rng(1), bright, tier_b_snr=10.0)
     assert out.loc[0, "src_mag_r"] == 20.0 and out.loc[0, "discovery_snr_matched"] >= 20.0
@@ -118,7 +119,7 @@ def test_discovery_redraws_faint_arcs_and_keeps_the_best_when_none_passes(monkey
 
     monkeypatch.setattr(discovery, "MAX_DRAWS", 3)
     never = discovery.select_discovered(truth, rows, np.random.default_rng(1),
-                                        lambda rng: draw_source_and_lens(rng, 1, (2.0, 2.0), (31.0, 32.0)), 10.0)
+                                        lambda rng: arc_truth(draw_source_and_lens(rng, 1, (2.0, 2.0), (31.0, 32.0))), 10.0)
     assert never.loc[0, "discovery_snr_matched"] < 20.0 and never.loc[0, "src_mag_r"] == 30.0  # the best of 3 draws
     # an arc whose S/N is not finite is never "found": its draw is kept, its S/N NaN
     monkeypatch.setattr(discovery, "arc_matched_snr", lambda *a, **k: float("nan"))

@@ -31,24 +31,20 @@ from lensaudit.survey.instrument import BANDS, PIXSCALE_ARCSEC, STAMP_PIX
 
 #: rejection-sampling draws per lens before the best draw is kept
 MAX_DRAWS = 200
-#: the prior's keys that a redraw replaces in a lens's truth row
-_REDRAWN = ("theta_e_arcsec", "gamma1", "gamma2", "src_x_arcsec", "src_y_arcsec", "src_r_sersic_arcsec",
-            "src_n_sersic", "src_e1", "src_e2")
-
 
 def arc_matched_snr(truth_row, lens_e1: float, lens_e2: float, psfsize: np.ndarray, psfdepth: np.ndarray,
-                    noise_block_factor: float = 1.0, size: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC) -> float:
+                    size: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC) -> float:
     """Combined matched-filter S/N of one true lens's noise-free arc as the mock renders it
-    (``render.render_arc`` convolved with the stamp's Moffat PSFs) against the sky sigma its
-    psfdepth (1/nmgy^2, per band g, r, z) implies; ``noise_block_factor`` is the aperture-noise
-    factor of correlated noise (1: white)."""
+    (``render.render_arc`` convolved with the stamp's Moffat PSFs) against the white sky sigma
+    its psfdepth (1/nmgy^2, per band g, r, z) implies (``noise_block_factor`` changes the
+    images only, never the truth)."""
     from lensaudit.mock.render import arc_parameters, convolve_stamp, render_arc, stamp_psfs
 
     kernels, sigma = stamp_psfs(np.asarray(psfsize, float)[None], np.asarray(psfdepth, float)[None], pixscale)
     arc = render_arc(arc_parameters(lens_e1, lens_e2, truth_row), size, pixscale).to(torch.float32)
     img = convolve_stamp(arc, kernels[0])
     snr = matched_snr(img[None], torch.as_tensor(np.asarray(sigma[0], float))[None],
-                      torch.full((1, len(BANDS)), float(noise_block_factor), dtype=torch.float64))
+                      torch.ones((1, len(BANDS)), dtype=torch.float64))
     return float(combined(snr.numpy())[0])
 
 
@@ -58,12 +54,13 @@ def discovery_threshold(grading: str, tier_b_snr: float) -> float:
 
 
 def select_discovered(truth: pd.DataFrame, lens_rows: pd.DataFrame, rng: np.random.Generator, draw,
-                      tier_b_snr: float, noise_block_factor: float = 1.0) -> pd.DataFrame:
+                      tier_b_snr: float) -> pd.DataFrame:
     """``truth`` (one row per lens, as ``sky._lenses``: ``is_true_lens``, ``grading`` and the arc
     parameters) with every true lens's arc redrawn until it passes its grade's discovery
     threshold; adds ``discovery_snr_matched`` (NaN for label-noise non-lenses).  ``lens_rows``:
     the lenses' catalogue rows in the same order (shape_e1/e2, psfsize_*, psfdepth_*);
-    ``draw(rng)`` returns one prior draw (dict of 1-element arrays)."""
+    ``draw(rng)`` returns one prior draw as the truth's arc columns (``sky.arc_truth``, 1-element
+    arrays)."""
     out = truth.reset_index(drop=True).copy()
     snr = np.full(len(out), np.nan)
     rows = lens_rows.reset_index(drop=True)
@@ -75,19 +72,15 @@ def select_discovered(truth: pd.DataFrame, lens_rows: pd.DataFrame, rng: np.rand
         cand = out.loc[i]
         best, best_s = cand.copy(), -np.inf
         for _ in range(MAX_DRAWS):
-            s = arc_matched_snr(cand, row["shape_e1"], row["shape_e2"], psf, depth, noise_block_factor)
+            s = arc_matched_snr(cand, row["shape_e1"], row["shape_e2"], psf, depth)
             s = s if np.isfinite(s) else -np.inf  # an arc that cannot be rendered is never found
             if s > best_s:
                 best, best_s = cand.copy(), s
             if s >= need:
                 break
-            d = draw(rng)
             cand = cand.copy()
-            for k in _REDRAWN:
-                cand[k] = float(d[k][0])
-            cand["src_mag_r"] = float(d["src_mag_r"][0])
-            cand["src_g_r"] = float(d["src_mag_g"][0] - d["src_mag_r"][0])
-            cand["src_r_z"] = float(d["src_mag_r"][0] - d["src_mag_z"][0])
+            for k, v in draw(rng).items():
+                cand[k] = float(v[0])
         out.loc[i] = best
         snr[i] = best_s if np.isfinite(best_s) else np.nan
     out["discovery_snr_matched"] = snr

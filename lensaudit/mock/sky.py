@@ -220,32 +220,33 @@ def _lenses(config: MockSkyConfig, box: SweepBox, lenses: pd.DataFrame, rng) -> 
     not_lens = tier_b & (rng.random(k) < config.label_noise_tier_b)
     from lensaudit.injection.prior import draw_source_and_lens
 
-    src = draw_source_and_lens(rng, k, config.lens_theta_e_range, config.lens_src_mag_r_range)
-    truth = pd.DataFrame({
-        "lens_id": sel["lens_id"].to_numpy(),
-        "grading": sel["grading"].to_numpy(),
-        "is_true_lens": ~not_lens,
-        "theta_e_arcsec": np.where(not_lens, np.nan, src["theta_e_arcsec"]),
-        "src_mag_r": np.where(not_lens, np.nan, src["src_mag_r"]),
-        "src_g_r": src["src_mag_g"] - src["src_mag_r"],
-        "src_r_z": src["src_mag_r"] - src["src_mag_z"],
-        "src_r_sersic_arcsec": src["src_r_sersic_arcsec"], "src_n_sersic": src["src_n_sersic"],
-        "src_x_arcsec": src["src_x_arcsec"], "src_y_arcsec": src["src_y_arcsec"],
-        "src_e1": src["src_e1"], "src_e2": src["src_e2"], "gamma1": src["gamma1"], "gamma2": src["gamma2"],
-    })
+    arc = arc_truth(draw_source_and_lens(rng, k, config.lens_theta_e_range, config.lens_src_mag_r_range))
+    truth = pd.DataFrame({"lens_id": sel["lens_id"].to_numpy(), "grading": sel["grading"].to_numpy(),
+                          "is_true_lens": ~not_lens, **arc})
+    truth.loc[not_lens, ["theta_e_arcsec", "src_mag_r"]] = np.nan
     return rows, truth
+
+
+def arc_truth(src: dict) -> dict[str, np.ndarray]:
+    """The truth table's arc columns of prior draws (``injection.prior.draw_source_and_lens``):
+    the source's r magnitude and colours, its shape and position, the lens's theta_E and shear
+    (the lens galaxy's own ellipticity comes from its catalogue row)."""
+    return {"theta_e_arcsec": src["theta_e_arcsec"], "src_mag_r": src["src_mag_r"],
+            "src_g_r": src["src_mag_g"] - src["src_mag_r"], "src_r_z": src["src_mag_r"] - src["src_mag_z"],
+            "src_r_sersic_arcsec": src["src_r_sersic_arcsec"], "src_n_sersic": src["src_n_sersic"],
+            "src_x_arcsec": src["src_x_arcsec"], "src_y_arcsec": src["src_y_arcsec"],
+            "src_e1": src["src_e1"], "src_e2": src["src_e2"], "gamma1": src["gamma1"], "gamma2": src["gamma2"]}
 
 
 def _discovered(config: MockSkyConfig, box: SweepBox, lens_rows: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """The true lenses' arcs redrawn until a survey would have found them at their own PSF
     and depth (``lensaudit.mock.discovery``); their own random stream (9), so the catalogue
-    and every other draw are the same with or without the selection.  The S/N is against the
-    sky's white-noise sigma: ``noise_block_factor`` changes the images only, never the truth."""
+    and every other draw are the same with or without the selection."""
     from lensaudit.injection.prior import draw_source_and_lens
     from lensaudit.mock.discovery import select_discovered
 
     def draw(rng):
-        return draw_source_and_lens(rng, 1, config.lens_theta_e_range, config.lens_src_mag_r_range)
+        return arc_truth(draw_source_and_lens(rng, 1, config.lens_theta_e_range, config.lens_src_mag_r_range))
 
     out = select_discovered(truth, lens_rows, _rng(config, box, 9), draw, config.discovery_snr_tier_b)
     return out.drop(columns="grading")  # the catalogue's, not the truth's
