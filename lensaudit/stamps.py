@@ -26,3 +26,18 @@ def azimuthal_median(image: np.ndarray, r: np.ndarray) -> np.ndarray:
             med[k] = np.median(vals) if len(vals) else 0.0
         out[b] = med[ring]
     return out
+
+
+def azimuthal_median_finite(images: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``azimuthal_median`` of N single-band images at once, for all-finite (N, H, W) images:
+    the same ring medians (each ring's pixels gathered into one (N, n_ring) block, whose
+    per-row median is the one-image median of the same values), float64."""
+    ring = np.floor(r).astype(int).ravel()
+    order = np.argsort(ring, kind="stable")
+    edges = np.searchsorted(ring[order], np.arange(ring.max() + 2))
+    flat = np.asarray(images, dtype=np.float64).reshape(len(images), -1)[:, order]
+    med = np.zeros((len(images), ring.max() + 1))
+    for k in range(ring.max() + 1):
+        if edges[k + 1] > edges[k]:
+            med[:, k] = np.median(flat[:, edges[k]:edges[k + 1]], axis=1)
+    return med[:, ring].reshape(images.shape)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lensaudit.cutouts.features import FEATURES, core_pixels, features_of, saturation_threshold
+from lensaudit.cutouts.features import FEATURES, core_pixels, features_of, features_table, saturation_threshold
 from lensaudit.cutouts.npz import read_npz
 from lensaudit.cutouts.store import CutoutReader, ShardError, export_npz, write_shard
 from lensaudit.auc import bootstrap_auc, roc_auc
@@ -94,6 +94,32 @@ def test_features_on_the_six_real_cutouts(real_data):
                               "laplacian_core", "edge_artefact"]].to_numpy()).all()
     assert (feats["core_mean_4"] > feats["outer_mean"]).all()  # galaxies sit in the centre
     assert core_pixels(stamps).shape == (6, 3 * int((np.hypot(*np.mgrid[-50:51, -50:51]) < 10).sum()))
+
+
+def test_vectorised_features_equal_the_per_stamp_features(real_data):
+    """features_table (blocks of all-finite stamps at once) gives features_of's numbers, to the
+    float64 summation order of numpy's axis reductions; stamps with NaN / inf pixels and a flat
+    outer ring (MAD 0) go through features_of, in their place in the table."""
+    from lensaudit.stamps import azimuthal_median, azimuthal_median_finite, radius_map
+
+    real = np.stack([read_npz(f).data for f in sorted((real_data / "dr10_cutouts_lens_candidates").glob("*.npz"))])
+    rng = np.random.default_rng(5)
+    noisy = (real[rng.integers(0, len(real), 20)] + rng.normal(0, 0.01, (20, *real.shape[1:]))).astype(np.float32)
+    stamps = np.concatenate([real, noisy])
+    stamps[7, 1, 0, 0] = np.nan         # a NaN far from the centre
+    stamps[9, 0, 50, 50] = np.inf       # a corrupted pixel
+    stamps[11, 1] = 0.25                # flat r band: MAD 0 -> asymmetry and edge score NaN
+    sat = saturation_threshold(stamps)
+    want = pd.DataFrame([features_of(s, sat) for s in stamps], columns=list(FEATURES))
+    got = features_table(stamps, sat)
+    assert list(got.columns) == list(FEATURES) and len(got) == len(stamps)
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-12, atol=0, equal_nan=True)
+    assert np.isnan(got.loc[11, "azimuthal_asymmetry"]) and np.isnan(got.loc[11, "edge_artefact"])
+    assert features_table(stamps[:0], sat).shape == (0, len(FEATURES))
+    r = radius_map(stamps.shape[-1])
+    block = stamps[:6, 1].astype(np.float64)
+    np.testing.assert_array_equal(azimuthal_median_finite(block, r),
+                                  np.stack([azimuthal_median(b[None], r)[0] for b in block]))
 
 
 def test_shortcut_gates_flag_a_planted_shortcut():
