@@ -4,15 +4,18 @@ Writes N synthetic stamps into a real cutout store (shards + index), then
 * inference: ``lensaudit.detector.score.score_store`` (threaded shard reads of the window
   ``raw_robust`` needs into pinned buffers, async copy, ``raw_robust`` on the device, ResNet-18
   bf16 channels_last) at 64^2 and 101^2 crops, I/O included (page cache warm: the second pass
-  is timed), for each reader thread count of ``--workers``; then the store reads alone and the
-  device work alone (the two bounds of the overlapped scan);
+  is timed), for each reader thread count of ``--workers`` and batch size of ``--batch``, in the
+  modes of ``--scan-modes`` (eager; ``graph``: the model replayed from a CUDA graph;
+  ``graph-pre``: raw_robust + model in one graph; ``compiled`` with ``--compile-model``), each
+  mode's max |dlogit| against the eager scan on a row count that ends in a partial batch; then
+  the store reads alone and the device work alone (the two bounds of the overlapped scan);
 * training: ``lensaudit.detector.train.train`` on preprocessed 64^2 stamps resident on
   the device (its own batching, per-sample augmentation, validation), two epochs, eager
   steps and CUDA-graph steps with the same seed (and how far their weights drift apart);
   img/s counts the training steps incl. the batch gather.
 Reference in the same run: the naive loop (single-threaded read, pageable copy, no
 overlap) that the previous version measured.
-Run: PYTHONPATH=. python bench/bench_detector.py --device cuda
+Run: PYTHONPATH=. python bench/bench_detector.py --device cuda  (``bench/run_scan_gpu.sh``: the device call)
 """
 
 from __future__ import annotations
@@ -39,9 +42,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--n", type=int, default=65536)
-    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--batch", default="4096", help="score_store batch sizes, comma-separated variants (the first "
+                    "for the references, the bounds and training's data)")
     ap.add_argument("--workers", default="8,16", help="reader threads of score_store, comma-separated variants")
+    ap.add_argument("--scan-modes", default="eager,graph,graph-pre",
+                    help="score_store modes, comma-separated: eager, graph (cuda_graph), graph-pre (cuda_graph + "
+                    "graph_preprocess); compiled is added by --compile-model")
     ap.add_argument("--train-n", type=int, default=65536)
+    ap.add_argument("--skip-train", action="store_true", help="inference only")
+    ap.add_argument("--crops", default="64,101")
     ap.add_argument("--compile-model", action="store_true", help="also time the model under torch.compile")
     ns = ap.parse_args()
     dev = ns.device
@@ -57,7 +66,17 @@ def main() -> None:
     reader = CutoutReader(store)
     name = torch.cuda.get_device_name(0) if cuda else "cpu"
     workers = [int(w) for w in str(ns.workers).split(",")]
-    print(f"device: {name} torch={torch.__version__} stamps={len(idx)} batch={ns.batch} workers={workers}")
+    batches = [int(b) for b in str(ns.batch).split(",")]
+    ns.batch = batches[0]
+    modes = {"eager": {}, "graph": {"cuda_graph": True}, "graph-pre": {"cuda_graph": True, "graph_preprocess": True}}
+    bad = set(ns.scan_modes.split(",")) - set(modes)
+    if bad:
+        ap.error(f"unknown --scan-modes {sorted(bad)}; known: {sorted(modes)}")
+    modes = {m: modes[m] for m in ns.scan_modes.split(",")}
+    if ns.compile_model:
+        modes["compiled"] = {"compiled": True}
+    print(f"device: {name} torch={torch.__version__} stamps={len(idx)} batch={batches} workers={workers} "
+          f"modes={list(modes)}")
     model = build_model("resnet18").to(dev)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
@@ -76,14 +95,11 @@ def main() -> None:
                     model(xb.contiguous(memory_format=torch.channels_last) if cuda else xb)
         sync()
 
-    for crop in (64, 101):
+    for crop in (int(c) for c in ns.crops.split(",")):
         variants = [("naive loop (reference)", lambda: naive(crop))]
-        variants += [(f"score_store, {w} reader threads{', compiled' if c else ''}",
-                      lambda w=w, c=c: score_store(idx, reader, model, dev, crop, ns.batch, w, compiled=c))
-                     for c in ((False, True) if ns.compile_model else (False,)) for w in workers]
-        variants += [(f"score_store, {w} reader threads, CUDA graph",
-                      lambda w=w: score_store(idx, reader, model, dev, crop, ns.batch, w, cuda_graph=True))
-                     for w in workers]
+        variants += [(f"score_store, {mode}, batch {b}, {w} reader threads",
+                      lambda w=w, b=b, kw=kw: score_store(idx, reader, model, dev, crop, b, w, **kw))
+                     for mode, kw in modes.items() for b in batches for w in workers]
         for label, fn in variants:
             fn()
             t0 = time.perf_counter()
@@ -91,10 +107,14 @@ def main() -> None:
             sync()
             dt = time.perf_counter() - t0
             print(f"inference {crop}x{crop} bf16 from the store, {label}: {len(idx) / dt:,.0f} img/s")
-        if cuda:  # the graphed scan computes what the eager one does
-            eager = score_store(idx.iloc[:8192], reader, model, dev, crop, ns.batch, workers[0])
-            graph = score_store(idx.iloc[:8192], reader, model, dev, crop, ns.batch, workers[0], cuda_graph=True)
-            print(f"  CUDA graph vs eager scan: max |dlogit| {np.abs(graph - eager).max():.2e}")
+        if cuda:  # what each mode computes against the eager scan, the last batch partial
+            part = idx.iloc[:2 * ns.batch + ns.batch // 3]
+            eager = score_store(part, reader, model, dev, crop, ns.batch, workers[0])
+            for mode, kw in modes.items():
+                if mode != "eager":
+                    got = score_store(part, reader, model, dev, crop, ns.batch, workers[0], **kw)
+                    print(f"  {mode} vs eager scan ({len(part)} rows, batch {ns.batch}): max |dlogit| "
+                          f"{np.abs(got - eager).max():.2e}, full batches {np.abs(got - eager)[:2 * ns.batch].max():.2e}")
         # the two halves apart: the store reads alone (threads into one host array, the window
         # raw_robust needs) and the device work alone (raw_robust + the bf16 model on stamps
         # already resident on the device)
@@ -121,6 +141,23 @@ def main() -> None:
         t0 = time.perf_counter()
         compute_only()
         print(f"  device work alone (raw_robust + model, stamps resident): {len(idx) / (time.perf_counter() - t0):,.0f} img/s")
+        if cuda and "graph-pre" in modes:  # the same, one CUDA graph replay per batch (score_store's graph-pre)
+            from lensaudit.detector.graphs import graphed_forward
+            from lensaudit.detector.score import _raw_robust_channels_last
+            g = graphed_forward(model, (ns.batch, *resident.shape[1:]), resident.dtype, resident.device,
+                                torch.bfloat16, _raw_robust_channels_last(crop))
+
+            def graph_only():
+                for a, b in chunks:
+                    g[0][:b - a] = resident[a:b]
+                    g[1]()
+                sync()
+            if g is not None:
+                graph_only()
+                t0 = time.perf_counter()
+                graph_only()
+                print(f"  device work alone as one CUDA graph per batch (incl. the copy into its input): "
+                      f"{len(idx) / (time.perf_counter() - t0):,.0f} img/s")
         xs = [raw_robust(resident[a:b], crop=crop)[0] for a, b in chunks]
         parts = {"raw_robust alone": lambda: [raw_robust(resident[a:b], crop=crop) for a, b in chunks]}
 
@@ -128,6 +165,19 @@ def main() -> None:
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 return [m(x.contiguous(memory_format=torch.channels_last) if cuda else x).float() for x in xs]
         parts["model alone (eager)"] = lambda: run_model(model)
+        if cuda and "graph" in modes:
+            from lensaudit.detector.graphs import graphed_forward
+            gm = graphed_forward(model, tuple(xs[0].shape), xs[0].dtype, xs[0].device, torch.bfloat16)
+
+            def run_graph():
+                outs = []
+                for x in xs:
+                    gm[0][:len(x)] = x
+                    gm[1]()
+                    outs.append(gm[2][:len(x)].float())
+                return outs
+            if gm is not None:
+                parts["model alone (CUDA graph)"] = run_graph
         if ns.compile_model:
             compiled = torch.compile(model, dynamic=False)
             parts["model alone (torch.compile)"] = lambda: run_model(compiled)
@@ -146,6 +196,8 @@ def main() -> None:
                 extra = f"; max |dlogit| vs eager {float((got - ref).abs().max()):.2e}"
             print(f"  {label}: {len(idx) / dt:,.0f} img/s{extra}")
         del resident, host, xs
+    if ns.skip_train:
+        return
     x, _ = raw_robust(torch.from_numpy(reader.read(idx.iloc[:ns.train_n])).to(dev), crop=64)
     y = (rng.random(len(x)) < 0.01).astype(np.int64)
     y[:200] = 1

@@ -16,22 +16,30 @@ _GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def graphed_forward(model, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-                    autocast_dtype: torch.dtype | None = None):
+                    autocast_dtype: torch.dtype | None = None, prepare=None):
     """(static input, replay, static output) of ``model`` in eval mode without gradients, for
     inputs of ``shape`` / ``dtype`` on ``device`` (channels_last), under ``torch.autocast(autocast_dtype)`` when
     given (weight casts recorded in the graph: autocast's cache is off inside); None where
-    the forward cannot be captured (the caller then runs it eagerly, with a warning)."""
+    the forward cannot be captured (the caller then runs it eagerly, with a warning).
+    ``prepare``: a function captured in the same graph before the model (in float32, outside
+    autocast), e.g. the preprocessing of raw stamps; the static input is then contiguous (the
+    raw stamps' layout) and ``prepare`` returns the model's input.  Part of the cache key, so
+    pass the same function object each time (not a fresh lambda)."""
     per = _GRAPHS.setdefault(model, {})
     device = torch.device(device)
-    key = (tuple(shape), dtype, str(device), autocast_dtype)
+    key = (tuple(shape), dtype, str(device), autocast_dtype, prepare)
     if key not in per:
         def forward(x):
+            if prepare is not None:
+                x = prepare(x)
             if autocast_dtype is None:
                 return model(x)
             with torch.autocast("cuda", dtype=autocast_dtype, cache_enabled=False):
                 return model(x)
         try:
-            static_in = torch.zeros(shape, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
+            static_in = torch.zeros(shape, dtype=dtype, device=device)
+            if prepare is None:
+                static_in = static_in.contiguous(memory_format=torch.channels_last)
             side = torch.cuda.Stream(device)
             side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side), torch.no_grad():

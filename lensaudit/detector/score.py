@@ -11,6 +11,7 @@ CUDA; on the CPU the same code runs in float32.  Returns logits in index order.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -20,13 +21,26 @@ from lensaudit.detector.graphs import graphed_forward
 from lensaudit.detector.preprocess import input_window, raw_robust
 
 
+@lru_cache(maxsize=8)
+def _raw_robust_channels_last(crop: int):
+    """The model input of raw stamps, as the eager scan makes it (one function object per crop:
+    ``graphed_forward`` keys its graphs on it)."""
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return raw_robust(x, crop=crop)[0].contiguous(memory_format=torch.channels_last)
+    return prepare
+
+
 def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64, batch: int = 4096,
-                workers: int = 4, compiled: bool = False, cuda_graph: bool = False) -> np.ndarray:
+                workers: int = 4, compiled: bool = False, cuda_graph: bool = False,
+                graph_preprocess: bool = False) -> np.ndarray:
     """Logits for the ``cutout_ok`` rows of ``index`` (raises on any other row).
 
     ``cuda_graph`` (CUDA): the model's bf16 forward is captured once for a full batch
     (``detector.graphs``) and every batch replays it (one launch instead of ~100, so the host
     thread that launches is less slowed by the reader threads); the eager kernels, the same logits.
+    ``graph_preprocess`` (with ``cuda_graph``): ``raw_robust`` is captured in the same graph,
+    before the model (the copied raw window goes into the graph's static input, one replay does
+    the whole device work of a batch).
 
     ``compiled`` (CUDA): the model runs under ``torch.compile`` (Inductor fuses the batch
     norms and activations around cuDNN's convolutions), every batch at the full ``batch``
@@ -39,6 +53,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     cuda = device.startswith("cuda")
     compiled = compiled and cuda
     graphed = cuda_graph and cuda and not compiled
+    prepare = _raw_robust_channels_last(crop) if graphed and graph_preprocess else None
     net = torch.compile(model, dynamic=False) if compiled else model
     n = len(index)
     starts = list(range(0, n, batch))
@@ -53,10 +68,18 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     copy_stream = torch.cuda.Stream() if cuda else None
 
     def forward(x: torch.Tensor) -> torch.Tensor:
+        if prepare is not None:  # raw_robust + model in one graph
+            g = graphed_forward(model, (batch, *x.shape[1:]), x.dtype, x.device, torch.bfloat16, prepare)
+            if g is not None:
+                static_in, replay, static_out = g
+                static_in[:len(x)] = x
+                replay()
+                return static_out[:len(x)].float().squeeze(1)
         y, _ = raw_robust(x, crop=crop)
         if cuda:
             y = y.contiguous(memory_format=torch.channels_last)
-        g = graphed_forward(model, (batch, *y.shape[1:]), y.dtype, y.device, torch.bfloat16) if graphed else None
+        g = (graphed_forward(model, (batch, *y.shape[1:]), y.dtype, y.device, torch.bfloat16)
+             if graphed and prepare is None else None)
         if g is not None:
             static_in, replay, static_out = g
             static_in[:len(y)] = y
