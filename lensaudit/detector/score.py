@@ -42,12 +42,16 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     before the model (the copied raw window goes into the graph's static input, one replay does
     the whole device work of a batch).
 
+    On CUDA every batch runs at the full ``batch`` rows (the last one padded with whatever its
+    buffer holds, those logits dropped; eval-mode layers treat images independently): one
+    input shape, so cuDNN / cuBLAS pick their kernels once and a stamp's logit does not depend
+    on where the scan's chunks end (as in the selection function's scoring); the eager, graphed
+    and compiled scans all run that shape.
+
     ``compiled`` (CUDA): the model runs under ``torch.compile`` (Inductor fuses the batch
-    norms and activations around cuDNN's convolutions), every batch at the full ``batch``
-    rows (the last one padded with whatever its buffer holds, those logits dropped; the
-    model is in eval mode, so rows do not interact) so that one graph is compiled.  The
-    logits then differ from the eager bf16 ones by bf16 rounding (RESULTS.md gives the
-    measured maximum)."""
+    norms and activations around cuDNN's convolutions), one graph compiled for the one
+    shape.  The logits then differ from the eager bf16 ones by bf16 rounding (RESULTS.md
+    gives the measured maximum)."""
     if not index["cutout_ok"].all():
         raise ValueError("score_store takes cutout_ok rows only")
     cuda = device.startswith("cuda")
@@ -102,7 +106,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
             i, m = pending.pop(0).result()
             if cuda:  # the copy on its own stream, overlapping the previous batch's compute
                 with torch.cuda.stream(copy_stream):
-                    x = bufs[i % len(bufs)][:batch if compiled else m].to(device, non_blocking=True)
+                    x = bufs[i % len(bufs)].to(device, non_blocking=True)  # full batch: one shape
                     copied[i] = torch.cuda.Event()
                     copied[i].record(copy_stream)
                 torch.cuda.current_stream().wait_event(copied[i])
