@@ -5,7 +5,7 @@
 #           && git rev-parse --short HEAD > .gpu_data/scan/COMMIT
 #   device: bash .gpu_data/scan/bench/run_scan_gpu.sh [extra bench_detector.py options]   (carry .gpu_data/scan)
 # Eager, CUDA-graph (model), CUDA-graph (raw_robust + model) and compiled scans in the same process
-# at 64^2 and 101^2, batches 4096 and 8192, 4 and 8 reader threads, each mode's max |dlogit| vs the
+# at 64^2 and 101^2, batches 4096 and 8192, 4, 8 and 16 reader threads, each mode's max |dlogit| vs the
 # eager scan, the two bounds (store reads alone, device work alone); training skipped (measured).
 set -u
 export PYTHONUNBUFFERED=1
@@ -15,5 +15,5 @@ echo "cpu cores $(nproc)"
 cd "$(dirname "$0")/.." || exit 1
 echo "commit $(cat COMMIT 2>/dev/null || echo unknown)"
 log=${OUT:-/tmp}/scan.log
-PYTHONPATH=. timeout 520 python bench/bench_detector.py --device cuda --batch 4096,8192 --workers 4,8 \
+PYTHONPATH=. timeout 520 python bench/bench_detector.py --device cuda --batch 4096,8192 --workers 4,8,16 \
   --scan-modes eager,graph,graph-pre --compile-model --skip-train "$@" 2>&1 | tee "$log"
