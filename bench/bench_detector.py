@@ -6,7 +6,9 @@ Writes N synthetic stamps into a real cutout store (shards + index), then
   bf16 channels_last) at 64^2 and 101^2 crops, I/O included (page cache warm: the second pass
   is timed), for each reader thread count of ``--workers`` and batch size of ``--batch``, in the
   modes of ``--scan-modes`` (eager; ``graph``: the model replayed from a CUDA graph;
-  ``graph-pre``: raw_robust + model in one graph; ``compiled`` with ``--compile-model``), each
+  ``graph-pre``: raw_robust + model in one graph; with ``--compile-model`` also ``compiled``,
+  ``compiled-graph`` and ``compiled-graph-pre``: the compiled model, alone or recorded in a
+  CUDA graph, at the first batch size only), each
   mode's max |dlogit| against the eager scan on a row count that ends in a partial batch; then
   the store reads alone and the device work alone (the two bounds of the overlapped scan);
 * training: ``lensaudit.detector.train.train`` on preprocessed 64^2 stamps resident on
@@ -73,8 +75,12 @@ def main() -> None:
     if bad:
         ap.error(f"unknown --scan-modes {sorted(bad)}; known: {sorted(modes)}")
     modes = {m: modes[m] for m in ns.scan_modes.split(",")}
-    if ns.compile_model:
+    if ns.compile_model:  # at the first batch size only (compile time)
         modes["compiled"] = {"compiled": True}
+        if "graph" in modes:
+            modes["compiled-graph"] = {"compiled": True, "cuda_graph": True}
+        if "graph-pre" in modes:
+            modes["compiled-graph-pre"] = {"compiled": True, "cuda_graph": True, "graph_preprocess": True}
     print(f"device: {name} torch={torch.__version__} stamps={len(idx)} batch={batches} workers={workers} "
           f"modes={list(modes)}")
     model = build_model("resnet18").to(dev)
@@ -99,7 +105,8 @@ def main() -> None:
         variants = [("naive loop (reference)", lambda: naive(crop))]
         variants += [(f"score_store, {mode}, batch {b}, {w} reader threads",
                       lambda w=w, b=b, kw=kw: score_store(idx, reader, model, dev, crop, b, w, **kw))
-                     for mode, kw in modes.items() for b in batches for w in workers]
+                     for mode, kw in modes.items() for b in (batches[:1] if "compiled" in kw else batches)
+                     for w in workers]
         for label, fn in variants:
             fn()
             t0 = time.perf_counter()
@@ -161,6 +168,14 @@ def main() -> None:
         xs = [raw_robust(resident[a:b], crop=crop)[0] for a, b in chunks]
         parts = {"raw_robust alone": lambda: [raw_robust(resident[a:b], crop=crop) for a, b in chunks]}
 
+        def run_graph(g):  # (static input, replay, static output) of graphed_forward
+            outs = []
+            for x in xs:
+                g[0][:len(x)] = x
+                g[1]()
+                outs.append(g[2][:len(x)].float())
+            return outs
+
         def run_model(m):
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 return [m(x.contiguous(memory_format=torch.channels_last) if cuda else x).float() for x in xs]
@@ -168,19 +183,16 @@ def main() -> None:
         if cuda and "graph" in modes:
             from lensaudit.detector.graphs import graphed_forward
             gm = graphed_forward(model, tuple(xs[0].shape), xs[0].dtype, xs[0].device, torch.bfloat16)
-
-            def run_graph():
-                outs = []
-                for x in xs:
-                    gm[0][:len(x)] = x
-                    gm[1]()
-                    outs.append(gm[2][:len(x)].float())
-                return outs
             if gm is not None:
-                parts["model alone (CUDA graph)"] = run_graph
+                parts["model alone (CUDA graph)"] = lambda: run_graph(gm)
         if ns.compile_model:
             compiled = torch.compile(model, dynamic=False)
             parts["model alone (torch.compile)"] = lambda: run_model(compiled)
+            if cuda and "graph" in modes:
+                gc = graphed_forward(model, tuple(xs[0].shape), xs[0].dtype, xs[0].device, torch.bfloat16,
+                                     compiled=True)
+                if gc is not None:
+                    parts["model alone (torch.compile in a CUDA graph)"] = lambda: run_graph(gc)
         ref = None
         for label, fn in parts.items():
             out = fn()

@@ -4,7 +4,8 @@
 #   here:   rm -rf .gpu_data/scan && mkdir -p .gpu_data/scan && git archive HEAD | tar -x -C .gpu_data/scan \
 #           && git rev-parse --short HEAD > .gpu_data/scan/COMMIT
 #   device: bash .gpu_data/scan/bench/run_scan_gpu.sh [extra bench_detector.py options]   (carry .gpu_data/scan)
-# Eager, CUDA-graph (model), CUDA-graph (raw_robust + model) and compiled scans in the same process
+# Eager, CUDA-graph (model), CUDA-graph (raw_robust + model) scans, and the same three with the compiled
+# model (batch 4096 only), in the same process
 # at 64^2 and 101^2, batches 4096 and 8192, 4, 8 and 16 reader threads, each mode's max |dlogit| vs the
 # eager scan, the two bounds (store reads alone, device work alone); training skipped (measured).
 set -u

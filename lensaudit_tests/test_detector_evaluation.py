@@ -252,7 +252,8 @@ def test_score_store_matches_the_in_memory_path(tmp_path):
     want = predict(model, raw_robust(stack[idx.cutout_offset.to_numpy()], crop=64)[0], "cpu")
     assert np.allclose(got, want, atol=1e-5)
     # the CUDA-only options change nothing on the CPU (their GPU parity: bench_detector.py)
-    for kw in ({"compiled": True, "cuda_graph": True}, {"cuda_graph": True, "graph_preprocess": True}):
+    for kw in ({"compiled": True}, {"cuda_graph": True}, {"cuda_graph": True, "graph_preprocess": True},
+               {"compiled": True, "cuda_graph": True, "graph_preprocess": True}):
         assert np.array_equal(score_store(idx, CutoutReader(tmp_path), model, "cpu", crop=64, batch=3, workers=2,
                                           **kw), got)
     with pytest.raises(ValueError, match="cutout_ok"):

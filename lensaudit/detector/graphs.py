@@ -1,7 +1,8 @@
 """A frozen detector's forward pass replayed from a CUDA graph (PyTorch's "whole network
 capture"): one launch per batch instead of ~100, for scoring loops whose host thread is
 the bottleneck.  Captured once per (model, input shape, dtype, device, autocast dtype);
-the graph runs the eager kernels, so its outputs are the eager ones.  Used by the scan
+the graph runs the eager kernels, so its outputs are the eager ones (or, on request, those of
+``torch.compile``).  Used by the scan
 (``detector.score.score_store``) and the selection function (``selection.inject.score_stamps``)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ _GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def graphed_forward(model, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-                    autocast_dtype: torch.dtype | None = None, prepare=None):
+                    autocast_dtype: torch.dtype | None = None, prepare=None, compiled: bool = False):
     """(static input, replay, static output) of ``model`` in eval mode without gradients, for
     inputs of ``shape`` / ``dtype`` on ``device`` (channels_last), under ``torch.autocast(autocast_dtype)`` when
     given (weight casts recorded in the graph: autocast's cache is off inside); None where
@@ -24,18 +25,23 @@ def graphed_forward(model, shape: tuple[int, ...], dtype: torch.dtype, device: t
     ``prepare``: a function captured in the same graph before the model (in float32, outside
     autocast), e.g. the preprocessing of raw stamps; the static input is then contiguous (the
     raw stamps' layout) and ``prepare`` returns the model's input.  Part of the cache key, so
-    pass the same function object each time (not a fresh lambda)."""
+    pass the same function object each time (not a fresh lambda).
+    ``compiled``: the graph records ``torch.compile(model)``'s kernels (compiled in the warm-up,
+    outside the capture) instead of the eager ones: Inductor's fusions and one launch per batch;
+    the outputs are then the compiled model's (bf16 rounding away from the eager ones)."""
     per = _GRAPHS.setdefault(model, {})
     device = torch.device(device)
-    key = (tuple(shape), dtype, str(device), autocast_dtype, prepare)
+    key = (tuple(shape), dtype, str(device), autocast_dtype, prepare, compiled)
     if key not in per:
+        net = torch.compile(model, dynamic=False) if compiled else model
+
         def forward(x):
             if prepare is not None:
                 x = prepare(x)
             if autocast_dtype is None:
-                return model(x)
+                return net(x)
             with torch.autocast("cuda", dtype=autocast_dtype, cache_enabled=False):
-                return model(x)
+                return net(x)
         try:
             static_in = torch.zeros(shape, dtype=dtype, device=device)
             if prepare is None:

@@ -50,15 +50,16 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
 
     ``compiled`` (CUDA): the model runs under ``torch.compile`` (Inductor fuses the batch
     norms and activations around cuDNN's convolutions), one graph compiled for the one
-    shape.  The logits then differ from the eager bf16 ones by bf16 rounding (RESULTS.md
-    gives the measured maximum)."""
+    shape (with ``cuda_graph``: the compiled kernels are what the CUDA graph records).  The
+    logits then differ from the eager bf16 ones by bf16 rounding (RESULTS.md gives the
+    measured maximum)."""
     if not index["cutout_ok"].all():
         raise ValueError("score_store takes cutout_ok rows only")
     cuda = device.startswith("cuda")
     compiled = compiled and cuda
-    graphed = cuda_graph and cuda and not compiled
+    graphed = cuda_graph and cuda
     prepare = _raw_robust_channels_last(crop) if graphed and graph_preprocess else None
-    net = torch.compile(model, dynamic=False) if compiled else model
+    net = torch.compile(model, dynamic=False) if compiled else model  # (graphed: the fallback)
     n = len(index)
     starts = list(range(0, n, batch))
     n_buf = workers + 2
@@ -73,7 +74,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         if prepare is not None:  # raw_robust + model in one graph
-            g = graphed_forward(model, (batch, *x.shape[1:]), x.dtype, x.device, torch.bfloat16, prepare)
+            g = graphed_forward(model, (batch, *x.shape[1:]), x.dtype, x.device, torch.bfloat16, prepare, compiled)
             if g is not None:
                 static_in, replay, static_out = g
                 static_in[:len(x)] = x
@@ -82,7 +83,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
         y, _ = raw_robust(x, crop=crop)
         if cuda:
             y = y.contiguous(memory_format=torch.channels_last)
-        g = (graphed_forward(model, (batch, *y.shape[1:]), y.dtype, y.device, torch.bfloat16)
+        g = (graphed_forward(model, (batch, *y.shape[1:]), y.dtype, y.device, torch.bfloat16, compiled=compiled)
              if graphed and prepare is None else None)
         if g is not None:
             static_in, replay, static_out = g
