@@ -16,7 +16,9 @@
   (cores x hours; m5.2xlarge = 8 vCPU) next to the seeds' cluster of 35 x m5.2xlarge;
 * store: a 4 GB-class read of float32 (N, 3, 101, 101) batches of 4096 from content-hashed
   shards (page cache warm, as in a training epoch), contiguous and shuffled order,
-  compared with a plain ``np.load`` of the same bytes (the reference in the same run).
+  compared with a plain ``np.load`` of the same bytes (the reference in the same run); and the
+  host time of a read besides its pixel copies (a 1-px window) per batch, against the previous
+  grouping of rows by shard (``np.unique`` of the path strings) alone.
 
 Run: PYTHONPATH=. python bench/bench_cutouts.py [--stamps 200] [--store-rows 60000] [--targets 200]
      [--parts mock,coadd,coadd_grouped,store]   (all by default)
@@ -275,6 +277,26 @@ def bench_rest(ns, parts) -> None:
         np.load(store / rel)
     t_ref = time.perf_counter() - t0
 
+    # the host work of a read besides its pixel copies (a 1-px window: grouping rows by shard,
+    # checks), which holds the GIL the scan's launching thread needs, against the previous grouping
+    # alone (np.unique of the path strings + one string comparison per shard; same run)
+    one = np.empty((4096, 3, 1, 1), np.float32)
+    for label, rows in (("contiguous", idx), ("shuffled", shuffled)):
+        batches = [rows.iloc[s:s + 4096] for s in range(0, n - 4095, 4096)]
+        t_read = t_prev = float("inf")
+        for _ in range(5):  # best of 5, alternating
+            t0 = time.perf_counter()
+            for b in batches:
+                reader.read(b, one, window=(50, 51))
+            t_read = min(t_read, (time.perf_counter() - t0) / len(batches))
+            t0 = time.perf_counter()
+            for b in batches:
+                p = b["cutout_path"].to_numpy()
+                for rel in np.unique(p):
+                    np.flatnonzero(p == rel)
+            t_prev = min(t_prev, (time.perf_counter() - t0) / len(batches))
+        print(f"store read of a 1-px window, {label} batches of 4096: {t_read * 1e3:.2f} ms per batch "
+              f"(the previous grouping alone: {t_prev * 1e3:.2f} ms; best of 5)")
     gb = n * 3 * 101 * 101 * 4 / 1e9
     print(f"store read, contiguous batches of 4096: {n / t_seq:12,.0f} cutouts/s ({gb / t_seq:.1f} GB/s)")
     print(f"store read, shuffled batches of 4096:   {n / t_shuf:12,.0f} cutouts/s ({gb / t_shuf:.1f} GB/s)")
