@@ -5,6 +5,8 @@ Radii are in pixels from pixel ((N-1)/2, (N-1)/2) (pixel 50, 50 of a 101 stamp).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -14,30 +16,26 @@ def radius_map(npix: int) -> np.ndarray:
     return np.hypot(xx - c, yy - c)
 
 
-def azimuthal_median(image: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Image of the median of each 1-px ring (per band of a (C, H, W) image)."""
-    ring = np.floor(r).astype(int)
-    out = np.empty_like(image, dtype=np.float64)
-    for b in range(image.shape[0]):
-        med = np.zeros(ring.max() + 1)
-        for k in range(ring.max() + 1):
-            vals = image[b][ring == k]
-            vals = vals[np.isfinite(vals)]
-            med[k] = np.median(vals) if len(vals) else 0.0
-        out[b] = med[ring]
-    return out
-
-
-def azimuthal_median_finite(images: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """``azimuthal_median`` of N single-band images at once, for all-finite (N, H, W) images:
-    the same ring medians (each ring's pixels gathered into one (N, n_ring) block, whose
-    per-row median is the one-image median of the same values), float64."""
+def azimuthal_median(images: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Image of the median of each 1-px ring (``floor(r)``) of every (H, W) image of ``images``
+    (any leading shape: one band, a (C, H, W) stamp, an (N, H, W) block), float64.  Non-finite
+    pixels are ignored; a ring without a finite pixel has median 0.  Each ring's pixels are
+    gathered into one (images, n_ring) block, so a block of images costs one median call per ring."""
+    x = np.asarray(images, dtype=np.float64)
+    lead = x.shape[:-2]
     ring = np.floor(r).astype(int).ravel()
     order = np.argsort(ring, kind="stable")
     edges = np.searchsorted(ring[order], np.arange(ring.max() + 2))
-    flat = np.asarray(images, dtype=np.float64).reshape(len(images), -1)[:, order]
-    med = np.zeros((len(images), ring.max() + 1))
-    for k in range(ring.max() + 1):
-        if edges[k + 1] > edges[k]:
-            med[:, k] = np.median(flat[:, edges[k]:edges[k + 1]], axis=1)
-    return med[:, ring].reshape(images.shape)
+    flat = x.reshape(-1, ring.size)[:, order]
+    finite = np.isfinite(flat).all()
+    if not finite:
+        flat = np.where(np.isfinite(flat), flat, np.nan)
+    med = np.zeros((len(flat), ring.max() + 1))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN ring: median 0 below
+        for k in range(ring.max() + 1):
+            if edges[k + 1] > edges[k]:
+                block = flat[:, edges[k]:edges[k + 1]]
+                med[:, k] = np.median(block, axis=1) if finite else np.nanmedian(block, axis=1)
+    med = np.nan_to_num(med, nan=0.0)
+    return med[:, ring].reshape(*lead, *r.shape)

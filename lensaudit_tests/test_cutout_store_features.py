@@ -96,30 +96,77 @@ def test_features_on_the_six_real_cutouts(real_data):
     assert core_pixels(stamps).shape == (6, 3 * int((np.hypot(*np.mgrid[-50:51, -50:51]) < 10).sum()))
 
 
-def test_vectorised_features_equal_the_per_stamp_features(real_data):
-    """features_table (blocks of all-finite stamps at once) gives features_of's numbers, to the
-    float64 summation order of numpy's axis reductions; stamps with NaN / inf pixels and a flat
-    outer ring (MAD 0) go through features_of, in their place in the table."""
-    from lensaudit.stamps import azimuthal_median, azimuthal_median_finite, radius_map
+def _reference_features(stamp, sat_threshold):
+    """An independent per-stamp statement of DESIGN s3's features (the first implementation:
+    one stamp, 1-D selections of the finite pixels, one median per ring), the oracle of
+    the vectorised ``features_table``."""
+    from lensaudit.stamps import radius_map
+    from lensaudit.survey.photometry import nmgy_to_mag
+
+    g, rb, z = (stamp[i].astype(np.float64) for i in range(3))
+    rad = radius_map(stamp.shape[-1])
+    fin = lambda v: v[np.isfinite(v)]
+    m = lambda a, sel: float(fin(a[sel]).mean()) if len(fin(a[sel])) else np.nan
+    out = {}
+    for rr in (4, 8, 12):
+        out[f"core_mean_{rr}"] = m(rb, rad < rr)
+        out[f"core_max_{rr}"] = float(fin(rb[rad < rr]).max()) if len(fin(rb[rad < rr])) else np.nan
+    ann, outer = (rad >= 4) & (rad < 16), (rad >= 16) & (rad < 28)
+    out["annulus_mean"], out["outer_mean"] = m(rb, ann), m(rb, outer)
+    out["radial_gradient"] = (out["core_mean_4"] - m(rb, (rad >= 12) & (rad < 16))) / 10.0
+    ring = np.floor(rad).astype(int)
+    med = np.array([np.median(fin(rb[ring == k])) if len(fin(rb[ring == k])) else 0.0 for k in range(ring.max() + 1)])
+    resid = rb - med[ring]
+    ro = fin(rb[rad >= 35])
+    mad = 1.4826 * float(np.median(np.abs(ro - np.median(ro))))
+    rv = fin(resid[ann])
+    out["azimuthal_asymmetry"] = float(np.std(rv)) / mad if len(rv) and mad > 0 else np.nan
+    lap = np.full_like(rb, np.nan)
+    lap[1:-1, 1:-1] = rb[:-2, 1:-1] + rb[2:, 1:-1] + rb[1:-1, :-2] + rb[1:-1, 2:] - 4 * rb[1:-1, 1:-1]
+    out["laplacian_core"], out["laplacian_annulus"] = m(lap**2, rad < 8), m(lap**2, ann)
+    mag = lambda f: float(nmgy_to_mag(f))
+    core = rad < 4
+    cg, cr, cz, ag, ar, az = (mag(m(b, sel)) for sel in (core, ann) for b in (g, rb, z))
+    out["colour_g_r_annulus_minus_core"] = (ag - ar) - (cg - cr)
+    out["colour_r_z_annulus_minus_core"] = (ar - az) - (cr - cz)
+    out["saturation_frac"] = float((fin(rb) > sat_threshold).mean())
+    borders = [fin(b) for b in (rb[:3], rb[-3:], rb[:, :3], rb[:, -3:])]
+    scores = [abs(float(np.median(b)) - float(np.median(ro))) / mad for b in borders if len(b)] if mad > 0 else []
+    out["edge_artefact"] = max(scores) if scores else np.nan
+    return out
+
+
+def test_vectorised_features_equal_the_per_stamp_reference(real_data):
+    """features_table (blocks of stamps at once) gives the per-stamp reference's numbers, to the
+    float64 summation order of numpy's axis reductions: all-finite stamps, stamps with NaN / inf
+    pixels (ignored) in their place in the table, a flat outer ring (MAD 0); features_of agrees."""
+    from lensaudit.stamps import azimuthal_median, radius_map
 
     real = np.stack([read_npz(f).data for f in sorted((real_data / "dr10_cutouts_lens_candidates").glob("*.npz"))])
     rng = np.random.default_rng(5)
     noisy = (real[rng.integers(0, len(real), 20)] + rng.normal(0, 0.01, (20, *real.shape[1:]))).astype(np.float32)
     stamps = np.concatenate([real, noisy])
-    stamps[7, 1, 0, 0] = np.nan         # a NaN far from the centre
-    stamps[9, 0, 50, 50] = np.inf       # a corrupted pixel
+    stamps[7, 1, 0, 0] = np.nan         # a NaN in a border
+    stamps[8, 1, 50, 52] = np.nan       # a NaN in the core
+    stamps[9, 1, 60, 50] = np.inf       # a corrupted pixel in the annulus
+    stamps[10, 1, :, :3] = np.nan       # a whole border without data
     stamps[11, 1] = 0.25                # flat r band: MAD 0 -> asymmetry and edge score NaN
     sat = saturation_threshold(stamps)
-    want = pd.DataFrame([features_of(s, sat) for s in stamps], columns=list(FEATURES))
+    want = pd.DataFrame([_reference_features(s, sat) for s in stamps], columns=list(FEATURES))
     got = features_table(stamps, sat)
     assert list(got.columns) == list(FEATURES) and len(got) == len(stamps)
     np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-12, atol=0, equal_nan=True)
     assert np.isnan(got.loc[11, "azimuthal_asymmetry"]) and np.isnan(got.loc[11, "edge_artefact"])
+    np.testing.assert_allclose(pd.DataFrame([features_of(s, sat) for s in stamps]).to_numpy(), got.to_numpy(),
+                               rtol=1e-12, atol=0, equal_nan=True)
     assert features_table(stamps[:0], sat).shape == (0, len(FEATURES))
+    # ring medians of a block = one image at a time; a ring of NaN has median 0
     r = radius_map(stamps.shape[-1])
     block = stamps[:6, 1].astype(np.float64)
-    np.testing.assert_array_equal(azimuthal_median_finite(block, r),
-                                  np.stack([azimuthal_median(b[None], r)[0] for b in block]))
+    np.testing.assert_array_equal(azimuthal_median(block, r), np.stack([azimuthal_median(b, r) for b in block]))
+    holed = block[0].copy()
+    holed[np.floor(r).astype(int) == 3] = np.nan
+    assert (azimuthal_median(holed, r)[np.floor(r).astype(int) == 3] == 0).all()
 
 
 def test_shortcut_gates_flag_a_planted_shortcut():
