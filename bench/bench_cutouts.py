@@ -14,6 +14,10 @@
   so a fully populated brick of the same size and compression (synthetic sky noise, same WCS
   and tiles) is timed too, and the implied EMR cost for 43M galaxies in grz is printed
   (cores x hours; m5.2xlarge = 8 vCPU) next to the seeds' cluster of 35 x m5.2xlarge;
+* features (``--parts features``): the shortcut features of ``--feature-stamps`` (2048) mock stamps
+  (batched renderer) by ``features_table`` (blocks of 256 stamps, one median call per ring per
+  block) against one stamp at a time (``features_of``, the same definitions) in the same run,
+  one core, the same numbers asserted;
 * store: a 4 GB-class read of float32 (N, 3, 101, 101) batches of 4096 from content-hashed
   shards (page cache warm, as in a training epoch), contiguous and shuffled order,
   compared with a plain ``np.load`` of the same bytes (the reference in the same run); and the
@@ -21,7 +25,7 @@
   grouping of rows by shard (``np.unique`` of the path strings) alone.
 
 Run: PYTHONPATH=. python bench/bench_cutouts.py [--stamps 200] [--store-rows 60000] [--targets 200]
-     [--parts mock,coadd,coadd_grouped,store]   (all by default)
+     [--parts mock,coadd,coadd_grouped,features,store]   (all by default)
 """
 
 from __future__ import annotations
@@ -43,13 +47,14 @@ def main() -> None:
     ap.add_argument("--store-rows", type=int, default=60000)
     ap.add_argument("--targets", type=int, default=200, help="targets on the real brick (coadd_grouped)")
     ap.add_argument("--galaxies", type=float, default=43e6, help="survey size for the implied EMR cost")
-    ap.add_argument("--parts", default="mock,coadd,coadd_grouped,store")
+    ap.add_argument("--feature-stamps", type=int, default=2048, help="mock stamps for the features part")
+    ap.add_argument("--parts", default="mock,coadd,coadd_grouped,features,store")
     ap.add_argument("--real-data", default=str(Path(__file__).resolve().parents[1] / "lensaudit_tests" / "data" / "real"))
     ns = ap.parse_args()
     parts = set(ns.parts.split(","))
-    unknown = parts - {"mock", "coadd", "coadd_grouped", "store"}
+    unknown = parts - {"mock", "coadd", "coadd_grouped", "features", "store"}
     if unknown:
-        raise SystemExit(f"unknown --parts {sorted(unknown)} (mock, coadd, coadd_grouped, store)")
+        raise SystemExit(f"unknown --parts {sorted(unknown)} (mock, coadd, coadd_grouped, features, store)")
     try:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     except (AttributeError, OSError):
@@ -59,6 +64,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}")
     if "coadd_grouped" in parts:
         bench_coadd_grouped(Path(ns.real_data), ns.targets, ns.galaxies)
+    if "features" in parts:
+        bench_features(ns.feature_stamps)
     if parts & {"mock", "coadd", "store"}:
         bench_rest(ns, parts)
 
@@ -202,6 +209,38 @@ def bench_coadd_grouped(real: Path, n_targets: int, galaxies: float, reps: int =
           f"({SEED_NODES * VCPU_PER_M5_2XLARGE} vCPU): {wall_h * 60:,.1f} min of wall time")
     print(f"  bricks to read: {galaxies / n:,.0f} x {3 * mb_full:.0f} MB (grz image+invvar) = "
           f"{galaxies / n * 3 * mb_full / 1e6:,.1f} TB")
+
+
+def bench_features(n_stamps: int, reps: int = 3) -> None:
+    from lensaudit.catalogs.lenscat_catalog import load_lenscat
+    from lensaudit.cutouts.features import features_of, features_table, saturation_threshold
+    from lensaudit.mock.config import MOCK_SWEEP_BOXES, MockSkyConfig
+    from lensaudit.mock.render import MockSweepImager
+    from lensaudit.mock.writer import read_truth, write_mock_sweep
+    from lensaudit.survey.reader import read_catalog_fits
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_feat_"))
+    cfg = MockSkyConfig(n_objects_per_sweep=30000)
+    p = write_mock_sweep(cfg, MOCK_SWEEP_BOXES[1].name, tmp / "s", tmp / "t", load_lenscat())
+    rows = read_catalog_fits(p).to_pandas()
+    rows["galaxy_id"] = rows.brickname + "_" + rows.objid.astype(str)
+    imager = MockSweepImager(rows, read_truth(tmp / "t"), cfg)
+    ids = rows.loc[rows.type.isin(["SER", "DEV", "REX", "EXP"]) & np.isfinite(rows.ra), "galaxy_id"].head(n_stamps)
+    stamps = imager.stamps(ids)
+    sat = saturation_threshold(stamps)
+    t_block = t_one = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        table = features_table(stamps, sat)
+        t_block = min(t_block, time.perf_counter() - t0)
+    for _ in range(max(1, reps - 2)):
+        t0 = time.perf_counter()
+        one = pd.DataFrame([features_of(s, sat) for s in stamps])
+        t_one = min(t_one, time.perf_counter() - t0)
+    np.testing.assert_allclose(table.to_numpy(), one.to_numpy(), rtol=1e-12, equal_nan=True)
+    print(f"shortcut features, {len(stamps)} mock stamps, one core (commit {_commit()}, {_cpu_model()}):")
+    print(f"  one stamp at a time (features_of): {len(stamps) / t_one:8,.0f} stamps/s")
+    print(f"  blocks of 256 (features_table):    {len(stamps) / t_block:8,.0f} stamps/s  ({t_one / t_block:.2f}x)")
 
 
 def bench_rest(ns, parts) -> None:
