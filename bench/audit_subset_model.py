@@ -62,8 +62,8 @@ def main() -> None:
     table = pd.read_csv(out / "assets" / "completeness_table" / "data.csv")
     # the best conditions chosen a priori (not by their own completeness): the two sharpest PSF bins
     # and the two deepest depth bins
-    sharp = sorted(table["psf_bin"].unique())[:2]
-    deep = sorted(table["depth_bin"].unique())[-2:]
+    sharp = [int(b) for b in sorted(table["psf_bin"].unique())[:2]]
+    deep = [int(b) for b in sorted(table["depth_bin"].unique())[-2:]]
     sub = table[table["psf_bin"].isin(sharp) & table["depth_bin"].isin(deep)]
     by = sub.groupby(["theta_e_lo", "theta_e_hi"]).agg(k=("k", "sum"), n=("n", "sum"))
     print(f"completeness at the primary threshold in psf_bin {sharp} x depth_bin {deep}, by theta_E bin (k/n):",
