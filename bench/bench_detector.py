@@ -10,7 +10,9 @@ Writes N synthetic stamps into a real cutout store (shards + index), then
   ``compiled-graph`` and ``compiled-graph-pre``: the compiled model, alone or recorded in a
   CUDA graph, at the first batch size only), each
   mode's max |dlogit| against the eager scan on a row count that ends in a partial batch; then
-  the store reads alone and the device work alone (the two bounds of the overlapped scan);
+  the store reads alone and the device work alone (the two bounds of the overlapped scan; ``--io-bounds``:
+  per reader-thread count, the reads alone into the scan's pinned batch buffers and the scan with a
+  trivial model, i.e. its I/O path alone);
 * training: ``lensaudit.detector.train.train`` on preprocessed 64^2 stamps resident on
   the device (its own batching, per-sample augmentation, validation), two epochs, eager
   steps and CUDA-graph steps with the same seed (and how far their weights drift apart);
@@ -30,6 +32,43 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+
+def io_bounds(idx, reader, dev, crop, batch, workers, win, sync) -> None:
+    """What the scan's I/O path alone reaches per reader-thread count: the reads alone, each thread
+    filling whole batches of a ring of pinned buffers as ``score_store`` does, and ``score_store``
+    itself with a model that costs nothing (a mean), so its time is reads + copies + raw_robust."""
+    import torch
+    from torch import nn
+
+    from lensaudit.detector.score import score_store
+
+    class Trivial(nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(1, 2, 3))[:, None]
+
+    width = win[1] - win[0]
+    starts = list(range(0, len(idx), batch))
+    for w in workers:
+        bufs = [torch.empty((batch, reader.bands, width, width), dtype=torch.float32,
+                            pin_memory=dev.startswith("cuda")) for _ in range(w + 2)]
+
+        def fill(i):
+            rows = idx.iloc[starts[i]:starts[i] + batch]
+            reader.read(rows, out=bufs[i % len(bufs)].numpy()[:len(rows)], window=win)
+        with ThreadPoolExecutor(w) as pool:
+            list(pool.map(fill, range(len(starts))))
+            t0 = time.perf_counter()
+            list(pool.map(fill, range(len(starts))))
+            dt = time.perf_counter() - t0
+        trivial = Trivial().to(dev)
+        score_store(idx, reader, trivial, dev, crop, batch, w)
+        sync()
+        t0 = time.perf_counter()
+        score_store(idx, reader, trivial, dev, crop, batch, w)
+        sync()
+        print(f"  I/O bounds, {width}^2 window, batch {batch}, {w} reader threads: reads alone into pinned batch "
+              f"buffers {len(idx) / dt:,.0f} img/s; scan with a trivial model {len(idx) / (time.perf_counter() - t0):,.0f} img/s")
 
 
 def main() -> None:
@@ -54,6 +93,9 @@ def main() -> None:
     ap.add_argument("--skip-train", action="store_true", help="inference only")
     ap.add_argument("--crops", default="64,101")
     ap.add_argument("--compile-model", action="store_true", help="also time the model under torch.compile")
+    ap.add_argument("--io-bounds", action="store_true",
+                    help="per reader-thread count: the store reads alone into pinned batch buffers, and the scan with "
+                         "a trivial model (reads + host-to-device copies + raw_robust: the scan's I/O path alone)")
     ns = ap.parse_args()
     dev = ns.device
     cuda = dev.startswith("cuda")
@@ -135,6 +177,8 @@ def main() -> None:
             dt = time.perf_counter() - t0
         print(f"  store reads alone ({win[1] - win[0]}^2 window, {max(workers)} threads): {len(idx) / dt:,.0f} img/s "
               f"({host.nbytes / dt / 1e9:.1f} GB/s)")
+        if ns.io_bounds:
+            io_bounds(idx, reader, dev, crop, batches[0], workers, win, sync)
         resident = torch.from_numpy(host).to(dev)
 
         def compute_only():
