@@ -64,14 +64,15 @@ def _save_model(tmp_path, name="tiny", **kw):
     return sp
 
 
-def _home(root):
-    """A home with manifest, cutouts, store, run_profile and injection hosts."""
+def _home(root, train: tuple[int, int] = (3, 0)):
+    """A home with manifest, cutouts, store, run_profile and injection hosts (``train``: the
+    train split's negatives and lenses)."""
     rng = np.random.default_rng(5)
     r = radius_map(101)
     galaxy = np.exp(-0.5 * (r / 3.0) ** 2)[None] * np.array([0.02, 0.04, 0.06])[:, None, None]
     ring = np.where(np.abs(r - 9) < 1.5, 0.01, 0.0)[None]
     rows, stamps = [], []
-    layout = [("val", 0)] * 100 + [("val", 1)] * 10 + [("test", 0)] * 24 + [("test", 1)] * 3 + [("train", 0)] * 3
+    layout = [("val", 0)] * 100 + [("val", 1)] * 10 + [("test", 0)] * 24 + [("test", 1)] * 3 + [("train", 0)] * train[0] + [("train", 1)] * train[1]
     for i, (split, label) in enumerate(layout):
         stamps.append(rng.normal(0, 0.003, (3, 101, 101)) + galaxy * rng.uniform(0.5, 2) + label * ring)
         rows.append({"galaxy_id": f"g{i:04d}", "split": split, "label": label, "tier": "A" if label else None,
