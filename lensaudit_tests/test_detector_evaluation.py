@@ -289,3 +289,14 @@ def test_prior_shift_moves_only_the_output_bias_by_log_f():
     _, _, info_w = train(TrainConfig(epochs=1, batch_size=8, neg_fraction_per_epoch=0.25), x, y, np.ones(40), x, y,
                          log=lambda *_: None)
     assert info_w["output_bias_prior_shift"] == 0.0
+
+
+def test_replay_rows_fills_the_static_input_and_returns_its_rows():
+    """The one replay of a captured scoring graph (scan and selection function): rows copied in,
+    the rest zeroed (a partial batch never sees a previous batch's stamps), the first rows out."""
+    from lensaudit.detector.graphs import replay_rows
+
+    static_in, static_out = torch.full((4, 2), 7.0), torch.zeros(4, 1)
+    graph = (static_in, lambda: static_out.copy_(static_in.sum(dim=1, keepdim=True)), static_out)
+    got = replay_rows(graph, torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert got.tolist() == [[3.0], [7.0]] and static_in[2:].eq(0).all() and static_out[2:].eq(0).all()

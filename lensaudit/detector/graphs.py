@@ -61,3 +61,15 @@ def graphed_forward(model, shape: tuple[int, ...], dtype: torch.dtype, device: t
             warnings.warn(f"detector forward not capturable as a CUDA graph ({e}); scoring eagerly")
             per[key] = None
     return per[key]
+
+
+def replay_rows(graph, x: torch.Tensor) -> torch.Tensor:
+    """Run a ``graphed_forward`` graph on the rows of ``x`` (at most its batch): ``x`` is copied
+    into the static input, the rows beyond it zeroed, the graph replayed; the static output's
+    first ``len(x)`` rows come back as a view, which the next replay overwrites."""
+    static_in, replay, static_out = graph
+    m = len(x)
+    static_in[:m] = x
+    static_in[m:] = 0
+    replay()
+    return static_out[:m]

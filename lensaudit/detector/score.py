@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lensaudit.detector.graphs import graphed_forward
+from lensaudit.detector.graphs import graphed_forward, replay_rows
 from lensaudit.detector.preprocess import input_window, raw_robust
 
 
@@ -76,20 +76,14 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
         if prepare is not None:  # raw_robust + model in one graph
             g = graphed_forward(model, (batch, *x.shape[1:]), x.dtype, x.device, torch.bfloat16, prepare, compiled)
             if g is not None:
-                static_in, replay, static_out = g
-                static_in[:len(x)] = x
-                replay()
-                return static_out[:len(x)].float().squeeze(1)
+                return replay_rows(g, x).float().squeeze(1)
         y, _ = raw_robust(x, crop=crop)
         if cuda:
             y = y.contiguous(memory_format=torch.channels_last)
         g = (graphed_forward(model, (batch, *y.shape[1:]), y.dtype, y.device, torch.bfloat16, compiled=compiled)
              if graphed and prepare is None else None)
         if g is not None:
-            static_in, replay, static_out = g
-            static_in[:len(y)] = y
-            replay()
-            return static_out[:len(y)].float().squeeze(1)
+            return replay_rows(g, y).float().squeeze(1)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             return net(y).float().squeeze(1)
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lensaudit.detector.graphs import graphed_forward
+from lensaudit.detector.graphs import graphed_forward, replay_rows
 from lensaudit.detector.preprocess import raw_robust
 from lensaudit.detector.scorer import RawScorer
 from lensaudit.injection.prior import draw_clumps, draw_source_and_lens, injection_seed
@@ -202,11 +202,7 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str) -> torch.T
             if CUDA_GRAPH_SCORING and not model.training:
                 g = graphed_forward(model, (SCORE_BATCH, *xb.shape[1:]), xb.dtype, xb.device)
             if g is not None:
-                static_in, replay, static_out = g
-                static_in[:m] = xb
-                static_in[m:] = 0
-                replay()
-                out.append(static_out[:m].float().squeeze(1).clone())
+                out.append(replay_rows(g, xb).float().squeeze(1).clone())
                 continue
             pad = torch.empty((SCORE_BATCH, *xb.shape[1:]), dtype=xb.dtype, device=xb.device,
                               memory_format=torch.channels_last)
