@@ -211,20 +211,25 @@ def bench_coadd_grouped(real: Path, n_targets: int, galaxies: float, reps: int =
           f"{galaxies / n * 3 * mb_full / 1e6:,.1f} TB")
 
 
-def bench_features(n_stamps: int, reps: int = 3) -> None:
+def _mock_sweep(tmp: Path):
+    """(catalogue rows with galaxy_id, MockSweepImager) of one demo-sized mock sweep written under ``tmp``."""
     from lensaudit.catalogs.lenscat_catalog import load_lenscat
-    from lensaudit.cutouts.features import features_of, features_table, saturation_threshold
     from lensaudit.mock.config import MOCK_SWEEP_BOXES, MockSkyConfig
     from lensaudit.mock.render import MockSweepImager
     from lensaudit.mock.writer import read_truth, write_mock_sweep
     from lensaudit.survey.reader import read_catalog_fits
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_feat_"))
     cfg = MockSkyConfig(n_objects_per_sweep=30000)
     p = write_mock_sweep(cfg, MOCK_SWEEP_BOXES[1].name, tmp / "s", tmp / "t", load_lenscat())
     rows = read_catalog_fits(p).to_pandas()
     rows["galaxy_id"] = rows.brickname + "_" + rows.objid.astype(str)
-    imager = MockSweepImager(rows, read_truth(tmp / "t"), cfg)
+    return rows, MockSweepImager(rows, read_truth(tmp / "t"), cfg)
+
+
+def bench_features(n_stamps: int, reps: int = 3) -> None:
+    from lensaudit.cutouts.features import features_of, features_table, saturation_threshold
+
+    rows, imager = _mock_sweep(Path(tempfile.mkdtemp(prefix="bench_feat_")))
     ids = rows.loc[rows.type.isin(["SER", "DEV", "REX", "EXP"]) & np.isfinite(rows.ra), "galaxy_id"].head(n_stamps)
     stamps = imager.stamps(ids)
     sat = saturation_threshold(stamps)
@@ -249,17 +254,7 @@ def bench_rest(ns, parts) -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_cut_"))
     if "mock" in parts:
-        from lensaudit.catalogs.lenscat_catalog import load_lenscat
-        from lensaudit.mock.config import MOCK_SWEEP_BOXES, MockSkyConfig
-        from lensaudit.mock.render import MockSweepImager
-        from lensaudit.mock.writer import read_truth, write_mock_sweep
-        from lensaudit.survey.reader import read_catalog_fits
-
-        cfg = MockSkyConfig(n_objects_per_sweep=30000)
-        p = write_mock_sweep(cfg, MOCK_SWEEP_BOXES[1].name, tmp / "s", tmp / "t", load_lenscat())
-        rows = read_catalog_fits(p).to_pandas()
-        rows["galaxy_id"] = rows.brickname + "_" + rows.objid.astype(str)
-        imager = MockSweepImager(rows, read_truth(tmp / "t"), cfg)
+        rows, imager = _mock_sweep(tmp)
         targets = rows[rows.type.isin(["SER", "DEV", "REX"]) & np.isfinite(rows.ra)].head(ns.stamps)
         t0 = time.perf_counter()
         for r in targets.itertuples(index=False):
