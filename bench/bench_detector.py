@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 
-def io_bounds(idx, reader, dev, crop, batch, workers, win, sync) -> None:
+def io_bounds(idx, reader, dev, crop, batch, workers, win, sync, chunks=(512,)) -> None:
     """What the scan's I/O path alone reaches per reader-thread count: the reads alone, each thread
     filling whole batches of a ring of pinned buffers as ``score_store`` does, and ``score_store``
     itself with a model that costs nothing (a mean), so its time is reads + copies + raw_robust."""
@@ -62,13 +62,79 @@ def io_bounds(idx, reader, dev, crop, batch, workers, win, sync) -> None:
             list(pool.map(fill, range(len(starts))))
             dt = time.perf_counter() - t0
         trivial = Trivial().to(dev)
-        score_store(idx, reader, trivial, dev, crop, batch, w)
-        sync()
-        t0 = time.perf_counter()
-        score_store(idx, reader, trivial, dev, crop, batch, w)
-        sync()
+        scans = []
+        for chunk in chunks:
+            stats: dict = {}
+            score_store(idx, reader, trivial, dev, crop, batch, w, read_chunk=chunk)
+            sync()
+            t0 = time.perf_counter()
+            score_store(idx, reader, trivial, dev, crop, batch, w, read_chunk=chunk, stats=stats)
+            sync()
+            scans.append(f"read chunks of {chunk or batch} rows {len(idx) / (time.perf_counter() - t0):,.0f} "
+                         f"img/s (waits: reads {stats['wait_read_s'] / stats['wall_s']:.0%}, "
+                         f"copies {stats['wait_copy_s'] / stats['wall_s']:.0%})")
         print(f"  I/O bounds, {width}^2 window, batch {batch}, {w} reader threads: reads alone into pinned batch "
-              f"buffers {len(idx) / dt:,.0f} img/s; scan with a trivial model {len(idx) / (time.perf_counter() - t0):,.0f} img/s")
+              f"buffers {len(idx) / dt:,.0f} img/s; scan with a trivial model: {'; '.join(scans)}")
+
+
+def h2d_bounds(idx, reader, dev, batch, workers, win) -> None:
+    """The host-to-device copy of the scan's pinned batch buffers alone: one stream, two streams
+    (half a batch each), and one stream while ``w`` reader threads keep filling other pinned
+    buffers from the store (the memory traffic the scan copies under)."""
+    import threading
+
+    import torch
+
+    width = win[1] - win[0]
+    host = [torch.empty((batch, reader.bands, width, width), dtype=torch.float32, pin_memory=True) for _ in range(2)]
+    devb = [torch.empty_like(h, device=dev) for h in host]
+    nbytes = host[0].numel() * 4
+    streams = [torch.cuda.Stream() for _ in range(2)]
+
+    def copies(n_streams, reps=20):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for r in range(reps):
+            if n_streams == 1:
+                with torch.cuda.stream(streams[0]):
+                    devb[r % 2].copy_(host[r % 2], non_blocking=True)
+            else:
+                for k in range(2):
+                    h = batch // 2
+                    with torch.cuda.stream(streams[k]):
+                        devb[r % 2][k * h:(k + 1) * h].copy_(host[r % 2][k * h:(k + 1) * h], non_blocking=True)
+        torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        return reps * nbytes / dt / 1e9, reps * batch / dt
+    copies(1)
+    for k in (1, 2):
+        gbs, ims = copies(k)
+        print(f"  host-to-device copy alone ({width}^2 window, batch {batch}, {k} stream(s)): {gbs:.1f} GB/s = {ims:,.0f} img/s")
+    starts = list(range(0, len(idx), batch))
+    for w in workers:
+        bufs = [torch.empty_like(host[0]) .pin_memory() for _ in range(w)]
+        stop = threading.Event()
+        count = [0]
+
+        def reads(t):
+            i = t
+            while not stop.is_set():
+                rows = idx.iloc[starts[i % len(starts)]:starts[i % len(starts)] + batch]
+                reader.read(rows, out=bufs[t].numpy()[:len(rows)], window=win)
+                count[0] += len(rows)
+                i += w
+        threads = [threading.Thread(target=reads, args=(t,)) for t in range(w)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        c0, t0 = count[0], time.perf_counter()
+        gbs, ims = copies(1, reps=40)
+        rd = (count[0] - c0) / (time.perf_counter() - t0)
+        stop.set()
+        for t in threads:
+            t.join()
+        print(f"  host-to-device copy while {w} reader threads fill pinned buffers: {gbs:.1f} GB/s = {ims:,.0f} img/s "
+              f"(reads meanwhile {rd:,.0f} img/s)")
 
 
 def main() -> None:
@@ -96,6 +162,12 @@ def main() -> None:
     ap.add_argument("--io-bounds", action="store_true",
                     help="per reader-thread count: the store reads alone into pinned batch buffers, and the scan with "
                          "a trivial model (reads + host-to-device copies + raw_robust: the scan's I/O path alone)")
+    ap.add_argument("--read-chunks", default="batch",
+                    help="score_store read_chunk sizes (rows per read task), comma-separated variants (the first for "
+                         "the references); 'batch': one task per batch (the default pipeline)")
+    ap.add_argument("--handoff", action="store_true",
+                    help="the host-to-device copies alone (1 and 2 streams, and under concurrent store reads) and "
+                         "the main thread's waits (reads, copies) of every scan")
     ns = ap.parse_args()
     dev = ns.device
     cuda = dev.startswith("cuda")
@@ -117,6 +189,7 @@ def main() -> None:
     if bad:
         ap.error(f"unknown --scan-modes {sorted(bad)}; known: {sorted(modes)}")
     modes = {m: modes[m] for m in ns.scan_modes.split(",")}
+    read_chunks = [None if c == "batch" else int(c) for c in str(ns.read_chunks).split(",")]
     if ns.compile_model:  # at the first batch size only (compile time)
         modes["compiled"] = {"compiled": True}
         if "graph" in modes:
@@ -145,23 +218,28 @@ def main() -> None:
 
     for crop in (int(c) for c in ns.crops.split(",")):
         variants = [("naive loop (reference)", lambda: naive(crop))]
-        variants += [(f"score_store, {mode}, batch {b}, {w} reader threads",
-                      lambda w=w, b=b, kw=kw: score_store(idx, reader, model, dev, crop, b, w, **kw))
+        stats: dict = {}
+        variants += [(f"score_store, {mode}, batch {b}, {w} reader threads, read chunks {c or b}",
+                      lambda w=w, b=b, c=c, kw=kw: score_store(idx, reader, model, dev, crop, b, w, read_chunk=c,
+                                                               stats=stats, **kw))
                      for mode, kw in modes.items() for b in (batches[:1] if "compiled" in kw else batches)
-                     for w in workers]
+                     for w in workers for c in read_chunks]
         for label, fn in variants:
             fn()
             t0 = time.perf_counter()
             fn()
             sync()
             dt = time.perf_counter() - t0
-            print(f"inference {crop}x{crop} bf16 from the store, {label}: {len(idx) / dt:,.0f} img/s")
+            waits = (f" (main thread waited {stats['wait_read_s'] / stats['wall_s']:.0%} on reads, "
+                     f"{stats['wait_copy_s'] / stats['wall_s']:.0%} on copies)" if ns.handoff and stats else "")
+            stats.clear()
+            print(f"inference {crop}x{crop} bf16 from the store, {label}: {len(idx) / dt:,.0f} img/s{waits}")
         if cuda:  # what each mode computes against the eager scan, the last batch partial
             part = idx.iloc[:2 * ns.batch + ns.batch // 3]
-            eager = score_store(part, reader, model, dev, crop, ns.batch, workers[0])
+            eager = score_store(part, reader, model, dev, crop, ns.batch, workers[0], read_chunk=ns.batch)
             for mode, kw in modes.items():
                 if mode != "eager":
-                    got = score_store(part, reader, model, dev, crop, ns.batch, workers[0], **kw)
+                    got = score_store(part, reader, model, dev, crop, ns.batch, workers[0], read_chunk=read_chunks[0], **kw)
                     print(f"  {mode} vs eager scan ({len(part)} rows, batch {ns.batch}): max |dlogit| "
                           f"{np.abs(got - eager).max():.2e}, full batches {np.abs(got - eager)[:2 * ns.batch].max():.2e}")
         # the two halves apart: the store reads alone (threads into one host array, the window
@@ -178,7 +256,9 @@ def main() -> None:
         print(f"  store reads alone ({win[1] - win[0]}^2 window, {max(workers)} threads): {len(idx) / dt:,.0f} img/s "
               f"({host.nbytes / dt / 1e9:.1f} GB/s)")
         if ns.io_bounds:
-            io_bounds(idx, reader, dev, crop, batches[0], workers, win, sync)
+            io_bounds(idx, reader, dev, crop, batches[0], workers, win, sync, read_chunks)
+        if ns.handoff and cuda:
+            h2d_bounds(idx, reader, dev, batches[0], workers, win)
         resident = torch.from_numpy(host).to(dev)
 
         def compute_only():

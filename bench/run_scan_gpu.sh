@@ -6,8 +6,11 @@
 #   device: bash .gpu_data/scan/bench/run_scan_gpu.sh [extra bench_detector.py options]   (carry .gpu_data/scan)
 # Eager, CUDA-graph (model), CUDA-graph (raw_robust + model) scans, and the same three with the compiled
 # model (batch 4096 only), in the same process
-# at 64^2 and 101^2, batches 4096 and 8192, 4, 8 and 16 reader threads, each mode's max |dlogit| vs the
+# at 64^2 and 101^2, batch 4096 (8192 measured slower), 4, 8 and 16 reader threads, each mode's max |dlogit| vs the
 # eager scan, the two bounds (store reads alone, device work alone); training skipped (measured).
+# Read tasks of a whole batch (the default) and of 512 / 256 rows (score_store's read_chunk), the main
+# thread's waits per scan, the host-to-device copies alone and under concurrent reads (--handoff), and the
+# I/O path alone per thread count (--io-bounds).
 set -u
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -16,5 +19,6 @@ echo "cpu cores $(nproc)"
 cd "$(dirname "$0")/.." || exit 1
 echo "commit $(cat COMMIT 2>/dev/null || echo unknown)"
 log=${OUT:-/tmp}/scan.log
-PYTHONPATH=. timeout 520 python bench/bench_detector.py --device cuda --batch 4096,8192 --workers 4,8,16 \
-  --scan-modes eager,graph,graph-pre --compile-model --skip-train "$@" 2>&1 | tee "$log"
+PYTHONPATH=. timeout 560 python bench/bench_detector.py --device cuda --batch 4096 --workers 4,8,16 \
+  --read-chunks batch,512,256 --scan-modes eager,graph,graph-pre --compile-model --skip-train --handoff --io-bounds \
+  "$@" 2>&1 | tee "$log"
