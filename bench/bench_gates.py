@@ -1,5 +1,8 @@
-"""Benchmark: every gate of the registry on a finished home, slowest first, and the QC
-recomputation gate on one thread (the reference) against ``QC_THREADS`` in the same run.
+"""Benchmark: every gate of the registry on a finished home, slowest first; the QC
+recomputation gate on one thread (the reference) against ``QC_THREADS`` in the same run; the
+shortcut gates' single-feature AUC table with each bootstrap resample re-ranked (the first
+implementation, the reference) against ``auc.bootstrap_auc``'s counting; the core-only
+classifier's reads of whole stamps (the reference) against its ``core_window``.
 
 Run: PYTHONPATH=. python bench/bench_gates.py --home lensaudit_home [--profile demo]
 """
@@ -40,6 +43,45 @@ def main() -> None:
         res = qc.evaluate(view)
         print(f"cutout_qc_recomputed, QC_THREADS={threads}: {time.perf_counter() - t0:.2f} s "
               f"(rows {res.details['rows_checked']}, mismatched {res.details['mismatched']})")
+    shortcut_parts(view)
+
+
+def shortcut_parts(view) -> None:
+    import numpy as np
+
+    from lensaudit.auc import roc_auc
+    from lensaudit.cutouts.features import FEATURES, core_pixels, core_window
+    from lensaudit.cutouts.store import CutoutReader
+    from lensaudit.gates import shortcut_gates
+
+    df = view.table("shortcut_features")
+
+    def per_resample(p, n, n_boot, level, seed):  # the first bootstrap_auc
+        rng = np.random.default_rng(seed)
+        boots = [roc_auc(p[rng.integers(0, len(p), len(p))], n[rng.integers(0, len(n), len(n))]) for _ in range(n_boot)]
+        a = (1 - level) / 2 * 100
+        return (roc_auc(p, n), *(float(v) for v in np.percentile(boots, [a, 100 - a])))
+    counted = shortcut_gates.bootstrap_auc
+    tables = {}
+    for label, fn in (("each resample re-ranked (reference)", per_resample), ("counted (bootstrap_auc)", counted)):
+        shortcut_gates.bootstrap_auc = fn
+        t0 = time.perf_counter()
+        tables[label] = shortcut_gates.feature_auc_table(df, FEATURES)
+        print(f"single-feature AUC table ({len(FEATURES)} features x {shortcut_gates.DATA.shortcut_n_boot} resamples, "
+              f"{len(df)} rows), {label}: {time.perf_counter() - t0:.2f} s")
+    shortcut_gates.bootstrap_auc = counted
+    a, b = tables.values()
+    print(f"  tables equal: {a.equals(b)}")
+    index = view.table("cutouts")
+    rows = index[index["cutout_ok"] & (index["split"] == "train")].sort_values("galaxy_id")
+    reader = CutoutReader(view.home / "cutout_store")
+    got = {}
+    for label, window in (("whole stamps (reference)", None), ("core_window", core_window(reader.size))):
+        t0 = time.perf_counter()
+        got[label] = core_pixels(reader.read(rows, window=window))
+        print(f"core-only classifier's pixels of {len(rows)} training stamps, {label}: {time.perf_counter() - t0:.2f} s")
+    a, b = got.values()
+    print(f"  pixels equal: {np.array_equal(a, b)}")
 
 
 if __name__ == "__main__":

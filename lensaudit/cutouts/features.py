@@ -113,9 +113,17 @@ def saturation_threshold(stamps: np.ndarray) -> float:
     return float(np.percentile(v, 99.9)) if len(v) else np.inf
 
 
+def core_window(size: int, radius_px: float = 10.0) -> tuple[int, int]:
+    """The centred square window ``[start, stop)`` of a ``size``-px stamp that holds every pixel
+    with r < ``radius_px``: ``core_pixels`` of the window equals ``core_pixels`` of the stamp (the
+    same pixels in the same order), so the core-only classifier reads 19^2 of 101^2 px."""
+    rows = np.flatnonzero((radius_map(size) < radius_px).any(axis=1))
+    return int(rows[0]), int(rows[-1]) + 1
+
+
 def core_pixels(stamps: np.ndarray, radius_px: float = 10.0) -> np.ndarray:
     """(N, 3 x n_core) central r < radius pixels of every band (NaN -> 0), for the
-    core-only classifier."""
+    core-only classifier; ``stamps`` may be the ``core_window`` of the stamps."""
     rad = radius_map(stamps.shape[-1])
     sel = rad < radius_px
     x = stamps[:, :, sel].reshape(len(stamps), -1)

@@ -85,7 +85,7 @@ def _single_feature(v: StoreView, name: str) -> GateResult:
 
 
 def _core_lr(v: StoreView) -> GateResult:
-    from lensaudit.cutouts.features import core_pixels
+    from lensaudit.cutouts.features import core_pixels, core_window
     from lensaudit.cutouts.store import CutoutReader
 
     index = v.table("cutouts")
@@ -96,7 +96,8 @@ def _core_lr(v: StoreView) -> GateResult:
         rows = ok[ok["split"] == split]
         step = max(1, len(rows) // v.profile.core_lr_max_rows)
         rows = rows.iloc[::step]
-        parts[split] = (core_pixels(reader.read(rows)) if len(rows) else np.zeros((0, 1)), rows["label"].to_numpy())
+        pixels = core_pixels(reader.read(rows, window=core_window(reader.size))) if len(rows) else np.zeros((0, 1))
+        parts[split] = (pixels, rows["label"].to_numpy())
     return core_only_lr_gate(*parts["train"], *parts["val"], warn=DATA.core_lr_warn)
 
 
