@@ -11,6 +11,8 @@ fraction (pixels beyond p50 +- 10 MAD).  Pixel values are nmgy per pixel.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from lensaudit.stamps import radius_map
@@ -22,6 +24,15 @@ CORE_RADIUS_PX = 5.0
 OUTER_ANNULUS_PX = (35.0, 50.0)
 
 
+@lru_cache(maxsize=4)
+def _masks(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(outer annulus, core) pixel masks of a ``size``-px stamp, computed once per size (read-only)."""
+    r = radius_map(size)
+    outer, core = (r >= OUTER_ANNULUS_PX[0]) & (r < OUTER_ANNULUS_PX[1]), r < CORE_RADIUS_PX
+    outer.flags.writeable = core.flags.writeable = False
+    return outer, core
+
+
 def quality(data: np.ndarray | None, bands: str, size: int = STAMP_PIX) -> dict:
     """QC columns for one (C, H, W) stamp: qc_ok, qc_reason, and per-band statistics."""
     out: dict = {"qc_ok": False, "qc_reason": ""}
@@ -31,7 +42,7 @@ def quality(data: np.ndarray | None, bands: str, size: int = STAMP_PIX) -> dict:
     if data.ndim != 3 or data.shape[1:] != (size, size) or data.shape[0] != len(bands):
         out["qc_reason"] = f"wrong_shape {tuple(data.shape)}"
         return out
-    r = radius_map(size)
+    outer_mask, core_mask = _masks(size)
     c0 = (size - CENTRAL_BOX_PX) // 2
     central = data[:, c0:c0 + CENTRAL_BOX_PX, c0:c0 + CENTRAL_BOX_PX]
     out["nan_frac"] = float(np.isnan(data).mean())
@@ -48,12 +59,13 @@ def quality(data: np.ndarray | None, bands: str, size: int = STAMP_PIX) -> dict:
                 out[f"{k}_{b}"] = float("nan")
             continue
         p1, p50, p99 = np.percentile(fin, [1, 50, 99])
-        mad = 1.4826 * float(np.median(np.abs(fin - p50)))
-        outer = x[(r >= OUTER_ANNULUS_PX[0]) & (r < OUTER_ANNULUS_PX[1])]
+        dev = np.abs(fin - p50)
+        mad = 1.4826 * float(np.median(dev))
+        outer = x[outer_mask]
         outer = outer[np.isfinite(outer)]
         out.update({f"p1_{b}": float(p1), f"p50_{b}": float(p50), f"p99_{b}": float(p99), f"mad_{b}": mad,
                     f"outer_bg_{b}": float(np.median(outer)) if len(outer) else float("nan"),
-                    f"clip_frac_{b}": float(np.mean(np.abs(fin - p50) > 10 * mad)) if mad > 0 else float("nan")})
+                    f"clip_frac_{b}": float(np.mean(dev > 10 * mad)) if mad > 0 else float("nan")})
         if float((central[i] == 0).mean()) > MAX_CENTRAL_NAN_FRAC:
             reasons.append(f"zero_filled_{b}")
     if reasons:
@@ -62,7 +74,7 @@ def quality(data: np.ndarray | None, bands: str, size: int = STAMP_PIX) -> dict:
         out["qc_reason"] = "infinite_pixels"
     elif out["central_nan_frac"] > MAX_CENTRAL_NAN_FRAC:
         out["qc_reason"] = "central_nan_frac"
-    elif np.isnan(data[:, r < CORE_RADIUS_PX]).any():
+    elif np.isnan(data[:, core_mask]).any():
         out["qc_reason"] = "core_nan"
     out["qc_ok"] = out["qc_reason"] == ""
     return out
