@@ -256,6 +256,11 @@ def test_score_store_matches_the_in_memory_path(tmp_path):
                {"compiled": True, "cuda_graph": True, "graph_preprocess": True}):
         assert np.array_equal(score_store(idx, CutoutReader(tmp_path), model, "cpu", crop=64, batch=3, workers=2,
                                           **kw), got)
+    # an index of one batch or less (it once found no read queued and raised IndexError), and of no row
+    for rows in (idx.iloc[:3], idx.iloc[:1]):
+        one = score_store(rows, CutoutReader(tmp_path), model, "cpu", crop=64, batch=3, workers=2)
+        assert np.allclose(one, got[:len(rows)], atol=1e-5)
+    assert score_store(idx.iloc[:0], CutoutReader(tmp_path), model, "cpu", batch=3).shape == (0,)
     # reads in chunks of any size (one row, a batch, beyond a batch) give the same logits; the waits are reported
     for chunk in (1, 2, 3, 100):
         stats = {}

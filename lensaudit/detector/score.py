@@ -112,7 +112,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     timing = {"wait_read_s": 0.0, "wait_copy_s": 0.0}
     t_start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, torch.no_grad():
-        pending = [submit(pool, i) for i in range(min(len(bufs) - 1, len(starts)))]
+        pending = [submit(pool, i) for i in range(min(ahead, len(starts)))]  # (a lone batch too)
         nxt = len(pending)
         for i in range(len(starts)):
             m = min(batch, n - starts[i])
@@ -142,3 +142,38 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     if stats is not None:
         stats.update(timing, wall_s=time.perf_counter() - t_start)
     return result
+
+
+def rank_rows(n: int, rank: int, world: int) -> slice:
+    """The contiguous rows ``[start, stop)`` of an ``n``-row index that ``rank`` of ``world`` scores
+    (``np.array_split``'s sizes: the first ``n % world`` ranks one row more), so each rank reads its own
+    run of shards in store order."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside a world of {world}")
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
+def score_store_ranks(index: pd.DataFrame, reader, model, device: str, **kw) -> np.ndarray:
+    """Data-parallel ``score_store`` over the processes of an initialised ``torch.distributed``
+    group (NCCL on GPUs, one process per GPU as ``torchrun`` starts them; gloo on the CPU): each rank
+    scores its ``rank_rows`` of ``index`` on ``device`` with ``score_store(**kw)`` (its own reader
+    threads and pinned buffers), then the logits are all-gathered (padded to the largest share), so
+    every rank returns all of them in index order -- the single-process logits, since each stamp's
+    logit depends only on the stamp (every batch runs at the full batch shape)."""
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_initialized():
+        raise RuntimeError("score_store_ranks needs an initialised torch.distributed process group")
+    world, rank = dist.get_world_size(), dist.get_rank()
+    mine = rank_rows(len(index), rank, world)
+    part = index.iloc[mine]
+    logits = score_store(part, reader, model, device, **kw) if len(part) else np.zeros(0)
+    sizes = [(lambda s: s.stop - s.start)(rank_rows(len(index), r, world)) for r in range(world)]
+    comm = "cpu" if dist.get_backend() == "gloo" else device
+    padded = torch.zeros(max(sizes), dtype=torch.float64, device=comm)  # rank 0's share, the largest
+    padded[:len(logits)] = torch.from_numpy(logits).to(comm)
+    gathered = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(gathered, padded)
+    return np.concatenate([g[:k].cpu().numpy() for g, k in zip(gathered, sizes)])
