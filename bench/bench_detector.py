@@ -112,7 +112,7 @@ def h2d_bounds(idx, reader, dev, batch, workers, win) -> None:
         print(f"  host-to-device copy alone ({width}^2 window, batch {batch}, {k} stream(s)): {gbs:.1f} GB/s = {ims:,.0f} img/s")
     starts = list(range(0, len(idx), batch))
     for w in workers:
-        bufs = [torch.empty_like(host[0]) .pin_memory() for _ in range(w)]
+        bufs = [torch.empty_like(host[0]).pin_memory() for _ in range(w)]
         stop = threading.Event()
         count = [0]
 
