@@ -59,8 +59,9 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     ``read_chunk``: rows per read task (default: one task per batch).  Smaller tasks, queued
     for at least two per reader thread, let a thread that finishes early take the next chunk
     instead of idling until the main thread has consumed the batch it waits for (in the
-    H200 scans the main thread waits 55-84 % of the time on reads that, alone, run 1.2-2x
-    faster: RESULTS.md "The scan's read path"); not yet measured on a GPU, so not the default.
+    H200 scans with 4 reader threads the main thread waits 55-84 % of the time on reads that,
+    alone, run faster than any scan: RESULTS.md "The scan's read path"); not yet measured on a
+    GPU, so not the default.
     ``stats``: filled with the main thread's seconds spent waiting for reads
     (``wait_read_s``) and for copies (``wait_copy_s``), and the wall time (``wall_s``)."""
     if not index["cutout_ok"].all():
