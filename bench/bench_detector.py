@@ -34,7 +34,15 @@ import numpy as np
 import pandas as pd
 
 
-def io_bounds(idx, reader, dev, crop, batch, workers, win, sync, chunks=(512,)) -> None:
+def read_batch(idx, reader, starts, i, batch, buf, win) -> int:
+    """Batch ``i`` (of the batch ``starts``) of the store's window ``win`` into the host buffer ``buf``, as
+    ``score_store``'s reader threads do; the number of rows read."""
+    rows = idx.iloc[starts[i % len(starts)]:starts[i % len(starts)] + batch]
+    reader.read(rows, out=buf.numpy()[:len(rows)], window=win)
+    return len(rows)
+
+
+def io_bounds(idx, reader, dev, crop, batch, workers, win, sync, chunks=(None,)) -> None:
     """What the scan's I/O path alone reaches per reader-thread count: the reads alone, each thread
     filling whole batches of a ring of pinned buffers as ``score_store`` does, and ``score_store``
     itself with a model that costs nothing (a mean), so its time is reads + copies + raw_robust."""
@@ -54,8 +62,7 @@ def io_bounds(idx, reader, dev, crop, batch, workers, win, sync, chunks=(512,)) 
                             pin_memory=dev.startswith("cuda")) for _ in range(w + 2)]
 
         def fill(i):
-            rows = idx.iloc[starts[i]:starts[i] + batch]
-            reader.read(rows, out=bufs[i % len(bufs)].numpy()[:len(rows)], window=win)
+            read_batch(idx, reader, starts, i, batch, bufs[i % len(bufs)], win)
         with ThreadPoolExecutor(w) as pool:
             list(pool.map(fill, range(len(starts))))
             t0 = time.perf_counter()
@@ -119,9 +126,7 @@ def h2d_bounds(idx, reader, dev, batch, workers, win) -> None:
         def reads(t):
             i = t
             while not stop.is_set():
-                rows = idx.iloc[starts[i % len(starts)]:starts[i % len(starts)] + batch]
-                reader.read(rows, out=bufs[t].numpy()[:len(rows)], window=win)
-                count[0] += len(rows)
+                count[0] += read_batch(idx, reader, starts, i, batch, bufs[t], win)
                 i += w
         threads = [threading.Thread(target=reads, args=(t,)) for t in range(w)]
         for t in threads:

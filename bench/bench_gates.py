@@ -49,21 +49,16 @@ def main() -> None:
 def shortcut_parts(view) -> None:
     import numpy as np
 
-    from lensaudit.auc import roc_auc
     from lensaudit.cutouts.features import FEATURES, core_pixels, core_window
     from lensaudit.cutouts.store import CutoutReader
     from lensaudit.gates import shortcut_gates
+    from lensaudit_tests.test_cutout_store_features import bootstrap_auc_per_resample
 
     df = view.table("shortcut_features")
-
-    def per_resample(p, n, n_boot, level, seed):  # the first bootstrap_auc
-        rng = np.random.default_rng(seed)
-        boots = [roc_auc(p[rng.integers(0, len(p), len(p))], n[rng.integers(0, len(n), len(n))]) for _ in range(n_boot)]
-        a = (1 - level) / 2 * 100
-        return (roc_auc(p, n), *(float(v) for v in np.percentile(boots, [a, 100 - a])))
     counted = shortcut_gates.bootstrap_auc
     tables = {}
-    for label, fn in (("each resample re-ranked (reference)", per_resample), ("counted (bootstrap_auc)", counted)):
+    for label, fn in (("each resample re-ranked (reference)", bootstrap_auc_per_resample),
+                      ("counted (bootstrap_auc)", counted)):
         shortcut_gates.bootstrap_auc = fn
         t0 = time.perf_counter()
         tables[label] = shortcut_gates.feature_auc_table(df, FEATURES)

@@ -85,23 +85,26 @@ def test_bootstrap_interval_covers_the_true_auc():
     assert 0.5 <= hits / 40 <= 0.9  # nominal 68 %
 
 
+def bootstrap_auc_per_resample(p, n, n_boot=200, level=0.68, seed=0):
+    """The first ``bootstrap_auc``: every resample re-ranked by ``roc_auc`` (the oracle of the
+    counting one; ``bench/bench_gates.py`` times it as the reference)."""
+    rng = np.random.default_rng(seed)
+    boots = [roc_auc(p[rng.integers(0, len(p), len(p))], n[rng.integers(0, len(n), len(n))]) for _ in range(n_boot)]
+    a = (1 - level) / 2 * 100
+    return (roc_auc(p, n), *(float(v) for v in np.percentile(boots, [a, 100 - a])))
+
+
 def test_bootstrap_counts_equal_the_per_resample_ranks():
     """The bootstrap counts each resample's U from the negatives' resample counts; the oracle re-ranks
     every resample with ``roc_auc`` (the first implementation): the same draws, the same interval to
     the last bit -- ties (integer scores), infinities and a one-sided case included; NaN -> NaN."""
-    def per_resample(p, n, n_boot, level, seed):
-        rng = np.random.default_rng(seed)
-        boots = [roc_auc(p[rng.integers(0, len(p), len(p))], n[rng.integers(0, len(n), len(n))]) for _ in range(n_boot)]
-        a = (1 - level) / 2 * 100
-        return (roc_auc(p, n), *(float(v) for v in np.percentile(boots, [a, 100 - a])))
-
     rng = np.random.default_rng(5)
     cases = [(rng.normal(1, 1, 80), rng.normal(0, 1, 900)),
              (rng.integers(0, 4, 40).astype(float), rng.integers(0, 4, 300).astype(float)),
              (np.r_[np.inf, rng.normal(size=15)], np.r_[-np.inf, np.inf, rng.normal(size=25)]),
              (np.arange(5.0) + 10, np.arange(7.0))]
     for (p, n), (n_boot, level, seed) in zip(cases, [(200, 0.68, 0), (300, 0.95, 3), (100, 0.68, 9), (50, 0.9, 1)]):
-        assert bootstrap_auc(p, n, n_boot=n_boot, level=level, seed=seed) == per_resample(p, n, n_boot, level, seed)
+        assert bootstrap_auc(p, n, n_boot=n_boot, level=level, seed=seed) == bootstrap_auc_per_resample(p, n, n_boot, level, seed)
     assert all(np.isnan(bootstrap_auc(np.r_[np.nan, 1.0], np.r_[0.0, 2.0])))
 
 

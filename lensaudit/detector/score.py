@@ -168,10 +168,10 @@ def score_store_ranks(index: pd.DataFrame, reader, model, device: str, **kw) -> 
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError("score_store_ranks needs an initialised torch.distributed process group")
     world, rank = dist.get_world_size(), dist.get_rank()
-    mine = rank_rows(len(index), rank, world)
-    part = index.iloc[mine]
+    shares = [rank_rows(len(index), r, world) for r in range(world)]
+    part = index.iloc[shares[rank]]
     logits = score_store(part, reader, model, device, **kw) if len(part) else np.zeros(0)
-    sizes = [(lambda s: s.stop - s.start)(rank_rows(len(index), r, world)) for r in range(world)]
+    sizes = [s.stop - s.start for s in shares]
     comm = "cpu" if dist.get_backend() == "gloo" else device
     padded = torch.zeros(max(sizes), dtype=torch.float64, device=comm)  # rank 0's share, the largest
     padded[:len(logits)] = torch.from_numpy(logits).to(comm)
