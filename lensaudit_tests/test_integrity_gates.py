@@ -127,6 +127,37 @@ def test_stamp_that_fails_qc_behind_an_ok_index_row_is_red(tmp_path, plant):
     assert not qc.passed and "g005" in qc.details["examples"]
 
 
+@pytest.mark.parametrize("column,rel,red", [
+    ("p50_r", 1e-7, False), ("p50_r", 1e-3, True), ("p1_g", 2e-3, True), ("p99_z", -2e-3, True),
+    ("mad_g", 1e-7, False), ("mad_g", 1e-3, True), ("mad_z", -1e-3, True)])
+def test_qc_statistic_nudged_beyond_its_tolerance_is_red(tmp_path, column, rel, red):
+    """The gate verifies each order statistic by counting (its k-th pixel inside the index value's
+    tolerance, rtol QC_RTOL): a nudge of 1e-7 (float rounding) passes, 1e-3 is red with the column
+    named; a p50 that is not exactly a pixel any more still lets the MAD be verified."""
+    idx = _write_store(tmp_path, _stamps())
+    i = idx.index[idx["galaxy_id"] == "g004"][0]
+    idx.loc[i, column] = idx.loc[i, column] * (1 + rel)
+    _write_index(tmp_path, idx)
+    qc = _run(tmp_path, ["cutout_qc_recomputed"])["cutout_qc_recomputed"]
+    assert qc.passed is not red, qc.details
+    if red:
+        assert qc.details["mismatched"] == 1 and qc.details["examples"]["g004"].startswith(f"{column}: index")
+
+
+def test_qc_of_stamps_whose_percentiles_are_not_pixels_is_recomputed():
+    """An even stamp size (n = 100^2: p1, p50, p99 interpolate between pixels) takes the
+    recomputing path: the index's own values verify, a nudged one does not."""
+    from lensaudit.gates.integrity_gates import _check_qc_block
+
+    rng = np.random.default_rng(5)
+    stamps = rng.normal(0, 0.01, (6, 3, 100, 100)).astype(np.float32) + 0.05
+    rows = pd.DataFrame([{"galaxy_id": f"e{i}", **quality(s, "grz", 100)} for i, s in enumerate(stamps)])
+    assert _check_qc_block(rows, stamps, "grz") == {}
+    rows.loc[2, "p99_g"] *= 1.001
+    rows.loc[4, "mad_r"] *= 0.999
+    assert sorted(_check_qc_block(rows, stamps, "grz")) == ["e2", "e4"]
+
+
 @pytest.mark.parametrize("plant", ["negative_offset", "past_end", "escape", "missing_shard", "failed_row_linked"])
 def test_broken_links_are_red(tmp_path, plant):
     idx = _write_store(tmp_path, _stamps())

@@ -84,6 +84,29 @@ def test_partition_job_turns_every_failure_into_a_row(sweep, tmp_path):
     assert (tmp_path / "idx.parquet").read_bytes() == b1
 
 
+def test_partition_job_qc_the_same_without_the_batched_qc(sweep, tmp_path, monkeypatch):
+    """The chunk's QC (qc.quality_batch) and each stamp's own (qc.quality, the fallback when the
+    batched QC fails) write the same index bytes."""
+    import lensaudit.cutouts.qc as qc
+    from lensaudit.spark_jobs.cutouts import cutouts_one_partition
+
+    d, name, rows, truth = sweep
+    pq = tmp_path / "sweep.parquet"
+    rows.to_parquet(pq)
+    man = rows[np.isfinite(rows.ra)].head(40)[["galaxy_id", "ra", "dec", "brickname"]].copy()
+    man["sweep"], man["label"], man["split"] = name, 0, "train"
+    spec = {"kind": "mock", "mock_config": asdict(CFG), "sweep_parquet": {name: str(pq)}, "truth_dir": str(d / "t")}
+    cutouts_one_partition(name, man, spec, str(tmp_path / "a"), str(tmp_path / "a.parquet"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(qc, "quality_batch", broken)
+    cutouts_one_partition(name, man, spec, str(tmp_path / "b"), str(tmp_path / "b.parquet"))
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert pd.read_parquet(tmp_path / "a.parquet")["cutout_ok"].sum() >= 35
+
+
 # ---- the batched renderer (lensaudit.mock.render) against the catalogue, lenstronomy and the reference
 
 def _ids(rows, truth):

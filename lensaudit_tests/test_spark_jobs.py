@@ -156,3 +156,30 @@ def test_local_session_is_dagster_pyspark_with_our_config(spark):
     assert spark.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
     assert conf.get("spark.ui.enabled") == "false" and conf.get("spark.app.name") == "lensaudit"
     assert SparkResource(master="local[2]").session() is spark
+
+
+def test_run_tasks_gives_each_key_its_own_task_largest_first(spark):
+    """One Spark task per key (no two keys hashed into one task, no empty task), started
+    largest first when sizes are given; status rows come back sorted by key."""
+    from lensaudit.spark_jobs.common import run_tasks, status_batch
+
+    def task(key):
+        from pyspark import TaskContext
+
+        return status_batch(key, True, n_rows=TaskContext.get().partitionId())
+
+    keys = [f"sweep-{i:03d}" for i in range(10)]
+    rows = run_tasks(spark, keys[::-1], task)
+    assert [r["key"] for r in rows] == keys
+    assert [r["n_rows"] for r in rows] == list(range(10))  # key order, one partition each
+    sizes = {k: s for k, s in zip(keys, [5, 0, 9, 9, 1, 7, 3, 2, 8, 4])}
+    rows = run_tasks(spark, keys, task, sizes=sizes)
+    started = sorted(keys, key=lambda k: next(r["n_rows"] for r in rows if r["key"] == k))
+    assert started == ["sweep-002", "sweep-003", "sweep-008", "sweep-005", "sweep-000", "sweep-009", "sweep-006",
+                       "sweep-007", "sweep-004", "sweep-001"]
+    assert run_tasks(spark, [], task) == []
+    # sizes are a scheduling hint: one that cannot be counted leaves key order
+    from lensaudit.spark_jobs.common import task_sizes
+
+    assert task_sizes(lambda: {"a": 3}) == {"a": 3}
+    assert task_sizes(lambda: pd.read_parquet("/nonexistent/manifest.parquet")) is None

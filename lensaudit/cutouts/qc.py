@@ -78,3 +78,61 @@ def quality(data: np.ndarray | None, bands: str, size: int = STAMP_PIX) -> dict:
         out["qc_reason"] = "core_nan"
     out["qc_ok"] = out["qc_reason"] == ""
     return out
+
+
+#: stamps whose statistics ``quality_batch`` computes together
+QC_BLOCK_STAMPS = 16
+
+
+def quality_batch(stamps, bands: str, size: int = STAMP_PIX) -> list[dict]:
+    """``quality`` of each stamp of a sequence (or (B, C, H, W) array) of stamps: the same dicts,
+    value for value.  Finite stamps with every band present (nearly all) are computed together
+    (``lensaudit.order_stats``: numpy's percentiles and medians to the bit, ~2x faster); any
+    other stamp goes through ``quality`` itself."""
+    stamps = list(stamps)
+    out: list[dict | None] = [None] * len(stamps)
+    shape = (len(bands), size, size)
+    cand = [i for i, s in enumerate(stamps) if isinstance(s, np.ndarray) and s.shape == shape and s.dtype.kind == "f"]
+    for s0 in range(0, len(cand), QC_BLOCK_STAMPS):  # blocks that stay in the CPU's cache
+        idx = np.asarray(cand[s0:s0 + QC_BLOCK_STAMPS], np.intp)
+        x = np.stack([stamps[i] for i in idx])
+        ok = np.isfinite(x).all(axis=(1, 2, 3)) & (x != 0).any(axis=(2, 3)).all(axis=1)
+        if ok.any():
+            for i, rec in zip(idx[ok], _quality_finite(x[ok], bands, size)):
+                out[i] = rec
+    for i in range(len(stamps)):
+        if out[i] is None:
+            out[i] = quality(stamps[i], bands, size)
+    return out  # type: ignore[return-value]
+
+
+def _quality_finite(x: np.ndarray, bands: str, size: int) -> list[dict]:
+    """``quality`` of (B, C, H, W) stamps that are finite with every band present."""
+    from lensaudit.order_stats import median_rows, percentile_rows
+
+    b, c = x.shape[:2]
+    rows = x.reshape(b * c, -1)
+    outer_mask, _ = _masks(size)
+    p1, p50, p99 = percentile_rows(rows, [1, 50, 99])
+    dev = np.abs(rows - p50[:, None])
+    mad = 1.4826 * median_rows(dev)
+    with np.errstate(invalid="ignore"):
+        clip = np.where(mad > 0, np.mean(dev > 10 * mad[:, None], axis=1), np.nan)
+    outer_bg = median_rows(rows[:, outer_mask.ravel()]) if outer_mask.any() else np.full(len(rows), np.nan)
+    c0 = (size - CENTRAL_BOX_PX) // 2
+    zero_frac = (x[:, :, c0:c0 + CENTRAL_BOX_PX, c0:c0 + CENTRAL_BOX_PX] == 0).mean(axis=(2, 3))
+    out = []
+    for i in range(b):
+        rec: dict = {"qc_ok": False, "qc_reason": "", "nan_frac": 0.0, "central_nan_frac": 0.0}
+        reason = ""
+        for k, band in enumerate(bands):
+            j = i * c + k
+            rec[f"has_{band}"] = True
+            rec.update({f"p1_{band}": float(p1[j]), f"p50_{band}": float(p50[j]), f"p99_{band}": float(p99[j]),
+                        f"mad_{band}": float(mad[j]), f"outer_bg_{band}": float(outer_bg[j]),
+                        f"clip_frac_{band}": float(clip[j])})
+            if float(zero_frac[i, k]) > MAX_CENTRAL_NAN_FRAC:
+                reason = reason or f"zero_filled_{band}"
+        rec["qc_reason"], rec["qc_ok"] = reason, reason == ""
+        out.append(rec)
+    return out

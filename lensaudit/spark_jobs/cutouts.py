@@ -25,7 +25,7 @@ import pyarrow as pa
 from lensaudit.arrow_fields import described as _f
 
 from lensaudit.cutouts.features import FEATURES
-from lensaudit.spark_jobs.common import run_tasks, status_batch
+from lensaudit.spark_jobs.common import run_tasks, status_batch, task_sizes
 from lensaudit.survey.instrument import BANDS
 
 QC_BAND_STATS = ("p1", "p50", "p99", "mad", "outer_bg", "clip_frac")
@@ -210,7 +210,7 @@ def brick_chunks(bricknames, max_rows: int = SOURCE_BATCH_ROWS) -> list[tuple[in
 
 def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_dir: str, index_out: str,
                           shard_rows: int = 2048) -> dict:
-    from lensaudit.cutouts.qc import quality
+    from lensaudit.cutouts.qc import quality, quality_batch
     from lensaudit.cutouts.store import shard_relpath, write_shard
     from lensaudit.store import reap_stale_temps, write_parquet_atomic
 
@@ -218,6 +218,7 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
     get = _source(spec, sweep) if len(rows) else None
     records, good = [], []
     pre: dict = {}
+    pre_qc: dict = {}
     chunk_at: dict = {}
     if getattr(get, "whole_bricks", False):
         chunk_at = dict(brick_chunks(rows["brickname"]))
@@ -226,6 +227,11 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
     for n_row, r in enumerate(rows.itertuples(index=False)):
         if n_row in chunk_at:
             pre = get.batch(rows.iloc[n_row:chunk_at[n_row]])
+            got = [g for g, d in pre.items() if isinstance(d, np.ndarray)]
+            try:  # the chunk's QC at once; on any error each stamp's own QC below gives its row and reason
+                pre_qc = dict(zip(got, quality_batch([pre[g] for g in got], BANDS)))
+            except Exception:  # noqa: BLE001
+                pre_qc = {}
         rec = {"galaxy_id": r.galaxy_id, "sweep": sweep, "brickname": r.brickname, "ra": r.ra, "dec": r.dec,
                "label": r.label, "split": r.split, "cutout_path": "", "cutout_offset": -1, "cutout_ok": False,
                "fail_reason": "", "bands": BANDS}
@@ -233,7 +239,7 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
             data = pre.pop(r.galaxy_id) if r.galaxy_id in pre else get(r)
             if isinstance(data, _SourceFailure):
                 raise data
-            qc = quality(data, BANDS)
+            qc = pre_qc.pop(r.galaxy_id) if r.galaxy_id in pre_qc else quality(data, BANDS)
             rec.update({k: v for k, v in qc.items() if k in INDEX_SCHEMA.names})
             if qc["qc_ok"]:
                 rec["cutout_ok"] = True
@@ -250,7 +256,7 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
     written = set()
     for k in range(0, len(good), shard_rows):
         chunk = good[k:k + shard_rows]
-        stack = np.stack([d for _, d in chunk]).astype(np.float32)
+        stack = np.stack([d for _, d in chunk], dtype=np.float32)  # one copy
         rel = shard_relpath(stem, k // shard_rows, stack)
         if not (store / rel).exists():
             write_shard(store / rel, stack)
@@ -277,7 +283,8 @@ def build_cutouts(spark, sweeps: list[str], manifest_path: str, spec: dict, stor
         except Exception as exc:
             return status_batch(key, False, error=f"{type(exc).__name__}: {exc}")
 
-    return run_tasks(spark, sweeps, task)
+    return run_tasks(spark, sweeps, task, sizes=task_sizes(
+        lambda: pd.read_parquet(manifest_path, columns=["sweep"])["sweep"].value_counts().to_dict()))
 
 
 def features_one_partition(index_path: str, store_dir: str, sat_threshold: float) -> pd.DataFrame:
@@ -309,7 +316,10 @@ def build_features(spark, index_paths: dict, store_dir: str, sat_threshold: floa
         except Exception as exc:
             return status_batch(key, False, error=f"{type(exc).__name__}: {exc}")
 
-    rows = run_tasks(spark, sorted(index_paths), task)
+    import pyarrow.parquet as pq
+
+    sizes = task_sizes(lambda: {k: pq.ParquetFile(p).metadata.num_rows for k, p in index_paths.items()})
+    rows = run_tasks(spark, sorted(index_paths), task, sizes=sizes)
     frames = [pd.read_parquet(io.BytesIO(base64.b64decode(r["payload"]))) for r in rows if r["ok"] and r["n_rows"]]
     for r in rows:
         r["payload"] = ""

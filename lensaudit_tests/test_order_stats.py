@@ -1,0 +1,110 @@
+"""lensaudit.order_stats: numpy's order statistics, percentiles and medians to the bit, and
+cutout QC computed in batches (qc.quality_batch) equal to qc.quality, value for value."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lensaudit.cutouts.qc import quality, quality_batch
+from lensaudit.order_stats import DIRECT_BELOW, kth_smallest, median_rows, percentile_rows
+
+
+def _rows(kind: str, n: int, rows: int = 6, dtype=np.float32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "normal":
+        x = rng.normal(0, 0.01, (rows, n)) + rng.exponential(0.003, (rows, n))
+    elif kind == "ties":
+        x = rng.integers(-3, 4, (rows, n)).astype(float)  # seven distinct values only
+    elif kind == "sorted":
+        x = np.sort(rng.normal(size=(rows, n)), axis=1)
+    elif kind == "reversed":
+        x = np.sort(rng.normal(size=(rows, n)), axis=1)[:, ::-1]
+    elif kind == "stamp":  # a galaxy in sky noise, in raster order (what the strided sample sees)
+        side = math.isqrt(n - 1) + 1
+        yy, xx = np.mgrid[:side, :side] - (side - 1) / 2
+        img = np.exp(-np.hypot(xx, yy) / 4.0).ravel()[:n]
+        x = rng.normal(0, 0.01, (rows, n)) + img * rng.uniform(0.1, 2.0, (rows, 1))
+    elif kind == "misleading":  # every sampled value equal and the largest: the brackets miss
+        x = rng.normal(size=(rows, n))
+        x[:, ::max(1, n // 1024)] = 100.0
+    else:
+        raise ValueError(kind)
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "sorted", "reversed", "stamp", "misleading"])
+@pytest.mark.parametrize("n", [1, 2, 7, DIRECT_BELOW - 1, DIRECT_BELOW, 3921, 10200, 10201])
+def test_bitwise_equal_to_numpy(kind, n):
+    for dtype in (np.float32, np.float64):
+        x = _rows(kind, n, dtype=dtype)
+        ranks = sorted({0, n // 100, n // 2, n - 1 - n // 100, n - 1})
+        assert np.array_equal(kth_smallest(x, ranks), np.partition(x, ranks, axis=1)[:, ranks])
+        want = np.percentile(x, [1, 50, 99], axis=1)
+        got = percentile_rows(x, [1, 50, 99])
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert np.array_equal(percentile_rows(x, [0, 25, 100]), np.percentile(x, [0, 25, 100], axis=1))
+        med = median_rows(x)
+        assert med.dtype == np.median(x, axis=1).dtype and np.array_equal(med, np.median(x, axis=1))
+
+
+def test_ranks_any_order_repeated_and_negative():
+    x = _rows("normal", 5000)
+    ranks = [4000, -1, 17, 4000, 0]
+    want = np.sort(x, axis=1)[:, [4000, 4999, 17, 4000, 0]]
+    assert np.array_equal(kth_smallest(x, ranks), want)
+
+
+def test_bad_input_is_a_clear_error():
+    x = _rows("normal", 3000)
+    x[2, 5] = np.nan
+    with pytest.raises(ValueError, match="without NaN"):
+        percentile_rows(x, [50])
+    with pytest.raises(ValueError, match="2-D"):
+        median_rows(np.zeros(5))
+    with pytest.raises(ValueError, match="out of range"):
+        kth_smallest(_rows("normal", 10), [10])
+    with pytest.raises(ValueError, match=r"\[0, 100\]"):
+        percentile_rows(_rows("normal", 10), [101])
+    with pytest.raises(ValueError, match="float"):
+        median_rows(np.zeros((2, 3), int))
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+def test_quality_batch_equals_quality_on_every_kind_of_stamp():
+    rng = np.random.default_rng(3)
+    x = _rows("stamp", 101 * 101, rows=3 * 40, seed=3).reshape(40, 3, 101, 101)
+    x[1, 1, 40:60, 40:60] = 0.0  # zero-filled centre
+    x[2, 2] = 0.0  # missing band
+    x[3, 0, 10, 10] = np.nan  # NaN off the core
+    x[4, 1, 50, 50] = np.nan  # NaN in the core
+    x[5, 2, 0, 0] = np.inf  # corrupted value
+    x[6] = np.nan  # no data
+    x[7, 0] = 1.0  # a flat band: MAD 0, clip fraction NaN
+    x[8, :, :30] = np.nan  # half the stamp missing (NaN fractions, fewer finite pixels)
+    stamps = list(x) + [None, x[9, :2], rng.normal(size=(3, 64, 64)).astype(np.float32)]
+    want = [quality(s, "grz") for s in stamps]
+    got = quality_batch(stamps, "grz")
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert _same(g, w), (i, {k: (g.get(k), w.get(k)) for k in w if not _same({k: g.get(k)}, {k: w[k]})})
+    assert [w["qc_reason"] for w in want[1:9]] == ["zero_filled_r", "missing_band_z", "", "core_nan", "infinite_pixels",
+                                                   "missing_band_g", "", "central_nan_frac"]
+    assert quality_batch([], "grz") == []
+
+
+def test_a_bracket_that_misses_falls_back_to_the_whole_row(monkeypatch):
+    """Rows whose strided sample is unrepresentative (every sampled pixel the brightest) still get numpy's
+    values, through the whole-row selection."""
+    x = _rows("misleading", 10201)
+    calls = []
+    partition = np.partition
+    monkeypatch.setattr(np, "partition", lambda a, k, *args, **kw: calls.append(np.shape(a)) or partition(a, k, *args, **kw))
+    got = kth_smallest(x, [5100])
+    monkeypatch.undo()
+    assert (10201,) in calls
+    assert np.array_equal(got, np.partition(x, [5100], axis=1)[:, [5100]])
