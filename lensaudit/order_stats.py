@@ -7,10 +7,11 @@ Here each requested rank is bracketed from a sorted strided sample of its row (a
 values, +-3 binomial sigmas of the sample rank), the row's values inside the bracket are
 extracted in one vectorised pass for all rows, and only those (a few hundred to ~1,000) are
 partitioned.  The result is exact whatever the sample says: a row whose bracket misses a rank
-(0.03 % of the brackets on demo stamps) is selected on the whole row (``np.partition``).  ``percentile_rows`` and ``median_rows`` then apply numpy's own
-formulas (Hyndman & Fan 1996 type 7 linear interpolation; the median as the mean of the
-middle one or two values in the input's dtype), so they return numpy's values to the bit
-(tested against ``np.percentile`` / ``np.median`` in lensaudit_tests/test_order_stats.py).
+(0.03 % of the brackets on demo stamps) is selected on the whole row (``np.partition``).
+``percentile_rows`` and ``median_rows`` then apply numpy's own formulas (Hyndman & Fan 1996
+type 7 linear interpolation; the median as the mean of the middle one or two values in the
+input's dtype), so they return numpy's values to the bit (tested against ``np.percentile`` /
+``np.median`` in lensaudit_tests/test_order_stats.py).
 
 Rows must be free of NaN (the callers pass finite stamps; a NaN row would make numpy
 return NaN, these functions a meaningless number): ``ValueError`` otherwise.
@@ -62,7 +63,11 @@ def kth_smallest(x: np.ndarray, ranks: Sequence[int]) -> np.ndarray:
     """(R, len(ranks)) array: the ``ranks``-th smallest values (0-based, any order, negative
     ranks count from the end as in ``np.partition``) of each row of the NaN-free (R, n) array
     ``x``, in ``x``'s dtype.  Exact: the same values as ``np.partition(x, ranks, axis=1)``."""
-    x = _check(x)
+    return _kth(_check(x), ranks)
+
+
+def _kth(x: np.ndarray, ranks: Sequence[int]) -> np.ndarray:
+    """``kth_smallest`` of an already checked array."""
     rows, n = x.shape
     want = np.asarray([int(k) + n if int(k) < 0 else int(k) for k in ranks], dtype=np.intp)
     if len(want) and (want.min() < 0 or want.max() >= n):
@@ -119,7 +124,7 @@ def percentile_rows(x: np.ndarray, q: Sequence[float]) -> np.ndarray:
     prev[below], nxt[below] = 0, 0
     prev_i, next_i = prev.astype(np.intp), nxt.astype(np.intp)
     gamma = np.asanyarray(virtual - prev, dtype=virtual.dtype)[:, None]
-    stats = kth_smallest(x, np.concatenate([prev_i, next_i]))
+    stats = _kth(x, np.concatenate([prev_i, next_i]))
     a, b = stats[:, :len(qs)].T, stats[:, len(qs):].T
     diff = b - a
     out = np.add(a, diff * gamma)
@@ -133,6 +138,6 @@ def median_rows(x: np.ndarray) -> np.ndarray:
     x = _check(x)
     n = x.shape[1]
     if n % 2:
-        return kth_smallest(x, [n // 2])[:, 0]
-    mid = kth_smallest(x, [n // 2 - 1, n // 2])
+        return _kth(x, [n // 2])[:, 0]
+    mid = _kth(x, [n // 2 - 1, n // 2])
     return np.mean(mid, axis=1)

@@ -87,7 +87,7 @@ QC_BLOCK_STAMPS = 16
 def quality_batch(stamps, bands: str, size: int = STAMP_PIX) -> list[dict]:
     """``quality`` of each stamp of a sequence (or (B, C, H, W) array) of stamps: the same dicts,
     value for value.  Finite stamps with every band present (nearly all) are computed together
-    (``lensaudit.order_stats``: numpy's percentiles and medians to the bit, ~2x faster); any
+    (``lensaudit.order_stats``: numpy's percentiles and medians to the bit, ~1.5x faster); any
     other stamp goes through ``quality`` itself."""
     stamps = list(stamps)
     out: list[dict | None] = [None] * len(stamps)
