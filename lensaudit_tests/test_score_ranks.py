@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lensaudit.detector.score import rank_rows
+from lensaudit.detector.ranks import rank_rows
 
 WORKER = r'''
 import json, os, sys

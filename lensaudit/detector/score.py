@@ -20,6 +20,7 @@ import torch
 
 from lensaudit.detector.graphs import graphed_forward, replay_rows
 from lensaudit.detector.preprocess import input_window, raw_robust
+from lensaudit.detector.ranks import all_gather_rows, process_group, rank_rows
 
 
 @lru_cache(maxsize=8)
@@ -145,17 +146,6 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     return result
 
 
-def rank_rows(n: int, rank: int, world: int) -> slice:
-    """The contiguous rows ``[start, stop)`` of an ``n``-row index that ``rank`` of ``world`` scores
-    (``np.array_split``'s sizes: the first ``n % world`` ranks one row more), so each rank reads its own
-    run of shards in store order."""
-    if not 0 <= rank < world:
-        raise ValueError(f"rank {rank} outside a world of {world}")
-    base, extra = divmod(n, world)
-    start = rank * base + min(rank, extra)
-    return slice(start, start + base + (rank < extra))
-
-
 def score_store_ranks(index: pd.DataFrame, reader, model, device: str, **kw) -> np.ndarray:
     """Data-parallel ``score_store`` over the processes of an initialised ``torch.distributed``
     group (NCCL on GPUs, one process per GPU as ``torchrun`` starts them; gloo on the CPU): each rank
@@ -163,18 +153,7 @@ def score_store_ranks(index: pd.DataFrame, reader, model, device: str, **kw) -> 
     threads and pinned buffers), then the logits are all-gathered (padded to the largest share), so
     every rank returns all of them in index order -- the single-process logits, since each stamp's
     logit depends only on the stamp (every batch runs at the full batch shape)."""
-    import torch.distributed as dist
-
-    if not dist.is_available() or not dist.is_initialized():
-        raise RuntimeError("score_store_ranks needs an initialised torch.distributed process group")
-    world, rank = dist.get_world_size(), dist.get_rank()
-    shares = [rank_rows(len(index), r, world) for r in range(world)]
-    part = index.iloc[shares[rank]]
+    rank, world = process_group("score_store_ranks")
+    part = index.iloc[rank_rows(len(index), rank, world)]
     logits = score_store(part, reader, model, device, **kw) if len(part) else np.zeros(0)
-    sizes = [s.stop - s.start for s in shares]
-    comm = "cpu" if dist.get_backend() == "gloo" else device
-    padded = torch.zeros(max(sizes), dtype=torch.float64, device=comm)  # rank 0's share, the largest
-    padded[:len(logits)] = torch.from_numpy(logits).to(comm)
-    gathered = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(gathered, padded)
-    return np.concatenate([g[:k].cpu().numpy() for g, k in zip(gathered, sizes)])
+    return all_gather_rows(logits, len(index), device)

@@ -23,13 +23,15 @@ from torch import nn
 from lensaudit.detector.config import TrainConfig
 from lensaudit.auc import roc_auc
 
-__all__ = ["TrainConfig", "augment", "predict", "seed_everything", "train", "weighted_bce"]
+__all__ = ["TrainConfig", "augment", "dihedral", "predict", "seed_everything", "train", "weighted_bce"]
 
 
-def weighted_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """sum_i w_i BCE(logit_i, y_i) / sum_i w_i."""
+def weighted_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                 total_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """sum_i w_i BCE(logit_i, y_i) / sum_i w_i; with ``total_weight``, the sum over these rows
+    divided by it instead (one rank's share of a batch whose weights sum to ``total_weight``)."""
     per = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
-    return (per * weights).sum() / weights.sum()
+    return (per * weights).sum() / (weights.sum() if total_weight is None else total_weight)
 
 
 @lru_cache(maxsize=8)
@@ -51,11 +53,15 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     (the draw is reproducible on any device); the transforms run where ``x`` lives, as one
     gather through precomputed pixel maps (no host synchronisation on a GPU; a pure
     permutation, so the values are those of ``torch.rot90``/``torch.flip``)."""
+    return dihedral(x, torch.randint(0, 8, (x.shape[0],), generator=gen))
+
+
+def dihedral(x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    """Sample i of ``x`` transformed by group element ``code[i]`` (0..7, ``_dihedral_maps``)."""
     n, c, h, w = x.shape
     if h != w:
         raise ValueError(f"augment needs square stamps (rot90 keeps the shape), got {h}x{w}")
-    code = torch.randint(0, 8, (n,), generator=gen).to(x.device)
-    src = _dihedral_maps(h, w, str(x.device)).index_select(0, code)  # (n, h*w)
+    src = _dihedral_maps(h, w, str(x.device)).index_select(0, code.to(x.device))  # (n, h*w)
     out = torch.gather(x.reshape(n, c, h * w), 2, src[:, None, :].expand(n, c, h * w))
     return out.reshape(n, c, h, w)
 
@@ -123,20 +129,22 @@ class _Step:
         self.graphs: dict[int, tuple] = {}
         self.eager_runs: dict[int, int] = {}
 
-    def _loss(self, xb, yb, wb, cache: bool = True):
+    def _loss(self, xb, yb, wb, cache: bool = True, total_weight=None):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda, cache_enabled=cache):
-            return weighted_bce(self.model(xb).squeeze(1), yb, wb)
+            return weighted_bce(self.model(xb).squeeze(1), yb, wb, total_weight)
 
-    def _eager(self, xb, yb, wb) -> torch.Tensor:
-        loss = self._loss(xb, yb, wb)
+    def _eager(self, xb, yb, wb, total_weight=None) -> torch.Tensor:
+        loss = self._loss(xb, yb, wb, total_weight=total_weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return loss.detach()
 
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor, total_weight=None) -> torch.Tensor:
+        """One step on the batch; ``total_weight`` (eager only): the loss is this share's weighted
+        sum over it (a data-parallel rank's share of the batch, ``train(data_parallel=True)``)."""
         if not self.graph:
-            loss = self._eager(xb, yb, wb)
+            loss = self._eager(xb, yb, wb, total_weight)
             self.sched.step()
             return loss
         self.lr.fill_(self.sched.get_last_lr()[0])
@@ -168,21 +176,46 @@ class _Step:
 
 
 def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str = "cpu", log=print,
-          cuda_graph: bool = False):
+          cuda_graph: bool = False, data_parallel: bool = False):
     """Returns (best model state dict on the CPU, history list, info dict).
 
     ``x_*`` are preprocessed stamps (numpy or torch; moved to ``device`` once).
-    ``cuda_graph``: on CUDA, replay each step from a captured graph (``_Step``)."""
+    ``cuda_graph``: on CUDA, replay each step from a captured graph (``_Step``).
+
+    ``data_parallel``: this process is one rank of an initialised ``torch.distributed`` group (one
+    process per device as ``torchrun`` starts them; NCCL on GPUs, gloo on the CPU), every rank
+    called with the same arguments.  Each rank holds the whole split on its device and draws the
+    same batches and augmentations (the same seeded generator), runs forward and backward on its
+    ``ranks.rank_rows`` share of each batch with the loss divided by the whole batch's weight
+    (``weighted_bce(total_weight=)``, times the world size that DDP's gradient average divides
+    by), so the all-reduced gradient is the whole batch's.  On CUDA the batch norms are
+    synchronised (``SyncBatchNorm``: the whole batch's statistics, as in one process), so a step is
+    the single-process step up to float summation order; gloo has no ``SyncBatchNorm``, so on the
+    CPU each rank's batch norms see its share (DDP's default; rank 0's running statistics are
+    broadcast).  Validation: each rank scores its share of the validation split, all-gathered, so
+    every rank takes the same early-stopping decision and returns the same state.  Steps run eager
+    (``cuda_graph`` is not used); a batch of fewer rows than ranks (an epoch's last) is skipped."""
     from lensaudit.detector.models import build_model
+    from lensaudit.detector.ranks import all_gather_rows, process_group, rank_rows
 
     if not (np.asarray(y_val) == 1).any() or not (np.asarray(y_val) == 0).any():
         raise ValueError("the validation split needs both classes: early stopping on val AUC is undefined otherwise")
+    rank, world = process_group("train(data_parallel=True)") if data_parallel else (0, 1)
     seed_everything(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     cuda = device.startswith("cuda")
-    model = build_model(cfg.arch).to(device)
+    model = build_model(cfg.arch)
+    if data_parallel and cuda:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
+    net = model
+    if data_parallel:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[torch.device(device).index] if cuda else None)
+        cuda_graph = False
     xt = _as_device_tensor(x_train, device)
     yt = torch.as_tensor(np.asarray(y_train, np.float32)).to(device)
     wt = torch.as_tensor(np.asarray(w_train, np.float32)).to(device)
@@ -200,12 +233,12 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
     steps = math.ceil(n / cfg.batch_size)
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
-    step = _Step(model, cfg, max(1, cfg.epochs * steps), device, cuda_graph)
+    step = _Step(net, cfg, max(1, cfg.epochs * steps), device, cuda_graph)
     best, best_auc, best_epoch, bad, history = None, -1.0, -1, 0, []
     stop = "max_epochs"
     train_time, seen = 0.0, 0
     for epoch in range(cfg.epochs):
-        model.train()
+        net.train()
         t0 = time.perf_counter()
         if n_neg_epoch < len(neg_idx):
             pool = torch.cat([pos_idx, neg_idx[torch.randperm(len(neg_idx), generator=gen)[:n_neg_epoch]]])
@@ -214,16 +247,39 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
             perm = torch.randperm(n, generator=gen)
         loss_sum = torch.zeros((), device=device)
         perm = perm.to(device)  # one copy per epoch; each step slices it on the device
+        steps_run = 0
         for s in range(steps):
             idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size].sort().values
-            xb = augment(xt.index_select(0, idx), gen)
+            rows, total = len(idx), None
+            if world == 1:
+                xb = augment(xt.index_select(0, idx), gen)
+            else:  # the whole batch's draws on every rank, then this rank's share
+                code = torch.randint(0, 8, (rows,), generator=gen)
+                if rows < world:
+                    continue
+                total = wt[idx].sum() / world
+                share = rank_rows(rows, rank, world)
+                idx = idx[share]
+                xb = dihedral(xt.index_select(0, idx), code[share])
             if cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            loss_sum += step(xb, yt[idx], wt[idx])
-            seen += len(idx)
-        mean_loss = float(loss_sum) / steps  # one device sync per epoch
+            loss_sum += step(xb, yt[idx], wt[idx], total)
+            seen += rows
+            steps_run += 1
+        if world > 1:  # each rank's loss is its share's part of the batch loss, times world
+            import torch.distributed as dist
+
+            dist.all_reduce(loss_sum)
+            loss_sum /= world
+            for buf in model.buffers():  # rank 0's batch-norm statistics on every rank (gloo: per share)
+                dist.broadcast(buf, 0)
+        mean_loss = float(loss_sum) / max(1, steps_run)  # one device sync per epoch
         train_time += time.perf_counter() - t0
-        scores = predict(model, x_val, device)
+        if world == 1:
+            scores = predict(model, x_val, device)
+        else:
+            val_share = rank_rows(len(x_val), rank, world)
+            scores = all_gather_rows(predict(model, x_val[val_share], device), len(x_val), device)
         auc = roc_auc(scores[yv == 1], scores[yv == 0])
         history.append({"epoch": epoch, "train_loss": mean_loss, "val_auc": auc,
                         "epoch_train_s": time.perf_counter() - t0})
@@ -248,4 +304,6 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
             "train_images_per_s": seen / train_time if train_time > 0 else float("nan"),
             "mean_epoch_train_s": train_time / max(1, len(history)), "device": device,
             "cuda_graph": step.graph}
+    if data_parallel:
+        info.update(data_parallel_ranks=world, sync_batchnorm=cuda)
     return best, history, info
