@@ -6,7 +6,7 @@ import pytest
 
 from lensaudit.cutouts.features import FEATURES, core_pixels, core_window, features_of, features_table, saturation_threshold
 from lensaudit.cutouts.npz import read_npz
-from lensaudit.cutouts.store import CutoutReader, ShardError, export_npz, write_shard
+from lensaudit.cutouts.store import CutoutReader, ShardError, export_npz, shard_relpath, write_shard
 from lensaudit.auc import bootstrap_auc, roc_auc
 from lensaudit.gates import data_gates
 from lensaudit.gates.shortcut_gates import core_only_lr_gate, feature_auc_table, single_feature_gates
@@ -28,6 +28,29 @@ def test_store_reads_what_was_written_in_order(tmp_path):
     out = CutoutReader(tmp_path).read(idx)
     assert np.array_equal(out, np.stack([b[3], a[0], a[1], a[2], b[0]]))
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_shard_written_stamp_by_stamp_is_np_save_of_the_stack(tmp_path):
+    """The cutout job hands write_shard / shard_relpath its stamps, not a stacked copy: the file is
+    byte for byte np.save's of the stacked float32 array, the name's digest is the stack's sha256."""
+    import hashlib
+
+    rng = np.random.default_rng(2)
+    stamps = [rng.normal(size=(3, 101, 101)).astype(np.float32) for _ in range(3)]
+    stamps.append(rng.normal(size=(3, 101, 101)))  # float64: written as float32, as np.stack(dtype=) did
+    stack = np.stack(stamps, dtype=np.float32)
+    np.save(tmp_path / "ref.npy", stack)
+    write_shard(tmp_path / "list.npy", stamps)
+    write_shard(tmp_path / "array.npy", stack)
+    ref = (tmp_path / "ref.npy").read_bytes()
+    assert (tmp_path / "list.npy").read_bytes() == ref == (tmp_path / "array.npy").read_bytes()
+    want = hashlib.sha256(stack.tobytes()).hexdigest()[:16]
+    assert shard_relpath("s", 3, stamps) == shard_relpath("s", 3, stack) == f"shards/s-0003-{want}.npy"
+    with pytest.raises(ValueError, match="one shape"):
+        write_shard(tmp_path / "bad.npy", [stamps[0], stamps[0][:, :50]])
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        write_shard(tmp_path / "bad.npy", stack[0])
+    assert not (tmp_path / "bad.npy").exists()
 
 
 def test_store_refuses_bad_shards(tmp_path):
@@ -231,3 +254,18 @@ def test_cutouts_complete_gate():
     assert not data_gates.cutouts_complete(man, bad, 0.02).passed  # 50 % failures
     assert data_gates.cutouts_complete(man, bad, 0.6).passed
     assert not data_gates.cutouts_complete(man, bad.assign(fail_reason=""), 0.6).passed  # failure without reason
+
+
+def test_feature_medians_are_numpys_to_the_bit():
+    """The all-finite blocks' row medians (``order_stats.median_rows``) equal np.median's, long rows and short."""
+    from lensaudit.cutouts.features import _median_rows
+
+    rng = np.random.default_rng(4)
+    for shape in ((7, 6353), (5, 303), (3, 2)):
+        a = rng.normal(size=shape)
+        a[0, : shape[1] // 2] = 0.5  # ties
+        assert np.array_equal(_median_rows(a, axis=1), np.median(a, axis=1))
+    with pytest.raises(ValueError, match="rows"):
+        _median_rows(np.zeros((2, 3, 4)), axis=1)
+    with pytest.raises(ValueError, match="rows"):
+        _median_rows(np.zeros((2, 3)), axis=0)

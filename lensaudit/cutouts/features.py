@@ -32,6 +32,16 @@ FEATURES = ("core_mean_4", "core_max_4", "core_mean_8", "core_max_8", "core_mean
 FEATURE_BLOCK = 256
 
 
+def _median_rows(a: np.ndarray, axis: int = 1) -> np.ndarray:
+    """np.median of each row of a finite 2-D array, to the bit (``order_stats.median_rows``: the long
+    outer-ring rows ~1.5x faster)."""
+    from lensaudit.order_stats import median_rows
+
+    if axis != 1 or np.ndim(a) != 2:
+        raise ValueError("_median_rows takes the rows (axis 1) of a 2-D array")
+    return median_rows(a)
+
+
 def _features_block(stamps: np.ndarray, sat_threshold: float) -> dict[str, np.ndarray]:
     """The features of a block of (N, 3, H, W) stamps, one value per stamp per feature.
 
@@ -40,7 +50,7 @@ def _features_block(stamps: np.ndarray, sat_threshold: float) -> dict[str, np.nd
     (same definitions; the plain ones are several times faster)."""
     n = len(stamps)
     clean = bool(np.isfinite(stamps).all())
-    mean, vmax, median, std = ((np.mean, np.max, np.median, np.std) if clean else
+    mean, vmax, median, std = ((np.mean, np.max, _median_rows, np.std) if clean else
                                (np.nanmean, np.nanmax, np.nanmedian, np.nanstd))
 
     def f64(a):

@@ -22,22 +22,45 @@ from lensaudit.survey.instrument import BANDS, STAMP_PIX
 SHARD_ROWS = 2048
 
 
-def shard_relpath(stem: str, k: int, stack: np.ndarray) -> str:
+def _shard_rows(stack) -> tuple[tuple[int, ...], list[np.ndarray]]:
+    """(shard shape, C-contiguous float32 rows) of a (N, C, H, W) array or a sequence of (C, H, W)
+    stamps -- the rows in order, each a view where the input already is C-contiguous float32 (no copy
+    of the whole shard)."""
+    if isinstance(stack, np.ndarray):
+        if stack.ndim != 4:
+            raise ValueError(f"a shard is (N, C, H, W), got {stack.shape}")
+        rows = list(np.ascontiguousarray(stack, dtype=np.float32))
+        return tuple(stack.shape), rows
+    rows = [np.ascontiguousarray(r, dtype=np.float32) for r in stack]
+    shapes = {r.shape for r in rows}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 3:
+        raise ValueError(f"a shard's stamps are (C, H, W) of one shape, got {sorted(shapes)}")
+    return (len(rows), *rows[0].shape), rows
+
+
+def shard_relpath(stem: str, k: int, stack) -> str:
     """``shards/<stem>-<k:04d>-<sha256[:16]>.npy``: shard k of a partition, named by the sha256 of
-    its float32 bytes (what the integrity gates recompute)."""
+    its float32 bytes in C order (what the integrity gates recompute); ``stack``: a (N, C, H, W) array
+    or the sequence of its (C, H, W) stamps (hashed one after the other: the same digest)."""
     import hashlib
 
-    digest = hashlib.sha256(np.ascontiguousarray(stack, dtype=np.float32).tobytes()).hexdigest()[:16]
-    return f"shards/{stem}-{k:04d}-{digest}.npy"
+    digest = hashlib.sha256()
+    for row in _shard_rows(stack)[1]:
+        digest.update(row)
+    return f"shards/{stem}-{k:04d}-{digest.hexdigest()[:16]}.npy"
 
 
-def write_shard(path: Path, stack: np.ndarray) -> None:
-    stack = np.ascontiguousarray(stack, dtype=np.float32)
-    if stack.ndim != 4:
-        raise ValueError(f"a shard is (N, C, H, W), got {stack.shape}")
+def write_shard(path: Path, stack) -> None:
+    """Write a shard atomically as a float32 ``.npy`` (the bytes ``np.save`` writes for the stacked
+    array); ``stack``: a (N, C, H, W) array or the sequence of its (C, H, W) stamps, written one after
+    the other after the header (no stacked copy)."""
+    shape, rows = _shard_rows(stack)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, stack)
+            np.lib.format.write_array_header_1_0(f, header)
+            for row in rows:
+                f.write(row.data)
 
 
 class ShardError(RuntimeError):

@@ -162,7 +162,7 @@ def shard_sha256(arr: np.ndarray) -> str:
     """sha256 (hex) of a shard's C-order float32 data, read in blocks."""
     h = hashlib.sha256()
     for s in range(0, len(arr), _BLOCK):
-        h.update(np.ascontiguousarray(arr[s:s + _BLOCK]).tobytes())
+        h.update(np.ascontiguousarray(arr[s:s + _BLOCK]))  # the block's buffer, no bytes copy
     return h.hexdigest()
 
 

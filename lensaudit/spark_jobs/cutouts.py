@@ -256,10 +256,10 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
     written = set()
     for k in range(0, len(good), shard_rows):
         chunk = good[k:k + shard_rows]
-        stack = np.stack([d for _, d in chunk], dtype=np.float32)  # one copy
-        rel = shard_relpath(stem, k // shard_rows, stack)
+        stamps = [d for _, d in chunk]  # hashed and written stamp by stamp: no stacked copy of the shard
+        rel = shard_relpath(stem, k // shard_rows, stamps)
         if not (store / rel).exists():
-            write_shard(store / rel, stack)
+            write_shard(store / rel, stamps)
         written.add(rel)
         for off, (i, _) in enumerate(chunk):
             records[i]["cutout_path"], records[i]["cutout_offset"] = rel, off
