@@ -17,7 +17,11 @@
 * features (``--parts features``): the shortcut features of ``--feature-stamps`` (2048) mock stamps
   (batched renderer) by ``features_table`` (blocks of 256 stamps, one median call per ring per
   block) against one stamp at a time (``features_of``, the same definitions) in the same run,
-  one core, the same numbers asserted;
+  one core, the same numbers asserted; and the same blocks with their row medians by np.median
+  (the reference for ``order_stats``' medians, tables compared);
+* shards (``--parts shards``): one shard of 2048 stamps held as separate arrays (as the cutout job
+  holds them) hashed and written stamp by stamp, against np.stack + sha256 of the bytes + np.save
+  (the previous writer) in the same run, the same bytes and name checked;
 * store: a 4 GB-class read of float32 (N, 3, 101, 101) batches of 4096 from content-hashed
   shards (page cache warm, as in a training epoch), contiguous and shuffled order,
   compared with a plain ``np.load`` of the same bytes (the reference in the same run); and the
@@ -25,7 +29,7 @@
   grouping of rows by shard (``np.unique`` of the path strings) alone.
 
 Run: PYTHONPATH=. python bench/bench_cutouts.py [--stamps 200] [--store-rows 60000] [--targets 200]
-     [--parts mock,coadd,coadd_grouped,features,store]   (all by default)
+     [--parts mock,coadd,coadd_grouped,features,shards,store]   (all by default)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -48,13 +53,13 @@ def main() -> None:
     ap.add_argument("--targets", type=int, default=200, help="targets on the real brick (coadd_grouped)")
     ap.add_argument("--galaxies", type=float, default=43e6, help="survey size for the implied EMR cost")
     ap.add_argument("--feature-stamps", type=int, default=2048, help="mock stamps for the features part")
-    ap.add_argument("--parts", default="mock,coadd,coadd_grouped,features,store")
+    ap.add_argument("--parts", default="mock,coadd,coadd_grouped,features,shards,store")
     ap.add_argument("--real-data", default=str(Path(__file__).resolve().parents[1] / "lensaudit_tests" / "data" / "real"))
     ns = ap.parse_args()
     parts = set(ns.parts.split(","))
-    unknown = parts - {"mock", "coadd", "coadd_grouped", "features", "store"}
+    unknown = parts - {"mock", "coadd", "coadd_grouped", "features", "shards", "store"}
     if unknown:
-        raise SystemExit(f"unknown --parts {sorted(unknown)} (mock, coadd, coadd_grouped, features, store)")
+        raise SystemExit(f"unknown --parts {sorted(unknown)} (mock, coadd, coadd_grouped, features, shards, store)")
     try:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     except (AttributeError, OSError):
@@ -66,6 +71,8 @@ def main() -> None:
         bench_coadd_grouped(Path(ns.real_data), ns.targets, ns.galaxies)
     if "features" in parts:
         bench_features(ns.feature_stamps)
+    if "shards" in parts:
+        bench_shards(2048)
     if parts & {"mock", "coadd", "store"}:
         bench_rest(ns, parts)
 
@@ -243,9 +250,53 @@ def bench_features(n_stamps: int, reps: int = 3) -> None:
         one = pd.DataFrame([features_of(s, sat) for s in stamps])
         t_one = min(t_one, time.perf_counter() - t0)
     np.testing.assert_allclose(table.to_numpy(), one.to_numpy(), rtol=1e-12, equal_nan=True)
+    import lensaudit.cutouts.features as feat  # the reference: the blocks' row medians by np.median (before e4ffc91)
+
+    rows_median, t_np = feat._median_rows, np.inf
+    feat._median_rows = lambda a, axis=1: np.median(a, axis=axis)
+    try:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            ref = features_table(stamps, sat)
+            t_np = min(t_np, time.perf_counter() - t0)
+    finally:
+        feat._median_rows = rows_median
     print(f"shortcut features, {len(stamps)} mock stamps, one core (commit {_commit()}, {_cpu_model()}):")
     print(f"  one stamp at a time (features_of): {len(stamps) / t_one:8,.0f} stamps/s")
     print(f"  blocks of 256 (features_table):    {len(stamps) / t_block:8,.0f} stamps/s  ({t_one / t_block:.2f}x)")
+    print(f"  blocks of 256, row medians by np.median (reference): {len(stamps) / t_np:8,.0f} stamps/s "
+          f"(order_stats {t_np / t_block:.2f}x; tables equal: {ref.equals(table)})")
+
+
+def bench_shards(n_stamps: int, reps: int = 3) -> None:
+    """Writing one shard from the stamps the cutout job holds (separate arrays): hashed and written
+    stamp by stamp, vs the previous np.stack + sha256 of the bytes + np.save (same run, same bytes)."""
+    import hashlib
+
+    from lensaudit.cutouts.store import shard_relpath, write_shard
+
+    rng = np.random.default_rng(0)
+    stamps = [rng.normal(size=(3, 101, 101)).astype(np.float32) for _ in range(n_stamps)]
+    tmp = Path(tempfile.mkdtemp(prefix="bench_shard_"))
+    t_new = t_old = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        stack = np.stack(stamps, dtype=np.float32)
+        name_old = hashlib.sha256(stack.tobytes()).hexdigest()[:16]
+        np.save(tmp / "old.npy", stack)
+        del stack
+        t_old = min(t_old, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        rel = shard_relpath("s", 0, stamps)
+        write_shard(tmp / "new.npy", stamps)
+        t_new = min(t_new, time.perf_counter() - t0)
+    same = (tmp / "old.npy").read_bytes() == (tmp / "new.npy").read_bytes() and name_old in rel
+    mb = n_stamps * stamps[0].nbytes / 1e6
+    print(f"one shard of {n_stamps} stamps ({mb:,.0f} MB), one core (commit {_commit()}, {_cpu_model()}):")
+    print(f"  np.stack + sha256(tobytes) + np.save (reference): {t_old:6.3f} s")
+    print(f"  stamp by stamp (shard_relpath + write_shard):     {t_new:6.3f} s  ({t_old / t_new:.2f}x; same bytes and "
+          f"name: {same})")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def bench_rest(ns, parts) -> None:
