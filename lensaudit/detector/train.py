@@ -214,7 +214,9 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
     if data_parallel:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[torch.device(device).index] if cuda else None)
+        index = torch.device(device).index
+        net = DistributedDataParallel(model, device_ids=[torch.cuda.current_device() if index is None else index]
+                                      if cuda else None)
         cuda_graph = False
     xt = _as_device_tensor(x_train, device)
     yt = torch.as_tensor(np.asarray(y_train, np.float32)).to(device)
