@@ -55,12 +55,17 @@ def write_shard(path: Path, stack) -> None:
     array); ``stack``: a (N, C, H, W) array or the sequence of its (C, H, W) stamps, written one after
     the other after the header (no stacked copy)."""
     shape, rows = _shard_rows(stack)
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.lib.format.write_array_header_1_0(f, header)
-            for row in rows:
-                f.write(row.data)
+            _write_npy(f, shape, rows)
+
+
+def _write_npy(f, shape: tuple[int, ...], rows: list[np.ndarray]) -> None:
+    """The ``.npy`` bytes of the stacked float32 ``rows`` (format 1.0 header, as np.save) into ``f``."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(f, header)
+    for row in rows:
+        f.write(row.data)
 
 
 class ShardError(RuntimeError):

@@ -53,21 +53,23 @@ def _park(path) -> None:
 
 def hook(kind: str, k: int) -> None:
     calls = {"n": 0}
-    if kind == "shard":
-        real_save = np.save
+    if kind == "shard":  # the bytes written inside write_shard's temporary file (lensaudit.cutouts.store)
+        from lensaudit.cutouts import store
 
-        def save(f, arr, *a, **kw):
+        real_write = store._write_npy
+
+        def write_npy(f, shape, rows):
             calls["n"] += 1
             if calls["n"] != k:
-                return real_save(f, arr, *a, **kw)
+                return real_write(f, shape, rows)
             buf = io.BytesIO()
-            real_save(buf, arr, *a, **kw)
+            real_write(buf, shape, rows)
             data = buf.getvalue()
             f.write(data[: len(data) // 2])
             f.flush()
             os.fsync(f.fileno())
             _park(f.name)
-        np.save = save
+        store._write_npy = write_npy
     elif kind == "parquet":
         real_write = pq.write_table
 
