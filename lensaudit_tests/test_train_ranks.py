@@ -114,3 +114,28 @@ def test_data_parallel_training_needs_a_process_group():
     x = np.zeros((4, 3, 64, 64), np.float32)
     with pytest.raises(RuntimeError, match="process group"):
         train(TrainConfig(epochs=1, batch_size=2), x, [0, 1, 0, 1], [1.0] * 4, x, [0, 1, 0, 1], data_parallel=True)
+
+
+def test_a_world_of_one_trains_as_one_process(tmp_path):
+    """In a one-process gloo group, data-parallel training gives the plain training's weights; the
+    all-gather checks each rank's share length."""
+    import torch
+    import torch.distributed as dist
+
+    from lensaudit.detector.ranks import all_gather_rows
+    from lensaudit.detector.train import TrainConfig, train
+
+    x, y, w = _data(tmp_path)
+    z = np.load(tmp_path / "data.npz")
+    cfg = TrainConfig(epochs=1, batch_size=7, max_steps_per_epoch=2, seed=3)
+    plain, _, _ = train(cfg, x, y, w, z["xv"], z["yv"], log=lambda m: None)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'group'}", rank=0, world_size=1)
+    try:
+        ranked, _, info = train(cfg, x, y, w, z["xv"], z["yv"], log=lambda m: None, data_parallel=True)
+        assert all_gather_rows(np.arange(3.0), 3, "cpu").tolist() == [0.0, 1.0, 2.0]
+        with pytest.raises(ValueError, match="share"):
+            all_gather_rows(np.arange(2.0), 3, "cpu")
+    finally:
+        dist.destroy_process_group()
+    assert info["data_parallel_ranks"] == 1
+    assert all(torch.equal(plain[k], ranked[k]) for k in plain)

@@ -36,7 +36,7 @@ def all_gather_rows(local: np.ndarray, n: int, device: str) -> np.ndarray:
     import torch.distributed as dist
 
     rank, world = process_group("all_gather_rows")
-    sizes = [rank_rows(n, r, world).stop - rank_rows(n, r, world).start for r in range(world)]
+    sizes = [len(range(n)[rank_rows(n, r, world)]) for r in range(world)]
     if len(local) != sizes[rank]:
         raise ValueError(f"rank {rank} holds {len(local)} rows, its share of {n} is {sizes[rank]}")
     comm = "cpu" if dist.get_backend() == "gloo" else device
