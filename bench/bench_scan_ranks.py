@@ -13,7 +13,6 @@ import argparse
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ def main() -> None:
     import torch
     import torch.distributed as dist
 
+    from bench._ranks import init_ranks, timed
     from lensaudit.cutouts.store import SHARD_ROWS, CutoutReader, write_shard
     from lensaudit.detector.models import build_model
     from lensaudit.detector.score import score_store, score_store_ranks
@@ -36,13 +36,7 @@ def main() -> None:
     ap.add_argument("--compiled", action="store_true")
     ap.add_argument("--cuda-graph", action="store_true")
     ns = ap.parse_args()
-    cuda = torch.cuda.is_available()
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    if cuda:
-        torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if cuda else "gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    dev = f"cuda:{local}" if cuda else "cpu"
+    cuda, rank, world, local, dev = init_ranks()
     box = [None]
     if rank == 0:  # one store for every process of the host
         store = Path(tempfile.mkdtemp(prefix="bench_ranks_"))
@@ -67,23 +61,12 @@ def main() -> None:
     model.eval()
     kw = dict(crop=ns.crop, batch=ns.batch, workers=ns.workers, compiled=ns.compiled, cuda_graph=ns.cuda_graph)
 
-    def timed(fn):
-        dist.barrier()
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        out = fn()
-        if cuda:
-            torch.cuda.synchronize()
-        dist.barrier()
-        return out, time.perf_counter() - t0
-
     def alone():
         return score_store(idx, reader, model, dev, **kw) if rank == 0 else None
-    timed(alone)
-    one, t_one = timed(alone)
-    timed(lambda: score_store_ranks(idx, reader, model, dev, **kw))
-    many, t_many = timed(lambda: score_store_ranks(idx, reader, model, dev, **kw))
+    timed(alone, cuda)
+    one, t_one = timed(alone, cuda)
+    timed(lambda: score_store_ranks(idx, reader, model, dev, **kw), cuda)
+    many, t_many = timed(lambda: score_store_ranks(idx, reader, model, dev, **kw), cuda)
     if rank == 0:
         name = torch.cuda.get_device_name(local) if cuda else "cpu"
         print(f"device: {world} x {name}, torch {torch.__version__}, {os.cpu_count()} CPU cores; {len(idx)} stamps, "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 
@@ -23,6 +22,7 @@ def main() -> None:
     import torch
     import torch.distributed as dist
 
+    from bench._ranks import init_ranks, timed
     from lensaudit.detector.train import TrainConfig, train
 
     ap = argparse.ArgumentParser()
@@ -30,13 +30,7 @@ def main() -> None:
     ap.add_argument("--batch-per-rank", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=2)
     ns = ap.parse_args()
-    cuda = torch.cuda.is_available()
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    if cuda:
-        torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if cuda else "gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    dev = f"cuda:{local}" if cuda else "cpu"
+    cuda, rank, world, local, dev = init_ranks()
     rng = np.random.default_rng(0)  # the same data on every rank
     x = torch.from_numpy(rng.normal(0, 1, (ns.stamps, 3, 64, 64)).astype(np.float32)).to(dev)
     y = (rng.random(ns.stamps) < 0.01).astype(np.int64)
@@ -47,22 +41,13 @@ def main() -> None:
     def cfg(batch):
         return TrainConfig(arch="resnet18", epochs=ns.epochs, batch_size=batch, patience=10, seed=1)
 
-    def timed(fn):
-        dist.barrier()
-        t0 = time.perf_counter()
-        out = fn()
-        if cuda:
-            torch.cuda.synchronize()
-        dist.barrier()
-        return out, time.perf_counter() - t0
-
     results = {}
     for batch in (ns.batch_per_rank, ns.batch_per_rank * world):
         out, wall = timed(lambda: train(cfg(batch), x, y, w, x[:nv], y[:nv], device=dev, log=lambda *_: None)
-                          if rank == 0 else None)
+                          if rank == 0 else None, cuda)
         results[f"one device, batch {batch}"] = (out, wall)
     out, wall = timed(lambda: train(cfg(ns.batch_per_rank * world), x, y, w, x[:nv], y[:nv], device=dev,
-                                    log=lambda *_: None, data_parallel=True))
+                                    log=lambda *_: None, data_parallel=True), cuda)
     results[f"{world} ranks, batch {ns.batch_per_rank} per rank ({ns.batch_per_rank * world} in all)"] = (out, wall)
     if rank == 0:
         name = torch.cuda.get_device_name(local) if cuda else "cpu"

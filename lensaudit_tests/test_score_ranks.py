@@ -2,15 +2,13 @@
 CPU give the single-process logits, every rank all of them; the row split covers the index once."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from lensaudit.detector.ranks import rank_rows
+from lensaudit_tests._ranks import run_two_gloo_ranks
 
 WORKER = r'''
 import json, os, sys
@@ -54,12 +52,7 @@ def test_two_gloo_ranks_give_the_single_process_logits(tmp_path):
     torch.manual_seed(0)
     model = build_model("resnet18").eval()
     want = score_store(idx, CutoutReader(tmp_path), model, "cpu", crop=64, batch=4, workers=2)
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           str(script), str(tmp_path)], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parents[1])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_two_gloo_ranks(WORKER, tmp_path)
     for rank in (0, 1):
         got = np.array(json.loads((tmp_path / f"rank{rank}.json").read_text()))
         assert got.shape == want.shape and np.allclose(got, want, atol=1e-5)

@@ -6,12 +6,11 @@ an epoch's last batch of fewer rows than ranks is skipped on every rank alike; w
 group the call fails clearly."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from lensaudit_tests._ranks import run_two_gloo_ranks
 
 WORKER = r'''
 import json, os, sys
@@ -81,12 +80,7 @@ def test_two_gloo_ranks_train_as_one_batch(tmp_path):
     import torch
 
     x, y, w = _data(tmp_path)
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           str(script), str(tmp_path)], capture_output=True, text=True, timeout=600,
-                          cwd=Path(__file__).resolve().parents[1])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_two_gloo_ranks(WORKER, tmp_path)
     for name in ("step", "run"):
         s0, s1 = (torch.load(tmp_path / f"{name}{r}.pt", weights_only=True) for r in (0, 1))
         assert s0.keys() == s1.keys() and all(torch.equal(s0[k], s1[k]) for k in s0)  # the same state on each rank

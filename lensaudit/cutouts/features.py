@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from lensaudit.order_stats import median_rows
 from lensaudit.stamps import azimuthal_median, radius_map
 from lensaudit.survey.photometry import nmgy_to_mag
 
@@ -35,8 +36,6 @@ FEATURE_BLOCK = 256
 def _median_rows(a: np.ndarray, axis: int = 1) -> np.ndarray:
     """np.median of each row of a finite 2-D array, to the bit (``order_stats.median_rows``: the long
     outer-ring rows ~1.5x faster)."""
-    from lensaudit.order_stats import median_rows
-
     if axis != 1 or np.ndim(a) != 2:
         raise ValueError("_median_rows takes the rows (axis 1) of a 2-D array")
     return median_rows(a)

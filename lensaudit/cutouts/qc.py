@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from lensaudit.order_stats import median_rows, percentile_rows
 from lensaudit.stamps import radius_map
 from lensaudit.survey.instrument import STAMP_PIX
 
@@ -108,8 +109,6 @@ def quality_batch(stamps, bands: str, size: int = STAMP_PIX) -> list[dict]:
 
 def _quality_finite(x: np.ndarray, bands: str, size: int) -> list[dict]:
     """``quality`` of (B, C, H, W) stamps that are finite with every band present."""
-    from lensaudit.order_stats import median_rows, percentile_rows
-
     b, c = x.shape[:2]
     rows = x.reshape(b * c, -1)
     outer_mask, _ = _masks(size)

@@ -212,6 +212,7 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
         model = model.to(memory_format=torch.channels_last)
     net = model
     if data_parallel:
+        import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
 
         index = torch.device(device).index
@@ -269,8 +270,6 @@ def train(cfg: TrainConfig, x_train, y_train, w_train, x_val, y_val, device: str
             seen += rows
             steps_run += 1
         if world > 1:  # each rank's loss is its share's part of the batch loss, times world
-            import torch.distributed as dist
-
             dist.all_reduce(loss_sum)
             loss_sum /= world
             for buf in model.buffers():  # rank 0's batch-norm statistics on every rank (gloo: per share)
