@@ -243,3 +243,27 @@ def test_confuser_morphologies_are_the_reference_ones(kind):
     ref = ref.reshape(3, 101, 2, 101, 2).sum(axis=(2, 4))
     ours = _morphology(kind, np.random.default_rng(5), 1.3, flux, 101, 0.262).numpy()
     assert np.abs(ours - ref).max() < 1e-5 * ref.max()
+
+
+def test_ring_box_equals_the_whole_grid_to_the_bit(monkeypatch):
+    """The ring is evaluated only within RING_ZERO_SIGMAS widths of its radius: the binned image
+    equals the whole 2x grid's to the bit (float32 exp is +0 beyond 14.42 widths), for draws over
+    the whole radius and width ranges, rings reaching past the stamp included; a box of 5
+    widths (the planted fault) loses the faint wings."""
+    import torch
+
+    from lensaudit.mock import render
+    from lensaudit.mock.render import _bin, _ring_binned
+
+    def whole(xs, ys, r0, w):
+        return _bin(torch.hypot(xs[None, :], ys[:, None]).sub_(r0).mul_(1 / w).square_().mul_(-0.5).exp_(), 2)
+
+    for size in (101, 41):
+        n_sub = 2 * size
+        ax = (torch.arange(n_sub, dtype=torch.float32) - (n_sub - 1) / 2) * 0.131
+        xs, ys = -ax, ax
+        rng = np.random.default_rng(11)
+        for r0, w in [(1.0, 0.2), (5.0, 0.5), (6.5, 0.5)] + [tuple(v) for v in rng.uniform([1.0, 0.2], [5.0, 0.5], (40, 2))]:
+            assert torch.equal(_ring_binned(r0, w, xs, ys, size, 2), whole(xs, ys, r0, w)), (size, r0, w)
+    monkeypatch.setattr(render, "RING_ZERO_SIGMAS", 5.0)
+    assert not torch.equal(_ring_binned(1.0, 0.5, xs, ys, 41, 2), whole(xs, ys, 1.0, 0.5))

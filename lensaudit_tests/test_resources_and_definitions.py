@@ -169,3 +169,12 @@ def test_gpu_steps_carry_the_placement_tags_and_only_they():
         else:
             assert "lensaudit/device" not in tags and "dagster-k8s/config" not in tags
     assert audit_external_detector.tags["lensaudit/device"] == "gpu"
+
+
+def test_local_spark_driver_runs_with_the_configured_jvm_options(spark):
+    """The local session's JVM was started with ``driver_java_options`` (C1 only by default);
+    an empty setting leaves the JVM's defaults."""
+    args = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert "-XX:TieredStopAtLevel=1" in args
+    assert SparkResource().local_spark_config()["spark.driver.extraJavaOptions"] == "-XX:TieredStopAtLevel=1"
+    assert "spark.driver.extraJavaOptions" not in SparkResource(driver_java_options="").local_spark_config()

@@ -70,6 +70,11 @@ class SparkResource(dg.ConfigurableResource):
     master: str = "local[*]"
     driver_memory: str = "4g"
     shuffle_partitions: int = 8
+    driver_java_options: str = Field(
+        default="-XX:TieredStopAtLevel=1",
+        description="JVM options of the local driver, which also runs the tasks (empty: the JVM's defaults). "
+                    "Default: the C1 compiler only; local jobs are seconds of Spark SQL, where C2's compilation "
+                    "costs more CPU than it saves (bench/RESULTS.md, 'Local Spark JVM').")
     log_level: str = "ERROR"
     emr: EmrSettings = EmrSettings()
 
@@ -82,7 +87,8 @@ class SparkResource(dg.ConfigurableResource):
                 "spark.ui.enabled": "false",
                 "spark.sql.session.timeZone": "UTC",
                 "spark.ui.showConsoleProgress": "false",
-                "spark.sql.debug.maxToStringFields": "200"}
+                "spark.sql.debug.maxToStringFields": "200",
+                **({"spark.driver.extraJavaOptions": self.driver_java_options} if self.driver_java_options else {})}
 
     def node_count(self) -> int | None:
         """Machines that run Spark tasks when this resource knows them: the EMR cluster's core
