@@ -465,9 +465,17 @@ def render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int = STA
 def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noise: bool,
                    pixscale: float) -> np.ndarray:
     B = len(specs)
-    canvas = torch.zeros((B, 3, size, size), dtype=torch.float32)
     if B == 0:
-        return canvas.numpy()
+        return np.zeros((0, 3, size, size), dtype=np.float32)
+    # each stamp's canvas (3, size, size) when it needs one: a (B, 3, size, size) block would be
+    # fresh memory (page faults) on every call
+    canvas: dict[int, torch.Tensor] = {}
+
+    def canvas_of(b: int) -> torch.Tensor:
+        if b not in canvas:
+            canvas[b] = torch.zeros((3, size, size), dtype=torch.float32)
+        return canvas[b]
+
     c = (size - 1) / 2
     # Sersic light of every extended source, batched over the whole call
     owner = np.concatenate([np.full(len(s.src_x), b) for b, s in enumerate(specs)])
@@ -487,18 +495,18 @@ def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noi
             unit[b] = (torch.zeros((1, size, size), dtype=torch.float32), flux[s])
             _add_window(unit[b][0], img, row0, col0, one)
         else:
-            _add_window(canvas[b], img, row0, col0, flux[s])
+            _add_window(canvas_of(b), img, row0, col0, flux[s])
     rngs = [stamp_rng(config.seed, s.galaxy_id) for s in specs]
     for b, s in enumerate(specs):
         for x, y, f in zip(s.point_x, s.point_y, s.point_flux):
             j, i = int(round(c - x / pixscale)), int(round(c + y / pixscale))
             if 0 <= i < size and 0 <= j < size:
-                canvas[b, :, i, j] += torch.as_tensor(f, dtype=torch.float32)
+                canvas_of(b)[:, i, j] += torch.as_tensor(f, dtype=torch.float32)
         extra = _morphology(s.morphology, rngs[b], s.target_shape_r, s.target_flux, size, pixscale)
         if extra is not None:
-            canvas[b] += extra
+            canvas_of(b).add_(extra)
         if s.arc is not None:
-            canvas[b] += render_arc(s.arc, size, pixscale).to(torch.float32)
+            canvas_of(b).add_(render_arc(s.arc, size, pixscale).to(torch.float32))
     kernels, sigma_sky = stamp_psfs(np.stack([s.fwhm_arcsec for s in specs]), np.stack([s.psfdepth for s in specs]),
                                     pixscale)
     out = np.empty((B, 3, size, size), dtype=np.float32)
@@ -508,8 +516,11 @@ def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noi
         k = torch.as_tensor(correlation_kernel(config.noise_block_factor), dtype=torch.float32)
         corr_kernel = k.expand(3, 1, *k.shape).contiguous()
     for b, s in enumerate(specs):
-        img = convolve_stamp(unit[b][0], kernels[b], buffers, unit[b][1]) if b in unit else \
-            convolve_stamp(canvas[b], kernels[b], buffers)
+        # the stamp's row of ``out`` (contiguous) receives the convolved image; noise and artefacts
+        # are added there
+        img = torch.from_numpy(out[b])
+        img.copy_(convolve_stamp(unit[b][0], kernels[b], buffers, unit[b][1]) if b in unit else
+                  convolve_stamp(canvas_of(b), kernels[b], buffers))
         if noise:
             rng = rngs[b]
             sigma = noise_sigma(img, sigma_sky[b], pixscale)
@@ -526,7 +537,7 @@ def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noi
                 h = corr_kernel.shape[-1] // 2
                 white = torch.randn((1, 3, size + 2 * h, size + 2 * h), generator=gen, dtype=torch.float32)
                 img.addcmul_(torch.nn.functional.conv2d(white, corr_kernel, groups=3)[0], sigma)
-        a = img.numpy()
+        a = out[b]
         if noise:
             if spike_at is not None:
                 i, a1, a2 = spike_at
@@ -537,7 +548,6 @@ def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noi
                 a[:, i:i + 6, j:j + 6] = np.nan
             if missing is not None:
                 a[missing] = np.nan
-        out[b] = a
     return out
 
 
