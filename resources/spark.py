@@ -73,8 +73,9 @@ class SparkResource(dg.ConfigurableResource):
     driver_java_options: str = Field(
         default="-XX:TieredStopAtLevel=1",
         description="JVM options of the local driver, which also runs the tasks (empty: the JVM's defaults). "
-                    "Default: the C1 compiler only; local jobs are seconds of Spark SQL, where C2's compilation "
-                    "costs more CPU than it saves (bench/RESULTS.md, 'Local Spark JVM').")
+                    "Default: the C1 compiler only; demo-sized local jobs are seconds of Spark SQL in a cold JVM, "
+                    "where C2's compilation costs more CPU than it saves; a long local run over many real sweeps may "
+                    "prefer '' (bench/bench_spark_jvm.py; bench/RESULTS.md, 'Data half, session 10').")
     log_level: str = "ERROR"
     emr: EmrSettings = EmrSettings()
 
