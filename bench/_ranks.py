@@ -16,7 +16,8 @@ def init_ranks() -> tuple[bool, int, int, int, str]:
     local = int(os.environ.get("LOCAL_RANK", 0))
     if cuda:
         torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if cuda else "gloo")
+    # NCCL with the rank's device named (else NCCL guesses it from the global rank and warns)
+    dist.init_process_group("nccl" if cuda else "gloo", **({"device_id": torch.device(f"cuda:{local}")} if cuda else {}))
     return cuda, dist.get_rank(), dist.get_world_size(), local, f"cuda:{local}" if cuda else "cpu"
 
 

@@ -41,14 +41,17 @@ def main() -> None:
     def cfg(batch):
         return TrainConfig(arch="resnet18", epochs=ns.epochs, batch_size=batch, patience=10, seed=1)
 
+    key_of = {"per_rank": f"one device, batch {ns.batch_per_rank}",
+             "whole": f"one device, batch {ns.batch_per_rank * world}",
+             "ranks": f"{world} ranks, batch {ns.batch_per_rank} per rank ({ns.batch_per_rank * world} in all)"}
     results = {}
-    for batch in (ns.batch_per_rank, ns.batch_per_rank * world):
+    for batch in dict.fromkeys((ns.batch_per_rank, ns.batch_per_rank * world)):  # one run when world is 1
         out, wall = timed(lambda: train(cfg(batch), x, y, w, x[:nv], y[:nv], device=dev, log=lambda *_: None)
                           if rank == 0 else None, cuda)
         results[f"one device, batch {batch}"] = (out, wall)
     out, wall = timed(lambda: train(cfg(ns.batch_per_rank * world), x, y, w, x[:nv], y[:nv], device=dev,
                                     log=lambda *_: None, data_parallel=True), cuda)
-    results[f"{world} ranks, batch {ns.batch_per_rank} per rank ({ns.batch_per_rank * world} in all)"] = (out, wall)
+    results[key_of["ranks"]] = (out, wall)
     if rank == 0:
         name = torch.cuda.get_device_name(local) if cuda else "cpu"
         print(f"device: {world} x {name}, torch {torch.__version__}, {os.cpu_count()} CPU cores; {ns.stamps} stamps "
@@ -57,9 +60,9 @@ def main() -> None:
             print(f"{label}: {info['train_images_per_s']:,.0f} img/s in the training loop; wall {wall:.1f} s with "
                   f"validation; loss {[round(h['train_loss'], 5) for h in hist]} "
                   f"val AUC {[round(h['val_auc'], 4) for h in hist]}")
-        rates = [info["train_images_per_s"] for (_, _, info), _ in results.values()]
-        print(f"scaling: {rates[2] / rates[0]:.2f}x the one device at the per-rank batch, "
-              f"{rates[2] / rates[1]:.2f}x the one device at the same whole batch")
+        rate = {k: results[v][0][2]["train_images_per_s"] for k, v in key_of.items()}
+        print(f"scaling: {rate['ranks'] / rate['per_rank']:.2f}x the one device at the per-rank batch, "
+              f"{rate['ranks'] / rate['whole']:.2f}x the one device at the same whole batch")
     dist.destroy_process_group()
 
 
