@@ -5,9 +5,9 @@ import pandas as pd
 
 from assets._wiring import json_meta, schema_metadata, side_table_files_metadata
 from assets.splits import spatial_splits
-from lensaudit.spark_jobs.entrypoint import training_manifest_job
+from lensaudit.spark_jobs.entrypoint import training_manifest_inputs, training_manifest_job
 from lensaudit.spec import DATA
-from lensaudit.store import asset_files, partition_file
+from lensaudit.store import partition_file
 from resources.settings import LensauditSettings
 from resources.spark import SparkResource
 
@@ -23,15 +23,8 @@ def training_manifest(context: dg.AssetExecutionContext, settings: LensauditSett
     out = partition_file(home, "training_manifest", "data")
     out_sf = partition_file(home, "training_manifest_shortfalls", "data")
     out_ex = partition_file(home, "training_manifest_excluded_positives", "data")
-    cuts = profile.cuts
-    spark.run(context, training_manifest_job,
-              positives=str(partition_file(home, "positives", "data")),
-              splits=[str(f) for f in asset_files(home, "spatial_splits")],
-              pool_files=[str(f) for f in asset_files(home, "negative_pool")],
-              ratio=m.negatives_per_positive, n2_fraction=m.n2_fraction, seed=m.seed,
-              out_manifest=str(out), out_shortfalls=str(out_sf), out_excluded=str(out_ex),
-              parity={"dec_min": cuts.dec_min_deg, "dec_max": cuts.dec_max_deg, "min_nobs": cuts.min_nobs,
-                      "types": list(cuts.types)})
+    spark.run(context, training_manifest_job, **training_manifest_inputs(home, profile),
+              out_manifest=str(out), out_shortfalls=str(out_sf), out_excluded=str(out_ex))
     excluded = pd.read_parquet(out_ex)
     man = pd.read_parquet(out, columns=["split", "label", "tier"])
     sf = pd.read_parquet(out_sf)

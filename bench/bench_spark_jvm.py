@@ -32,29 +32,20 @@ def _cpu_seconds() -> float:
 
 def _child(home: str, java_options: str, out: str) -> None:
     """One variant in this (fresh) process: session start, manifest cold, manifest warm."""
-    from lensaudit.config import get_profile
-    from lensaudit.spark_jobs.entrypoint import training_manifest_job
-    from lensaudit.store import asset_files, partition_file
+    from lensaudit.config import RUN_PROFILE_FILE, profile_from_record
+    from lensaudit.spark_jobs.entrypoint import training_manifest_inputs, training_manifest_job
     from resources.spark import SparkResource
 
     h = Path(home)
-    prof = get_profile(json.loads((h / "run_profile.json").read_text()).get("profile", "demo"))
-    m, cuts = prof.manifest, prof.cuts
+    inputs = training_manifest_inputs(h, profile_from_record(json.loads((h / RUN_PROFILE_FILE).read_text())))
     res = {}
     t0, c0 = time.perf_counter(), _cpu_seconds()
     spark = SparkResource(master="local[2]", driver_java_options=java_options).session()
     res["start"] = (time.perf_counter() - t0, _cpu_seconds() - c0)
     for phase in ("manifest_cold", "manifest_warm"):
         t0, c0 = time.perf_counter(), _cpu_seconds()
-        info = training_manifest_job(
-            spark, positives=str(partition_file(h, "positives", "data")),
-            splits=[str(f) for f in asset_files(h, "spatial_splits")],
-            pool_files=[str(f) for f in asset_files(h, "negative_pool")],
-            ratio=m.negatives_per_positive, n2_fraction=m.n2_fraction, seed=m.seed,
-            out_manifest=f"{out}.parquet", out_shortfalls=f"{out}.shortfalls.parquet",
-            out_excluded=f"{out}.excluded.parquet",
-            parity={"dec_min": cuts.dec_min_deg, "dec_max": cuts.dec_max_deg, "min_nobs": cuts.min_nobs,
-                    "types": list(cuts.types)})
+        info = training_manifest_job(spark, **inputs, out_manifest=f"{out}.parquet",
+                                     out_shortfalls=f"{out}.shortfalls.parquet", out_excluded=f"{out}.excluded.parquet")
         res[phase] = (time.perf_counter() - t0, _cpu_seconds() - c0)
     res["rows"] = info["rows"]
     res["jvm_args"] = [a for a in spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()

@@ -48,7 +48,7 @@ def main() -> None:
     for batch in dict.fromkeys((ns.batch_per_rank, ns.batch_per_rank * world)):  # one run when world is 1
         out, wall = timed(lambda: train(cfg(batch), x, y, w, x[:nv], y[:nv], device=dev, log=lambda *_: None)
                           if rank == 0 else None, cuda)
-        results[f"one device, batch {batch}"] = (out, wall)
+        results[key_of["per_rank" if batch == ns.batch_per_rank else "whole"]] = (out, wall)
     out, wall = timed(lambda: train(cfg(ns.batch_per_rank * world), x, y, w, x[:nv], y[:nv], device=dev,
                                     log=lambda *_: None, data_parallel=True), cuda)
     results[key_of["ranks"]] = (out, wall)

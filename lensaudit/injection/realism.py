@@ -211,7 +211,8 @@ def sky_nmgy_per_pixel(pixscale: float = PIXSCALE_ARCSEC) -> np.ndarray:
 def arc_poisson_sigma(arc: np.ndarray, sigma_pix: np.ndarray, pixscale: float = PIXSCALE_ARCSEC) -> np.ndarray:
     """Per-pixel sigma of the arc's own Poisson noise (nmgy): in a sky-limited image
     sigma_pix^2 = sky / g_eff, so the arc adds var = arc / g_eff = arc sigma_pix^2 / sky,
-    with the sky per pixel from SKY_MAG_PER_ARCSEC2."""
+    with the sky per pixel from SKY_MAG_PER_ARCSEC2.  ``arc`` is the noise-free arc model (never a noisy
+    image): its negative values, ringing of the PSF convolution, carry no Poisson variance (clipped to 0)."""
     sky = sky_nmgy_per_pixel(pixscale)
     s = np.asarray(sigma_pix, dtype=np.float64).reshape(-1, 1, 1)
     return np.sqrt(np.clip(arc, 0, None) * s**2 / sky.reshape(-1, 1, 1))

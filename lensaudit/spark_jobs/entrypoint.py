@@ -76,6 +76,24 @@ def positives_job(spark, sweep_files: dict[str, str], lens_catalog: str, radius_
             "covered": int(covered.sum())}
 
 
+def training_manifest_inputs(home, profile) -> dict[str, Any]:
+    """``training_manifest_job``'s arguments, outputs apart, for a home whose positives, spatial splits
+    and negative pool are materialised and a ``lensaudit.config.Profile`` (the ``training_manifest``
+    asset and ``bench/bench_spark_jvm.py`` run the job with the same ones)."""
+    from pathlib import Path
+
+    from lensaudit.store import asset_files, partition_file
+
+    home = Path(home)
+    m, cuts = profile.manifest, profile.cuts
+    return {"positives": str(partition_file(home, "positives", "data")),
+            "splits": [str(f) for f in asset_files(home, "spatial_splits")],
+            "pool_files": [str(f) for f in asset_files(home, "negative_pool")],
+            "ratio": m.negatives_per_positive, "n2_fraction": m.n2_fraction, "seed": m.seed,
+            "parity": {"dec_min": cuts.dec_min_deg, "dec_max": cuts.dec_max_deg, "min_nobs": cuts.min_nobs,
+                       "types": list(cuts.types)}}
+
+
 def training_manifest_job(spark, positives: str, splits: list[str], pool_files: list[str], ratio: int,
                           n2_fraction: float, seed: int, out_manifest: str, out_shortfalls: str,
                           parity: dict[str, Any], out_excluded: str) -> dict:
