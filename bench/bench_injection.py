@@ -161,7 +161,8 @@ def _fused_extras(ns, cols, dev, base) -> None:
 
     from lensaudit.injection import fused as F
     from lensaudit.injection.psf import convolve_same, fast_fft_size, kernel_half_width, moffat_kernels, moffat_spectra
-    from lensaudit.injection.render import _as_tensors, mag_to_nmgy, render_arcs
+    from lensaudit.device_upload import columns_to_device
+    from lensaudit.injection.render import mag_to_nmgy, render_arcs
 
     B = ns.batch
     F.CUSP_IN_TRITON = False
@@ -183,7 +184,7 @@ def _fused_extras(ns, cols, dev, base) -> None:
           f"stamps/s; vs eager: {_parity(out, base)}")
     # pixelised PSFs: the Moffat kernels themselves, handed over as pixels (parity with the Moffat path), and
     # one shared pixelised PSF per band (a Moffat with a bright wing) for the rate
-    p = _as_tensors(cols, torch.float32, dev)
+    p = columns_to_device(cols, dev, torch.float32)
     fwhm = torch.stack([p[f"psf_fwhm_{b}_arcsec"] for b in "grz"], dim=1)
     h = kernel_half_width(float(fwhm.max()), 0.262)
     kern = moffat_kernels(fwhm, torch.full_like(fwhm, 3.5), 0.262, h)
@@ -213,7 +214,7 @@ def _fused_extras(ns, cols, dev, base) -> None:
 
     for rep in range(3):
         t.clear()
-        clock("params_to_device", lambda: _as_tensors({k: v[:n] for k, v in cols.items()}, torch.float32, dev))
+        clock("params_to_device", lambda: columns_to_device({k: v[:n] for k, v in cols.items()}, dev, torch.float32))
         tab, cl = clock("stamp_table", lambda: F.stamp_table(sl, 0, 5.0))
         bx = torch.empty((n, 101, 101), device=dev)
         by, img, st = torch.empty_like(bx), torch.empty_like(bx), torch.empty_like(bx)

@@ -52,6 +52,7 @@ def synthetic_hosts(n: int, store: Path, rng) -> pd.DataFrame:
 
 LAST: dict = {}  # the last run's records, threshold and table (for the parity checks)
 OLD_BOOTSTRAP = False  # --host-bootstrap: the numpy bootstrap on the host threads (the previous path)
+PROFILE_AGGREGATE = False  # --profile-aggregate: the runs without stage syncs print a cProfile of the aggregation
 
 
 def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, staged, fused=False) -> dict:
@@ -72,12 +73,24 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     res = stream_inject_and_score(model, reader, hosts, plan, params, 64, dev, 1, group_rows=group_rows, chunk=chunk,
                                   compiled=compiled, timings=t if staged else None, fused=fused)
     t2 = time.perf_counter()
+    prof = None
+    if PROFILE_AGGREGATE and not staged:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     rec = pd.concat([plan.reset_index(drop=True), res.reset_index(drop=True)], axis=1)
     rec["observable"] = observable(rec["arc_snr_matched"])
     host_logits = rec.drop_duplicates("galaxy_id")["host_logit"].to_numpy()
     table = completeness_table(rec, float(np.quantile(host_logits, 0.99)), "fpr0.01",
                                device=dev if dev.startswith("cuda") and not OLD_BOOTSTRAP else None)
     t["aggregate"] = time.perf_counter() - t2
+    if prof is not None:
+        import pstats
+
+        prof.disable()
+        print("aggregate under cProfile (its overhead included), top functions by own time:")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(14)
     t["total"] = time.perf_counter() - t0
     LAST.update(rec=rec, threshold=float(np.quantile(host_logits, 0.99)), table=table)
     assert len(table) == 385 and ((table["n"] + table["n_host_fp"]) == n_per_cell).all(), table["n"].describe()
@@ -108,8 +121,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
                     help="one more run without stage syncs under torch.profiler: top operators, device busy time")
+    ap.add_argument("--profile-aggregate", action="store_true",
+                    help="print a cProfile of the aggregation step in the runs without stage syncs")
     ns = ap.parse_args()
-    global OLD_BOOTSTRAP
+    global OLD_BOOTSTRAP, PROFILE_AGGREGATE
     OLD_BOOTSTRAP = ns.host_bootstrap
     from lensaudit.selection import inject as _inject
 
@@ -128,6 +143,7 @@ def main() -> None:
           f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
+    PROFILE_AGGREGATE = ns.profile_aggregate
     print(f"warm-up (385 x {ns.warmup_per_cell}): {time.perf_counter() - t0:.1f} s")
     for staged in [k for k in {"both": (True, False), "staged": (True,), "plain": (False,)}[ns.runs]
                    for _ in range(ns.repeat)]:

@@ -57,6 +57,13 @@ def _interpreted_checks() -> dict:
     fused = render_arcs(cols, fused=True)
     out["cusp"] = _diff(fused, render_arcs(cols))
     out["cusp_mag"] = fused.magnification.tolist()
+    from lensaudit.injection import cusp
+
+    cusp.CELL_SUMS = "tree"  # the cells summed as subtrees, as on CUDA
+    tree = render_arcs(cols, fused=True)
+    cusp.CELL_SUMS = "auto"
+    out["cusp_tree"] = _diff(tree, render_arcs(cols))
+    out["cusp_tree_vs_sequential"] = _diff(tree, fused)
     for suppress in (False, True):
         cols = _clumpy_cols()
         out[f"clumps_suppress{suppress}"] = _diff(render_arcs(cols, npix=61, suppress_inner=suppress, fused=True),
@@ -92,6 +99,8 @@ def test_fused_matches_the_reference_on_the_lenstronomy_parity_rows(interpreted)
 def test_fused_keeps_cuspy_cores_clumps_and_the_inner_mask(interpreted):
     assert max(interpreted["cusp"]) <= 1e-4
     assert np.allclose(interpreted["cusp_mag"], 1 + 1e-3 / 2.4, rtol=0.01)  # n = 4, R_e = 0.05": flux kept
+    # the CUDA path's subtree sums: the same parity, and the sequential sums' images to float32 rounding
+    assert max(interpreted["cusp_tree"]) <= 1e-4 and max(interpreted["cusp_tree_vs_sequential"]) <= 1e-6
     assert max(interpreted["clumps_suppressFalse"]) <= 1e-4
     assert max(interpreted["clumps_suppressTrue"]) <= 1e-4
 

@@ -39,6 +39,12 @@ def _geometry(size: int):
 
 
 @lru_cache(maxsize=8)
+def _geometry_on(size: int, device: str) -> tuple[torch.Tensor, ...]:
+    """``_geometry(size)`` as tensors on ``device``, uploaded once per process (not per batch)."""
+    return tuple(torch.as_tensor(a, device=device) for a in _geometry(size))
+
+
+@lru_cache(maxsize=8)
 def _ring_index(size: int, device: str) -> list[torch.Tensor]:
     """The pixel indices of each 1-px ring of the annulus (unpadded), on ``device``."""
     pad = _geometry(size)[0]
@@ -48,7 +54,7 @@ def _ring_index(size: int, device: str) -> list[torch.Tensor]:
 def outer_sigma(stamps: torch.Tensor) -> torch.Tensor:
     """(N, 3) per-pixel noise [nmgy]: 1.4826 MAD of the outer ring r >= 35 px."""
     n, c, h, w = stamps.shape
-    outer_idx = torch.as_tensor(_geometry(h)[3], device=stamps.device)
+    outer_idx = _geometry_on(h, str(stamps.device))[3]
     outer = stamps.to(torch.float64).reshape(n, c, h * w)[:, :, outer_idx]
     m = nanmedian_last(outer)
     return 1.4826 * nanmedian_last((outer - m[..., None]).abs())
@@ -58,7 +64,7 @@ def annulus_snr(stamps: torch.Tensor, sigma: torch.Tensor | None = None) -> torc
     """(N, 3) integrated annulus S/N of (N, 3, H, W) stamps in nmgy/pixel (any device).
     ``sigma`` (N, 3): the per-pixel noise to divide by; default ``outer_sigma(stamps)``."""
     n, c, h, w = stamps.shape
-    pad, ann_idx, ann_ring, _ = (torch.as_tensor(a, device=stamps.device) for a in _geometry(h))
+    pad, ann_idx, ann_ring, _ = _geometry_on(h, str(stamps.device))
     x = stamps.to(torch.float64).reshape(n, c, h * w)
     if x.is_cuda and bool(torch.isfinite(x).all()):  # ring by ring at its own width: no NaN padding to sort
         xs = stamps.reshape(n, c, h * w)  # selected in the stamps' dtype, averaged in float64 (exact)

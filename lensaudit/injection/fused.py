@@ -36,7 +36,7 @@ import torch
 import triton
 import triton.language as tl
 
-from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT
+from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT, subtree_sums, tree_sums
 from lensaudit.injection.lens import Q_MAX, ellipticity_to_phi_q
 from lensaudit.injection.source import R_SMOOTH_ARCSEC, b_n, sersic_unit_flux_amp
 
@@ -336,18 +336,25 @@ def _cusp_pixels(tab, clumps, b_i, r_i, c_i, stretch, npix: int, supersample: in
         dx, dy = o.repeat(k), o.repeat_interleave(k)
         owner = torch.arange(len(m), device=dev)
         hh, w = h, 1.0
+        tree, levels = tree_sums(acc), []
         for level in range(CUSP_LEVELS):
             cx = (cx[:, None] + dx[None] * hh).reshape(-1)
             cy = (cy[:, None] + dy[None] * hh).reshape(-1)
             owner = owner.repeat_interleave(k * k)
             hh, w = hh / k, w / k**2
             csb, refine = _cells(tab, clumps, cx, cy, bidx[owner], hh * st[owner], n_clumps, suppress_inner)
-            if level == CUSP_LEVELS - 1 or int(refine.sum()) * k * k > CUSP_MAX_CELLS:
-                refine = torch.zeros_like(refine)
-            acc.index_add_(0, owner[~refine], w * csb[~refine])
-            if not refine.any():
+            nxt = refine.nonzero().squeeze(1)  # the level's one host synchronisation (its size)
+            if level == CUSP_LEVELS - 1 or len(nxt) * k * k > CUSP_MAX_CELLS:
+                nxt, refine = nxt[:0], torch.zeros_like(refine)
+            if tree:  # the refined cells' entries are 0: their children carry their values
+                levels.append((torch.where(refine, torch.zeros_like(csb), w * csb), nxt))
+            else:
+                acc.index_add_(0, owner[~refine], w * csb[~refine])
+            if not len(nxt):
                 break
-            cx, cy, owner = cx[refine], cy[refine], owner[refine]
+            cx, cy, owner = cx[nxt], cy[nxt], owner[nxt]
+        if tree:
+            acc = subtree_sums(levels, k * k)
         sb = sb.index_put((m, j1, j2), acc)
     return sb.mean(dim=(1, 2))
 

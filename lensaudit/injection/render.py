@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT  # noqa: F401
+from lensaudit.device_upload import columns_to_device
+from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT, subtree_sums, tree_sums  # noqa: F401
 from lensaudit.injection.lens import ellipticity_to_phi_q, shear_deflection, sie_deflection
 from lensaudit.injection.psf import convolve_same, kernel_half_width, moffat_kernels
 from lensaudit.injection.source import source_unit_sb
@@ -47,8 +48,15 @@ def subpixel_axis(npix: int, supersample: int, pixscale: float, dtype, device) -
     return ((j // supersample) - c + ((j % supersample) + 0.5) / supersample - 0.5) * pixscale
 
 
-def _as_tensors(cols: dict, dtype, device) -> dict:
-    return {k: torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=dtype, device=device) for k, v in cols.items()}
+def _host_scalars(cols: dict, dtype) -> tuple[int, float | None]:
+    """(supersample, largest Moffat FWHM [arcsec] or None) of ``cols`` as the device tensors
+    would give them (cast to ``dtype`` on the host): no read back from the device."""
+    def host(keys):
+        return torch.as_tensor(np.stack([np.asarray(cols[k], dtype=np.float64) for k in keys]), dtype=dtype)
+    supersample = int(host(["supersample"])[0, 0]) if "supersample" in cols else 4
+    keys = [f"psf_fwhm_{b}_arcsec" for b in BANDS]
+    fwhm_max = float(host(keys).max()) if all(k in cols for k in keys) else None
+    return supersample, fwhm_max
 
 
 def _source_params(col: dict, n_clumps: int, clump_shape) -> dict:
@@ -225,6 +233,7 @@ def _cusp_average(bidx, cx, cy, h, stretch, d_min, p, n_clumps, suppress_inner):
     dx, dy = off.repeat(k), off.repeat_interleave(k)
     owner = torch.arange(len(bidx), device=dev)
     w = 1.0
+    tree, levels = tree_sums(acc), []
     for level in range(CUSP_LEVELS):
         cx = (cx[:, None] + dx[None] * h).reshape(-1)
         cy = (cy[:, None] + dy[None] * h).reshape(-1)
@@ -240,11 +249,14 @@ def _cusp_average(bidx, cx, cy, h, stretch, d_min, p, n_clumps, suppress_inner):
         refine = (g < CUSP_NEAR * d) & (d > d_min[owner])
         if level == CUSP_LEVELS - 1 or int(refine.sum()) * k * k > CUSP_MAX_CELLS:
             refine = torch.zeros_like(refine)
-        acc.index_add_(0, owner[~refine], w * sb[~refine])
+        if tree:  # (cusp.subtree_sums: deterministic on CUDA)
+            levels.append((torch.where(refine, torch.zeros_like(sb), w * sb), refine.nonzero().squeeze(1)))
+        else:
+            acc.index_add_(0, owner[~refine], w * sb[~refine])
         if not refine.any():
             break
         cx, cy, owner = cx[refine], cy[refine], owner[refine]
-    return acc
+    return subtree_sums(levels, k * k) if tree else acc
 
 
 def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE_ARCSEC, suppress_inner: bool = False,
@@ -259,10 +271,10 @@ def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE
     (``lensaudit.injection.fused``, float32, for a CUDA device; same algorithm as ``adaptive``)."""
     if fused:
         return _render_arcs_fused(cols, npix, pixscale, suppress_inner, device, chunk, radius_fwhm, psf_kernels)
-    p = _as_tensors(cols, dtype, device)
-    supersample = int(p["supersample"][0].item()) if "supersample" in p else 4
+    p = columns_to_device(cols, device, dtype)
+    supersample, fwhm_max = _host_scalars(cols, dtype)
     flux = mag_to_nmgy(torch.stack([p[f"src_mag_{b}"] for b in BANDS], dim=1))
-    kernels = _psf_kernels(p, psf_kernels, npix, pixscale, radius_fwhm, dtype, device)
+    kernels = _psf_kernels(p, psf_kernels, npix, pixscale, radius_fwhm, dtype, device, fwhm_max)
     n_clumps = int(p["clump_frac"].shape[1]) if "clump_frac" in p else 0
     images, mags, units = [], [], []
     B = p["theta_e_arcsec"].shape[0]
@@ -281,9 +293,11 @@ def render_arcs(cols: dict, *, npix: int = STAMP_PIX, pixscale: float = PIXSCALE
     return RenderResult(torch.cat(images), torch.cat(mags), torch.cat(units))
 
 
-def _psf_kernels(p: dict, psf_kernels, npix: int, pixscale: float, radius_fwhm: float, dtype, device):
+def _psf_kernels(p: dict, psf_kernels, npix: int, pixscale: float, radius_fwhm: float, dtype, device,
+                 fwhm_max: float | None):
     """A function (start, stop) -> (b, 3, K, K) unit-sum kernels of rows start:stop: the
-    pixelised ``psf_kernels`` when given (checked), else Moffat kernels from the FWHM columns."""
+    pixelised ``psf_kernels`` when given (checked), else Moffat kernels from the FWHM columns
+    (``fwhm_max``: their largest value, ``_host_scalars``)."""
     B = p["theta_e_arcsec"].shape[0]
     if psf_kernels is not None:
         k = torch.as_tensor(psf_kernels, dtype=dtype, device=device)
@@ -301,9 +315,9 @@ def _psf_kernels(p: dict, psf_kernels, npix: int, pixscale: float, radius_fwhm: 
         return lambda s, e: k if k.shape[0] == 1 else k[s:e]
     fwhm = torch.stack([p[f"psf_fwhm_{b}_arcsec"] for b in BANDS], dim=1)
     beta = p["moffat_beta"][:, None].expand_as(fwhm)
-    h = kernel_half_width(float(fwhm.max()), pixscale, radius_fwhm)
+    h = kernel_half_width(fwhm_max, pixscale, radius_fwhm)
     if 2 * h + 1 > npix:
-        raise ValueError(f"PSF kernel {2 * h + 1} px (FWHM {float(fwhm.max()):.2f}\") exceeds the {npix} px stamp")
+        raise ValueError(f"PSF kernel {2 * h + 1} px (FWHM {fwhm_max:.2f}\") exceeds the {npix} px stamp")
     return lambda s, e: moffat_kernels(fwhm[s:e], beta[s:e], pixscale, h)
 
 
@@ -336,15 +350,15 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
     from lensaudit.injection.psf import moffat_spectra
 
     dtype = torch.float32
-    p = _as_tensors(cols, dtype, device)
-    supersample = int(p["supersample"][0].item()) if "supersample" in p else 4
+    p = columns_to_device(cols, device, dtype)
+    supersample, fwhm_max = _host_scalars(cols, dtype)
     flux = mag_to_nmgy(torch.stack([p[f"src_mag_{b}"] for b in BANDS], dim=1))
-    kernels = _psf_kernels(p, psf_kernels, npix, pixscale, radius_fwhm, dtype, device)
+    kernels = _psf_kernels(p, psf_kernels, npix, pixscale, radius_fwhm, dtype, device, fwhm_max)
     analytic = psf_kernels is None and FUSED_MOFFAT_SPECTRA
     if analytic:
         fwhm = torch.stack([p[f"psf_fwhm_{b}_arcsec"] for b in BANDS], dim=1)
         beta = p["moffat_beta"][:, None].expand_as(fwhm)
-        h_m = kernel_half_width(float(fwhm.max()), pixscale, radius_fwhm)  # as ``_psf_kernels``
+        h_m = kernel_half_width(fwhm_max, pixscale, radius_fwhm)  # as ``_psf_kernels``
     n_clumps = int(p["clump_frac"].shape[1]) if "clump_frac" in p else 0
     B = p["theta_e_arcsec"].shape[0]
     images = torch.empty((B, len(BANDS), npix, npix), dtype=dtype, device=device)

@@ -26,6 +26,8 @@ Two statistics, both batched in torch so that they run where the stamps are:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -37,6 +39,13 @@ from lensaudit.stamps import radius_map
 OBSERVABLE_MATCHED_SNR = 20.0
 #: side of the square apertures of the correlated-noise factor [pixels]
 NOISE_BOX_PX = 5
+
+
+@lru_cache(maxsize=8)
+def _box_index(size: int, box: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices, in the box-sum grid, of ``_box_origins``' apertures on ``device`` (uploaded once)."""
+    org = _box_origins(size, box)
+    return torch.as_tensor(org[:, 0] // box, device=device), torch.as_tensor(org[:, 1] // box, device=device)
 
 
 def _box_origins(size: int, box: int) -> np.ndarray:
@@ -52,11 +61,10 @@ def noise_correlation_factor(stamps: torch.Tensor, box: int = NOISE_BOX_PX,
     """(N, 3) f = robust sigma of the box x box aperture sums in the outer ring / (box * sigma_pix):
     1 for white noise, > 1 for positively correlated noise (DR10 coadds ~1.4-1.6 at 5x5)."""
     n, c, h, w = stamps.shape
-    org = _box_origins(h, box)
     x = stamps.to(torch.float64)
     sums = torch.nn.functional.avg_pool2d(torch.nan_to_num(x, nan=0.0).reshape(n * c, 1, h, w), box, stride=box,
                                           divisor_override=1).reshape(n, c, h // box, w // box)
-    ii, jj = torch.as_tensor(org[:, 0] // box, device=x.device), torch.as_tensor(org[:, 1] // box, device=x.device)
+    ii, jj = _box_index(h, box, str(x.device))
     ap = sums[:, :, ii, jj]  # (N, C, K)
     med = nanmedian_last(ap)
     sig_ap = 1.4826 * nanmedian_last((ap - med[..., None]).abs())

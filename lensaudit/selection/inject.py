@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from lensaudit.detector.graphs import graphed_forward, replay_rows
+from lensaudit.device_upload import to_device
 from lensaudit.detector.preprocess import raw_robust
 from lensaudit.detector.scorer import RawScorer
 from lensaudit.injection.prior import draw_clumps, draw_source_and_lens, injection_seed
@@ -109,17 +110,19 @@ def draw_parameters(plan: pd.DataFrame, hosts: pd.DataFrame, seed: int) -> pd.Da
     return params
 
 
-def sigma_pix(psfdepth_ivar: torch.Tensor, fwhm_arcsec: torch.Tensor) -> torch.Tensor:
+def sigma_pix(psfdepth_ivar: torch.Tensor, fwhm_arcsec: torch.Tensor, fwhm_max_arcsec: float | None = None) -> torch.Tensor:
     """(N, 3) per-pixel sky sigma [nmgy] implied by the PSF depth (1/nmgy^2) and a Moffat PSF
-    (as ``realism.sigma_pix_from_depth``: sigma = sqrt(sum P^2 / depth))."""
-    h = kernel_half_width(float(fwhm_arcsec.max()), PIXSCALE_ARCSEC)
+    (as ``realism.sigma_pix_from_depth``: sigma = sqrt(sum P^2 / depth)).  ``fwhm_max_arcsec``:
+    ``fwhm_arcsec``'s largest value when the caller has it on the host (no read back)."""
+    fwhm_max = float(fwhm_arcsec.max()) if fwhm_max_arcsec is None else float(fwhm_max_arcsec)
+    h = kernel_half_width(fwhm_max, PIXSCALE_ARCSEC)
     k = moffat_kernels(fwhm_arcsec, torch.full_like(fwhm_arcsec, MOFFAT_BETA), PIXSCALE_ARCSEC, h)
     return torch.sqrt((k ** 2).sum(dim=(-2, -1)) / psfdepth_ivar)
 
 
 def arc_noise(arc: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Poisson-like noise of the added arc (``realism.arc_poisson_sigma``): var = arc sigma^2 / sky."""
-    sky = torch.as_tensor(sky_nmgy_per_pixel(PIXSCALE_ARCSEC), dtype=arc.dtype, device=arc.device)
+    sky = to_device(sky_nmgy_per_pixel(PIXSCALE_ARCSEC), arc.device, arc.dtype)
     sd = torch.sqrt(arc.clamp(min=0) * (sigma ** 2 / sky)[:, :, None, None])
     return torch.randn(arc.shape, generator=gen, device=arc.device, dtype=arc.dtype) * sd
 
@@ -241,12 +244,14 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     kern = None if psf is None else torch.as_tensor(psf.kernels(hr), dtype=torch.float64, device=device)
     res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
                       suppress_inner=suppress, psf_kernels=kern, fused=fused)
-    arc = res.images * torch.as_tensor(host_transmission(hr), dtype=res.images.dtype, device=res.images.device)[:, :, None, None]
+    arc = res.images * to_device(host_transmission(hr), res.images.device, res.images.dtype)[:, :, None, None]
     clock.stop("render")
-    fwhm = torch.as_tensor(hr[[f"psfsize_{b}" for b in BANDS]].to_numpy(np.float64), device=device)
-    depth = torch.as_tensor(hr[[f"psfdepth_{b}" for b in BANDS]].to_numpy(np.float64), device=device)
-    sig = (sigma_pix(depth, fwhm) if kern is None else sigma_pix_from_kernels(depth, kern)).float()
-    host = host_stamps[torch.as_tensor(host_pos, device=host_stamps.device)].to(device)
+    fwhm_np = hr[[f"psfsize_{b}" for b in BANDS]].to_numpy(np.float64)
+    fwhm = to_device(fwhm_np, device)
+    depth = to_device(hr[[f"psfdepth_{b}" for b in BANDS]].to_numpy(np.float64), device)
+    sig = (sigma_pix(depth, fwhm, fwhm_np.max() if len(fwhm_np) else None) if kern is None
+           else sigma_pix_from_kernels(depth, kern)).float()
+    host = host_stamps[to_device(host_pos, host_stamps.device)].to(device)
     noise = arc_noise(arc, sig, gen)
     added = torch.zeros_like(arc) if null else arc
     signal = added + noise
@@ -323,7 +328,7 @@ def inject_and_score_tensor(model, host_stamps: torch.Tensor, host_pos: np.ndarr
                                                            gen, null, compiled, clock, variant, psf, fused)
         logit = score_stamps(model, stamps, crop, device)
         clock.stop("preprocess_score")
-        pos_t = torch.as_tensor(host_pos[s:s + chunk], device=host_sigma_all.device)
+        pos_t = to_device(host_pos[s:s + chunk], host_sigma_all.device)
         host_sigma, corr = host_sigma_all[pos_t], corr_all[pos_t]
         snr = annulus_snr(signal, sigma=host_sigma)
         matched = matched_snr(arc, host_sigma, corr)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lensaudit.device_upload import to_device
 from lensaudit.selection.adversarial import score_batches_on_device
 from lensaudit.selection.grid import DEPTH
 from lensaudit.selection.inject import inject_and_score_tensor, result_frame
@@ -96,7 +97,7 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
                                         chunk=-(-len(rows) // -(-len(rows) // chunk)), compiled=compiled,
                                         timings=timings, psf=psf, fused=fused)
             idx.append(rows)
-            vals.append(torch.cat([v, host_logit[torch.as_tensor(inv, device=host_logit.device)][:, None]], dim=1))
+            vals.append(torch.cat([v, host_logit[to_device(inv, host_logit.device)][:, None]], dim=1))
     if not idx:
         return pd.DataFrame(columns=["host_logit"])
     t0 = time.perf_counter()
