@@ -35,6 +35,26 @@ def _compare(name: str, outs: list) -> bool:
     return False
 
 
+def _time_renderers(cols: dict, dev: str) -> None:
+    import time
+
+    from lensaudit.injection.render import render_arcs
+
+    n = len(cols["theta_e_arcsec"])
+    sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
+    for name, kw in (("eager float32", dict(dtype=torch.float32)), ("fused", dict(fused=True))):
+        if name == "fused" and not dev.startswith("cuda"):
+            continue
+        times = []
+        for _ in range(7):  # the first two calls warm up (kernels, plans)
+            sync()
+            t0 = time.perf_counter()
+            render_arcs(cols, device=dev, chunk=n, **kw)
+            sync()
+            times.append(time.perf_counter() - t0)
+        print(f"render_arcs {name}, {n:,} rows: {n / float(np.median(times[2:])):,.0f} stamps/s (median of 5)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda")
@@ -42,6 +62,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2048)
     ap.add_argument("--hosts", type=int, default=2048)
     ap.add_argument("--n-per-cell", type=int, default=8)
+    ap.add_argument("--time-rows", type=int, default=0,
+                    help="also time the eager float32 and fused renderers on this many rows (median of 5 calls)")
+    ap.add_argument("--time-only", action="store_true", help="only the timing (e.g. on a previous tree)")
     ns = ap.parse_args()
     dev, R = ns.device, ns.repeats
     import sys
@@ -57,6 +80,10 @@ def main() -> None:
     from lensaudit.selection.stream import stream_inject_and_score
 
     print(f"device: {torch.cuda.get_device_name(0) if dev.startswith('cuda') else 'cpu'} torch={torch.__version__}")
+    if ns.time_rows:
+        _time_renderers(_rows_cols(ns.time_rows, seed=5), dev)
+    if ns.time_only:
+        return
     ok = True
     g = torch.Generator().manual_seed(0)
     owner = torch.arange(200_000).repeat_interleave(16).to(dev)

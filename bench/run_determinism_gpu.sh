@@ -2,24 +2,26 @@
 # One device command (bench/RESULTS.md, "The selection function on a GPU, byte for byte"): this tree at the
 # repository root (its commit in .gpu_data/sel/NEW_COMMIT), the previous commit's tree in .gpu_data/sel/prev
 # (`git archive` + COMMIT; carried by the device tool); logs under $OUT.
-#   bash bench/run_determinism_gpu.sh [determinism_prev]
+#   bash bench/run_determinism_gpu.sh [determinism_prev] [selection]
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 W="grep -v -i warn"
 echo "new: $(cat .gpu_data/sel/NEW_COMMIT); prev: $(cat .gpu_data/sel/prev/COMMIT)"
-if [ "${1:-}" = determinism_prev ]; then
-  echo "=== determinism, PREV tree"
-  PYTHONPATH=.gpu_data/sel/prev timeout 150 python bench/check_gpu_determinism.py --device cuda 2>&1 | $W | tee $OUT/det_prev.log
-fi
-echo "=== determinism, NEW tree"
-PYTHONPATH=. timeout 150 python bench/check_gpu_determinism.py --device cuda 2>&1 | $W | tee $OUT/det_new.log
-echo "=== renderer, batch 8192, fused, NEW"
-PYTHONPATH=. timeout 90 python bench/bench_injection.py --device cuda --batch 8192 --chunk 8192 --fused-only 2>&1 | $W | tee $OUT/render_new.log
-echo "=== renderer, batch 8192, fused, PREV"
-(cd .gpu_data/sel/prev && PYTHONPATH=. timeout 90 python bench/bench_injection.py --device cuda --batch 8192 --chunk 8192 --fused-only 2>&1 | $W | tee $OUT/render_prev.log)
-echo "=== selection 77k, NEW"
-PYTHONPATH=. timeout 60 python bench/bench_selection.py --device cuda --compiled --fused --runs plain --repeat 3 2>&1 | $W | tee $OUT/sel_new.log
-echo "=== selection 77k, PREV"
-(cd .gpu_data/sel/prev && PYTHONPATH=. timeout 60 python bench/bench_selection.py --device cuda --compiled --fused --runs plain --repeat 3 2>&1 | $W | tee $OUT/sel_prev.log)
+echo "=== determinism and renderer rates, NEW tree"
+PYTHONPATH=. timeout 150 python bench/check_gpu_determinism.py --device cuda --time-rows 8192 2>&1 | $W | tee $OUT/det_new.log
+echo "=== renderer rates, PREV tree"
+PYTHONPATH=.gpu_data/sel/prev timeout 60 python bench/check_gpu_determinism.py --device cuda --time-rows 8192 --time-only 2>&1 | $W | tee $OUT/time_prev.log
+for what in "$@"; do
+  if [ "$what" = determinism_prev ]; then
+    echo "=== determinism, PREV tree"
+    PYTHONPATH=.gpu_data/sel/prev timeout 150 python bench/check_gpu_determinism.py --device cuda 2>&1 | $W | tee $OUT/det_prev.log
+  fi
+  if [ "$what" = selection ]; then
+    echo "=== selection 77k, NEW"
+    PYTHONPATH=. timeout 60 python bench/bench_selection.py --device cuda --compiled --fused --runs plain --repeat 3 2>&1 | $W | tee $OUT/sel_new.log
+    echo "=== selection 77k, PREV"
+    (cd .gpu_data/sel/prev && PYTHONPATH=. timeout 60 python bench/bench_selection.py --device cuda --compiled --fused --runs plain --repeat 3 2>&1 | $W | tee $OUT/sel_prev.log)
+  fi
+done
