@@ -25,11 +25,11 @@ def test_subtree_sums_add_every_level_to_its_owner():
 
 def test_tree_sums_follow_cell_sums_and_the_device(monkeypatch):
     x = torch.zeros(2)
-    assert not cusp.tree_sums(x)  # the CPU's sequential index_add_ by default
+    assert not cusp.use_subtree_sums(x)  # the CPU's sequential index_add_ by default
     monkeypatch.setattr(cusp, "CELL_SUMS", "tree")
-    assert cusp.tree_sums(x)
+    assert cusp.use_subtree_sums(x)
     monkeypatch.setattr(cusp, "CELL_SUMS", "sequential")
-    assert not cusp.tree_sums(x)
+    assert not cusp.use_subtree_sums(x)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -16,7 +16,7 @@ CUSP_MAX_CELLS = 2_000_000
 CELL_SUMS = "auto"
 
 
-def tree_sums(x) -> bool:
+def use_subtree_sums(x) -> bool:
     """True where the cusp cells of tensor ``x`` are summed by ``subtree_sums`` (``CELL_SUMS``)."""
     return x.is_cuda if CELL_SUMS == "auto" else CELL_SUMS == "tree"
 

@@ -36,7 +36,8 @@ import torch
 import triton
 import triton.language as tl
 
-from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT, subtree_sums, tree_sums
+from lensaudit.injection.cusp import (CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT, subtree_sums,
+                                      use_subtree_sums)
 from lensaudit.injection.lens import Q_MAX, ellipticity_to_phi_q
 from lensaudit.injection.source import R_SMOOTH_ARCSEC, b_n, sersic_unit_flux_amp
 
@@ -336,7 +337,7 @@ def _cusp_pixels(tab, clumps, b_i, r_i, c_i, stretch, npix: int, supersample: in
         dx, dy = o.repeat(k), o.repeat_interleave(k)
         owner = torch.arange(len(m), device=dev)
         hh, w = h, 1.0
-        tree, levels = tree_sums(acc), []
+        tree, levels = use_subtree_sums(acc), []
         for level in range(CUSP_LEVELS):
             cx = (cx[:, None] + dx[None] * hh).reshape(-1)
             cy = (cy[:, None] + dy[None] * hh).reshape(-1)

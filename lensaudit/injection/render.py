@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from lensaudit.device_upload import columns_to_device
-from lensaudit.injection.cusp import CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR, CUSP_SPLIT, subtree_sums, tree_sums  # noqa: F401
+from lensaudit.injection.cusp import (CUSP_LEVELS, CUSP_MAX_CELLS, CUSP_MIN_FRACTION, CUSP_NEAR,  # noqa: F401
+                                      CUSP_SPLIT, subtree_sums, use_subtree_sums)
 from lensaudit.injection.lens import ellipticity_to_phi_q, shear_deflection, sie_deflection
 from lensaudit.injection.psf import convolve_same, kernel_half_width, moffat_kernels
 from lensaudit.injection.source import source_unit_sb
@@ -233,7 +234,7 @@ def _cusp_average(bidx, cx, cy, h, stretch, d_min, p, n_clumps, suppress_inner):
     dx, dy = off.repeat(k), off.repeat_interleave(k)
     owner = torch.arange(len(bidx), device=dev)
     w = 1.0
-    tree, levels = tree_sums(acc), []
+    tree, levels = use_subtree_sums(acc), []
     for level in range(CUSP_LEVELS):
         cx = (cx[:, None] + dx[None] * h).reshape(-1)
         cy = (cy[:, None] + dy[None] * h).reshape(-1)

@@ -28,9 +28,9 @@ import pandas as pd
 import torch
 
 from lensaudit.detector.graphs import graphed_forward, replay_rows
-from lensaudit.device_upload import to_device
 from lensaudit.detector.preprocess import raw_robust
 from lensaudit.detector.scorer import RawScorer
+from lensaudit.device_upload import to_device
 from lensaudit.injection.prior import draw_clumps, draw_source_and_lens, injection_seed
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
@@ -110,7 +110,8 @@ def draw_parameters(plan: pd.DataFrame, hosts: pd.DataFrame, seed: int) -> pd.Da
     return params
 
 
-def sigma_pix(psfdepth_ivar: torch.Tensor, fwhm_arcsec: torch.Tensor, fwhm_max_arcsec: float | None = None) -> torch.Tensor:
+def sigma_pix(psfdepth_ivar: torch.Tensor, fwhm_arcsec: torch.Tensor,
+              fwhm_max_arcsec: float | None = None) -> torch.Tensor:
     """(N, 3) per-pixel sky sigma [nmgy] implied by the PSF depth (1/nmgy^2) and a Moffat PSF
     (as ``realism.sigma_pix_from_depth``: sigma = sqrt(sum P^2 / depth)).  ``fwhm_max_arcsec``:
     ``fwhm_arcsec``'s largest value when the caller has it on the host (no read back)."""
