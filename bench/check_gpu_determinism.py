@@ -9,13 +9,14 @@ that differ between runs, bit for bit:
      eager renderer) and ``stream_inject_and_score`` (the benchmark's path, fused renderer),
      synthetic hosts as ``bench_selection.py`` makes them, a randomly initialised ResNet-18.
 Prints one line per check: identical or the count of differing values and the largest
-relative difference.  On the CPU every check runs too (the reference: it must be identical).
+relative difference; exits 1 when any check differs.  On the CPU every check runs too (the reference: it must be identical).
 Run: PYTHONPATH=. python bench/check_gpu_determinism.py [--device cuda] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -113,7 +114,9 @@ def main() -> None:
         ok &= _compare(f"stream_inject_and_score, fused renderer ({len(plan):,} injections)",
                        [stream_inject_and_score(model, reader, hosts, plan, params, 64, dev, 7, group_rows=4096,
                                                 chunk=2048, fused=True).to_numpy() for _ in range(R)])
+    shutil.rmtree(store, ignore_errors=True)
     print("all identical" if ok else "NOT all identical")
+    raise SystemExit(0 if ok else 1)
 
 
 if __name__ == "__main__":
