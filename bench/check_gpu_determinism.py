@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 
@@ -106,7 +107,7 @@ def main() -> None:
     plan = plan_injections(hosts, ns.n_per_cell, seed=1)
     params = draw_parameters(plan, hosts, seed=1).reset_index(drop=True)
     stamps = torch.from_numpy(reader.read(hosts.assign(cutout_ok=True))).to(dev)
-    pos = hosts.reset_index(drop=True).set_index("galaxy_id").index.get_indexer(plan["galaxy_id"])
+    pos = pd.Index(hosts["galaxy_id"]).get_indexer(plan["galaxy_id"])
     ok &= _compare(f"inject_and_score, eager renderer ({len(plan):,} injections: logits, S/N, ...)",
                    [inject_and_score(model, stamps, pos, params, hosts, 64, dev, 7, chunk=1024).to_numpy()
                     for _ in range(R)])

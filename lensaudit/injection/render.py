@@ -248,15 +248,16 @@ def _cusp_average(bidx, cx, cy, h, stretch, d_min, p, n_clumps, suppress_inner):
         g = torch.hypot(bx - col["src_x_arcsec"], by - col["src_y_arcsec"])[:, 0, 0]
         d = h * stretch[owner]
         refine = (g < CUSP_NEAR * d) & (d > d_min[owner])
-        if level == CUSP_LEVELS - 1 or int(refine.sum()) * k * k > CUSP_MAX_CELLS:
-            refine = torch.zeros_like(refine)
+        nxt = refine.nonzero().squeeze(1)  # the cells refined further, in order
+        if level == CUSP_LEVELS - 1 or len(nxt) * k * k > CUSP_MAX_CELLS:
+            nxt, refine = nxt[:0], torch.zeros_like(refine)
         if tree:  # (cusp.subtree_sums: deterministic on CUDA)
-            levels.append((torch.where(refine, torch.zeros_like(sb), w * sb), refine.nonzero().squeeze(1)))
+            levels.append((torch.where(refine, torch.zeros_like(sb), w * sb), nxt))
         else:
             acc.index_add_(0, owner[~refine], w * sb[~refine])
-        if not refine.any():
+        if not len(nxt):
             break
-        cx, cy, owner = cx[refine], cy[refine], owner[refine]
+        cx, cy, owner = cx[nxt], cy[nxt], owner[nxt]
     return subtree_sums(levels, k * k) if tree else acc
 
 
