@@ -52,14 +52,17 @@ def synthetic_hosts(n: int, store: Path, rng) -> pd.DataFrame:
 
 LAST: dict = {}  # the last run's records, threshold and table (for the parity checks)
 OLD_BOOTSTRAP = False  # --host-bootstrap: the numpy bootstrap on the host threads (the previous path)
+DRAWS_AHEAD = True  # --draws-after: the device bootstrap draws its raw outputs at the end (the previous path)
 PROFILE_AGGREGATE = False  # --profile-aggregate: the runs without stage syncs print a cProfile of the aggregation
 
 
 def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, staged, fused=False) -> dict:
     import torch
 
-    from lensaudit.selection.completeness import completeness_table
     from lensaudit.injection.visibility import observable
+    from lensaudit.selection.bootstrap_draws import BootstrapDraws
+    from lensaudit.selection.completeness import completeness_table
+    from lensaudit.spec import SELECTION
     from lensaudit.selection.inject import draw_parameters, plan_injections
     from lensaudit.selection.stream import stream_inject_and_score
 
@@ -68,6 +71,10 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     sync()
     t0 = time.perf_counter()
     plan = plan_injections(hosts, n_per_cell, seed=1)
+    device_bootstrap = dev.startswith("cuda") and not OLD_BOOTSTRAP
+    draws = None
+    if device_bootstrap and DRAWS_AHEAD:  # the bootstrap's raw draws in the background while the device works
+        draws = BootstrapDraws.for_injections(plan["cell"], plan["galaxy_id"], 0, SELECTION.n_boot, dev, background=True)
     params = draw_parameters(plan, hosts, seed=1).reset_index(drop=True)
     t["plan_and_parameters"] = time.perf_counter() - t0
     res = stream_inject_and_score(model, reader, hosts, plan, params, 64, dev, 1, group_rows=group_rows, chunk=chunk,
@@ -82,8 +89,8 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     rec = pd.concat([plan.reset_index(drop=True), res.reset_index(drop=True)], axis=1)
     rec["observable"] = observable(rec["arc_snr_matched"])
     host_logits = rec.drop_duplicates("galaxy_id")["host_logit"].to_numpy()
-    table = completeness_table(rec, float(np.quantile(host_logits, 0.99)), "fpr0.01",
-                               device=dev if dev.startswith("cuda") and not OLD_BOOTSTRAP else None)
+    table = completeness_table(rec, float(np.quantile(host_logits, 0.99)), "fpr0.01", seed=0,
+                               device=dev if device_bootstrap else None, draws=draws)
     t["aggregate"] = time.perf_counter() - t2
     if prof is not None:
         import pstats
@@ -117,6 +124,8 @@ def main() -> None:
     ap.add_argument("--runs", choices=("both", "staged", "plain"), default="both",
                     help="the stage-synchronised run, the run without stage syncs, or both")
     ap.add_argument("--host-bootstrap", action="store_true", help="the host-cluster bootstrap in numpy (previous path)")
+    ap.add_argument("--draws-after", action="store_true",
+                    help="the device bootstrap's raw draws made at the end, not during the stream (previous path)")
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
@@ -124,8 +133,9 @@ def main() -> None:
     ap.add_argument("--profile-aggregate", action="store_true",
                     help="print a cProfile of the aggregation step in the runs without stage syncs")
     ns = ap.parse_args()
-    global OLD_BOOTSTRAP, PROFILE_AGGREGATE
+    global OLD_BOOTSTRAP, PROFILE_AGGREGATE, DRAWS_AHEAD
     OLD_BOOTSTRAP = ns.host_bootstrap
+    DRAWS_AHEAD = not ns.draws_after
     from lensaudit.selection import inject as _inject
 
     _inject.CUDA_GRAPH_SCORING = not ns.eager_scoring
@@ -140,7 +150,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(0) if dev.startswith("cuda") else "cpu"
     n = 385 * ns.n_per_cell
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
-          f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused}")
+          f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     PROFILE_AGGREGATE = ns.profile_aggregate

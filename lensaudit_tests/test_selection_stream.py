@@ -167,6 +167,7 @@ def test_cluster_bootstrap_on_a_torch_device_gives_the_numpy_numbers(monkeypatch
     """The device bootstrap (numpy's raw PCG64 outputs mapped by Lemire's rule in torch, here on
     the CPU) equals the numpy bootstrap exactly; a cell whose draws would need a redraw (planted:
     all-zero raw outputs) falls back to numpy's own ``integers``, still the same numbers."""
+    import lensaudit.selection.bootstrap_draws as bootstrap_draws
     import lensaudit.selection.completeness as C
 
     rng = np.random.default_rng(2)
@@ -177,8 +178,38 @@ def test_cluster_bootstrap_on_a_torch_device_gives_the_numpy_numbers(monkeypatch
     ref = C.cluster_bootstrap(cell, host, det, 300, 11)
     assert ref.cluster_ok.sum() == 8
     pd.testing.assert_frame_equal(C.cluster_bootstrap(cell, host, det, 300, 11, device="cpu"), ref)
-    monkeypatch.setattr(C, "_raw_uint32", lambda seed, c, count: np.zeros(count, np.uint32))
+    monkeypatch.setattr(bootstrap_draws, "raw_uint32", lambda seed, c, count: np.zeros(count, np.uint32))
     pd.testing.assert_frame_equal(C.cluster_bootstrap(cell, host, det, 300, 11, device="cpu"), ref)
+
+
+def test_bootstrap_draws_made_ahead_give_the_same_table():
+    """The raw draws made from the plan before any score exists (in a background thread; an
+    upper bound of each cell's hosts) give the table of drawing at the end and of numpy, for
+    every threshold (host false positives remove hosts: shorter prefixes of the same streams);
+    a cell the draws do not cover, or draws for another seed, are drawn anew."""
+    from lensaudit.selection.bootstrap_draws import BootstrapDraws, raw_uint32
+    from lensaudit.selection.completeness import completeness_table
+
+    rng = np.random.default_rng(4)
+    cell = np.repeat(np.arange(10), 80)
+    host = np.array([f"h{i:03d}" for i in rng.integers(0, 30, cell.size) + 40 * (cell % 4)], dtype=object)
+    host_logit = pd.Series(rng.normal(-1, 1, 200), index=[f"h{i:03d}" for i in range(200)])
+    rec = pd.DataFrame({"cell": cell, "galaxy_id": host, "logit": rng.normal(0, 1, cell.size),
+                        "host_logit": host_logit.loc[host].to_numpy(), "observable": rng.random(cell.size) < 0.5})
+    ahead = BootstrapDraws.for_injections(rec["cell"], rec["galaxy_id"], 3, 250, "cpu", background=True)
+    partial = BootstrapDraws.for_injections(rec["cell"][rec["cell"] < 5], rec["galaxy_id"][rec["cell"] < 5], 3, 250, "cpu")
+    other_seed = BootstrapDraws.for_injections(rec["cell"], rec["galaxy_id"], 4, 250, "cpu")
+    for threshold in (0.2, 0.6, 9.0):  # 0.2 and 0.6: hosts set aside as false positives in most cells
+        ref = completeness_table(rec, threshold, "t", n_boot=250, seed=3)  # numpy on the host
+        assert ref["cluster_ok"].sum() == 10
+        for draws in (None, ahead, partial, other_seed):
+            got = completeness_table(rec, threshold, "t", n_boot=250, seed=3, device="cpu", draws=draws)
+            pd.testing.assert_frame_equal(got, ref)
+    assert not other_seed.matches(3, 250, "cpu") and ahead.matches(3, 250, "cpu")
+    # the prefix property the draws rely on, and rows() reading each cell's own stream
+    assert np.array_equal(raw_uint32(3, 7, 1001), raw_uint32(3, 7, 5000)[:1001])
+    rows = ahead.rows([7, 2], 1001).numpy().view(np.uint32)
+    assert np.array_equal(rows[0], raw_uint32(3, 7, 1001)) and np.array_equal(rows[1], raw_uint32(3, 2, 1001))
 
 
 def test_per_cell_host_equals_the_pandas_groupby():

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,9 @@ import pandas as pd
 from lensaudit.evaluation.metrics import beta_bounds
 from lensaudit.selection.grid import cells
 from lensaudit.spec import INTERVAL_LEVELS, SELECTION, interval_tag
+
+if TYPE_CHECKING:  # torch is imported where the device bootstrap runs, not with the tables
+    from lensaudit.selection.bootstrap_draws import BootstrapDraws
 
 SCHEMA_VERSION = 2
 MIN_CLUSTER_HOSTS = 5
@@ -89,50 +93,32 @@ def _cell_bootstrap(cell: int, k_h: np.ndarray, n_h: np.ndarray, n_boot: int, se
     return _cell_row(cell, k_h, n_h, stats)
 
 
-def _raw_uint32(seed: int, cell: int, count: int) -> np.ndarray:
-    """The first ``count`` 32-bit outputs that ``np.random.default_rng([seed, cell])`` hands to
-    ``integers`` (PCG64's 64-bit outputs, low half first: a little-endian uint32 view)."""
-    return np.random.default_rng([int(seed), int(cell)]).bit_generator.random_raw((count + 1) // 2).view(np.uint32)[:count]
-
-
-RAW_DRAW_THREADS = 16  # threads drawing the raw generator outputs for ``_bootstrap_torch`` (no GIL held)
-
-
-def _bootstrap_torch(jobs: list, device, workers: int) -> list[dict]:
+def _bootstrap_torch(jobs: list, device, n_boot: int, seed: int, draws: BootstrapDraws | None = None) -> list[dict]:
     """``_cell_bootstrap`` of every job with the same draws, the resampling on ``device``:
     numpy's ``integers(0, m)`` is Lemire's method on the generator's 32-bit outputs
     (index = (x m) >> 32, redrawn when the low 32 bits of x m fall under (2^32 - m) mod m), so
-    the host draws only the raw outputs (threads, the GIL released) and the device maps,
-    gathers and sums them (integers: exact); a cell where a redraw would occur (probability
-    ~ m / 2^32 per draw), or whose counts do not fit the packed sum, goes through
-    ``_cell_bootstrap`` itself.  Percentiles and variances are numpy's on the same resampled
-    values, a row per cell (numpy reduces each row as it reduces a 1-D array): the same numbers."""
+    the host draws only the raw outputs (``bootstrap_draws``: ``draws`` when given, drawn ahead
+    of time, else now) and the device maps, gathers and sums them (integers: exact); a cell where
+    a redraw would occur (probability ~ m / 2^32 per draw), or whose counts do not fit the packed
+    sum, goes through ``_cell_bootstrap`` itself.  Percentiles and variances are numpy's on the
+    same resampled values, a row per cell (numpy reduces each row as it reduces a 1-D array):
+    the same numbers."""
     import torch
+
+    from lensaudit.selection.bootstrap_draws import BootstrapDraws
 
     if sys.byteorder != "little":  # the uint32 view assumes little-endian
         return [_cell_bootstrap(*j) for j in jobs]
     ok = [len(j[1]) >= MIN_CLUSTER_HOSTS and len(j[1]) * float(j[2].max()) < 2**31 for j in jobs]
     todo = [j for j, o in zip(jobs, ok) if o]
-    by_m: dict[tuple, list[int]] = {}
+    if draws is None or not draws.matches(seed, n_boot, device):
+        draws = BootstrapDraws({j[0]: len(j[1]) for j in todo}, seed, n_boot, device)
+    by_m: dict[int, list[int]] = {}
     for i, j in enumerate(todo):
-        by_m.setdefault((len(j[1]), j[3]), []).append(i)
-    raw = {key: np.empty((len(members), key[0] * key[1]), np.uint32) for key, members in by_m.items()}
-    tasks = [(key, r, todo[i]) for key, members in by_m.items() for r, i in enumerate(members)]
-
-    def draw(task):
-        key, r, (cell, k_h, _, n_boot, seed) = task
-        raw[key][r] = _raw_uint32(seed, cell, n_boot * len(k_h))
-
-    threads = min(RAW_DRAW_THREADS, os.cpu_count() or 1, max(len(tasks), 1))
-    if threads > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(draw, tasks))
-    else:
-        for task in tasks:
-            draw(task)
+        by_m.setdefault(len(j[1]), []).append(i)
     stats: dict[int, tuple | None] = {}
-    for (m, n_boot), members in by_m.items():
-        x = torch.from_numpy(raw[(m, n_boot)].view(np.int32)).to(device)
+    for m, members in by_m.items():
+        x = draws.rows([todo[i][0] for i in members], m * n_boot)
         prod = (x.long() & 0xFFFFFFFF) * m  # < 2^63
         redraw = ((prod & 0xFFFFFFFF) < (2**32 - m) % m).any(dim=1).cpu().numpy()
         codes = torch.from_numpy(np.stack([(todo[i][2].astype(np.int64) << 32) | todo[i][1].astype(np.int64)
@@ -166,14 +152,15 @@ def per_cell_host(cell: np.ndarray, host: np.ndarray, det: np.ndarray) -> tuple[
 
 
 def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int,
-                      device=None) -> pd.DataFrame:
+                      device=None, draws: BootstrapDraws | None = None) -> pd.DataFrame:
     """Per cell: n_hosts, cluster_lo95, cluster_hi95, n_eff, cluster_ok from a bootstrap over
     the cell's distinct hosts (each resample draws as many hosts as the cell has, with
     replacement, and keeps all their injections).  Each cell draws from its own generator
     seeded by (seed, cell), so cells run in parallel threads (numpy releases the GIL while
     drawing and summing) and the result does not depend on the thread count.  ``device`` (a
     torch device; callers pass their CUDA device): resample there (``_bootstrap_torch``: the
-    same draws, the same numbers; None: numpy on the host)."""
+    same draws, the same numbers; None: numpy on the host); ``draws``: its raw generator outputs
+    drawn ahead of time (``bootstrap_draws.BootstrapDraws``; the same numbers)."""
     cells_arr, k_all, n_all = per_cell_host(cell, host, det)
     cols = ["cell", "n_hosts", "cluster_lo95", "cluster_hi95", "n_eff", "cluster_ok"]
     if not len(cells_arr):  # no injection left (e.g. every host a false positive): no cell to bootstrap
@@ -183,7 +170,7 @@ def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boo
     jobs = [(int(cells_arr[a]), k_all[a:b], n_all[a:b], n_boot, seed) for a, b in zip(bounds[:-1], bounds[1:])]
     workers = min(BOOTSTRAP_THREADS, os.cpu_count() or 1, len(jobs))
     if device is not None:
-        rows = _bootstrap_torch(jobs, device, workers)
+        rows = _bootstrap_torch(jobs, device, n_boot, seed, draws)
     elif workers > 1:
         with ThreadPoolExecutor(workers) as pool:
             rows = list(pool.map(lambda j: _cell_bootstrap(*j), jobs))
@@ -193,10 +180,12 @@ def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boo
 
 
 def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_name: str,
-                       n_boot: int = SELECTION.n_boot, seed: int = 0, device=None) -> pd.DataFrame:
+                       n_boot: int = SELECTION.n_boot, seed: int = 0, device=None,
+                       draws: BootstrapDraws | None = None) -> pd.DataFrame:
     """385 rows.  ``records``: one row per injection with ``cell``, ``galaxy_id`` (the host),
     ``logit``, ``host_logit``, ``observable``.  ``device``: where the host-cluster bootstrap
-    resamples (``cluster_bootstrap``; the same numbers on any device)."""
+    resamples (``cluster_bootstrap``; the same numbers on any device); ``draws``: the device
+    bootstrap's raw draws made ahead of time (one ``BootstrapDraws`` serves every threshold)."""
     det, host_fp = detections(records, threshold_logit)
     obs = records["observable"].to_numpy(bool)
     keep = ~host_fp
@@ -210,7 +199,7 @@ def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_
     _with_intervals(t, "k", "n", "completeness")
     t["sufficient"] = t["n"] >= SELECTION.sufficient_n
     boot = cluster_bootstrap(records["cell"].to_numpy(int)[keep], records["galaxy_id"].to_numpy()[keep], det[keep],
-                             n_boot, seed, device=device)
+                             n_boot, seed, device=device, draws=draws)
     t = t.merge(boot, on="cell", how="left")
     t["n_hosts"] = t["n_hosts"].fillna(0).astype(np.int64)
     t["cluster_ok"] = t["cluster_ok"].fillna(False).astype(bool)

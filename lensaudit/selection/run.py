@@ -24,12 +24,13 @@ from lensaudit.detector.scorer import scoring_stage
 from lensaudit.evaluation.operating import operating_thresholds
 from lensaudit.evaluation.run import load_frozen_detector, val_scores
 from lensaudit.selection.adversarial import ring_scores, score_batches, suppress_annulus
+from lensaudit.selection.bootstrap_draws import BootstrapDraws
 from lensaudit.selection.completeness import completeness_table
 from lensaudit.injection.visibility import combined, observable
 from lensaudit.selection.hosts import bin_counts, select_hosts
 from lensaudit.selection.psfex_psfs import injection_psfs
 from lensaudit.selection.inject import BRACKETS, draw_parameters, inject_and_score, plan_injections
-from lensaudit.spec import PRIMARY
+from lensaudit.spec import PRIMARY, SELECTION
 from lensaudit.store import partition_file, safe_join, write_parquet_atomic, atomic_path
 from lensaudit.tables import read_table
 from lensaudit.tables import readable_table, table_asset
@@ -127,9 +128,12 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None, d
     write_table(records, out, "completeness_injections")
     t0 = time.perf_counter()
     tables = {}
+    cuda = str(device).startswith("cuda")  # the bootstrap on the GPU where there is one, its draws made once for all thresholds
+    draws = BootstrapDraws.for_injections(records["cell"], records["galaxy_id"], sel.seed, SELECTION.n_boot,
+                                          device) if cuda else None
     for name, t in thresholds(out, arch).items():
-        tables[name] = completeness_table(records, t, name, seed=sel.seed,  # the bootstrap on the GPU where there is one
-                                          device=device if str(device).startswith("cuda") else None)
+        tables[name] = completeness_table(records, t, name, seed=sel.seed, device=device if cuda else None,
+                                          draws=draws)
         write_table(tables[name], out, table_asset(name), csv=True)
     timings["aggregate_s"] = time.perf_counter() - t0
     brackets = bracket_tables(scored["bracket_records"], tables[PRIMARY.name]["threshold_logit"].iloc[0], sel.seed)
