@@ -71,11 +71,11 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     sync()
     t0 = time.perf_counter()
     plan = plan_injections(hosts, n_per_cell, seed=1)
+    params = draw_parameters(plan, hosts, seed=1).reset_index(drop=True)
     device_bootstrap = dev.startswith("cuda") and not OLD_BOOTSTRAP
     draws = None
     if device_bootstrap and DRAWS_AHEAD:  # the bootstrap's raw draws in the background while the device works
         draws = BootstrapDraws.for_injections(plan["cell"], plan["galaxy_id"], 0, SELECTION.n_boot, dev, background=True)
-    params = draw_parameters(plan, hosts, seed=1).reset_index(drop=True)
     t["plan_and_parameters"] = time.perf_counter() - t0
     res = stream_inject_and_score(model, reader, hosts, plan, params, 64, dev, 1, group_rows=group_rows, chunk=chunk,
                                   compiled=compiled, timings=t if staged else None, fused=fused)
