@@ -56,6 +56,9 @@ DRAWS_AHEAD = True  # --draws-after: the device bootstrap draws its raw outputs 
 PROFILE_AGGREGATE = False  # --profile-aggregate: the runs without stage syncs print a cProfile of the aggregation
 
 
+COMPILED_DETECTOR = False  # --compiled-detector: score with torch.compile's float32 kernels in the CUDA graph
+
+
 def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, staged, fused=False) -> dict:
     import torch
 
@@ -78,7 +81,8 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
         draws = BootstrapDraws.for_injections(plan["cell"], plan["galaxy_id"], 0, SELECTION.n_boot, dev, background=True)
     t["plan_and_parameters"] = time.perf_counter() - t0
     res = stream_inject_and_score(model, reader, hosts, plan, params, 64, dev, 1, group_rows=group_rows, chunk=chunk,
-                                  compiled=compiled, timings=t if staged else None, fused=fused)
+                                  compiled=compiled, timings=t if staged else None, fused=fused,
+                                  compiled_detector=COMPILED_DETECTOR)
     t2 = time.perf_counter()
     prof = None
     if PROFILE_AGGREGATE and not staged:
@@ -126,6 +130,8 @@ def main() -> None:
     ap.add_argument("--host-bootstrap", action="store_true", help="the host-cluster bootstrap in numpy (previous path)")
     ap.add_argument("--draws-after", action="store_true",
                     help="the device bootstrap's raw draws made at the end, not during the stream (previous path)")
+    ap.add_argument("--compiled-detector", action="store_true",
+                    help="the detector's CUDA graph records torch.compile's float32 kernels (inject.score_stamps)")
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
@@ -133,8 +139,9 @@ def main() -> None:
     ap.add_argument("--profile-aggregate", action="store_true",
                     help="print a cProfile of the aggregation step in the runs without stage syncs")
     ns = ap.parse_args()
-    global OLD_BOOTSTRAP, PROFILE_AGGREGATE, DRAWS_AHEAD
+    global OLD_BOOTSTRAP, PROFILE_AGGREGATE, DRAWS_AHEAD, COMPILED_DETECTOR
     OLD_BOOTSTRAP = ns.host_bootstrap
+    COMPILED_DETECTOR = ns.compiled_detector
     DRAWS_AHEAD = not ns.draws_after
     from lensaudit.selection import inject as _inject
 
@@ -150,7 +157,8 @@ def main() -> None:
     name = torch.cuda.get_device_name(0) if dev.startswith("cuda") else "cpu"
     n = 385 * ns.n_per_cell
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
-          f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD}")
+          f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD} "
+          f"compiled_detector={COMPILED_DETECTOR}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     PROFILE_AGGREGATE = ns.profile_aggregate
@@ -180,6 +188,12 @@ def main() -> None:
         eager = score_stamps(model, x, 64, dev)
         _inject.CUDA_GRAPH_SCORING = True
         print(f"parity: CUDA-graph vs eager logits on 3,000 hosts: max |dlogit| = {float((graphed - eager).abs().max()):.3e}")
+        if COMPILED_DETECTOR:
+            comp = [score_stamps(model, x, 64, dev, compiled=True) for _ in range(3)]
+            same = all(torch.equal(comp[0], c) for c in comp[1:])
+            print(f"parity: compiled-detector graph vs eager logits on 3,000 hosts: max |dlogit| = "
+                  f"{float((comp[0] - eager).abs().max()):.3e} (logits up to {float(eager.abs().max()):.2f}); "
+                  f"three compiled runs {'identical' if same else 'NOT identical'}")
     if ns.profile:
         from torch.profiler import ProfilerActivity, profile
 

@@ -44,11 +44,13 @@ def suppress_annulus(stamps: np.ndarray) -> np.ndarray:
     return out
 
 
-def score_batches_on_device(model, stamps, crop: int, device: str, chunk: int = 1024) -> torch.Tensor:
-    """Logits of raw stamps (numpy, or a tensor on any device) in chunks, via ``score_stamps``,
-    as one float64 tensor on ``device`` (no host transfer)."""
+def score_batches_on_device(model, stamps, crop: int, device: str, chunk: int = 1024,
+                            compiled: bool = False) -> torch.Tensor:
+    """Logits of raw stamps (numpy, or a tensor on any device) in chunks, via ``score_stamps``
+    (``compiled``: its compiled detector), as one float64 tensor on ``device`` (no host transfer)."""
     x = torch.as_tensor(stamps)
-    out = [score_stamps(model, x[s:s + chunk].to(device), crop, device) for s in range(0, len(x), chunk)]
+    out = [score_stamps(model, x[s:s + chunk].to(device), crop, device, compiled=compiled)
+           for s in range(0, len(x), chunk)]
     return torch.cat(out).double() if out else torch.zeros(0, dtype=torch.float64, device=device)
 
 
