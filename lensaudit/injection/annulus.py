@@ -65,16 +65,18 @@ def annulus_snr(stamps: torch.Tensor, sigma: torch.Tensor | None = None) -> torc
     ``sigma`` (N, 3): the per-pixel noise to divide by; default ``outer_sigma(stamps)``."""
     n, c, h, w = stamps.shape
     pad, ann_idx, ann_ring, _ = _geometry_on(h, str(stamps.device))
-    x = stamps.to(torch.float64).reshape(n, c, h * w)
-    if x.is_cuda and bool(torch.isfinite(x).all()):  # ring by ring at its own width: no NaN padding to sort
-        xs = stamps.reshape(n, c, h * w)  # selected in the stamps' dtype, averaged in float64 (exact)
-        med = torch.stack([median_last_finite(xs[:, :, ring], torch.float64) for ring in _ring_index(h, str(x.device))],
+    flat = stamps.reshape(n, c, h * w)
+    ann = flat[:, :, ann_idx]  # the annulus = the union of its 1-px rings, in the stamps' dtype
+    if ann.is_cuda and bool(torch.isfinite(ann).all()):  # ring by ring at its own width: no NaN padding to sort
+        # selected in the stamps' dtype, averaged in float64 (exact)
+        med = torch.stack([median_last_finite(flat[:, :, ring], torch.float64) for ring in _ring_index(h, str(ann.device))],
                           dim=-1)
     else:
+        x = flat.to(torch.float64)
         xs = torch.cat([x, torch.full((n, c, 1), float("nan"), dtype=x.dtype, device=x.device)], dim=2)
         med = nanmedian_last(xs[:, :, pad])  # (N, C, rings)
     med = torch.nan_to_num(med, nan=0.0)
-    resid = x[:, :, ann_idx] - med[:, :, ann_ring]
+    resid = ann.to(torch.float64) - med[:, :, ann_ring]  # gathered, then widened: the same values (exact casts)
     flux = torch.nan_to_num(resid, nan=0.0).sum(-1)
     if sigma is None:
         sigma = outer_sigma(stamps)
