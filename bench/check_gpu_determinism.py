@@ -7,7 +7,11 @@ that differ between runs, bit for bit:
   2. ``render_arcs`` eager (float32, adaptive) and fused on the same rows;
   3. the selection function's per-injection numbers: ``inject_and_score`` (the asset's path,
      eager renderer) and ``stream_inject_and_score`` (the benchmark's path, fused renderer),
-     synthetic hosts as ``bench_selection.py`` makes them, a randomly initialised ResNet-18.
+     synthetic hosts as ``bench_selection.py`` makes them, a randomly initialised ResNet-18;
+  4. the scan (``detector.score.score_store``: eager bf16, and the CUDA-graph scan with ``raw_robust`` in the graph)
+     over the same hosts from the store;
+  5. training (``detector.train.train``, 2 epochs on the hosts with fixed random labels, the same seed;
+     eager steps, and on CUDA the CUDA-graph steps): the selected state dict's bytes (``--skip-train``: not run).
 Prints one line per check: identical or the count of differing values and the largest
 relative difference; exits 1 when any check differs.  On the CPU every check runs too (the reference: it must be identical).
 Run: PYTHONPATH=. python bench/check_gpu_determinism.py [--device cuda] [--repeats 3]
@@ -67,6 +71,7 @@ def main() -> None:
     ap.add_argument("--time-rows", type=int, default=0,
                     help="also time the eager float32 and fused renderers on this many rows (median of 5 calls)")
     ap.add_argument("--time-only", action="store_true", help="only the timing (e.g. on a previous tree)")
+    ap.add_argument("--skip-train", action="store_true", help="leave out the training check")
     ns = ap.parse_args()
     dev, R = ns.device, ns.repeats
     import sys
@@ -115,6 +120,31 @@ def main() -> None:
         ok &= _compare(f"stream_inject_and_score, fused renderer ({len(plan):,} injections)",
                        [stream_inject_and_score(model, reader, hosts, plan, params, 64, dev, 7, group_rows=4096,
                                                 chunk=2048, fused=True).to_numpy() for _ in range(R)])
+    from lensaudit.detector.score import score_store
+
+    index = hosts.assign(cutout_ok=True)
+    ok &= _compare(f"score_store, eager ({len(index):,} stamps, logits)",
+                   [score_store(index, reader, model, dev, batch=1024, workers=4) for _ in range(R)])
+    if dev.startswith("cuda"):
+        ok &= _compare(f"score_store, CUDA graph with raw_robust inside ({len(index):,} stamps, logits)",
+                       [score_store(index, reader, model, dev, batch=1024, workers=4, cuda_graph=True,
+                                    graph_preprocess=True) for _ in range(R)])
+    if not ns.skip_train:
+        from lensaudit.detector.config import TrainConfig
+        from lensaudit.detector.models import checkpoint_bytes
+        from lensaudit.detector.preprocess import raw_robust
+        from lensaudit.detector.train import train
+
+        x, _ = raw_robust(stamps, crop=64)
+        y = (np.random.default_rng(3).random(len(x)) < 0.2).astype(np.int64)
+        w = np.ones(len(x))
+        cfg = TrainConfig(arch="resnet18", epochs=2, batch_size=256, patience=10, seed=1)
+        for graph in ((False, True) if dev.startswith("cuda") else (False,)):
+            states = [train(cfg, x, y, w, x[:512], y[:512], device=dev, log=lambda *_: None, cuda_graph=graph)[0]
+                      for _ in range(R)]
+            blobs = [np.frombuffer(checkpoint_bytes(st), np.uint8) for st in states]
+            ok &= _compare(f"train, {'CUDA-graph' if graph else 'eager'} steps, 2 epochs on {len(x):,} stamps "
+                           "(the selected state's checkpoint bytes)", blobs)
     shutil.rmtree(store, ignore_errors=True)
     print("all identical" if ok else "NOT all identical")
     raise SystemExit(0 if ok else 1)
