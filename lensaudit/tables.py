@@ -93,6 +93,29 @@ ASSETS: tuple[str, ...] = (
     "completeness_table", "failure_modes", "audit_report")
 
 
+#: each asset's direct upstream assets (the graph's edges; ``test_side_tables`` keeps them the Dagster graph's)
+ASSET_DEPS: dict[str, tuple[str, ...]] = {
+    "lens_catalog": (), "sweep_catalog": (), "positives": ("lens_catalog", "sweep_catalog"),
+    "negative_pool": ("lens_catalog", "sweep_catalog"), "spatial_splits": ("negative_pool", "positives"),
+    "training_manifest": ("spatial_splits",), "cutouts": ("training_manifest",), "shortcut_features": ("cutouts",),
+    "injection_realism": ("cutouts",), "detector": ("cutouts",), "detector_evaluation": ("detector", "shortcut_features"),
+    "injection_hosts": ("cutouts",), "completeness_table": ("detector_evaluation", "injection_hosts", "injection_realism"),
+    "failure_modes": ("completeness_table",), "audit_report": ("failure_modes",)}
+
+
+def downstream_assets(asset: str) -> list[str]:
+    """Every asset that reads ``asset``, directly or through others (``ASSET_DEPS``), in ``ASSETS`` order."""
+    found: set[str] = set()
+    frontier = [asset]
+    while frontier:
+        a = frontier.pop()
+        for child, parents in ASSET_DEPS.items():
+            if a in parents and child not in found:
+                found.add(child)
+                frontier.append(child)
+    return [a for a in ASSETS if a in found]
+
+
 def table_asset(point_name: str) -> str:
     """The folder of the completeness table at an operating point (the primary one is the asset)."""
     return "completeness_table" if point_name == PRIMARY.name else f"completeness_table_{point_name}"

@@ -315,9 +315,12 @@ def evaluate_gates_robustly(view, gates=None, broken: dict[str, str] | None = No
     anything (a truncated Parquet file, a bad shard path, a corrupt checkpoint) becomes a
     failed result naming the error instead of ending the command.  ``broken`` (asset ->
     reason: an s3:// home's objects that failed their sha256 check) fails every gate of
-    those assets without reading them."""
+    those assets without reading them.  An asset that is not stored leaves its gates unevaluated
+    (a partial home), unless an asset downstream of it is stored: then something was removed
+    after it was read, and its gates fail."""
     from lensaudit.gates.registry import GATES
     from lensaudit.gates.result import GateResult, cannot_compute
+    from lensaudit.tables import downstream_assets
 
     rows = []
     for g in GATES if gates is None else gates:
@@ -326,7 +329,9 @@ def evaluate_gates_robustly(view, gates=None, broken: dict[str, str] | None = No
             continue
         try:
             if not view.has(g.asset):
-                rows.append((g, None))
+                stored_below = [a for a in downstream_assets(g.asset) if view.has(a)]
+                rows.append((g, cannot_compute(g.name, g.asset, g.severity, f"{g.asset} is not stored although "
+                                               f"{', '.join(stored_below)} (downstream of it) is") if stored_below else None))
                 continue
             res = g.evaluate(view)
             if not isinstance(res, GateResult):

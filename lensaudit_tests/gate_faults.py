@@ -97,8 +97,23 @@ FAULTS: dict[str, tuple[str, str]] = {
                                        "test_integrity_gates.py::test_swapped_or_nan_checkpoint_is_red"),
     "detector_auc_recomputed": ("logits permuted in the scored table; a stored AUC that disagrees",
                                 "test_integrity_gates.py::test_permuted_logits_are_red"),
-    "detector_logits_rescored": ("a checkpoint whose scores differ from the stored logits (hashes rewritten)",
-                                 "test_integrity_gates.py::test_swapped_or_nan_checkpoint_is_red"),
+    "detector_logits_rescored": ("a checkpoint whose scores differ from the stored logits (hashes rewritten); a test "
+                                 "positive's logit raised by 6; the validation negatives' logits lowered by 0.5",
+                                 "test_integrity_gates.py::test_rescoring_checks_every_positive_and_the_validation_scores"),
+    "detector_scored_rows_match_manifest": ("a positive and a negative swapping labels (test or validation), a "
+                                            "negative promoted to tier A, a positive dropped, a foreign row (hash rewritten)",
+                                            "test_integrity_gates.py::test_scored_rows_that_are_not_the_manifests_are_red"),
+    "detector_evaluation_recomputed": ("evaluation.json with a forged AUC interval, Brier score, baseline AUC or "
+                                       "operating threshold, or a metric removed; the scored table edited after it",
+                                       "test_integrity_gates.py::test_a_stored_evaluation_that_is_not_its_tables_is_red"),
+    "manifest_positives_are_known_lenses": ("a negative relabelled a positive of an unknown lens; a tier-A lens's "
+                                            "positive stored as tier B; a positive 5\" off its lens", _SUITE),
+    "shortcut_features_recomputed": ("features scrambled across rows, one value edited, a row dropped or foreign, "
+                                     "a label flipped",
+                                     "test_integrity_gates.py::test_shortcut_features_are_recomputed_from_the_stamps"),
+    "completeness_injections_rederived": ("injection logits raised by 1; matched S/N x1000; observable flags that "
+                                          "are not their S/N rule",
+                                          "test_pipeline_tiny.py::test_injections_are_rederived_not_trusted"),
     "training_manifest_negatives_satisfy_cuts": (
         "a negative with nobs_g 2, TYPE EXP, a BRIGHT maskbit, z = 21 mag, dec 40, not brick_primary, no sweep row, "
         "or coordinates moved in the manifest only", _SUITE),

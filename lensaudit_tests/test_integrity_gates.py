@@ -207,6 +207,9 @@ def _detector_home(home, seed=0):
     scored = pd.DataFrame({"galaxy_id": ok["galaxy_id"].to_numpy(), "label": ok["label"].to_numpy(), "split": "test",
                            "logit": logits, "probability": sigmoid(logits)})
     table = write_parquet_atomic(scored, partition_file(home, "detector_evaluation", "resnet18"))
+    from lensaudit.evaluation.run import val_scores_path
+
+    write_parquet_atomic(scored.iloc[0:0], val_scores_path(home, "resnet18"))  # an empty validation split
     y = scored["label"].to_numpy()
     report = {"metrics": {"roc_auc": {"value": roc_auc(logits[y == 1], logits[y == 0])}},
               "checkpoint_sha256": digest, "scored_table_sha256": file_sha256(table), "scored_on_device": "cpu"}
@@ -227,7 +230,7 @@ def test_detector_gates_green_on_a_healthy_home(tmp_path):
     _detector_home(tmp_path)
     res = _run(tmp_path, DETECTOR_GATES)
     assert all(r.passed for r in res.values()), {n: r.details for n, r in res.items()}
-    assert res["detector_logits_rescored"].details["resnet18"]["rows"] == N
+    assert res["detector_logits_rescored"].details["resnet18"]["test"]["rows"] == N
     assert res["detector_logits_rescored"].metric < 1e-3
 
 
@@ -339,6 +342,33 @@ def test_gates_command_survives_one_broken_artefact(tmp_path, capsys, cli_env, p
         assert " FAIL " in lines["detector_artefact_hashes_match"]
 
 
+def test_gates_of_an_asset_removed_below_a_stored_one_fail(tmp_path, capsys, cli_env):
+    """A partial home leaves the gates of what is not stored unevaluated; an asset removed while
+    an asset downstream of it is stored (the scored table gone, the index gone) fails its gates."""
+    from lensaudit.store import partition_file
+
+    _detector_home(tmp_path)
+    partition_file(tmp_path, "detector_evaluation", "resnet18").unlink()  # the scored table: the gates' input
+    (tmp_path / "assets" / "completeness_table").mkdir(parents=True)
+    write_parquet_atomic(pd.DataFrame({"cell": [0]}), tmp_path / "assets" / "completeness_table" / "data.parquet")
+    rc, out, err = _gates_cli(tmp_path, capsys)
+    lines = {ln.split()[0]: ln for ln in out.splitlines()[2:] if ln.strip()}
+    assert rc == 1 and "Traceback" not in err
+    for gate in DETECTOR_GATES:
+        assert " FAIL " in lines[gate], lines[gate]
+    assert "detector_evaluation is not stored although completeness_table (downstream of it) is" in err
+    partial = tmp_path / "partial"
+    _write_store(partial, _stamps())  # only the cutouts: nothing downstream is stored
+    rc, out, err = _gates_cli(partial, capsys)
+    lines = {ln.split()[0]: ln for ln in out.splitlines()[2:] if ln.strip()}
+    assert all(" FAIL " not in lines[g] for g in DETECTOR_GATES + CUTOUT_GATES), out
+    (partial / "assets" / "cutouts" / "sweep-a.parquet").unlink()
+    write_parquet_atomic(pd.DataFrame({"galaxy_id": ["x"]}), partial / "assets" / "shortcut_features" / "data.parquet")
+    rc, out, err = _gates_cli(partial, capsys)
+    lines = {ln.split()[0]: ln for ln in out.splitlines()[2:] if ln.strip()}
+    assert rc == 1 and all(" FAIL " in lines[g] for g in CUTOUT_GATES), out
+
+
 def test_gates_command_on_a_corrupt_run_profile_is_a_clear_error(tmp_path, capsys, cli_env):
     from lensaudit_cli.main import main
 
@@ -347,21 +377,21 @@ def test_gates_command_on_a_corrupt_run_profile_is_a_clear_error(tmp_path, capsy
     assert "cannot open the home" in capsys.readouterr().err
 
 
-def test_evaluate_detector_records_what_the_gates_verify(tmp_path):
-    """The real evaluation path writes checkpoint / scored-table sha256s and the device;
-    all integrity gates pass on its output, and a later edit of the table turns them red."""
+def _evaluated_home(tmp_path):
+    """A home evaluated by the real ``evaluate_detector`` (12 test stamps, an untrained seeded
+    resnet18, a manifest, shortcut features): (report, digest)."""
     from lensaudit.cutouts.features import FEATURES
     from lensaudit.detector.models import build_model, save_checkpoint
     from lensaudit.detector.run import detector_dir, write_json_atomic
     from lensaudit.evaluation.run import evaluate_detector
-    from lensaudit.store import partition_file
 
     idx = _write_store(tmp_path, _stamps())
     ok = idx[idx["cutout_ok"]]
     n = len(ok)
     man = pd.DataFrame({"galaxy_id": ok["galaxy_id"].to_numpy(), "label": ok["label"].to_numpy(),
                         "tier": np.where(ok["label"] == 1, "A", "N1"), "pool": np.where(ok["label"] == 1, "pos", "N1"),
-                        "confuser_category": None, "split": "test", "sample_weight": 1.0, "healpix_128": 7,
+                        "confuser_category": None, "split": np.where(np.arange(n) < 8, "test", "val"),
+                        "sample_weight": 1.0, "healpix_128": np.where(np.arange(n) < 8, 7, 8),
                         "psfsize_r": 1.2, "psfdepth_r": 400.0, "nobs_z": 3, "nobs_z_bin": "3-4"})
     write_parquet_atomic(man, tmp_path / "assets" / "training_manifest" / "data.parquet")
     rng = np.random.default_rng(0)
@@ -375,17 +405,131 @@ def test_evaluate_detector_records_what_the_gates_verify(tmp_path):
     digest = save_checkpoint(build_model("resnet18"), d / "best.pt")
     write_json_atomic({"checkpoint_sha256": digest, "config": {"train": {"crop": 64}}, "config_sha256": "c",
                        "git_commit": "g"}, d / "run_info.json")
-    report, scored = evaluate_detector(tmp_path, get_profile("tiny"), "resnet18", "cpu")
+    report, _ = evaluate_detector(tmp_path, get_profile("tiny"), "resnet18", "cpu")
+    return report, digest
+
+
+MODEL_GATES = ("detector_evaluation_recomputed", "detector_auc_better_than_chance")
+
+
+def test_evaluate_detector_records_what_the_gates_verify(tmp_path):
+    """The real evaluation path writes checkpoint / scored-table sha256s and the device;
+    all integrity gates pass on its output, and a later edit of the table turns them red."""
+    from lensaudit.store import partition_file
+
+    report, digest = _evaluated_home(tmp_path)
     table = partition_file(tmp_path, "detector_evaluation", "resnet18")
     assert report["checkpoint_sha256"] == digest and report["scored_on_device"] == "cpu"
     assert report["scored_table_sha256"] == file_sha256(table)
     res = _run(tmp_path, CUTOUT_GATES + DETECTOR_GATES)
     assert all(r.passed for r in res.values()), {k: r.details for k, r in res.items() if not r.passed}
+    assert _run(tmp_path, MODEL_GATES)["detector_evaluation_recomputed"].passed
     s = pd.read_parquet(table)
     s.loc[0, "logit"] += 3.0
     write_parquet_atomic(s, table)
-    res = _run(tmp_path, DETECTOR_GATES)
+    res = _run(tmp_path, DETECTOR_GATES + MODEL_GATES)
     assert not res["detector_artefact_hashes_match"].passed and not res["detector_logits_rescored"].passed
+    assert not res["detector_evaluation_recomputed"].passed  # the stored metrics are not the table's
+
+
+@pytest.mark.parametrize("plant", ["label_swapped", "tier_promoted", "row_dropped", "row_added", "val_relabelled"])
+def test_scored_rows_that_are_not_the_manifests_are_red(tmp_path, plant):
+    """The scored test / validation rows must be the manifest's split rows with the manifest's
+    label and tier: a relabelled, promoted, dropped or foreign row turns the gate red even with
+    the table's hash and the evaluation rewritten to match (a consistent forgery)."""
+    from lensaudit.evaluation.run import evaluation_json_path, val_scores_path
+    from lensaudit.store import partition_file
+
+    _evaluated_home(tmp_path)
+    gate = "detector_scored_rows_match_manifest"
+    assert _run(tmp_path, [gate])[gate].passed, _run(tmp_path, [gate])[gate].details
+    table = val_scores_path(tmp_path, "resnet18") if plant == "val_relabelled" else \
+        partition_file(tmp_path, "detector_evaluation", "resnet18")
+    t = pd.read_parquet(table)
+    if plant in ("label_swapped", "val_relabelled"):
+        i, j = t.index[t["label"] == 1][0], t.index[t["label"] == 0][0]
+        t.loc[[i, j], "label"] = t.loc[[j, i], "label"].to_numpy()
+    elif plant == "tier_promoted":
+        t.loc[t.index[t["label"] == 0][0], "tier"] = "A"
+    elif plant == "row_dropped":
+        t = t[t["galaxy_id"] != t.loc[t["label"] == 1, "galaxy_id"].iloc[0]]
+    else:
+        t = pd.concat([t, t.iloc[[0]].assign(galaxy_id="g999")], ignore_index=True)
+    write_parquet_atomic(t, table)
+    p = evaluation_json_path(tmp_path, "resnet18")
+    rep = json.loads(p.read_text())
+    rep["scored_table_sha256"] = file_sha256(partition_file(tmp_path, "detector_evaluation", "resnet18"))
+    p.write_text(json.dumps(rep))
+    res = _run(tmp_path, [gate, "detector_artefact_hashes_match"])
+    assert res["detector_artefact_hashes_match"].passed  # the forgery re-hashed the table
+    assert not res[gate].passed and res[gate].metric >= 1, res[gate].details
+
+
+@pytest.mark.parametrize("plant", ["test_positive_raised", "val_negatives_lowered"])
+def test_rescoring_checks_every_positive_and_the_validation_scores(tmp_path, plant):
+    """A forged logit on a positive the old fixed sample would have skipped, and validation
+    negatives lowered to move the operating thresholds, are re-scored and caught."""
+    from lensaudit.evaluation.run import val_scores_path
+    from lensaudit.store import partition_file
+
+    _evaluated_home(tmp_path)
+    gate = "detector_logits_rescored"
+    res = _run(tmp_path, [gate])[gate]
+    assert res.passed and res.details["resnet18"]["val"]["rows"] == 4, res.details
+    if plant == "test_positive_raised":
+        table = partition_file(tmp_path, "detector_evaluation", "resnet18")
+        t = pd.read_parquet(table)
+        t.loc[t.index[t["label"] == 1][-1], "logit"] += 6.0
+    else:
+        table = val_scores_path(tmp_path, "resnet18")
+        t = pd.read_parquet(table)
+        t.loc[t["label"] == 0, "logit"] -= 0.5
+    write_parquet_atomic(t, table)
+    res = _run(tmp_path, [gate])[gate]
+    split = "test" if plant == "test_positive_raised" else "val"
+    assert not res.passed and res.details["resnet18"][split]["outside_tolerance"] >= 1, res.details
+
+
+def test_the_rescoring_sample_holds_every_positive_and_random_negatives():
+    rows = pd.DataFrame({"galaxy_id": [f"g{i:04d}" for i in range(1000)], "label": (np.arange(1000) % 50 == 0).astype(int)})
+    a = ig._sample(rows, 16, np.random.default_rng(1))
+    b = ig._sample(rows, 16, np.random.default_rng(2))
+    assert (a["label"] == 1).sum() == 20 and len(a) == 20 + 32 and a["galaxy_id"].is_unique
+    fixed = set(a["galaxy_id"]) & set(b["galaxy_id"])
+    assert len(fixed) < len(a)  # the random half differs between draws
+    small = ig._sample(rows.iloc[:30], 16, np.random.default_rng(1))
+    assert len(small) == 30  # fewer negatives than asked: all of them, once
+
+
+@pytest.mark.parametrize("forge", ["auc_interval", "brier", "baseline_auc", "threshold", "metric_removed"])
+def test_a_stored_evaluation_that_is_not_its_tables_is_red(tmp_path, forge):
+    """evaluation.json's numbers are recomputed from the stored scored rows: an interval, a
+    Brier score, the shortcut baseline's AUC or an operating threshold written better than the
+    tables give turns ``detector_evaluation_recomputed`` red, and the AUC gate decides on the
+    recomputed interval, not the stored one."""
+    from lensaudit.evaluation.run import evaluation_json_path
+
+    _evaluated_home(tmp_path)
+    res = _run(tmp_path, MODEL_GATES)
+    assert all(r.passed for r in res.values()) or not res["detector_auc_better_than_chance"].passed
+    honest_lo95 = res["detector_auc_better_than_chance"].metric
+    p = evaluation_json_path(tmp_path, "resnet18")
+    rep = json.loads(p.read_text())
+    if forge == "auc_interval":
+        rep["metrics"]["roc_auc"].update(lo95=0.999, hi95=1.0)
+    elif forge == "brier":
+        rep["metrics"]["brier"]["value"] = 0.0
+    elif forge == "baseline_auc":
+        rep["baseline_shortcut_lr"]["metrics"]["roc_auc"]["value"] = 0.5
+    elif forge == "threshold":
+        rep["thresholds"]["fpr0.01"]["logit"] = -10.0
+    else:
+        del rep["metrics"]["ece"]
+    p.write_text(json.dumps(rep))
+    res = _run(tmp_path, MODEL_GATES)
+    assert not res["detector_evaluation_recomputed"].passed, res["detector_evaluation_recomputed"].details
+    assert res["detector_evaluation_recomputed"].metric >= 1
+    assert res["detector_auc_better_than_chance"].metric == honest_lo95  # never the forged 0.999
 
 
 def test_cutout_gates_green_on_a_store_written_by_the_partition_job(tmp_path, lenscat_all):
@@ -421,3 +565,38 @@ def test_cutout_gates_green_on_a_store_written_by_the_partition_job(tmp_path, le
     write_parquet_atomic(idx, out, schema=INDEX_SCHEMA)
     res = _run(home, CUTOUT_GATES)
     assert not res["cutout_qc_recomputed"].passed and not res["cutout_index_links_valid"].passed
+
+
+# ---- shortcut features recomputed from the stamps ---------------------------------------
+
+
+@pytest.mark.parametrize("plant", [None, "rows_permuted", "one_value", "row_dropped", "label_flipped", "foreign_row"])
+def test_shortcut_features_are_recomputed_from_the_stamps(tmp_path, plant):
+    """The stored features must be the index's good stamps' own: scrambled across rows (labels
+    kept, which hides a real shortcut), one value edited, a row dropped or added, or a label
+    flipped turns ``shortcut_features_recomputed`` red; the producer's table is green."""
+    from lensaudit.cutouts.features import FEATURES, store_saturation_threshold
+    from lensaudit.cutouts.store import CutoutReader
+    from lensaudit.gates.shortcut_gates import features_recomputed
+    from lensaudit.spark_jobs.cutouts import features_one_partition
+
+    index = _write_store(tmp_path, _stamps(n=20, seed=3))
+    reader = CutoutReader(tmp_path / "cutout_store")
+    feats = features_one_partition(str(tmp_path / "assets" / "cutouts" / "sweep-a.parquet"), str(tmp_path / "cutout_store"),
+                                   store_saturation_threshold(index, reader))
+    if plant == "rows_permuted":
+        feats[list(FEATURES)] = feats[list(FEATURES)].to_numpy()[::-1]
+    elif plant == "one_value":
+        feats.loc[5, "core_mean_8"] *= 1.01
+    elif plant == "row_dropped":
+        feats = feats.drop(index=7)
+    elif plant == "label_flipped":
+        feats.loc[2, "label"] = 1 - feats.loc[2, "label"]
+    elif plant == "foreign_row":
+        feats = pd.concat([feats, feats.iloc[[0]].assign(galaxy_id="gfail")], ignore_index=True)
+    res = features_recomputed(feats, index, reader, np.random.default_rng(0), n_rows=4)
+    assert res.passed == (plant is None), res.details
+    assert res.details["recomputed"] == 8
+    full = features_recomputed(feats, index, reader, np.random.default_rng(0), n_rows=64)  # every row
+    good = set(index.loc[index["cutout_ok"], "galaxy_id"])
+    assert full.passed == (plant is None) and full.details["recomputed"] == len(good & set(feats["galaxy_id"]))

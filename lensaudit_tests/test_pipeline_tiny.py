@@ -288,3 +288,41 @@ def test_summary_reports_every_field(with_selection):
     assert (home / "assets/completeness_brackets/data.parquet").is_file()
     br = pd.read_parquet(home / "assets/completeness_brackets/data.parquet")
     assert set(br.variant) == {"baseline", "moffat_beta_2.5", "moffat_beta_4.5", "clumpy_sources", "suppress_inner"}
+
+
+@pytest.mark.parametrize("plant", [None, "logits_raised", "matched_snr_x1000", "observable_flipped"])
+def test_injections_are_rederived_not_trusted(with_selection, tmp_path, plant):
+    """``completeness_injections_rederived`` re-injects a sample on the CPU: injection logits
+    raised by 1 (an 8x completeness on the demo), the matched S/N in the wrong units (002) or an
+    observable flag that is not its S/N rule turn it red; the real tiny home is green; every new
+    integrity gate is green on it too."""
+    import shutil
+
+    from lensaudit.config import get_profile
+    from lensaudit.gates.registry import GATES, StoreView
+
+    home = tmp_path / "h"
+    shutil.copytree(with_selection, home)
+    p = home / "assets/completeness_injections/data.parquet"
+    inj = pd.read_parquet(p)
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(p)
+    if plant == "logits_raised":
+        inj["logit"] += 1.0
+    elif plant == "matched_snr_x1000":
+        for c in ("arc_snr_matched", "arc_snr_matched_g", "arc_snr_matched_r", "arc_snr_matched_z", "snr_combined"):
+            inj[c] *= 1000
+    elif plant == "observable_flipped":
+        inj.loc[inj.index[:3], "observable"] = ~inj.loc[inj.index[:3], "observable"]
+    if plant:
+        inj.to_parquet(p, index=False, schema=schema)
+    view = StoreView(home, get_profile("tiny"))
+    by = {g.name: g for g in GATES}
+    res = by["completeness_injections_rederived"].evaluate(view)
+    assert res.passed == (plant is None), res.details
+    if plant is None:
+        for name in ("detector_evaluation_recomputed", "detector_scored_rows_match_manifest", "detector_logits_rescored",
+                     "shortcut_features_recomputed", "manifest_positives_are_known_lenses"):
+            r = by[name].evaluate(view)
+            assert r.passed, (name, r.details)

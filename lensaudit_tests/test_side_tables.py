@@ -58,6 +58,12 @@ def test_asset_names_are_the_graphs_and_side_tables_are_declared_once():
     from assets import ALL_ASSETS
 
     assert set(ASSETS) == {a.key.to_user_string() for a in ALL_ASSETS}
+    from definitions import defs
+    from lensaudit.tables import ASSET_DEPS
+
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+            for k in graph.get_all_asset_keys()} == {a: set(d) for a, d in ASSET_DEPS.items()}
     assert not set(SIDE_TABLES) & set(ASSETS)
     for t in SIDE_TABLES.values():
         assert t.asset in ASSETS and t.description, t

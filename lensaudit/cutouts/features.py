@@ -122,6 +122,18 @@ def saturation_threshold(stamps: np.ndarray) -> float:
     return float(np.percentile(v, 99.9)) if len(v) else np.inf
 
 
+SATURATION_SAMPLE_ROWS = 2000  # stamps the saturation threshold is measured on
+
+
+def store_saturation_threshold(index: pd.DataFrame, reader, sample_rows: int = SATURATION_SAMPLE_ROWS) -> float:
+    """``saturation_threshold`` of the store's ``cutout_ok`` stamps, on every k-th row in
+    galaxy_id order (k = rows // ``sample_rows``): the threshold the features are computed
+    with, and recomputed by the gate that re-derives them."""
+    ok = index[index["cutout_ok"]].sort_values("galaxy_id")
+    sample = ok.iloc[:: max(1, len(ok) // sample_rows)] if len(ok) else ok
+    return saturation_threshold(reader.read(sample)) if len(sample) else float("inf")
+
+
 def core_window(size: int, radius_px: float = 10.0) -> tuple[int, int]:
     """The centred square window ``[start, stop)`` of a ``size``-px stamp that holds every pixel
     with r < ``radius_px``: ``core_pixels`` of the window equals ``core_pixels`` of the stamp (the

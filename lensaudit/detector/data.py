@@ -48,14 +48,21 @@ def join_manifest_index(manifest: pd.DataFrame, index: pd.DataFrame) -> pd.DataF
     return df
 
 
+def split_rows(rows: pd.DataFrame, split: str) -> tuple[pd.DataFrame, dict]:
+    """(the ``cutout_ok`` rows of ``split`` sorted by galaxy_id, {fail_reason: count} of the
+    split's other rows): the rows ``load_split`` reads, in its order (``rows`` from
+    ``join_manifest_index``)."""
+    part = rows[rows["split"] == split].sort_values("galaxy_id", kind="stable")
+    bad = part[~part["cutout_ok"]]
+    excluded = {str(k): int(v) for k, v in bad["fail_reason"].fillna("unknown").value_counts().items()}
+    return part[part["cutout_ok"]].reset_index(drop=True), excluded
+
+
 def load_split(rows: pd.DataFrame, reader, split: str, crop: int = 64, device: str = "cpu",
                chunk: int = 4096) -> SplitData:
     """Read and normalise the ``cutout_ok`` rows of ``split`` (rows from ``join_manifest_index``),
     sorted by galaxy_id so that the order (and so training) is reproducible."""
-    part = rows[rows["split"] == split].sort_values("galaxy_id", kind="stable")
-    bad = part[~part["cutout_ok"]]
-    excluded = {str(k): int(v) for k, v in bad["fail_reason"].fillna("unknown").value_counts().items()}
-    ok = part[part["cutout_ok"]].reset_index(drop=True)
+    ok, excluded = split_rows(rows, split)
     xs, n_deg = [], 0
     window = input_window(reader.size, crop)  # the pixels raw_robust reads, nothing else
     for s in range(0, len(ok), chunk):

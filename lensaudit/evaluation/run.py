@@ -90,8 +90,7 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str):
     scored["logit"] = logits
     scored["probability"] = sigmoid(logits)
     scored_path = write_parquet_atomic(scored, partition_file(home, "detector_evaluation", arch))
-    report = evaluate(logits, test.meta, val_logits, val.y, n_boot=profile.detector.n_boot,
-                      seed=profile.detector.boot_seed)
+    report = report_from_scores(scored, val_scored, read_table(home, "shortcut_features"), profile)
     report.update({"arch": arch, "split": "test", "crop": crop, "preprocessing": "raw_robust",
                    "excluded_rows": test.excluded, "degenerate_bands": test.degenerate_bands,
                    "detector_config_sha256": info["config_sha256"], "git_commit": info["git_commit"],
@@ -99,15 +98,25 @@ def evaluate_detector(home: Path, profile: Profile, arch: str, device: str):
                    "scored_on_device": "cuda" if str(device).startswith("cuda") else str(device),
                    "wording": "held-out test split (HEALPix pixels disjoint from the train and val splits); tier-A recall is "
                               "measured on held-out tier-A lenses"})
-    from lensaudit.evaluation.baseline import baseline_summary, shortcut_lr_scores
-
-    feats, seed = read_table(home, "shortcut_features"), profile.detector.train.seed
-    base = shortcut_lr_scores(feats, test.meta["galaxy_id"], seed=seed)
-    base_val = shortcut_lr_scores(feats, val.meta["galaxy_id"], seed=seed)
-    report["baseline_shortcut_lr"] = baseline_summary(base, test.meta, base_val, val.y, profile.detector.n_boot,
-                                                      profile.detector.boot_seed)
     write_json_atomic(report, evaluation_json_path(home, arch))
     return report, scored
+
+
+def report_from_scores(scored, val_scored, features, profile: Profile) -> dict:
+    """The metrics of evaluation.json (``report.evaluate`` and the shortcut baseline's
+    ``baseline_summary``) from the scored test rows, the scored validation rows (label, logit)
+    and the shortcut features, with the profile's bootstrap size and seeds: what
+    ``evaluate_detector`` writes, and what the gates recompute from the stored tables."""
+    from lensaudit.evaluation.baseline import baseline_summary, shortcut_lr_scores
+
+    det = profile.detector
+    val_labels = val_scored["label"].to_numpy(int)
+    report = evaluate(scored["logit"].to_numpy(float), scored, val_scored["logit"].to_numpy(float), val_labels,
+                      n_boot=det.n_boot, seed=det.boot_seed)
+    base = shortcut_lr_scores(features, scored["galaxy_id"], seed=det.train.seed)
+    base_val = shortcut_lr_scores(features, val_scored["galaxy_id"], seed=det.train.seed)
+    report["baseline_shortcut_lr"] = baseline_summary(base, scored, base_val, val_labels, det.n_boot, det.boot_seed)
+    return report
 
 
 def scored_rows(home: Path, arch: str):
@@ -126,5 +135,5 @@ def report_json(home: Path, arch: str) -> dict:
     return json.loads(p.read_text())
 
 
-__all__ = ["evaluate_detector", "load_frozen_detector", "report_json", "scored_rows", "evaluation_json_path",
-           "val_scores", "val_scores_path"]
+__all__ = ["evaluate_detector", "load_frozen_detector", "report_from_scores", "report_json", "scored_rows",
+           "evaluation_json_path", "val_scores", "val_scores_path"]

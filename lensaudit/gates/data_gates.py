@@ -166,6 +166,40 @@ def manifest_labels_and_weights(manifest: pd.DataFrame) -> GateResult:
                        "tiers": {k: int(v) for k, v in manifest["tier"].value_counts().items()}})
 
 
+def manifest_positives_are_known_lenses(manifest: pd.DataFrame, lenscat_all: pd.DataFrame,
+                                        radius_arcsec: float) -> GateResult:
+    """Every manifest positive names a known lens (``StoreView.lenscat_all``: lenscat and the
+    profile's mock lenses, recomputed, never the stored catalogue), lies within the crossmatch
+    radius of that lens's catalogue position and carries the tier of its grading
+    (``TIER_OF_GRADING``); no lens gives two positives."""
+    from lensaudit.catalogs.lenscat_catalog import TIER_OF_GRADING
+    from lensaudit.sampling.geometry import arcsec_of_chord, unit_vectors
+
+    name, asset = "manifest_positives_are_known_lenses", "training_manifest"
+    threshold = f"0 positives off their known lens (> {radius_arcsec:g}\"), of another tier or without one"
+    pos = manifest[manifest["label"] == 1].reset_index(drop=True)
+    if pos.empty:
+        return cannot_compute(name, asset, ERROR, "no positives in the manifest", threshold)
+    if lenscat_all is None or lenscat_all.empty:
+        return cannot_compute(name, asset, ERROR, "no known-lens catalogue", threshold)
+    cat = lenscat_all.drop_duplicates("lens_id").set_index("lens_id").reindex(pos["lens_id"].astype(str))
+    unknown = cat["ra"].isna().to_numpy()
+    with np.errstate(invalid="ignore"):
+        sep = arcsec_of_chord(np.linalg.norm(unit_vectors(pos["ra"].to_numpy(float), pos["dec"].to_numpy(float))
+                                             - unit_vectors(cat["ra"].to_numpy(float), cat["dec"].to_numpy(float)), axis=1))
+    far = ~unknown & ~(sep <= radius_arcsec)
+    wrong_tier = ~unknown & (cat["grading"].map(TIER_OF_GRADING).to_numpy() != pos["tier"].to_numpy())
+    twice = pos["lens_id"].duplicated(keep=False).to_numpy()
+    bad = unknown | far | wrong_tier | twice
+    examples = {k: pos.loc[m, "galaxy_id"].astype(str).head(5).tolist()
+                for k, m in (("unknown_lens", unknown), ("off_its_lens", far), ("tier_not_its_grading", wrong_tier),
+                             ("lens_used_twice", twice)) if m.any()}
+    return GateResult(name, asset, not bad.any(), ERROR, float(bad.sum()), threshold, bound=(None, 0.0),
+                      details={"positives": int(len(pos)), "unknown_lens": int(unknown.sum()), "off_its_lens": int(far.sum()),
+                               "tier_not_its_grading": int(wrong_tier.sum()), "lens_used_twice": int(twice.sum()),
+                               "examples": examples})
+
+
 def cutouts_complete(manifest: pd.DataFrame, index: pd.DataFrame, max_failure_rate: float) -> GateResult:
     """Every manifest row of the materialised sweep partitions has an index row, failures
     carry a reason, and the failure rate is within bound."""
@@ -233,6 +267,11 @@ def specs() -> list[GateSpec]:
         spec("manifest_labels_and_weights", "training_manifest", ERROR, True,
              "labels, tiers, pools and sample weights consistent; galaxy_id unique",
              lambda v: manifest_labels_and_weights(v.table("training_manifest"))),
+        spec("manifest_positives_are_known_lenses", "training_manifest", ERROR, True,
+             f"every positive names a known lens (lenscat and the profile's mock lenses, recomputed), lies within "
+             f"{DATA.match_radius_arcsec:g}\" of it and carries its grading's tier; one positive per lens",
+             lambda v: manifest_positives_are_known_lenses(v.table("training_manifest"), v.lenscat_all,
+                                                           DATA.match_radius_arcsec)),
         schema_gate("cutouts"),
         spec("cutouts_complete", "cutouts", ERROR, True,
              "every manifest row in the index, failures with reasons, failure rate within bound",

@@ -26,11 +26,19 @@ Detector (asset ``detector_evaluation``, every architecture of the profile that 
 - ``detector_auc_recomputed``: the test ROC AUC recomputed from the scored table's
   ``label`` and ``logit`` equals the stored ``metrics.roc_auc.value``; ``probability`` is
   ``sigmoid(logit)``.
-- ``detector_logits_rescored``: a deterministic sample of scored test rows is re-read from
-  the cutout store, preprocessed (``raw_robust``, the run's crop) and re-scored in float32
-  on the CPU with the checkpoint loaded by plain ``torch.load(weights_only=True)``; every
-  logit must agree with the stored one within ``atol + rtol |logit|`` (tighter when the
-  evaluation ran on the CPU, looser for a GPU's TF32 convolutions).
+- ``detector_logits_rescored``: every positive and ``2 RESCORE_ROWS`` negatives (half evenly
+  spaced, half drawn with a fresh, recorded seed, so a forger cannot know which rows are
+  checked) of the scored test rows *and* of the validation scores the operating thresholds
+  come from are re-read from the cutout store, preprocessed (``raw_robust``, the run's crop)
+  and re-scored in float32 on the CPU with the checkpoint loaded by plain
+  ``torch.load(weights_only=True)``; every logit must agree with the stored one within
+  ``atol + rtol |logit|`` (tighter when the evaluation ran on the CPU, looser for a GPU's TF32
+  convolutions).
+- ``detector_scored_rows_match_manifest``: the scored test and validation rows are exactly
+  the rows ``detector.data.load_split`` reads (the split's manifest rows with a ``cutout_ok``
+  index row, galaxy_id order) with the manifest's label, tier, pool, weight and conditions.
+  (The metrics in ``evaluation.json`` are recomputed from these tables by
+  ``model_gates.detector_evaluation_recomputed``.)
 
 Training manifest (asset ``training_manifest``; the pool gates judge the pool, these the
 rows actually trained and evaluated on):
@@ -432,15 +440,17 @@ def auc_recomputed(home: Path, archs) -> GateResult:
     return GateResult(name, DETECTOR, not failed, ERROR, worst, threshold, details, bound=(None, tol))
 
 
-def _sample(scored: pd.DataFrame, n: int) -> pd.DataFrame:
-    """Up to n rows, evenly spaced in galaxy_id order, positives first (deterministic)."""
-    s = scored.sort_values("galaxy_id", kind="stable")
+def _sample(scored: pd.DataFrame, n_neg: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Every positive (a forger raising a few positives' logits moves the AUC most), ``n_neg``
+    negatives evenly spaced in galaxy_id order and ``n_neg`` more drawn by ``rng`` (unpredictable
+    to whoever wrote the table: rows edited outside a fixed sample are caught too)."""
+    s = scored.sort_values("galaxy_id", kind="stable").reset_index(drop=True)
     pos, neg = s[s["label"] == 1], s[s["label"] != 1]
-    k = min(len(pos), n // 2)
-    take_pos = pos.iloc[np.linspace(0, len(pos) - 1, k).round().astype(int)] if k else pos.iloc[0:0]
-    m = min(len(neg), n - k)
-    take_neg = neg.iloc[np.linspace(0, len(neg) - 1, m).round().astype(int)] if m else neg.iloc[0:0]
-    return pd.concat([take_pos, take_neg]).drop_duplicates("galaxy_id")
+    m = min(len(neg), n_neg)
+    fixed = neg.iloc[np.linspace(0, len(neg) - 1, m).round().astype(int)] if m else neg.iloc[0:0]
+    rest = neg.drop(index=fixed.index)
+    drawn = rest.iloc[np.sort(rng.choice(len(rest), min(len(rest), n_neg), replace=False))] if len(rest) else rest
+    return pd.concat([pos, fixed, drawn]).drop_duplicates("galaxy_id")
 
 
 def rescore_logits(home: Path, archs, index: pd.DataFrame, n_rows: int = RESCORE_ROWS) -> GateResult:
@@ -452,14 +462,19 @@ def rescore_logits(home: Path, archs, index: pd.DataFrame, n_rows: int = RESCORE
     from lensaudit.detector.run import detector_dir
     from lensaudit.evaluation.run import scored_rows
 
+    from lensaudit.evaluation.run import val_scores
+
     name = "detector_logits_rescored"
-    threshold = f"{n_rows} sampled test logits re-scored on the CPU within tolerance"
+    threshold = (f"every positive and 2 x {n_rows} negatives (fixed + random) of the test and validation scores "
+                 "re-scored on the CPU within tolerance")
     recs = _evaluated_archs(home, archs)
     if not recs:
         return cannot_compute(name, DETECTOR, ERROR, "no evaluated detector", threshold)
     reader = CutoutReader(home / "cutout_store")
     links = index[["galaxy_id", "cutout_path", "cutout_offset", "cutout_ok"]]
-    details, worst, failed = {}, 0.0, False
+    seed = int.from_bytes(os.urandom(8), "little")  # recorded: a failing sample can be drawn again
+    rng = np.random.default_rng(seed)
+    details, worst, failed = {"random_sample_seed": seed}, 0.0, False
     for arch, rec in recs.items():
         try:
             crop = int(rec["run_info"]["config"]["train"]["crop"])
@@ -478,25 +493,72 @@ def rescore_logits(home: Path, archs, index: pd.DataFrame, n_rows: int = RESCORE
             failed = True
             continue
         model.eval()
-        sample = _sample(scored_rows(home, arch), n_rows).merge(links, on="galaxy_id", how="left")
-        unlinked = int((~sample["cutout_ok"].fillna(False).astype(bool)).sum())
-        if unlinked or sample.empty:
-            details[arch] = f"{unlinked} scored rows have no usable cutout in the index"
-            failed = True
-            continue
-        x, _ = raw_robust(reader.read(sample.assign(cutout_ok=True)), crop=crop)
-        with torch.no_grad():
-            got = model(torch.as_tensor(x, dtype=torch.float32)).float().squeeze(1).numpy().astype(np.float64)
-        want = sample["logit"].to_numpy(float)
-        dev = np.abs(got - want)
-        tol = atol + rtol * np.abs(want)
-        n_bad = int((~(dev <= tol)).sum())  # NaN counts as bad
-        worst = max(worst, float(np.nanmax(dev)) if np.isfinite(dev).any() else np.inf)
-        details[arch] = {"rows": int(len(sample)), "outside_tolerance": n_bad,
-                         "max_abs_dev": float(np.nanmax(dev)) if np.isfinite(dev).any() else None,
-                         "atol": atol, "rtol": rtol, "scored_on_device": device}
-        failed |= n_bad > 0
+        details[arch] = {"atol": atol, "rtol": rtol, "scored_on_device": device}
+        for split, table in (("test", lambda: scored_rows(home, arch)), ("val", lambda: val_scores(home, arch))):
+            sample = _sample(table(), n_rows, rng).merge(links, on="galaxy_id", how="left")
+            unlinked = int((~sample["cutout_ok"].fillna(False).astype(bool)).sum())
+            if unlinked or (split == "test" and sample.empty):
+                details[arch][split] = f"{unlinked} scored rows have no usable cutout in the index"
+                failed = True
+                continue
+            if sample.empty:  # an empty validation split: its thresholds are insufficient, nothing to re-score
+                details[arch][split] = {"rows": 0}
+                continue
+            x, _ = raw_robust(reader.read(sample.assign(cutout_ok=True)), crop=crop)
+            with torch.no_grad():
+                got = model(torch.as_tensor(x, dtype=torch.float32)).float().squeeze(1).numpy().astype(np.float64)
+            want = sample["logit"].to_numpy(float)
+            dev = np.abs(got - want)
+            bad = ~(dev <= atol + rtol * np.abs(want))  # NaN counts as bad
+            worst = max(worst, float(np.nanmax(dev)) if np.isfinite(dev).any() else np.inf)
+            details[arch][split] = {"rows": int(len(sample)), "positives": int((sample["label"] == 1).sum()),
+                                    "outside_tolerance": int(bad.sum()),
+                                    "examples": sample.loc[bad, "galaxy_id"].astype(str).head(5).tolist(),
+                                    "max_abs_dev": float(np.nanmax(dev)) if np.isfinite(dev).any() else None}
+            failed |= bool(bad.any())
     return GateResult(name, DETECTOR, not failed, ERROR, worst, threshold, details)
+
+
+def scored_rows_match_manifest(home: Path, archs, manifest: pd.DataFrame, index: pd.DataFrame) -> GateResult:
+    """The scored test rows and the scored validation rows of every evaluated architecture are
+    exactly the rows ``load_split`` reads from the manifest and the cutout index (every
+    ``cutout_ok`` row of the split, none other, in galaxy_id order), with the manifest's label,
+    tier, pool, weight and conditions: no row dropped, added, relabelled or re-tiered."""
+    from lensaudit.detector.data import META_COLUMNS, join_manifest_index, split_rows
+    from lensaudit.evaluation.run import scored_rows, val_scores
+
+    name, threshold = "detector_scored_rows_match_manifest", "0 scored rows differing from the manifest's split rows"
+    recs = _evaluated_archs(home, archs)
+    if not recs:
+        return cannot_compute(name, DETECTOR, ERROR, "no evaluated detector", threshold)
+    rows = join_manifest_index(manifest, index)
+    details, n_bad = {}, 0
+    for arch in recs:
+        details[arch] = {}
+        for split, table in (("test", lambda: scored_rows(home, arch)), ("val", lambda: val_scores(home, arch))):
+            got = table().reset_index(drop=True)
+            want = split_rows(rows, split)[0]
+            cols = [c for c in META_COLUMNS if c in want.columns]
+            missing_cols = [c for c in cols if c not in got.columns]
+            if missing_cols:
+                details[arch][split] = f"columns missing: {missing_cols}"
+                n_bad += 1
+                continue
+            w = want.set_index("galaxy_id")[cols[1:]]
+            g = got.set_index("galaxy_id")[cols[1:]]
+            dropped = w.index.difference(g.index)
+            added = g.index.difference(w.index)
+            both = w.index.intersection(g.index)
+            a, b = w.loc[both].astype(object), g.loc[both].astype(object)
+            differ = ~((a == b) | (a.isna() & b.isna())).all(axis=1)
+            order_ok = got["galaxy_id"].tolist() == want["galaxy_id"].tolist() if not (len(dropped) or len(added)) else False
+            bad = len(dropped) + len(added) + int(differ.sum()) + (0 if order_ok or len(dropped) or len(added) else 1)
+            n_bad += bad
+            details[arch][split] = {"rows": int(len(got)), "manifest_rows": int(len(want)), "dropped": int(len(dropped)),
+                                    "added": int(len(added)), "values_differ": int(differ.sum()),
+                                    "examples": [*map(str, dropped[:3]), *map(str, added[:3]),
+                                                 *map(str, differ[differ].index[:3])]} if bad else "ok"
+    return GateResult(name, DETECTOR, n_bad == 0, ERROR, float(n_bad), threshold, details, bound=(None, 0.0))
 
 
 # ---- training manifest ------------------------------------------------------------------
@@ -778,8 +840,13 @@ def specs() -> list:
               "test ROC AUC recomputed from the scored table equals the stored one",
               lambda v: auc_recomputed(v.home, archs(v))),
         _spec("detector_logits_rescored", DETECTOR, ERROR, True,
-              "a sample of test stamps re-scored with the checkpoint (weights-only load, CPU float32) reproduces the "
-              "stored logits", lambda v: rescore_logits(v.home, archs(v), v.table(CUTOUTS))),
+              f"every test and validation positive and {2 * RESCORE_ROWS} negatives per split ({RESCORE_ROWS} evenly "
+              "spaced, as many drawn at random) re-scored with the checkpoint (weights-only load, CPU float32) "
+              "reproduce the stored logits", lambda v: rescore_logits(v.home, archs(v), v.table(CUTOUTS))),
+        _spec("detector_scored_rows_match_manifest", DETECTOR, ERROR, True,
+              "the scored test and validation rows are exactly the split's manifest rows with a good cutout, with "
+              "the manifest's label, tier, pool, weight and conditions",
+              lambda v: scored_rows_match_manifest(v.home, archs(v), v.table(MANIFEST), v.table(CUTOUTS))),
         _spec("training_manifest_negatives_satisfy_cuts", MANIFEST, ERROR, True,
               f"every manifest negative passes every parity cut ({DATA.exclusion_radius_arcsec:g}\" exclusion apart: "
               f"{PARITY.dec_min_deg:g} < dec < {PARITY.dec_max_deg:g} deg, nobs >= {PARITY.min_nobs} in g, r, z, TYPE in "

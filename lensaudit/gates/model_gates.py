@@ -1,6 +1,17 @@
-"""Gates on the trained detector and its test-split evaluation (DESIGN s3 "Evaluation")."""
+"""Gates on the trained detector and its test-split evaluation (DESIGN s3 "Evaluation").
+
+The metrics are never taken from the stored evaluation.json alone: ``_recomputed`` derives
+them again from the stored scored tables (``evaluation.run.report_from_scores``, the producer's
+own function, with the profile's bootstrap size and seeds), the AUC gate decides on the
+recomputed interval, and ``detector_evaluation_recomputed`` fails when the stored document
+says anything else.  (The scored tables themselves are re-scored and tied to the manifest by
+``integrity_gates``.)
+"""
 
 from __future__ import annotations
+
+import json
+import math
 
 import pandas as pd
 
@@ -74,6 +85,55 @@ def _evaluated(v: StoreView) -> dict[str, dict]:
     return v.memo("detector_reports", load)
 
 
+def _recomputed(v: StoreView) -> dict[str, dict]:
+    """arch -> the evaluation's metrics recomputed from the stored scored test and validation
+    rows and shortcut features (JSON round-tripped as evaluation.json is written)."""
+    from lensaudit.evaluation.run import report_from_scores, scored_rows, val_scores
+
+    def load():
+        return {arch: json.loads(json.dumps(report_from_scores(scored_rows(v.home, arch), val_scores(v.home, arch),
+                                                                v.table("shortcut_features"), v.profile), default=str))
+                for arch in _evaluated(v)}
+    return v.memo("detector_reports_recomputed", load)
+
+
+REL_TOL = 1e-12  # stored vs recomputed metric (the same function on the same floats: equal but for JSON's repr)
+
+
+def _differences(want, got, path: str = "") -> list[str]:
+    """Paths where the stored document ``got`` differs from the recomputed ``want`` (every leaf
+    of ``want``; floats equal to ``REL_TOL``, NaN equal to NaN)."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            return [path or "/"]
+        return [d for k in want for d in _differences(want[k], got.get(k, _MISSING), f"{path}/{k}")]
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            return [path]
+        return [d for i, (a, b) in enumerate(zip(want, got)) for d in _differences(a, b, f"{path}[{i}]")]
+    if isinstance(want, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+        same = (math.isnan(want) and math.isnan(got)) or abs(want - got) <= REL_TOL * max(1.0, abs(want))
+        return [] if same else [f"{path}: stored {got!r}, recomputed {want!r}"]
+    return [] if want == got else [f"{path}: stored {got!r}, recomputed {want!r}"]
+
+
+_MISSING = object()
+
+
+def evaluation_recomputed(stored: dict[str, dict], recomputed: dict[str, dict]) -> GateResult:
+    """Every metric of each stored evaluation.json (value, intervals, thresholds, recalls,
+    calibration, the shortcut baseline) equals its recomputation from the stored scored tables."""
+    name, threshold = "detector_evaluation_recomputed", "0 stored metrics differing from their recomputation"
+    if not recomputed:
+        return cannot_compute(name, ASSET, ERROR, "no evaluated detector", threshold)
+    details, n = {}, 0
+    for arch, want in recomputed.items():
+        diff = _differences(want, stored.get(arch, {}))
+        n += len(diff)
+        details[arch] = {"differing": len(diff), "examples": diff[:8]} if diff else "ok"
+    return GateResult(name, ASSET, n == 0, ERROR, float(n), threshold, details, bound=(None, 0.0))
+
+
 def _rows_disjoint(v: StoreView) -> GateResult:
     from lensaudit.detector.run import detector_dir
     from lensaudit.evaluation.run import scored_rows
@@ -93,8 +153,12 @@ def specs() -> list[GateSpec]:
         spec("detector_rows_disjoint", ASSET, ERROR, True,
              "split disjointness re-verified on the exact rows trained, validated and scored", _rows_disjoint),
         spec("detector_auc_better_than_chance", ASSET, ERROR, True,
-             f"95% lower bound of the test ROC AUC > {MODEL.min_auc_lo95:g}",
-             lambda v: auc_better_than_chance(_evaluated(v)), plot="detector_roc.png"),
+             f"95% lower bound of the test ROC AUC, recomputed from the scored test rows, > {MODEL.min_auc_lo95:g}",
+             lambda v: auc_better_than_chance(_recomputed(v)), plot="detector_roc.png"),
+        spec("detector_evaluation_recomputed", ASSET, ERROR, True,
+             "every metric in evaluation.json (AUC and intervals, operating thresholds chosen on val, recall, precision, "
+             "FPR, tier recall, calibration, the shortcut baseline) equals its recomputation from the stored scored rows",
+             lambda v: evaluation_recomputed(_evaluated(v), _recomputed(v))),
         spec("detector_metrics_have_intervals", ASSET, ERROR, False,
              "every evaluation metric carries 68% and 95% intervals (or is marked insufficient)",
              lambda v: metrics_have_intervals(_evaluated(v)), plot="detector_reliability.png"),

@@ -7,7 +7,11 @@ yellow (WARN) when any lower bound > 0.60, red (ERROR, not blocking: it is a fin
 about the data to report, not a broken pipeline) when > 0.70.  Core-only logistic
 regression on the central r < 10 px pixels (train split -> AUC on val): WARN above 0.70.
 The numbers are ``lensaudit.spec.DATA``'s (the ``lo68`` columns name the stored interval of
-the spec's 68 % level).
+the spec's 68 % level).  The features those gates read are not taken on trust:
+``shortcut_features_recomputed`` requires the stored rows to be the cutout index's good
+stamps with their labels and splits, and recomputes the features of a sample of them
+(``FEATURE_CHECK_ROWS`` evenly spaced, as many drawn with a fresh, recorded seed) from the
+stamps, with the producer's own functions and saturation threshold.
 """
 
 from __future__ import annotations
@@ -76,6 +80,58 @@ def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = DATA.core_lr
                       bound=(None, warn), details={"n_train": int(len(y_train)), "n_val": int(len(y_val)), "features": int(np.asarray(x_train).shape[1])})
 
 
+FEATURE_CHECK_ROWS = 64  # evenly spaced stamps whose features are recomputed (and as many drawn at random)
+FEATURE_RTOL, FEATURE_ATOL = 1e-6, 1e-9  # the same float64 reductions, possibly in other blocks
+
+
+def features_recomputed(stored: pd.DataFrame, index: pd.DataFrame, reader, rng: np.random.Generator,
+                        n_rows: int = FEATURE_CHECK_ROWS) -> GateResult:
+    """The stored shortcut features are the index's ``cutout_ok`` rows (one each, with the
+    index's label and split) and, on a sample of them, equal features recomputed from the
+    stamps (``cutouts.features.features_table`` at ``store_saturation_threshold``)."""
+    from lensaudit.cutouts.features import FEATURES, features_table, store_saturation_threshold
+
+    name, threshold = "shortcut_features_recomputed", "0 rows not the index's, 0 sampled features off their stamps"
+    ok = index[index["cutout_ok"].astype(bool)].drop_duplicates("galaxy_id").set_index("galaxy_id")
+    if stored.empty or ok.empty:
+        return cannot_compute(name, ASSET, ERROR, "no stored features or no good stamps", threshold)
+    st = stored.drop_duplicates("galaxy_id").set_index("galaxy_id")
+    missing, extra = ok.index.difference(st.index), st.index.difference(ok.index)
+    both = st.index.intersection(ok.index)
+    relabelled = both[(st.loc[both, "label"].to_numpy() != ok.loc[both, "label"].to_numpy())
+                      | (st.loc[both, "split"].astype(str).to_numpy() != ok.loc[both, "split"].astype(str).to_numpy())]
+    dup = int(stored["galaxy_id"].duplicated().sum())
+    ids = np.sort(both.to_numpy().astype(str))
+    fixed = ids[np.linspace(0, len(ids) - 1, min(n_rows, len(ids))).round().astype(int)] if len(ids) else ids
+    rest = np.setdiff1d(ids, fixed)
+    drawn = rng.choice(rest, min(n_rows, len(rest)), replace=False) if len(rest) else rest
+    sample = np.concatenate([fixed, drawn])
+    rows = ok.loc[sample].reset_index()
+    got = features_table(reader.read(rows.assign(cutout_ok=True)), store_saturation_threshold(index, reader))
+    want = st.loc[sample, list(FEATURES)].to_numpy(float)
+    g = got[list(FEATURES)].to_numpy(float)
+    close = np.isclose(g, want, rtol=FEATURE_RTOL, atol=FEATURE_ATOL, equal_nan=True)
+    off = sample[~close.all(axis=1)]
+    n_bad = len(missing) + len(extra) + len(relabelled) + dup + len(off)
+    return GateResult(name, ASSET, n_bad == 0, ERROR, float(n_bad), threshold, bound=(None, 0.0), details={
+        "rows": int(len(stored)), "good_stamps": int(len(ok)), "missing": int(len(missing)), "not_good_stamps": int(len(extra)),
+        "label_or_split_not_the_index": int(len(relabelled)), "duplicates": dup, "recomputed": int(len(sample)),
+        "recomputed_off": int(len(off)), "examples": [*map(str, missing[:3]), *map(str, extra[:3]),
+                                                      *map(str, relabelled[:3]), *map(str, off[:3])]})
+
+
+def _features_recomputed(v: StoreView) -> GateResult:
+    import os
+
+    from lensaudit.cutouts.store import CutoutReader
+
+    seed = int.from_bytes(os.urandom(8), "little")  # recorded: a failing sample can be drawn again
+    res = features_recomputed(v.table(ASSET), v.table("cutouts"), CutoutReader(v.home / "cutout_store"),
+                              np.random.default_rng(seed))
+    res.details["random_sample_seed"] = seed
+    return res
+
+
 def _single_feature(v: StoreView, name: str) -> GateResult:
     """The single-feature AUC table is computed once per view for both gates."""
     from lensaudit.cutouts.features import FEATURES
@@ -113,6 +169,10 @@ def specs() -> list[GateSpec]:
         spec("shortcut_single_feature_yellow", ASSET, WARN, False,
              f"no single feature flags ({level} lower bound of max(AUC,1-AUC) <= {DATA.shortcut_yellow})",
              lambda v: _single_feature(v, "shortcut_single_feature_yellow"), plot="shortcut_feature_auc.png"),
+        spec("shortcut_features_recomputed", ASSET, ERROR, True,
+             f"the stored features are the cutout index's good stamps with their labels and splits; those of "
+             f"{2 * FEATURE_CHECK_ROWS} stamps ({FEATURE_CHECK_ROWS} evenly spaced, as many at random) recomputed from "
+             "the stamps equal them", _features_recomputed),
         spec("shortcut_core_only_lr", ASSET, WARN, False,
              f"logistic regression on the central r < 10 px pixels: val AUC <= {DATA.core_lr_warn}", _core_lr),
     ]

@@ -129,16 +129,14 @@ def cutouts_job(spark, sweeps: list[str], manifest: str, spec: dict[str, Any], s
     return out
 
 
-def shortcut_features_job(spark, index_paths: dict[str, str], store_dir: str, out: str, sample_rows: int = 2000) -> dict:
-    from lensaudit.cutouts.features import saturation_threshold
+def shortcut_features_job(spark, index_paths: dict[str, str], store_dir: str, out: str) -> dict:
+    from lensaudit.cutouts.features import store_saturation_threshold
     from lensaudit.cutouts.store import CutoutReader
     from lensaudit.spark_jobs.cutouts import build_features
     from lensaudit.store import write_parquet_atomic
 
     index = pd.concat([pd.read_parquet(p) for p in index_paths.values()], ignore_index=True)
-    ok = index[index["cutout_ok"]].sort_values("galaxy_id")
-    sample = ok.iloc[:: max(1, len(ok) // sample_rows)] if len(ok) else ok
-    sat = saturation_threshold(CutoutReader(store_dir).read(sample)) if len(sample) else float("inf")
+    sat = store_saturation_threshold(index, CutoutReader(store_dir))
     rows, feats = build_features(spark, index_paths, store_dir, sat)
     if all(r["ok"] for r in rows):
         from lensaudit.spark_jobs.cutouts import SHORTCUT_FEATURES_SCHEMA

@@ -187,7 +187,29 @@ def _drop_sweep_row(home: Path) -> None:
     _write_sweep(home, s[s["galaxy_id"] != "valneg6_0"])
 
 
+def _negative_relabelled_as_an_unknown_lens(home: Path) -> None:
+    _edit(home, "testneg3_0", manifest={"label": 1, "tier": "A", "pool": "positive", "sample_weight": 1.0,
+                                        "lens_id": "mock_fake_0000"})
+
+
+def _positive_demoted_to_tier_b(home: Path) -> None:
+    gid = _manifest(home).query("label == 1")["galaxy_id"].iloc[0]
+    _edit(home, gid, manifest={"tier": "B", "sample_weight": 0.5})
+
+
+def _positive_moved_off_its_lens(home: Path) -> None:
+    p = _manifest(home).query("label == 1").iloc[1]
+    _edit(home, p.galaxy_id, manifest={"dec": float(p.dec) + 5 / 3600}, sweep={"dec": float(p.dec) + 5 / 3600})
+
+
 STORED: list[Fault] = [
+    Fault("negative_relabelled_as_a_positive_of_an_unknown_lens", "stored",
+          "a test negative relabelled a tier-A positive of a lens no catalogue holds (labels, tier and weight consistent)",
+          gates=("manifest_positives_are_known_lenses",), plant=_negative_relabelled_as_an_unknown_lens),
+    Fault("positive_tier_not_its_lens_grading", "stored", "a confident (tier-A) lens's positive stored as tier B, weight 0.5",
+          gates=("manifest_positives_are_known_lenses",), plant=_positive_demoted_to_tier_b),
+    Fault("positive_moved_off_its_lens", "stored", "a positive 5\" from its lens in the manifest and the sweep",
+          gates=("manifest_positives_are_known_lenses",), plant=_positive_moved_off_its_lens),
     Fault("positives_flux_x1000", "stored", "positives' stamps x1000 in a consistently re-hashed store, index QC stale",
           gates=("cutout_qc_recomputed",), plant=lambda h: _restamp_positives(h, lambda x: x * 1000)),
     Fault("positives_nan_cores", "stored", "NaN cores in the positives only (re-hashed store, index QC stale)",
