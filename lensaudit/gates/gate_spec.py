@@ -94,6 +94,29 @@ def spec(name, asset, severity, blocking, description, fn, plot: str = "") -> Ga
     return GateSpec(name, asset, severity, blocking, description, guard(name, asset, severity, fn), plot)
 
 
+def audit_rng() -> tuple["np.random.Generator", int]:
+    """(generator, seed) for a gate's random sample: seeded from the OS's entropy, so whoever wrote
+    the stored table cannot know which rows will be checked; the seed goes into the gate's
+    details, so a failing sample can be drawn again."""
+    import os
+
+    import numpy as np
+
+    seed = int.from_bytes(os.urandom(8), "little")
+    return np.random.default_rng(seed), seed
+
+
+def audit_sample(n: int, k: int, rng: "np.random.Generator") -> "np.ndarray":
+    """Sorted positions among ``n`` rows: ``k`` evenly spaced (the same every run) and up to
+    ``k`` more drawn by ``rng`` from the others (all ``n`` when n <= 2k)."""
+    import numpy as np
+
+    fixed = np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(int)) if n else np.zeros(0, int)
+    rest = np.setdiff1d(np.arange(n), fixed)
+    drawn = rng.choice(rest, min(k, len(rest)), replace=False) if len(rest) else rest
+    return np.sort(np.concatenate([fixed, drawn]).astype(int))
+
+
 def one_of(results: list[GateResult], name: str) -> GateResult:
     """The result named ``name`` among those a gate function computed together (e.g. the three
     S/N quantile gates); a gate is found by its name, never by its position in the list."""

@@ -444,13 +444,11 @@ def _sample(scored: pd.DataFrame, n_neg: int, rng: np.random.Generator) -> pd.Da
     """Every positive (a forger raising a few positives' logits moves the AUC most), ``n_neg``
     negatives evenly spaced in galaxy_id order and ``n_neg`` more drawn by ``rng`` (unpredictable
     to whoever wrote the table: rows edited outside a fixed sample are caught too)."""
+    from lensaudit.gates.gate_spec import audit_sample
+
     s = scored.sort_values("galaxy_id", kind="stable").reset_index(drop=True)
     pos, neg = s[s["label"] == 1], s[s["label"] != 1]
-    m = min(len(neg), n_neg)
-    fixed = neg.iloc[np.linspace(0, len(neg) - 1, m).round().astype(int)] if m else neg.iloc[0:0]
-    rest = neg.drop(index=fixed.index)
-    drawn = rest.iloc[np.sort(rng.choice(len(rest), min(len(rest), n_neg), replace=False))] if len(rest) else rest
-    return pd.concat([pos, fixed, drawn]).drop_duplicates("galaxy_id")
+    return pd.concat([pos, neg.iloc[audit_sample(len(neg), n_neg, rng)]]).drop_duplicates("galaxy_id")
 
 
 def rescore_logits(home: Path, archs, index: pd.DataFrame, n_rows: int = RESCORE_ROWS) -> GateResult:
@@ -472,8 +470,9 @@ def rescore_logits(home: Path, archs, index: pd.DataFrame, n_rows: int = RESCORE
         return cannot_compute(name, DETECTOR, ERROR, "no evaluated detector", threshold)
     reader = CutoutReader(home / "cutout_store")
     links = index[["galaxy_id", "cutout_path", "cutout_offset", "cutout_ok"]]
-    seed = int.from_bytes(os.urandom(8), "little")  # recorded: a failing sample can be drawn again
-    rng = np.random.default_rng(seed)
+    from lensaudit.gates.gate_spec import audit_rng
+
+    rng, seed = audit_rng()
     details, worst, failed = {"random_sample_seed": seed}, 0.0, False
     for arch, rec in recs.items():
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lensaudit.gates.gate_spec import GateSpec, StoreView, spec
+from lensaudit.gates.gate_spec import GateSpec, StoreView, audit_rng, audit_sample, spec
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.evaluation.metrics import beta_bounds
 from lensaudit.selection.completeness import detections
@@ -93,8 +93,6 @@ REDERIVE_RTOL = 2e-2
 #: home (CPU, 64 injections): median -0.0009, largest |difference| 0.12
 LOGIT_MEDIAN_TOL = 0.1
 LOGIT_ROW_TOL = 1.0
-#: host logits re-scored without noise: the detector gates' GPU tolerance (atol, rtol), TF32 included
-HOST_LOGIT_TOL = (5e-2, 1e-2)
 
 
 def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = REDERIVE_ROWS) -> GateResult:
@@ -102,7 +100,8 @@ def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = R
     injections is re-injected on the CPU (``inject.inject_and_score``: the same parameters,
     host and PSF model) and its noise-free numbers (magnification, matched-filter S/N per band
     and combined, noise correlation) equal the stored ones within ``REDERIVE_RTOL``; with the
-    home's own detector, the hosts' logits re-score within ``HOST_LOGIT_TOL`` and the injections'
+    home's own detector, the hosts' logits re-score within the GPU tolerance of
+    ``integrity_gates.RESCORE_TOL`` and the injections'
     logits differ from the stored ones by a median within ``LOGIT_MEDIAN_TOL`` and by at most
     ``LOGIT_ROW_TOL`` (the arc noise is drawn anew)."""
     import torch
@@ -113,6 +112,7 @@ def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = R
     from lensaudit.selection.inject import inject_and_score
     from lensaudit.selection.adversarial import score_batches
     from lensaudit.selection.psfex_psfs import injection_psfs
+    from lensaudit.survey.instrument import BANDS
 
     name, asset = "completeness_injections_rederived", "completeness_table"
     threshold = (f"observable = f(matched S/N) on every row; {2 * n_rows} re-injected rows within {REDERIVE_RTOL:g} "
@@ -122,10 +122,7 @@ def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = R
         return cannot_compute(name, asset, ERROR, "no injections", threshold)
     flag = observable(inj["arc_snr_matched"].to_numpy(float)) != inj["observable"].to_numpy(bool)
     order = inj.sort_values("injection_id", kind="stable").reset_index(drop=True)
-    fixed = np.linspace(0, len(order) - 1, min(n_rows, len(order))).round().astype(int)
-    rest = np.setdiff1d(np.arange(len(order)), fixed)
-    drawn = rng.choice(rest, min(n_rows, len(rest)), replace=False) if len(rest) else rest
-    s = order.iloc[np.concatenate([fixed, np.sort(drawn)])].reset_index(drop=True)
+    s = order.iloc[audit_sample(len(order), n_rows, rng)].reset_index(drop=True)
     hosts = v.table("injection_hosts").drop_duplicates("galaxy_id").set_index("galaxy_id")
     uniq = pd.Index(s["galaxy_id"].unique())
     if not uniq.isin(hosts.index).all():
@@ -143,8 +140,8 @@ def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = R
     psf = injection_psfs(sel.psf_model, sel.psfex_models, sel.seed)
     res = inject_and_score(model if own else _no_detector(), stamps, pos, s[list(PARAM_KEYS)], host_rows, crop, "cpu",
                            sel.seed, chunk=len(s), psf=psf)
-    cols = ["magnification", "arc_snr_matched", *(f"arc_snr_matched_{b}" for b in "grz"),
-            *(f"noise_corr_{b}" for b in "grz")]
+    cols = ["magnification", "arc_snr_matched", *(f"arc_snr_matched_{b}" for b in BANDS),
+            *(f"noise_corr_{b}" for b in BANDS)]
     want, got = s[cols].to_numpy(float), res[cols].to_numpy(float)
     off = ~np.isclose(got, want, rtol=REDERIVE_RTOL, atol=1e-9, equal_nan=True)
     details = {"rows": int(len(inj)), "observable_not_its_matched_snr": int(flag.sum()), "rederived": int(len(s)),
@@ -152,8 +149,10 @@ def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = R
                "examples": s.loc[off.any(axis=1), "injection_id"].astype(str).head(5).tolist()}
     n_bad = int(flag.sum()) + int(off.any(axis=1).sum())
     if own:
+        from lensaudit.gates.integrity_gates import RESCORE_TOL
+
         hl = score_batches(model, stamps, crop, "cpu")[pos]
-        atol, rtol = HOST_LOGIT_TOL
+        atol, rtol = RESCORE_TOL["cuda"]  # the device the hosts were scored on is not recorded: the looser bound
         host_off = ~(np.abs(hl - s["host_logit"].to_numpy(float)) <= atol + rtol * np.abs(hl))
         d = s["logit"].to_numpy(float) - res["logit"].to_numpy(float)
         median = float(np.median(d))
@@ -182,10 +181,8 @@ def _no_detector():
 
 
 def _injections_rederived(v: StoreView) -> GateResult:
-    import os
-
-    seed = int.from_bytes(os.urandom(8), "little")  # recorded: a failing sample can be drawn again
-    res = injections_rederived(v, np.random.default_rng(seed))
+    rng, seed = audit_rng()
+    res = injections_rederived(v, rng)
     res.details["random_sample_seed"] = seed
     return res
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lensaudit.auc import bootstrap_auc, roc_auc
-from lensaudit.gates.gate_spec import GateSpec, StoreView, one_of, schema_gate, spec
+from lensaudit.gates.gate_spec import GateSpec, StoreView, audit_rng, audit_sample, one_of, schema_gate, spec
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.spec import DATA
 
@@ -102,10 +102,7 @@ def features_recomputed(stored: pd.DataFrame, index: pd.DataFrame, reader, rng: 
                       | (st.loc[both, "split"].astype(str).to_numpy() != ok.loc[both, "split"].astype(str).to_numpy())]
     dup = int(stored["galaxy_id"].duplicated().sum())
     ids = np.sort(both.to_numpy().astype(str))
-    fixed = ids[np.linspace(0, len(ids) - 1, min(n_rows, len(ids))).round().astype(int)] if len(ids) else ids
-    rest = np.setdiff1d(ids, fixed)
-    drawn = rng.choice(rest, min(n_rows, len(rest)), replace=False) if len(rest) else rest
-    sample = np.concatenate([fixed, drawn])
+    sample = ids[audit_sample(len(ids), n_rows, rng)]
     rows = ok.loc[sample].reset_index()
     got = features_table(reader.read(rows.assign(cutout_ok=True)), store_saturation_threshold(index, reader))
     want = st.loc[sample, list(FEATURES)].to_numpy(float)
@@ -121,13 +118,10 @@ def features_recomputed(stored: pd.DataFrame, index: pd.DataFrame, reader, rng: 
 
 
 def _features_recomputed(v: StoreView) -> GateResult:
-    import os
-
     from lensaudit.cutouts.store import CutoutReader
 
-    seed = int.from_bytes(os.urandom(8), "little")  # recorded: a failing sample can be drawn again
-    res = features_recomputed(v.table(ASSET), v.table("cutouts"), CutoutReader(v.home / "cutout_store"),
-                              np.random.default_rng(seed))
+    rng, seed = audit_rng()
+    res = features_recomputed(v.table(ASSET), v.table("cutouts"), CutoutReader(v.home / "cutout_store"), rng)
     res.details["random_sample_seed"] = seed
     return res
 
