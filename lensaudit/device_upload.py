@@ -6,7 +6,8 @@ CUDA synchronises the stream before every copy from *pageable* host memory to th
 has queued: the host cannot run ahead of the device.  ``to_device`` stages a CUDA upload in
 pinned memory and copies it asynchronously (PyTorch's caching host allocator keeps the pinned
 block until the copy has run); anywhere else it is ``torch.as_tensor``.  The values are
-``torch.as_tensor``'s: a ``dtype`` cast happens on the host, as there.
+``torch.as_tensor``'s: a ``dtype`` cast happens on the host, as there.  ``to_device_beside``
+uploads a large array from a background thread on a side stream instead (no pinned copy).
 """
 
 from __future__ import annotations
@@ -34,3 +35,18 @@ def columns_to_device(cols: dict, device, dtype: torch.dtype) -> dict:
         out.update({k: block[i] for i, k in enumerate(flat)})
     out.update({k: to_device(v, device, dtype) for k, v in arrs.items() if k not in out})
     return {k: out[k] for k in arrs}
+
+
+def to_device_beside(t: torch.Tensor, device) -> torch.Tensor:
+    """``t`` (a host tensor) on ``device``; on CUDA copied on a side stream and finished before
+    returning, so a background thread's upload overlaps the work queued on the current stream
+    (pageable memory: no pinned staging copy of a large array).  The caller records the
+    result's use on its own stream (``Tensor.record_stream``)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return t.to(device)
+    side = torch.cuda.Stream(device)
+    with torch.cuda.stream(side):
+        out = t.to(device, non_blocking=True)
+    side.synchronize()
+    return out

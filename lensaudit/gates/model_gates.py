@@ -98,6 +98,7 @@ def _recomputed(v: StoreView) -> dict[str, dict]:
 
 
 REL_TOL = 1e-12  # stored vs recomputed metric (the same function on the same floats: equal but for JSON's repr)
+_MISSING = object()  # a key the stored document lacks
 
 
 def _differences(want, got, path: str = "") -> list[str]:
@@ -116,8 +117,6 @@ def _differences(want, got, path: str = "") -> list[str]:
         return [] if same else [f"{path}: stored {got!r}, recomputed {want!r}"]
     return [] if want == got else [f"{path}: stored {got!r}, recomputed {want!r}"]
 
-
-_MISSING = object()
 
 
 def evaluation_recomputed(stored: dict[str, dict], recomputed: dict[str, dict]) -> GateResult:

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lensaudit.device_upload import to_device_beside
+
 RAW_DRAW_THREADS = 16  # threads drawing the raw generator outputs (no GIL held while drawing)
 # in the background, fewer: the draws have the whole stream to finish, and more threads (14 on a 16-core
 # H100 host) slowed the host work running beside them by ~0.08 s (page faults on the fresh buffer)
@@ -40,16 +42,8 @@ def hosts_per_cell(cell: np.ndarray, host: np.ndarray) -> dict[int, int]:
 
 
 def _upload(flat: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The raw outputs as int32 on ``device``; on CUDA through a side stream, finished before
-    returning, so the copy overlaps the work queued on the current stream."""
-    host = torch.from_numpy(flat.view(np.int32))
-    if device.type != "cuda":
-        return host.to(device)
-    side = torch.cuda.Stream(device)
-    with torch.cuda.stream(side):
-        out = host.to(device, non_blocking=True)
-    side.synchronize()
-    return out
+    """The raw outputs as int32 (the uint32 bits) on ``device`` (``to_device_beside``)."""
+    return to_device_beside(torch.from_numpy(flat.view(np.int32)), device)
 
 
 class BootstrapDraws:
