@@ -57,6 +57,7 @@ PROFILE_AGGREGATE = False  # --profile-aggregate: the runs without stage syncs p
 
 
 COMPILED_DETECTOR = False  # --compiled-detector: score with torch.compile's float32 kernels in the CUDA graph
+DETECTOR_BF16 = False  # --bf16-detector: score under bf16 autocast (the scan's precision; compared with float32 at the end)
 
 
 def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, staged, fused=False) -> dict:
@@ -82,7 +83,7 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     t["plan_and_parameters"] = time.perf_counter() - t0
     res = stream_inject_and_score(model, reader, hosts, plan, params, 64, dev, 1, group_rows=group_rows, chunk=chunk,
                                   compiled=compiled, timings=t if staged else None, fused=fused,
-                                  compiled_detector=COMPILED_DETECTOR)
+                                  compiled_detector=COMPILED_DETECTOR, detector_bf16=DETECTOR_BF16)
     t2 = time.perf_counter()
     prof = None
     if PROFILE_AGGREGATE and not staged:
@@ -110,6 +111,28 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     return t
 
 
+def compare_with_float32(hosts, reader, model, dev, ns) -> None:
+    """The last (bf16) run against a float32 run of the same plan and seed: logit differences,
+    detections that flip at the float32 run's threshold, and the completeness table's change."""
+    global DETECTOR_BF16
+    bf = dict(LAST)
+    DETECTOR_BF16 = False
+    try:
+        run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)
+    finally:
+        DETECTOR_BF16 = True
+    f32 = dict(LAST)
+    d = (bf["rec"]["logit"] - f32["rec"]["logit"]).abs()
+    thr = f32["threshold"]
+    flips = int(((bf["rec"]["logit"] >= thr) != (f32["rec"]["logit"] >= thr)).sum())
+    dc = (bf["table"]["completeness"] - f32["table"]["completeness"]).abs()
+    print(f"bf16 vs float32 detector, same plan ({len(d):,} injections): |dlogit| median {d.median():.2e}, "
+          f"99th pct {d.quantile(0.99):.2e}, max {d.max():.2e} (logit sd {f32['rec']['logit'].std():.2f}); "
+          f"threshold {bf['threshold']:.4f} vs {thr:.4f}; detections flipped at the float32 threshold {flips:,} "
+          f"({flips / len(d):.2e}); completeness per cell max |dC| {dc.max():.4f} with each run's own threshold "
+          f"(median n per cell {int(f32['table']['n'].median())})")
+
+
 def main() -> None:
     import torch
 
@@ -132,20 +155,33 @@ def main() -> None:
                     help="the device bootstrap's raw draws made at the end, not during the stream (previous path)")
     ap.add_argument("--compiled-detector", action="store_true",
                     help="the detector's CUDA graph records torch.compile's float32 kernels (inject.score_stamps)")
+    ap.add_argument("--bf16-detector", action="store_true",
+                    help="score under bf16 autocast; a float32 run of the same plan follows, and the logits, "
+                         "detections and completeness table are compared")
+    ap.add_argument("--sorted-ring-medians", action="store_true",
+                    help="the annulus S/N's ring medians by one batched sort without a host sync "
+                         "(annulus.ring_medians_sorted) instead of one torch.median per ring")
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
                     help="one more run without stage syncs under torch.profiler: top operators, device busy time")
+    ap.add_argument("--gaps", action="store_true",
+                    help="one more run without stage syncs under torch.profiler with Python stacks: the device's idle "
+                         "gaps charged to the code that ended them (bench/_trace_gaps.py)")
     ap.add_argument("--profile-aggregate", action="store_true",
                     help="print a cProfile of the aggregation step in the runs without stage syncs")
     ns = ap.parse_args()
-    global OLD_BOOTSTRAP, PROFILE_AGGREGATE, DRAWS_AHEAD, COMPILED_DETECTOR
+    global OLD_BOOTSTRAP, PROFILE_AGGREGATE, DRAWS_AHEAD, COMPILED_DETECTOR, DETECTOR_BF16
     OLD_BOOTSTRAP = ns.host_bootstrap
     COMPILED_DETECTOR = ns.compiled_detector
+    DETECTOR_BF16 = ns.bf16_detector
     DRAWS_AHEAD = not ns.draws_after
     from lensaudit.selection import inject as _inject
 
     _inject.CUDA_GRAPH_SCORING = not ns.eager_scoring
+    from lensaudit.injection import annulus as _annulus
+
+    _annulus.RING_MEDIANS_SORTED = ns.sorted_ring_medians
     dev = ns.device
     rng = np.random.default_rng(0)
     store = Path(tempfile.mkdtemp(prefix="bench_sel_"))
@@ -158,7 +194,7 @@ def main() -> None:
     n = 385 * ns.n_per_cell
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
           f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD} "
-          f"compiled_detector={COMPILED_DETECTOR}")
+          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     PROFILE_AGGREGATE = ns.profile_aggregate
@@ -179,6 +215,8 @@ def main() -> None:
         pdt.assert_frame_equal(LAST["table"], host_table)
         print(f"parity: the device bootstrap's table equals the host (numpy) bootstrap's on the last run "
               f"({int(host_table['cluster_ok'].sum())} cells bootstrapped)")
+    if DETECTOR_BF16:
+        compare_with_float32(hosts, reader, model, dev, ns)
     if dev.startswith("cuda") and not ns.eager_scoring:
         from lensaudit.selection.inject import score_stamps
 
@@ -205,6 +243,17 @@ def main() -> None:
               f"device kernels busy {busy:.2f} s")
         print(ev.table(sort_by="self_device_time_total", row_limit=22, max_name_column_width=60))
         print(ev.table(sort_by="self_cpu_time_total", row_limit=22, max_name_column_width=60))
+    if ns.gaps:
+        from torch.profiler import ProfilerActivity, profile
+
+        from bench._trace_gaps import report
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], with_stack=True) as prof:
+            t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)
+        trace = str(store / "trace.json")
+        prof.export_chrome_trace(trace)
+        print(f"run under the profiler with Python stacks (overhead included): {t['total']:.2f} s")
+        print(report(trace))
     print("targets: <= 1.0 s end to end for 77,000 injections, <= 180 s for 10 million, on one H100/H200")
 
 

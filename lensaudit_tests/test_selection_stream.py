@@ -92,6 +92,46 @@ def test_stream_rejects_unknown_hosts_and_misaligned_params(tmp_path):
         stream_inject_and_score(_Tiny(), reader, hosts, bad, params, 64, "cpu", 5)
 
 
+def test_bf16_scoring_off_a_gpu_is_a_clear_error(tmp_path):
+    from lensaudit.selection.inject import score_stamps
+    from lensaudit.selection.stream import stream_inject_and_score
+
+    hosts, reader = _store(tmp_path)
+    plan, params = _plan(hosts)
+    with pytest.raises(ValueError, match="bf16 scoring needs a CUDA device"):
+        score_stamps(_Tiny(), torch.zeros((2, 3, 101, 101)), 64, "cpu", bf16=True)
+    with pytest.raises(ValueError, match="bf16 scoring needs a CUDA device"):
+        stream_inject_and_score(_Tiny(), reader, hosts, plan, params, 64, "cpu", 5, detector_bf16=True)
+
+
+def test_trace_gaps_charge_the_idle_device_to_the_code_that_ended_it(tmp_path):
+    """bench/_trace_gaps.py on a hand-made chrome trace: one 40 us gap, ended by a kernel that
+    ``f`` (called by ``g``) launched, and one stream synchronisation inside ``g``."""
+    import json
+
+    from bench._trace_gaps import report
+
+    f, g = "lensaudit/x.py(1): f", "lensaudit/y.py(2): g"
+    ev = [{"cat": "kernel", "name": "k1", "ts": 0.0, "dur": 10.0, "args": {"correlation": 1}},
+          {"cat": "kernel", "name": "k2", "ts": 50.0, "dur": 10.0, "args": {"correlation": 2}},
+          {"cat": "kernel", "name": "k3", "ts": 62.0, "dur": 1.0, "args": {"correlation": 3}},  # a 2 us gap: ignored
+          {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": 45.0, "dur": 1.0, "tid": 1,
+           "args": {"correlation": 2}},
+          {"cat": "cuda_runtime", "name": "cudaStreamSynchronize", "ts": 20.0, "dur": 5.0, "tid": 1, "args": {}},
+          {"cat": "python_function", "name": g, "ts": 0.0, "dur": 100.0, "tid": 1},
+          {"cat": "python_function", "name": f, "ts": 40.0, "dur": 8.0, "tid": 1},
+          {"cat": "python_function", "name": "torch/x.py(3): h", "ts": 44.0, "dur": 2.0, "tid": 1}]
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps({"traceEvents": ev}))
+    out = report(str(path))
+    assert "busy 0.000 s" in out and "1 gaps >= 10 us" in out
+    lines = out.splitlines()
+    launch = lines.index(next(ln for ln in lines if ln.startswith("-- idle charged to the frame launching")))
+    assert f"{f}  <  {g}" in lines[launch + 1] and "0.000" in lines[launch + 1] and " 1  " in lines[launch + 1]
+    sync = lines.index(next(ln for ln in lines if ln.startswith("-- host waits")))
+    assert lines[sync + 1].strip().endswith(g)
+
+
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 64, 1960])
 def test_selection_median_equals_the_sorting_median(n):
     rng = np.random.default_rng(n)
@@ -226,3 +266,26 @@ def test_per_cell_host_equals_the_pandas_groupby():
         assert np.array_equal(n, per["size"].to_numpy(float))
     c, k, n = per_cell_host(np.zeros(0, int), np.zeros(0, object), np.zeros(0, bool))
     assert len(c) == len(k) == len(n) == 0
+
+
+def test_sorted_ring_medians_equal_the_per_ring_and_nan_medians():
+    """The GPU path of ``annulus_snr``'s ring medians (one sort of rings padded with -inf / +inf)
+    against ``nanmedian_last`` of the NaN-padded rings and, where all is finite, against one
+    ``median_last_finite`` per ring: NaN, +-inf, ties, empty rings and even/odd counts."""
+    from lensaudit.injection.annulus import _geometry, _ring_index, ring_medians_sorted
+
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(rng.normal(size=(24, 3, 101 * 101)).astype(np.float32))
+    x[0, 0, :5000] = float("nan")
+    x[1, 1, ::7] = float("inf")
+    x[2, 2, ::3] = -float("inf")
+    x[3] = float("nan")  # every ring empty: NaN
+    x[4] = torch.round(x[4])  # ties
+    pad = torch.as_tensor(_geometry(101)[0])
+    nanpad = torch.cat([x.double(), torch.full((24, 3, 1), float("nan"), dtype=torch.float64)], dim=2)
+    want = nanmedian_last(nanpad[:, :, pad])
+    got = ring_medians_sorted(x)
+    assert got.dtype == torch.float64 and torch.equal(torch.nan_to_num(got, nan=-9.0), torch.nan_to_num(want, nan=-9.0))
+    finite = x[5:]
+    per_ring = torch.stack([median_last_finite(finite[:, :, r], torch.float64) for r in _ring_index(101, "cpu")], dim=-1)
+    assert torch.equal(ring_medians_sorted(finite), per_ring)

@@ -18,6 +18,10 @@ from lensaudit.detector.preprocess import median_last_finite, nanmedian_last
 from lensaudit.stamps import radius_map
 
 ANNULUS_PX = (4.0, 16.0)
+#: on a GPU, the rings' medians by ``ring_medians_sorted`` (one sort, no host sync) instead of one
+#: ``torch.median`` per ring after a host-side finiteness check; off until measured on a GPU (on one
+#: CPU core the sort is 2x slower than the selections; ``bench_selection.py --sorted-ring-medians``)
+RING_MEDIANS_SORTED = False
 OUTER_RING_PX = 35.0
 
 
@@ -51,6 +55,43 @@ def _ring_index(size: int, device: str) -> list[torch.Tensor]:
     return [torch.as_tensor(row[row < size * size], device=device) for row in pad]
 
 
+@lru_cache(maxsize=8)
+def _ring_table_centred(size: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The annulus' rings as (R, W) pixel indices, each ring centred between padding: its first
+    p = (W - w) // 2 entries are padding to read as -inf, its last W - w - p as +inf.  Returns
+    (indices, padding sign (R, W) int8: -1, +1 or 0 for a ring pixel, p (R,)).  Sorted, a padded
+    row holds its ring's finite values at [p, p + k) whatever k is."""
+    pad = _geometry(size)[0]
+    idx = np.zeros(pad.shape, np.int64)
+    sign = np.ones(pad.shape, np.int8)
+    lead = np.zeros(len(pad), np.int64)
+    for i, row in enumerate(pad):
+        ring = row[row < size * size]
+        p = (pad.shape[1] - len(ring)) // 2
+        idx[i, p:p + len(ring)], sign[i, :p], sign[i, p:p + len(ring)], lead[i] = ring, -1, 0, p
+    return tuple(torch.as_tensor(a, device=device) for a in (idx, sign, lead))
+
+
+def ring_medians_sorted(flat: torch.Tensor) -> torch.Tensor:
+    """(N, C, rings) float64 median of each annulus ring of (N, C, size^2) stamps, ignoring
+    non-finite pixels (NaN where a ring has none): numpy ``nanmedian`` of the finite values,
+    the two middle values selected in the stamps' dtype and averaged in float64.  The rings are
+    gathered centred between -inf / +inf padding (``_ring_table_centred``), non-finite pixels
+    set to NaN (sorted last), one batched sort, one gather: no host synchronisation (the GPU
+    path; equal to the per-ring medians and to ``nanmedian_last``, tested)."""
+    n, c, hw = flat.shape
+    idx, sign, lead = _ring_table_centred(int(round(hw ** 0.5)), str(flat.device))
+    g = flat[:, :, idx]  # (N, C, R, W)
+    g = torch.where(torch.isfinite(g), g, torch.full_like(g, float("nan")))
+    g = torch.where(sign == 0, g, sign.to(g.dtype) * float("inf"))
+    k = torch.isfinite(g).sum(dim=-1)  # the padding is not finite
+    s = g.sort(dim=-1).values
+    lo = s.gather(-1, (lead + torch.div(k - 1, 2, rounding_mode="floor")).clamp(min=0)[..., None]).squeeze(-1)
+    hi = s.gather(-1, (lead + torch.div(k, 2, rounding_mode="floor")).clamp(max=g.shape[-1] - 1)[..., None]).squeeze(-1)
+    med = (lo.to(torch.float64) + hi.to(torch.float64)) / 2
+    return torch.where(k > 0, med, torch.full_like(med, float("nan")))
+
+
 def outer_sigma(stamps: torch.Tensor) -> torch.Tensor:
     """(N, 3) per-pixel noise [nmgy]: 1.4826 MAD of the outer ring r >= 35 px."""
     n, c, h, w = stamps.shape
@@ -67,7 +108,9 @@ def annulus_snr(stamps: torch.Tensor, sigma: torch.Tensor | None = None) -> torc
     pad, ann_idx, ann_ring, _ = _geometry_on(h, str(stamps.device))
     flat = stamps.reshape(n, c, h * w)
     ann = flat[:, :, ann_idx]  # the annulus = the union of its 1-px rings, in the stamps' dtype
-    if ann.is_cuda and bool(torch.isfinite(ann).all()):  # ring by ring at its own width: no NaN padding to sort
+    if ann.is_cuda and RING_MEDIANS_SORTED:
+        med = ring_medians_sorted(flat)
+    elif ann.is_cuda and bool(torch.isfinite(ann).all()):  # ring by ring at its own width: no NaN padding to sort
         # selected in the stamps' dtype, averaged in float64 (exact)
         med = torch.stack([median_last_finite(flat[:, :, ring], torch.float64) for ring in _ring_index(h, str(ann.device))],
                           dim=-1)

@@ -76,7 +76,8 @@ def noise_correlation_factor(stamps: torch.Tensor, box: int = NOISE_BOX_PX,
 def matched_snr(arc_model: torch.Tensor, sigma: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
     """(N, 3) matched-filter S/N of noise-free arcs (N, 3, H, W) [nmgy/pixel] against per-pixel
     noise ``sigma`` (N, 3) [nmgy] with aperture-noise factor ``corr`` (N, 3)."""
-    e = ((arc_model.to(torch.float64) / sigma.to(torch.float64)[:, :, None, None]) ** 2).sum(dim=(-2, -1))
+    # one float64 copy, divided and squared in place (the values of (arc / sigma) ** 2)
+    e = arc_model.to(torch.float64, copy=True).div_(sigma.to(torch.float64)[:, :, None, None]).square_().sum(dim=(-2, -1))
     return torch.sqrt(e) / corr.to(torch.float64)
 
 

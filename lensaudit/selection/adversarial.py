@@ -45,11 +45,11 @@ def suppress_annulus(stamps: np.ndarray) -> np.ndarray:
 
 
 def score_batches_on_device(model, stamps, crop: int, device: str, chunk: int = 1024,
-                            compiled: bool = False) -> torch.Tensor:
+                            compiled: bool = False, bf16: bool = False) -> torch.Tensor:
     """Logits of raw stamps (numpy, or a tensor on any device) in chunks, via ``score_stamps``
-    (``compiled``: its compiled detector), as one float64 tensor on ``device`` (no host transfer)."""
+    (``compiled`` / ``bf16``: its options), as one float64 tensor on ``device`` (no host transfer)."""
     x = torch.as_tensor(stamps)
-    out = [score_stamps(model, x[s:s + chunk].to(device), crop, device, compiled=compiled)
+    out = [score_stamps(model, x[s:s + chunk].to(device), crop, device, compiled=compiled, bf16=bf16)
            for s in range(0, len(x), chunk)]
     return torch.cat(out).double() if out else torch.zeros(0, dtype=torch.float64, device=device)
 

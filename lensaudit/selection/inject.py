@@ -182,7 +182,8 @@ SCORE_BATCH = 1024  # images per detector call on a GPU (fixed shape, see score_
 CUDA_GRAPH_SCORING = True
 
 
-def score_stamps(model, stamps: torch.Tensor, crop: int, device: str, compiled: bool = False) -> torch.Tensor:
+def score_stamps(model, stamps: torch.Tensor, crop: int, device: str, compiled: bool = False,
+                 bf16: bool = False) -> torch.Tensor:
     """Logits of raw (N, 3, H, W) nmgy stamps through the training preprocessing, in
     float32 like the test-split evaluation whose thresholds they are compared with.  A
     ``RawScorer`` (an external detector, ``lensaudit.detector.scorer``) gets the raw stamps
@@ -190,10 +191,16 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str, compiled: 
     ``compiled`` (CUDA, with ``CUDA_GRAPH_SCORING``): the graph records ``torch.compile(model)``'s
     float32 kernels (Inductor fuses the batch norms and activations): 1.44x the eager graph's
     images/s on an H100, logits within ~1e-3 of the eager ones (the size of cuDNN's TF32
-    rounding, which both use: bench/RESULTS.md); compiled once per process."""
+    rounding, which both use: bench/RESULTS.md); compiled once per process.
+    ``bf16`` (CUDA only): the forward pass under bf16 autocast (the scan's precision, not the
+    evaluation's: logits move by ~1e-2, see bench/RESULTS.md); an option of the benchmarks, never
+    the asset's default, whose thresholds come from the float32 evaluation."""
     if isinstance(model, RawScorer):
         with torch.no_grad():
             return torch.as_tensor(model.score_raw(stamps)).to(stamps.device).float()
+    if bf16 and not device.startswith("cuda"):
+        raise ValueError("bf16 scoring needs a CUDA device")
+    autocast = torch.bfloat16 if bf16 else None
     x, _ = raw_robust(stamps.float(), crop=crop)
     if not device.startswith("cuda"):
         with torch.no_grad():
@@ -208,7 +215,8 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str, compiled: 
             m = len(xb)
             g = None
             if CUDA_GRAPH_SCORING and not model.training:
-                g = graphed_forward(model, (SCORE_BATCH, *xb.shape[1:]), xb.dtype, xb.device, compiled=compiled)
+                g = graphed_forward(model, (SCORE_BATCH, *xb.shape[1:]), xb.dtype, xb.device, autocast,
+                                    compiled=compiled)
             if g is not None:
                 out.append(replay_rows(g, xb).float().squeeze(1).clone())
                 continue
@@ -216,7 +224,8 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str, compiled: 
                               memory_format=torch.channels_last)
             pad[:m] = xb
             pad[m:] = 0
-            out.append(model(pad)[:m].float().squeeze(1))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                out.append(model(pad)[:m].float().squeeze(1))
     return torch.cat(out) if out else torch.zeros(0, device=x.device)
 
 
@@ -312,12 +321,12 @@ def inject_and_score_tensor(model, host_stamps: torch.Tensor, host_pos: np.ndarr
                             null: bool = False, compiled: bool = False, progress=None,
                             timings: dict | None = None, variant: Variant | None = None,
                             psf: "PsfexPsfs | None" = None, fused: bool = False,
-                            compiled_detector: bool = False) -> torch.Tensor:
+                            compiled_detector: bool = False, detector_bf16: bool = False) -> torch.Tensor:
     """``inject_and_score``'s numbers as one (N, 12) float64 tensor on ``device`` (logit,
     magnification, snr_g/r/z, arc_snr_matched_g/r/z, noise_corr_g/r/z, added_rms_nmgy; the
     combined matched S/N is left to ``result_frame``): results stay on the device, so a caller
     that runs several batches moves them to the host once.  ``compiled``: the renderer under
-    ``torch.compile``; ``compiled_detector``: the detector's (``score_stamps``)."""
+    ``torch.compile``; ``compiled_detector`` / ``detector_bf16``: the detector's (``score_stamps``)."""
     gen = torch.Generator(device=device).manual_seed(int(seed))
     clock = _StageClock(timings, device)
     clock.start()
@@ -333,13 +342,13 @@ def inject_and_score_tensor(model, host_stamps: torch.Tensor, host_pos: np.ndarr
         clock.start()
         stamps, signal, sig, host, arc, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device,
                                                            gen, null, compiled, clock, variant, psf, fused)
-        logit = score_stamps(model, stamps, crop, device, compiled=compiled_detector)
+        logit = score_stamps(model, stamps, crop, device, compiled=compiled_detector, bf16=detector_bf16)
         clock.stop("preprocess_score")
         pos_t = to_device(host_pos[s:s + chunk], host_sigma_all.device)
         host_sigma, corr = host_sigma_all[pos_t], corr_all[pos_t]
         snr = annulus_snr(signal, sigma=host_sigma)
         matched = matched_snr(arc, host_sigma, corr)
-        rms = torch.sqrt((signal.double() ** 2).mean(dim=(1, 2, 3)))
+        rms = torch.sqrt(signal.to(torch.float64, copy=True).square_().mean(dim=(1, 2, 3)))  # squared in place on the copy
         parts.append(torch.cat([logit.double()[:, None], res.magnification.double()[:, None], snr.double(),
                                 matched.double(), corr.double(), rms[:, None]], dim=1))
         clock.stop("detectability")

@@ -53,11 +53,13 @@ def group_seed(seed: int, group: int) -> int:
 def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFrame, params: pd.DataFrame, crop: int,
                             device: str, seed: int, *, group_rows: int = 65536, chunk: int = 8192,
                             compiled: bool = False, timings: dict | None = None, psf=None,
-                            fused: bool = False, compiled_detector: bool = False) -> pd.DataFrame:
+                            fused: bool = False, compiled_detector: bool = False,
+                            detector_bf16: bool = False) -> pd.DataFrame:
     """``inject_and_score`` + ``host_logit`` for every row of ``plan`` (``params`` row-aligned),
     hosts read from ``reader`` (a ``CutoutReader``) group by group; see the module docstring.
-    ``psf``: PSFEx injection PSFs (``inject.inject_batch``; None: Moffat); ``compiled_detector``:
-    hosts and injections scored by the compiled detector (``inject.score_stamps``)."""
+    ``psf``: PSFEx injection PSFs (``inject.inject_batch``; None: Moffat); ``compiled_detector`` /
+    ``detector_bf16``: hosts and injections scored by the compiled detector / under bf16 autocast
+    (``inject.score_stamps``)."""
     if len(plan) != len(params):
         raise ValueError(f"plan ({len(plan)} rows) and params ({len(params)} rows) differ in length")
     cuda = str(device).startswith("cuda")
@@ -90,14 +92,15 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
             t["host_load"] = t.get("host_load", 0.0) + time.perf_counter() - t0
             t0 = time.perf_counter()
             host_logit = score_batches_on_device(model, stamps, crop, device, chunk=chunk,  # the hosts without an arc
-                                                 compiled=compiled_detector)
+                                                 compiled=compiled_detector, bf16=detector_bf16)
             if timings is not None:
                 sync()
             t["host_score"] = t.get("host_score", 0.0) + time.perf_counter() - t0
             v = inject_and_score_tensor(model, stamps, inv, params.iloc[rows].reset_index(drop=True),
                                         hosts.iloc[uniq].reset_index(drop=True), crop, device, group_seed(seed, g),
                                         chunk=-(-len(rows) // -(-len(rows) // chunk)), compiled=compiled,
-                                        timings=timings, psf=psf, fused=fused, compiled_detector=compiled_detector)
+                                        timings=timings, psf=psf, fused=fused, compiled_detector=compiled_detector,
+                                        detector_bf16=detector_bf16)
             idx.append(rows)
             vals.append(torch.cat([v, host_logit[to_device(inv, host_logit.device)][:, None]], dim=1))
     if not idx:
