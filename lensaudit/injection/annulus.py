@@ -19,8 +19,9 @@ from lensaudit.stamps import radius_map
 
 ANNULUS_PX = (4.0, 16.0)
 #: on a GPU, the rings' medians by ``ring_medians_sorted`` (one sort, no host sync) instead of one
-#: ``torch.median`` per ring after a host-side finiteness check; off until measured on a GPU (on one
-#: CPU core the sort is 2x slower than the selections; ``bench_selection.py --sorted-ring-medians``)
+#: ``torch.median`` per ring after a host-side finiteness check: the same values, no gain on an H100
+#: (1.10-1.11 s vs 1.09-1.19 s end to end) and 2x slower on one CPU core, so off (bench/RESULTS.md,
+#: ``bench_selection.py --sorted-ring-medians``)
 RING_MEDIANS_SORTED = False
 OUTER_RING_PX = 35.0
 
