@@ -118,7 +118,6 @@ def _differences(want, got, path: str = "") -> list[str]:
     return [] if want == got else [f"{path}: stored {got!r}, recomputed {want!r}"]
 
 
-
 def evaluation_recomputed(stored: dict[str, dict], recomputed: dict[str, dict]) -> GateResult:
     """Every metric of each stored evaluation.json (value, intervals, thresholds, recalls,
     calibration, the shortcut baseline) equals its recomputation from the stored scored tables."""
