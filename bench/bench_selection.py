@@ -85,6 +85,7 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
                                   compiled=compiled, timings=t if staged else None, fused=fused,
                                   compiled_detector=COMPILED_DETECTOR, detector_bf16=DETECTOR_BF16)
     t2 = time.perf_counter()
+    t["at_stream_end"] = t2 - t0  # seconds after the run's start (not a stage)
     prof = None
     if PROFILE_AGGREGATE and not staged:
         import cProfile
@@ -104,6 +105,8 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
         print("aggregate under cProfile (its overhead included), top functions by own time:")
         pstats.Stats(prof).sort_stats("tottime").print_stats(14)
     t["total"] = time.perf_counter() - t0
+    if draws is not None:  # when the background draws were on the device, against the stream's end
+        t["at_draws_ready"] = draws.clock["uploaded"] - t0
     LAST.update(rec=rec, threshold=float(np.quantile(host_logits, 0.99)), table=table)
     assert len(table) == 385 and ((table["n"] + table["n_host_fp"]) == n_per_cell).all(), table["n"].describe()
     if dev.startswith("cuda"):
@@ -162,6 +165,9 @@ def main() -> None:
                     help="the annulus S/N's ring medians by one batched sort without a host sync "
                          "(annulus.ring_medians_sorted) instead of one torch.median per ring")
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
+    ap.add_argument("--read-threads", type=int, default=None,
+                    help="threads reading each host group (stream.READ_THREADS; 1 with --prefetch-groups 1: the previous path)")
+    ap.add_argument("--prefetch-groups", type=int, default=None, help="host groups read ahead (stream.PREFETCH_GROUPS)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
                     help="one more run without stage syncs under torch.profiler: top operators, device busy time")
@@ -182,6 +188,10 @@ def main() -> None:
     from lensaudit.injection import annulus as _annulus
 
     _annulus.RING_MEDIANS_SORTED = ns.sorted_ring_medians
+    from lensaudit.selection import stream as _stream
+
+    _stream.READ_THREADS = ns.read_threads or _stream.READ_THREADS
+    _stream.PREFETCH_GROUPS = ns.prefetch_groups or _stream.PREFETCH_GROUPS
     dev = ns.device
     rng = np.random.default_rng(0)
     store = Path(tempfile.mkdtemp(prefix="bench_sel_"))
@@ -194,7 +204,8 @@ def main() -> None:
     n = 385 * ns.n_per_cell
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
           f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD} "
-          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16}")
+          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16} read_threads={_stream.READ_THREADS} "
+          f"prefetch_groups={_stream.PREFETCH_GROUPS}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     PROFILE_AGGREGATE = ns.profile_aggregate
@@ -202,7 +213,9 @@ def main() -> None:
     for staged in [k for k in {"both": (True, False), "staged": (True,), "plain": (False,)}[ns.runs]
                    for _ in range(ns.repeat)]:
         t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, staged, ns.fused)
-        stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items() if k not in ("total", "peak_gpu_gib"))
+        stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items()
+                           if k not in ("total", "peak_gpu_gib") and not k.startswith("at_"))
+        stages += "; " + ", ".join(f"{k[3:]} at {v:.2f} s" for k, v in t.items() if k.startswith("at_"))
         what = "stages synchronised" if staged else "no stage syncs"
         print(f"{what}: {n:,} injections end to end in {t['total']:.2f} s ({n / t['total']:,.0f}/s); {stages}; "
               f"peak GPU memory {t.get('peak_gpu_gib', 0):.1f} GiB")

@@ -289,3 +289,44 @@ def test_sorted_ring_medians_equal_the_per_ring_and_nan_medians():
     finite = x[5:]
     per_ring = torch.stack([median_last_finite(finite[:, :, r], torch.float64) for r in _ring_index(101, "cpu")], dim=-1)
     assert torch.equal(ring_medians_sorted(finite), per_ring)
+
+
+def test_annulus_finite_flag_sees_only_the_annulus_and_gives_the_same_snr():
+    """``AnnulusFinite`` (the flag ``inject_and_score_tensor`` makes before queueing the scoring)
+    is False for a non-finite annulus pixel, True for one outside the annulus, and
+    ``annulus_snr`` gives the same numbers with it as without."""
+    from lensaudit.injection.annulus import AnnulusFinite, annulus_snr
+
+    rng = np.random.default_rng(6)
+    x = torch.from_numpy(rng.normal(size=(4, 3, 101, 101)).astype(np.float32))
+    assert bool(AnnulusFinite(x))
+    y = x.clone()
+    y[1, 2, 50, 50 + 10] = float("nan")  # r = 10 px: inside the 4-16 px annulus
+    assert not bool(AnnulusFinite(y))
+    z = x.clone()
+    z[2, 0, 0, 0] = float("inf")  # the corner: outside it
+    z[3, 1, 50, 50] = float("nan")  # the centre: inside r < 4 px
+    assert bool(AnnulusFinite(z))
+    sigma = torch.ones(4, 3, dtype=torch.float64)
+    for s in (x, y, z):
+        assert torch.equal(torch.nan_to_num(annulus_snr(s, sigma, finite=AnnulusFinite(s)), nan=-9.0),
+                           torch.nan_to_num(annulus_snr(s, sigma), nan=-9.0))
+
+
+def test_stream_reads_ahead_in_slices_with_the_same_numbers(tmp_path, monkeypatch):
+    """Several groups read ahead, each by several threads in slices, give the numbers of one
+    group read at a time by one thread."""
+    import lensaudit.selection.stream as S
+
+    hosts, reader = _store(tmp_path)
+    plan, params = _plan(hosts, per_cell=2)
+    model = _Tiny().eval()
+    monkeypatch.setattr(S, "READ_THREADS", 3)
+    monkeypatch.setattr(S, "PREFETCH_GROUPS", 2)
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 8)
+    ahead = S.stream_inject_and_score(model, reader, hosts, plan, params, 64, "cpu", 5, group_rows=3, chunk=4)
+    monkeypatch.setattr(S, "READ_THREADS", 1)
+    monkeypatch.setattr(S, "PREFETCH_GROUPS", 1)
+    one = S.stream_inject_and_score(model, reader, hosts, plan, params, 64, "cpu", 5, group_rows=3, chunk=4)
+    assert len(S.host_groups(plan, 3)) == 3  # (three PSF bins: groups beyond the first read ahead)
+    pd.testing.assert_frame_equal(ahead, one)

@@ -102,16 +102,45 @@ def outer_sigma(stamps: torch.Tensor) -> torch.Tensor:
     return 1.4826 * nanmedian_last((outer - m[..., None]).abs())
 
 
-def annulus_snr(stamps: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+class AnnulusFinite:
+    """Whether every annulus pixel of (N, C, H, W) stamps is finite, read back late: on a GPU
+    the flag is copied to pinned host memory behind an event when the stamps are made, and
+    ``bool()`` waits only for that event, so a caller that queues more work (e.g. the scoring)
+    before asking keeps the device busy while it decides (``annulus_snr``'s ``finite``); off a
+    GPU it is computed when asked (the CPU path never asks)."""
+
+    def __init__(self, stamps: torch.Tensor):
+        self._stamps, self._event = stamps, None
+        if stamps.is_cuda:
+            self._flag = torch.empty((), dtype=torch.bool, pin_memory=True)
+            self._flag.copy_(self._compute(), non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+            self._stamps = None
+
+    def _compute(self) -> torch.Tensor:
+        n, c, h, w = self._stamps.shape
+        return torch.isfinite(self._stamps.reshape(n, c, h * w)[:, :, _geometry_on(h, str(self._stamps.device))[1]]).all()
+
+    def __bool__(self) -> bool:
+        if self._event is None:
+            return bool(self._compute())
+        self._event.synchronize()
+        return bool(self._flag)
+
+
+def annulus_snr(stamps: torch.Tensor, sigma: torch.Tensor | None = None,
+                finite: AnnulusFinite | None = None) -> torch.Tensor:
     """(N, 3) integrated annulus S/N of (N, 3, H, W) stamps in nmgy/pixel (any device).
-    ``sigma`` (N, 3): the per-pixel noise to divide by; default ``outer_sigma(stamps)``."""
+    ``sigma`` (N, 3): the per-pixel noise to divide by; default ``outer_sigma(stamps)``.
+    ``finite``: ``AnnulusFinite(stamps)`` made earlier (else checked here, a host sync on a GPU)."""
     n, c, h, w = stamps.shape
     pad, ann_idx, ann_ring, _ = _geometry_on(h, str(stamps.device))
     flat = stamps.reshape(n, c, h * w)
     ann = flat[:, :, ann_idx]  # the annulus = the union of its 1-px rings, in the stamps' dtype
     if ann.is_cuda and RING_MEDIANS_SORTED:
         med = ring_medians_sorted(flat)
-    elif ann.is_cuda and bool(torch.isfinite(ann).all()):  # ring by ring at its own width: no NaN padding to sort
+    elif ann.is_cuda and bool(AnnulusFinite(stamps) if finite is None else finite):  # ring by ring at its own width
         # selected in the stamps' dtype, averaged in float64 (exact)
         med = torch.stack([median_last_finite(flat[:, :, ring], torch.float64) for ring in _ring_index(h, str(ann.device))],
                           dim=-1)

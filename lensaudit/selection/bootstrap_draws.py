@@ -14,6 +14,7 @@ draw then serves every operating threshold.  The numbers are those of drawing at
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -54,6 +55,7 @@ class BootstrapDraws:
     def __init__(self, counts, seed: int, n_boot: int, device, background: bool = False,
                  threads: int | None = None):
         self.seed, self.n_boot, self.device = int(seed), int(n_boot), torch.device(device)
+        self.clock: dict[str, float] = {"start": time.perf_counter()}  # perf_counter at start, drawn, uploaded
         cpus = os.cpu_count() or 1
         self._threads = threads or max(1, min(BACKGROUND_DRAW_THREADS if background else RAW_DRAW_THREADS, cpus))
         if background:
@@ -90,7 +92,10 @@ class BootstrapDraws:
             for i in range(len(cells)):
                 draw(i)
         offsets = {c: (int(s), int(n)) for c, s, n in zip(cells, starts, lengths)}
-        return _upload(flat, self.device), offsets
+        self.clock["drawn"] = time.perf_counter()
+        out = _upload(flat, self.device)
+        self.clock["uploaded"] = time.perf_counter()
+        return out, offsets
 
     def matches(self, seed: int, n_boot: int, device) -> bool:
         return self.seed == int(seed) and self.n_boot == int(n_boot) and self.device == torch.device(device)

@@ -105,6 +105,7 @@ def _bootstrap_torch(jobs: list, device, n_boot: int, seed: int, draws: Bootstra
     the same numbers."""
     import torch
 
+    from lensaudit.device_upload import to_device
     from lensaudit.selection.bootstrap_draws import BootstrapDraws
 
     if sys.byteorder != "little":  # the uint32 view assumes little-endian
@@ -116,19 +117,24 @@ def _bootstrap_torch(jobs: list, device, n_boot: int, seed: int, draws: Bootstra
     by_m: dict[int, list[int]] = {}
     for i, j in enumerate(todo):
         by_m.setdefault(len(j[1]), []).append(i)
-    stats: dict[int, tuple | None] = {}
+    order, parts = [], []  # every host count's work queued on the device, then one transfer (no sync per count)
     for m, members in by_m.items():
         x = draws.rows([todo[i][0] for i in members], m * n_boot)
         prod = (x.long() & 0xFFFFFFFF) * m  # < 2^63
-        redraw = ((prod & 0xFFFFFFFF) < (2**32 - m) % m).any(dim=1).cpu().numpy()
-        codes = torch.from_numpy(np.stack([(todo[i][2].astype(np.int64) << 32) | todo[i][1].astype(np.int64)
-                                           for i in members])).to(device)
+        redraw = ((prod & 0xFFFFFFFF) < (2**32 - m) % m).any(dim=1)
+        codes = to_device(np.stack([(todo[i][2].astype(np.int64) << 32) | todo[i][1].astype(np.int64)
+                                    for i in members]), device)
         s = torch.gather(codes, 1, prod >> 32).view(len(members), n_boot, m).sum(dim=2)
-        c = ((s & 0xFFFFFFFF).double() / (s >> 32).double()).cpu().numpy()
+        parts.append(torch.cat([(s & 0xFFFFFFFF).double() / (s >> 32).double(), redraw.double()[:, None]], dim=1))
+        order += members
+    stats: dict[int, tuple | None] = {}
+    if parts:
+        both = torch.cat(parts).cpu().numpy()
+        c = np.ascontiguousarray(both[:, :n_boot])  # resampled completeness, one row per cell
         lo, hi = np.percentile(c, [2.5, 97.5], axis=1)
         var = c.var(axis=1, ddof=1)
-        for r, i in enumerate(members):
-            stats[todo[i][0]] = None if redraw[r] else (lo[r], hi[r], var[r])
+        for r, i in enumerate(order):
+            stats[todo[i][0]] = None if both[r, n_boot] else (lo[r], hi[r], var[r])
     rows = []
     for j, o in zip(jobs, ok):
         st = stats.get(j[0]) if o else None

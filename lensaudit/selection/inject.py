@@ -35,7 +35,7 @@ from lensaudit.injection.prior import draw_clumps, draw_source_and_lens, injecti
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
 from lensaudit.injection.render import render_arcs
-from lensaudit.injection.annulus import annulus_snr, outer_sigma
+from lensaudit.injection.annulus import AnnulusFinite, annulus_snr, outer_sigma
 from lensaudit.injection.visibility import matched_snr, noise_correlation_factor
 from lensaudit.selection.psfex_psfs import PsfexPsfs, sigma_pix_from_kernels
 from lensaudit.survey.photometry import mw_transmission
@@ -103,9 +103,11 @@ def draw_parameters(plan: pd.DataFrame, hosts: pd.DataFrame, seed: int) -> pd.Da
     d["theta_e_arcsec"] = theta
     d["src_x_arcsec"], d["src_y_arcsec"] = d["src_x_arcsec"] * scale, d["src_y_arcsec"] * scale
     params = pd.DataFrame(d, index=plan.index)
-    h = hosts.set_index("galaxy_id").loc[plan["galaxy_id"]]
+    pos = pd.Index(hosts["galaxy_id"]).get_indexer(plan["galaxy_id"])
+    if (pos < 0).any():
+        raise ValueError("plan names hosts that are not in the host table")
     for b in BANDS:
-        params[f"psf_fwhm_{b}_arcsec"] = h[f"psfsize_{b}"].to_numpy(float)
+        params[f"psf_fwhm_{b}_arcsec"] = hosts[f"psfsize_{b}"].to_numpy(float)[pos]
     params["moffat_beta"] = MOFFAT_BETA
     return params
 
@@ -342,11 +344,12 @@ def inject_and_score_tensor(model, host_stamps: torch.Tensor, host_pos: np.ndarr
         clock.start()
         stamps, signal, sig, host, arc, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device,
                                                            gen, null, compiled, clock, variant, psf, fused)
+        finite = AnnulusFinite(signal)  # read after the scoring is queued: the device stays busy meanwhile
         logit = score_stamps(model, stamps, crop, device, compiled=compiled_detector, bf16=detector_bf16)
         clock.stop("preprocess_score")
         pos_t = to_device(host_pos[s:s + chunk], host_sigma_all.device)
         host_sigma, corr = host_sigma_all[pos_t], corr_all[pos_t]
-        snr = annulus_snr(signal, sigma=host_sigma)
+        snr = annulus_snr(signal, sigma=host_sigma, finite=finite)
         matched = matched_snr(arc, host_sigma, corr)
         rms = torch.sqrt(signal.to(torch.float64, copy=True).square_().mean(dim=(1, 2, 3)))  # squared in place on the copy
         parts.append(torch.cat([logit.double()[:, None], res.magnification.double()[:, None], snr.double(),
