@@ -168,6 +168,9 @@ def main() -> None:
     ap.add_argument("--read-threads", type=int, default=None,
                     help="threads reading each host group (stream.READ_THREADS; 1 with --prefetch-groups 1: the previous path)")
     ap.add_argument("--prefetch-groups", type=int, default=None, help="host groups read ahead (stream.PREFETCH_GROUPS)")
+    ap.add_argument("--pinned-group-uploads", action="store_true",
+                    help="each host group read into pinned memory and copied by the main thread (previous path), "
+                         "not uploaded by the loader thread on a side stream (stream.UPLOAD_BESIDE)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
                     help="one more run without stage syncs under torch.profiler: top operators, device busy time")
@@ -192,6 +195,7 @@ def main() -> None:
 
     _stream.READ_THREADS = ns.read_threads or _stream.READ_THREADS
     _stream.PREFETCH_GROUPS = ns.prefetch_groups or _stream.PREFETCH_GROUPS
+    _stream.UPLOAD_BESIDE = not ns.pinned_group_uploads
     dev = ns.device
     rng = np.random.default_rng(0)
     store = Path(tempfile.mkdtemp(prefix="bench_sel_"))
@@ -205,7 +209,7 @@ def main() -> None:
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
           f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD} "
           f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16} read_threads={_stream.READ_THREADS} "
-          f"prefetch_groups={_stream.PREFETCH_GROUPS}")
+          f"prefetch_groups={_stream.PREFETCH_GROUPS} upload_beside={_stream.UPLOAD_BESIDE}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     PROFILE_AGGREGATE = ns.profile_aggregate
