@@ -165,12 +165,6 @@ def main() -> None:
                     help="the annulus S/N's ring medians by one batched sort without a host sync "
                          "(annulus.ring_medians_sorted) instead of one torch.median per ring")
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
-    ap.add_argument("--read-threads", type=int, default=None,
-                    help="threads reading each host group (stream.READ_THREADS; 1 with --prefetch-groups 1: the previous path)")
-    ap.add_argument("--prefetch-groups", type=int, default=None, help="host groups read ahead (stream.PREFETCH_GROUPS)")
-    ap.add_argument("--pinned-group-uploads", action="store_true",
-                    help="each host group read into pinned memory and copied by the main thread (previous path), "
-                         "not uploaded by the loader thread on a side stream (stream.UPLOAD_BESIDE)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
                     help="one more run without stage syncs under torch.profiler: top operators, device busy time")
@@ -191,11 +185,6 @@ def main() -> None:
     from lensaudit.injection import annulus as _annulus
 
     _annulus.RING_MEDIANS_SORTED = ns.sorted_ring_medians
-    from lensaudit.selection import stream as _stream
-
-    _stream.READ_THREADS = ns.read_threads or _stream.READ_THREADS
-    _stream.PREFETCH_GROUPS = ns.prefetch_groups or _stream.PREFETCH_GROUPS
-    _stream.UPLOAD_BESIDE = not ns.pinned_group_uploads
     dev = ns.device
     rng = np.random.default_rng(0)
     store = Path(tempfile.mkdtemp(prefix="bench_sel_"))
@@ -208,8 +197,7 @@ def main() -> None:
     n = 385 * ns.n_per_cell
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
           f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD} "
-          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16} read_threads={_stream.READ_THREADS} "
-          f"prefetch_groups={_stream.PREFETCH_GROUPS} upload_beside={_stream.UPLOAD_BESIDE}")
+          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     PROFILE_AGGREGATE = ns.profile_aggregate
@@ -219,7 +207,8 @@ def main() -> None:
         t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, staged, ns.fused)
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items()
                            if k not in ("total", "peak_gpu_gib") and not k.startswith("at_"))
-        stages += "; " + ", ".join(f"{k[3:]} at {v:.2f} s" for k, v in t.items() if k.startswith("at_"))
+        moments = ", ".join(f"{k[3:]} at {v:.2f} s" for k, v in t.items() if k.startswith("at_"))
+        stages += f"; {moments}" if moments else ""
         what = "stages synchronised" if staged else "no stage syncs"
         print(f"{what}: {n:,} injections end to end in {t['total']:.2f} s ({n / t['total']:,.0f}/s); {stages}; "
               f"peak GPU memory {t.get('peak_gpu_gib', 0):.1f} GiB")

@@ -312,21 +312,3 @@ def test_annulus_finite_flag_sees_only_the_annulus_and_gives_the_same_snr():
         assert torch.equal(torch.nan_to_num(annulus_snr(s, sigma, finite=AnnulusFinite(s)), nan=-9.0),
                            torch.nan_to_num(annulus_snr(s, sigma), nan=-9.0))
 
-
-def test_stream_reads_ahead_in_slices_with_the_same_numbers(tmp_path, monkeypatch):
-    """Several groups read ahead, each by several threads in slices, give the numbers of one
-    group read at a time by one thread."""
-    import lensaudit.selection.stream as S
-
-    hosts, reader = _store(tmp_path)
-    plan, params = _plan(hosts, per_cell=2)
-    model = _Tiny().eval()
-    monkeypatch.setattr(S, "READ_THREADS", 3)
-    monkeypatch.setattr(S, "PREFETCH_GROUPS", 2)
-    monkeypatch.setattr(S.os, "cpu_count", lambda: 8)
-    ahead = S.stream_inject_and_score(model, reader, hosts, plan, params, 64, "cpu", 5, group_rows=3, chunk=4)
-    monkeypatch.setattr(S, "READ_THREADS", 1)
-    monkeypatch.setattr(S, "PREFETCH_GROUPS", 1)
-    one = S.stream_inject_and_score(model, reader, hosts, plan, params, 64, "cpu", 5, group_rows=3, chunk=4)
-    assert len(S.host_groups(plan, 3)) == 3  # (three PSF bins: groups beyond the first read ahead)
-    pd.testing.assert_frame_equal(ahead, one)

@@ -3,14 +3,11 @@
 The plan's rows are ordered by the (PSF, depth) bin of their host (a host belongs to one
 bin, so each bin's injections need only that bin's hosts) and cut, at bin boundaries, into
 groups of at least ``group_rows`` injections.  Per group: its hosts are read from the
-cutout store (``READ_THREADS`` threads, each a slice of the group's hosts) and, on a GPU,
-uploaded on a side stream (``device_upload.to_device_beside``, from one reused pageable
-buffer: no pinned allocation while the device works) by a background thread, up to
-``PREFETCH_GROUPS`` groups ahead of the group the device works on (``host_load`` counts
-only the wait); scored without an arc (``host_logit``), and ``inject_and_score`` runs on the
-group's injections (arc noise seeded by (seed, group number)) in equal chunks of at most
-``chunk`` rows.  Memory stays bounded by the largest group: 1 + ``PREFETCH_GROUPS`` groups'
-stamps on the device, one in host memory, the plan and the per-injection results on the host.
+cutout store into pinned host memory by a background thread while the device works on
+the previous group (``host_load`` counts only the wait), copied to the device, scored
+without an arc (``host_logit``), and ``inject_and_score`` runs on the group's injections
+(arc noise seeded by (seed, group number)) in equal chunks of at most ``chunk`` rows.  Memory stays bounded by the largest group:
+the group's stamps on the device, the plan and the per-injection results on the host.
 
 Results are those of ``inject_and_score`` plus ``host_logit``, in plan order (index 0 .. N-1).  The same
 seed, plan and ``group_rows`` give the same numbers; another ``group_rows`` redraws the
@@ -19,7 +16,6 @@ arc noise (the noise stream is per group).
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,16 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lensaudit.device_upload import to_device, to_device_beside
+from lensaudit.device_upload import to_device
 from lensaudit.selection.adversarial import score_batches_on_device
 from lensaudit.selection.grid import DEPTH
 from lensaudit.selection.inject import inject_and_score_tensor, result_frame
-
-READ_THREADS = 8  # threads reading one group's hosts (numpy copies out of the memory-mapped shards release the GIL)
-PREFETCH_GROUPS = 2  # groups read ahead of the one on the device (the first group's read is not hidden)
-#: on a GPU, the loader thread uploads each group on a side stream (False: into pinned host memory,
-#: copied by the main thread: the previous path, ``bench_selection.py --pinned-group-uploads``)
-UPLOAD_BESIDE = True
 
 
 def host_groups(plan: pd.DataFrame, group_rows: int) -> list[np.ndarray]:
@@ -81,44 +71,22 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
         raise ValueError("plan names hosts that are not in the host table")
     size = (reader.bands, reader.size, reader.size)
 
-    beside = cuda and UPLOAD_BESIDE
-    staging: list[np.ndarray] = []  # the loader's pageable buffer, reused group after group (``beside``)
-
-    def load(rows: np.ndarray, readers: ThreadPoolExecutor):
-        """(hosts' positions, each row's host, the hosts' stamps (on the device when ``beside``,
-        else in pinned host memory on a GPU), the rows' parameters, the hosts' rows)."""
+    def load(rows: np.ndarray):
         uniq, inv = np.unique(all_pos[rows], return_inverse=True)
-        if beside:
-            if not staging or len(staging[0]) < len(uniq):
-                staging[:] = [np.empty((max(len(uniq), largest), *size), np.float32)]
-            arr = staging[0][:len(uniq)]
-        else:
-            buf = torch.empty((len(uniq), *size), dtype=torch.float32, pin_memory=cuda)
-            arr = buf.numpy()
-        index = hosts.iloc[uniq].assign(cutout_ok=True)
-        cuts = np.linspace(0, len(uniq), min(n_read, len(uniq)) + 1).astype(int)
-        list(readers.map(lambda i, o: reader.read(i, out=o), [index.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:])],
-                         [arr[a:b] for a, b in zip(cuts[:-1], cuts[1:])]))
-        if beside:  # finished on the side stream before returning: the buffer is free for the next group
-            buf = to_device_beside(torch.from_numpy(arr), device)
-        return uniq, inv, buf, params.iloc[rows].reset_index(drop=True), hosts.iloc[uniq].reset_index(drop=True)
+        buf = torch.empty((len(uniq), *size), dtype=torch.float32, pin_memory=cuda)
+        reader.read(hosts.iloc[uniq].assign(cutout_ok=True), out=buf.numpy())
+        return uniq, inv, buf
 
     groups = host_groups(plan, group_rows)
-    largest = max((len(np.unique(all_pos[rows])) for rows in groups), default=0)
-    n_read = max(1, min(READ_THREADS, os.cpu_count() or 1))
     idx, vals = [], []  # per group: plan rows, (rows, 13) float64 results on the device (one transfer at the end)
-    with ThreadPoolExecutor(1) as loader, ThreadPoolExecutor(n_read) as readers:
-        ahead = [loader.submit(load, rows, readers) for rows in groups[:1 + PREFETCH_GROUPS]]
+    with ThreadPoolExecutor(1) as pool:
+        nxt = pool.submit(load, groups[0]) if groups else None
         for g, rows in enumerate(groups):
             t0 = time.perf_counter()
-            uniq, inv, buf, group_params, group_hosts = ahead.pop(0).result()
-            if g + 1 + PREFETCH_GROUPS < len(groups):
-                ahead.append(loader.submit(load, groups[g + 1 + PREFETCH_GROUPS], readers))
-            if beside:
-                stamps = buf
-                stamps.record_stream(torch.cuda.current_stream(stamps.device))  # made on the side stream, used on this one
-            else:
-                stamps = buf.to(device, non_blocking=True)  # pinned: the host runs on (the buffer lives until the loop moves on)
+            uniq, inv, buf = nxt.result()
+            if g + 1 < len(groups):
+                nxt = pool.submit(load, groups[g + 1])
+            stamps = buf.to(device, non_blocking=True)  # pinned: the host runs on (the buffer lives until the loop moves on)
             if timings is not None:
                 sync()
             t["host_load"] = t.get("host_load", 0.0) + time.perf_counter() - t0
@@ -128,7 +96,8 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
             if timings is not None:
                 sync()
             t["host_score"] = t.get("host_score", 0.0) + time.perf_counter() - t0
-            v = inject_and_score_tensor(model, stamps, inv, group_params, group_hosts, crop, device, group_seed(seed, g),
+            v = inject_and_score_tensor(model, stamps, inv, params.iloc[rows].reset_index(drop=True),
+                                        hosts.iloc[uniq].reset_index(drop=True), crop, device, group_seed(seed, g),
                                         chunk=-(-len(rows) // -(-len(rows) // chunk)), compiled=compiled,
                                         timings=timings, psf=psf, fused=fused, compiled_detector=compiled_detector,
                                         detector_bf16=detector_bf16)
@@ -137,8 +106,8 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
     if not idx:
         return pd.DataFrame(columns=["host_logit"])
     t0 = time.perf_counter()
-    rows = np.concatenate(idx)  # a permutation of the plan's positions (the groups partition them)
-    v = torch.cat(vals)[to_device(np.argsort(rows), vals[0].device)].cpu().numpy()  # put in plan order on the device
+    placed = np.concatenate(idx)  # a permutation of the plan's positions (the groups partition them)
+    v = torch.cat(vals)[to_device(np.argsort(placed), vals[0].device)].cpu().numpy()  # put in plan order on the device
     res = result_frame(v[:, :12])
     res["host_logit"] = v[:, 12]
     if timings is not None:
