@@ -312,3 +312,17 @@ def test_annulus_finite_flag_sees_only_the_annulus_and_gives_the_same_snr():
         assert torch.equal(torch.nan_to_num(annulus_snr(s, sigma, finite=AnnulusFinite(s)), nan=-9.0),
                            torch.nan_to_num(annulus_snr(s, sigma), nan=-9.0))
 
+
+
+def test_draw_parameters_takes_each_host_psf_and_names_an_unknown_host(tmp_path):
+    """Each injection's PSF FWHM is its own host's (found by position), and a plan naming a host
+    that the host table lacks is a clear error."""
+    from lensaudit.selection.inject import draw_parameters
+
+    hosts, _ = _store(tmp_path)
+    plan, params = _plan(hosts, per_cell=2)
+    own = hosts.set_index("galaxy_id").loc[plan["galaxy_id"]]
+    for b in "grz":
+        assert np.array_equal(params[f"psf_fwhm_{b}_arcsec"].to_numpy(), own[f"psfsize_{b}"].to_numpy(float))
+    with pytest.raises(ValueError, match="not in the host table"):
+        draw_parameters(plan.assign(galaxy_id=plan.galaxy_id.where(plan.index > 0, "nobody")), hosts, seed=3)
