@@ -291,11 +291,11 @@ def test_sorted_ring_medians_equal_the_per_ring_and_nan_medians():
     assert torch.equal(ring_medians_sorted(finite), per_ring)
 
 
-def test_annulus_finite_flag_sees_only_the_annulus_and_gives_the_same_snr():
-    """``AnnulusFinite`` (the flag ``inject_and_score_tensor`` makes before queueing the scoring)
-    is False for a non-finite annulus pixel, True for one outside the annulus, and
-    ``annulus_snr`` gives the same numbers with it as without."""
-    from lensaudit.injection.annulus import AnnulusFinite, annulus_snr
+def test_annulus_finite_flag_sees_only_the_annulus():
+    """``AnnulusFinite`` (the flag ``inject_and_score_tensor`` makes before queueing the scoring,
+    which picks ``annulus_snr``'s ring-median path on a GPU) is False for a non-finite annulus
+    pixel and True for non-finite pixels outside the annulus."""
+    from lensaudit.injection.annulus import AnnulusFinite
 
     rng = np.random.default_rng(6)
     x = torch.from_numpy(rng.normal(size=(4, 3, 101, 101)).astype(np.float32))
@@ -307,11 +307,6 @@ def test_annulus_finite_flag_sees_only_the_annulus_and_gives_the_same_snr():
     z[2, 0, 0, 0] = float("inf")  # the corner: outside it
     z[3, 1, 50, 50] = float("nan")  # the centre: inside r < 4 px
     assert bool(AnnulusFinite(z))
-    sigma = torch.ones(4, 3, dtype=torch.float64)
-    for s in (x, y, z):
-        assert torch.equal(torch.nan_to_num(annulus_snr(s, sigma, finite=AnnulusFinite(s)), nan=-9.0),
-                           torch.nan_to_num(annulus_snr(s, sigma), nan=-9.0))
-
 
 
 def test_draw_parameters_takes_each_host_psf_and_names_an_unknown_host(tmp_path):
