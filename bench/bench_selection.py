@@ -106,7 +106,7 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
         pstats.Stats(prof).sort_stats("tottime").print_stats(14)
     t["total"] = time.perf_counter() - t0
     if draws is not None:  # when the background draws were on the device, against the stream's end
-        t["at_draws_ready"] = draws.clock.get("uploaded", float("nan")) - t0  # NaN: not finished (never waited for)
+        t["at_draws_ready"] = (draws.ready_at or float("nan")) - t0  # NaN: not finished (never waited for)
     LAST.update(rec=rec, threshold=float(np.quantile(host_logits, 0.99)), table=table)
     assert len(table) == 385 and ((table["n"] + table["n_host_fp"]) == n_per_cell).all(), table["n"].describe()
     if dev.startswith("cuda"):

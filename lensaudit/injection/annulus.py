@@ -140,7 +140,7 @@ def annulus_snr(stamps: torch.Tensor, sigma: torch.Tensor | None = None,
     ann = flat[:, :, ann_idx]  # the annulus = the union of its 1-px rings, in the stamps' dtype
     if ann.is_cuda and RING_MEDIANS_SORTED:
         med = ring_medians_sorted(flat)
-    elif ann.is_cuda and bool(AnnulusFinite(stamps) if finite is None else finite):  # ring by ring at its own width
+    elif ann.is_cuda and bool(torch.isfinite(ann).all() if finite is None else finite):  # ring by ring at its own width
         # selected in the stamps' dtype, averaged in float64 (exact)
         med = torch.stack([median_last_finite(flat[:, :, ring], torch.float64) for ring in _ring_index(h, str(ann.device))],
                           dim=-1)
