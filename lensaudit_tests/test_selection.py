@@ -130,6 +130,55 @@ def test_plan_is_deterministic_and_records_reuse():
     pd.testing.assert_frame_equal(par, draw_parameters(p1, hosts, seed=1))
 
 
+def test_plan_follows_its_rule_cell_by_cell_and_the_overlapped_draws_equal_the_sequential():
+    """The plan, built bin by bin, is the documented rule written out cell by cell: in grid
+    order, each cell of a bin that holds hosts cycles through them in the stable order of
+    splitmix64(sha256("<galaxy_id>:<seed>")[:8] ^ (cell + 1) x golden ratio); ids c<cell>-<k>.
+    ``plan_and_parameters`` (the prior's draws in a thread) gives the sequential numbers; a
+    prior drawn for another row count is a clear error."""
+    import hashlib
+
+    from lensaudit.selection.inject import draw_parameters, plan_and_parameters, plan_injections
+
+    rng = np.random.default_rng(5)
+    n = 60
+    hosts = pd.DataFrame({"galaxy_id": [f"g{i:03d}" for i in rng.permutation(n)],
+                          "psf_bin": rng.integers(-1, 3, n), "depth_bin": rng.integers(0, 2, n),
+                          "psfsize_g": 1.3, "psfsize_r": 1.2, "psfsize_z": 1.1})
+    per_cell, seed = 9, 4
+    plan = plan_injections(hosts, per_cell, seed)
+
+    def mix(z):
+        with np.errstate(over="ignore"):
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            return z ^ (z >> np.uint64(31))
+
+    rows = []
+    for c in cells().itertuples(index=False):
+        ids = hosts[(hosts.psf_bin == c.psf_bin) & (hosts.depth_bin == c.depth_bin)].galaxy_id.to_numpy()
+        if not len(ids):
+            continue
+        key = np.array([int.from_bytes(hashlib.sha256(f"{g}:{seed}".encode()).digest()[:8], "big") for g in ids],
+                       dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            order = np.argsort(mix(key ^ (np.uint64(c.cell + 1) * np.uint64(0x9E3779B97F4A7C15))), kind="stable")
+        rows += [(f"c{c.cell:03d}-{k:05d}", c.cell, c.theta_e_bin, c.psf_bin, c.depth_bin, ids[order][k % len(ids)],
+                  k // len(ids)) for k in range(per_cell)]
+    ref = pd.DataFrame(rows, columns=list(plan.columns))
+    for col in ("cell", "theta_e_bin", "psf_bin", "depth_bin", "host_use"):
+        ref[col] = ref[col].astype(np.int64)
+    assert plan.cell.nunique() == 11 * len(hosts[hosts.psf_bin >= 0][["psf_bin", "depth_bin"]].drop_duplicates())
+    pd.testing.assert_frame_equal(plan, ref)
+    both = plan_and_parameters(hosts, per_cell, seed)
+    pd.testing.assert_frame_equal(both[0], plan)
+    pd.testing.assert_frame_equal(both[1], draw_parameters(plan, hosts, seed))
+    with pytest.raises(ValueError, match="prior draws for"):
+        from lensaudit.selection.inject import _prior_draws
+
+        draw_parameters(plan, hosts, seed, prior=_prior_draws(len(plan) - 1, seed))
+
+
 def test_annulus_statistic_is_unbiased_on_noise_and_blind_to_full_rings():
     from lensaudit.injection.realism import annulus_stats
     from lensaudit.injection.annulus import annulus_snr

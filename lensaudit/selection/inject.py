@@ -19,9 +19,12 @@ so a control is never bit-identical to its host (DESIGN s3 "Adversarial gates").
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -45,58 +48,67 @@ from lensaudit.survey.instrument import BANDS, MOFFAT_BETA, MOFFAT_BETA_BRACKETS
 
 
 def _host_keys(ids: np.ndarray, seed: int) -> np.ndarray:
-    """(N,) uint64: the first 8 bytes of sha256("<galaxy_id>:<seed>") of each host, once per host."""
-    return np.array([int.from_bytes(hashlib.sha256(f"{g}:{seed}".encode()).digest()[:8], "big") for g in ids],
-                    dtype=np.uint64)
+    """(N,) uint64: the first 8 bytes of sha256("<galaxy_id>:<seed>") of each host (big-endian), once per host."""
+    digests = b"".join([hashlib.sha256(f"{g}:{seed}".encode()).digest()[:8] for g in ids])
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
 
-def _cell_order(host_keys: np.ndarray, cell: int) -> np.ndarray:
-    """A seeded hash order of a cell's hosts: splitmix64(host key ^ (cell + 1) x golden ratio),
-    vectorised (one sha256 per host, not per host and cell)."""
+def _cell_orders(host_keys: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """(len(cell), N): row i is a seeded hash order of the hosts for cell ``cell[i]``:
+    splitmix64(host key ^ (cell + 1) x golden ratio), stably sorted (one sha256 per host, not
+    per host and cell; the cells of a bin sorted together, row by row)."""
     with np.errstate(over="ignore"):
-        z = host_keys ^ (np.uint64(cell + 1) * np.uint64(0x9E3779B97F4A7C15))
+        z = host_keys[None, :] ^ ((np.asarray(cell, dtype=np.uint64) + np.uint64(1))
+                                  * np.uint64(0x9E3779B97F4A7C15))[:, None]
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
-    return np.argsort(z, kind="stable")
+    return np.argsort(z, axis=1, kind="stable")
 
 
 def plan_injections(hosts: pd.DataFrame, n_per_cell: int, seed: int) -> pd.DataFrame:
-    """One row per injection: cell, host (cycled in a seeded hash order through the hosts
-    of the cell's PSF/depth bin, ``_cell_order``; ``host_use`` counts reuses) and a stable
-    injection_id.  Cells whose bin holds no host get no rows (n = 0 in the table).
-    Built column-wise (numpy), one DataFrame at the end: 10M rows in seconds."""
+    """One row per injection, cells in grid order: cell, host (cycled in a seeded hash order
+    through the hosts of the cell's PSF/depth bin, ``_cell_orders``; ``host_use`` counts reuses)
+    and a stable injection_id ``c<cell>-<k>``.  Cells whose bin holds no host get no rows (n = 0
+    in the table).  Built column-wise (numpy), bin by bin, one DataFrame at the end: 10M rows in seconds."""
     grid = cells()
     usable = hosts[(hosts["psf_bin"] >= 0) & (hosts["depth_bin"] >= 0)]
-    by_bin = {k: g["galaxy_id"].to_numpy() for k, g in usable.groupby(["psf_bin", "depth_bin"])}
-    keys = {k: _host_keys(v, seed) for k, v in by_bin.items()}
+    by_bin = {(int(p), int(d)): g["galaxy_id"].to_numpy() for (p, d), g in usable.groupby(["psf_bin", "depth_bin"])}
+    names = ["injection_id", "cell", "theta_e_bin", "psf_bin", "depth_bin", "galaxy_id", "host_use"]
+    kept = grid[[(p, d) in by_bin for p, d in zip(grid["psf_bin"], grid["depth_bin"])]].reset_index(drop=True)
+    if not len(kept):
+        return pd.DataFrame(columns=names)
     j = np.arange(n_per_cell)
+    galaxy = np.empty((len(kept), n_per_cell), dtype=object)
+    use = np.empty((len(kept), n_per_cell), dtype=np.int64)
+    for (p, d), rows in kept.groupby(["psf_bin", "depth_bin"]).indices.items():
+        ids = by_bin[(int(p), int(d))]
+        order = _cell_orders(_host_keys(ids, seed), kept["cell"].to_numpy()[rows])
+        galaxy[rows] = ids[order[:, j % len(ids)]]
+        use[rows] = j // len(ids)
     suffix = [f"-{k:05d}" for k in j]
-    cols = {"injection_id": [], "cell": [], "theta_e_bin": [], "psf_bin": [], "depth_bin": [], "galaxy_id": [],
-            "host_use": []}
-    for c in grid.itertuples(index=False):
-        ids = by_bin.get((c.psf_bin, c.depth_bin))
-        if ids is None or not len(ids):
-            continue
-        ids = ids[_cell_order(keys[(c.psf_bin, c.depth_bin)], c.cell)]
-        prefix = f"c{c.cell:03d}"
-        cols["injection_id"].append(np.array([prefix + x for x in suffix], dtype=object))
-        for k in ("cell", "theta_e_bin", "psf_bin", "depth_bin"):
-            cols[k].append(np.full(n_per_cell, getattr(c, k), dtype=np.int64))
-        cols["galaxy_id"].append(ids[j % len(ids)])
-        cols["host_use"].append(j // len(ids))
-    if not cols["cell"]:
-        return pd.DataFrame(columns=list(cols))
-    return pd.DataFrame({k: np.concatenate(v) for k, v in cols.items()})
+    prefix = [f"c{c:03d}" for c in kept["cell"].tolist()]
+    cols = {"injection_id": np.array([c + x for c in prefix for x in suffix], dtype=object)}
+    cols.update({k: np.repeat(kept[k].to_numpy(np.int64), n_per_cell) for k in names[1:5]})
+    cols.update(galaxy_id=galaxy.ravel(), host_use=use.ravel())
+    return pd.DataFrame(cols)
 
 
-def draw_parameters(plan: pd.DataFrame, hosts: pd.DataFrame, seed: int) -> pd.DataFrame:
+def _prior_draws(n: int, seed: int) -> tuple[np.random.Generator, dict[str, np.ndarray]]:
+    """The generator of ``draw_parameters`` and its first ``n`` prior draws (they need only the row count)."""
+    rng = np.random.default_rng(injection_seed(seed, "completeness"))
+    return rng, draw_source_and_lens(rng, n)
+
+
+def draw_parameters(plan: pd.DataFrame, hosts: pd.DataFrame, seed: int, prior=None) -> pd.DataFrame:
     """Prior draws for the injections of ``plan`` (vectorised, one generator seeded by
     ``seed`` and walked in plan order, so a fixed seed and plan give the same draws),
-    with theta_E ~ U(cell) replacing the prior's theta_E (the source offset scales with it)."""
+    with theta_E ~ U(cell) replacing the prior's theta_E (the source offset scales with it).
+    ``prior``: ``_prior_draws(len(plan), seed)`` made ahead (``plan_and_parameters``)."""
     n = len(plan)
-    rng = np.random.default_rng(injection_seed(seed, "completeness"))
-    d = draw_source_and_lens(rng, n)
+    rng, d = _prior_draws(n, seed) if prior is None else prior
+    if len(d["theta_e_arcsec"]) != n:
+        raise ValueError(f"prior draws for {len(d['theta_e_arcsec'])} rows, plan of {n}")
     tb = plan["theta_e_bin"].to_numpy(int)
     theta = rng.uniform(THETA_E.lo[tb], THETA_E.hi[tb]) if n else np.zeros(0)
     scale = theta / d["theta_e_arcsec"] if n else np.zeros(0)
@@ -110,6 +122,18 @@ def draw_parameters(plan: pd.DataFrame, hosts: pd.DataFrame, seed: int) -> pd.Da
         params[f"psf_fwhm_{b}_arcsec"] = hosts[f"psfsize_{b}"].to_numpy(float)[pos]
     params["moffat_beta"] = MOFFAT_BETA
     return params
+
+
+def plan_and_parameters(hosts: pd.DataFrame, n_per_cell: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``plan_injections(hosts, n_per_cell, seed)`` and ``draw_parameters`` of it, the prior's
+    draws (which need only the row count: ``n_per_cell`` per cell of every bin that holds a host)
+    made in a thread while the plan is built (numpy's generators release the GIL): the same numbers."""
+    usable = hosts[(hosts["psf_bin"] >= 0) & (hosts["depth_bin"] >= 0)]
+    n = n_per_cell * THETA_E.n * len(usable[["psf_bin", "depth_bin"]].drop_duplicates())
+    with ThreadPoolExecutor(1) as pool:
+        prior = pool.submit(_prior_draws, n, seed)
+        plan = plan_injections(hosts, n_per_cell, seed)
+        return plan, draw_parameters(plan, hosts, seed, prior=prior.result())
 
 
 def sigma_pix(psfdepth_ivar: torch.Tensor, fwhm_arcsec: torch.Tensor,
@@ -231,6 +255,28 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str, compiled: 
     return torch.cat(out) if out else torch.zeros(0, device=x.device)
 
 
+# on a GPU, each chunk's arcs are rendered on a side stream (``render_stream``): the renderer's host
+# synchronisations (the fused renderer learns the size of each cusp-refinement level) then wait for the
+# renderer alone, while the previous chunk's scoring and statistics keep the main stream busy; the same
+# operations on the same inputs, so the same numbers.  False: everything on one stream (the previous path)
+RENDER_SIDE_STREAM = True
+
+
+@lru_cache(maxsize=8)
+def _side_stream(device: torch.device) -> "torch.cuda.Stream":
+    return torch.cuda.Stream(device)
+
+
+def render_stream(device) -> "torch.cuda.Stream | None":
+    """The side stream ``inject_batch`` renders on for ``device``: one per CUDA device and
+    process (the caching allocator keeps a memory pool per stream), None off a GPU or without
+    ``RENDER_SIDE_STREAM``."""
+    d = torch.device(device)
+    if d.type != "cuda" or not RENDER_SIDE_STREAM:
+        return None
+    return _side_stream(torch.device("cuda", torch.cuda.current_device() if d.index is None else d.index))
+
+
 def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
     """(N, 3) Milky Way transmission of each host in g, r, z (1 where E(B-V) is absent)."""
     ebv = host_rows["ebv"].to_numpy(np.float64) if "ebv" in host_rows else np.zeros(len(host_rows))
@@ -240,7 +286,7 @@ def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
 def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
                  device: str, gen: torch.Generator, null: bool = False, compiled: bool = False,
                  clock: "_StageClock | None" = None, variant: "Variant | None" = None,
-                 psf: "PsfexPsfs | None" = None, fused: bool = False):
+                 psf: "PsfexPsfs | None" = None, fused: bool = False, side: "torch.cuda.Stream | None" = None):
     """Inject one batch: ``params`` row i into ``host_stamps[host_pos[i]]`` with the PSF, depth
     and extinction of ``host_rows.iloc[host_pos[i]]``.  Returns (injected stamps, signal = what
     was added, sigma_pix (N, 3), host stamps, the added noise-free arc, RenderResult), all on
@@ -249,7 +295,9 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     ``psf``: PSFEx injection PSFs (``selection.psfex_psfs.PsfexPsfs``) in place of the Moffat
     ones: the arc is convolved with each host's PSFEx kernels and sigma_pix comes from the
     same kernels (None: Moffat, the default).
-    ``fused``: render with the fused Triton renderer (CUDA; ``render_arcs(fused=True)``)."""
+    ``fused``: render with the fused Triton renderer (CUDA; ``render_arcs(fused=True)``).
+    ``side``: a CUDA stream to render on (``render_stream``); the rest runs on the current stream,
+    which waits for the render."""
     clock = clock or _StageClock(None, device)
     cols = {k: params[k].to_numpy(np.float64, copy=True) for k in params.columns}
     cols["supersample"] = np.full(len(params), 4.0)
@@ -257,9 +305,15 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     if variant is not None:
         cols, suppress = variant.apply(cols)
     hr = host_rows.iloc[host_pos]
-    kern = None if psf is None else torch.as_tensor(psf.kernels(hr), dtype=torch.float64, device=device)
-    res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
-                      suppress_inner=suppress, psf_kernels=kern, fused=fused)
+    with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+        kern = None if psf is None else torch.as_tensor(psf.kernels(hr), dtype=torch.float64, device=device)
+        res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
+                          suppress_inner=suppress, psf_kernels=kern, fused=fused)
+    if side is not None:  # what follows runs on the main stream, after the render, on the render's tensors
+        main = torch.cuda.current_stream(side.device)
+        main.wait_stream(side)
+        for t in (res.images, res.magnification, res.unit_lensed):
+            t.record_stream(main)
     arc = res.images * to_device(host_transmission(hr), res.images.device, res.images.dtype)[:, :, None, None]
     clock.stop("render")
     fwhm_np = hr[[f"psfsize_{b}" for b in BANDS]].to_numpy(np.float64)
@@ -339,11 +393,12 @@ def inject_and_score_tensor(model, host_stamps: torch.Tensor, host_pos: np.ndarr
                           for i in range(0, len(host_stamps), chunk)]) if len(host_stamps) else None
     clock.stop("detectability")
     parts = []  # per chunk, on the device: one transfer at the end lets the host run ahead of the device
+    side = render_stream(device)
     for s in range(0, len(params), chunk):
         p = params.iloc[s:s + chunk]
         clock.start()
         stamps, signal, sig, host, arc, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device,
-                                                           gen, null, compiled, clock, variant, psf, fused)
+                                                           gen, null, compiled, clock, variant, psf, fused, side)
         finite = AnnulusFinite(signal)  # read after the scoring is queued: the device stays busy meanwhile
         logit = score_stamps(model, stamps, crop, device, compiled=compiled_detector, bf16=detector_bf16)
         clock.stop("preprocess_score")

@@ -29,7 +29,7 @@ from lensaudit.selection.completeness import completeness_table
 from lensaudit.injection.visibility import combined, observable
 from lensaudit.selection.hosts import bin_counts, select_hosts
 from lensaudit.selection.psfex_psfs import injection_psfs
-from lensaudit.selection.inject import BRACKETS, draw_parameters, inject_and_score, plan_injections
+from lensaudit.selection.inject import BRACKETS, draw_parameters, inject_and_score, plan_and_parameters
 from lensaudit.spec import PRIMARY, SELECTION
 from lensaudit.store import partition_file, safe_join, write_parquet_atomic, atomic_path
 from lensaudit.tables import read_table
@@ -93,8 +93,7 @@ def score_selection(home: Path, profile: Profile, model, crop: int, device: str,
     with scoring_stage(model, "host", hosts["galaxy_id"]):
         host_logits = score_batches(model, host_stamps, crop, device)
     timings["host_score_s"] = time.perf_counter() - t0
-    plan = plan_injections(hosts, sel.n_per_cell, sel.seed)
-    params = draw_parameters(plan, hosts, sel.seed)
+    plan, params = plan_and_parameters(hosts, sel.n_per_cell, sel.seed)
     pos = pd.Index(hosts["galaxy_id"]).get_indexer(plan["galaxy_id"])
     t0 = time.perf_counter()
     with scoring_stage(model, "injection", plan["injection_id"]):
