@@ -164,11 +164,6 @@ def main() -> None:
                     help="the annulus S/N's ring medians by one batched sort without a host sync "
                          "(annulus.ring_medians_sorted) instead of one torch.median per ring")
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
-    ap.add_argument("--one-stream", action="store_true",
-                    help="render on the main CUDA stream, not on inject.render_stream's side stream (previous path)")
-    ap.add_argument("--alternate-streams", action="store_true",
-                    help="the timed runs alternate the side-stream render and --one-stream's, in one process "
-                         "(a paired comparison on a host whose speed drifts)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
                     help="one more run without stage syncs under torch.profiler: top operators, device busy time")
@@ -186,7 +181,6 @@ def main() -> None:
     from lensaudit.selection import inject as _inject
 
     _inject.CUDA_GRAPH_SCORING = not ns.eager_scoring
-    _inject.RENDER_SIDE_STREAM = not ns.one_stream
     from lensaudit.injection import annulus as _annulus
 
     _annulus.RING_MEDIANS_SORTED = ns.sorted_ring_medians
@@ -202,18 +196,13 @@ def main() -> None:
     n = 385 * ns.n_per_cell
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
           f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD} "
-          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16} render_side_stream={not ns.one_stream}")
+          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     PROFILE_AGGREGATE = ns.profile_aggregate
     print(f"warm-up (385 x {ns.warmup_per_cell}): {time.perf_counter() - t0:.1f} s")
-    kinds = [k for k in {"both": (True, False), "staged": (True,), "plain": (False,)}[ns.runs] for _ in range(ns.repeat)]
-    if ns.alternate_streams:  # each kind twice in a row: side stream, then one stream
-        kinds = [k for k in kinds for _ in range(2)]
-    for i, staged in enumerate(kinds):
-        if ns.alternate_streams:
-            _inject.RENDER_SIDE_STREAM = i % 2 == 0
-            print(f"[{'side stream' if i % 2 == 0 else 'one stream '}] ", end="")
+    for staged in [k for k in {"both": (True, False), "staged": (True,), "plain": (False,)}[ns.runs]
+                   for _ in range(ns.repeat)]:
         t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, staged, ns.fused)
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items()
                            if k not in ("total", "peak_gpu_gib") and not k.startswith("at_"))

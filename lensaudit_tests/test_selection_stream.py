@@ -222,32 +222,6 @@ def test_cluster_bootstrap_on_a_torch_device_gives_the_numpy_numbers(monkeypatch
     pd.testing.assert_frame_equal(C.cluster_bootstrap(cell, host, det, 300, 11, device="cpu"), ref)
 
 
-def test_a_started_bootstrap_gives_its_table_when_asked():
-    """``start_cluster_bootstrap`` queues the device resampling and returns; the table comes when
-    asked, after other work, the same as ``cluster_bootstrap``'s (device and host paths)."""
-    import lensaudit.selection.completeness as C
-
-    rng = np.random.default_rng(3)
-    cell = np.repeat(np.arange(6), 50)
-    host = rng.integers(0, 12, cell.size)
-    det = rng.random(cell.size) < 0.5
-    ref = C.cluster_bootstrap(cell, host, det, 150, 5)
-    for device in ("cpu", None):
-        started = C.start_cluster_bootstrap(cell, host, det, 150, 5, device=device)
-        C.cluster_bootstrap(cell[::-1], host, det, 150, 6, device=device)  # other work between start and table
-        pd.testing.assert_frame_equal(started(), ref)
-    empty = C.start_cluster_bootstrap(cell[:0], host[:0], det[:0], 150, 5, device="cpu")()
-    assert list(empty.columns) == list(ref.columns) and empty.empty
-
-
-def test_the_render_side_stream_is_cuda_only_and_can_be_turned_off(monkeypatch):
-    import lensaudit.selection.inject as I
-
-    assert I.render_stream("cpu") is None
-    monkeypatch.setattr(I, "RENDER_SIDE_STREAM", False)
-    assert I.render_stream("cuda") is None  # no CUDA call: the previous one-stream path
-
-
 def test_bootstrap_draws_made_ahead_give_the_same_table():
     """The raw draws made from the plan before any score exists (in a background thread; an
     upper bound of each cell's hosts) give the table of drawing at the end and of numpy, for

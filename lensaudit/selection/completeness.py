@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -93,11 +93,8 @@ def _cell_bootstrap(cell: int, k_h: np.ndarray, n_h: np.ndarray, n_boot: int, se
     return _cell_row(cell, k_h, n_h, stats)
 
 
-def _bootstrap_torch(jobs: list, device, n_boot: int, seed: int,
-                     draws: BootstrapDraws | None = None) -> Callable[[], list[dict]]:
-    """``_cell_bootstrap`` of every job with the same draws, the resampling on ``device``,
-    queued now; the returned function waits for it and gives the rows (the host does other work
-    meanwhile, e.g. ``completeness_table``'s Beta intervals).  The draws:
+def _bootstrap_torch(jobs: list, device, n_boot: int, seed: int, draws: BootstrapDraws | None = None) -> list[dict]:
+    """``_cell_bootstrap`` of every job with the same draws, the resampling on ``device``:
     numpy's ``integers(0, m)`` is Lemire's method on the generator's 32-bit outputs
     (index = (x m) >> 32, redrawn when the low 32 bits of x m fall under (2^32 - m) mod m), so
     the host draws only the raw outputs (``bootstrap_draws``: ``draws`` when given, drawn ahead
@@ -112,7 +109,7 @@ def _bootstrap_torch(jobs: list, device, n_boot: int, seed: int,
     from lensaudit.selection.bootstrap_draws import BootstrapDraws
 
     if sys.byteorder != "little":  # the uint32 view assumes little-endian
-        return lambda: [_cell_bootstrap(*j) for j in jobs]
+        return [_cell_bootstrap(*j) for j in jobs]
     ok = [len(j[1]) >= MIN_CLUSTER_HOSTS and len(j[1]) * float(j[2].max()) < 2**31 for j in jobs]
     todo = [j for j, o in zip(jobs, ok) if o]
     if draws is None or not draws.matches(seed, n_boot, device):
@@ -130,24 +127,19 @@ def _bootstrap_torch(jobs: list, device, n_boot: int, seed: int,
         s = torch.gather(codes, 1, prod >> 32).view(len(members), n_boot, m).sum(dim=2)
         parts.append(torch.cat([(s & 0xFFFFFFFF).double() / (s >> 32).double(), redraw.double()[:, None]], dim=1))
         order += members
-    queued = torch.cat(parts) if parts else None
-
-    def finish() -> list[dict]:
-        stats: dict[int, tuple | None] = {}
-        if queued is not None:
-            both = queued.cpu().numpy()
-            c = np.ascontiguousarray(both[:, :n_boot])  # resampled completeness, one row per cell
-            lo, hi = np.percentile(c, [2.5, 97.5], axis=1)
-            var = c.var(axis=1, ddof=1)
-            for r, i in enumerate(order):
-                stats[todo[i][0]] = None if both[r, n_boot] else (lo[r], hi[r], var[r])
-        rows = []
-        for j, o in zip(jobs, ok):
-            st = stats.get(j[0]) if o else None
-            rows.append(_cell_row(j[0], j[1], j[2], st) if st is not None else _cell_bootstrap(*j))
-        return rows
-
-    return finish
+    stats: dict[int, tuple | None] = {}
+    if parts:
+        both = torch.cat(parts).cpu().numpy()
+        c = np.ascontiguousarray(both[:, :n_boot])  # resampled completeness, one row per cell
+        lo, hi = np.percentile(c, [2.5, 97.5], axis=1)
+        var = c.var(axis=1, ddof=1)
+        for r, i in enumerate(order):
+            stats[todo[i][0]] = None if both[r, n_boot] else (lo[r], hi[r], var[r])
+    rows = []
+    for j, o in zip(jobs, ok):
+        st = stats.get(j[0]) if o else None
+        rows.append(_cell_row(j[0], j[1], j[2], st) if st is not None else _cell_bootstrap(*j))
+    return rows
 
 
 def per_cell_host(cell: np.ndarray, host: np.ndarray, det: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -167,12 +159,6 @@ def per_cell_host(cell: np.ndarray, host: np.ndarray, det: np.ndarray) -> tuple[
 
 def cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int,
                       device=None, draws: BootstrapDraws | None = None) -> pd.DataFrame:
-    """``start_cluster_bootstrap(...)()``: the per-cell bootstrap columns, now."""
-    return start_cluster_bootstrap(cell, host, det, n_boot, seed, device, draws)()
-
-
-def start_cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray, n_boot: int, seed: int,
-                            device=None, draws: BootstrapDraws | None = None) -> Callable[[], pd.DataFrame]:
     """Per cell: n_hosts, cluster_lo95, cluster_hi95, n_eff, cluster_ok from a bootstrap over
     the cell's distinct hosts (each resample draws as many hosts as the cell has, with
     replacement, and keeps all their injections).  Each cell draws from its own generator
@@ -180,31 +166,23 @@ def start_cluster_bootstrap(cell: np.ndarray, host: np.ndarray, det: np.ndarray,
     drawing and summing) and the result does not depend on the thread count.  ``device`` (a
     torch device; callers pass their CUDA device): resample there (``_bootstrap_torch``: the
     same draws, the same numbers; None: numpy on the host); ``draws``: its raw generator outputs
-    drawn ahead of time (``bootstrap_draws.BootstrapDraws``; the same numbers).
-    Returns a function that gives the table: on ``device`` the resampling is queued when this
-    returns and the function waits for it; on the host it runs when the function is called."""
+    drawn ahead of time (``bootstrap_draws.BootstrapDraws``; the same numbers)."""
     cells_arr, k_all, n_all = per_cell_host(cell, host, det)
     cols = ["cell", "n_hosts", "cluster_lo95", "cluster_hi95", "n_eff", "cluster_ok"]
     if not len(cells_arr):  # no injection left (e.g. every host a false positive): no cell to bootstrap
-        return lambda: pd.DataFrame({"cell": pd.Series(dtype=np.int64), "n_hosts": pd.Series(dtype=np.int64),
-                                     **{c: pd.Series(dtype=float) for c in cols[2:5]},
-                                     "cluster_ok": pd.Series(dtype=bool)})
+        return pd.DataFrame({"cell": pd.Series(dtype=np.int64), "n_hosts": pd.Series(dtype=np.int64),
+                             **{c: pd.Series(dtype=float) for c in cols[2:5]}, "cluster_ok": pd.Series(dtype=bool)})
     bounds = np.flatnonzero(np.r_[True, cells_arr[1:] != cells_arr[:-1], True])
     jobs = [(int(cells_arr[a]), k_all[a:b], n_all[a:b], n_boot, seed) for a, b in zip(bounds[:-1], bounds[1:])]
+    workers = min(BOOTSTRAP_THREADS, os.cpu_count() or 1, len(jobs))
     if device is not None:
         rows = _bootstrap_torch(jobs, device, n_boot, seed, draws)
-        return lambda: pd.DataFrame(rows(), columns=cols)
-
-    def on_host() -> pd.DataFrame:
-        workers = min(BOOTSTRAP_THREADS, os.cpu_count() or 1, len(jobs))
-        if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                rows = list(pool.map(lambda j: _cell_bootstrap(*j), jobs))
-        else:
-            rows = [_cell_bootstrap(*j) for j in jobs]
-        return pd.DataFrame(rows, columns=cols)
-
-    return on_host
+    elif workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            rows = list(pool.map(lambda j: _cell_bootstrap(*j), jobs))
+    else:
+        rows = [_cell_bootstrap(*j) for j in jobs]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_name: str,
@@ -217,9 +195,6 @@ def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_
     det, host_fp = detections(records, threshold_logit)
     obs = records["observable"].to_numpy(bool)
     keep = ~host_fp
-    # the bootstrap first: on a device it resamples while the host makes the rest of the table
-    boot = start_cluster_bootstrap(records["cell"].to_numpy(int)[keep], records["galaxy_id"].to_numpy()[keep],
-                                   det[keep], n_boot, seed, device=device, draws=draws)
     agg = pd.DataFrame({"cell": records["cell"].to_numpy(int), "det": det, "obs": obs & keep, "det_obs": det & obs,
                         "keep": keep, "host_fp": host_fp})
     g = agg.groupby("cell").agg(n=("keep", "sum"), k=("det", "sum"), n_observable=("obs", "sum"),
@@ -229,7 +204,9 @@ def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_
         t[c] = t[c].fillna(0).astype(np.int64)
     _with_intervals(t, "k", "n", "completeness")
     t["sufficient"] = t["n"] >= SELECTION.sufficient_n
-    t = t.merge(boot(), on="cell", how="left")
+    boot = cluster_bootstrap(records["cell"].to_numpy(int)[keep], records["galaxy_id"].to_numpy()[keep], det[keep],
+                             n_boot, seed, device=device, draws=draws)
+    t = t.merge(boot, on="cell", how="left")
     t["n_hosts"] = t["n_hosts"].fillna(0).astype(np.int64)
     t["cluster_ok"] = t["cluster_ok"].fillna(False).astype(bool)
     _with_intervals(t, "n_observable", "n", "observable_fraction", "observable_")

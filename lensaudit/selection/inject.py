@@ -19,12 +19,10 @@ so a control is never bit-identical to its host (DESIGN s3 "Adversarial gates").
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -255,28 +253,6 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str, compiled: 
     return torch.cat(out) if out else torch.zeros(0, device=x.device)
 
 
-# on a GPU, each chunk's arcs are rendered on a side stream (``render_stream``): the renderer's host
-# synchronisations (the fused renderer learns the size of each cusp-refinement level) then wait for the
-# renderer alone, while the previous chunk's scoring and statistics keep the main stream busy; the same
-# operations on the same inputs, so the same numbers.  False: everything on one stream (the previous path)
-RENDER_SIDE_STREAM = True
-
-
-@lru_cache(maxsize=8)
-def _side_stream(device: torch.device) -> "torch.cuda.Stream":
-    return torch.cuda.Stream(device)
-
-
-def render_stream(device) -> "torch.cuda.Stream | None":
-    """The side stream ``inject_batch`` renders on for ``device``: one per CUDA device and
-    process (the caching allocator keeps a memory pool per stream), None off a GPU or without
-    ``RENDER_SIDE_STREAM``."""
-    d = torch.device(device)
-    if d.type != "cuda" or not RENDER_SIDE_STREAM:
-        return None
-    return _side_stream(torch.device("cuda", torch.cuda.current_device() if d.index is None else d.index))
-
-
 def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
     """(N, 3) Milky Way transmission of each host in g, r, z (1 where E(B-V) is absent)."""
     ebv = host_rows["ebv"].to_numpy(np.float64) if "ebv" in host_rows else np.zeros(len(host_rows))
@@ -286,7 +262,7 @@ def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
 def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
                  device: str, gen: torch.Generator, null: bool = False, compiled: bool = False,
                  clock: "_StageClock | None" = None, variant: "Variant | None" = None,
-                 psf: "PsfexPsfs | None" = None, fused: bool = False, side: "torch.cuda.Stream | None" = None):
+                 psf: "PsfexPsfs | None" = None, fused: bool = False):
     """Inject one batch: ``params`` row i into ``host_stamps[host_pos[i]]`` with the PSF, depth
     and extinction of ``host_rows.iloc[host_pos[i]]``.  Returns (injected stamps, signal = what
     was added, sigma_pix (N, 3), host stamps, the added noise-free arc, RenderResult), all on
@@ -295,9 +271,7 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     ``psf``: PSFEx injection PSFs (``selection.psfex_psfs.PsfexPsfs``) in place of the Moffat
     ones: the arc is convolved with each host's PSFEx kernels and sigma_pix comes from the
     same kernels (None: Moffat, the default).
-    ``fused``: render with the fused Triton renderer (CUDA; ``render_arcs(fused=True)``).
-    ``side``: a CUDA stream to render on (``render_stream``); the rest runs on the current stream,
-    which waits for the render."""
+    ``fused``: render with the fused Triton renderer (CUDA; ``render_arcs(fused=True)``)."""
     clock = clock or _StageClock(None, device)
     cols = {k: params[k].to_numpy(np.float64, copy=True) for k in params.columns}
     cols["supersample"] = np.full(len(params), 4.0)
@@ -305,15 +279,9 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     if variant is not None:
         cols, suppress = variant.apply(cols)
     hr = host_rows.iloc[host_pos]
-    with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
-        kern = None if psf is None else torch.as_tensor(psf.kernels(hr), dtype=torch.float64, device=device)
-        res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
-                          suppress_inner=suppress, psf_kernels=kern, fused=fused)
-    if side is not None:  # what follows runs on the main stream, after the render, on the render's tensors
-        main = torch.cuda.current_stream(side.device)
-        main.wait_stream(side)
-        for t in (res.images, res.magnification, res.unit_lensed):
-            t.record_stream(main)
+    kern = None if psf is None else torch.as_tensor(psf.kernels(hr), dtype=torch.float64, device=device)
+    res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
+                      suppress_inner=suppress, psf_kernels=kern, fused=fused)
     arc = res.images * to_device(host_transmission(hr), res.images.device, res.images.dtype)[:, :, None, None]
     clock.stop("render")
     fwhm_np = hr[[f"psfsize_{b}" for b in BANDS]].to_numpy(np.float64)
@@ -393,12 +361,11 @@ def inject_and_score_tensor(model, host_stamps: torch.Tensor, host_pos: np.ndarr
                           for i in range(0, len(host_stamps), chunk)]) if len(host_stamps) else None
     clock.stop("detectability")
     parts = []  # per chunk, on the device: one transfer at the end lets the host run ahead of the device
-    side = render_stream(device)
     for s in range(0, len(params), chunk):
         p = params.iloc[s:s + chunk]
         clock.start()
         stamps, signal, sig, host, arc, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device,
-                                                           gen, null, compiled, clock, variant, psf, fused, side)
+                                                           gen, null, compiled, clock, variant, psf, fused)
         finite = AnnulusFinite(signal)  # read after the scoring is queued: the device stays busy meanwhile
         logit = score_stamps(model, stamps, crop, device, compiled=compiled_detector, bf16=detector_bf16)
         clock.stop("preprocess_score")
