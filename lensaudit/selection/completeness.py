@@ -208,7 +208,7 @@ def completeness_table(records: pd.DataFrame, threshold_logit: float, threshold_
                              n_boot, seed, device=device, draws=draws)
     t = t.merge(boot, on="cell", how="left")
     t["n_hosts"] = t["n_hosts"].fillna(0).astype(np.int64)
-    t["cluster_ok"] = t["cluster_ok"].fillna(False).astype(bool)
+    t["cluster_ok"] = t["cluster_ok"].eq(True)  # False where the cell had no bootstrap row (NaN after the merge)
     _with_intervals(t, "n_observable", "n", "observable_fraction", "observable_")
     _with_intervals(t, "k_observable", "n_observable", "conditional_recall", "conditional_")
     t["threshold_name"] = threshold_name
