@@ -145,6 +145,7 @@ def test_plan_follows_its_rule_cell_by_cell_and_the_overlapped_draws_equal_the_s
     hosts = pd.DataFrame({"galaxy_id": [f"g{i:03d}" for i in rng.permutation(n)],
                           "psf_bin": rng.integers(-1, 3, n), "depth_bin": rng.integers(0, 2, n),
                           "psfsize_g": 1.3, "psfsize_r": 1.2, "psfsize_z": 1.1})
+    hosts.loc[0, "psf_bin"] = PSF.n  # a bin outside the grid: no cell, no rows, no error
     per_cell, seed = 9, 4
     plan = plan_injections(hosts, per_cell, seed)
 
@@ -168,7 +169,9 @@ def test_plan_follows_its_rule_cell_by_cell_and_the_overlapped_draws_equal_the_s
     ref = pd.DataFrame(rows, columns=list(plan.columns))
     for col in ("cell", "theta_e_bin", "psf_bin", "depth_bin", "host_use"):
         ref[col] = ref[col].astype(np.int64)
-    assert plan.cell.nunique() == 11 * len(hosts[hosts.psf_bin >= 0][["psf_bin", "depth_bin"]].drop_duplicates())
+    in_grid = hosts[(hosts.psf_bin >= 0) & (hosts.psf_bin < PSF.n)]
+    assert plan.cell.nunique() == 11 * len(in_grid[["psf_bin", "depth_bin"]].drop_duplicates())
+    assert hosts.galaxy_id[0] not in set(plan.galaxy_id)
     pd.testing.assert_frame_equal(plan, ref)
     both = plan_and_parameters(hosts, per_cell, seed)
     pd.testing.assert_frame_equal(both[0], plan)

@@ -64,16 +64,23 @@ def _cell_orders(host_keys: np.ndarray, cell: np.ndarray) -> np.ndarray:
     return np.argsort(z, axis=1, kind="stable")
 
 
+def _planned_cells(hosts: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple[int, int], np.ndarray]]:
+    """(the grid's cells whose (PSF, depth) bin holds a host, in grid order; {(psf_bin, depth_bin):
+    the bin's galaxy_ids in host-table order})."""
+    grid = cells()
+    usable = hosts[(hosts["psf_bin"] >= 0) & (hosts["depth_bin"] >= 0)]
+    by_bin = {(int(p), int(d)): g["galaxy_id"].to_numpy() for (p, d), g in usable.groupby(["psf_bin", "depth_bin"])}
+    kept = grid[[(p, d) in by_bin for p, d in zip(grid["psf_bin"], grid["depth_bin"])]].reset_index(drop=True)
+    return kept, by_bin
+
+
 def plan_injections(hosts: pd.DataFrame, n_per_cell: int, seed: int) -> pd.DataFrame:
     """One row per injection, cells in grid order: cell, host (cycled in a seeded hash order
     through the hosts of the cell's PSF/depth bin, ``_cell_orders``; ``host_use`` counts reuses)
     and a stable injection_id ``c<cell>-<k>``.  Cells whose bin holds no host get no rows (n = 0
     in the table).  Built column-wise (numpy), bin by bin, one DataFrame at the end: 10M rows in seconds."""
-    grid = cells()
-    usable = hosts[(hosts["psf_bin"] >= 0) & (hosts["depth_bin"] >= 0)]
-    by_bin = {(int(p), int(d)): g["galaxy_id"].to_numpy() for (p, d), g in usable.groupby(["psf_bin", "depth_bin"])}
+    kept, by_bin = _planned_cells(hosts)
     names = ["injection_id", "cell", "theta_e_bin", "psf_bin", "depth_bin", "galaxy_id", "host_use"]
-    kept = grid[[(p, d) in by_bin for p, d in zip(grid["psf_bin"], grid["depth_bin"])]].reset_index(drop=True)
     if not len(kept):
         return pd.DataFrame(columns=names)
     j = np.arange(n_per_cell)
@@ -124,10 +131,9 @@ def draw_parameters(plan: pd.DataFrame, hosts: pd.DataFrame, seed: int, prior=No
 
 def plan_and_parameters(hosts: pd.DataFrame, n_per_cell: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``plan_injections(hosts, n_per_cell, seed)`` and ``draw_parameters`` of it, the prior's
-    draws (which need only the row count: ``n_per_cell`` per cell of every bin that holds a host)
+    draws (which need only the row count: ``n_per_cell`` per planned cell, ``_planned_cells``)
     made in a thread while the plan is built (numpy's generators release the GIL): the same numbers."""
-    usable = hosts[(hosts["psf_bin"] >= 0) & (hosts["depth_bin"] >= 0)]
-    n = n_per_cell * THETA_E.n * len(usable[["psf_bin", "depth_bin"]].drop_duplicates())
+    n = n_per_cell * len(_planned_cells(hosts)[0])
     with ThreadPoolExecutor(1) as pool:
         prior = pool.submit(_prior_draws, n, seed)
         plan = plan_injections(hosts, n_per_cell, seed)
