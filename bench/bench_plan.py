@@ -33,7 +33,8 @@ def time_tree(repeat: int, n_per_cell: int) -> None:
 
     import lensaudit.selection.inject as inject
 
-    hosts = synthetic_hosts(8192, Path(tempfile.mkdtemp(prefix="bench_plan_")), np.random.default_rng(0))
+    with tempfile.TemporaryDirectory(prefix="bench_plan_") as store:  # the plan reads the host table, not the stamps
+        hosts = synthetic_hosts(8192, Path(store), np.random.default_rng(0))
     if hasattr(inject, "plan_and_parameters"):
         def make():
             return inject.plan_and_parameters(hosts, n_per_cell, 1)
