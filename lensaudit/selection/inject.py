@@ -79,7 +79,11 @@ def plan_injections(hosts: pd.DataFrame, n_per_cell: int, seed: int) -> pd.DataF
     through the hosts of the cell's PSF/depth bin, ``_cell_orders``; ``host_use`` counts reuses)
     and a stable injection_id ``c<cell>-<k>``.  Cells whose bin holds no host get no rows (n = 0
     in the table).  Built column-wise (numpy), bin by bin, one DataFrame at the end: 10M rows in seconds."""
-    kept, by_bin = _planned_cells(hosts)
+    return _plan(*_planned_cells(hosts), n_per_cell, seed)
+
+
+def _plan(kept: pd.DataFrame, by_bin: dict, n_per_cell: int, seed: int) -> pd.DataFrame:
+    """``plan_injections`` of the planned cells and bins of ``_planned_cells``."""
     names = ["injection_id", "cell", "theta_e_bin", "psf_bin", "depth_bin", "galaxy_id", "host_use"]
     if not len(kept):
         return pd.DataFrame(columns=names)
@@ -133,10 +137,10 @@ def plan_and_parameters(hosts: pd.DataFrame, n_per_cell: int, seed: int) -> tupl
     """``plan_injections(hosts, n_per_cell, seed)`` and ``draw_parameters`` of it, the prior's
     draws (which need only the row count: ``n_per_cell`` per planned cell, ``_planned_cells``)
     made in a thread while the plan is built (numpy's generators release the GIL): the same numbers."""
-    n = n_per_cell * len(_planned_cells(hosts)[0])
+    kept, by_bin = _planned_cells(hosts)
     with ThreadPoolExecutor(1) as pool:
-        prior = pool.submit(_prior_draws, n, seed)
-        plan = plan_injections(hosts, n_per_cell, seed)
+        prior = pool.submit(_prior_draws, n_per_cell * len(kept), seed)
+        plan = _plan(kept, by_bin, n_per_cell, seed)
         return plan, draw_parameters(plan, hosts, seed, prior=prior.result())
 
 
