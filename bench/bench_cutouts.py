@@ -38,12 +38,13 @@ import argparse
 import os
 import platform
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from _scratch import scratch_dir
 
 
 def main() -> None:
@@ -180,7 +181,7 @@ def bench_coadd_grouped(real: Path, n_targets: int, galaxies: float, reps: int =
         assert not c.ok or np.array_equal(c.data[0], s_, equal_nan=True), "grouped != tile sections"
 
     # a fully populated brick: same header (WCS, size), sky noise everywhere, same tile compression
-    tmp = Path(tempfile.mkdtemp(prefix="bench_brick_"))
+    tmp = scratch_dir("bench_brick_")
     ny, nx = wcs.array_shape
     noise = rng.normal(0.0, 0.005, (ny, nx)).astype(np.float32)
     whdr = wcs.to_header()
@@ -236,7 +237,7 @@ def _mock_sweep(tmp: Path):
 def bench_features(n_stamps: int, reps: int = 3) -> None:
     from lensaudit.cutouts.features import features_of, features_table, saturation_threshold
 
-    rows, imager = _mock_sweep(Path(tempfile.mkdtemp(prefix="bench_feat_")))
+    rows, imager = _mock_sweep(scratch_dir("bench_feat_"))
     ids = rows.loc[rows.type.isin(["SER", "DEV", "REX", "EXP"]) & np.isfinite(rows.ra), "galaxy_id"].head(n_stamps)
     stamps = imager.stamps(ids)
     sat = saturation_threshold(stamps)
@@ -277,7 +278,7 @@ def bench_shards(n_stamps: int, reps: int = 3) -> None:
 
     rng = np.random.default_rng(0)
     stamps = [rng.normal(size=(3, 101, 101)).astype(np.float32) for _ in range(n_stamps)]
-    tmp = Path(tempfile.mkdtemp(prefix="bench_shard_"))
+    tmp = scratch_dir("bench_shard_")
     t_new = t_old = np.inf
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -303,7 +304,7 @@ def bench_rest(ns, parts) -> None:
     from lensaudit.cutouts.coadd import CoaddSource
     from lensaudit.cutouts.store import SHARD_ROWS, CutoutReader, write_shard
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_cut_"))
+    tmp = scratch_dir("bench_cut_")
     if "mock" in parts:
         rows, imager = _mock_sweep(tmp)
         targets = rows[rows.type.isin(["SER", "DEV", "REX"]) & np.isfinite(rows.ra)].head(ns.stamps)

@@ -25,13 +25,13 @@ Run: PYTHONPATH=. python bench/bench_detector.py --device cuda  (``bench/run_sca
 from __future__ import annotations
 
 import argparse
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from _scratch import scratch_dir
 
 
 def read_batch(idx, reader, starts, i, batch, buf, win) -> int:
@@ -177,7 +177,7 @@ def main() -> None:
     dev = ns.device
     cuda = dev.startswith("cuda")
     rng = np.random.default_rng(0)
-    store = Path(tempfile.mkdtemp(prefix="bench_det_"))
+    store = scratch_dir("bench_det_")
     rows = []
     for k in range(0, ns.n, SHARD_ROWS):
         rel = f"shards/s-{k // SHARD_ROWS:04d}.npy"

@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+
+from _scratch import scratch_dir
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
     from lensaudit.spark_jobs.cutouts import SOURCE_BATCH_ROWS
     from lensaudit.survey.reader import read_catalog_fits
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_mock_"))
+    tmp = scratch_dir("bench_mock_")
     cfg = MockSkyConfig(n_objects_per_sweep=ns.objects)
     p = write_mock_sweep(cfg, MOCK_SWEEP_BOXES[1].name, tmp / "s", tmp / "t", load_lenscat())
     rows = read_catalog_fits(p).to_pandas()

@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import tempfile
 import time
-from pathlib import Path
 
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import numpy as np  # noqa: E402
+
+from _scratch import scratch_dir
 
 
 def reference_classify(cols: dict, lens_ra, lens_dec, cuts) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +90,7 @@ def main() -> None:
 
     lenses = load_lenscat()
     cuts = NegativeCuts()
-    tmp = Path(tempfile.mkdtemp(prefix="bench_pool_"))
+    tmp = scratch_dir("bench_pool_")
     cfg = MockSkyConfig(n_objects_per_sweep=ns.rows)
     name = MOCK_SWEEP_BOXES[0].name
     path = write_mock_sweep(cfg, name, tmp / "sweeps", tmp / "truth", lenses)

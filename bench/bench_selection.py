@@ -18,12 +18,13 @@ Run: PYTHONPATH=. python bench/bench_selection.py --device cuda [--compiled] [--
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from _scratch import scratch_dir
 
 
 def synthetic_hosts(n: int, store: Path, rng) -> pd.DataFrame:
@@ -73,6 +74,7 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     t = {}
     sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
     sync()
+    pinned0 = _pinned_allocs(dev)
     t0 = time.perf_counter()
     plan, params = plan_and_parameters(hosts, n_per_cell, seed=1)
     device_bootstrap = dev.startswith("cuda") and not OLD_BOOTSTRAP
@@ -110,7 +112,21 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     assert len(table) == 385 and ((table["n"] + table["n_host_fp"]) == n_per_cell).all(), table["n"].describe()
     if dev.startswith("cuda"):
         t["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    pinned1 = _pinned_allocs(dev)
+    if pinned0 is not None and pinned1 is not None:
+        t["pinned"] = (pinned1[0] - pinned0[0], (pinned1[1] - pinned0[1]) / 1e6)
     return t
+
+
+def _pinned_allocs(dev):
+    """(pinned blocks the caching host allocator created so far, seconds spent creating them),
+    None where torch does not count them."""
+    import torch
+
+    if not dev.startswith("cuda") or not hasattr(torch.cuda, "host_memory_stats"):
+        return None
+    st = torch.cuda.host_memory_stats()
+    return int(st.get("num_host_alloc", 0)), float(st.get("host_alloc_time.total", 0.0))
 
 
 def compare_with_float32(hosts, reader, model, dev, ns) -> None:
@@ -186,7 +202,7 @@ def main() -> None:
     _annulus.RING_MEDIANS_SORTED = ns.sorted_ring_medians
     dev = ns.device
     rng = np.random.default_rng(0)
-    store = Path(tempfile.mkdtemp(prefix="bench_sel_"))
+    store = scratch_dir("bench_sel_")
     hosts = synthetic_hosts(ns.hosts, store, rng)
     reader = CutoutReader(store)
     model = build_model("resnet18").to(dev).eval()
@@ -205,12 +221,13 @@ def main() -> None:
                    for _ in range(ns.repeat)]:
         t = run(hosts, reader, model, dev, ns.n_per_cell, ns.chunk, ns.group_rows, ns.compiled, staged, ns.fused)
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in t.items()
-                           if k not in ("total", "peak_gpu_gib") and not k.startswith("at_"))
+                           if k not in ("total", "peak_gpu_gib", "pinned") and not k.startswith("at_"))
         moments = ", ".join(f"{k[3:]} at {v:.2f} s" for k, v in t.items() if k.startswith("at_"))
         stages += f"; {moments}" if moments else ""
         what = "stages synchronised" if staged else "no stage syncs"
+        pinned = (f"; pinned host blocks created {t['pinned'][0]} ({t['pinned'][1]:.3f} s)" if "pinned" in t else "")
         print(f"{what}: {n:,} injections end to end in {t['total']:.2f} s ({n / t['total']:,.0f}/s); {stages}; "
-              f"peak GPU memory {t.get('peak_gpu_gib', 0):.1f} GiB")
+              f"peak GPU memory {t.get('peak_gpu_gib', 0):.1f} GiB{pinned}")
     if dev.startswith("cuda") and not OLD_BOOTSTRAP:
         import pandas.testing as pdt
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import mmap
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
+
+from _scratch import scratch_dir
 
 #: cudaHostRegisterPortable | cudaHostRegisterReadOnly (the maps are read-only)
 REGISTER_FLAGS = 1 | 8
@@ -30,7 +30,7 @@ def main() -> None:
     from lensaudit.cutouts.store import SHARD_ROWS, write_shard
 
     n_shards = int(sys.argv[1]) if len(sys.argv) > 1 else 16
-    folder = Path(tempfile.mkdtemp(prefix="bench_dma_"))
+    folder = scratch_dir("bench_dma_")
     rng = np.random.default_rng(0)
     maps = []
     for k in range(n_shards):

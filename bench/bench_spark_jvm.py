@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from _scratch import scratch_dir
+
 
 def _cpu_seconds() -> float:
     """Busy CPU seconds of the whole machine so far (/proc/stat, every core)."""
@@ -64,7 +66,6 @@ def main() -> None:
         _child(ns.home, os.environ["BENCH_JVM_OPTIONS"], ns.child)
         return
     import platform
-    import tempfile
 
     import pandas as pd
 
@@ -73,7 +74,7 @@ def main() -> None:
 
     variants = {"JVM defaults (reference)": "", f"driver_java_options={SparkResource().driver_java_options!r}":
                 SparkResource().driver_java_options}
-    tmp = Path(tempfile.mkdtemp(prefix="bench_jvm_"))
+    tmp = scratch_dir("bench_jvm_")
     runs: dict[str, list[dict]] = {k: [] for k in variants}
     manifests = {}
     for r in range(ns.rounds):

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+
+from _scratch import scratch_dir
 
 
 def _compare(name: str, outs: list) -> bool:
@@ -104,7 +105,7 @@ def main() -> None:
         ok &= _compare("render_arcs fused (images)",
                        [render_arcs(cols, device=dev, chunk=ns.rows, fused=True).images for _ in range(R)])
     rng = np.random.default_rng(0)
-    store = Path(tempfile.mkdtemp(prefix="det_"))
+    store = scratch_dir("det_")
     hosts = synthetic_hosts(ns.hosts, store, rng)
     reader = CutoutReader(store)
     torch.manual_seed(0)

@@ -11,8 +11,8 @@ on the GPU too, not only in the CPU tests.
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
+
+from _scratch import scratch_dir
 
 
 def save(prefix: str) -> None:
@@ -24,7 +24,7 @@ def save(prefix: str) -> None:
     from lensaudit.cutouts.store import CutoutReader
     from lensaudit.detector.models import build_model
 
-    store = Path(tempfile.mkdtemp(prefix="sel_records_"))
+    store = scratch_dir("sel_records_")
     hosts = B.synthetic_hosts(4096, store, np.random.default_rng(0))
     torch.manual_seed(0)
     model = build_model("resnet18").to("cuda").eval().to(memory_format=torch.channels_last)
