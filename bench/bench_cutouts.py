@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--parts", default="mock,coadd,coadd_grouped,features,shards,store")
     ap.add_argument("--real-data", default=str(Path(__file__).resolve().parents[1] / "lensaudit_tests" / "data" / "real"))
     ns = ap.parse_args()
+    if "store" in ns.parts.split(",") and ns.store_rows < 4096:
+        ap.error(f"--store-rows {ns.store_rows}: the store part reads batches of 4096, give at least 4096 rows")
     parts = set(ns.parts.split(","))
     unknown = parts - {"mock", "coadd", "coadd_grouped", "features", "shards", "store"}
     if unknown:
