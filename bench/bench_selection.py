@@ -112,8 +112,8 @@ def run(hosts, reader, model, dev, n_per_cell, chunk, group_rows, compiled, stag
     assert len(table) == 385 and ((table["n"] + table["n_host_fp"]) == n_per_cell).all(), table["n"].describe()
     if dev.startswith("cuda"):
         t["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
-    pinned1 = _pinned_allocs(dev)
-    if pinned0 is not None and pinned1 is not None:
+    if pinned0 is not None:
+        pinned1 = _pinned_allocs(dev)
         t["pinned"] = (pinned1[0] - pinned0[0], (pinned1[1] - pinned0[1]) / 1e6)
     return t
 
