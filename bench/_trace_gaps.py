@@ -4,7 +4,8 @@ A gap is an interval in which no kernel, copy or memset runs on any stream.  Eac
 (i) to the innermost ``lensaudit`` Python frame that launched the work ending it (what the host was
 doing while the device starved) and (ii) to the innermost ``lensaudit`` frame running on the host
 when it began.  Host synchronisations (stream / device / event syncs and blocking copies) are
-counted by the frame that called them.  Needs a trace recorded with ``with_stack=True``.
+counted by the frame that called them, and the device's own time (every kernel, copy and memset)
+by the frame that launched it (a CUDA graph's kernels by the frame that replayed the graph).  Needs a trace recorded with ``with_stack=True``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ def report(trace_path: str, min_gap_us: float = 10.0, top: int = 14) -> str:
             by_start[_innermost(g0, hash(rt.get("tid")), ts, end, tid, names)] += g1 - g0
         by_launch[key] += g1 - g0
         n_launch[key] += 1
+    work, nwork = defaultdict(float), defaultdict(int)  # device time by the frame that launched it
+    for e in dev:
+        rt = launch.get(e.get("args", {}).get("correlation"))
+        key = ("(launch not found)" if rt is None
+               else _innermost(rt["ts"], hash(rt.get("tid")), ts, end, tid, names))
+        work[f"{key}  [{e['cat']}]" if e["cat"] != "kernel" else key] += e["dur"]
+        nwork[f"{key}  [{e['cat']}]" if e["cat"] != "kernel" else key] += 1
     syncs, nsync = defaultdict(float), defaultdict(int)
     for e in events:
         if e.get("cat") == "cuda_runtime" and e.get("name", "").startswith(SYNC_NAMES):
@@ -79,8 +87,10 @@ def report(trace_path: str, min_gap_us: float = 10.0, top: int = 14) -> str:
            f"({len(gaps)} gaps >= {min_gap_us:.0f} us: {gap_total / 1e6:.3f} s)"]
     for title, d, extra in (("idle charged to the frame launching the work that ends the gap", by_launch, n_launch),
                             ("idle charged to the frame running when the gap began", by_start, None),
-                            ("host waits in synchronisations, by calling frame", syncs, nsync)):
+                            ("host waits in synchronisations, by calling frame", syncs, nsync),
+                            ("device time (kernels; copies and memsets marked) by the frame that launched it",
+                             work, nwork)):
         out.append(f"-- {title} (s, count):")
-        for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]:
+        for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:2 * top if d is work else top]:
             out.append(f"  {v / 1e6:7.3f}  {(extra or {}).get(k, ''):>6}  {k}")
     return "\n".join(out)

@@ -180,6 +180,8 @@ def main() -> None:
                     help="the annulus S/N's ring medians by one batched sort without a host sync "
                          "(annulus.ring_medians_sorted) instead of one torch.median per ring")
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
+    ap.add_argument("--no-fused-add", action="store_true",
+                    help="arc, noise and host added by the torch path (previous path; inject.FUSED_ADD off)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
                     help="one more run without stage syncs under torch.profiler: top operators, device busy time")
@@ -197,6 +199,7 @@ def main() -> None:
     from lensaudit.selection import inject as _inject
 
     _inject.CUDA_GRAPH_SCORING = not ns.eager_scoring
+    _inject.FUSED_ADD = not ns.no_fused_add
     from lensaudit.injection import annulus as _annulus
 
     _annulus.RING_MEDIANS_SORTED = ns.sorted_ring_medians
@@ -212,7 +215,7 @@ def main() -> None:
     n = 385 * ns.n_per_cell
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
           f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD} "
-          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16}")
+          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16} fused_add={_inject.FUSED_ADD}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     PROFILE_AGGREGATE = ns.profile_aggregate

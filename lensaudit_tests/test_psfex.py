@@ -300,10 +300,11 @@ def test_psfex_option_on_a_tiny_in_memory_selection():
     assert psfs.choice("h000", "z", 0.5)[1:] != PsfexPsfs(seed=6).choice("h000", "z", 0.5)[1:]
     # sigma_pix from the same kernels; the arc keeps the Moffat arc's flux (both unit-sum PSFs)
     gen = torch.Generator().manual_seed(0)
-    _, _, sig, _, arc, _ = inject_batch(stamps, pos, params, rows, "cpu", gen, psf=psfs)
+    inj = inject_batch(stamps, pos, params, rows, "cpu", gen, psf=psfs)
+    sig, arc = inj.sigma_pix, inj.arc
     depth = rows[["psfdepth_g", "psfdepth_r", "psfdepth_z"]].to_numpy()
     assert np.allclose(sig.numpy(), np.sqrt((k ** 2).sum(axis=(-2, -1)) / depth), rtol=1e-6)
-    _, _, _, _, arc_m, _ = inject_batch(stamps, pos, params, rows, "cpu", torch.Generator().manual_seed(0))
+    arc_m = inject_batch(stamps, pos, params, rows, "cpu", torch.Generator().manual_seed(0)).arc
     assert np.allclose(arc.sum(dim=(2, 3)).numpy(), arc_m.sum(dim=(2, 3)).numpy(), rtol=0.02)
 
 

@@ -130,6 +130,9 @@ def test_trace_gaps_charge_the_idle_device_to_the_code_that_ended_it(tmp_path):
     assert f"{f}  <  {g}" in lines[launch + 1] and "0.000" in lines[launch + 1] and " 1  " in lines[launch + 1]
     sync = lines.index(next(ln for ln in lines if ln.startswith("-- host waits")))
     assert lines[sync + 1].strip().endswith(g)
+    work = lines.index(next(ln for ln in lines if ln.startswith("-- device time")))
+    charged = {" ".join(ln.split()[1:]) for ln in lines[work + 1:work + 3]}  # count and frame of each line
+    assert charged == {f"1 {f} < {g}", "2 (launch not found)"}  # k2 launched by f; k1 and k3 unmatched
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 64, 1960])

@@ -73,12 +73,23 @@ def noise_correlation_factor(stamps: torch.Tensor, box: int = NOISE_BOX_PX,
     return sig_ap / (box * sigma.to(sig_ap.dtype)).clamp(min=1e-30)
 
 
+def matched_energy(arc_model: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """(N, 3) float64 sum over pixels of (arc / sigma)^2 for noise-free arcs (N, 3, H, W)
+    [nmgy/pixel] and per-pixel noise ``sigma`` (N, 3) [nmgy] (``selection.fused_add`` writes the
+    same float64 terms on a GPU)."""
+    # one float64 copy, divided and squared in place (the values of (arc / sigma) ** 2)
+    return arc_model.to(torch.float64, copy=True).div_(sigma.to(torch.float64)[:, :, None, None]).square_().sum(dim=(-2, -1))
+
+
+def snr_from_matched_energy(energy: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
+    """(N, 3) matched-filter S/N from ``matched_energy`` and the aperture-noise factor ``corr`` (N, 3)."""
+    return torch.sqrt(energy) / corr.to(torch.float64)
+
+
 def matched_snr(arc_model: torch.Tensor, sigma: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
     """(N, 3) matched-filter S/N of noise-free arcs (N, 3, H, W) [nmgy/pixel] against per-pixel
     noise ``sigma`` (N, 3) [nmgy] with aperture-noise factor ``corr`` (N, 3)."""
-    # one float64 copy, divided and squared in place (the values of (arc / sigma) ** 2)
-    e = arc_model.to(torch.float64, copy=True).div_(sigma.to(torch.float64)[:, :, None, None]).square_().sum(dim=(-2, -1))
-    return torch.sqrt(e) / corr.to(torch.float64)
+    return snr_from_matched_energy(matched_energy(arc_model, sigma), corr)
 
 
 def combined(snr_bands) -> np.ndarray:

@@ -72,6 +72,6 @@ def _reinject(home: Path, profile: Profile, rows: pd.DataFrame) -> np.ndarray:
     hosts = read_table(home, "injection_hosts").set_index("galaxy_id").loc[rows["galaxy_id"]].reset_index()
     stamps = torch.from_numpy(CutoutReader(safe_join(home, "cutout_store")).read(hosts.assign(cutout_ok=True)))
     gen = torch.Generator().manual_seed(profile.selection.seed)
-    injected, *_ = inject_batch(stamps, np.arange(len(rows)), rows[list(PARAM_KEYS)], hosts, "cpu", gen)
+    injected = inject_batch(stamps, np.arange(len(rows)), rows[list(PARAM_KEYS)], hosts, "cpu", gen).stamps
     return injected.numpy()
 

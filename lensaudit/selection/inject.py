@@ -37,7 +37,8 @@ from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
 from lensaudit.injection.render import render_arcs
 from lensaudit.injection.annulus import AnnulusFinite, annulus_snr, outer_sigma
-from lensaudit.injection.visibility import matched_snr, noise_correlation_factor
+from lensaudit.injection.visibility import matched_energy, noise_correlation_factor, snr_from_matched_energy
+from lensaudit.selection import fused_add
 from lensaudit.selection.psfex_psfs import PsfexPsfs, sigma_pix_from_kernels
 from lensaudit.survey.photometry import mw_transmission
 from lensaudit.selection.grid import THETA_E, cells
@@ -155,10 +156,16 @@ def sigma_pix(psfdepth_ivar: torch.Tensor, fwhm_arcsec: torch.Tensor,
     return torch.sqrt((k ** 2).sum(dim=(-2, -1)) / psfdepth_ivar)
 
 
+def arc_noise_factor(sigma: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(N, 3) sigma_pix^2 / sky [nmgy]: the arc's Poisson-like variance per nmgy of arc
+    (``realism.arc_poisson_sigma``), in ``dtype`` on ``sigma``'s device."""
+    sky = to_device(sky_nmgy_per_pixel(PIXSCALE_ARCSEC), sigma.device, dtype)
+    return sigma ** 2 / sky
+
+
 def arc_noise(arc: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Poisson-like noise of the added arc (``realism.arc_poisson_sigma``): var = arc sigma^2 / sky."""
-    sky = to_device(sky_nmgy_per_pixel(PIXSCALE_ARCSEC), arc.device, arc.dtype)
-    sd = torch.sqrt(arc.clamp(min=0) * (sigma ** 2 / sky)[:, :, None, None])
+    sd = torch.sqrt(arc.clamp(min=0) * arc_noise_factor(sigma, arc.dtype)[:, :, None, None])
     return torch.randn(arc.shape, generator=gen, device=arc.device, dtype=arc.dtype) * sd
 
 
@@ -269,19 +276,52 @@ def host_transmission(host_rows: pd.DataFrame) -> np.ndarray:
     return np.stack([mw_transmission(ebv, b) for b in BANDS], axis=1)
 
 
+#: on a GPU, the arc, its noise and the host are added, and the float64 terms of the matched S/N and
+#: the added rms written, by one Triton kernel (``selection.fused_add``: the torch path's values to
+#: the bit, ~3x fewer bytes through memory); False: the torch path (kept to compare)
+FUSED_ADD = True
+
+
+@dataclass(frozen=True)
+class Injected:
+    """One injected batch (``inject_batch``), on the device: the injected stamps and the signal
+    (what was added: arc + its noise) (N, 3, H, W), the matched-filter energy of the added
+    noise-free arc against the host's noise (``visibility.matched_energy``, (N, 3) float64; None
+    without the host's noise), the
+    rms of the signal (N,) float64 [nmgy], the renderer's ``RenderResult``, the sky sigma_pix
+    (N, 3) [nmgy] that set the arc's noise, and the added noise-free arc (N, 3, H, W) (zero for a
+    null control; None where ``fused_add`` made the stamps without it)."""
+
+    stamps: torch.Tensor
+    signal: torch.Tensor
+    arc_energy: torch.Tensor | None
+    added_rms: torch.Tensor
+    render: object
+    sigma_pix: torch.Tensor
+    arc: torch.Tensor | None
+
+
+def added_rms(signal: torch.Tensor) -> torch.Tensor:
+    """(N,) float64 rms over the pixels and bands of what was added [nmgy]."""
+    return torch.sqrt(signal.to(torch.float64, copy=True).square_().mean(dim=(1, 2, 3)))  # squared in place on the copy
+
+
 def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
                  device: str, gen: torch.Generator, null: bool = False, compiled: bool = False,
                  clock: "_StageClock | None" = None, variant: "Variant | None" = None,
-                 psf: "PsfexPsfs | None" = None, fused: bool = False):
+                 psf: "PsfexPsfs | None" = None, fused: bool = False,
+                 sigma_host: torch.Tensor | None = None) -> Injected:
     """Inject one batch: ``params`` row i into ``host_stamps[host_pos[i]]`` with the PSF, depth
-    and extinction of ``host_rows.iloc[host_pos[i]]``.  Returns (injected stamps, signal = what
-    was added, sigma_pix (N, 3), host stamps, the added noise-free arc, RenderResult), all on
-    ``device``.  ``null``: add only the arc's noise (a null control), the added arc is zero.
+    and extinction of ``host_rows.iloc[host_pos[i]]``; ``sigma_host`` (N, 3): each injection's
+    host noise, for the matched-filter energy (None: ``arc_energy`` is None).  Returns an
+    ``Injected`` on ``device``.
+    ``null``: add only the arc's noise (a null control), the added arc is zero.
     ``variant``: a systematics bracket (``Variant``) applied to every row of the batch.
     ``psf``: PSFEx injection PSFs (``selection.psfex_psfs.PsfexPsfs``) in place of the Moffat
     ones: the arc is convolved with each host's PSFEx kernels and sigma_pix comes from the
     same kernels (None: Moffat, the default).
-    ``fused``: render with the fused Triton renderer (CUDA; ``render_arcs(fused=True)``)."""
+    ``fused``: render with the fused Triton renderer (CUDA; ``render_arcs(fused=True)``).
+    With ``FUSED_ADD`` on a GPU the adding is ``fused_add.add_arc`` (the same values)."""
     clock = clock or _StageClock(None, device)
     cols = {k: params[k].to_numpy(np.float64, copy=True) for k in params.columns}
     cols["supersample"] = np.full(len(params), 4.0)
@@ -292,19 +332,32 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     kern = None if psf is None else torch.as_tensor(psf.kernels(hr), dtype=torch.float64, device=device)
     res = render_arcs(cols, device=device, dtype=torch.float32, compiled=compiled, chunk=max(1, len(params)),
                       suppress_inner=suppress, psf_kernels=kern, fused=fused)
-    arc = res.images * to_device(host_transmission(hr), res.images.device, res.images.dtype)[:, :, None, None]
+    trans = to_device(host_transmission(hr), res.images.device, res.images.dtype)
     clock.stop("render")
     fwhm_np = hr[[f"psfsize_{b}" for b in BANDS]].to_numpy(np.float64)
     fwhm = to_device(fwhm_np, device)
     depth = to_device(hr[[f"psfdepth_{b}" for b in BANDS]].to_numpy(np.float64), device)
     sig = (sigma_pix(depth, fwhm, fwhm_np.max() if len(fwhm_np) else None) if kern is None
            else sigma_pix_from_kernels(depth, kern)).float()
-    host = host_stamps[to_device(host_pos, host_stamps.device)].to(device)
+    pos = to_device(host_pos, host_stamps.device)
+    if (FUSED_ADD and sigma_host is not None and res.images.dtype == torch.float32
+            and fused_add.usable(res.images, host_stamps, sigma_host)):
+        normal = torch.randn(res.images.shape, generator=gen, device=res.images.device, dtype=res.images.dtype)
+        out = fused_add.add_arc(res.images, trans, arc_noise_factor(sig, res.images.dtype), normal, host_stamps, pos,
+                                sigma_host, null)
+        del normal
+        energy = out.arc_energy_terms.sum(dim=(-2, -1))
+        rms = torch.sqrt(out.signal_squares.mean(dim=(1, 2, 3)))
+        clock.stop("host_gather_add_noise")
+        return Injected(out.stamps, out.signal, energy, rms, res, sig, None)
+    arc = res.images * trans[:, :, None, None]
+    host = host_stamps[pos].to(device)
     noise = arc_noise(arc, sig, gen)
     added = torch.zeros_like(arc) if null else arc
     signal = added + noise
     clock.stop("host_gather_add_noise")
-    return host + signal, signal, sig, host, added, res
+    energy = None if sigma_host is None else matched_energy(added, sigma_host)
+    return Injected(host + signal, signal, energy, added_rms(signal), res, sig, added)
 
 
 RESULT_COLUMNS = ["logit", "magnification", "snr_g", "snr_r", "snr_z", "arc_snr_matched_g", "arc_snr_matched_r",
@@ -374,18 +427,17 @@ def inject_and_score_tensor(model, host_stamps: torch.Tensor, host_pos: np.ndarr
     for s in range(0, len(params), chunk):
         p = params.iloc[s:s + chunk]
         clock.start()
-        stamps, signal, sig, host, arc, res = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device,
-                                                           gen, null, compiled, clock, variant, psf, fused)
-        finite = AnnulusFinite(signal)  # read after the scoring is queued: the device stays busy meanwhile
-        logit = score_stamps(model, stamps, crop, device, compiled=compiled_detector, bf16=detector_bf16)
-        clock.stop("preprocess_score")
         pos_t = to_device(host_pos[s:s + chunk], host_sigma_all.device)
         host_sigma, corr = host_sigma_all[pos_t], corr_all[pos_t]
-        snr = annulus_snr(signal, sigma=host_sigma, finite=finite)
-        matched = matched_snr(arc, host_sigma, corr)
-        rms = torch.sqrt(signal.to(torch.float64, copy=True).square_().mean(dim=(1, 2, 3)))  # squared in place on the copy
-        parts.append(torch.cat([logit.double()[:, None], res.magnification.double()[:, None], snr.double(),
-                                matched.double(), corr.double(), rms[:, None]], dim=1))
+        inj = inject_batch(host_stamps, host_pos[s:s + chunk], p, host_rows, device, gen, null, compiled, clock,
+                           variant, psf, fused, sigma_host=host_sigma)
+        finite = AnnulusFinite(inj.signal)  # read after the scoring is queued: the device stays busy meanwhile
+        logit = score_stamps(model, inj.stamps, crop, device, compiled=compiled_detector, bf16=detector_bf16)
+        clock.stop("preprocess_score")
+        snr = annulus_snr(inj.signal, sigma=host_sigma, finite=finite)
+        matched = snr_from_matched_energy(inj.arc_energy, corr)
+        parts.append(torch.cat([logit.double()[:, None], inj.render.magnification.double()[:, None], snr.double(),
+                                matched.double(), corr.double(), inj.added_rms[:, None]], dim=1))
         clock.stop("detectability")
         if progress is not None:
             progress(len(p))
