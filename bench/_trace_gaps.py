@@ -5,7 +5,10 @@ A gap is an interval in which no kernel, copy or memset runs on any stream.  Eac
 doing while the device starved) and (ii) to the innermost ``lensaudit`` frame running on the host
 when it began.  Host synchronisations (stream / device / event syncs and blocking copies) are
 counted by the frame that called them, and the device's own time (every kernel, copy and memset)
-by the frame that launched it (a CUDA graph's kernels by the frame that replayed the graph).  Needs a trace recorded with ``with_stack=True``.
+by the frame that launched it (a CUDA graph's kernels by the frame that replayed the graph).  Last,
+the idle time is charged to every torch operator and CUDA runtime / driver call that the host was
+inside meanwhile (e.g. ``cudaMalloc``: an allocation, not a launch, held the device's next work).
+Needs a trace recorded with ``with_stack=True``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,23 @@ def _innermost(t: float, tid_hash: int, ts, end, tid, names) -> str:
         return "(no lensaudit frame)"
     inner = m[np.argsort(ts[m])[::-1][:2]]  # the innermost frame and its lensaudit caller
     return "  <  ".join(names[i] for i in inner)
+
+
+def _overlap_by_name(calls: list[dict], gaps: list[tuple]) -> tuple[dict, dict]:
+    """Seconds of each named host call (e.g. ``cudaMalloc``) that fall inside the device's idle gaps,
+    and how many calls overlap a gap: what the host was inside while the device had no work."""
+    starts = np.array([g[0] for g in gaps], dtype=np.float64)
+    ends = np.array([g[1] for g in gaps], dtype=np.float64)
+    inside, count = defaultdict(float), defaultdict(int)
+    for e in calls:
+        s, f = e["ts"], e["ts"] + e.get("dur", 0.0)
+        i = int(np.searchsorted(starts, f, side="right")) - 1  # the last gap starting before the call ends
+        hit = False
+        while i >= 0 and ends[i] > s:
+            inside[e["name"]] += min(f, ends[i]) - max(s, starts[i])
+            hit, i = True, i - 1
+        count[e["name"]] += hit
+    return inside, count
 
 
 def report(trace_path: str, min_gap_us: float = 10.0, top: int = 14) -> str:
@@ -76,6 +96,8 @@ def report(trace_path: str, min_gap_us: float = 10.0, top: int = 14) -> str:
                else _innermost(rt["ts"], hash(rt.get("tid")), ts, end, tid, names))
         work[f"{key}  [{e['cat']}]" if e["cat"] != "kernel" else key] += e["dur"]
         nwork[f"{key}  [{e['cat']}]" if e["cat"] != "kernel" else key] += 1
+    ops = [e for e in events if e.get("cat") in ("cpu_op", "cuda_runtime", "cuda_driver") and "dur" in e]
+    in_gaps, n_in_gaps = _overlap_by_name(ops, gaps)  # torch operators and runtime calls the host was inside
     syncs, nsync = defaultdict(float), defaultdict(int)
     for e in events:
         if e.get("cat") == "cuda_runtime" and e.get("name", "").startswith(SYNC_NAMES):
@@ -89,7 +111,9 @@ def report(trace_path: str, min_gap_us: float = 10.0, top: int = 14) -> str:
                             ("idle charged to the frame running when the gap began", by_start, None),
                             ("host waits in synchronisations, by calling frame", syncs, nsync),
                             ("device time (kernels; copies and memsets marked) by the frame that launched it",
-                             work, nwork)):
+                             work, nwork),
+                            ("idle time inside each torch operator / CUDA runtime call on the host (nested ones "
+                             "count in each)", in_gaps, n_in_gaps)):
         out.append(f"-- {title} (s, count):")
         for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:2 * top if d is work else top]:
             out.append(f"  {v / 1e6:7.3f}  {(extra or {}).get(k, ''):>6}  {k}")

@@ -118,6 +118,7 @@ def test_trace_gaps_charge_the_idle_device_to_the_code_that_ended_it(tmp_path):
           {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": 45.0, "dur": 1.0, "tid": 1,
            "args": {"correlation": 2}},
           {"cat": "cuda_runtime", "name": "cudaStreamSynchronize", "ts": 20.0, "dur": 5.0, "tid": 1, "args": {}},
+          {"cat": "cuda_runtime", "name": "cudaMalloc", "ts": 12.0, "dur": 30.0, "tid": 1, "args": {}},
           {"cat": "python_function", "name": g, "ts": 0.0, "dur": 100.0, "tid": 1},
           {"cat": "python_function", "name": f, "ts": 40.0, "dur": 8.0, "tid": 1},
           {"cat": "python_function", "name": "torch/x.py(3): h", "ts": 44.0, "dur": 2.0, "tid": 1}]
@@ -133,6 +134,9 @@ def test_trace_gaps_charge_the_idle_device_to_the_code_that_ended_it(tmp_path):
     work = lines.index(next(ln for ln in lines if ln.startswith("-- device time")))
     charged = {" ".join(ln.split()[1:]) for ln in lines[work + 1:work + 3]}  # count and frame of each line
     assert charged == {f"1 {f} < {g}", "2 (launch not found)"}  # k2 launched by f; k1 and k3 unmatched
+    inside = lines.index(next(ln for ln in lines if ln.startswith("-- idle time inside")))
+    assert lines[inside + 1].split() == ["0.000", "1", "cudaMalloc"]  # 30 of the gap's 40 us
+    assert [ln.split()[2] for ln in lines[inside + 2:inside + 4]] == ["cudaStreamSynchronize", "cudaLaunchKernel"]
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 64, 1960])
