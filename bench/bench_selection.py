@@ -182,6 +182,9 @@ def main() -> None:
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
     ap.add_argument("--no-fused-add", action="store_true",
                     help="arc, noise and host added by the torch path (previous path; inject.FUSED_ADD off)")
+    ap.add_argument("--stream-switch-interval", type=float, default=None,
+                    help="the GIL switch interval [s] while the stream runs on a GPU (gil_switch; default "
+                         "0.0005; 0.005, CPython's default, for the previous behaviour)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
                     help="one more run without stage syncs under torch.profiler: top operators, device busy time")
@@ -200,6 +203,10 @@ def main() -> None:
 
     _inject.CUDA_GRAPH_SCORING = not ns.eager_scoring
     _inject.FUSED_ADD = not ns.no_fused_add
+    from lensaudit import gil_switch
+
+    if ns.stream_switch_interval is not None:
+        gil_switch.GPU_LAUNCH_SWITCH_INTERVAL_S = ns.stream_switch_interval
     from lensaudit.injection import annulus as _annulus
 
     _annulus.RING_MEDIANS_SORTED = ns.sorted_ring_medians
@@ -215,7 +222,8 @@ def main() -> None:
     n = 385 * ns.n_per_cell
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
           f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD} "
-          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16} fused_add={_inject.FUSED_ADD}")
+          f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16} fused_add={_inject.FUSED_ADD} "
+          f"stream_switch_interval={gil_switch.GPU_LAUNCH_SWITCH_INTERVAL_S}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     PROFILE_AGGREGATE = ns.profile_aggregate

@@ -328,3 +328,28 @@ def test_draw_parameters_takes_each_host_psf_and_names_an_unknown_host(tmp_path)
         assert np.array_equal(params[f"psf_fwhm_{b}_arcsec"].to_numpy(), own[f"psfsize_{b}"].to_numpy(float))
     with pytest.raises(ValueError, match="not in the host table"):
         draw_parameters(plan.assign(galaxy_id=plan.galaxy_id.where(plan.index > 0, "nobody")), hosts, seed=3)
+
+
+def test_short_switch_interval_is_put_back(tmp_path):
+    """``gil_switch``: at most the given interval inside, the value found afterwards (also after an
+    exception); disabled (the CPU stream) leaves it alone; the stream restores it."""
+    import sys
+
+    from lensaudit.gil_switch import short_switch_interval
+    from lensaudit.selection.stream import stream_inject_and_score
+
+    before = sys.getswitchinterval()
+    with short_switch_interval(0.0002):
+        assert sys.getswitchinterval() == pytest.approx(0.0002, abs=2e-6)  # kept in whole microseconds
+        with short_switch_interval(0.01):  # never lengthened
+            assert sys.getswitchinterval() == pytest.approx(0.0002, abs=2e-6)  # kept in whole microseconds
+    assert sys.getswitchinterval() == before
+    with pytest.raises(RuntimeError), short_switch_interval(0.0002):
+        raise RuntimeError
+    assert sys.getswitchinterval() == before
+    with short_switch_interval(0.0002, enabled=False):
+        assert sys.getswitchinterval() == before
+    hosts, reader = _store(tmp_path, n=6)
+    plan, params = _plan(hosts)
+    stream_inject_and_score(_Tiny(), reader, hosts, plan.iloc[:3], params.iloc[:3], 64, "cpu", 5)
+    assert sys.getswitchinterval() == before

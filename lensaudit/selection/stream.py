@@ -6,7 +6,9 @@ groups of at least ``group_rows`` injections.  Per group: its hosts are read fro
 cutout store into pinned host memory by a background thread while the device works on
 the previous group (``host_load`` counts only the wait), copied to the device, scored
 without an arc (``host_logit``), and ``inject_and_score`` runs on the group's injections
-(arc noise seeded by (seed, group number)) in equal chunks of at most ``chunk`` rows.  Memory stays bounded by the largest group:
+(arc noise seeded by (seed, group number)) in equal chunks of at most ``chunk`` rows.  On a GPU
+the interpreter's switch interval is shortened meanwhile (``gil_switch``: the thread that
+launches waits less for the GIL the reader thread holds).  Memory stays bounded by the largest group:
 the group's stamps on the device, the plan and the per-injection results on the host.
 
 Results are those of ``inject_and_score`` plus ``host_logit``, in plan order (index 0 .. N-1).  The same
@@ -24,6 +26,7 @@ import pandas as pd
 import torch
 
 from lensaudit.device_upload import to_device
+from lensaudit.gil_switch import short_switch_interval
 from lensaudit.selection.adversarial import score_batches_on_device
 from lensaudit.selection.grid import DEPTH
 from lensaudit.selection.inject import inject_and_score_tensor, result_frame
@@ -79,7 +82,7 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
 
     groups = host_groups(plan, group_rows)
     idx, vals = [], []  # per group: plan rows, (rows, 13) float64 results on the device (one transfer at the end)
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1) as pool, short_switch_interval(enabled=cuda):  # the launching thread waits less for the GIL
         nxt = pool.submit(load, groups[0]) if groups else None
         for g, rows in enumerate(groups):
             t0 = time.perf_counter()
