@@ -184,7 +184,7 @@ def main() -> None:
                     help="arc, noise and host added by the torch path (previous path; inject.FUSED_ADD off)")
     ap.add_argument("--stream-switch-interval", type=float, default=None,
                     help="the GIL switch interval [s] while the stream runs on a GPU (gil_switch; default "
-                         "0.0005; 0.005, CPython's default, for the previous behaviour)")
+                         "0.0001; 0.005, CPython's default, for the previous behaviour)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs of each kind")
     ap.add_argument("--profile", action="store_true",
                     help="one more run without stage syncs under torch.profiler: top operators, device busy time")

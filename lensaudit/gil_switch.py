@@ -15,7 +15,7 @@ import sys
 from contextlib import contextmanager
 
 #: switch interval [s] while the selection function streams on a GPU (CPython's default: 0.005 s)
-GPU_LAUNCH_SWITCH_INTERVAL_S = 0.0005
+GPU_LAUNCH_SWITCH_INTERVAL_S = 0.0001
 
 
 @contextmanager
