@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -148,3 +149,18 @@ def test_fused_add_refuses_bad_inputs():
         fused_add.add_arc(images.double(), trans, sig, images.double(), host_stamps, pos, sigma_host)
     with pytest.raises(ValueError, match="do not fit"):
         fused_add.add_arc(images, trans, sig, images[:, :2], host_stamps, pos, sigma_host)
+
+
+def test_inject_batch_refuses_host_positions_outside_the_hosts():
+    """Checked on the host for both paths (the kernel would read outside the host stamps; torch would
+    wrap a negative position to the last host)."""
+    import pandas as pd
+
+    from lensaudit.selection.inject import inject_batch
+
+    stamps = torch.zeros((2, 3, 21, 21))
+    rows = pd.DataFrame({"galaxy_id": ["a", "b"]})
+    for pos in ([0, 2], [-1, 0]):
+        with pytest.raises(IndexError, match="outside the 2 host stamps"):
+            inject_batch(stamps, np.array(pos), pd.DataFrame({"theta_e_arcsec": [1.0, 1.0]}), rows, "cpu",
+                         torch.Generator())

@@ -89,7 +89,8 @@ def add_arc(images: torch.Tensor, transmission: torch.Tensor, noise_factor: torc
     """``Added`` for rendered unit images ``images`` (N, C, H, W) float32, dimmed by ``transmission``
     (N, C) float32, given the noise ``normal`` (N, C, H, W) float32 x sqrt(max(arc, 0) x
     ``noise_factor``) (N, C) float32 (sigma_pix^2 / sky, ``inject.arc_noise_factor``), added to
-    ``host_stamps[host_pos]`` ((H, C, H, W) float32, ``host_pos`` (N,) int64 on the same device);
+    ``host_stamps[host_pos]`` ((H, C, H, W) float32, ``host_pos`` (N,) int64 on the same device, each in
+    [0, H): the caller checks, on the host, as ``inject.inject_batch`` does; a check here would synchronise);
     ``sigma_host`` (N, C) float64: the matched-filter noise of each injection's host.
     ``null``: the noise alone is added (a null control), the arc's terms are (0 / sigma)^2."""
     n, c, h, w = images.shape

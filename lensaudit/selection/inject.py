@@ -323,6 +323,10 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
     ``fused``: render with the fused Triton renderer (CUDA; ``render_arcs(fused=True)``).
     With ``FUSED_ADD`` on a GPU the adding is ``fused_add.add_arc`` (the same values)."""
     clock = clock or _StageClock(None, device)
+    host_pos = np.asarray(host_pos)
+    if len(host_pos) and (host_pos.min() < 0 or host_pos.max() >= len(host_stamps)):  # on the host: no device sync
+        raise IndexError(f"host positions {int(host_pos.min())}..{int(host_pos.max())} outside the "
+                         f"{len(host_stamps)} host stamps")
     cols = {k: params[k].to_numpy(np.float64, copy=True) for k in params.columns}
     cols["supersample"] = np.full(len(params), 4.0)
     suppress = False
