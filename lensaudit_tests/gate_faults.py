@@ -112,7 +112,7 @@ FAULTS: dict[str, tuple[str, str]] = {
                                      "a label flipped",
                                      "test_integrity_gates.py::test_shortcut_features_are_recomputed_from_the_stamps"),
     "completeness_injections_rederived": ("injection logits raised by 1; matched S/N x1000; observable flags that "
-                                          "are not their S/N rule",
+                                          "are not their S/N rule; one sampled injection's logit forged by +5",
                                           "test_pipeline_tiny.py::test_injections_are_rederived_not_trusted"),
     "training_manifest_negatives_satisfy_cuts": (
         "a negative with nobs_g 2, TYPE EXP, a BRIGHT maskbit, z = 21 mag, dec 40, not brick_primary, no sweep row, "

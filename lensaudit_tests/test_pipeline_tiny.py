@@ -290,11 +290,12 @@ def test_summary_reports_every_field(with_selection):
     assert set(br.variant) == {"baseline", "moffat_beta_2.5", "moffat_beta_4.5", "clumpy_sources", "suppress_inner"}
 
 
-@pytest.mark.parametrize("plant", [None, "logits_raised", "matched_snr_x1000", "observable_flipped"])
+@pytest.mark.parametrize("plant", [None, "logits_raised", "matched_snr_x1000", "observable_flipped", "one_logit_forged"])
 def test_injections_are_rederived_not_trusted(with_selection, tmp_path, plant):
     """``completeness_injections_rederived`` re-injects a sample on the CPU: injection logits
-    raised by 1 (an 8x completeness on the demo), the matched S/N in the wrong units (002) or an
-    observable flag that is not its S/N rule turn it red; the real tiny home is green; every new
+    raised by 1 (an 8x completeness on the demo), the matched S/N in the wrong units (002), an
+    observable flag that is not its S/N rule, or one sampled injection's logit forged by +5 (the
+    median does not move: the row bound) turn it red; the real tiny home is green; every new
     integrity gate is green on it too."""
     import shutil
 
@@ -315,12 +316,16 @@ def test_injections_are_rederived_not_trusted(with_selection, tmp_path, plant):
             inj[c] *= 1000
     elif plant == "observable_flipped":
         inj.loc[inj.index[:3], "observable"] = ~inj.loc[inj.index[:3], "observable"]
+    elif plant == "one_logit_forged":  # the first injection_id: always among the evenly spaced rows
+        inj.loc[inj["injection_id"] == inj["injection_id"].min(), "logit"] += 5.0
     if plant:
         inj.to_parquet(p, index=False, schema=schema)
     view = StoreView(home, get_profile("tiny"))
     by = {g.name: g for g in GATES}
     res = by["completeness_injections_rederived"].evaluate(view)
     assert res.passed == (plant is None), res.details
+    if plant == "one_logit_forged":
+        assert res.details["logit_rows_beyond_row_tol"] == 1 and abs(res.details["logit_median_shift"]) <= 0.1
     if plant is None:
         for name in ("detector_evaluation_recomputed", "detector_scored_rows_match_manifest", "detector_logits_rescored",
                      "shortcut_features_recomputed", "manifest_positives_are_known_lenses"):

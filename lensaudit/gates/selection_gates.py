@@ -90,9 +90,12 @@ REDERIVE_ROWS = 32  # injections re-derived evenly spaced in injection_id order 
 REDERIVE_RTOL = 2e-2
 #: stored minus re-derived injection logit: the re-injection draws its own arc noise (the asset's stream
 #: cannot be replayed for a sample), so only the median shift and gross outliers are judged.  On the demo
-#: home (CPU, 64 injections): median -0.0009, largest |difference| 0.12
+#: home (CPU, 64 injections): median -0.0009, largest |difference| 0.12.  The row bound is set by the tail:
+#: all 6,160 injections of a demo home (6361255) re-injected with fresh arc noise, twice: |difference| 99.9th
+#: percentile 0.92-0.94, largest 1.35-1.51, 5-6 rows beyond 1.0 per redraw -- with a bound of 1.0 a healthy
+#: home failed ~5 % of gate runs (a 64-row sample).  3.0 is twice the largest seen; a forged row beyond it is red
 LOGIT_MEDIAN_TOL = 0.1
-LOGIT_ROW_TOL = 1.0
+LOGIT_ROW_TOL = 3.0
 
 
 def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = REDERIVE_ROWS) -> GateResult:
