@@ -44,6 +44,10 @@ def main() -> int:
     ap.add_argument("--hosts", type=int, default=4096)
     ap.add_argument("--repeat", type=int, default=20)
     ns = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("check_fused_add.py compares the kernel with the torch path on a CUDA device; none here "
+              "(the CPU equality tests are lensaudit_tests/test_fused_add.py)")
+        return 2
     dev = "cuda"
     store = scratch_dir("fused_add_")
     hosts = B.synthetic_hosts(ns.hosts, store, np.random.default_rng(0))

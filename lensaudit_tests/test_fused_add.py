@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,8 @@ def _interpreted_checks() -> dict:
                 _same(got.arc_energy_terms.sum(dim=(-2, -1)), want[2]),
                 _same(torch.sqrt(got.signal_squares.mean(dim=(1, 2, 3))), want[3])]
         out[f"null{null}"] = same
-    # a planted fault: the noise without the clamp of negative arc pixels must differ
+    # a planted difference (the image's absolute value, as a kernel that lost the sign would add) is seen:
+    # the comparison is not vacuous
     images, trans, sig, host_stamps, pos, sigma_host = _inputs()
     normal = torch.randn(images.shape, generator=torch.Generator().manual_seed(7))
     got = fused_add.add_arc(images.abs(), trans, arc_noise_factor(sig, torch.float32), normal, host_stamps, pos, sigma_host)
@@ -90,8 +92,6 @@ def _interpreted_checks() -> dict:
 
     # the whole chunk loop, both paths, the same numbers (CPU device, interpreted kernel)
     from lensaudit_tests.test_selection_stream import _Tiny, _plan, _store
-
-    import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         hosts, reader = _store(Path(d), n=12)
@@ -126,7 +126,7 @@ def test_fused_add_equals_the_torch_path_to_the_bit(interpreted):
     assert interpreted["usable"]
     assert interpreted["nullFalse"] == [True] * 4  # stamps, signal, matched energy, added rms
     assert interpreted["nullTrue"] == [True] * 4
-    assert interpreted["planted_abs_differs"]  # a kernel that forgot max(arc, 0) is caught
+    assert interpreted["planted_abs_differs"]  # a kernel that lost the image's sign is caught
 
 
 def test_fused_add_in_the_chunk_loop_gives_the_same_records(interpreted):
