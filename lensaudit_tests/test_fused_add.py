@@ -4,10 +4,7 @@ TRITON_INTERPRET=1) and the reference is the torch path with CUDA's correctly ro
 square root (``_sqrt_rn``; torch's own CPU sqrt is not); the GPU run of the comparison against
 torch's CUDA path itself is bench/check_fused_add.py (results in bench/RESULTS.md)."""
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from lensaudit_tests._triton_interpreter import interpreted_checks
 
 
 def _inputs(n=5, hosts=4, seed=0):
@@ -114,12 +111,7 @@ def _interpreted_checks() -> dict:
 
 @pytest.fixture(scope="module")
 def interpreted():
-    env = dict(os.environ, TRITON_INTERPRET="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
-               PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    code = "import json; from lensaudit_tests.test_fused_add import _interpreted_checks as c; print(json.dumps(c()))"
-    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return interpreted_checks("lensaudit_tests.test_fused_add")
 
 
 def test_fused_add_equals_the_torch_path_to_the_bit(interpreted):

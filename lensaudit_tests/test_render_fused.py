@@ -2,11 +2,9 @@
 CPU through Triton's interpreter (the same kernel code the GPU compiles; run in a subprocess,
 since the interpreter must be chosen before triton is first imported), and pixelised PSFs."""
 
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +12,10 @@ import torch
 
 from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.render import render_arcs
+from lensaudit_tests._triton_interpreter import ROOT, interpreted_checks
 from lensaudit_tests.test_injection import PARITY_ROWS, cols_of, row
 
 import triton  # noqa: E402,F401 - torch's own dependency: a missing triton is an error, not a skip
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _diff(out, ref) -> list[float]:
@@ -80,12 +78,7 @@ def _interpreted_checks() -> dict:
 
 @pytest.fixture(scope="module")
 def interpreted():
-    env = dict(os.environ, TRITON_INTERPRET="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
-               PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    code = "import json; from lensaudit_tests.test_render_fused import _interpreted_checks as c; print(json.dumps(c()))"
-    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return interpreted_checks("lensaudit_tests.test_render_fused")
 
 
 def test_fused_matches_the_reference_on_the_lenstronomy_parity_rows(interpreted):
