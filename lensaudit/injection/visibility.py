@@ -75,10 +75,16 @@ def noise_correlation_factor(stamps: torch.Tensor, box: int = NOISE_BOX_PX,
 
 def matched_energy(arc_model: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """(N, 3) float64 sum over pixels of (arc / sigma)^2 for noise-free arcs (N, 3, H, W)
-    [nmgy/pixel] and per-pixel noise ``sigma`` (N, 3) [nmgy] (``selection.fused_add`` writes the
-    same float64 terms on a GPU)."""
+    [nmgy/pixel] and per-pixel noise ``sigma`` (N, 3) [nmgy]."""
     # one float64 copy, divided and squared in place (the values of (arc / sigma) ** 2)
-    return arc_model.to(torch.float64, copy=True).div_(sigma.to(torch.float64)[:, :, None, None]).square_().sum(dim=(-2, -1))
+    return matched_energy_of_terms(arc_model.to(torch.float64, copy=True).div_(sigma.to(torch.float64)[:, :, None, None])
+                                   .square_())
+
+
+def matched_energy_of_terms(terms: torch.Tensor) -> torch.Tensor:
+    """(N, 3) sum over pixels of the (N, 3, H, W) float64 terms (arc / sigma)^2 (``selection.fused_add``
+    writes the same terms on a GPU and sums them here: the same reduction of the same values)."""
+    return terms.sum(dim=(-2, -1))
 
 
 def snr_from_matched_energy(energy: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:

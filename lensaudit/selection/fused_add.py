@@ -12,7 +12,8 @@ the torch path's, in its order and precision: float32 products and sums rounded 
 time (the kernel is compiled without fused multiply-adds), the correctly rounded square root
 (``sqrt_rn``) and float64 quotient (PTX has no other), ``max(arc, 0)`` as ``torch.clamp`` (NaN kept);
 the float64 squares of float32 values are exact.  The per-stamp sums stay in torch, over the
-same (N, 3, H, W) float64 layout, so they are the same reductions of the same values.  The
+same (N, 3, H, W) float64 layout and by the same functions (``visibility.matched_energy_of_terms``,
+``inject.added_rms_of_squares``), so they are the same reductions of the same values.  The
 normal draws come from the caller's generator as before (same draws, same order).
 
 The kernel runs on CUDA tensors; on the CPU only in Triton's interpreter (TRITON_INTERPRET=1

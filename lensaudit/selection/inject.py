@@ -37,7 +37,8 @@ from lensaudit.injection.psf import kernel_half_width, moffat_kernels
 from lensaudit.injection.realism import sky_nmgy_per_pixel
 from lensaudit.injection.render import render_arcs
 from lensaudit.injection.annulus import AnnulusFinite, annulus_snr, outer_sigma
-from lensaudit.injection.visibility import matched_energy, noise_correlation_factor, snr_from_matched_energy
+from lensaudit.injection.visibility import (matched_energy, matched_energy_of_terms, noise_correlation_factor,
+                                            snr_from_matched_energy)
 from lensaudit.selection import fused_add
 from lensaudit.selection.psfex_psfs import PsfexPsfs, sigma_pix_from_kernels
 from lensaudit.survey.photometry import mw_transmission
@@ -303,7 +304,13 @@ class Injected:
 
 def added_rms(signal: torch.Tensor) -> torch.Tensor:
     """(N,) float64 rms over the pixels and bands of what was added [nmgy]."""
-    return torch.sqrt(signal.to(torch.float64, copy=True).square_().mean(dim=(1, 2, 3)))  # squared in place on the copy
+    return added_rms_of_squares(signal.to(torch.float64, copy=True).square_())  # squared in place on the copy
+
+
+def added_rms_of_squares(squares: torch.Tensor) -> torch.Tensor:
+    """(N,) sqrt of the mean of the (N, 3, H, W) float64 squares of what was added (``fused_add``
+    writes them on a GPU and they are reduced here, as the torch path's)."""
+    return torch.sqrt(squares.mean(dim=(1, 2, 3)))
 
 
 def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.DataFrame, host_rows: pd.DataFrame,
@@ -350,8 +357,7 @@ def inject_batch(host_stamps: torch.Tensor, host_pos: np.ndarray, params: pd.Dat
         out = fused_add.add_arc(res.images, trans, arc_noise_factor(sig, res.images.dtype), normal, host_stamps, pos,
                                 sigma_host, null)
         del normal
-        energy = out.arc_energy_terms.sum(dim=(-2, -1))
-        rms = torch.sqrt(out.signal_squares.mean(dim=(1, 2, 3)))
+        energy, rms = matched_energy_of_terms(out.arc_energy_terms), added_rms_of_squares(out.signal_squares)
         clock.stop("host_gather_add_noise")
         return Injected(out.stamps, out.signal, energy, rms, res, sig, None)
     arc = res.images * trans[:, :, None, None]
