@@ -24,6 +24,7 @@ idx = pd.read_parquet(os.path.join(store, "index.parquet"))
 got = score_store_ranks(idx, CutoutReader(store), model, "cpu", crop=64, batch=4, workers=2)
 with open(os.path.join(store, f"rank{dist.get_rank()}.json"), "w") as f:
     json.dump(got.tolist(), f)
+dist.barrier()  # both ranks done before either tears gloo down (a rank torn down early aborted the other)
 dist.destroy_process_group()
 '''
 

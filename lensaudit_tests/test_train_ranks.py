@@ -28,6 +28,7 @@ for name, cfg in (("step", TrainConfig(epochs=1, batch_size=7, max_steps_per_epo
     torch.save(state, os.path.join(d, f"{name}{rank}.pt"))
     with open(os.path.join(d, f"{name}{rank}.json"), "w") as f:
         json.dump({"history": history, "info": info}, f)
+dist.barrier()  # both ranks done before either tears gloo down (a rank torn down early aborted the other)
 dist.destroy_process_group()
 '''
 
