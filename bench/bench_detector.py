@@ -150,7 +150,6 @@ def main() -> None:
     from lensaudit.detector.preprocess import input_window, raw_robust
     from lensaudit.detector.score import score_store
     from lensaudit.detector.train import TrainConfig, train
-    from lensaudit import gil_switch
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda")
@@ -174,10 +173,6 @@ def main() -> None:
     ap.add_argument("--handoff", action="store_true",
                     help="the host-to-device copies alone (1 and 2 streams, and under concurrent store reads) and "
                          "the main thread's waits (reads, copies) of every scan")
-    ap.add_argument("--switch-intervals", default=None,
-                    help="GIL switch intervals [s] while score_store runs on a GPU (gil_switch), comma-separated "
-                         "variants, alternating per thread count (0.005: CPython's default, the previous behaviour); "
-                         "default: the library's")
     ns = ap.parse_args()
     dev = ns.device
     cuda = dev.startswith("cuda")
@@ -226,28 +221,14 @@ def main() -> None:
                     model(xb.contiguous(memory_format=torch.channels_last) if cuda else xb)
         sync()
 
-    intervals = ([None] if ns.switch_intervals is None
-                 else [float(v) for v in str(ns.switch_intervals).split(",")])
-
-    def switched(fn, interval):  # fn with gil_switch's interval set (None: the library's default)
-        def run():
-            old = gil_switch.GPU_LAUNCH_SWITCH_INTERVAL_S
-            gil_switch.GPU_LAUNCH_SWITCH_INTERVAL_S = old if interval is None else interval
-            try:
-                return fn()
-            finally:
-                gil_switch.GPU_LAUNCH_SWITCH_INTERVAL_S = old
-        return run
-
     for crop in (int(c) for c in ns.crops.split(",")):
         variants = [("naive loop (reference)", lambda: naive(crop))]
         stats: dict = {}
-        variants += [(f"score_store, {mode}, batch {b}, {w} reader threads, read chunks {c or b}"
-                      + ("" if si is None else f", switch interval {si * 1e3:g} ms"),
-                      switched(lambda w=w, b=b, c=c, kw=kw: score_store(idx, reader, model, dev, crop, b, w,
-                                                                        read_chunk=c, stats=stats, **kw), si))
+        variants += [(f"score_store, {mode}, batch {b}, {w} reader threads, read chunks {c or b}",
+                      lambda w=w, b=b, c=c, kw=kw: score_store(idx, reader, model, dev, crop, b, w, read_chunk=c,
+                                                               stats=stats, **kw))
                      for mode, kw in modes.items() for b in (batches[:1] if "compiled" in kw else batches)
-                     for w in workers for c in read_chunks for si in intervals]
+                     for w in workers for c in read_chunks]
         for label, fn in variants:
             fn()
             t0 = time.perf_counter()

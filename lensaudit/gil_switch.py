@@ -6,8 +6,7 @@ launching thread wait until that thread gives it up or until the switch interval
 (``sys.setswitchinterval``, 5 ms by default), and the device runs dry meanwhile: in profiles of
 the streamed selection function on an H100 the device sat idle in gaps of ~5 ms inside the
 smallest torch calls (bench/RESULTS.md, "Selection function, session 17").  A shorter interval
-bounds each such wait; the numbers computed do not depend on it.  Used by the streamed selection
-function (``selection.stream``) and the store scan (``detector.score.score_store``) on a GPU.
+bounds each such wait; the numbers computed do not depend on it.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-#: switch interval [s] while the selection function streams or the store scan runs on a GPU (CPython's
-#: default: 0.005 s)
+#: switch interval [s] while the selection function streams on a GPU (CPython's default: 0.005 s)
 GPU_LAUNCH_SWITCH_INTERVAL_S = 0.0001
 
 

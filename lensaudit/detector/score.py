@@ -5,9 +5,7 @@ Batches of index rows are read from the memory-mapped shards by ``workers`` thre
 stamp that ``raw_robust`` reads (``preprocess.input_window``: 65^2 of 101^2 px for the 64 px
 crop, the same numbers as reading the whole stamp) -- copied to the device on a copy stream
 asynchronously, normalised there by ``raw_robust`` and scored in bf16 (channels_last) on
-CUDA; on the CPU the same code runs in float32.  Returns logits in index order.  On CUDA the
-interpreter's switch interval is shortened while the scan runs (``gil_switch``: the thread that
-launches waits less for the GIL the reader threads hold; the logits do not depend on it).
+CUDA; on the CPU the same code runs in float32.  Returns logits in index order.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ import torch
 from lensaudit.detector.graphs import graphed_forward, replay_rows
 from lensaudit.detector.preprocess import input_window, raw_robust
 from lensaudit.detector.ranks import all_gather_rows, process_group, rank_rows
-from lensaudit.gil_switch import short_switch_interval
 
 
 @lru_cache(maxsize=8)
@@ -116,8 +113,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
 
     timing = {"wait_read_s": 0.0, "wait_copy_s": 0.0}
     t_start = time.perf_counter()
-    with (ThreadPoolExecutor(max_workers=max(1, workers)) as pool, torch.no_grad(),
-          short_switch_interval(enabled=cuda)):  # the launching thread waits less for the GIL
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, torch.no_grad():
         pending = [submit(pool, i) for i in range(min(ahead, len(starts)))]  # (a lone batch too)
         nxt = len(pending)
         for i in range(len(starts)):
