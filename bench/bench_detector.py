@@ -34,6 +34,13 @@ import pandas as pd
 from _scratch import scratch_dir
 
 
+#: --handoff: the reader threads' rate with and without the host-to-device copies running is measured over at
+#: least this many seconds each, counted every READ_COUNT_ROWS rows (a whole-batch count over the copies' ~0.16 s
+#: was too coarse: bench/RESULTS.md, session 18)
+H2D_WINDOW_S = 1.0
+READ_COUNT_ROWS = 256
+
+
 def read_batch(idx, reader, starts, i, batch, buf, win) -> int:
     """Batch ``i`` (of the batch ``starts``) of the store's window ``win`` into the host buffer ``buf``, as
     ``score_store``'s reader threads do; the number of rows read."""
@@ -87,7 +94,8 @@ def io_bounds(idx, reader, dev, crop, batch, workers, win, sync, chunks=(None,))
 def h2d_bounds(idx, reader, dev, batch, workers, win) -> None:
     """The host-to-device copy of the scan's pinned batch buffers alone: one stream, two streams
     (half a batch each), and one stream while ``w`` reader threads keep filling other pinned
-    buffers from the store (the memory traffic the scan copies under)."""
+    buffers from the store (the memory traffic the scan copies under), with those threads' read
+    rate while the copies run and while nothing else does (the same threads, one after the other)."""
     import threading
 
     import torch
@@ -118,28 +126,42 @@ def h2d_bounds(idx, reader, dev, batch, workers, win) -> None:
         gbs, ims = copies(k)
         print(f"  host-to-device copy alone ({width}^2 window, batch {batch}, {k} stream(s)): {gbs:.1f} GB/s = {ims:,.0f} img/s")
     starts = list(range(0, len(idx), batch))
+    alone_ims = copies(1)[1]
+    reps = max(40, int(np.ceil(H2D_WINDOW_S * alone_ims / batch)))  # the copies run >= H2D_WINDOW_S
     for w in workers:
         bufs = [torch.empty_like(host[0]).pin_memory() for _ in range(w)]
         stop = threading.Event()
-        count = [0]
+        counts = [0] * w  # rows read per thread, counted every READ_COUNT_ROWS rows
 
-        def reads(t):
+        def reads(t):  # thread t: batches t, t + w, ... into its own pinned buffer
             i = t
             while not stop.is_set():
-                count[0] += read_batch(idx, reader, starts, i, batch, bufs[t], win)
+                s0 = starts[i % len(starts)]
+                m = min(batch, len(idx) - s0)
+                for a in range(0, m, READ_COUNT_ROWS):
+                    if stop.is_set():
+                        return
+                    rows = idx.iloc[s0 + a:s0 + min(a + READ_COUNT_ROWS, m)]
+                    reader.read(rows, out=bufs[t].numpy()[a:a + len(rows)], window=win)
+                    counts[t] += len(rows)
                 i += w
+
+        def rate_during(fn):  # rows/s read by the threads while fn() runs, and fn's result
+            c0, t0 = sum(counts), time.perf_counter()
+            out = fn()
+            return (sum(counts) - c0) / (time.perf_counter() - t0), out
         threads = [threading.Thread(target=reads, args=(t,)) for t in range(w)]
         for t in threads:
             t.start()
-        time.sleep(0.5)
-        c0, t0 = count[0], time.perf_counter()
-        gbs, ims = copies(1, reps=40)
-        rd = (count[0] - c0) / (time.perf_counter() - t0)
+        time.sleep(0.3)
+        rd_alone, _ = rate_during(lambda: time.sleep(H2D_WINDOW_S))
+        rd, (gbs, ims) = rate_during(lambda: copies(1, reps=reps))
         stop.set()
         for t in threads:
             t.join()
         print(f"  host-to-device copy while {w} reader threads fill pinned buffers: {gbs:.1f} GB/s = {ims:,.0f} img/s "
-              f"(reads meanwhile {rd:,.0f} img/s)")
+              f"(reads meanwhile {rd:,.0f} img/s; the same threads with no copy running: {rd_alone:,.0f} img/s; "
+              f"each over >= {H2D_WINDOW_S:g} s, counted every {READ_COUNT_ROWS} rows)")
 
 
 def main() -> None:
