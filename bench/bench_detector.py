@@ -195,6 +195,10 @@ def main() -> None:
     ap.add_argument("--handoff", action="store_true",
                     help="the host-to-device copies alone (1 and 2 streams, and under concurrent store reads) and "
                          "the main thread's waits (reads, copies) of every scan")
+    ap.add_argument("--gaps", action="store_true",
+                    help="one more run of the first score_store variant per crop under torch.profiler with Python "
+                         "stacks: the device's busy and idle time, the idle gaps charged to the code that ended them "
+                         "(bench/_trace_gaps.py; CUDA)")
     ns = ap.parse_args()
     dev = ns.device
     cuda = dev.startswith("cuda")
@@ -261,6 +265,22 @@ def main() -> None:
                      f"{stats['wait_copy_s'] / stats['wall_s']:.0%} on copies)" if ns.handoff and stats else "")
             stats.clear()
             print(f"inference {crop}x{crop} bf16 from the store, {label}: {len(idx) / dt:,.0f} img/s{waits}")
+        if ns.gaps and cuda:  # the first variant's device timeline (where the device waits)
+            from torch.profiler import ProfilerActivity, profile
+
+            from bench._trace_gaps import report
+
+            label, fn = variants[1]
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], with_stack=True) as prof:
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                dt = time.perf_counter() - t0
+            trace = str(store / f"trace_{crop}.json")
+            prof.export_chrome_trace(trace)
+            print(f"inference {crop}x{crop}, {label}, under the profiler with Python stacks (overhead included): "
+                  f"{len(idx) / dt:,.0f} img/s")
+            print(report(trace))
         if cuda:  # what each mode computes against the eager scan, the last batch partial
             part = idx.iloc[:2 * ns.batch + ns.batch // 3]
             eager = score_store(part, reader, model, dev, crop, ns.batch, workers[0], read_chunk=ns.batch)
