@@ -178,3 +178,19 @@ def test_local_spark_driver_runs_with_the_configured_jvm_options(spark):
     assert "-XX:TieredStopAtLevel=1" in args
     assert SparkResource().local_spark_config()["spark.driver.extraJavaOptions"] == "-XX:TieredStopAtLevel=1"
     assert "spark.driver.extraJavaOptions" not in SparkResource(driver_java_options="").local_spark_config()
+
+
+def test_local_spark_python_workers_get_the_malloc_environment(spark):
+    """The local session's Python workers run with ``python_worker_env`` (glibc's malloc keeps freed
+    memory: bench/RESULTS.md, session 18); an empty setting adds no ``spark.executorEnv``."""
+    import os
+
+    from resources.spark import LOCAL_PYTHON_WORKER_ENV
+
+    seen = spark.sparkContext.parallelize([0, 1], 2).map(
+        lambda _: {k: os.environ.get(k) for k in LOCAL_PYTHON_WORKER_ENV}).collect()
+    assert seen == [LOCAL_PYTHON_WORKER_ENV] * 2
+    assert int(LOCAL_PYTHON_WORKER_ENV["MALLOC_MMAP_THRESHOLD_"]) <= 32 * 2**20  # glibc's maximum on 64-bit
+    conf = SparkResource().local_spark_config()
+    assert {k: conf[f"spark.executorEnv.{k}"] for k in LOCAL_PYTHON_WORKER_ENV} == LOCAL_PYTHON_WORKER_ENV
+    assert not any(k.startswith("spark.executorEnv.") for k in SparkResource(python_worker_env={}).local_spark_config())

@@ -65,6 +65,13 @@ class EmrSettings(dg.Config):
     cluster_wait_s: int = 300  # how long a second step of a run waits for the run's cluster record
 
 
+#: glibc malloc tunables for the local Python workers (mallopt(3): M_MMAP_THRESHOLD 32 MiB, its maximum
+#: on 64-bit; M_TRIM_THRESHOLD 16 GiB, i.e. never trim; M_TOP_PAD 256 MiB): a worker renders and checks
+#: stamps in batches of ~30 MB arrays, which glibc would otherwise mmap and munmap batch after batch
+LOCAL_PYTHON_WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(16 * 2**30),
+                           "MALLOC_TOP_PAD_": str(256 * 2**20)}
+
+
 class SparkResource(dg.ConfigurableResource):
     mode: str = Field(default="local", description="local or emr")
     master: str = "local[*]"
@@ -76,6 +83,13 @@ class SparkResource(dg.ConfigurableResource):
                     "Default: the C1 compiler only; demo-sized local jobs are seconds of Spark SQL in a cold JVM, "
                     "where C2's compilation costs more CPU than it saves; a long local run over many real sweeps may "
                     "prefer '' (bench/bench_spark_jvm.py; bench/RESULTS.md, 'Data half, session 10').")
+    python_worker_env: dict[str, str] = Field(
+        default=LOCAL_PYTHON_WORKER_ENV,
+        description="environment of the local session's Python workers (``spark.executorEnv.*``; empty: none). "
+                    "Default: glibc's malloc keeps freed memory in the worker (no ``munmap`` of blocks below 32 MiB, "
+                    "no trimming of the heap) instead of handing it back to the kernel and faulting fresh pages in for "
+                    "the next batch of stamps; on a VM whose host reclaims freed guest memory each such page costs "
+                    "~50 us (bench/RESULTS.md, session 18). The numbers computed do not depend on it.")
     log_level: str = "ERROR"
     emr: EmrSettings = EmrSettings()
 
@@ -89,7 +103,8 @@ class SparkResource(dg.ConfigurableResource):
                 "spark.sql.session.timeZone": "UTC",
                 "spark.ui.showConsoleProgress": "false",
                 "spark.sql.debug.maxToStringFields": "200",
-                **({"spark.driver.extraJavaOptions": self.driver_java_options} if self.driver_java_options else {})}
+                **({"spark.driver.extraJavaOptions": self.driver_java_options} if self.driver_java_options else {}),
+                **{f"spark.executorEnv.{k}": str(v) for k, v in self.python_worker_env.items()}}
 
     def node_count(self) -> int | None:
         """Machines that run Spark tasks when this resource knows them: the EMR cluster's core
