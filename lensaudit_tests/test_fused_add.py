@@ -4,7 +4,6 @@ TRITON_INTERPRET=1) and the reference is the torch path with CUDA's correctly ro
 square root (``_sqrt_rn``; torch's own CPU sqrt is not); the GPU run of the comparison against
 torch's CUDA path itself is bench/check_fused_add.py (results in bench/RESULTS.md)."""
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -65,6 +64,7 @@ def _interpreted_checks() -> dict:
     """Run inside a TRITON_INTERPRET=1 process: the kernel against the torch path."""
     import pandas as pd
 
+    from lensaudit.injection.visibility import matched_energy_of_terms
     from lensaudit.selection import fused_add, inject
     from lensaudit.selection.inject import arc_noise_factor
 
@@ -76,8 +76,8 @@ def _interpreted_checks() -> dict:
         got = fused_add.add_arc(images, trans, arc_noise_factor(sig, torch.float32), normal, host_stamps, pos,
                                 sigma_host, null)
         same = [_same(got.stamps, want[0]), _same(got.signal, want[1]),
-                _same(got.arc_energy_terms.sum(dim=(-2, -1)), want[2]),
-                _same(torch.sqrt(got.signal_squares.mean(dim=(1, 2, 3))), want[3])]
+                _same(matched_energy_of_terms(got.arc_energy_terms), want[2]),
+                _same(inject.added_rms_of_squares(got.signal_squares), want[3])]
         out[f"null{null}"] = same
     # a planted difference (the image's absolute value, as a kernel that lost the sign would add) is seen:
     # the comparison is not vacuous
