@@ -164,6 +164,66 @@ def h2d_bounds(idx, reader, dev, batch, workers, win) -> None:
               f"each over >= {H2D_WINDOW_S:g} s, counted every {READ_COUNT_ROWS} rows)")
 
 
+class SkipReads:
+    """A reader that reads nothing: ``score_store`` with it runs its copies, ``raw_robust`` and the model on
+    whatever its pinned buffers hold (--overlap: the scan without the store reads)."""
+
+    def __init__(self, reader):
+        self.bands, self.size = reader.bands, reader.size
+
+    def read(self, index, out=None, window=None):
+        return out
+
+
+def overlap_bounds(idx, reader, model, dev, crop, batch, modes, workers) -> None:
+    """Whether the device overlaps the scan's host-to-device copies with its compute: ``score_store``
+    itself with the reads skipped (``SkipReads``; its copy stream, events and per-batch device allocations
+    kept), per mode; and a bare pipeline (two preallocated device buffers, the copy of batch i + 1 on a copy
+    stream while batch i is computed) against the same compute with no copy at all."""
+    import torch
+
+    from lensaudit.detector.preprocess import input_window, raw_robust
+    from lensaudit.detector.score import score_store
+
+    skip = SkipReads(reader)
+    for mode, kw in modes.items():
+        score_store(idx, skip, model, dev, crop, batch, workers, **kw)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        score_store(idx, skip, model, dev, crop, batch, workers, **kw)
+        torch.cuda.synchronize()
+        print(f"  overlap: score_store, {mode}, reads skipped: {len(idx) / (time.perf_counter() - t0):,.0f} img/s")
+    win = input_window(reader.size, crop)
+    width = win[1] - win[0]
+    host = [torch.randn((batch, reader.bands, width, width)).pin_memory() for _ in range(2)]
+    devb = [torch.empty_like(h, device=dev) for h in host]
+    done = [torch.cuda.Event() for _ in range(2)]
+    copy_stream = torch.cuda.Stream()
+    n_batches = -(-len(idx) // batch)
+
+    def pipeline(copy: bool):
+        with torch.no_grad():
+            for i in range(n_batches):
+                if copy:
+                    with torch.cuda.stream(copy_stream):
+                        copy_stream.wait_event(done[i % 2])  # the compute that last read this buffer
+                        devb[i % 2].copy_(host[i % 2], non_blocking=True)
+                        ev = torch.cuda.Event()
+                        ev.record(copy_stream)
+                    torch.cuda.current_stream().wait_event(ev)
+                xb, _ = raw_robust(devb[i % 2], crop=crop)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    model(xb.contiguous(memory_format=torch.channels_last))
+                done[i % 2].record(torch.cuda.current_stream())
+        torch.cuda.synchronize()
+    for copy in (False, True, False, True):
+        pipeline(copy)
+        t0 = time.perf_counter()
+        pipeline(copy)
+        print(f"  overlap: bare pipeline (eager), {'copy of the next batch on a copy stream' if copy else 'no copy'}: "
+              f"{n_batches * batch / (time.perf_counter() - t0):,.0f} img/s")
+
+
 def main() -> None:
     import torch
 
@@ -195,6 +255,9 @@ def main() -> None:
     ap.add_argument("--handoff", action="store_true",
                     help="the host-to-device copies alone (1 and 2 streams, and under concurrent store reads) and "
                          "the main thread's waits (reads, copies) of every scan")
+    ap.add_argument("--overlap", action="store_true",
+                    help="per crop: score_store with the store reads skipped (every mode, the first thread count) and "
+                         "a bare copy-then-compute pipeline against its compute alone (CUDA)")
     ap.add_argument("--gaps", action="store_true",
                     help="one more run of the first score_store variant per crop under torch.profiler with Python "
                          "stacks: the device's busy and idle time, the idle gaps charged to the code that ended them "
@@ -281,6 +344,8 @@ def main() -> None:
             print(f"inference {crop}x{crop}, {label}, under the profiler with Python stacks (overhead included): "
                   f"{len(idx) / dt:,.0f} img/s")
             print(report(trace))
+        if ns.overlap and cuda:
+            overlap_bounds(idx, reader, model, dev, crop, ns.batch, modes, workers[0])
         if cuda:  # what each mode computes against the eager scan, the last batch partial
             part = idx.iloc[:2 * ns.batch + ns.batch // 3]
             eager = score_store(part, reader, model, dev, crop, ns.batch, workers[0], read_chunk=ns.batch)
