@@ -255,6 +255,9 @@ def main() -> None:
     ap.add_argument("--handoff", action="store_true",
                     help="the host-to-device copies alone (1 and 2 streams, and under concurrent store reads) and "
                          "the main thread's waits (reads, copies) of every scan")
+    ap.add_argument("--autotune", action="store_true",
+                    help="also time the model alone under torch.compile(mode='max-autotune-no-cudagraphs') (Inductor "
+                         "benchmarks its Triton convolution templates against cuDNN per layer; minutes to compile)")
     ap.add_argument("--overlap", action="store_true",
                     help="per crop: score_store with the store reads skipped (every mode, the first thread count) and "
                          "a bare copy-then-compute pipeline against its compute alone (CUDA)")
@@ -429,6 +432,9 @@ def main() -> None:
                                      compiled=True)
                 if gc is not None:
                     parts["model alone (torch.compile in a CUDA graph)"] = lambda: run_graph(gc)
+        if ns.autotune:
+            tuned = torch.compile(model, dynamic=False, mode="max-autotune-no-cudagraphs")
+            parts["model alone (torch.compile, max-autotune-no-cudagraphs)"] = lambda: run_model(tuned)
         ref = None
         for label, fn in parts.items():
             out = fn()
