@@ -258,6 +258,10 @@ def main() -> None:
     ap.add_argument("--autotune", action="store_true",
                     help="also time the model alone under torch.compile(mode='max-autotune-no-cudagraphs') (Inductor "
                          "benchmarks its Triton convolution templates against cuDNN per layer; minutes to compile)")
+    ap.add_argument("--lengths", default="1",
+                    help="scan lengths, comma-separated multiples of the store's rows (the index repeated, every row "
+                         "read that many times from the warm page cache); with two or more, each variant's marginal "
+                         "rate between the shortest and the longest (its per-call costs excluded)")
     ap.add_argument("--overlap", action="store_true",
                     help="per crop: score_store with the store reads skipped (every mode, the first thread count) and "
                          "a bare copy-then-compute pipeline against its compute alone (CUDA)")
@@ -287,6 +291,7 @@ def main() -> None:
         ap.error(f"unknown --scan-modes {sorted(bad)}; known: {sorted(modes)}")
     modes = {m: modes[m] for m in ns.scan_modes.split(",")}
     read_chunks = [None if c == "batch" else int(c) for c in str(ns.read_chunks).split(",")]
+    lengths = sorted({int(k) for k in str(ns.lengths).split(",")})
     if ns.compile_model:  # at the first batch size only (compile time)
         modes["compiled"] = {"compiled": True}
         if "graph" in modes:
@@ -314,23 +319,34 @@ def main() -> None:
         sync()
 
     for crop in (int(c) for c in ns.crops.split(",")):
-        variants = [("naive loop (reference)", lambda: naive(crop))]
+        variants = [("naive loop (reference)", lambda ix: naive(crop))]
         stats: dict = {}
         variants += [(f"score_store, {mode}, batch {b}, {w} reader threads, read chunks {c or b}",
-                      lambda w=w, b=b, c=c, kw=kw: score_store(idx, reader, model, dev, crop, b, w, read_chunk=c,
-                                                               stats=stats, **kw))
+                      lambda ix, w=w, b=b, c=c, kw=kw: score_store(ix, reader, model, dev, crop, b, w, read_chunk=c,
+                                                                   stats=stats, **kw))
                      for mode, kw in modes.items() for b in (batches[:1] if "compiled" in kw else batches)
                      for w in workers for c in read_chunks]
         for label, fn in variants:
-            fn()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            dt = time.perf_counter() - t0
-            waits = (f" (main thread waited {stats['wait_read_s'] / stats['wall_s']:.0%} on reads, "
-                     f"{stats['wait_copy_s'] / stats['wall_s']:.0%} on copies)" if ns.handoff and stats else "")
-            stats.clear()
-            print(f"inference {crop}x{crop} bf16 from the store, {label}: {len(idx) / dt:,.0f} img/s{waits}")
+            fn(idx)
+            took = {}
+            for k in (lengths[:1] if label.startswith("naive") else lengths):
+                ix = idx if k == 1 else pd.concat([idx] * k, ignore_index=True)
+                t0 = time.perf_counter()
+                fn(ix)
+                sync()
+                took[k] = time.perf_counter() - t0
+                waits = (f" (main thread waited {stats['wait_read_s'] / stats['wall_s']:.0%} on reads, "
+                         f"{stats['wait_copy_s'] / stats['wall_s']:.0%} on copies)" if ns.handoff and stats else "")
+                stats.clear()
+                rows = f", {k} x {len(idx)} rows" if len(lengths) > 1 else ""
+                print(f"inference {crop}x{crop} bf16 from the store, {label}{rows}: {k * len(idx) / took[k]:,.0f} "
+                      f"img/s{waits}")
+            if len(took) > 1:
+                a, b = min(took), max(took)
+                per_pass = (took[b] - took[a]) / (b - a)  # seconds per pass over the store, pipeline full
+                print(f"  {label}: marginal rate {len(idx) / per_pass:,.0f} img/s (the {b - a} x {len(idx)} rows more "
+                      f"of the longer scan over their extra time: the pipeline full, per-call costs excluded); "
+                      f"per call {took[a] - a * per_pass:.3f} s beyond that rate")
         if ns.gaps and cuda:  # the first variant's device timeline (where the device waits)
             from torch.profiler import ProfilerActivity, profile
 
