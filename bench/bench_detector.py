@@ -86,7 +86,8 @@ def io_bounds(idx, reader, dev, crop, batch, workers, win, sync, chunks=(None,))
             sync()
             scans.append(f"read chunks of {chunk or batch} rows {len(idx) / (time.perf_counter() - t0):,.0f} "
                          f"img/s (waits: reads {stats['wait_read_s'] / stats['wall_s']:.0%}, "
-                         f"copies {stats['wait_copy_s'] / stats['wall_s']:.0%})")
+                         f"copies {stats['wait_copy_s'] / stats['wall_s']:.0%}; first batch read after "
+                         f"{stats.get('first_read_s', float('nan')) * 1e3:.0f} ms of {stats['wall_s'] * 1e3:.0f} ms)")
         print(f"  I/O bounds, {width}^2 window, batch {batch}, {w} reader threads: reads alone into pinned batch "
               f"buffers {len(idx) / dt:,.0f} img/s; scan with a trivial model: {'; '.join(scans)}")
 
@@ -336,7 +337,8 @@ def main() -> None:
                 sync()
                 took[k] = time.perf_counter() - t0
                 waits = (f" (main thread waited {stats['wait_read_s'] / stats['wall_s']:.0%} on reads, "
-                         f"{stats['wait_copy_s'] / stats['wall_s']:.0%} on copies)" if ns.handoff and stats else "")
+                         f"{stats['wait_copy_s'] / stats['wall_s']:.0%} on copies; first batch read after "
+                         f"{stats.get('first_read_s', float('nan')) * 1e3:.0f} ms)" if ns.handoff and stats else "")
                 stats.clear()
                 rows = f", {k} x {len(idx)} rows" if len(lengths) > 1 else ""
                 print(f"inference {crop}x{crop} bf16 from the store, {label}{rows}: {k * len(idx) / took[k]:,.0f} "

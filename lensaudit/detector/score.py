@@ -61,10 +61,15 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     for at least two per reader thread, let a thread that finishes early take the next chunk
     instead of idling until the main thread has consumed the batch it waits for (in the
     H200 scans with 4 reader threads the main thread waits 55-84 % of the time on reads that,
-    alone, run faster than any scan: RESULTS.md "The scan's read path"); not yet measured on a
-    GPU, so not the default.
+    alone, run faster than any scan: RESULTS.md "The scan's read path"); measured on an H100 they
+    did not help (512 / 256 rows: 170k / 137k img/s against 185k, RESULTS.md session 10), so not
+    the default.  The first batch is read in one task per reader thread whatever ``read_chunk``
+    says (the device waits for it: at one thread's ~35-40k rows/s a 4,096-row batch takes ~0.1 s,
+    RESULTS.md session 19).
     ``stats``: filled with the main thread's seconds spent waiting for reads
-    (``wait_read_s``) and for copies (``wait_copy_s``), and the wall time (``wall_s``)."""
+    (``wait_read_s``) and for copies (``wait_copy_s``), the seconds from the call to the first batch
+    read (``first_read_s``: the device has nothing to do until then; that batch is read in one task
+    per reader thread), and the wall time (``wall_s``)."""
     if not index["cutout_ok"].all():
         raise ValueError("score_store takes cutout_ok rows only")
     cuda = device.startswith("cuda")
@@ -81,7 +86,9 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     ahead = min(max(1, workers) + 1, max(2, -(-2 * max(1, workers) // per_batch)))
     window = input_window(reader.size, crop)
     width = window[1] - window[0]
-    bufs = [torch.zeros((batch, reader.bands, width, width), dtype=torch.float32, pin_memory=cuda)
+    # not zero-filled (on CUDA 6-10 pinned buffers of 0.2-0.5 GB each, rewritten by every batch): the rows
+    # past the end of a partial last batch are zeroed when it is handed over
+    bufs = [torch.empty((batch, reader.bands, width, width), dtype=torch.float32, pin_memory=cuda)
             for _ in range(min(ahead + 1, len(starts)) or 1)]
     out = torch.empty(n, dtype=torch.float32, device=device)
     model.eval()
@@ -109,9 +116,11 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
 
     def submit(pool, i: int) -> list:
         m = min(batch, n - starts[i])
-        return [pool.submit(read, i, a, min(a + read_chunk, m)) for a in range(0, m, read_chunk)]
+        # the first batch in one task per reader thread: the device has nothing to do until it is read
+        chunk = min(read_chunk, -(-m // max(1, workers))) if i == 0 else read_chunk
+        return [pool.submit(read, i, a, min(a + chunk, m)) for a in range(0, m, chunk)]
 
-    timing = {"wait_read_s": 0.0, "wait_copy_s": 0.0}
+    timing = {"wait_read_s": 0.0, "wait_copy_s": 0.0, "first_read_s": 0.0}
     t_start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, torch.no_grad():
         pending = [submit(pool, i) for i in range(min(ahead, len(starts)))]  # (a lone batch too)
@@ -122,6 +131,10 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
             for f in pending.pop(0):
                 f.result()
             timing["wait_read_s"] += time.perf_counter() - t0
+            if i == 0:
+                timing["first_read_s"] = time.perf_counter() - t_start
+            if m < batch:  # the padding rows of a partial batch: zeros, not a previous batch's stamps
+                bufs[i % len(bufs)][m:].zero_()
             if cuda:  # the copy on its own stream, overlapping the previous batch's compute
                 with torch.cuda.stream(copy_stream):
                     x = bufs[i % len(bufs)].to(device, non_blocking=True)  # full batch: one shape
