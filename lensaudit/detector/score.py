@@ -63,13 +63,13 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     H200 scans with 4 reader threads the main thread waits 55-84 % of the time on reads that,
     alone, run faster than any scan: RESULTS.md "The scan's read path"); measured on an H100 they
     did not help (512 / 256 rows: 170k / 137k img/s against 185k, RESULTS.md session 10), so not
-    the default.  The first batch is read in one task per reader thread whatever ``read_chunk``
-    says (the device waits for it: at one thread's ~35-40k rows/s a 4,096-row batch takes ~0.1 s,
-    RESULTS.md session 19).
+    the default.  The first batch is read in tasks of at most ``ceil(batch / workers)`` rows, one
+    per reader thread (the device waits for it: at one thread's ~35-40k rows/s a 4,096-row
+    batch takes ~0.1 s, RESULTS.md session 19).
     ``stats``: filled with the main thread's seconds spent waiting for reads
     (``wait_read_s``) and for copies (``wait_copy_s``), the seconds from the call to the first batch
-    read (``first_read_s``: the device has nothing to do until then; that batch is read in one task
-    per reader thread), and the wall time (``wall_s``)."""
+    read (``first_read_s``: the device has nothing to do until then), and the wall time
+    (``wall_s``)."""
     if not index["cutout_ok"].all():
         raise ValueError("score_store takes cutout_ok rows only")
     cuda = device.startswith("cuda")
