@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lensaudit.cutouts.features import FEATURES, core_pixels, core_window, features_of, features_table, saturation_threshold
+from lensaudit.cutouts.features import (FEATURE_BLOCK, FEATURES, core_pixels, core_window, features_of, features_table,
+                                        saturation_threshold, store_features_table)
 from lensaudit.cutouts.npz import read_npz
 from lensaudit.cutouts.store import CutoutReader, ShardError, export_npz, shard_relpath, write_shard
 from lensaudit.auc import bootstrap_auc, roc_auc
@@ -216,6 +217,35 @@ def test_vectorised_features_equal_the_per_stamp_reference(real_data):
     holed = block[0].copy()
     holed[np.floor(r).astype(int) == 3] = np.nan
     assert (azimuthal_median(holed, r)[np.floor(r).astype(int) == 3] == 0).all()
+
+
+def test_store_features_in_chunks_equal_the_whole_array_to_the_bit(tmp_path, real_data):
+    """The shortcut_features job reads a partition's stamps a chunk at a time into one buffer
+    (store_features_table): its table equals features_table of the whole array read at once, to
+    the bit, for any chunk size: rows from two shards in the index's order, stamps with NaN / inf
+    pixels scattered among them (features_table's blocks: the finite stamps FEATURE_BLOCK at a
+    time, the others apart), more than two blocks of each."""
+    real = np.stack([read_npz(f).data for f in sorted((real_data / "dr10_cutouts_lens_candidates").glob("*.npz"))])
+    rng = np.random.default_rng(11)
+    n = 2 * FEATURE_BLOCK + 90
+    stamps = (real[rng.integers(0, len(real), n)] + rng.normal(0, 0.01, (n, *real.shape[1:]))).astype(np.float32)
+    bad = rng.choice(n, 2 * FEATURE_BLOCK + 5, replace=False)[:40]
+    stamps[bad[:20], 1, 50, 50] = np.nan
+    stamps[bad[20:], 0, rng.integers(0, 101, 20), rng.integers(0, 101, 20)] = np.inf
+    half = n // 2
+    write_shard(tmp_path / "shards/a.npy", stamps[:half])
+    write_shard(tmp_path / "shards/b.npy", stamps[half:])
+    order = rng.permutation(n)
+    idx = _index([("shards/a.npy", int(i)) if i < half else ("shards/b.npy", int(i - half)) for i in order])
+    reader = CutoutReader(tmp_path)
+    sat = saturation_threshold(stamps)
+    want = features_table(reader.read(idx), sat)
+    assert np.array_equal(want.to_numpy(), features_table(stamps[order], sat).to_numpy(), equal_nan=True)
+    for chunk in (1, 7, FEATURE_BLOCK, n + 3):
+        got = store_features_table(reader, idx, sat, chunk=chunk)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    empty = store_features_table(reader, idx.iloc[:0], sat)
+    assert empty.shape == (0, len(FEATURES)) and list(empty.columns) == list(FEATURES)
 
 
 def test_shortcut_gates_flag_a_planted_shortcut():

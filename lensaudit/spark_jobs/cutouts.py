@@ -288,15 +288,14 @@ def build_cutouts(spark, sweeps: list[str], manifest_path: str, spec: dict, stor
 
 
 def features_one_partition(index_path: str, store_dir: str, sat_threshold: float) -> pd.DataFrame:
-    from lensaudit.cutouts.features import FEATURES, features_table
+    from lensaudit.cutouts.features import FEATURES, store_features_table
     from lensaudit.cutouts.store import CutoutReader
 
     index = pd.read_parquet(index_path)
     ok = index[index["cutout_ok"]]
     if ok.empty:
         return pd.DataFrame(columns=["galaxy_id", "label", "split", *FEATURES])
-    stamps = CutoutReader(store_dir).read(ok)
-    out = features_table(stamps, sat_threshold)
+    out = store_features_table(CutoutReader(store_dir), ok, sat_threshold)
     out.insert(0, "split", ok["split"].to_numpy())
     out.insert(0, "label", ok["label"].to_numpy())
     out.insert(0, "galaxy_id", ok["galaxy_id"].to_numpy())
