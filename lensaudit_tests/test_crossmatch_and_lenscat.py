@@ -33,3 +33,41 @@ def test_galaxy_lenses_counts_every_removal(lenscat_all):
     assert set(cat["tier"]) == {"A", "B"}
     assert (cat.loc[cat.tier == "A", "sample_weight"] == 1.0).all() and (cat.loc[cat.tier == "B", "sample_weight"] == 0.5).all()
     assert cat["lens_id"].is_unique and (cat["lens_type"] == "galaxy").all()
+
+
+def test_load_lenscat_equals_the_packages_catalog(lenscat_all):
+    """load_lenscat reads lenscat's data/catalog.csv without importing the package (~10 s of
+    astropy / ligo.skymap); it must give lenscat.catalog's entries value for value, in its order."""
+    import warnings
+
+    import numpy as np
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import lenscat
+
+    cat = lenscat.catalog
+    assert len(lenscat_all) == len(cat) > 30000
+    assert lenscat_all["lens_id"].is_unique
+    for ours, theirs in (("lens_name", "name"), ("zlens", "zlens"), ("lens_type", "type"), ("grading", "grading"),
+                         ("ref", "ref")):
+        assert (lenscat_all[ours].to_numpy() == np.asarray(cat[theirs]).astype(str)).all(), ours
+    for ours, theirs in (("ra", "RA"), ("dec", "DEC")):
+        assert lenscat_all[ours].dtype == np.float64
+        np.testing.assert_array_equal(lenscat_all[ours].to_numpy(), np.asarray(cat[theirs], dtype=np.float64))
+
+
+def test_load_lenscat_refuses_a_catalogue_it_does_not_know(tmp_path, monkeypatch):
+    import pytest
+
+    from lensaudit.catalogs import lenscat_catalog
+
+    bad = tmp_path / "catalog.csv"
+    bad.write_text("name,RA,DEC\nA,1.0,2.0\n")
+    monkeypatch.setattr(lenscat_catalog, "lenscat_csv", lambda: bad)
+    lenscat_catalog.load_lenscat.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"lacks the columns .*'RA \[deg\]'"):
+            lenscat_catalog.load_lenscat()
+    finally:
+        lenscat_catalog.load_lenscat.cache_clear()

@@ -8,8 +8,9 @@ tier A = ``confident`` (loss weight 1.0), tier B = ``probable`` (weight 0.5).
 
 from __future__ import annotations
 
-import warnings
+import importlib.util
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,28 +21,39 @@ TIER_OF_GRADING = {"confident": "A", "probable": "B"}
 SAMPLE_WEIGHT_OF_TIER = {"A": 1.0, "B": 0.5, "N1": 1.0, "N2": 1.0}
 
 
+#: lenscat's catalogue columns (its ``data/catalog.csv``) -> ours
+LENSCAT_COLUMNS = {"name": "lens_name", "RA [deg]": "ra", "DEC [deg]": "dec", "zlens": "zlens", "type": "lens_type",
+                   "grading": "grading", "ref": "ref"}
+
+
+def lenscat_csv() -> Path:
+    """The catalogue file lenscat itself reads (``lenscat.catalog_filepath``, ``data/catalog.csv``
+    inside the package), located without importing the package: ``import lenscat`` builds an
+    astropy Table and pulls in ligo.skymap and matplotlib, ~10 s of a 2-core run each time a
+    process loads the catalogue."""
+    spec = importlib.util.find_spec("lenscat")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("lenscat is not installed (pip install 'lenscat>=1.1,<2')")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "catalog.csv"
+
+
 @lru_cache(maxsize=1)
 def load_lenscat() -> pd.DataFrame:
     """All lenscat entries: lens_id, lens_name, ra, dec (deg), zlens (str), lens_type, grading, ref.
 
-    lenscat names are not unique (646 repeats in lenscat 1.1.3, "-" among them), so
+    Read from lenscat's own ``data/catalog.csv`` with ``pd.read_csv`` as the package does (its
+    ``lenscat.catalog`` adds astropy units only; the test suite holds the two equal, value for
+    value).  lenscat names are not unique (646 repeats in lenscat 1.1.3, "-" among them), so
     ``lens_id`` numbers the entries in the package's own row order.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import lenscat  # heavy import (pulls ligo.skymap); keep it lazy
-
-        cat = lenscat.catalog
-        df = pd.DataFrame({
-            "lens_id": [f"lenscat_{i:05d}" for i in range(len(cat))],
-            "lens_name": np.asarray(cat["name"]).astype(str),
-            "ra": np.asarray(cat["RA"], dtype=np.float64),
-            "dec": np.asarray(cat["DEC"], dtype=np.float64),
-            "zlens": np.asarray(cat["zlens"]).astype(str),
-            "lens_type": np.asarray(cat["type"]).astype(str),
-            "grading": np.asarray(cat["grading"]).astype(str),
-            "ref": np.asarray(cat["ref"]).astype(str),
-        })
+    path = lenscat_csv()
+    raw = pd.read_csv(path)
+    missing = sorted(set(LENSCAT_COLUMNS) - set(raw.columns))
+    if missing:
+        raise ValueError(f"{path} lacks the columns {missing}: a lenscat release whose catalogue this loader does not know")
+    df = pd.DataFrame({"lens_id": [f"lenscat_{i:05d}" for i in range(len(raw))]})
+    for src, dst in LENSCAT_COLUMNS.items():
+        df[dst] = raw[src].to_numpy(np.float64) if dst in ("ra", "dec") else raw[src].to_numpy().astype(str)
     return df
 
 
