@@ -299,3 +299,47 @@ def test_feature_medians_are_numpys_to_the_bit():
         _median_rows(np.zeros((2, 3, 4)), axis=1)
     with pytest.raises(ValueError, match="rows"):
         _median_rows(np.zeros((2, 3)), axis=0)
+
+
+def test_partition_job_writes_each_shard_as_it_fills(tmp_path, monkeypatch):
+    """cutouts_one_partition writes shard k as soon as its shard_rows good stamps are in and lets
+    them go: when a shard is written, no stamp of an earlier shard is still alive (a task holds one
+    shard of stamps, not its whole partition).  The shards hold the good stamps in row order,
+    shard_rows each and the rest in the last; the index points every good row at its stamp."""
+    import weakref
+
+    import lensaudit.spark_jobs.cutouts as job
+    from lensaudit.cutouts import store as store_mod
+    from lensaudit_tests.faults.home import _stamp
+    from lensaudit_tests.faults.kill_child import SWEEP, manifest
+
+    alive = {}
+
+    def source(spec, sweep):
+        def get(r):
+            if int(r.galaxy_id.split("_")[1]) % 7 == 3:
+                raise job._SourceFailure("missing_band_g")
+            x = _stamp(r.galaxy_id)
+            alive[r.galaxy_id] = weakref.ref(x)
+            return x
+        return get
+
+    held_at_write = []
+    real_write = store_mod.write_shard
+
+    def spy(path, stack):
+        held_at_write.append(sum(ref() is not None for ref in alive.values()))
+        real_write(path, stack)
+
+    monkeypatch.setattr(job, "_source", source)
+    monkeypatch.setattr(store_mod, "write_shard", spy)
+    out = tmp_path / "idx.parquet"
+    info = job.cutouts_one_partition(SWEEP, manifest(), {"kind": "test"}, str(tmp_path / "store"), str(out), shard_rows=8)
+    idx = pd.read_parquet(out)
+    good = idx[idx["cutout_ok"]]
+    assert info["ok"] == len(good) == 34 and len(info["shards"]) == 5
+    assert held_at_write == [8, 8, 8, 8, 2]
+    assert good["cutout_offset"].tolist() == [i % 8 for i in range(34)]
+    assert good["cutout_path"].tolist() == [p for p in info["shards"] for _ in range(8)][:34]
+    stamps = CutoutReader(tmp_path / "store").read(good)
+    assert np.array_equal(stamps, np.stack([_stamp(g) for g in good["galaxy_id"]]))

@@ -216,6 +216,21 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
 
     rows = manifest[manifest["sweep"] == sweep].sort_values(["brickname", "galaxy_id"], kind="stable")
     get = _source(spec, sweep) if len(rows) else None
+    store = Path(store_dir)
+    stem = sweep.replace(".fits", "")
+    written: list[str] = []
+
+    def write_next_shard(chunk: list) -> None:
+        """Shard number len(written) from (record number, stamp) pairs: hashed and written stamp by
+        stamp (no stacked copy), its rows pointed at it; the stamps are then free to go."""
+        stamps = [d for _, d in chunk]
+        rel = shard_relpath(stem, len(written), stamps)
+        if not (store / rel).exists():
+            write_shard(store / rel, stamps)
+        written.append(rel)
+        for off, (i, _) in enumerate(chunk):
+            records[i]["cutout_path"], records[i]["cutout_offset"] = rel, off
+
     records, good = [], []
     pre: dict = {}
     pre_qc: dict = {}
@@ -251,22 +266,16 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
         except Exception as exc:  # a broken stamp is a row with its reason, never a lost batch
             rec["fail_reason"] = f"error: {type(exc).__name__}: {exc}"
         records.append(rec)
-    store = Path(store_dir)
-    stem = sweep.replace(".fits", "")
-    written = set()
-    for k in range(0, len(good), shard_rows):
-        chunk = good[k:k + shard_rows]
-        stamps = [d for _, d in chunk]  # hashed and written stamp by stamp: no stacked copy of the shard
-        rel = shard_relpath(stem, k // shard_rows, stamps)
-        if not (store / rel).exists():
-            write_shard(store / rel, stamps)
-        written.add(rel)
-        for off, (i, _) in enumerate(chunk):
-            records[i]["cutout_path"], records[i]["cutout_offset"] = rel, off
+        if len(good) == shard_rows:  # written as it fills: the task holds one shard of stamps, not its partition
+            write_next_shard(good)
+            good = []
+    if good:
+        write_next_shard(good)
     index = pd.DataFrame(records, columns=INDEX_SCHEMA.names)
     write_parquet_atomic(index, index_out, schema=INDEX_SCHEMA)
+    keep = set(written)
     for old in (store / "shards").glob(f"{stem}-*.npy") if (store / "shards").exists() else []:
-        if f"shards/{old.name}" not in written:
+        if f"shards/{old.name}" not in keep:
             old.unlink()
     reap_stale_temps(store / "shards", f"{stem}-")  # half-written shards of a killed run of this partition
     reasons = index.loc[~index["cutout_ok"], "fail_reason"].value_counts().to_dict()
