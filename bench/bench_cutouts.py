@@ -18,7 +18,9 @@
   (batched renderer) by ``features_table`` (blocks of 256 stamps, one median call per ring per
   block) against one stamp at a time (``features_of``, the same definitions) in the same run,
   one core, the same numbers asserted; and the same blocks with their row medians by np.median
-  (the reference for ``order_stats``' medians, tables compared);
+  (the reference for ``order_stats``' medians, tables compared); and the same stamps from a cutout
+  store as the shortcut_features job reads them, chunk by chunk into one buffer
+  (``store_features_table``) against the whole array read at once (the job before session 20);
 * shards (``--parts shards``): one shard of 2048 stamps held as separate arrays (as the cutout job
   holds them) hashed and written stamp by stamp, against np.stack + sha256 of the bytes + np.save
   (the previous writer) in the same run, the same bytes and name checked;
@@ -269,6 +271,36 @@ def bench_features(n_stamps: int, reps: int = 3) -> None:
     print(f"  blocks of 256 (features_table):    {len(stamps) / t_block:8,.0f} stamps/s  ({t_one / t_block:.2f}x)")
     print(f"  blocks of 256, row medians by np.median (reference): {len(stamps) / t_np:8,.0f} stamps/s "
           f"(order_stats {t_np / t_block:.2f}x; tables equal: {ref.equals(table)})")
+    _bench_store_features(stamps, sat, reps)
+
+
+def _bench_store_features(stamps: np.ndarray, sat: float, reps: int) -> None:
+    """The shortcut_features job's read + features from a cutout store (two shards, page cache warm):
+    the partition read chunk by chunk into one buffer (``store_features_table``) against the whole
+    array read at once and then ``features_table`` (the job before session 20), alternating."""
+    from lensaudit.cutouts.features import features_table, store_features_table
+    from lensaudit.cutouts.store import CutoutReader, write_shard
+
+    tmp = scratch_dir("bench_feat_store_")
+    half = len(stamps) // 2
+    write_shard(tmp / "shards" / "a.npy", stamps[:half])
+    write_shard(tmp / "shards" / "b.npy", stamps[half:])
+    idx = pd.DataFrame({"cutout_path": ["shards/a.npy"] * half + ["shards/b.npy"] * (len(stamps) - half),
+                        "cutout_offset": np.r_[np.arange(half), np.arange(len(stamps) - half)], "cutout_ok": True})
+    reader = CutoutReader(tmp)
+    t_whole = t_chunk = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        whole = features_table(reader.read(idx), sat)
+        t_whole = min(t_whole, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        chunked = store_features_table(reader, idx, sat)
+        t_chunk = min(t_chunk, time.perf_counter() - t0)
+    print(f"  from a cutout store, the whole array read, then features_table (reference): "
+          f"{len(stamps) / t_whole:8,.0f} stamps/s")
+    print(f"  from a cutout store, read chunk by chunk (store_features_table):           "
+          f"{len(stamps) / t_chunk:8,.0f} stamps/s  ({t_whole / t_chunk:.2f}x; tables equal: {chunked.equals(whole)})")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def bench_shards(n_stamps: int, reps: int = 3) -> None:
