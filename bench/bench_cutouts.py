@@ -300,7 +300,37 @@ def _bench_store_features(stamps: np.ndarray, sat: float, reps: int) -> None:
           f"{len(stamps) / t_whole:8,.0f} stamps/s")
     print(f"  from a cutout store, read chunk by chunk (store_features_table):           "
           f"{len(stamps) / t_chunk:8,.0f} stamps/s  ({t_whole / t_chunk:.2f}x; tables equal: {chunked.equals(whole)})")
+    # the same once in a fresh interpreter per run (as a Spark task's first partition: memory
+    # the process has not touched before), the two alternating
+    import concurrent.futures
+    import multiprocessing
+
+    idx.to_parquet(tmp / "index.parquet")
+    fresh = {"whole": [], "chunked": []}
+    for _ in range(reps):
+        for mode in fresh:
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                fresh[mode].append(pool.submit(_store_features_once, str(tmp), sat, mode).result())
+    print(f"  in a fresh process each, seconds (read + features): whole array {', '.join(f'{t:.2f}' for t in fresh['whole'])}; "
+          f"chunked {', '.join(f'{t:.2f}' for t in fresh['chunked'])}  "
+          f"({np.median(fresh['whole']) / np.median(fresh['chunked']):.2f}x at the medians)")
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _store_features_once(store: str, sat: float, mode: str) -> float:
+    """Seconds for the features of the store's rows (``index.parquet`` beside its shards) read
+    whole or chunked; run in a fresh interpreter by ``_bench_store_features``."""
+    from lensaudit.cutouts.features import features_table, store_features_table
+    from lensaudit.cutouts.store import CutoutReader
+
+    idx = pd.read_parquet(Path(store) / "index.parquet")
+    reader = CutoutReader(store)
+    t0 = time.perf_counter()
+    if mode == "whole":
+        features_table(reader.read(idx), sat)
+    else:
+        store_features_table(reader, idx, sat)
+    return time.perf_counter() - t0
 
 
 def bench_shards(n_stamps: int, reps: int = 3) -> None:
