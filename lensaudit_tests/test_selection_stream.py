@@ -353,3 +353,28 @@ def test_short_switch_interval_is_put_back(tmp_path):
     plan, params = _plan(hosts)
     stream_inject_and_score(_Tiny(), reader, hosts, plan.iloc[:3], params.iloc[:3], 64, "cpu", 5)
     assert sys.getswitchinterval() == before
+
+
+def test_pinned_blocks_registered_in_threads_unless_the_user_configured_the_allocator(monkeypatch):
+    """``pinned_host``: with CUDA, PyTorch's allocator is told to page-lock new pinned blocks from
+    PINNED_REGISTER_THREADS threads (cudaHostRegister); a user's own PYTORCH_CUDA_ALLOC_CONF or
+    PYTORCH_ALLOC_CONF stands (nothing set), and without CUDA nothing is set.  The time it saves
+    is measured on a GPU (bench_selection.py; bench/RESULTS.md, session 20)."""
+    import torch
+
+    from lensaudit import pinned_host
+
+    calls = []
+    monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", calls.append)
+    for var in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pinned_host.register_pinned_in_threads() is False and calls == []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pinned_host.register_pinned_in_threads() is True
+    assert calls == [f"pinned_use_cuda_host_register:True,pinned_num_register_threads:{pinned_host.PINNED_REGISTER_THREADS}"]
+    for var in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"):
+        monkeypatch.setenv(var, "expandable_segments:True")
+        assert pinned_host.register_pinned_in_threads() is False
+        monkeypatch.delenv(var)
+    assert len(calls) == 1

@@ -21,6 +21,7 @@ import torch
 from lensaudit.detector.graphs import graphed_forward, replay_rows
 from lensaudit.detector.preprocess import input_window, raw_robust
 from lensaudit.detector.ranks import all_gather_rows, process_group, rank_rows
+from lensaudit.pinned_host import register_pinned_in_threads
 
 
 @lru_cache(maxsize=8)
@@ -88,6 +89,8 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     width = window[1] - window[0]
     # not zero-filled (on CUDA up to workers + 2 pinned buffers of 0.2-0.5 GB each, rewritten by every batch): the rows
     # past the end of a partial last batch are zeroed when it is handed over
+    if cuda:
+        register_pinned_in_threads()  # a first call's pinned buffers are created in less time
     bufs = [torch.empty((batch, reader.bands, width, width), dtype=torch.float32, pin_memory=cuda)
             for _ in range(min(ahead + 1, len(starts)) or 1)]
     out = torch.empty(n, dtype=torch.float32, device=device)

@@ -27,6 +27,7 @@ import torch
 
 from lensaudit.device_upload import to_device
 from lensaudit.gil_switch import short_switch_interval
+from lensaudit.pinned_host import register_pinned_in_threads
 from lensaudit.selection.adversarial import score_batches_on_device
 from lensaudit.selection.grid import DEPTH
 from lensaudit.selection.inject import inject_and_score_tensor, result_frame
@@ -80,6 +81,8 @@ def stream_inject_and_score(model, reader, hosts: pd.DataFrame, plan: pd.DataFra
         reader.read(hosts.iloc[uniq].assign(cutout_ok=True), out=buf.numpy())
         return uniq, inv, buf
 
+    if cuda:
+        register_pinned_in_threads()  # the first groups' pinned blocks are created in less time
     groups = host_groups(plan, group_rows)
     idx, vals = [], []  # per group: plan rows, (rows, 13) float64 results on the device (one transfer at the end)
     with ThreadPoolExecutor(1) as pool, short_switch_interval(enabled=cuda):  # the launching thread waits less for the GIL
