@@ -15,6 +15,7 @@ against 1.17-1.38 s with the default, its blocks created in 0.12 s against 0.27-
 from __future__ import annotations
 
 import os
+import warnings
 
 #: threads that touch a new pinned block's pages before it is registered
 PINNED_REGISTER_THREADS = 8
@@ -31,11 +32,17 @@ def pinned_settings(threads: int = PINNED_REGISTER_THREADS) -> str:
 def register_pinned_in_threads(threads: int = PINNED_REGISTER_THREADS) -> bool:
     """Process-wide: new pinned host blocks are page-locked by ``threads`` threads from now on.
     A user's own ``PYTORCH_CUDA_ALLOC_CONF`` / ``PYTORCH_ALLOC_CONF`` is left to stand (nothing
-    is changed, returns False), as on a machine without CUDA.  Call it before the first pinned
-    allocation it should speed up; blocks already cached are reused as they are."""
+    is changed, returns False), as on a machine without CUDA; a torch that refuses the settings
+    gets a warning and False.  Call it before the first pinned allocation it should speed up;
+    blocks already cached are reused as they are."""
     import torch
 
     if not torch.cuda.is_available() or any(os.environ.get(v) for v in _ALLOC_CONF_VARS):
         return False
-    torch.cuda.memory._set_allocator_settings(pinned_settings(threads))
+    try:  # a private torch function: a release without it, or refusing the keys, costs only the speed
+        torch.cuda.memory._set_allocator_settings(pinned_settings(threads))
+    except (AttributeError, RuntimeError, ValueError) as exc:
+        warnings.warn(f"pinned host blocks stay page-locked by one thread: torch refused {pinned_settings(threads)!r} "
+                      f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
+        return False
     return True

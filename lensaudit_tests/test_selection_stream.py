@@ -378,3 +378,10 @@ def test_pinned_blocks_registered_in_threads_unless_the_user_configured_the_allo
         assert pinned_host.register_pinned_in_threads() is False
         monkeypatch.delenv(var)
     assert len(calls) == 1
+
+    def refuse(settings):
+        raise RuntimeError("Unrecognized key")
+
+    monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", refuse)
+    with pytest.warns(RuntimeWarning, match="page-locked by one thread"):
+        assert pinned_host.register_pinned_in_threads() is False
