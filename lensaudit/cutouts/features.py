@@ -122,9 +122,9 @@ def store_features_table(reader, rows: pd.DataFrame, sat_threshold: float, chunk
     into one reused buffer and gathered into the same blocks ``features_table`` forms (its
     all-finite stamps ``FEATURE_BLOCK`` at a time in row order, the others apart; numpy's
     row reductions round differently in blocks of another size, by a few ulp).  On a VM
-    whose host faults every fresh page in (~50 us per 4 KiB), the whole array of a
-    4,106-stamp partition took 7.6 s to read against 0.1 s in chunks (bench/RESULTS.md,
-    session 20)."""
+    whose host faults every fresh page in (~50 us per 4 KiB), 2,048 stamps read whole and
+    their features took 4.0-6.1 s in a fresh interpreter against 1.4-1.5 s in chunks
+    (``bench_cutouts.py --parts features``; bench/RESULTS.md, session 20)."""
     n = len(rows)
     cols = {f: np.full(n, np.nan) for f in FEATURES}
     shape = (reader.bands, reader.size, reader.size)
