@@ -6,9 +6,10 @@ default, which page-locks the whole block from one thread; with its allocator se
 ``pinned_use_cuda_host_register`` and ``pinned_num_register_threads`` (PyTorch's CUDA semantics
 notes, ``PYTORCH_CUDA_ALLOC_CONF``) it allocates the block, touches its pages from that many
 threads and registers it with ``cudaHostRegister``.  The blocks hold the same bytes either way;
-only the time to create them differs.  On an H100 the selection function's first run in a
-process (77,000 injections, which creates 5-7 pinned blocks) ran 0.95-0.96 s with 8 threads
-against 1.17-1.38 s with the default, its blocks created in 0.12 s against 0.27-0.28 s
+only the time to create them differs.  On H100s the selection function's first run in a
+process (77,000 injections, which creates 5-7 pinned blocks) ran 0.95-0.98 s with 8 threads in
+three of four processes (1.29 s in a freshly started machine's first process) against
+1.16-1.38 s with the default, its blocks created in 0.12-0.16 s against 0.27-0.33 s
 (bench/RESULTS.md, session 20).
 """
 

@@ -87,10 +87,10 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     ahead = min(max(1, workers) + 1, max(2, -(-2 * max(1, workers) // per_batch)))
     window = input_window(reader.size, crop)
     width = window[1] - window[0]
+    if cuda:  # new pinned blocks page-locked by several threads (timed on the selection stream's blocks)
+        register_pinned_in_threads()
     # not zero-filled (on CUDA up to workers + 2 pinned buffers of 0.2-0.5 GB each, rewritten by every batch): the rows
     # past the end of a partial last batch are zeroed when it is handed over
-    if cuda:
-        register_pinned_in_threads()  # a first call's pinned buffers are created in less time
     bufs = [torch.empty((batch, reader.bands, width, width), dtype=torch.float32, pin_memory=cuda)
             for _ in range(min(ahead + 1, len(starts)) or 1)]
     out = torch.empty(n, dtype=torch.float32, device=device)
