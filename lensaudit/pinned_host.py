@@ -30,20 +30,28 @@ def pinned_settings(threads: int = PINNED_REGISTER_THREADS) -> str:
     return f"pinned_use_cuda_host_register:True,pinned_num_register_threads:{int(threads)}"
 
 
+_applied: dict[str, bool] = {}  # settings string -> whether torch took it, once per process
+
+
 def register_pinned_in_threads(threads: int = PINNED_REGISTER_THREADS) -> bool:
     """Process-wide: new pinned host blocks are page-locked by ``threads`` threads from now on.
     A user's own ``PYTORCH_CUDA_ALLOC_CONF`` / ``PYTORCH_ALLOC_CONF`` is left to stand (nothing
     is changed, returns False), as on a machine without CUDA; a torch that refuses the settings
-    gets a warning and False.  Call it before the first pinned allocation it should speed up;
-    blocks already cached are reused as they are."""
+    gets a warning and False.  The settings are handed to torch once per process (some PyTorch
+    releases' parser puts the allocator options it is not given back to their defaults: a
+    user's later runtime setting is not undone by the next call).  Call it before the first
+    pinned allocation it should speed up; blocks already cached are reused as they are."""
     import torch
 
     if not torch.cuda.is_available() or any(os.environ.get(v) for v in _ALLOC_CONF_VARS):
         return False
-    try:  # a private torch function: a release without it, or refusing the keys, costs only the speed
-        torch.cuda.memory._set_allocator_settings(pinned_settings(threads))
-    except (AttributeError, RuntimeError, ValueError) as exc:
-        warnings.warn(f"pinned host blocks stay page-locked by one thread: torch refused {pinned_settings(threads)!r} "
-                      f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
-        return False
-    return True
+    settings = pinned_settings(threads)
+    if settings not in _applied:
+        try:  # a private torch function: a release without it, or refusing the keys, costs only the speed
+            torch.cuda.memory._set_allocator_settings(settings)
+            _applied[settings] = True
+        except (AttributeError, RuntimeError, ValueError) as exc:
+            warnings.warn(f"pinned host blocks stay page-locked by one thread: torch refused {settings!r} "
+                          f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
+            _applied[settings] = False
+    return _applied[settings]

@@ -365,6 +365,7 @@ def test_pinned_blocks_registered_in_threads_unless_the_user_configured_the_allo
     from lensaudit import pinned_host
 
     calls = []
+    monkeypatch.setattr(pinned_host, "_applied", {})
     monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", calls.append)
     for var in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"):
         monkeypatch.delenv(var, raising=False)
@@ -372,6 +373,7 @@ def test_pinned_blocks_registered_in_threads_unless_the_user_configured_the_allo
     assert pinned_host.register_pinned_in_threads() is False and calls == []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pinned_host.register_pinned_in_threads() is True
+    assert pinned_host.register_pinned_in_threads() is True  # handed to torch once per process
     assert calls == [f"pinned_use_cuda_host_register:True,pinned_num_register_threads:{pinned_host.PINNED_REGISTER_THREADS}"]
     for var in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"):
         monkeypatch.setenv(var, "expandable_segments:True")
@@ -383,5 +385,7 @@ def test_pinned_blocks_registered_in_threads_unless_the_user_configured_the_allo
         raise RuntimeError("Unrecognized key")
 
     monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", refuse)
+    monkeypatch.setattr(pinned_host, "_applied", {})
     with pytest.warns(RuntimeWarning, match="page-locked by one thread"):
         assert pinned_host.register_pinned_in_threads() is False
+    assert pinned_host.register_pinned_in_threads() is False  # warned once, not on every call
