@@ -29,8 +29,8 @@ LENSCAT_COLUMNS = {"name": "lens_name", "RA [deg]": "ra", "DEC [deg]": "dec", "z
 def lenscat_csv() -> Path:
     """The catalogue file lenscat itself reads (``lenscat.catalog_filepath``, ``data/catalog.csv``
     inside the package), located without importing the package: ``import lenscat`` builds an
-    astropy Table and pulls in ligo.skymap and matplotlib, ~10 s of a 2-core run each time a
-    process loads the catalogue."""
+    astropy Table and pulls in ligo.skymap and matplotlib: 2.5-12 s on a 2-core VM each time a
+    process loaded the catalogue (bench/RESULTS.md, session 20)."""
     spec = importlib.util.find_spec("lenscat")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("lenscat is not installed (pip install 'lenscat>=1.1,<2')")
