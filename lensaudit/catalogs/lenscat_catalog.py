@@ -50,12 +50,13 @@ def load_lenscat() -> pd.DataFrame:
     raw = pd.read_csv(path)
     missing = sorted(set(LENSCAT_COLUMNS) - set(raw.columns))
     if missing:
-        raise ValueError(f"{path} lacks the columns {missing}: a lenscat release whose catalogue this loader does not know")
-    # the text columns stay Python strings (object dtype): a fixed-width numpy unicode array of the
-    # longest ``ref`` (~0.3 GB for 32,838 rows) took seconds to build and copy
-    return pd.DataFrame({"lens_id": [f"lenscat_{i:05d}" for i in range(len(raw))],
-                         **{dst: raw[src].to_numpy(np.float64) if dst in ("ra", "dec") else raw[src].astype(str).to_numpy(object)
-                            for src, dst in LENSCAT_COLUMNS.items()}})
+        raise ValueError(f"{path} lacks the columns {missing}: a lenscat release whose catalogue this loader "
+                         "does not know")
+    # the text columns stay Python strings (object dtype): a fixed-width numpy unicode array as wide
+    # as the longest ``ref`` (1,587 characters: ~0.2 GB for 32,838 rows) took seconds to build and copy
+    cols = {dst: raw[src].to_numpy(np.float64) if dst in ("ra", "dec") else raw[src].astype(str).to_numpy(object)
+            for src, dst in LENSCAT_COLUMNS.items()}
+    return pd.DataFrame({"lens_id": [f"lenscat_{i:05d}" for i in range(len(raw))], **cols})
 
 
 def galaxy_lenses(all_entries: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
