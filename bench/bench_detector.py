@@ -270,8 +270,17 @@ def main() -> None:
                     help="one more run of the first score_store variant per crop under torch.profiler with Python "
                          "stacks: the device's busy and idle time, the idle gaps charged to the code that ended them "
                          "(bench/_trace_gaps.py; CUDA)")
+    ap.add_argument("--robust", default="kernel",
+                    help="raw_robust paths on CUDA, comma-separated variants of every scan: kernel (the Triton kernel, "
+                         "preprocess.KERNEL_ON_CUDA), torch (torch operations, the previous path); the parts "
+                         "(raw_robust alone) time both and compare their values")
     ns = ap.parse_args()
     dev = ns.device
+    from lensaudit.detector import preprocess as _preprocess
+
+    robust_paths = str(ns.robust).split(",")
+    if set(robust_paths) - {"kernel", "torch"}:
+        ap.error(f"unknown --robust {ns.robust}")
     cuda = dev.startswith("cuda")
     rng = np.random.default_rng(0)
     store = scratch_dir("bench_det_")
@@ -310,6 +319,9 @@ def main() -> None:
         if cuda:
             torch.cuda.synchronize()
 
+    def robust_path(path: str) -> None:  # the raw_robust of the next scans
+        _preprocess.KERNEL_ON_CUDA = path == "kernel"
+
     def naive(crop):
         with torch.no_grad():
             for s in range(0, len(idx), ns.batch):
@@ -322,11 +334,12 @@ def main() -> None:
     for crop in (int(c) for c in ns.crops.split(",")):
         variants = [("naive loop (reference)", lambda ix: naive(crop))]
         stats: dict = {}
-        variants += [(f"score_store, {mode}, batch {b}, {w} reader threads, read chunks {c or b}",
-                      lambda ix, w=w, b=b, c=c, kw=kw: score_store(ix, reader, model, dev, crop, b, w, read_chunk=c,
-                                                                   stats=stats, **kw))
+        variants += [(f"score_store, {mode}, batch {b}, {w} reader threads, read chunks {c or b}"
+                      + (f", raw_robust {rp}" if len(robust_paths) > 1 else ""),
+                      lambda ix, w=w, b=b, c=c, kw=kw, rp=rp: robust_path(rp) or score_store(
+                          ix, reader, model, dev, crop, b, w, read_chunk=c, stats=stats, **kw))
                      for mode, kw in modes.items() for b in (batches[:1] if "compiled" in kw else batches)
-                     for w in workers for c in read_chunks]
+                     for w in workers for c in read_chunks for rp in robust_paths]
         for label, fn in variants:
             fn(idx)
             took = {}
@@ -349,6 +362,7 @@ def main() -> None:
                 print(f"  {label}: marginal rate {len(idx) / per_pass:,.0f} img/s (the {b - a} x {len(idx)} rows more "
                       f"of the longer scan over their extra time: the pipeline full, per-call costs excluded); "
                       f"per call {took[a] - a * per_pass:.3f} s beyond that rate")
+        robust_path(robust_paths[0])  # the rest: the first path
         if ns.gaps and cuda:  # the first variant's device timeline (where the device waits)
             from torch.profiler import ProfilerActivity, profile
 
@@ -424,6 +438,18 @@ def main() -> None:
                       f"{len(idx) / (time.perf_counter() - t0):,.0f} img/s")
         xs = [raw_robust(resident[a:b], crop=crop)[0] for a, b in chunks]
         parts = {"raw_robust alone": lambda: [raw_robust(resident[a:b], crop=crop) for a, b in chunks]}
+        if cuda:  # both paths, the kernel's output also written as channels_last (the scan's model input)
+            parts["raw_robust alone, torch operations"] = lambda: [raw_robust(resident[a:b], crop=crop, kernel=False)
+                                                                   for a, b in chunks]
+            parts["raw_robust alone, torch operations + channels_last copy"] = lambda: [
+                raw_robust(resident[a:b], crop=crop, kernel=False, channels_last=True) for a, b in chunks]
+            parts["raw_robust alone, Triton kernel"] = lambda: [raw_robust(resident[a:b], crop=crop, kernel=True)
+                                                                for a, b in chunks]
+            parts["raw_robust alone, Triton kernel, written channels_last"] = lambda: [
+                raw_robust(resident[a:b], crop=crop, kernel=True, channels_last=True) for a, b in chunks]
+            same = all(torch.equal(raw_robust(resident[a:b], crop=crop, kernel=True)[0],
+                                   raw_robust(resident[a:b], crop=crop, kernel=False)[0]) for a, b in chunks)
+            print(f"  raw_robust: Triton kernel equal to the torch operations on these {len(idx)} stamps: {same}")
 
         def run_graph(g):  # (static input, replay, static output) of graphed_forward
             outs = []

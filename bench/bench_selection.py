@@ -182,6 +182,8 @@ def main() -> None:
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
     ap.add_argument("--no-fused-add", action="store_true",
                     help="arc, noise and host added by the torch path (previous path; inject.FUSED_ADD off)")
+    ap.add_argument("--robust-torch", action="store_true",
+                    help="raw_robust by torch operations on the GPU (previous path; preprocess.KERNEL_ON_CUDA off)")
     ap.add_argument("--stream-switch-interval", type=float, default=None,
                     help="the GIL switch interval [s] while the stream runs on a GPU (gil_switch; default "
                          "0.0001; 0.005, CPython's default, for the previous behaviour)")
@@ -203,6 +205,9 @@ def main() -> None:
 
     _inject.CUDA_GRAPH_SCORING = not ns.eager_scoring
     _inject.FUSED_ADD = not ns.no_fused_add
+    from lensaudit.detector import preprocess as _preprocess
+
+    _preprocess.KERNEL_ON_CUDA = not ns.robust_torch
     from lensaudit import gil_switch
 
     if ns.stream_switch_interval is not None:
@@ -223,7 +228,7 @@ def main() -> None:
     print(f"device: {name} torch={torch.__version__} hosts={ns.hosts} injections={n:,} chunk={ns.chunk} "
           f"group_rows={ns.group_rows} compiled={ns.compiled} fused={ns.fused} bootstrap_draws_ahead={DRAWS_AHEAD} "
           f"compiled_detector={COMPILED_DETECTOR} detector_bf16={DETECTOR_BF16} fused_add={_inject.FUSED_ADD} "
-          f"stream_switch_interval={gil_switch.GPU_LAUNCH_SWITCH_INTERVAL_S}")
+          f"raw_robust_kernel={_preprocess.KERNEL_ON_CUDA} stream_switch_interval={gil_switch.GPU_LAUNCH_SWITCH_INTERVAL_S}")
     t0 = time.perf_counter()
     run(hosts, reader, model, dev, ns.warmup_per_cell, ns.chunk, ns.group_rows, ns.compiled, False, ns.fused)  # warm-up (kernels, cuDNN, compile)
     PROFILE_AGGREGATE = ns.profile_aggregate

@@ -26,6 +26,9 @@ from lensaudit.stamps import radius_map
 ANNULUS_PX = (20.0, 32.0)
 CLIP = 10.0
 MAD_TO_SIGMA = 1.4826
+#: CUDA tensors go through the one-pass Triton kernel (``detector.robust_kernel``: the same values to
+#: the bit); False keeps the torch operations there too (the benchmarks' reference)
+KERNEL_ON_CUDA = True
 
 
 def _annulus_mask(size: int) -> np.ndarray:
@@ -50,9 +53,9 @@ def input_window(size: int, crop: int = 64) -> tuple[int, int]:
     return 0, size
 
 
-@lru_cache(maxsize=8)
-def _annulus_index(size: int, device: str) -> torch.Tensor:
-    return torch.from_numpy(np.flatnonzero(_annulus_mask(size))).to(device)
+@lru_cache(maxsize=16)
+def _annulus_index(size: int, device: str, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    return torch.from_numpy(np.flatnonzero(_annulus_mask(size))).to(device=device, dtype=dtype)
 
 
 def median_last_finite(a: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -96,8 +99,13 @@ def nanmedian_last(a: torch.Tensor) -> torch.Tensor:
     return torch.where(k > 0, med, torch.full_like(med, float("nan")))
 
 
-def raw_robust(stamps, crop: int = 64):
-    """(normalised stamps, degenerate (N, 3) bool: bands that could not be normalised)."""
+def raw_robust(stamps, crop: int = 64, channels_last: bool = False, kernel: bool | None = None):
+    """(normalised stamps, degenerate (N, 3) bool: bands that could not be normalised).
+
+    ``channels_last``: a tensor result in that memory format (the model input of the scan and of
+    the selection function's scoring; the same values).  ``kernel``: the one-pass Triton kernel
+    (``detector.robust_kernel``, the same values to the bit) instead of the torch operations;
+    by default on CUDA tensors (``KERNEL_ON_CUDA``)."""
     as_numpy = isinstance(stamps, np.ndarray)
     x = torch.as_tensor(stamps, dtype=torch.float32)
     if x.ndim != 4:
@@ -105,6 +113,17 @@ def raw_robust(stamps, crop: int = 64):
     n, c, h, w = x.shape
     if h != w or not 0 < crop <= h:
         raise ValueError(f"crop {crop} does not fit a {h}x{w} stamp")
+    if (x.is_cuda and KERNEL_ON_CUDA) if kernel is None else kernel:
+        from lensaudit.detector import robust_kernel
+
+        if not robust_kernel.usable(x):
+            raise RuntimeError("the raw_robust kernel needs a CUDA tensor (or TRITON_INTERPRET=1 set before "
+                               "triton is first imported)")
+        y, degenerate = robust_kernel.raw_robust_kernel(
+            x, crop, _annulus_index(h, str(x.device), torch.int32), MAD_TO_SIGMA, CLIP, channels_last)
+        if as_numpy:
+            return y.numpy(), degenerate.numpy()
+        return y, degenerate
     ann = x.reshape(n, c, h * w).index_select(2, _annulus_index(h, str(x.device)))
     med = nanmedian_last(ann)
     mad = MAD_TO_SIGMA * nanmedian_last((ann - med[..., None]).abs())
@@ -117,6 +136,8 @@ def raw_robust(stamps, crop: int = 64):
     y = torch.where(degenerate[..., None, None], torch.zeros_like(y), y)
     if as_numpy:
         return y.numpy().astype(np.float32), degenerate.numpy()
+    if channels_last:
+        y = y.contiguous(memory_format=torch.channels_last)
     return y, degenerate
 
 

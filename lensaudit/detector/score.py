@@ -29,7 +29,7 @@ def _raw_robust_channels_last(crop: int):
     """The model input of raw stamps, as the eager scan makes it (one function object per crop:
     ``graphed_forward`` keys its graphs on it)."""
     def prepare(x: torch.Tensor) -> torch.Tensor:
-        return raw_robust(x, crop=crop)[0].contiguous(memory_format=torch.channels_last)
+        return raw_robust(x, crop=crop, channels_last=True)[0]
     return prepare
 
 
@@ -103,9 +103,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
             g = graphed_forward(model, (batch, *x.shape[1:]), x.dtype, x.device, torch.bfloat16, prepare, compiled)
             if g is not None:
                 return replay_rows(g, x).float().squeeze(1)
-        y, _ = raw_robust(x, crop=crop)
-        if cuda:
-            y = y.contiguous(memory_format=torch.channels_last)
+        y, _ = raw_robust(x, crop=crop, channels_last=cuda)
         g = (graphed_forward(model, (batch, *y.shape[1:]), y.dtype, y.device, torch.bfloat16, compiled=compiled)
              if graphed and prepare is None else None)
         if g is not None:
