@@ -274,8 +274,14 @@ def main() -> None:
                     help="raw_robust paths on CUDA, comma-separated variants of every scan: kernel (the Triton kernel, "
                          "preprocess.KERNEL_ON_CUDA), torch (torch operations, the previous path); the parts "
                          "(raw_robust alone) time both and compare their values")
+    ap.add_argument("--cudnn-benchmark", default="off",
+                    help="torch.backends.cudnn.benchmark for the scans, comma-separated variants (off, on: cuDNN times "
+                         "its convolution algorithms once per shape); the model-alone parts time both when 'on' is named")
     ns = ap.parse_args()
     dev = ns.device
+    cudnn_modes = str(ns.cudnn_benchmark).split(",")
+    if set(cudnn_modes) - {"off", "on"}:
+        ap.error(f"unknown --cudnn-benchmark {ns.cudnn_benchmark}")
     from lensaudit.detector import preprocess as _preprocess
 
     robust_paths = str(ns.robust).split(",")
@@ -322,6 +328,9 @@ def main() -> None:
     def robust_path(path: str) -> None:  # the raw_robust of the next scans
         _preprocess.KERNEL_ON_CUDA = path == "kernel"
 
+    def cudnn_benchmark(mode: str) -> None:  # cuDNN's algorithm choice for the next scans
+        torch.backends.cudnn.benchmark = mode == "on"
+
     def naive(crop):
         with torch.no_grad():
             for s in range(0, len(idx), ns.batch):
@@ -335,11 +344,12 @@ def main() -> None:
         variants = [("naive loop (reference)", lambda ix: naive(crop))]
         stats: dict = {}
         variants += [(f"score_store, {mode}, batch {b}, {w} reader threads, read chunks {c or b}"
-                      + (f", raw_robust {rp}" if len(robust_paths) > 1 else ""),
-                      lambda ix, w=w, b=b, c=c, kw=kw, rp=rp: robust_path(rp) or score_store(
+                      + (f", raw_robust {rp}" if len(robust_paths) > 1 else "")
+                      + (f", cudnn.benchmark {cb}" if len(cudnn_modes) > 1 else ""),
+                      lambda ix, w=w, b=b, c=c, kw=kw, rp=rp, cb=cb: robust_path(rp) or cudnn_benchmark(cb) or score_store(
                           ix, reader, model, dev, crop, b, w, read_chunk=c, stats=stats, **kw))
                      for mode, kw in modes.items() for b in (batches[:1] if "compiled" in kw else batches)
-                     for w in workers for c in read_chunks for rp in robust_paths]
+                     for w in workers for c in read_chunks for rp in robust_paths for cb in cudnn_modes]
         for label, fn in variants:
             fn(idx)
             took = {}
@@ -362,7 +372,8 @@ def main() -> None:
                 print(f"  {label}: marginal rate {len(idx) / per_pass:,.0f} img/s (the {b - a} x {len(idx)} rows more "
                       f"of the longer scan over their extra time: the pipeline full, per-call costs excluded); "
                       f"per call {took[a] - a * per_pass:.3f} s beyond that rate")
-        robust_path(robust_paths[0])  # the rest: the first path
+        robust_path(robust_paths[0])  # the rest: the first path, cuDNN's default
+        cudnn_benchmark("off")
         if ns.gaps and cuda:  # the first variant's device timeline (where the device waits)
             from torch.profiler import ProfilerActivity, profile
 
@@ -476,6 +487,14 @@ def main() -> None:
                                      compiled=True)
                 if gc is not None:
                     parts["model alone (torch.compile in a CUDA graph)"] = lambda: run_graph(gc)
+        if "on" in cudnn_modes:
+            def benchmarked(fn):
+                def run():
+                    with torch.backends.cudnn.flags(enabled=True, benchmark=True):
+                        return fn()
+                return run
+            for label in [k for k in parts if k.startswith("model alone")]:
+                parts[label + ", cudnn.benchmark"] = benchmarked(parts[label])
         if ns.autotune:
             tuned = torch.compile(model, dynamic=False, mode="max-autotune-no-cudagraphs")
             parts["model alone (torch.compile, max-autotune-no-cudagraphs)"] = lambda: run_model(tuned)
