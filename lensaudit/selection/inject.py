@@ -243,9 +243,8 @@ def score_stamps(model, stamps: torch.Tensor, crop: int, device: str, compiled: 
     if bf16 and not device.startswith("cuda"):
         raise ValueError("bf16 scoring needs a CUDA device")
     autocast = torch.bfloat16 if bf16 else None
-    cuda = device.startswith("cuda")
-    x, _ = raw_robust(stamps.float(), crop=crop, channels_last=cuda)  # on CUDA the model's layout, as written
-    if not cuda:
+    x, _ = raw_robust(stamps.float(), crop=crop)
+    if not device.startswith("cuda"):
         with torch.no_grad():
             return model(x).float().squeeze(1)
     # on a GPU, fixed batches of SCORE_BATCH (the last one zero-padded; eval-mode layers treat
