@@ -182,8 +182,9 @@ def main() -> None:
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
     ap.add_argument("--no-fused-add", action="store_true",
                     help="arc, noise and host added by the torch path (previous path; inject.FUSED_ADD off)")
-    ap.add_argument("--robust-torch", action="store_true",
-                    help="raw_robust by torch operations on the GPU (previous path; preprocess.KERNEL_ON_CUDA off)")
+    ap.add_argument("--robust-kernel", action="store_true",
+                    help="raw_robust by the one-pass Triton kernel on the GPU (preprocess.KERNEL_ON_CUDA on; the default "
+                         "is torch's operations)")
     ap.add_argument("--stream-switch-interval", type=float, default=None,
                     help="the GIL switch interval [s] while the stream runs on a GPU (gil_switch; default "
                          "0.0001; 0.005, CPython's default, for the previous behaviour)")
@@ -207,7 +208,7 @@ def main() -> None:
     _inject.FUSED_ADD = not ns.no_fused_add
     from lensaudit.detector import preprocess as _preprocess
 
-    _preprocess.KERNEL_ON_CUDA = not ns.robust_torch
+    _preprocess.KERNEL_ON_CUDA = ns.robust_kernel
     from lensaudit import gil_switch
 
     if ns.stream_switch_interval is not None:

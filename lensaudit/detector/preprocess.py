@@ -27,8 +27,10 @@ ANNULUS_PX = (20.0, 32.0)
 CLIP = 10.0
 MAD_TO_SIGMA = 1.4826
 #: CUDA tensors go through the one-pass Triton kernel (``detector.robust_kernel``: the same values to
-#: the bit); False keeps the torch operations there too (the benchmarks' reference)
-KERNEL_ON_CUDA = True
+#: the bit, tested in Triton's interpreter) when True.  Off until the kernel has been compared with
+#: torch's CUDA operations and timed on a GPU (``bench/run_robust_gpu.sh``; not yet run: no device was
+#: lent in the session that wrote it), so GPU runs keep the torch operations by default.
+KERNEL_ON_CUDA = False
 
 
 def _annulus_mask(size: int) -> np.ndarray:
@@ -105,7 +107,7 @@ def raw_robust(stamps, crop: int = 64, channels_last: bool = False, kernel: bool
     ``channels_last``: a tensor result in that memory format (the model input of the scan and of
     the selection function's scoring; the same values).  ``kernel``: the one-pass Triton kernel
     (``detector.robust_kernel``, the same values to the bit) instead of the torch operations;
-    by default on CUDA tensors (``KERNEL_ON_CUDA``)."""
+    by default on CUDA tensors when ``KERNEL_ON_CUDA`` is set."""
     as_numpy = isinstance(stamps, np.ndarray)
     x = torch.as_tensor(stamps, dtype=torch.float32)
     if x.ndim != 4:
