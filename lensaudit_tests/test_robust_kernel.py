@@ -3,7 +3,7 @@ the bit, on stamps planted with every case the statistics treat specially (NaN a
 annulus, odd and even finite counts, ties at the middle, a flat band, an empty band, clipped and
 infinite pixels).  On the CPU the kernel runs in Triton's interpreter (a subprocess with
 TRITON_INTERPRET=1); ``bench/check_robust_kernel.py`` runs the same ``_checks`` on a GPU against
-torch's CUDA path (results in bench/RESULTS.md)."""
+torch's CUDA path (not yet run: bench/RESULTS.md, session 21)."""
 
 import numpy as np
 import pytest

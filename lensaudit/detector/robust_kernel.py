@@ -24,7 +24,7 @@ torch.  The output can be written straight into a channels_last tensor (the scan
 input), which saves the copy that ``.contiguous(memory_format=torch.channels_last)`` makes.
 
 The kernel runs on CUDA tensors; on the CPU only in Triton's interpreter (TRITON_INTERPRET=1
-set before triton is imported: the equality tests, ``test_detector_preprocess``), never in the
+set before triton is imported: the equality tests, ``test_robust_kernel``), never in the
 CPU path of the audit.
 """
 
