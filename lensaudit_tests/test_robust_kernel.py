@@ -113,3 +113,23 @@ def test_raw_robust_kernel_is_not_used_on_the_cpu_without_the_interpreter(monkey
     assert y.shape == (2, 3, 64, 64) and deg.tolist()[0] == [False, True, False]
     y_cl, _ = raw_robust(x, crop=64, channels_last=True)
     assert y_cl.is_contiguous(memory_format=torch.channels_last) and torch.equal(y_cl, y)
+
+
+def test_raw_robust_kernel_compiles_for_an_h100_with_ieee_rounding():
+    """The interpreter runs the kernel as numpy and would not see a kernel that fails to compile; Triton's own
+    compiler (its bundled ptxas, no GPU needed) builds it for sm_90 (H100 / H200), and the PTX divides with the
+    IEEE quotient, as the bit-equality needs (with Triton's ``/`` the PTX has no ``div.rn.f32``: checked when
+    this test was written)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from lensaudit.detector.robust_kernel import raw_robust_kernel_
+
+    sig = {"x_ptr": "*fp32", "ann_ptr": "*i32", "out_ptr": "*fp32", "deg_ptr": "*i8", **dict.fromkeys(
+        ("HW", "W", "NA", "OFF", "CROP", "s_n", "s_c", "s_h", "s_w"), "i32"), "mad_to_sigma": "fp32", "clip": "fp32",
+        **dict.fromkeys(("C", "BLOCK_A", "BLOCK"), "constexpr")}
+    src = ASTSource(fn=raw_robust_kernel_, signature=sig, constexprs={"C": 3, "BLOCK_A": 2048, "BLOCK": 1024})
+    built = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"enable_fp_fusion": False})
+    ptx = built.asm["ptx"]
+    assert built.asm["cubin"] and "div.rn.f32" in ptx
