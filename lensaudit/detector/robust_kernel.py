@@ -121,6 +121,6 @@ def raw_robust_kernel(x: torch.Tensor, crop: int, annulus: torch.Tensor, mad_to_
     if n and c:
         off = (h - crop) // 2
         raw_robust_kernel_[(n * c,)](x.contiguous(), annulus.to(torch.int32), out, deg, h * w, w, na, off, crop,
-                            *out.stride(), float(mad_to_sigma), float(clip), C=c,
-                            BLOCK_A=max(16, 1 << (na - 1).bit_length()), BLOCK=BLOCK, enable_fp_fusion=False)
+                                     *out.stride(), float(mad_to_sigma), float(clip), C=c,
+                                     BLOCK_A=max(16, 1 << (na - 1).bit_length()), BLOCK=BLOCK, enable_fp_fusion=False)
     return out, deg.bool()
