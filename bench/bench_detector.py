@@ -448,8 +448,10 @@ def main() -> None:
                 print(f"  device work alone as one CUDA graph per batch (incl. the copy into its input): "
                       f"{len(idx) / (time.perf_counter() - t0):,.0f} img/s")
         xs = [raw_robust(resident[a:b], crop=crop)[0] for a, b in chunks]
-        parts = {"raw_robust alone": lambda: [raw_robust(resident[a:b], crop=crop) for a, b in chunks]}
-        if cuda:  # both paths, the kernel's output also written as channels_last (the scan's model input)
+        parts = {}
+        if not cuda:
+            parts["raw_robust alone"] = lambda: [raw_robust(resident[a:b], crop=crop) for a, b in chunks]
+        else:  # both paths (not the first path a third time), the kernel's output also written channels_last
             parts["raw_robust alone, torch operations"] = lambda: [raw_robust(resident[a:b], crop=crop, kernel=False)
                                                                    for a, b in chunks]
             parts["raw_robust alone, torch operations + channels_last copy"] = lambda: [
