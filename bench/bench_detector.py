@@ -270,9 +270,9 @@ def main() -> None:
                     help="one more run of the first score_store variant per crop under torch.profiler with Python "
                          "stacks: the device's busy and idle time, the idle gaps charged to the code that ended them "
                          "(bench/_trace_gaps.py; CUDA)")
-    ap.add_argument("--robust", default="torch",
-                    help="raw_robust paths on CUDA, comma-separated variants of every scan: torch (torch operations, "
-                         "the library's default), kernel (the one-pass Triton kernel, preprocess.KERNEL_ON_CUDA); the "
+    ap.add_argument("--robust", default="kernel",
+                    help="raw_robust paths on CUDA, comma-separated variants of every scan: kernel (the one-pass Triton "
+                         "kernel, preprocess.KERNEL_ON_CUDA, the library's default), torch (torch operations); the "
                          "first one for the rest of the run; the parts (raw_robust alone) time both and compare their values")
     ap.add_argument("--cudnn-benchmark", default="off",
                     help="torch.backends.cudnn.benchmark for the scans, comma-separated variants (off, on: cuDNN times "

@@ -182,9 +182,9 @@ def main() -> None:
     ap.add_argument("--eager-scoring", action="store_true", help="the detector without CUDA graphs (previous path)")
     ap.add_argument("--no-fused-add", action="store_true",
                     help="arc, noise and host added by the torch path (previous path; inject.FUSED_ADD off)")
-    ap.add_argument("--robust-kernel", action="store_true",
-                    help="raw_robust by the one-pass Triton kernel on the GPU (preprocess.KERNEL_ON_CUDA on; the default "
-                         "is torch's operations)")
+    ap.add_argument("--robust", choices=("kernel", "torch"), default="kernel",
+                    help="raw_robust on the GPU by the one-pass Triton kernel (preprocess.KERNEL_ON_CUDA, the library's "
+                         "default) or by torch's operations (the previous path)")
     ap.add_argument("--stream-switch-interval", type=float, default=None,
                     help="the GIL switch interval [s] while the stream runs on a GPU (gil_switch; default "
                          "0.0001; 0.005, CPython's default, for the previous behaviour)")
@@ -208,7 +208,7 @@ def main() -> None:
     _inject.FUSED_ADD = not ns.no_fused_add
     from lensaudit.detector import preprocess as _preprocess
 
-    _preprocess.KERNEL_ON_CUDA = ns.robust_kernel
+    _preprocess.KERNEL_ON_CUDA = ns.robust == "kernel"
     from lensaudit import gil_switch
 
     if ns.stream_switch_interval is not None:

@@ -9,7 +9,7 @@
 #    torch / by the kernel, cuDNN's default / timed algorithm choice, in one process per crop; raw_robust alone both ways
 # 3. the selection function (77,000 injections), raw_robust by torch / by the kernel, one process each, alternating
 #    (the first timed run of each process in brackets)
-# If 1 and 2 show the kernel equal and faster, preprocess.KERNEL_ON_CUDA can be turned on.
+# Session 22 (H100): equal, and faster in 2 and 3, so preprocess.KERNEL_ON_CUDA is on (bench/RESULTS.md).
 set -u
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -29,8 +29,7 @@ for crop in ${1:-101 64}; do
 done
 for r in torch kernel torch kernel; do
   echo "=== 3. selection, raw_robust $r (t=$(( $(date +%s) - t0 )) s)"
-  extra=""; [ "$r" = kernel ] && extra="--robust-kernel"
   PYTHONPATH=. timeout 90 python bench/bench_selection.py --device cuda --compiled --fused --compiled-detector \
-    --runs plain --repeat 3 $extra 2>&1 | grep -v Warning | tee -a "$out/sel.log" | grep -E "no stage|warm-up" | cut -c1-200
+    --runs plain --repeat 3 --robust $r 2>&1 | grep -v Warning | tee -a "$out/sel.log" | grep -E "no stage|warm-up" | cut -c1-200
 done
 echo "total $(( $(date +%s) - t0 )) s"

@@ -1,7 +1,7 @@
 """``raw_robust`` in one Triton kernel for a GPU: the values of ``preprocess.raw_robust``'s torch
 path to the bit (tested in Triton's interpreter; ``bench/check_robust_kernel.py`` compares it with
-torch's CUDA operations, not yet run on a GPU, so ``preprocess.KERNEL_ON_CUDA`` is off), in one
-pass over each stamp.
+torch's CUDA operations: equal on an H100, bench/RESULTS.md "Session 22"; ``preprocess.KERNEL_ON_CUDA``,
+on by default), in one pass over each stamp.
 
 The torch path makes each band's statistics with two ``torch.nanmedian`` selections over the
 annulus (the median, then the median of the absolute deviations), each a radix select that
