@@ -261,6 +261,9 @@ def test_score_store_matches_the_in_memory_path(tmp_path):
         one = score_store(rows, CutoutReader(tmp_path), model, "cpu", crop=64, batch=3, workers=2)
         assert np.allclose(one, got[:len(rows)], atol=1e-5)
     assert score_store(idx.iloc[:0], CutoutReader(tmp_path), model, "cpu", batch=3).shape == (0,)
+    # the default reader threads (4 on the CPU, whatever ``compiled`` asks): the same logits
+    for kw in ({}, {"compiled": True}):
+        assert np.array_equal(score_store(idx, CutoutReader(tmp_path), model, "cpu", crop=64, batch=3, **kw), got)
     # reads in chunks of any size (one row, a batch, beyond a batch) give the same logits; the waits are reported
     for chunk in (1, 2, 3, 100):
         stats = {}

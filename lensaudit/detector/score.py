@@ -33,8 +33,13 @@ def _raw_robust_channels_last(crop: int):
     return prepare
 
 
+#: reader threads of ``score_store``: eager model / compiled model (CUDA), see its docstring
+WORKERS = 4
+COMPILED_WORKERS = 8
+
+
 def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64, batch: int = 4096,
-                workers: int = 4, compiled: bool = False, cuda_graph: bool = False,
+                workers: int | None = None, compiled: bool = False, cuda_graph: bool = False,
                 graph_preprocess: bool = False, read_chunk: int | None = None,
                 stats: dict | None = None) -> np.ndarray:
     """Logits for the ``cutout_ok`` rows of ``index`` (raises on any other row).
@@ -67,6 +72,11 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
     the default.  The first batch is read in tasks of at most ``ceil(batch / workers)`` rows, one
     per reader thread (the device waits for it: at one thread's ~35-40k rows/s a 4,096-row
     batch takes ~0.1 s, RESULTS.md session 19).
+    ``workers``: reader threads; default ``COMPILED_WORKERS`` (8) for the compiled model on CUDA, else
+    ``WORKERS`` (4).  A long scan on an H100 (RESULTS.md session 22, marginal rates with raw_robust's
+    kernel): compiled, 8 threads 369k-437k img/s at 64² and 181k-183k at 101², 4 threads 151k-283k and
+    135k-182k (the reads are then the bound); eager, 4 threads 293k / 133k, 8 threads 253k-258k /
+    113k-114k (the launching thread loses more to the readers than the reads gain).
     ``stats``: filled with the main thread's seconds spent waiting for reads
     (``wait_read_s``) and for copies (``wait_copy_s``), the seconds from the call to the first batch
     read (``first_read_s``: the device has nothing to do until then), and the wall time
@@ -75,6 +85,7 @@ def score_store(index: pd.DataFrame, reader, model, device: str, crop: int = 64,
         raise ValueError("score_store takes cutout_ok rows only")
     cuda = device.startswith("cuda")
     compiled = compiled and cuda
+    workers = (COMPILED_WORKERS if compiled else WORKERS) if workers is None else workers
     graphed = cuda_graph and cuda
     prepare = _raw_robust_channels_last(crop) if graphed and graph_preprocess else None
     net = torch.compile(model, dynamic=False) if compiled else model  # (graphed: the fallback)
