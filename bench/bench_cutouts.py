@@ -20,7 +20,9 @@
   one core, the same numbers asserted; and the same blocks with their row medians by np.median
   (the reference for ``order_stats``' medians, tables compared); and the same stamps from a cutout
   store as the shortcut_features job reads them, chunk by chunk into one buffer
-  (``store_features_table``) against the whole array read at once (the job before session 20);
+  (``store_features_table``) against the whole array read at once (the job before session 20); and
+  their saturation threshold chunk by chunk (``store_saturation_threshold``) against the whole
+  sample read at once (before session 22), each in a fresh process;
 * shards (``--parts shards``): one shard of 2048 stamps held as separate arrays (as the cutout job
   holds them) hashed and written stamp by stamp, against np.stack + sha256 of the bytes + np.save
   (the previous writer) in the same run, the same bytes and name checked;
@@ -287,6 +289,7 @@ def _bench_store_features(stamps: np.ndarray, sat: float, reps: int) -> None:
     write_shard(tmp / "shards" / "b.npy", stamps[half:])
     idx = pd.DataFrame({"cutout_path": ["shards/a.npy"] * half + ["shards/b.npy"] * (len(stamps) - half),
                         "cutout_offset": np.r_[np.arange(half), np.arange(len(stamps) - half)], "cutout_ok": True})
+    idx["galaxy_id"] = [f"g{i:06d}" for i in range(len(idx))]
     reader = CutoutReader(tmp)
     t_whole = t_chunk = np.inf
     for _ in range(reps):
@@ -314,7 +317,35 @@ def _bench_store_features(stamps: np.ndarray, sat: float, reps: int) -> None:
     print(f"  in a fresh process each, seconds (read + features): whole array {', '.join(f'{t:.2f}' for t in fresh['whole'])}; "
           f"chunked {', '.join(f'{t:.2f}' for t in fresh['chunked'])}  "
           f"({np.median(fresh['whole']) / np.median(fresh['chunked']):.2f}x at the medians)")
+    # the saturation threshold (the job computes it once, its gate once more): the whole sample read,
+    # then saturation_threshold (before session 22), against store_saturation_threshold's chunks
+    sat_s = {"whole": [], "chunked": []}
+    for _ in range(reps):
+        for mode in sat_s:
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                sat_s[mode].append(pool.submit(_saturation_once, str(tmp), mode).result())
+    same = len({v for _, v in sat_s["whole"] + sat_s["chunked"]}) == 1
+    print(f"  saturation threshold of the {len(stamps)} stamps, a fresh process each, seconds: whole sample "
+          f"{', '.join(f'{t:.2f}' for t, _ in sat_s['whole'])}; chunked {', '.join(f'{t:.2f}' for t, _ in sat_s['chunked'])}  "
+          f"({np.median([t for t, _ in sat_s['whole']]) / np.median([t for t, _ in sat_s['chunked']]):.2f}x at the medians; "
+          f"the same threshold: {same})")
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _saturation_once(store: str, mode: str) -> tuple[float, float]:
+    """(seconds, threshold) of the store's saturation threshold, the whole sample read at once or
+    chunked (``store_saturation_threshold``); run in a fresh interpreter."""
+    from lensaudit.cutouts.features import saturation_threshold, store_saturation_threshold
+    from lensaudit.cutouts.store import CutoutReader
+
+    idx = pd.read_parquet(Path(store) / "index.parquet")
+    reader = CutoutReader(store)
+    t0 = time.perf_counter()
+    if mode == "whole":
+        value = saturation_threshold(reader.read(idx.sort_values("galaxy_id")))
+    else:
+        value = store_saturation_threshold(idx, reader)
+    return time.perf_counter() - t0, value
 
 
 def _store_features_once(store: str, sat: float, mode: str) -> float:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from lensaudit.cutouts.features import (FEATURE_BLOCK, FEATURES, core_pixels, core_window, features_of, features_table,
-                                        saturation_threshold, store_features_table)
+                                        saturation_threshold, store_features_table, store_saturation_threshold)
 from lensaudit.cutouts.npz import read_npz
 from lensaudit.cutouts.store import CutoutReader, ShardError, export_npz, shard_relpath, write_shard
 from lensaudit.auc import bootstrap_auc, roc_auc
@@ -246,6 +246,36 @@ def test_store_features_in_chunks_equal_the_whole_array_to_the_bit(tmp_path, rea
         pd.testing.assert_frame_equal(got, want, check_exact=True)
     empty = store_features_table(reader, idx.iloc[:0], sat)
     assert empty.shape == (0, len(FEATURES)) and list(empty.columns) == list(FEATURES)
+
+
+def test_store_saturation_threshold_in_chunks_equals_the_whole_sample_to_the_bit(tmp_path):
+    """The saturation threshold (the r-band p99.9 of every k-th good stamp in galaxy_id order) read a
+    chunk at a time equals ``saturation_threshold`` of the whole sample read at once, to the bit, for
+    any chunk size: NaN / inf pixels ignored, bad rows skipped, the galaxy_id order (not the index's)
+    deciding the sample; a store whose sampled r bands hold no finite pixel gives inf."""
+    rng = np.random.default_rng(21)
+    n = 700
+    stamps = rng.lognormal(-3, 1.5, (n, 3, 101, 101)).astype(np.float32)
+    stamps[rng.integers(0, n, 50), 1, rng.integers(0, 101, 50), rng.integers(0, 101, 50)] = np.nan
+    stamps[rng.integers(0, n, 20), 1, rng.integers(0, 101, 20), rng.integers(0, 101, 20)] = np.inf
+    stamps[3, 1] = np.nan
+    stamps[:, 0] *= 1e3  # the g band far brighter: a threshold from another band would show
+    write_shard(tmp_path / "shards/a.npy", stamps[:400])
+    write_shard(tmp_path / "shards/b.npy", stamps[400:])
+    order = rng.permutation(n)
+    idx = _index([("shards/a.npy", int(i)) if i < 400 else ("shards/b.npy", int(i - 400)) for i in order])
+    idx["galaxy_id"] = [f"g{int(k):04d}" for k in rng.permutation(n)]
+    idx.loc[idx.index[::9], "cutout_ok"] = False
+    reader = CutoutReader(tmp_path)
+    for sample_rows in (n, 100, 37):
+        ok = idx[idx["cutout_ok"]].sort_values("galaxy_id")
+        want = saturation_threshold(reader.read(ok.iloc[::max(1, len(ok) // sample_rows)]))
+        for chunk in (1, 5, FEATURE_BLOCK, n + 1):
+            got = store_saturation_threshold(idx, reader, sample_rows=sample_rows, chunk=chunk)
+            assert np.float64(got).tobytes() == np.float64(want).tobytes(), (sample_rows, chunk, got, want)
+    assert store_saturation_threshold(idx.iloc[:0], reader) == np.inf
+    dark = _index([("shards/a.npy", 3)])
+    assert store_saturation_threshold(dark, reader) == np.inf == saturation_threshold(reader.read(dark))
 
 
 def test_shortcut_gates_flag_a_planted_shortcut():
