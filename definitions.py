@@ -26,7 +26,10 @@ from assets import ALL_ASSETS, ALL_CHECKS, ARCH_PARTITIONS
 from assets.automation import (lens_catalog_version_sensor, main_job, sweep_backfill_schedule, sweep_discovery_sensor,
                                sweeps_job)
 from assets.external import external_detector_job
+from lensaudit.numpy_pages import no_hugepage_advice
 from resources import CutoutSourceResource, DeviceResource, EmrSettings, LensauditSettings, SparkResource, SweepSource
+
+no_hugepage_advice()  # in the UI's run processes too, as in the CLI (lensaudit/numpy_pages.py)
 
 
 def _spark_resource() -> SparkResource:

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from lensaudit.config import RUN_PROFILE_FILE
+from lensaudit.numpy_pages import no_hugepage_advice
 from lensaudit.store import home_setting, lensaudit_home
 from lensaudit.survey.instrument import BANDS
 
@@ -726,6 +727,7 @@ def terminable_by_sigterm() -> None:
 
 def main(argv=None) -> int:
     terminable_by_sigterm()
+    no_hugepage_advice()  # numpy's per-array huge-page advice: seconds of page faults on VMs where THP fails
     args = build_parser().parse_args(argv)
     t0 = time.time()
     rc = args.func(args)

@@ -67,9 +67,10 @@ class EmrSettings(dg.Config):
 
 #: glibc malloc tunables for the local Python workers (mallopt(3): M_MMAP_THRESHOLD 32 MiB, its maximum
 #: on 64-bit; M_TRIM_THRESHOLD 16 GiB, i.e. never trim; M_TOP_PAD 256 MiB): a worker renders and checks
-#: stamps in batches of ~30 MB arrays, which glibc would otherwise mmap and munmap batch after batch
+#: stamps in batches of ~30 MB arrays, which glibc would otherwise mmap and munmap batch after batch;
+#: and numpy without its per-array huge-page advice (lensaudit/numpy_pages.py)
 LOCAL_PYTHON_WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(16 * 2**30),
-                           "MALLOC_TOP_PAD_": str(256 * 2**20)}
+                           "MALLOC_TOP_PAD_": str(256 * 2**20), "NUMPY_MADVISE_HUGEPAGE": "0"}
 
 
 class SparkResource(dg.ConfigurableResource):
@@ -88,8 +89,9 @@ class SparkResource(dg.ConfigurableResource):
         description="environment of the local session's Python workers (``spark.executorEnv.*``; empty: none). "
                     "Default: glibc's malloc keeps freed memory in the worker (no ``munmap`` of blocks below 32 MiB, "
                     "no trimming of the heap) instead of handing it back to the kernel and faulting fresh pages in for "
-                    "the next batch of stamps; on a VM whose host reclaims freed guest memory each such page costs "
-                    "~50 us (bench/RESULTS.md, session 18). The numbers computed do not depend on it.")
+                    "the next batch of stamps, and numpy does not advise huge pages for new arrays; on a VM where the "
+                    "kernel's huge-page attempts fail each such page costs ~50 us (bench/RESULTS.md, sessions 18 and 22). "
+                    "The numbers computed do not depend on it.")
     log_level: str = "ERROR"
     emr: EmrSettings = EmrSettings()
 
