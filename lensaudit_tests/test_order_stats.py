@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lensaudit.cutouts.qc import quality, quality_batch
-from lensaudit.order_stats import DIRECT_BELOW, kth_smallest, median_rows, percentile_rows
+from lensaudit.order_stats import kth_smallest, median_rows, percentile_rows
 
 
 def _rows(kind: str, n: int, rows: int = 6, dtype=np.float32, seed: int = 0) -> np.ndarray:
@@ -25,7 +25,7 @@ def _rows(kind: str, n: int, rows: int = 6, dtype=np.float32, seed: int = 0) -> 
         yy, xx = np.mgrid[:side, :side] - (side - 1) / 2
         img = np.exp(-np.hypot(xx, yy) / 4.0).ravel()[:n]
         x = rng.normal(0, 0.01, (rows, n)) + img * rng.uniform(0.1, 2.0, (rows, 1))
-    elif kind == "misleading":  # every sampled value equal and the largest: the brackets miss
+    elif kind == "misleading":  # every 9th value equal and the largest (a strided sample would mislead)
         x = rng.normal(size=(rows, n))
         x[:, ::max(1, n // 1024)] = 100.0
     else:
@@ -34,7 +34,7 @@ def _rows(kind: str, n: int, rows: int = 6, dtype=np.float32, seed: int = 0) -> 
 
 
 @pytest.mark.parametrize("kind", ["normal", "ties", "sorted", "reversed", "stamp", "misleading"])
-@pytest.mark.parametrize("n", [1, 2, 7, DIRECT_BELOW - 1, DIRECT_BELOW, 3921, 10200, 10201])
+@pytest.mark.parametrize("n", [1, 2, 7, 2047, 2048, 3921, 10200, 10201])
 def test_bitwise_equal_to_numpy(kind, n):
     for dtype in (np.float32, np.float64):
         x = _rows(kind, n, dtype=dtype)
@@ -95,16 +95,3 @@ def test_quality_batch_equals_quality_on_every_kind_of_stamp():
     assert [w["qc_reason"] for w in want[1:9]] == ["zero_filled_r", "missing_band_z", "", "core_nan", "infinite_pixels",
                                                    "missing_band_g", "", "central_nan_frac"]
     assert quality_batch([], "grz") == []
-
-
-def test_a_bracket_that_misses_falls_back_to_the_whole_row(monkeypatch):
-    """Rows whose strided sample is unrepresentative (every sampled pixel the brightest) still get numpy's
-    values, through the whole-row selection."""
-    x = _rows("misleading", 10201)
-    calls = []
-    partition = np.partition
-    monkeypatch.setattr(np, "partition", lambda a, k, *args, **kw: calls.append(np.shape(a)) or partition(a, k, *args, **kw))
-    got = kth_smallest(x, [5100])
-    monkeypatch.undo()
-    assert (10201,) in calls
-    assert np.array_equal(got, np.partition(x, [5100], axis=1)[:, [5100]])
