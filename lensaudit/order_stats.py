@@ -24,6 +24,10 @@ from typing import Sequence
 
 import numpy as np
 
+#: rows are sorted in blocks of about this many bytes (a sorted copy of a whole 13 MB block of
+#: features rows evicted the block's other data from the cache: 0.85x on the features, session 22)
+SORT_BLOCK_BYTES = 2 * 2**20
+
 
 def _check(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
@@ -49,7 +53,11 @@ def _kth(x: np.ndarray, ranks: Sequence[int]) -> np.ndarray:
     want = np.asarray([int(k) + n if int(k) < 0 else int(k) for k in ranks], dtype=np.intp)
     if len(want) and (want.min() < 0 or want.max() >= n):
         raise ValueError(f"ranks {list(ranks)} out of range for rows of {n} values")
-    return np.sort(x, axis=1)[:, want]
+    out = np.empty((rows, len(want)), x.dtype)
+    step = max(1, SORT_BLOCK_BYTES // max(1, n * x.itemsize))
+    for a in range(0, rows, step):  # blocks of rows whose sorted copy stays in the CPU's cache
+        out[a:a + step] = np.sort(x[a:a + step], axis=1)[:, want]
+    return out
 
 
 def percentile_rows(x: np.ndarray, q: Sequence[float]) -> np.ndarray:

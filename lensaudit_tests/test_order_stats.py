@@ -95,3 +95,17 @@ def test_quality_batch_equals_quality_on_every_kind_of_stamp():
     assert [w["qc_reason"] for w in want[1:9]] == ["zero_filled_r", "missing_band_z", "", "core_nan", "infinite_pixels",
                                                    "missing_band_g", "", "central_nan_frac"]
     assert quality_batch([], "grz") == []
+
+
+def test_rows_sorted_in_several_blocks_equal_numpy(monkeypatch):
+    """Rows are sorted in blocks of about ``SORT_BLOCK_BYTES``: a block boundary inside the rows (and a
+    last, shorter block) changes nothing; nor does a block of one row."""
+    from lensaudit import order_stats
+
+    x = _rows("stamp", 2601, rows=37, dtype=np.float64, seed=4)
+    want = np.percentile(x, [1, 50, 99], axis=1)
+    for block in (2601 * 8 * 5, 1, order_stats.SORT_BLOCK_BYTES):
+        monkeypatch.setattr(order_stats, "SORT_BLOCK_BYTES", block)
+        assert np.array_equal(percentile_rows(x, [1, 50, 99]), want)
+        assert np.array_equal(median_rows(x), np.median(x, axis=1))
+        assert np.array_equal(kth_smallest(x, [-1, 0, 1300]), np.sort(x, axis=1)[:, [2600, 0, 1300]])
