@@ -5,9 +5,9 @@ On Linux numpy asks the kernel for transparent huge pages on every new array of 
 kernel's THP ``defrag`` setting ``madvise`` (a common default) each first touch of such memory
 then tries to compact a 2 MiB page directly, in the faulting thread.  Where that fails, as on the
 2-core VMs this project is developed and tested on (``AnonHugePages: 0 kB`` in /proc/meminfo after
-the attempt), every 4 KiB page still costs the attempt: a fresh 512 MiB array filled took
-58.9-61.9 us per 4 KiB page with the advice and 1.8-2.3 us without it, the same process
-alternating; reading 23,218 stamps' 21 x 21 px cores from the cutout store into a fresh array
+the attempt), every 4 KiB page still costs the attempt: a new 512 MiB array filled took
+23-64 us per 4 KiB page with the advice and 1.6-2.3 us without it, the same process
+alternating (``bench/bench_page_faults.py``); reading 23,218 stamps' 21 x 21 px cores from the cutout store into a fresh array
 2.0 s against 0.12-0.23 s (bench/RESULTS.md, session 22).  The arrays hold the same bytes either
 way; only the time to fault their pages in differs.  Where huge pages do come, going without
 them costs TLB reach, not correctness.

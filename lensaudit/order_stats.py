@@ -4,7 +4,8 @@ numpy's ``percentile`` and ``median`` select with ``np.partition`` (introselect)
 element per selected rank on this project's CPUs: cutout QC (p1, p50, p99 and the MAD of
 every band of every stamp, DESIGN s3 "Cutouts") spent ~40 % of the demo's cutout job there.
 Here each row is sorted once (``np.sort``, numpy's vectorised quicksort: x86-simd-sort with
-AVX-512 / AVX2, Highway's VQSort on ARM) and every requested rank read from it.  On the 2-core
+AVX-512 / AVX2, Highway's VQSort on ARM; ~2 MB of rows at a time, ``SORT_BLOCK_BYTES``) and
+every requested rank read from it.  On the 2-core
 Intel Xeon VM (AVX-512) 48 rows of 10,201 float32 values sort in 1.2 ms, where ``np.partition``
 selects two ranks in 4.4 ms and the strided-sample bracketing this module used before
 (sessions 12-21) in 2.4 ms; float64 2.0 / 4.8 / 2.8 ms; 256 rows of 1,200 values 0.6 / 2.8 /

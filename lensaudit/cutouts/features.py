@@ -122,9 +122,9 @@ def store_features_table(reader, rows: pd.DataFrame, sat_threshold: float, chunk
     into one reused buffer and gathered into the same blocks ``features_table`` forms (its
     all-finite stamps ``FEATURE_BLOCK`` at a time in row order, the others apart; numpy's
     row reductions round differently in blocks of another size, by a few ulp).  On a VM
-    whose host faults every fresh page in (~50 us per 4 KiB), 2,048 stamps read whole and
-    their features took 4.0-6.1 s in a fresh interpreter against 1.4-1.5 s in chunks
-    (``bench_cutouts.py --parts features``; bench/RESULTS.md, session 20)."""
+    where every new page cost ~50 us (numpy's huge-page advice, ``lensaudit/numpy_pages.py``),
+    2,048 stamps read whole and their features took 4.0-6.1 s in a fresh interpreter against
+    1.4-1.5 s in chunks (``bench_cutouts.py --parts features``; bench/RESULTS.md, session 20)."""
     n = len(rows)
     cols = {f: np.full(n, np.nan) for f in FEATURES}
     shape = (reader.bands, reader.size, reader.size)
@@ -173,9 +173,9 @@ def store_saturation_threshold(index: pd.DataFrame, reader, sample_rows: int = S
     (N, 3, H, W) array and its copies: the stamps are read ``chunk`` rows at a time into one
     reused buffer, their finite r-band pixels gathered in the same order into one array, whose
     p99.9 numpy then selects in place (``overwrite_input``: the same partition and interpolation
-    on the same values).  On a VM whose host faults every fresh page in (~50 us per 4 KiB) the
-    whole array, its r-band copy, the finite mask and percentile's copy (~0.5 GB for 2,000 stamps)
-    cost seconds per call (bench/RESULTS.md, session 22)."""
+    on the same values).  The whole array, its r-band copy, the finite mask and percentile's copy
+    (~0.5 GB of new pages for 2,000 stamps) cost 5 s per call in a fresh process on the project's VM
+    with numpy's huge-page advice on, 0.3 s this way (bench/RESULTS.md, session 22)."""
     ok = index[index["cutout_ok"]].sort_values("galaxy_id")
     sample = ok.iloc[:: max(1, len(ok) // sample_rows)] if len(ok) else ok
     n = len(sample)
