@@ -114,6 +114,24 @@ def test_raw_robust_kernel_is_not_used_on_the_cpu_without_the_interpreter(monkey
     assert y_cl.is_contiguous(memory_format=torch.channels_last) and torch.equal(y_cl, y)
 
 
+def test_the_kernel_is_the_default_on_cuda_only_where_triton_is_installed(monkeypatch):
+    """By default CUDA tensors take the kernel (``KERNEL_ON_CUDA``) when Triton can be imported, else the
+    torch operations (the same values); CPU tensors never; an explicit choice stands."""
+    from types import SimpleNamespace
+
+    from lensaudit.detector import preprocess
+
+    cuda, cpu = SimpleNamespace(is_cuda=True), SimpleNamespace(is_cuda=False)
+    monkeypatch.setattr(preprocess, "_triton_available", lambda: True)
+    assert preprocess._use_kernel(cuda, None) and not preprocess._use_kernel(cpu, None)
+    monkeypatch.setattr(preprocess, "_triton_available", lambda: False)
+    assert not preprocess._use_kernel(cuda, None)
+    assert preprocess._use_kernel(cuda, True) and preprocess._use_kernel(cpu, True) and not preprocess._use_kernel(cuda, False)
+    monkeypatch.setattr(preprocess, "_triton_available", lambda: True)
+    monkeypatch.setattr(preprocess, "KERNEL_ON_CUDA", False)
+    assert not preprocess._use_kernel(cuda, None)
+
+
 def test_raw_robust_kernel_compiles_for_an_h100_with_ieee_rounding():
     """The interpreter runs the kernel as numpy and would not see a kernel that fails to compile; Triton's own
     compiler (its bundled ptxas, no GPU needed) builds it for sm_90 (H100 / H200), and the PTX divides with the

@@ -101,13 +101,29 @@ def nanmedian_last(a: torch.Tensor) -> torch.Tensor:
     return torch.where(k > 0, med, torch.full_like(med, float("nan")))
 
 
+@lru_cache(maxsize=1)
+def _triton_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None
+
+
+def _use_kernel(x, kernel: bool | None) -> bool:
+    """``raw_robust``'s choice: an explicit ``kernel`` stands (True without a usable kernel is an
+    error there); by default the kernel on CUDA tensors when ``KERNEL_ON_CUDA`` is set and Triton is
+    installed (a CUDA torch without Triton keeps the torch operations: the same values)."""
+    if kernel is not None:
+        return bool(kernel)
+    return bool(x.is_cuda and KERNEL_ON_CUDA and _triton_available())
+
+
 def raw_robust(stamps, crop: int = 64, channels_last: bool = False, kernel: bool | None = None):
     """(normalised stamps, degenerate (N, 3) bool: bands that could not be normalised).
 
     ``channels_last``: a tensor result in that memory format (the model input of the scan and of
     the selection function's scoring; the same values).  ``kernel``: the one-pass Triton kernel
     (``detector.robust_kernel``, the same values to the bit) instead of the torch operations;
-    by default on CUDA tensors when ``KERNEL_ON_CUDA`` is set."""
+    by default on CUDA tensors when ``KERNEL_ON_CUDA`` is set and Triton is installed."""
     as_numpy = isinstance(stamps, np.ndarray)
     x = torch.as_tensor(stamps, dtype=torch.float32)
     if x.ndim != 4:
@@ -115,7 +131,7 @@ def raw_robust(stamps, crop: int = 64, channels_last: bool = False, kernel: bool
     n, c, h, w = x.shape
     if h != w or not 0 < crop <= h:
         raise ValueError(f"crop {crop} does not fit a {h}x{w} stamp")
-    if (x.is_cuda and KERNEL_ON_CUDA) if kernel is None else kernel:
+    if _use_kernel(x, kernel):
         from lensaudit.detector import robust_kernel
 
         if not robust_kernel.usable(x):
