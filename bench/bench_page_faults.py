@@ -26,19 +26,7 @@ import numpy as np
 import pandas as pd
 
 from _scratch import scratch_dir
-
-
-def _set_advice(on: bool) -> None:
-    from numpy._core.multiarray import _set_madvise_hugepage
-
-    _set_madvise_hugepage(on)
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
+from bench_cutouts import _cpu_model
 
 
 def _thp() -> str:
@@ -63,8 +51,9 @@ def main() -> None:
     ns = ap.parse_args()
     from lensaudit.cutouts.features import core_window
     from lensaudit.cutouts.store import CutoutReader, write_shard
+    from lensaudit.numpy_pages import set_hugepage_advice
 
-    print(f"{_cpu()}, numpy {np.__version__}, kernel {platform.release()}; "
+    print(f"{_cpu_model()}, numpy {np.__version__}, kernel {platform.release()}; "
           f"THP: {_thp()}; AnonHugePages {_anon_huge_kib()}")
     tmp = scratch_dir("bench_faults_")
     rng = np.random.default_rng(0)
@@ -83,7 +72,7 @@ def main() -> None:
     res = {True: {"fill": [], "read": []}, False: {"fill": [], "read": []}}
     for _ in range(ns.rounds):
         for advice in (True, False):
-            _set_advice(advice)
+            set_hugepage_advice(advice)
             time.sleep(ns.pause)
             t0 = time.perf_counter()
             a = np.empty(pages * 1024, np.float32)
@@ -99,7 +88,7 @@ def main() -> None:
     t0 = time.perf_counter()
     reader.read(index, window=win, out=touched)
     t_touched = time.perf_counter() - t0
-    _set_advice(False)
+    set_hugepage_advice(False)
     print(f"AnonHugePages after: {_anon_huge_kib()}")
     for what, unit in (("fill", "us per 4 KiB page"), ("read", "s")):
         on, off = res[True][what], res[False][what]

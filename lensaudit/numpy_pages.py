@@ -29,9 +29,15 @@ def no_hugepage_advice() -> bool:
     if ENV in os.environ:
         return False
     os.environ[ENV] = "0"
+    set_hugepage_advice(False)
+    return True
+
+
+def set_hugepage_advice(on: bool) -> bool:
+    """numpy's huge-page advice on or off in this process only (numpy's own setter, which the
+    environment variable feeds at import); returns the previous setting."""
     try:
         from numpy._core.multiarray import _set_madvise_hugepage
     except ImportError:  # numpy < 2
         from numpy.core.multiarray import _set_madvise_hugepage
-    _set_madvise_hugepage(False)
-    return True
+    return bool(_set_madvise_hugepage(on))

@@ -11,9 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _set(enabled: bool) -> bool:
-    from numpy._core.multiarray import _set_madvise_hugepage
-
-    return bool(_set_madvise_hugepage(enabled))
+    return numpy_pages.set_hugepage_advice(enabled)
 
 
 def test_the_advice_is_turned_off_and_a_users_setting_stands(monkeypatch):
