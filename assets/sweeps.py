@@ -48,11 +48,14 @@ def sweep_catalog(context: dg.AssetExecutionContext, settings: LensauditSettings
                   sweeps: SweepSource) -> dg.MaterializeResult:
     home, profile = settings.home_path(), settings.profile_obj()
     sweeps = sweeps.with_data(settings.data())  # the run's data configuration, when it names one
+    local = spark.mode == "local"
+    # the local session's tasks write the mock sweeps themselves, on all its cores
+    mock = sweeps.mock_writer(home, profile) if local else None
     jobs = {}
     for key in context.partition_keys:
-        jobs[key] = (sweeps.path_for(key, home, profile, fetch=spark.mode == "local"),
+        jobs[key] = (sweeps.path_for(key, home, profile, fetch=local, write_mock=mock is None),
                      str(partition_file(home, "sweep_catalog", key)))
-    summary = spark.run(context, sweep_catalog_job, jobs={k: list(v) for k, v in jobs.items()})
+    summary = spark.run(context, sweep_catalog_job, jobs={k: list(v) for k, v in jobs.items()}, mock=mock)
     tasks = raise_on_failed_tasks(summary, "sweep_catalog")
     per = {t["key"]: json.loads(t["payload"]) for t in tasks}
     add_partition_metadata(context, {k: {

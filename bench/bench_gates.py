@@ -1,8 +1,10 @@
 """Benchmark: every gate of the registry on a finished home, slowest first; the QC
-recomputation gate on one thread (the reference) against ``QC_THREADS`` in the same run; the
-shortcut gates' single-feature AUC table with each bootstrap resample re-ranked (the first
-implementation, the reference) against ``auc.bootstrap_auc``'s counting; the core-only
-classifier's reads of whole stamps (the reference) against its ``core_window``.
+recomputation and shard-hash gates on one thread (the reference) against ``QC_THREADS`` in the
+same run; the shortcut gates' single-feature AUC table with each bootstrap resample re-ranked (the
+first implementation, the reference) against ``auc.bootstrap_auc``'s counting; the core-only
+classifier's reads of whole stamps (the reference) against its ``core_window``, and its fit by
+L-BFGS at scikit-learn's default tolerance (sessions 1-22, the reference) against
+``CORE_LR_SOLVER``.
 
 Run: PYTHONPATH=. python bench/bench_gates.py --home lensaudit_home [--profile demo]
 """
@@ -37,12 +39,17 @@ def main() -> None:
     for t, name, passed in times[:6]:
         print(f"  {t:6.2f} s  {name}  {'PASS' if passed else 'FAIL'}")
     qc = next(g for g in GATES if g.name == "cutout_qc_recomputed")
+    sha = next(g for g in GATES if g.name == "cutout_shards_match_content_hash")
     for threads in (1, integrity_gates.QC_THREADS):
         integrity_gates.QC_THREADS = threads
         t0 = time.perf_counter()
         res = qc.evaluate(view)
         print(f"cutout_qc_recomputed, QC_THREADS={threads}: {time.perf_counter() - t0:.2f} s "
               f"(rows {res.details['rows_checked']}, mismatched {res.details['mismatched']})")
+        t0 = time.perf_counter()
+        res = sha.evaluate(view)
+        print(f"cutout_shards_match_content_hash, QC_THREADS={threads}: {time.perf_counter() - t0:.2f} s "
+              f"(shards {res.details['shards']}, mismatched {res.details['mismatched']})")
     shortcut_parts(view)
 
 
@@ -77,6 +84,36 @@ def shortcut_parts(view) -> None:
         print(f"core-only classifier's pixels of {len(rows)} training stamps, {label}: {time.perf_counter() - t0:.2f} s")
     a, b = got.values()
     print(f"  pixels equal: {np.array_equal(a, b)}")
+    core_lr_fits(view, reader, index)
+
+
+def core_lr_fits(view, reader, index) -> None:
+    """The core-only classifier's fit on the gate's rows: L-BFGS (the reference) against the gate's solver."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from lensaudit.auc import roc_auc
+    from lensaudit.cutouts.features import core_pixels, core_window
+    from lensaudit.gates import shortcut_gates
+
+    ok = index[index["cutout_ok"]].sort_values("galaxy_id")
+    data = {}
+    for split in ("train", "val"):
+        rows = ok[ok["split"] == split]
+        rows = rows.iloc[::max(1, len(rows) // view.profile.core_lr_max_rows)]
+        data[split] = (core_pixels(reader.read(rows, window=core_window(reader.size))), rows["label"].to_numpy())
+    (xt, yt), (xv, yv) = data["train"], data["val"]
+    scaler = StandardScaler().fit(xt)
+    xt, xv = scaler.transform(xt), scaler.transform(xv)
+    for label, kw in (("L-BFGS, default tolerance (reference)", {"max_iter": 2000}),
+                      (f"{shortcut_gates.CORE_LR_SOLVER} (the gate's)",
+                       {"solver": shortcut_gates.CORE_LR_SOLVER, "max_iter": shortcut_gates.CORE_LR_MAX_ITER}),
+                      ("L-BFGS, tol 1e-6", {"max_iter": 5000, "tol": 1e-6})):
+        t0 = time.perf_counter()
+        m = LogisticRegression(C=0.1, class_weight="balanced", **kw).fit(xt, yt)
+        s = m.decision_function(xv)
+        print(f"core-only classifier fit ({xt.shape[0]} x {xt.shape[1]} {xt.dtype}), {label}: "
+              f"{time.perf_counter() - t0:.2f} s, {int(m.n_iter_[0])} iterations, val AUC {roc_auc(s[yv == 1], s[yv == 0]):.6f}")
 
 
 if __name__ == "__main__":

@@ -305,6 +305,28 @@ def test_core_only_lr_gate():
     assert not core_only_lr_gate(x[:10], y[:10], x[300:], y[300:]).passed
 
 
+def test_core_only_lr_gate_reaches_the_optimum(monkeypatch):
+    """The gate's fit is the regularised optimum (an L-BFGS fit run to a tight tolerance gives the
+    same val AUC and scores), and a fit stopped before it is not reported as a number."""
+    import lensaudit.gates.shortcut_gates as sg
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3000, 60)).astype(np.float32)
+    y = (rng.random(3000) < 0.3).astype(int)
+    x[y == 1, :5] += 0.15
+    g = core_only_lr_gate(x[:2000], y[:2000], x[2000:], y[2000:])
+    assert g.passed and g.details["solver"] == "newton-cholesky" and g.details["solver_iterations"] < sg.CORE_LR_MAX_ITER
+    sc = StandardScaler().fit(x[:2000])
+    tight = LogisticRegression(C=0.1, class_weight="balanced", tol=1e-10, max_iter=10000).fit(sc.transform(x[:2000]), y[:2000])
+    s = tight.decision_function(sc.transform(x[2000:]))
+    assert g.metric == pytest.approx(roc_auc(s[y[2000:] == 1], s[y[2000:] == 0]), abs=2e-4)
+    monkeypatch.setattr(sg, "CORE_LR_MAX_ITER", 1)
+    stopped = sg.core_only_lr_gate(x[:2000], y[:2000], x[2000:], y[2000:])
+    assert not stopped.passed and "did not converge" in stopped.details["error"]
+
+
 def test_cutouts_complete_gate():
     man = pd.DataFrame({"galaxy_id": ["a", "b", "c"], "sweep": ["s1", "s1", "s2"]})
     idx = pd.DataFrame({"galaxy_id": ["a", "b"], "sweep": ["s1", "s1"], "cutout_ok": [True, True], "fail_reason": ["", ""]})

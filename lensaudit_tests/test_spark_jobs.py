@@ -47,6 +47,29 @@ def test_sweep_conversion_reports_each_file(converted):
         assert set(t.column("sweep").to_pylist()) == {n}
 
 
+def test_sweep_job_writes_the_mock_sweeps_in_its_tasks(converted, spark, tmp_path):
+    """With the mock sky's ``mock_writer`` (a JSON round trip, as a job's arguments), each task
+    writes its sweep and truth files first: the same bytes as the driver writes, the same table."""
+    from dataclasses import asdict
+
+    d, names, _, _ = converted
+    mock = json.loads(json.dumps({"config": asdict(CFG), "sweep_dir": str(tmp_path / "fits"),
+                                  "truth_dir": str(tmp_path / "truth")}))
+    assert MockSkyConfig.from_dict(mock["config"]) == CFG
+    jobs = {n: [str(tmp_path / "fits" / n), str(tmp_path / "pq" / n.replace(".fits", ".parquet"))] for n in names}
+    summary = run_job(spark, "sweep_catalog", {"jobs": jobs, "mock": mock})
+    assert all(t["ok"] for t in summary["tasks"]), summary
+    for n in names:
+        stem = n.replace(".fits", ".parquet")
+        assert (tmp_path / "fits" / n).read_bytes() == (d / "fits" / n).read_bytes()
+        assert (tmp_path / "truth" / stem).read_bytes() == (d / "truth" / stem).read_bytes()
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pq" / stem), pd.read_parquet(d / "pq" / stem))
+    # a job that would read another path than the one the task wrote fails that sweep, with its reason
+    jobs[names[0]][0] = str(tmp_path / "elsewhere.fits")
+    tasks = {t["key"]: t for t in run_job(spark, "sweep_catalog", {"jobs": jobs, "mock": mock})["tasks"]}
+    assert not tasks[names[0]]["ok"] and "elsewhere.fits" in tasks[names[0]]["error"] and tasks[names[1]]["ok"]
+
+
 def test_negative_pool_job_counts_every_row(converted, spark):
     d, names, _, _ = converted
     jobs = {n: [str(d / "pq" / n.replace(".fits", ".parquet")), str(d / "pool" / f"{n}.parquet"), str(d / "cnt" / f"{n}.parquet")]

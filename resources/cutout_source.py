@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from lensaudit.mock.config import mock_sky_dirs
 from lensaudit.store import asset_files
 
 
@@ -54,7 +55,7 @@ class CutoutSourceResource(dg.ConfigurableResource):
         with neither the Spark conf decides)."""
         if self.kind == "mock":
             sweeps = {f.stem + ".fits": str(f) for f in asset_files(home, "sweep_catalog")}
-            truth = home / "mock_sky" / "truth"
+            truth = mock_sky_dirs(home)[1]
             if not truth.is_dir():
                 raise dg.Failure("the mock cutout source needs the mock sky's truth tables; "
                                  "it only works with the mock sweeps (LENSAUDIT_SWEEPS=mock)")

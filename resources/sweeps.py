@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from lensaudit.mock.config import MOCK_SWEEP_BOXES
+from lensaudit.mock.config import MOCK_SWEEP_BOXES, mock_sky_dirs
 from lensaudit.survey.sweep_files import SweepLocationError, list_sweep_files
 from lensaudit.survey.sweeps import parse_sweep_name
 
@@ -47,18 +47,31 @@ class SweepSource(dg.ConfigurableResource):
         """The sweep file names under the location now (see ``discover_sweep_partitions``)."""
         return discover_sweep_partitions(self.location)
 
-    def path_for(self, sweep_file: str, home: Path, profile, fetch: bool = True) -> str:
-        """A path the reader can open: the mock writes the file first if needed; a remote file
-        (http(s):// mirror, s3:// prefix) is fetched into ``home/sweep_cache`` when ``fetch``
-        (local Spark; ``lensaudit.survey.sweep_files.fetch_sweep_file``: atomic, re-used while the
-        source is unchanged), else its URI is returned (EMR reads S3 itself)."""
+    def mock_writer(self, home: Path, profile) -> dict | None:
+        """For the mock sky, what a Spark task needs to write a mock sweep file itself (the local
+        session's workers then write the sweeps in parallel: ``lensaudit.spark_jobs.sweeps``):
+        ``{"config": asdict(profile.mock), "sweep_dir", "truth_dir"}``; None for real sweeps."""
+        if not self.is_mock:
+            return None
+        from dataclasses import asdict
+
+        sweep_dir, truth_dir = mock_sky_dirs(home)
+        return {"config": asdict(profile.mock), "sweep_dir": str(sweep_dir), "truth_dir": str(truth_dir)}
+
+    def path_for(self, sweep_file: str, home: Path, profile, fetch: bool = True, write_mock: bool = True) -> str:
+        """A path the reader can open: the mock's file (written first when ``write_mock``, else
+        where a task given ``mock_writer`` writes it); a remote file (http(s):// mirror, s3://
+        prefix) is fetched into ``home/sweep_cache`` when ``fetch`` (local Spark;
+        ``lensaudit.survey.sweep_files.fetch_sweep_file``: atomic, re-used while the source is
+        unchanged), else its URI is returned (EMR reads S3 itself)."""
         parse_sweep_name(sweep_file)
         if self.is_mock:
             from lensaudit.catalogs.lenscat_catalog import load_lenscat
-            from lensaudit.mock.writer import write_mock_sweep
+            from lensaudit.mock.writer import sweep_path, write_mock_sweep
 
-            return str(write_mock_sweep(profile.mock, sweep_file, home / "mock_sky" / "sweeps",
-                                        home / "mock_sky" / "truth", load_lenscat()))
+            if not write_mock:
+                return str(sweep_path(mock_sky_dirs(home)[0], sweep_file))
+            return str(write_mock_sweep(profile.mock, sweep_file, *mock_sky_dirs(home), load_lenscat()))
         if fetch and "://" in self.location:
             from lensaudit.store import safe_join
             from lensaudit.survey.sweep_files import fetch_sweep_file

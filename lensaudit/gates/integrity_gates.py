@@ -104,7 +104,11 @@ RESCORE_TOL = {"cpu": (1e-3, 1e-4), "cuda": (5e-2, 1e-2)}
 RESCORE_ROWS = 64
 _BLOCK = 256  # stamps hashed / checked per step
 _QC_SUBBLOCK = 32  # stamps verified together inside a block (~4 MB of float32 per counting pass)
-QC_THREADS = 4  # blocks whose QC is recomputed at once (at most the machine's cores; the verdict does not depend on it)
+QC_THREADS = 4  # shards hashed / QC blocks recomputed at once (at most the machine's cores; the verdict does not depend on it)
+
+
+def _threads() -> int:
+    return max(1, min(QC_THREADS, os.cpu_count() or 1))
 
 
 # ---- cutout store --------------------------------------------------------------------
@@ -181,19 +185,21 @@ def shards_match_content_hash(index: pd.DataFrame, store: Path) -> GateResult:
     rels = sorted(set(ok["cutout_path"].fillna("").astype(str)) - {""})
     if not rels:
         return cannot_compute(name, CUTOUTS, ERROR, "no cutout_ok row references a shard", threshold)
-    bad: dict[str, str] = {}
-    for rel in rels:
+
+    def why_bad(rel: str) -> str:
+        """'' when the shard's sha256 matches its name, else why not."""
         m = SHARD_NAME.search(rel)
         if not m:
-            bad[rel] = "name carries no content hash"
-            continue
+            return "name carries no content hash"
         arr, why = _open_shard(store, rel)
         if arr is None:
-            bad[rel] = why
-            continue
+            return why
         digest = shard_sha256(arr)
-        if digest[:16] != m.group(1):
-            bad[rel] = f"sha256 {digest[:16]} != name {m.group(1)}"
+        return f"sha256 {digest[:16]} != name {m.group(1)}" if digest[:16] != m.group(1) else ""
+
+    # shards hashed on the machine's cores (hashlib releases the GIL), verdicts in sorted order
+    with ThreadPoolExecutor(_threads()) as pool:
+        bad = {rel: why for rel, why in zip(rels, pool.map(why_bad, rels)) if why}
     return GateResult(name, CUTOUTS, not bad, ERROR, float(len(bad)), threshold, bound=(None, 0.0),
                       details={"shards": len(rels), "mismatched": len(bad), "examples": dict(list(bad.items())[:5])})
 
@@ -347,7 +353,7 @@ def qc_recomputed(index: pd.DataFrame, store: Path, bands: str = BANDS, size: in
 
     # blocks on the machine's cores (numpy's counting and selection release the GIL), results in block order
     mismatched: dict[str, str] = {}
-    with ThreadPoolExecutor(max(1, min(QC_THREADS, os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(_threads()) as pool:
         for found in pool.map(block, range(0, len(ok), _BLOCK)):
             mismatched.update(found)
     n = len(mismatched)

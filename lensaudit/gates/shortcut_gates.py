@@ -62,6 +62,14 @@ def single_feature_gates(table: pd.DataFrame, yellow: float = DATA.shortcut_yell
     return out
 
 
+#: the core-only classifier's L2 logistic regression is fitted by Newton steps with a Cholesky solve
+#: (scikit-learn's ``newton-cholesky``): ~5 steps reach the optimum that L-BFGS at its default
+#: tolerance stops short of after ~400 gradient passes (demo: 1.7 s against 7.4 s on 23,218 x 915
+#: float32 pixels; val AUC 0.57267, L-BFGS at tol 1e-6 0.57271, at its default 0.57239)
+CORE_LR_SOLVER = "newton-cholesky"
+CORE_LR_MAX_ITER = 100
+
+
 def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = DATA.core_lr_warn,
                       min_per_class: int = DATA.shortcut_min_per_class) -> GateResult:
     name = "shortcut_core_only_lr"
@@ -72,12 +80,18 @@ def core_only_lr_gate(x_train, y_train, x_val, y_val, warn: float = DATA.core_lr
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(x_train)
-    model = LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced").fit(scaler.transform(x_train), y_train)
+    model = LogisticRegression(C=0.1, max_iter=CORE_LR_MAX_ITER, class_weight="balanced",
+                               solver=CORE_LR_SOLVER).fit(scaler.transform(x_train), y_train)
+    if int(model.n_iter_[0]) >= CORE_LR_MAX_ITER:  # not an optimum: its AUC would be an arbitrary number
+        return cannot_compute(name, ASSET, WARN, f"the logistic regression did not converge in {CORE_LR_MAX_ITER} "
+                              f"{CORE_LR_SOLVER} steps", f"val AUC <= {warn}")
     s = model.decision_function(scaler.transform(x_val))
     y_val = np.asarray(y_val)
     auc = roc_auc(s[y_val == 1], s[y_val == 0])
     return GateResult(name, ASSET, bool(auc <= warn), WARN, auc, f"val AUC <= {warn}",
-                      bound=(None, warn), details={"n_train": int(len(y_train)), "n_val": int(len(y_val)), "features": int(np.asarray(x_train).shape[1])})
+                      bound=(None, warn), details={"n_train": int(len(y_train)), "n_val": int(len(y_val)),
+                                                   "features": int(np.asarray(x_train).shape[1]),
+                                                   "solver": CORE_LR_SOLVER, "solver_iterations": int(model.n_iter_[0])})
 
 
 FEATURE_CHECK_ROWS = 64  # evenly spaced stamps whose features are recomputed (and as many drawn at random)

@@ -35,6 +35,12 @@ RING_RADIUS_RANGE_ARCSEC = (1.0, 5.0)
 MOCK_SKY_DIRNAME = "mock_sky"
 
 
+def mock_sky_dirs(home) -> tuple[Path, Path]:
+    """(sweep FITS folder, truth Parquet folder) of the mock sky of the lensaudit home ``home``."""
+    root = Path(home) / MOCK_SKY_DIRNAME
+    return root / "sweeps", root / "truth"
+
+
 def holds_mock_sky(home) -> bool:
     """Whether the lensaudit home ``home`` was built from the embedded mock sky."""
     return (Path(home) / MOCK_SKY_DIRNAME).exists()
@@ -95,6 +101,17 @@ class MockSkyConfig:
     lens_src_mag_r_range: tuple[float, float] = (21.0, 25.0)
     discovery_snr_tier_b: float = 10.0
     noise_block_factor: float = 1.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MockSkyConfig":
+        """The config of ``dataclasses.asdict(config)``, also after a JSON round trip (a Spark
+        job's arguments): the sweep boxes and ranges become tuples again."""
+        cfg = dict(d)
+        cfg["sweep_boxes"] = tuple(b if isinstance(b, SweepBox) else SweepBox(**b) for b in cfg["sweep_boxes"])
+        for k in ("lens_theta_e_range", "lens_src_mag_r_range"):
+            if k in cfg:
+                cfg[k] = tuple(cfg[k])
+        return cls(**cfg)
 
     def box(self, sweep_file: str) -> SweepBox:
         for b in self.sweep_boxes:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lensaudit.cutouts.result import Cutout
-from lensaudit.mock.config import MockSkyConfig
+from lensaudit.mock.config import MockSkyConfig, mock_sky_dirs
 from lensaudit.sampling.geometry import separation_arcsec
 from lensaudit.survey.instrument import BANDS, STAMP_PIX
 
@@ -28,14 +28,14 @@ def mock_cutout(ra: float, dec: float, home: Path, config: MockSkyConfig, bands:
     box = next((b for b in config.sweep_boxes if b.contains(ra, dec)), None)
     if box is None:
         return Cutout.failure(bands, "outside_mock_sky")
-    path = write_mock_sweep(config, box.name, home / "mock_sky" / "sweeps", home / "mock_sky" / "truth", load_lenscat())
+    path = write_mock_sweep(config, box.name, *mock_sky_dirs(home), load_lenscat())
     rows = read_catalog_fits(path).to_pandas()
     rows["galaxy_id"] = rows["brickname"] + "_" + rows["objid"].astype(str)
     sep = separation_arcsec(np.full(len(rows), ra), np.full(len(rows), dec), rows["ra"].to_numpy(), rows["dec"].to_numpy())
     i = int(np.nanargmin(sep)) if np.isfinite(sep).any() else -1
     if i < 0 or sep[i] > MATCH_ARCSEC:
         return Cutout.failure(bands, f"no mock object within {MATCH_ARCSEC}\"")
-    truth = read_truth(home / "mock_sky" / "truth")
+    truth = read_truth(mock_sky_dirs(home)[1])
     target = next(rows.iloc[[i]].itertuples(index=False))
     stamp = MockSweepImager(rows, truth[truth["sweep"] == box.name], config, size).stamp(target)
     keep = [BANDS.index(b) for b in bands]

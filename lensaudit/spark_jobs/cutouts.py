@@ -106,11 +106,8 @@ def _raw_source(spec: dict, sweep: str):
     if kind == "mock":
         from lensaudit.mock.config import MockSkyConfig
         from lensaudit.mock.render import MockSweepImager
-        from lensaudit.survey.sweeps import SweepBox
 
-        cfg = dict(spec["mock_config"])
-        cfg["sweep_boxes"] = tuple(SweepBox(**b) for b in cfg["sweep_boxes"])
-        config = MockSkyConfig(**cfg)
+        config = MockSkyConfig.from_dict(spec["mock_config"])
         rows = pd.read_parquet(spec["sweep_parquet"][sweep])
         truth = pd.read_parquet(Path(spec["truth_dir"]) / sweep.replace(".fits", ".parquet"))
         return _MockSource(MockSweepImager(rows, truth, config))

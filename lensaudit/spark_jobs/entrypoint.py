@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 
 
-def sweep_catalog_job(spark, jobs: dict[str, list[str]]) -> dict:
-    """``jobs``: sweep key -> [sweep FITS path, output Parquet path]."""
+def sweep_catalog_job(spark, jobs: dict[str, list[str]], mock: dict | None = None) -> dict:
+    """``jobs``: sweep key -> [sweep FITS path, output Parquet path]; ``mock``: the mock sky's
+    ``SweepSource.mock_writer`` when the tasks write the mock sweep files (local sessions)."""
     from lensaudit.spark_jobs.sweeps import convert_sweeps
 
-    rows = convert_sweeps(spark, {k: tuple(v) for k, v in jobs.items()})
+    rows = convert_sweeps(spark, {k: tuple(v) for k, v in jobs.items()}, mock)
     return {"tasks": rows}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -41,12 +42,29 @@ def convert_one_sweep(sweep_file: str, source_path: str, out_path: str) -> dict:
             "rows_read": read.n_read, "removed_not_dr10_decam": read.removed}
 
 
-def convert_sweeps(spark, jobs: dict[str, tuple[str, str]]) -> list[dict]:
-    """jobs: sweep_file -> (source_path, out_path).  Returns one status row per sweep."""
+def write_mock_sweep_file(sweep_file: str, mock: dict) -> str:
+    """Write (or reuse) the mock sweep ``sweep_file`` as ``resources.sweeps.SweepSource.mock_writer``
+    describes it; returns its path (the same bytes as the driver would write)."""
+    from lensaudit.catalogs.lenscat_catalog import load_lenscat
+    from lensaudit.mock.config import MockSkyConfig
+    from lensaudit.mock.writer import write_mock_sweep
+
+    return str(write_mock_sweep(MockSkyConfig.from_dict(mock["config"]), sweep_file, Path(mock["sweep_dir"]),
+                                Path(mock["truth_dir"]), load_lenscat()))
+
+
+def convert_sweeps(spark, jobs: dict[str, tuple[str, str]], mock: dict | None = None) -> list[dict]:
+    """jobs: sweep_file -> (source_path, out_path).  With ``mock`` (the mock sky's
+    ``SweepSource.mock_writer``) each task writes its mock sweep file first, at source_path.
+    Returns one status row per sweep."""
 
     def task(key: str):
         src, out = jobs[key]
         try:
+            if mock is not None:
+                written = write_mock_sweep_file(key, mock)
+                if Path(written) != Path(src):
+                    raise ValueError(f"the mock sweep was written to {written}, the job reads {src}")
             info = convert_one_sweep(key, src, out)
             return status_batch(key, True, info["rows"], payload=json.dumps(info))
         except Exception as exc:  # reported per sweep, the asset fails on it
