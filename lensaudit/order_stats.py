@@ -66,7 +66,27 @@ def percentile_rows(x: np.ndarray, q: Sequence[float]) -> np.ndarray:
     (R, n) float array ``x``, to the bit; numpy's virtual index (n - 1) q / 100, its bounds and
     its two-sided linear interpolation (``numpy.lib._function_base_impl._lerp``)."""
     x = _check(x)
-    n = x.shape[1]
+    return _percentiles(x.shape[1], q, lambda ranks: _kth(x, ranks))
+
+
+def sort_rows(x: np.ndarray) -> np.ndarray:
+    """Each row of the NaN-free (R, n) float array ``x`` sorted ascending (blocks of
+    ``SORT_BLOCK_BYTES``), for the ``*_sorted`` functions below."""
+    x = _check(x)
+    out = np.empty_like(x)
+    step = max(1, SORT_BLOCK_BYTES // max(1, x.shape[1] * x.itemsize))
+    for a in range(0, len(x), step):
+        out[a:a + step] = np.sort(x[a:a + step], axis=1)
+    return out
+
+
+def percentile_sorted(s: np.ndarray, q: Sequence[float]) -> np.ndarray:
+    """``percentile_rows`` of rows already sorted ascending (``sort_rows``): the same values."""
+    return _percentiles(s.shape[1], q, lambda ranks: s[:, np.asarray(ranks, dtype=np.intp)])
+
+
+def _percentiles(n: int, q: Sequence[float], kth) -> np.ndarray:
+    """numpy's linear percentiles of rows of n values from ``kth(ranks)``: (R, len(ranks)) order statistics."""
     qs = np.true_divide(np.asarray(q, dtype=np.float64), 100)
     if np.any((qs < 0) | (qs > 1)):
         raise ValueError("percentiles must lie in [0, 100]")
@@ -78,7 +98,7 @@ def percentile_rows(x: np.ndarray, q: Sequence[float]) -> np.ndarray:
     prev[below], nxt[below] = 0, 0
     prev_i, next_i = prev.astype(np.intp), nxt.astype(np.intp)
     gamma = np.asanyarray(virtual - prev, dtype=virtual.dtype)[:, None]
-    stats = _kth(x, np.concatenate([prev_i, next_i]))
+    stats = kth(np.concatenate([prev_i, next_i]))
     a, b = stats[:, :len(qs)].T, stats[:, len(qs):].T
     diff = b - a
     out = np.add(a, diff * gamma)
@@ -95,3 +115,84 @@ def median_rows(x: np.ndarray) -> np.ndarray:
         return _kth(x, [n // 2])[:, 0]
     mid = _kth(x, [n // 2 - 1, n // 2])
     return np.mean(mid, axis=1)
+
+
+# ---- absolute deviations from a centre, read off sorted rows ------------------------------
+#
+# For a row sorted ascending, s, and a centre c, the deviations |s - c| are two sorted runs: the
+# values <= c give c - s read backwards, the values above c give s - c read forwards (rounding is
+# monotone, so both runs stay ordered after the float64 subtraction).  The k-th smallest deviation
+# is then found by bisection over how many of the k + 1 smallest come from the first run (Knuth's
+# selection in two sorted lists), ~log2(n) steps of a few gathers per row, and the deviations above
+# a threshold by bisection in each run: no deviation array is made or sorted.  The values are the
+# ``np.abs(x - c[:, None])`` numpy forms, in its dtype (float64 for float32 rows and a float64
+# centre; the subtraction rounds alike whichever operand comes first), so the results equal numpy's.
+
+
+def _dev_runs(s: np.ndarray, c: np.ndarray):
+    """(getter of low-run deviations, getter of high-run deviations, low-run lengths) of sorted
+    rows ``s`` about ``c``; a getter takes one index per row (clipped into the row: callers mask
+    the rows whose index lies outside their run)."""
+    c = np.asarray(c)
+    dtype = np.result_type(s.dtype, c.dtype)  # numpy's dtype of x - c
+    c = c.astype(dtype)
+    n = s.shape[1]
+    n_low = np.count_nonzero(s <= c[:, None], axis=1)
+    rows = np.arange(len(s))
+
+    def low(i):  # the i-th smallest deviation among the values <= c
+        return c - s[rows, np.clip(n_low - 1 - i, 0, n - 1)].astype(dtype)
+
+    def high(j):  # the j-th smallest deviation among the values > c
+        return s[rows, np.clip(n_low + j, 0, n - 1)].astype(dtype) - c
+
+    return low, high, n_low
+
+
+def kth_abs_deviation_sorted(s: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
+    """(R,) the k-th smallest (0-based) of ``np.abs(x - c[:, None])`` per row, ``s``
+    being the rows of ``x`` sorted ascending (``sort_rows``), ``c`` (R,) their centres."""
+    n = s.shape[1]
+    if not 0 <= k < n:
+        raise ValueError(f"rank {k} out of range for rows of {n} values")
+    low, high, n_low = _dev_runs(s, c)
+    # i = how many of the k + 1 smallest deviations come from the low run: the smallest i at
+    # which taking more from it would not help (high[k - i] > low[i] is false)
+    lo, hi = np.maximum(0, k + 1 - (n - n_low)), np.minimum(k + 1, n_low)
+    while np.any(lo < hi):
+        active = lo < hi
+        mid = (lo + hi) // 2
+        more = active & (mid < n_low) & (k + 1 - mid > 0) & (high(k - mid) > low(mid))
+        lo = np.where(more, mid + 1, lo)
+        hi = np.where(active & ~more, mid, hi)
+    j = k + 1 - lo
+    return np.maximum(np.where(lo > 0, low(lo - 1), -np.inf), np.where(j > 0, high(j - 1), -np.inf))
+
+
+def median_abs_deviation_sorted(s: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(R,) ``np.median(np.abs(x - c[:, None]), axis=1)`` (no 1.4826) to the bit, ``s`` the rows of
+    ``x`` sorted ascending: the middle deviation, or the mean of the middle two (as ``median_rows``)."""
+    n = s.shape[1]
+    if n % 2:
+        return kth_abs_deviation_sorted(s, c, n // 2)
+    mid = np.stack([kth_abs_deviation_sorted(s, c, n // 2 - 1), kth_abs_deviation_sorted(s, c, n // 2)], axis=1)
+    return np.mean(mid, axis=1)
+
+
+def count_abs_deviation_above_sorted(s: np.ndarray, c: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(R,) int64: ``np.count_nonzero(np.abs(x - c[:, None]) > t[:, None], axis=1)``, ``s`` the
+    rows of ``x`` sorted ascending (a NaN threshold counts nothing, as the comparison)."""
+    n = s.shape[1]
+    low, high, n_low = _dev_runs(s, c)
+    t = np.asarray(t)
+    out = np.zeros(len(s), dtype=np.int64)
+    for run, length in ((low, n_low), (high, n - n_low)):
+        lo, hi = np.zeros_like(length), length.copy()  # the first index whose deviation exceeds t
+        while np.any(lo < hi):
+            active = lo < hi
+            mid = (lo + hi) // 2
+            above = run(mid) > t
+            hi = np.where(active & above, mid, hi)
+            lo = np.where(active & ~above, mid + 1, lo)
+        out += length - lo
+    return out

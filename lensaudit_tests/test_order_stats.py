@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from lensaudit.cutouts.qc import quality, quality_batch
-from lensaudit.order_stats import kth_smallest, median_rows, percentile_rows
+from lensaudit.order_stats import (count_abs_deviation_above_sorted, kth_abs_deviation_sorted, kth_smallest,
+                                   median_abs_deviation_sorted, median_rows, percentile_rows, percentile_sorted, sort_rows)
 
 
 def _rows(kind: str, n: int, rows: int = 6, dtype=np.float32, seed: int = 0) -> np.ndarray:
@@ -73,6 +74,34 @@ def test_bad_input_is_a_clear_error():
 def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(
         a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "sorted", "reversed", "stamp", "misleading"])
+@pytest.mark.parametrize("n", [1, 2, 7, 2048, 10201])
+def test_deviations_read_off_sorted_rows_equal_numpy(kind, n):
+    """The k-th smallest |x - c|, its median and the count above a threshold, read off sorted rows,
+    equal numpy's on the deviation array: float32 and float64 rows, the centre their median (as QC),
+    a value of the row or none, of the row's dtype or float64 (numpy's promotion kept), thresholds
+    on a deviation exactly (ties), between them, below all, above all, and NaN."""
+    rng = np.random.default_rng(n)
+    for dtype in (np.float32, np.float64):
+        x = _rows(kind, n, dtype=dtype, seed=n % 7)
+        s = sort_rows(x)
+        assert np.array_equal(s, np.sort(x, axis=1))
+        assert np.array_equal(percentile_sorted(s, [1, 50, 99]), np.percentile(x, [1, 50, 99], axis=1))
+        for c in (percentile_rows(x, [50])[0], np.percentile(x, 50, axis=1), x[:, -1],
+                  rng.normal(size=len(x)), np.full(len(x), 1e3), np.full(len(x), -1e3)):
+            dev = np.abs(x - c[:, None])
+            for k in sorted({0, n // 2, n - 1, int(rng.integers(0, n))}):
+                got = kth_abs_deviation_sorted(s, c, k)
+                assert got.dtype == dev.dtype and np.array_equal(got, np.partition(dev, k, axis=1)[:, k])
+            assert np.array_equal(median_abs_deviation_sorted(s, c), np.median(dev, axis=1))
+            for t in (dev[:, int(rng.integers(0, n))], np.median(dev, axis=1) * 10, np.full(len(x), -1.0),
+                      np.full(len(x), 1e9), np.full(len(x), np.nan)):
+                assert np.array_equal(count_abs_deviation_above_sorted(s, c, t),
+                                      np.count_nonzero(dev > t[:, None], axis=1))
+    with pytest.raises(ValueError, match="out of range"):
+        kth_abs_deviation_sorted(np.zeros((1, 3)), np.zeros(1), 3)
 
 
 def test_quality_batch_equals_quality_on_every_kind_of_stamp():

@@ -15,7 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from lensaudit.order_stats import median_rows, percentile_rows
+from lensaudit.order_stats import (count_abs_deviation_above_sorted, median_abs_deviation_sorted, median_rows,
+                                   percentile_sorted, sort_rows)
 from lensaudit.stamps import radius_map
 from lensaudit.survey.instrument import STAMP_PIX
 
@@ -112,11 +113,13 @@ def _quality_finite(x: np.ndarray, bands: str, size: int) -> list[dict]:
     b, c = x.shape[:2]
     rows = x.reshape(b * c, -1)
     outer_mask, _ = _masks(size)
-    p1, p50, p99 = percentile_rows(rows, [1, 50, 99])
-    dev = np.abs(rows - p50[:, None])
-    mad = 1.4826 * median_rows(dev)
+    # each row sorted once: its percentiles, and its MAD and clip count read off the sorted values
+    # (``order_stats``: numpy's values, no deviation array made or sorted)
+    srt = sort_rows(rows)
+    p1, p50, p99 = percentile_sorted(srt, [1, 50, 99])
+    mad = 1.4826 * median_abs_deviation_sorted(srt, p50)
     with np.errstate(invalid="ignore"):
-        clip = np.where(mad > 0, np.mean(dev > 10 * mad[:, None], axis=1), np.nan)
+        clip = np.where(mad > 0, count_abs_deviation_above_sorted(srt, p50, 10 * mad) / rows.shape[1], np.nan)
     outer_bg = median_rows(rows[:, outer_mask.ravel()]) if outer_mask.any() else np.full(len(rows), np.nan)
     c0 = (size - CENTRAL_BOX_PX) // 2
     zero_frac = (x[:, :, c0:c0 + CENTRAL_BOX_PX, c0:c0 + CENTRAL_BOX_PX] == 0).mean(axis=(2, 3))
