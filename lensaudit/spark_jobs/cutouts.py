@@ -54,6 +54,10 @@ INDEX_SCHEMA = pa.schema([
   + [_f(f"{s}_{b}", pa.float64(), f"QC {s} of band {b} [nmgy/pixel]") for b in BANDS for s in QC_BAND_STATS])
 
 
+#: the index's column names (``pa.Schema.names`` builds a new list on every access)
+_INDEX_COLUMNS = frozenset(INDEX_SCHEMA.names)
+
+
 #: failure reason of a target whose brick the survey-bricks table shows without g, r and z data
 REASON_NOT_COVERED = "brick_not_covered"
 
@@ -252,7 +256,7 @@ def cutouts_one_partition(sweep: str, manifest: pd.DataFrame, spec: dict, store_
             if isinstance(data, _SourceFailure):
                 raise data
             qc = pre_qc.pop(r.galaxy_id) if r.galaxy_id in pre_qc else quality(data, BANDS)
-            rec.update({k: v for k, v in qc.items() if k in INDEX_SCHEMA.names})
+            rec.update({k: v for k, v in qc.items() if k in _INDEX_COLUMNS})
             if qc["qc_ok"]:
                 rec["cutout_ok"] = True
                 good.append((len(records), data))
