@@ -600,3 +600,30 @@ def test_shortcut_features_are_recomputed_from_the_stamps(tmp_path, plant):
     full = features_recomputed(feats, index, reader, np.random.default_rng(0), n_rows=64)  # every row
     good = set(index.loc[index["cutout_ok"], "galaxy_id"])
     assert full.passed == (plant is None) and full.details["recomputed"] == len(good & set(feats["galaxy_id"]))
+
+
+def test_qc_verification_counts_equal_numpy_comparisons():
+    """The QC gate's counts (``_count_rows``: float32 rows against float32 bounds that select the same
+    values as the float64 bounds) equal numpy's float64 comparisons: bounds on a value, one float32
+    step or a hair either side, between values, NaN, beyond float32's range, infinite; and its
+    order-statistic test (``_kth_within``) accepts exactly the intervals that hold the k-th value."""
+    rng = np.random.default_rng(2)
+    for trial in range(400):
+        n = int(rng.integers(1, 60))
+        x = (rng.standard_normal((4, n)) * 10 ** rng.uniform(-6, 6)).astype(np.float32)
+        if trial % 3 == 0:
+            x = np.round(x)  # ties
+        v = x[:, rng.integers(0, n)].astype(np.float64)
+        for b in (v, v + 1e-12 * np.abs(v), v - 1e-12 * np.abs(v), np.nextafter(v, np.inf), np.nextafter(v, -np.inf),
+                  rng.standard_normal(4) * 1e3, np.full(4, np.nan), np.full(4, 1e300), np.full(4, -1e300),
+                  np.full(4, np.inf), np.zeros(4)):
+            with np.errstate(invalid="ignore"):
+                assert np.array_equal(ig._count_rows(x, b, inclusive=False), np.count_nonzero(x < b[:, None], axis=1))
+                assert np.array_equal(ig._count_rows(x, b, inclusive=True), np.count_nonzero(x <= b[:, None], axis=1))
+        k = int(rng.integers(0, n))
+        kth = np.partition(x, k, axis=1)[:, k].astype(np.float64)
+        for lo, hi in ((kth, kth), (np.nextafter(kth, np.inf), kth + 1), (kth - 1, np.nextafter(kth, -np.inf)),
+                       (kth - 1e-9, kth + 1e-9)):
+            assert np.array_equal(ig._kth_within(x, k, lo, hi), (kth >= lo) & (kth <= hi))
+        xd = x.astype(np.float64)  # float64 rows: compared as they are
+        assert np.array_equal(ig._count_rows(xd, v, inclusive=False), np.count_nonzero(xd < v[:, None], axis=1))

@@ -220,9 +220,24 @@ def _order_stat_ranks(n: int) -> list[int] | None:
 def _kth_within(values: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Per row of ``values``: does its k-th smallest value (0-based) lie in [lo, hi]?  Exact by
     counting: it does iff #(values < lo) <= k and #(values <= hi) >= k + 1 (NaN bounds: no)."""
+    return (_count_rows(values, lo, inclusive=False) <= k) & (_count_rows(values, hi, inclusive=True) >= k + 1)
+
+
+def _count_rows(values: np.ndarray, bound: np.ndarray, inclusive: bool) -> np.ndarray:
+    """Per row of ``values``: #(values < bound), or #(values <= bound) when ``inclusive``.  float32
+    rows are compared with float32 bounds that select the same values (x < b iff x < the least
+    float32 >= b; x <= b iff x <= the greatest float32 <= b): numpy would otherwise widen every
+    value to float64 first.  The matches are summed as bytes (a row of < 65,536 values in uint16)."""
+    bound = np.asarray(bound)
+    if values.dtype == np.float32 and bound.dtype == np.float64:
+        with np.errstate(over="ignore", invalid="ignore"):
+            b32 = bound.astype(np.float32)
+            off = (b32 < bound) if not inclusive else (b32 > bound)
+            b32[off] = np.nextafter(b32[off], np.float32(np.inf if not inclusive else -np.inf))
+        bound = b32
     with np.errstate(invalid="ignore"):
-        return (np.count_nonzero(values < lo[:, None], axis=1) <= k) & \
-            (np.count_nonzero(values <= hi[:, None], axis=1) >= k + 1)
+        match = np.less_equal(values, bound[:, None]) if inclusive else np.less(values, bound[:, None])
+    return match.view(np.uint8).sum(axis=1, dtype=np.uint16 if values.shape[1] < 2**16 else np.int64)
 
 
 def _verify_finite_qc(rows: pd.DataFrame, stamps: np.ndarray, bands: str) -> dict[str, str]:
