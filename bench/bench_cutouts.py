@@ -17,7 +17,7 @@
 * features (``--parts features``): the shortcut features of ``--feature-stamps`` (2048) mock stamps
   (batched renderer) by ``features_table`` (blocks of 256 stamps, one median call per ring per
   block) against one stamp at a time (``features_of``, the same definitions) in the same run,
-  one core, the same numbers asserted; and the same blocks with their row medians by np.median
+  one core, the same numbers asserted; and the same blocks with their row and ring medians by np.median
   (the reference for ``order_stats``' medians, tables compared); and the same stamps from a cutout
   store as the shortcut_features job reads them, chunk by chunk into one buffer
   (``store_features_table``) against the whole array read at once (the job before session 20); and
@@ -258,20 +258,22 @@ def bench_features(n_stamps: int, reps: int = 3) -> None:
         t_one = min(t_one, time.perf_counter() - t0)
     np.testing.assert_allclose(table.to_numpy(), one.to_numpy(), rtol=1e-12, equal_nan=True)
     import lensaudit.cutouts.features as feat  # the reference: the blocks' row medians by np.median (before e4ffc91)
+    import lensaudit.stamps as stamps_mod  # ... and the ring medians too (before session 23)
 
-    rows_median, t_np = feat._median_rows, np.inf
+    rows_median, ring_median, t_np = feat._median_rows, stamps_mod.median_rows, np.inf
     feat._median_rows = lambda a, axis=1: np.median(a, axis=axis)
+    stamps_mod.median_rows = lambda a: np.median(a, axis=1)
     try:
         for _ in range(reps):
             t0 = time.perf_counter()
             ref = features_table(stamps, sat)
             t_np = min(t_np, time.perf_counter() - t0)
     finally:
-        feat._median_rows = rows_median
+        feat._median_rows, stamps_mod.median_rows = rows_median, ring_median
     print(f"shortcut features, {len(stamps)} mock stamps, one core (commit {_commit()}, {_cpu_model()}):")
     print(f"  one stamp at a time (features_of): {len(stamps) / t_one:8,.0f} stamps/s")
     print(f"  blocks of 256 (features_table):    {len(stamps) / t_block:8,.0f} stamps/s  ({t_one / t_block:.2f}x)")
-    print(f"  blocks of 256, row medians by np.median (reference): {len(stamps) / t_np:8,.0f} stamps/s "
+    print(f"  blocks of 256, row and ring medians by np.median (reference): {len(stamps) / t_np:8,.0f} stamps/s "
           f"(order_stats {t_np / t_block:.2f}x; tables equal: {ref.equals(table)})")
     _bench_store_features(stamps, sat, reps)
 
