@@ -65,7 +65,8 @@ def single_feature_gates(table: pd.DataFrame, yellow: float = DATA.shortcut_yell
 #: the core-only classifier's L2 logistic regression is fitted by Newton steps with a Cholesky solve
 #: (scikit-learn's ``newton-cholesky``): ~5 steps reach the optimum that L-BFGS at its default
 #: tolerance stops short of after ~400 gradient passes (demo: 1.7 s against 7.4 s on 23,218 x 915
-#: float32 pixels; val AUC 0.57267, L-BFGS at tol 1e-6 0.57271, at its default 0.57239)
+#: float32 pixels; val AUC 0.57267, L-BFGS in float64 at tol 1e-6 0.57271, at its default 0.57239;
+#: bench/RESULTS.md, session 23)
 CORE_LR_SOLVER = "newton-cholesky"
 CORE_LR_MAX_ITER = 100
 
