@@ -55,10 +55,17 @@ def _kth(x: np.ndarray, ranks: Sequence[int]) -> np.ndarray:
     if len(want) and (want.min() < 0 or want.max() >= n):
         raise ValueError(f"ranks {list(ranks)} out of range for rows of {n} values")
     out = np.empty((rows, len(want)), x.dtype)
-    step = max(1, SORT_BLOCK_BYTES // max(1, n * x.itemsize))
-    for a in range(0, rows, step):  # blocks of rows whose sorted copy stays in the CPU's cache
-        out[a:a + step] = np.sort(x[a:a + step], axis=1)[:, want]
+    for a, srt in _sorted_blocks(x):
+        out[a:a + len(srt)] = srt[:, want]
     return out
+
+
+def _sorted_blocks(x: np.ndarray):
+    """(first row, its block of rows sorted) over ``x`` in blocks of about ``SORT_BLOCK_BYTES``,
+    whose sorted copy stays in the CPU's cache."""
+    step = max(1, SORT_BLOCK_BYTES // max(1, x.shape[1] * x.itemsize))
+    for a in range(0, len(x), step):
+        yield a, np.sort(x[a:a + step], axis=1)
 
 
 def percentile_rows(x: np.ndarray, q: Sequence[float]) -> np.ndarray:
@@ -74,9 +81,8 @@ def sort_rows(x: np.ndarray) -> np.ndarray:
     ``SORT_BLOCK_BYTES``), for the ``*_sorted`` functions below."""
     x = _check(x)
     out = np.empty_like(x)
-    step = max(1, SORT_BLOCK_BYTES // max(1, x.shape[1] * x.itemsize))
-    for a in range(0, len(x), step):
-        out[a:a + step] = np.sort(x[a:a + step], axis=1)
+    for a, srt in _sorted_blocks(x):
+        out[a:a + len(srt)] = srt
     return out
 
 
@@ -110,11 +116,15 @@ def median_rows(x: np.ndarray) -> np.ndarray:
     """(R,) ``np.median(x, axis=1)`` of the NaN-free (R, n) float array ``x``, to the bit: the
     middle value, or the mean of the middle two in ``x``'s dtype (as ``np.mean`` takes it)."""
     x = _check(x)
-    n = x.shape[1]
+    return _median(x.shape[1], lambda ranks: _kth(x, ranks))
+
+
+def _median(n: int, kth) -> np.ndarray:
+    """numpy's median of rows of n values from ``kth(ranks)`` ((R, len(ranks)) order statistics):
+    the middle value, or the mean of the middle two in their dtype (as ``np.mean`` takes it)."""
     if n % 2:
-        return _kth(x, [n // 2])[:, 0]
-    mid = _kth(x, [n // 2 - 1, n // 2])
-    return np.mean(mid, axis=1)
+        return kth([n // 2])[:, 0]
+    return np.mean(kth([n // 2 - 1, n // 2]), axis=1)
 
 
 # ---- absolute deviations from a centre, read off sorted rows ------------------------------
@@ -137,8 +147,10 @@ def _dev_runs(s: np.ndarray, c: np.ndarray):
     dtype = np.result_type(s.dtype, c.dtype)  # numpy's dtype of x - c
     c = c.astype(dtype)
     n = s.shape[1]
-    n_low = np.count_nonzero(s <= c[:, None], axis=1)
     rows = np.arange(len(s))
+    # values <= c per row: the first index whose value is not (a NaN centre: none are)
+    n_low = _first_true(lambda i: ~(s[rows, np.minimum(i, n - 1)].astype(dtype) <= c),
+                        np.zeros(len(s), dtype=np.intp), np.full(len(s), n, dtype=np.intp))
 
     def low(i):  # the i-th smallest deviation among the values <= c
         return c - s[rows, np.clip(n_low - 1 - i, 0, n - 1)].astype(dtype)
@@ -147,6 +159,18 @@ def _dev_runs(s: np.ndarray, c: np.ndarray):
         return s[rows, np.clip(n_low + j, 0, n - 1)].astype(dtype) - c
 
     return low, high, n_low
+
+
+def _first_true(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per row, the least i in [lo, hi) where ``pred(i)`` (one index per row) holds, else hi, for a
+    predicate false and then true along i: vectorised bisection, ~log2(hi - lo) steps."""
+    while np.any(lo < hi):
+        active = lo < hi
+        mid = (lo + hi) // 2
+        true = pred(mid)
+        hi = np.where(active & true, mid, hi)
+        lo = np.where(active & ~true, mid + 1, lo)
+    return lo
 
 
 def kth_abs_deviation_sorted(s: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
@@ -158,13 +182,8 @@ def kth_abs_deviation_sorted(s: np.ndarray, c: np.ndarray, k: int) -> np.ndarray
     low, high, n_low = _dev_runs(s, c)
     # i = how many of the k + 1 smallest deviations come from the low run: the smallest i at
     # which taking more from it would not help (high[k - i] > low[i] is false)
-    lo, hi = np.maximum(0, k + 1 - (n - n_low)), np.minimum(k + 1, n_low)
-    while np.any(lo < hi):
-        active = lo < hi
-        mid = (lo + hi) // 2
-        more = active & (mid < n_low) & (k + 1 - mid > 0) & (high(k - mid) > low(mid))
-        lo = np.where(more, mid + 1, lo)
-        hi = np.where(active & ~more, mid, hi)
+    lo = _first_true(lambda i: ~((i < n_low) & (k + 1 - i > 0) & (high(k - i) > low(i))),
+                     np.maximum(0, k + 1 - (n - n_low)), np.minimum(k + 1, n_low))
     j = k + 1 - lo
     return np.maximum(np.where(lo > 0, low(lo - 1), -np.inf), np.where(j > 0, high(j - 1), -np.inf))
 
@@ -172,11 +191,7 @@ def kth_abs_deviation_sorted(s: np.ndarray, c: np.ndarray, k: int) -> np.ndarray
 def median_abs_deviation_sorted(s: np.ndarray, c: np.ndarray) -> np.ndarray:
     """(R,) ``np.median(np.abs(x - c[:, None]), axis=1)`` (no 1.4826) to the bit, ``s`` the rows of
     ``x`` sorted ascending: the middle deviation, or the mean of the middle two (as ``median_rows``)."""
-    n = s.shape[1]
-    if n % 2:
-        return kth_abs_deviation_sorted(s, c, n // 2)
-    mid = np.stack([kth_abs_deviation_sorted(s, c, n // 2 - 1), kth_abs_deviation_sorted(s, c, n // 2)], axis=1)
-    return np.mean(mid, axis=1)
+    return _median(s.shape[1], lambda ranks: np.stack([kth_abs_deviation_sorted(s, c, k) for k in ranks], axis=1))
 
 
 def count_abs_deviation_above_sorted(s: np.ndarray, c: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -186,13 +201,6 @@ def count_abs_deviation_above_sorted(s: np.ndarray, c: np.ndarray, t: np.ndarray
     low, high, n_low = _dev_runs(s, c)
     t = np.asarray(t)
     out = np.zeros(len(s), dtype=np.int64)
-    for run, length in ((low, n_low), (high, n - n_low)):
-        lo, hi = np.zeros_like(length), length.copy()  # the first index whose deviation exceeds t
-        while np.any(lo < hi):
-            active = lo < hi
-            mid = (lo + hi) // 2
-            above = run(mid) > t
-            hi = np.where(active & above, mid, hi)
-            lo = np.where(active & ~above, mid + 1, lo)
-        out += length - lo
+    for run, length in ((low, n_low), (high, n - n_low)):  # the first index whose deviation exceeds t
+        out += length - _first_true(lambda i: run(i) > t, np.zeros_like(length), length)
     return out
