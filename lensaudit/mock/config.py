@@ -106,11 +106,8 @@ class MockSkyConfig:
     def from_dict(cls, d: dict) -> "MockSkyConfig":
         """The config of ``dataclasses.asdict(config)``, also after a JSON round trip (a Spark
         job's arguments): the sweep boxes and ranges become tuples again."""
-        cfg = dict(d)
+        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         cfg["sweep_boxes"] = tuple(b if isinstance(b, SweepBox) else SweepBox(**b) for b in cfg["sweep_boxes"])
-        for k in ("lens_theta_e_range", "lens_src_mag_r_range"):
-            if k in cfg:
-                cfg[k] = tuple(cfg[k])
         return cls(**cfg)
 
     def box(self, sweep_file: str) -> SweepBox:
