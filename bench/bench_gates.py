@@ -84,24 +84,18 @@ def shortcut_parts(view) -> None:
         print(f"core-only classifier's pixels of {len(rows)} training stamps, {label}: {time.perf_counter() - t0:.2f} s")
     a, b = got.values()
     print(f"  pixels equal: {np.array_equal(a, b)}")
-    core_lr_fits(view, reader, index)
+    core_lr_fits(view)
 
 
-def core_lr_fits(view, reader, index) -> None:
+def core_lr_fits(view) -> None:
     """The core-only classifier's fit on the gate's rows: L-BFGS (the reference) against the gate's solver."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     from lensaudit.auc import roc_auc
-    from lensaudit.cutouts.features import core_pixels, core_window
     from lensaudit.gates import shortcut_gates
 
-    ok = index[index["cutout_ok"]].sort_values("galaxy_id")
-    data = {}
-    for split in ("train", "val"):
-        rows = ok[ok["split"] == split]
-        rows = rows.iloc[::max(1, len(rows) // view.profile.core_lr_max_rows)]
-        data[split] = (core_pixels(reader.read(rows, window=core_window(reader.size))), rows["label"].to_numpy())
+    data = shortcut_gates.core_lr_inputs(view)
     (xt, yt), (xv, yv) = data["train"], data["val"]
     scaler = StandardScaler().fit(xt)
     xt, xv = scaler.transform(xt), scaler.transform(xv)

@@ -149,7 +149,9 @@ def _single_feature(v: StoreView, name: str) -> GateResult:
     return one_of(single_feature_gates(table, DATA.shortcut_yellow, DATA.shortcut_red), name)
 
 
-def _core_lr(v: StoreView) -> GateResult:
+def core_lr_inputs(v: StoreView) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """split ("train", "val") -> (core pixels, labels) of the home's good stamps that the core-only
+    classifier fits and scores (each split evenly thinned to ``core_lr_max_rows``)."""
     from lensaudit.cutouts.features import core_pixels, core_window
     from lensaudit.cutouts.store import CutoutReader
 
@@ -163,6 +165,11 @@ def _core_lr(v: StoreView) -> GateResult:
         rows = rows.iloc[::step]
         pixels = core_pixels(reader.read(rows, window=core_window(reader.size))) if len(rows) else np.zeros((0, 1))
         parts[split] = (pixels, rows["label"].to_numpy())
+    return parts
+
+
+def _core_lr(v: StoreView) -> GateResult:
+    parts = core_lr_inputs(v)
     return core_only_lr_gate(*parts["train"], *parts["val"], warn=DATA.core_lr_warn)
 
 
