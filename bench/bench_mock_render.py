@@ -11,7 +11,13 @@ fftconvolve).  The process is pinned to one core, torch single-threaded.  The ma
 shared: the two paths are timed in alternating rounds and the ratio is the median of the
 per-round ratios; the load average is printed.
 
+The renderer runs in the cutout job's local Spark workers, whose environment sets glibc's malloc
+tunables and numpy's huge-page switch (``resources.spark.LOCAL_PYTHON_WORKER_ENV``): by default the
+benchmark re-executes itself in that environment (``--allocator workers``); ``--allocator glibc``
+measures with those variables removed (glibc's defaults, as on EMR, where the environment is not set).
+
 Run: PYTHONPATH=. python bench/bench_mock_render.py [--stamps 2048] [--ref-stamps 128] [--rounds 3]
+     [--allocator workers|glibc]
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -32,7 +39,16 @@ def main() -> None:
     ap.add_argument("--ref-stamps", type=int, default=128, help="stamps per round, reference path")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--objects", type=int, default=30000, help="field objects per mock sweep (demo: 30,000)")
+    ap.add_argument("--allocator", choices=("workers", "glibc"), default="workers",
+                    help="the local Spark workers' malloc/numpy environment (default) or glibc's defaults")
     ns = ap.parse_args()
+    from resources.spark import LOCAL_PYTHON_WORKER_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in LOCAL_PYTHON_WORKER_ENV}
+    if ns.allocator == "workers":
+        env.update(LOCAL_PYTHON_WORKER_ENV)
+    if env != dict(os.environ):  # malloc reads its tunables at process start: run again in that environment
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     try:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     except (AttributeError, OSError):
@@ -90,6 +106,9 @@ def main() -> None:
     print(f"machine: {platform.machine()} {platform.processor() or ''} cores={os.cpu_count()} "
           f"python={platform.python_version()} torch={torch.__version__} (process pinned to one core, 1 thread)")
     print(f"load average before/after: {load0[0]:.2f} / {load1[0]:.2f}")
+    print("allocator: " + ("the local Spark workers' environment " + " ".join(f"{k}={v}" for k, v in
+                                                                             LOCAL_PYTHON_WORKER_ENV.items())
+                           if ns.allocator == "workers" else "glibc's defaults (no worker environment)"))
     print(f"stamps: {len(ids)} per round ({len(lenses)} true lenses with arcs, {n_conf} confuser morphologies), "
           f"3 bands, {imager.size}x{imager.size}, sweep of {len(rows):,} rows")
     print("stamps/s per core: wall clock (the core is shared when the load exceeds the cores) and per CPU-second of this process")

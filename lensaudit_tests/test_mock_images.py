@@ -267,3 +267,38 @@ def test_ring_box_equals_the_whole_grid_to_the_bit(monkeypatch):
             assert torch.equal(_ring_binned(r0, w, xs, ys, size, 2), whole(xs, ys, r0, w)), (size, r0, w)
     monkeypatch.setattr(render, "RING_ZERO_SIGMAS", 5.0)
     assert not torch.equal(_ring_binned(1.0, 0.5, xs, ys, 41, 2), whole(xs, ys, 1.0, 0.5))
+
+
+def test_stamp_convolution_reuses_its_buffers_to_the_bit():
+    """``convolve_stamp`` with the buffers a batch keeps (kernels of several sizes, 3-band and
+    shared unit images, float32 and float64, one after the other) gives the bytes of a call with
+    none, and is scipy's 'same' convolution; ``noise_sigma`` from the batch's ``noise_terms`` is the
+    per-stamp one to the bit."""
+    import torch
+    from scipy.signal import fftconvolve
+
+    from lensaudit.injection.psf import kernel_half_width, moffat_kernels
+    from lensaudit.mock.render import convolve_stamp, noise_sigma, noise_terms
+
+    rng = np.random.default_rng(5)
+    buffers: dict = {}
+    sigma_sky = rng.uniform(0.002, 0.02, (12, 3))
+    scale, var = noise_terms(sigma_sky)
+    for k in range(12):
+        fwhm = rng.uniform(0.8, 2.3, 3)
+        f = torch.as_tensor(fwhm, dtype=torch.float32)[None]
+        dtype = torch.float64 if k % 5 == 4 else torch.float32
+        kern = moffat_kernels(f, torch.full_like(f, 3.5), 0.262, kernel_half_width(fwhm.max(), 0.262))[0].to(dtype)
+        unit = k % 3 == 0
+        img = torch.as_tensor(rng.normal(size=(1 if unit else 3, 101, 101)), dtype=dtype)
+        flux = torch.as_tensor(rng.uniform(1, 5, 3), dtype=dtype) if unit else None
+        got = convolve_stamp(img, kern, buffers, flux, out=torch.empty((3, 101, 101), dtype=dtype))
+        assert torch.equal(got, convolve_stamp(img, kern, None, flux))
+        for c in range(3):
+            want = fftconvolve(img[0 if unit else c].double().numpy(), kern[c].double().numpy(), mode="same")
+            want = want * (float(flux[c]) if unit else 1.0)
+            assert np.abs(got[c].double().numpy() - want).max() < (1e-5 if dtype == torch.float32 else 1e-12) * np.abs(want).max()
+        if dtype == torch.float32:
+            out = torch.empty_like(got)
+            assert torch.equal(noise_sigma(got, sigma_sky[k], terms=(scale[k], var[k]), out=out), noise_sigma(got, sigma_sky[k]))
+    assert len(buffers) >= 3  # shapes kept apart: kernel sizes, 3-band and unit images, dtypes

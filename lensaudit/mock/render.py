@@ -389,40 +389,61 @@ def fft_size(npix: int, half_width: int) -> int:
 
 
 def convolve_stamp(image: torch.Tensor, kernels: torch.Tensor, buffers: dict | None = None,
-                   band_flux: torch.Tensor | None = None) -> torch.Tensor:
+                   band_flux: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """'same' convolution (zero padding) of one (3, N, N) stamp with its (3, K, K) kernels,
     by real FFTs of size ``fft_size``.  One call per stamp, always of the same shapes for a
     given kernel size: the transforms of a stamp never depend on other stamps (torch's MKL
     FFT of a batch may round differently with the batch's length).  With ``band_flux`` (3,),
-    ``image`` is one (1, N, N) unit image shared by the bands, scaled by band_flux."""
+    ``image`` is one (1, N, N) unit image shared by the bands, scaled by band_flux.
+
+    ``buffers`` (a dict kept by the caller across stamps) holds the wrapped kernel and the
+    zero-padded image of each shape, written in place (numpy views: no per-slice torch
+    dispatch); the transforms see the same arrays as without it (the same bytes, tested).
+    ``out`` (3, N, N) receives the result, else it is returned as a view of the transform."""
     N = image.shape[-1]
-    C = kernels.shape[0]
+    C, I = kernels.shape[0], image.shape[0]
     h = kernels.shape[-1] // 2
     L = fft_size(N, h)
-    key = (C, L, h, image.dtype)
-    kw = buffers.get(key) if buffers is not None else None
-    if kw is None:  # zero outside the four corners, which every kernel of this size overwrites
-        kw = torch.zeros((C, L, L), dtype=image.dtype)
-        if buffers is not None:
-            buffers[key] = kw
-    kw[:, :h + 1, :h + 1] = kernels[:, h:, h:]
-    kw[:, :h + 1, L - h:] = kernels[:, h:, :h]
-    kw[:, L - h:, :h + 1] = kernels[:, :h, h:]
-    kw[:, L - h:, L - h:] = kernels[:, :h, :h]
+    buf = {} if buffers is None else buffers
+    key = (C, I, L, h, image.dtype)
+    if key not in buf:
+        # the kernel wrapped around the origin, the image padded with zeros to L x L: zero outside
+        # what every stamp of this shape overwrites
+        kw, pad = torch.zeros((C, L, L), dtype=image.dtype), torch.zeros((I, L, L), dtype=image.dtype)
+        buf[key] = (kw, kw.numpy(), pad, pad.numpy())
+    kw, kw_np, pad, pad_np = buf[key]
+    k = kernels.numpy()
+    kw_np[:, :h + 1, :h + 1] = k[:, h:, h:]
+    kw_np[:, :h + 1, L - h:] = k[:, h:, :h]
+    kw_np[:, L - h:, :h + 1] = k[:, :h, h:]
+    kw_np[:, L - h:, L - h:] = k[:, :h, :h]
+    pad_np[:, :N, :N] = image.numpy()
     spec = torch.fft.rfft2(kw)
     if band_flux is not None:
         spec.mul_(band_flux.to(image.dtype)[:, None, None])
-    spec.mul_(torch.fft.rfft2(image, s=(L, L)))
-    return torch.fft.irfft2(spec, s=(L, L))[:, :N, :N]
+    spec.mul_(torch.fft.rfft2(pad))
+    real = torch.fft.irfft2(spec, s=(L, L))[:, :N, :N]
+    return real if out is None else out.copy_(real)
 
 
-def noise_sigma(image: torch.Tensor, sigma_sky: np.ndarray, pixscale: float = PIXSCALE_ARCSEC) -> torch.Tensor:
-    """Per-pixel noise sigma [nmgy] of a (3, N, N) noise-free stamp: the sky sigma per band
-    and the sources' Poisson-like variance sigma_sky^2 clip(image, 0) / sky (the model of
-    ``lensaudit.injection.realism.add_arc_noise``: ``arc_poisson_sigma``) in quadrature."""
+def noise_terms(sigma_sky, pixscale: float = PIXSCALE_ARCSEC) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, var) float32 (..., 3) of per-band sky sigmas [nmgy] (..., 3): a noise-free stamp's
+    per-pixel variance is var + scale clip(image, 0), the sky's sigma_sky^2 and the sources'
+    Poisson-like variance sigma_sky^2 clip(image, 0) / sky (``arc_poisson_sigma``, the model of
+    ``lensaudit.injection.realism.add_arc_noise``)."""
     s2 = np.asarray(sigma_sky, dtype=np.float64) ** 2
-    scale = torch.as_tensor(s2 / sky_nmgy_per_pixel(pixscale), dtype=image.dtype)[:, None, None]
-    return torch.clamp(image, min=0).mul_(scale).add_(torch.as_tensor(s2, dtype=image.dtype)[:, None, None]).sqrt_()
+    return (torch.as_tensor(s2 / sky_nmgy_per_pixel(pixscale), dtype=torch.float32),
+            torch.as_tensor(s2, dtype=torch.float32))
+
+
+def noise_sigma(image: torch.Tensor, sigma_sky: np.ndarray, pixscale: float = PIXSCALE_ARCSEC,
+                terms: tuple[torch.Tensor, torch.Tensor] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-pixel noise sigma [nmgy] of a (3, N, N) float32 noise-free stamp: the sky sigma per
+    band and the sources' Poisson-like variance in quadrature, sqrt(var + scale clip(image, 0))
+    (``noise_terms`` of sigma_sky, or ``terms`` computed for many stamps at once: the same values);
+    into ``out`` when given."""
+    scale, var = noise_terms(sigma_sky, pixscale) if terms is None else terms
+    return torch.clamp(image, min=0, out=out).mul_(scale[:, None, None]).add_(var[:, None, None]).sqrt_()
 
 
 def stamp_psfs(fwhm_arcsec: np.ndarray, psfdepth: np.ndarray, pixscale: float = PIXSCALE_ARCSEC):
@@ -515,15 +536,20 @@ def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noi
     if noise and config.noise_block_factor != 1.0:
         k = torch.as_tensor(correlation_kernel(config.noise_block_factor), dtype=torch.float32)
         corr_kernel = k.expand(3, 1, *k.shape).contiguous()
+    scale, var = noise_terms(np.stack(sigma_sky), pixscale)
+    # per-stamp work arrays, reused across the stamps (fewer fresh allocations)
+    sigma, unit_draw = torch.empty((3, size, size)), torch.empty((3, size, size))
     for b, s in enumerate(specs):
         # the stamp's row of ``out`` (contiguous) receives the convolved image; noise and artefacts
         # are added there
         img = torch.from_numpy(out[b])
-        img.copy_(convolve_stamp(unit[b][0], kernels[b], buffers, unit[b][1]) if b in unit else
-                  convolve_stamp(canvas_of(b), kernels[b], buffers))
+        if b in unit:
+            convolve_stamp(unit[b][0], kernels[b], buffers, unit[b][1], out=img)
+        else:
+            convolve_stamp(canvas_of(b), kernels[b], buffers, out=img)
         if noise:
             rng = rngs[b]
-            sigma = noise_sigma(img, sigma_sky[b], pixscale)
+            noise_sigma(img, sigma_sky[b], pixscale, terms=(scale[b], var[b]), out=sigma)
             spike = rng.random() < config.spike_rate
             spike_at = (int(rng.integers(0, size)), np.float32(rng.uniform(0.5, 5.0)),
                         np.float32(rng.uniform(0.5, 5.0))) if spike else None
@@ -532,7 +558,7 @@ def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noi
             missing = int(rng.integers(0, 3)) if rng.random() < config.missing_band_rate else None
             gen = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
             if corr_kernel is None:
-                img.addcmul_(torch.randn((3, size, size), generator=gen, dtype=torch.float32), sigma)
+                img.addcmul_(torch.randn((3, size, size), generator=gen, dtype=torch.float32, out=unit_draw), sigma)
             else:  # white noise over a margin of the kernel's half-width, correlated, cut to the stamp
                 h = corr_kernel.shape[-1] // 2
                 white = torch.randn((1, 3, size + 2 * h, size + 2 * h), generator=gen, dtype=torch.float32)
