@@ -75,15 +75,17 @@ def main() -> None:
         time.sleep(ns.pause)
         a, b, c = root / f"fresh{r}", root / f"recycled{r}", root / f"direct{r}"
         order = [("buffered, fresh", a, False), ("buffered, recycled", b, False), ("O_DIRECT", c, True)]
-        for name, path, direct in order:
-            if name == "buffered, recycled":
-                a.unlink()  # its page-cache pages are freed right before the next file takes pages
-            wall, sys_s = _write(path, ns.mib, buf, direct)
-            rows.append((r, name, wall, sys_s))
-            print(f"round {r}: {name:20s} {wall:7.2f} s wall {sys_s:7.2f} s system  "
-                  f"{sys_s / pages * 1e6:6.1f} us system per page", flush=True)
-        for p in (b, c):
-            p.unlink()
+        try:
+            for name, path, direct in order:
+                if name == "buffered, recycled":
+                    a.unlink()  # its page-cache pages are freed right before the next file takes pages
+                wall, sys_s = _write(path, ns.mib, buf, direct)
+                rows.append((r, name, wall, sys_s))
+                print(f"round {r}: {name:20s} {wall:7.2f} s wall {sys_s:7.2f} s system  "
+                      f"{sys_s / pages * 1e6:6.1f} us system per page", flush=True)
+        finally:  # a --dir of the user's keeps nothing of this benchmark
+            for path in (a, b, c):
+                path.unlink(missing_ok=True)
     print(f"after: {_free_mib()}")
     for name in ("buffered, fresh", "buffered, recycled", "O_DIRECT"):
         s = sorted(x[3] for x in rows if x[1] == name)
