@@ -263,7 +263,9 @@ def render_sersic_windows(cx, cy, r_half, n, e1, e2, size: int = STAMP_PIX, pixs
         f = _sersic_pixels(x, y, sx, sy, p).mul_(pixscale**2)
         # pixel integral = centre value + (h^2/24) Laplacian + O(h^4): the discrete Laplacian of
         # the centre values (the corrections telescope, so the flux is not moved between regions)
-        img = f[:, 1:-1, 1:-1] * (1 - 4 / 24) + (f[:, :-2, 1:-1] + f[:, 2:, 1:-1] + f[:, 1:-1, :-2] + f[:, 1:-1, 2:]) / 24
+        lap = torch.add(f[:, :-2, 1:-1], f[:, 2:, 1:-1]).add_(f[:, 1:-1, :-2]).add_(f[:, 1:-1, 2:]).div_(24)
+        img = torch.mul(f[:, 1:-1, 1:-1], 1 - 4 / 24).add_(lap)  # the centre value + Laplacian / 24, in place
+        img_np, patch_np = img.numpy(), patch.numpy()  # the per-source copies below without torch's slicing
         for m, s in enumerate(sel):
             # the refined patch replaces the midpoint values around the centre
             i0, j0 = ic[s] - P - row0[m], jc[s] - P - col0[m]
@@ -271,19 +273,21 @@ def render_sersic_windows(cx, cy, r_half, n, e1, e2, size: int = STAMP_PIX, pixs
             a0, a1 = max(i0, 0), min(i0 + 2 * P + 1, h)
             b0, b1 = max(j0, 0), min(j0 + 2 * P + 1, w)
             if a0 < a1 and b0 < b1:
-                img[m, a0:a1, b0:b1] = patch[s, a0 - i0:a1 - i0, b0 - j0:b1 - j0]
+                img_np[m, a0:a1, b0:b1] = patch_np[s, a0 - i0:a1 - i0, b0 - j0:b1 - j0]
             out.append((int(s), img[m], int(row0[m]), int(col0[m])))
     return out
 
 
 def _add_window(canvas: torch.Tensor, img: torch.Tensor, row0: int, col0: int, flux: torch.Tensor) -> None:
-    """canvas (3, N, N) += flux (3,) x img cropped to the canvas."""
+    """canvas (3, N, N) += flux (3,) x img cropped to the canvas (float32 products and sums, through
+    numpy views of the tensors: the same IEEE operations without torch's per-slice dispatch)."""
     N = canvas.shape[-1]
     h, w = img.shape
     a0, a1 = max(row0, 0), min(row0 + h, N)
     b0, b1 = max(col0, 0), min(col0 + w, N)
     if a0 < a1 and b0 < b1:
-        canvas[:, a0:a1, b0:b1] += flux[:, None, None] * img[a0 - row0:a1 - row0, b0 - col0:b1 - col0][None]
+        canvas.numpy()[:, a0:a1, b0:b1] += flux.numpy()[:, None, None] * img.numpy()[a0 - row0:a1 - row0,
+                                                                                     b0 - col0:b1 - col0][None]
 
 
 # ---------------------------------------------------------------- morphology and arcs
@@ -522,7 +526,7 @@ def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noi
         for x, y, f in zip(s.point_x, s.point_y, s.point_flux):
             j, i = int(round(c - x / pixscale)), int(round(c + y / pixscale))
             if 0 <= i < size and 0 <= j < size:
-                canvas_of(b)[:, i, j] += torch.as_tensor(f, dtype=torch.float32)
+                canvas_of(b).numpy()[:, i, j] += np.asarray(f, dtype=np.float32)  # rounded to float32, then added
         extra = _morphology(s.morphology, rngs[b], s.target_shape_r, s.target_flux, size, pixscale)
         if extra is not None:
             canvas_of(b).add_(extra)
