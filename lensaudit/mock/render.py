@@ -393,7 +393,7 @@ def fft_size(npix: int, half_width: int) -> int:
 
 
 def convolve_stamp(image: torch.Tensor, kernels: torch.Tensor, buffers: dict | None = None,
-                   band_flux: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+                   band_flux: torch.Tensor | None = None) -> torch.Tensor:
     """'same' convolution (zero padding) of one (3, N, N) stamp with its (3, K, K) kernels,
     by real FFTs of size ``fft_size``.  One call per stamp, always of the same shapes for a
     given kernel size: the transforms of a stamp never depend on other stamps (torch's MKL
@@ -402,18 +402,17 @@ def convolve_stamp(image: torch.Tensor, kernels: torch.Tensor, buffers: dict | N
 
     ``buffers`` (a dict kept by the caller across stamps) holds the wrapped kernel and the
     zero-padded image of each shape, written in place (numpy views: no per-slice torch
-    dispatch); the transforms see the same arrays as without it (the same bytes, tested).
-    ``out`` (3, N, N) receives the result, else it is returned as a view of the transform."""
+    dispatch); the transforms see the same arrays as without it (the same bytes, tested)."""
     N = image.shape[-1]
-    C, I = kernels.shape[0], image.shape[0]
+    C, planes = kernels.shape[0], image.shape[0]
     h = kernels.shape[-1] // 2
     L = fft_size(N, h)
     buf = {} if buffers is None else buffers
-    key = (C, I, L, h, image.dtype)
+    key = (C, planes, L, h, image.dtype)
     if key not in buf:
         # the kernel wrapped around the origin, the image padded with zeros to L x L: zero outside
         # what every stamp of this shape overwrites
-        kw, pad = torch.zeros((C, L, L), dtype=image.dtype), torch.zeros((I, L, L), dtype=image.dtype)
+        kw, pad = torch.zeros((C, L, L), dtype=image.dtype), torch.zeros((planes, L, L), dtype=image.dtype)
         buf[key] = (kw, kw.numpy(), pad, pad.numpy())
     kw, kw_np, pad, pad_np = buf[key]
     k = kernels.numpy()
@@ -426,8 +425,7 @@ def convolve_stamp(image: torch.Tensor, kernels: torch.Tensor, buffers: dict | N
     if band_flux is not None:
         spec.mul_(band_flux.to(image.dtype)[:, None, None])
     spec.mul_(torch.fft.rfft2(pad))
-    real = torch.fft.irfft2(spec, s=(L, L))[:, :N, :N]
-    return real if out is None else out.copy_(real)
+    return torch.fft.irfft2(spec, s=(L, L))[:, :N, :N]
 
 
 def noise_terms(sigma_sky, pixscale: float = PIXSCALE_ARCSEC) -> tuple[torch.Tensor, torch.Tensor]:
@@ -440,13 +438,11 @@ def noise_terms(sigma_sky, pixscale: float = PIXSCALE_ARCSEC) -> tuple[torch.Ten
             torch.as_tensor(s2, dtype=torch.float32))
 
 
-def noise_sigma(image: torch.Tensor, sigma_sky: np.ndarray, pixscale: float = PIXSCALE_ARCSEC,
-                terms: tuple[torch.Tensor, torch.Tensor] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+def noise_sigma(image: torch.Tensor, scale: torch.Tensor, var: torch.Tensor,
+                out: torch.Tensor | None = None) -> torch.Tensor:
     """Per-pixel noise sigma [nmgy] of a (3, N, N) float32 noise-free stamp: the sky sigma per
-    band and the sources' Poisson-like variance in quadrature, sqrt(var + scale clip(image, 0))
-    (``noise_terms`` of sigma_sky, or ``terms`` computed for many stamps at once: the same values);
-    into ``out`` when given."""
-    scale, var = noise_terms(sigma_sky, pixscale) if terms is None else terms
+    band and the sources' Poisson-like variance in quadrature, sqrt(var + scale clip(image, 0)),
+    with the stamp's (3,) ``noise_terms``; into ``out`` when given."""
     return torch.clamp(image, min=0, out=out).mul_(scale[:, None, None]).add_(var[:, None, None]).sqrt_()
 
 
@@ -547,13 +543,11 @@ def _render_stamps(specs: list[StampSpec], config: MockSkyConfig, size: int, noi
         # the stamp's row of ``out`` (contiguous) receives the convolved image; noise and artefacts
         # are added there
         img = torch.from_numpy(out[b])
-        if b in unit:
-            convolve_stamp(unit[b][0], kernels[b], buffers, unit[b][1], out=img)
-        else:
-            convolve_stamp(canvas_of(b), kernels[b], buffers, out=img)
+        img.copy_(convolve_stamp(unit[b][0], kernels[b], buffers, unit[b][1]) if b in unit else
+                  convolve_stamp(canvas_of(b), kernels[b], buffers))
         if noise:
             rng = rngs[b]
-            noise_sigma(img, sigma_sky[b], pixscale, terms=(scale[b], var[b]), out=sigma)
+            noise_sigma(img, scale[b], var[b], out=sigma)
             spike = rng.random() < config.spike_rate
             spike_at = (int(rng.integers(0, size)), np.float32(rng.uniform(0.5, 5.0)),
                         np.float32(rng.uniform(0.5, 5.0))) if spike else None
