@@ -143,7 +143,7 @@ def gpu(ns) -> None:
     if "fused" in rates and "compiled" in rates:
         print(f"fused / compiled = {rates['fused'] / rates['compiled']:.2f}x, fused / eager = "
               f"{rates['fused'] / rates['eager']:.2f}x")
-    if ns.fused or ns.fused_only:
+    if (ns.fused or ns.fused_only) and not ns.no_extras:
         _fused_extras(ns, cols, dev, base)
     if ns.profile:
         from torch.profiler import ProfilerActivity, profile
@@ -160,7 +160,8 @@ def _fused_extras(ns, cols, dev, base) -> None:
     import torch
 
     from lensaudit.injection import fused as F
-    from lensaudit.injection.psf import convolve_same, fast_fft_size, kernel_half_width, moffat_kernels, moffat_spectra
+    from lensaudit.injection.psf import (convolve_same, fast_fft_size, kernel_half_width, moffat_half_spectra,
+                                        moffat_kernels, moffat_spectra)
     from lensaudit.device_upload import columns_to_device
     from lensaudit.injection.render import mag_to_nmgy, render_arcs
 
@@ -172,6 +173,12 @@ def _fused_extras(ns, cols, dev, base) -> None:
           f"vs eager: {_parity(out, base)}")
     from lensaudit.injection import render as R
 
+    R.FUSED_SPECTRAL_PRODUCT = False
+    rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
+    R.FUSED_SPECTRAL_PRODUCT = True
+    print(f"fused, PSF stage as before (normalised, mirrored spectra written, torch's products, rfft2 of a padded "
+          f"copy, irfft2 normalised after): "
+          f"{rate:,.0f} stamps/s; vs eager: {_parity(out, base)}")
     sizes0 = R.FUSED_FFT_SIZES
     R.FUSED_FFT_SIZES = ()
     rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
@@ -221,7 +228,8 @@ def _fused_extras(ns, cols, dev, base) -> None:
         grid = (F.triton.cdiv(101 * 101, F.BLOCK), n)
         clock("centre_kernel", lambda: F._centre_kernel[grid](tab, bx, by, 101, 50.0, 0.262, F.NCOL, F.BLOCK))
         clock("pixel_kernel", lambda: F._pixel_kernel[grid](tab, cl, bx, by, img, st, 101, 50.0, 0.262, 0.262**2,
-                                                            F.CUSP_NEAR, F.NCOL, 4, 0, 1, False, F.BLOCK))
+                                                            F.CUSP_NEAR, 101 * 101, 101, F.NCOL, 4, 0, 1, False,
+                                                            F.BLOCK))
         nflag = int((st > 0).sum())
         unit = clock("unit_total(incl_cusp_fixup)", lambda: F.render_unit_lensed_fused(sl, 101, 4, 0.262))
         kk = clock("moffat_kernels", lambda: moffat_kernels(fwhm[:n], torch.full_like(fwhm[:n], 3.5), 0.262, h))
@@ -233,6 +241,12 @@ def _fused_extras(ns, cols, dev, base) -> None:
         clock("fft_convolve(3 bands; spectra given)", lambda: torch.fft.irfft2(torch.fft.rfft2(unit, s=(nfft, nfft))[:, None] * sp
                                                                          * flux[:, :, None, None], s=(nfft, nfft))[..., :101, :101])
         del sp
+        half = clock(f"moffat_half_spectra(n={nfft})", lambda: moffat_half_spectra(
+            fwhm[:n], torch.full_like(fwhm[:n], 3.5), 0.262, h, nfft, dtype=torch.float32))
+        clock("fft_convolve(3 bands; spectral_product)", lambda: torch.fft.irfft2(
+            F.spectral_product(torch.fft.rfft2(unit, s=(nfft, nfft)), half, flux / nfft**2), s=(nfft, nfft),
+            norm="forward")[..., :101, :101])
+        del half
     t["cusp_fixup(unit_total - kernels)"] = t["unit_total(incl_cusp_fixup)"] - t["centre_kernel"] - t["pixel_kernel"]
     print(f"stages for {n} stamps (synchronised, 3rd repeat): " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in t.items()))
     print(f"pixels flagged for the torch cusp refinement: {nflag:,} ({nflag / n:.1f} per stamp)")
@@ -261,5 +275,7 @@ if __name__ == "__main__":
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--fused", action="store_true", help="also time the fused Triton renderer (render_arcs(fused=True))")
     ap.add_argument("--fused-only", action="store_true", help="time only the fused renderer")
+    ap.add_argument("--no-extras", action="store_true",
+                    help="without the fused renderer's variants and stage breakdown (e.g. for a previous tree)")
     ns = ap.parse_args()
     cpu(ns) if ns.device == "cpu" else gpu(ns)

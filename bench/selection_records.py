@@ -35,6 +35,9 @@ def save(prefix: str) -> None:
 
 
 def compare(a: str, b: str) -> int:
+    """1 unless both trees' records and tables are identical; where they differ, per column how many
+    values and the largest relative difference."""
+    import numpy as np
     import pandas as pd
 
     differ = 0
@@ -46,6 +49,16 @@ def compare(a: str, b: str) -> int:
         except AssertionError as e:
             differ += 1
             print(f"{part}: DIFFER {str(e)[:400]}")
+            if x.shape == y.shape and list(x.columns) == list(y.columns):
+                for c in x.columns:
+                    a, b = x[c].to_numpy(), y[c].to_numpy()
+                    if a.dtype.kind == "f" and b.dtype.kind == "f":
+                        ne = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+                        if ne.any():
+                            rel = np.nanmax(np.abs(a[ne] - b[ne]) / np.maximum(np.abs(b[ne]), 1e-30))
+                            print(f"  {c}: {int(ne.sum()):,} of {len(a):,} differ, largest relative {rel:.2e}")
+                    elif not np.array_equal(a, b):
+                        print(f"  {c}: {int((a != b).sum()):,} of {len(a):,} differ")
     return 1 if differ else 0
 
 

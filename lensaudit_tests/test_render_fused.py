@@ -42,6 +42,25 @@ def _clumpy_cols():
     return cols
 
 
+def _spectral_product_checks() -> list[bool]:
+    """``fused.spectral_product`` (in the interpreter) against torch's products with the normalised,
+    mirrored spectra (``psf.moffat_spectra``), at odd and even transform sizes: equal to the bit."""
+    from lensaudit.injection.fused import spectral_product
+    from lensaudit.injection.psf import moffat_half_spectra, moffat_spectra
+
+    g = torch.Generator().manual_seed(1)
+    equal = []
+    for n in (135, 144, 151):
+        fwhm = 0.8 + torch.rand((4, 3), generator=g)
+        beta = 2.5 + torch.rand((4, 3), generator=g)
+        fi = torch.fft.rfft2(torch.rand((4, 101, 101), generator=g), s=(n, n))
+        flux = torch.rand((4, 3), generator=g)
+        want = fi[:, None] * moffat_spectra(fwhm, beta, 0.262, 20, n, dtype=torch.float32) * flux[:, :, None, None]
+        got = spectral_product(fi, moffat_half_spectra(fwhm, beta, 0.262, 20, n, dtype=torch.float32), flux)
+        equal.append(bool(torch.equal(got, want)))
+    return equal
+
+
 def _interpreted_checks() -> dict:
     """Run in the subprocess: each case's (dpix/peak, dflux/flux) of fused vs reference."""
     from lensaudit_tests.test_render_supersampling import _far_lens_rows
@@ -49,6 +68,7 @@ def _interpreted_checks() -> dict:
     out = {}
     cols = cols_of(PARITY_ROWS)
     ref, fused = render_arcs(cols), render_arcs(cols, fused=True)  # float64 reference
+    now = fused
     out["parity_rows"] = _diff(fused, ref)
     out["parity_rows_mag"] = float((fused.magnification / ref.magnification - 1).abs().max())
     cols = cols_of(_far_lens_rows(4.0, 0.05))  # the cusp pixels go through the reference's refinement
@@ -66,6 +86,32 @@ def _interpreted_checks() -> dict:
         cols = _clumpy_cols()
         out[f"clumps_suppress{suppress}"] = _diff(render_arcs(cols, npix=61, suppress_inner=suppress, fused=True),
                                                   render_arcs(cols, npix=61, suppress_inner=suppress))
+    # the cusp cells' cap (CUSP_MAX_CELLS): reached, both renderers stop refining at the same level
+    from lensaudit.injection import fused as F
+    from lensaudit.injection import render as R
+
+    cols = cols_of(_far_lens_rows(4.0, 0.05))
+    F.CUSP_MAX_CELLS = R.CUSP_MAX_CELLS = 64
+    capped = render_arcs(cols, fused=True)
+    out["cusp_capped"] = _diff(capped, render_arcs(cols))
+    out["cusp_capped_mag"] = capped.magnification.tolist()
+    F.CUSP_MAX_CELLS = R.CUSP_MAX_CELLS = cusp.CUSP_MAX_CELLS
+    # the one-pass PSF stage against the previous passes (normalised, mirrored spectra; torch's products)
+    cols = cols_of(PARITY_ROWS)
+    R.FUSED_SPECTRAL_PRODUCT = False
+    before = render_arcs(cols, fused=True)
+    R.FUSED_SPECTRAL_PRODUCT = True
+    out["one_pass_vs_before"] = _diff(now, before)
+    out["one_pass_units_equal"] = bool(torch.equal(now.unit_lensed, before.unit_lensed))
+    out["spectral_product_equal"] = _spectral_product_checks()
+    try:
+        from lensaudit.injection.fused import render_unit_lensed_fused
+
+        p = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in cols_of([row()]).items()}
+        render_unit_lensed_fused(p, 101, 4, 0.262, out=torch.zeros((1, 144, 144))[:, :100, :100])
+        out["bad_out"] = "accepted"
+    except ValueError as e:
+        out["bad_out"] = str(e)
     rows = PARITY_ROWS[1:3]
     moffat, _ = _moffat_of(rows)
     out["pixelised_per_row"] = _diff(render_arcs(cols_of(rows), psf_kernels=moffat, fused=True), render_arcs(cols_of(rows)))
@@ -96,6 +142,32 @@ def test_fused_keeps_cuspy_cores_clumps_and_the_inner_mask(interpreted):
     assert max(interpreted["cusp_tree"]) <= 1e-4 and max(interpreted["cusp_tree_vs_sequential"]) <= 1e-6
     assert max(interpreted["clumps_suppressFalse"]) <= 1e-4
     assert max(interpreted["clumps_suppressTrue"]) <= 1e-4
+
+
+def test_fused_cusp_cap_stops_both_renderers_alike(interpreted):
+    """With CUSP_MAX_CELLS reached, the fused renderer's level kernel stops where the reference does
+    (every cell of that level counted): the same images, and not the uncapped ones."""
+    assert max(interpreted["cusp_capped"]) <= 1e-4
+    assert not np.allclose(interpreted["cusp_capped_mag"], interpreted["cusp_mag"], rtol=1e-3)
+
+
+def test_fused_psf_stage_in_one_pass(interpreted):
+    """The one-pass PSF stage (unit image in the padded buffer, ``spectral_product``, irfft2's scaling
+    folded into the fluxes) = the previous passes to float32 rounding; the product itself to the bit."""
+    assert interpreted["one_pass_units_equal"]
+    assert max(interpreted["one_pass_vs_before"]) <= 1e-6
+    assert all(interpreted["spectral_product_equal"]) and len(interpreted["spectral_product_equal"]) == 3
+    assert "unit column stride" in interpreted["bad_out"]
+
+
+def test_spectral_product_refuses_mismatched_shapes():
+    from lensaudit.injection.fused import spectral_product
+
+    fi = torch.zeros((2, 144, 73), dtype=torch.complex64)
+    with pytest.raises(ValueError, match="do not match"):
+        spectral_product(fi, torch.zeros((2, 3, 144, 73)), torch.zeros((2, 3)))
+    with pytest.raises(ValueError, match="do not match"):
+        spectral_product(fi, torch.zeros((2, 3, 73, 73)), torch.zeros((3, 2)))
 
 
 def test_fused_pixelised_psfs(interpreted):

@@ -197,8 +197,11 @@ def _centre_kernel(tab_ptr, bx_ptr, by_ptr, N, c, pixscale, NCOL_: tl.constexpr,
 
 @_jit
 def _pixel_kernel(tab_ptr, clump_ptr, bx_ptr, by_ptr, img_ptr, stretch_ptr, N, c, pixscale, area, cusp_near,
-                  NCOL_: tl.constexpr, SS: tl.constexpr, N_CLUMPS: tl.constexpr, NC_ALLOC: tl.constexpr,
+                  IMG_B, IMG_R, NCOL_: tl.constexpr, SS: tl.constexpr, N_CLUMPS: tl.constexpr, NC_ALLOC: tl.constexpr,
                   SUPPRESS: tl.constexpr, BLOCK_: tl.constexpr):
+    """Each pixel's unit-flux value (times ``area``) into img[s, row, col] at img_ptr + s IMG_B + row IMG_R
+    + col (a (B, N, N) view, e.g. the top-left window of a zero-padded transform buffer), and the
+    stretch of pixels flagged for the cusp refinement (0 elsewhere) into a contiguous (B, N, N)."""
     s = tl.program_id(1)
     o = tl.program_id(0) * BLOCK_ + tl.arange(0, BLOCK_)
     m = o < N * N
@@ -268,7 +271,7 @@ def _pixel_kernel(tab_ptr, clump_ptr, bx_ptr, by_ptr, img_ptr, stretch_ptr, N, c
                 flag = flag | ((g < cusp_near * d) & refinable).to(tl.int32)
         value = tl.where(need, acc / (SS * SS), sb)
         flag = flag & need.to(tl.int32)
-    tl.store(img_ptr + base + o, value * area, mask=m)
+    tl.store(img_ptr + s * IMG_B + row * IMG_R + col, value * area, mask=m)
     tl.store(stretch_ptr + base + o, tl.where(flag > 0, stretch, 0.0), mask=m)
 
 
@@ -295,6 +298,65 @@ def _cell_kernel(tab_ptr, clump_ptr, x_ptr, y_ptr, sidx_ptr, d_ptr, sb_ptr, ref_
     ref = (tl.sqrt(gx * gx + gy * gy) < cusp_near * d) & (d > tl.load(t + 20))
     tl.store(sb_ptr + o, sb, mask=m)
     tl.store(ref_ptr + o, ref.to(tl.int8), mask=m)
+
+
+@_jit
+def _child_kernel(tab_ptr, clump_ptr, pcx_ptr, pcy_ptr, pown_ptr, idx_ptr, bidx_ptr, st_ptr, dxh_ptr, dyh_ptr,
+                  cx_ptr, cy_ptr, own_ptr, contrib_ptr, ref_ptr, n, hh, w, cusp_near, allow, KK: tl.constexpr,
+                  USE_IDX: tl.constexpr, NCOL_: tl.constexpr, N_CLUMPS: tl.constexpr,
+                  NC_ALLOC: tl.constexpr, SUPPRESS: tl.constexpr, BLOCK_: tl.constexpr):
+    """One level of ``render._cusp_average`` from its parents in one launch: child o of parent j = o // KK
+    (parent cell idx[j] of the previous level, or j) has centre (pcx, pcy)[parent] + (dxh, dyh)[o % KK]
+    (the offsets times the parent's side, computed by the caller as the reference does), the parent's
+    owner (a flagged sub-pixel: its stamp bidx and stretch st), side hh and weight w; written: the
+    centre, the owner, the contribution w x sb (0 where refined further: its children carry it) and
+    whether it is refined (never where ``allow`` is 0), as ``_cell_kernel`` decides."""
+    o = tl.program_id(0) * BLOCK_ + tl.arange(0, BLOCK_)
+    m = o < n
+    j = o // KK
+    t = o - j * KK
+    if USE_IDX:
+        par = tl.load(idx_ptr + j, mask=m, other=0)
+    else:
+        par = j
+    x = tl.load(pcx_ptr + par, mask=m, other=0.0) + tl.load(dxh_ptr + t, mask=m, other=0.0)
+    y = tl.load(pcy_ptr + par, mask=m, other=0.0) + tl.load(dyh_ptr + t, mask=m, other=0.0)
+    ow = tl.load(pown_ptr + par, mask=m, other=0)
+    s = tl.load(bidx_ptr + ow, mask=m, other=0)
+    d = hh * tl.load(st_ptr + ow, mask=m, other=0.0)
+    tb = tab_ptr + s * NCOL_
+    cr = clump_ptr + s * NC_ALLOC * 5
+    bx, by = _ray_shoot(x, y, tl.load(tb + 0), tl.load(tb + 1), tl.load(tb + 2), tl.load(tb + 3), tl.load(tb + 4),
+                        tl.load(tb + 5), tl.load(tb + 6), tl.load(tb + 7), tl.load(tb + 8), tl.load(tb + 9))
+    sb = _source_sb(bx, by, x, y, tb, cr, N_CLUMPS, SUPPRESS)
+    gx = bx - tl.load(tb + 10)
+    gy = by - tl.load(tb + 11)
+    ref = (tl.sqrt(gx * gx + gy * gy) < cusp_near * d) & (d > tl.load(tb + 20)) & (allow != 0)
+    tl.store(cx_ptr + o, x, mask=m)
+    tl.store(cy_ptr + o, y, mask=m)
+    tl.store(own_ptr + o, ow, mask=m)
+    tl.store(contrib_ptr + o, tl.where(ref, 0.0, w * sb), mask=m)
+    tl.store(ref_ptr + o, ref.to(tl.int8), mask=m)
+
+
+def _children(tab, clumps, parents, idx, bidx, st, dxh, dyh, hh: float, w: float, n_clumps: int, suppress_inner: bool,
+              no_refine: bool = False):
+    """(cx, cy, owner, contrib, refine) of the children of the cells ``parents`` = (cx, cy, owner)
+    selected by ``idx`` (int64 indices, or None for all): ``_child_kernel``."""
+    pcx, pcy, pown = parents
+    kk = dxh.numel()
+    n = (pcx.numel() if idx is None else idx.numel()) * kk
+    dev = pcx.device
+    cx, cy = torch.empty(n, dtype=torch.float32, device=dev), torch.empty(n, dtype=torch.float32, device=dev)
+    own = torch.empty(n, dtype=torch.int64, device=dev)
+    contrib = torch.empty(n, dtype=torch.float32, device=dev)
+    ref = torch.empty(n, dtype=torch.int8, device=dev)
+    if n:
+        _child_kernel[(triton.cdiv(n, 1024),)](tab, clumps, pcx, pcy, pown, pown if idx is None else idx, bidx, st,
+                                                dxh, dyh, cx, cy, own, contrib, ref, n, hh, w, CUSP_NEAR,
+                                                int(not no_refine), kk, idx is not None, NCOL, n_clumps, clumps.shape[1],
+                                                bool(suppress_inner), 1024)
+    return cx, cy, own, contrib, ref.bool()
 
 
 def _cells(tab, clumps, x, y, sidx, d, n_clumps: int, suppress_inner: bool):
@@ -328,32 +390,33 @@ def _cusp_pixels(tab, clumps, b_i, r_i, c_i, stretch, npix: int, supersample: in
     ref = ref.view(M, supersample, supersample)
     m, j1, j2 = ref.nonzero(as_tuple=True)
     if len(m):
-        # recursive refinement of the flagged sub-pixels, level by level (render._cusp_average)
-        cx, cy, st = sx[m, 0, j2], sy[m, j1, 0], stretch[m]
-        bidx = b_i[m]
+        # recursive refinement of the flagged sub-pixels, level by level (render._cusp_average); each
+        # level's children made, evaluated and decided in one ``_child_kernel`` launch
+        parents = (sx[m, 0, j2].contiguous(), sy[m, j1, 0].contiguous(), torch.arange(len(m), device=dev))
+        st, bidx = stretch[m].contiguous(), b_i[m].contiguous()
         acc = torch.zeros(len(m), dtype=torch.float32, device=dev)
         k = CUSP_SPLIT
         o = (torch.arange(k, dtype=torch.float32, device=dev) + 0.5) / k - 0.5
         dx, dy = o.repeat(k), o.repeat_interleave(k)
-        owner = torch.arange(len(m), device=dev)
-        hh, w = h, 1.0
+        hh, w, idx = h, 1.0, None
         tree, levels = use_subtree_sums(acc), []
         for level in range(CUSP_LEVELS):
-            cx = (cx[:, None] + dx[None] * hh).reshape(-1)
-            cy = (cy[:, None] + dy[None] * hh).reshape(-1)
-            owner = owner.repeat_interleave(k * k)
+            dxh, dyh = dx * hh, dy * hh  # the children's offsets, as the reference computes them
             hh, w = hh / k, w / k**2
-            csb, refine = _cells(tab, clumps, cx, cy, bidx[owner], hh * st[owner], n_clumps, suppress_inner)
-            nxt = refine.nonzero().squeeze(1)  # the level's one host synchronisation (its size)
-            if level == CUSP_LEVELS - 1 or len(nxt) * k * k > CUSP_MAX_CELLS:
-                nxt, refine = nxt[:0], torch.zeros_like(refine)
+            last = level == CUSP_LEVELS - 1
+            kids = _children(tab, clumps, parents, idx, bidx, st, dxh, dyh, hh, w, n_clumps, suppress_inner, last)
+            nxt = kids[4].nonzero().squeeze(1)  # the level's one host synchronisation (its size)
+            if len(nxt) * k * k > CUSP_MAX_CELLS:  # stop here: every cell counts (rare; evaluated again)
+                kids = _children(tab, clumps, parents, idx, bidx, st, dxh, dyh, hh, w, n_clumps, suppress_inner, True)
+                nxt = nxt[:0]
+            cx, cy, owner, contrib, refine = kids
             if tree:  # the refined cells' entries are 0: their children carry their values
-                levels.append((torch.where(refine, torch.zeros_like(csb), w * csb), nxt))
+                levels.append((contrib, nxt))
             else:
-                acc.index_add_(0, owner[~refine], w * csb[~refine])
+                acc.index_add_(0, owner[~refine], contrib[~refine])
             if not len(nxt):
                 break
-            cx, cy, owner = cx[nxt], cy[nxt], owner[nxt]
+            parents, idx = (cx, cy, owner), nxt
         if tree:
             acc = subtree_sums(levels, k * k)
         sb = sb.index_put((m, j1, j2), acc)
@@ -361,11 +424,13 @@ def _cusp_pixels(tab, clumps, b_i, r_i, c_i, stretch, npix: int, supersample: in
 
 
 def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: float, suppress_inner: bool = False,
-                             n_clumps: int = 0, core_radii: float = 5.0, torch_cusp=None) -> torch.Tensor:
+                             n_clumps: int = 0, core_radii: float = 5.0, torch_cusp=None,
+                             out: torch.Tensor | None = None) -> torch.Tensor:
     """(B, N, N) lensed unit-flux image (no PSF), the fused equivalent of
     ``render_unit_lensed_adaptive`` (float32).  ``torch_cusp``: ``render._supersampled_pixels``,
     used for the flagged pixels when ``CUSP_IN_TRITON`` is False (passed in: this module does
-    not import ``render``)."""
+    not import ``render``).  ``out``: a float32 (B, N, N) view with unit column stride to write
+    into (e.g. the top-left window of the PSF transform's zero-padded buffer), returned."""
     t = p["theta_e_arcsec"]
     B, dev = t.shape[0], t.device
     if dev.type != "cuda" and type(_pixel_kernel).__name__ != "InterpretedFunction":
@@ -374,13 +439,16 @@ def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: flo
     tab, clumps = stamp_table(p, n_clumps, core_radii)
     bx = torch.empty((B, npix, npix), dtype=torch.float32, device=dev)
     by = torch.empty_like(bx)
-    img = torch.empty_like(bx)
+    img = torch.empty_like(bx) if out is None else out
+    if img.shape != bx.shape or img.dtype != torch.float32 or img.stride(2) != 1:
+        raise ValueError(f"out must be a float32 {tuple(bx.shape)} view with unit column stride")
     stretch = torch.empty_like(bx)
     c = (npix - 1) / 2
     grid = (triton.cdiv(npix * npix, BLOCK), B)
     _centre_kernel[grid](tab, bx, by, npix, c, pixscale, NCOL, BLOCK)
-    _pixel_kernel[grid](tab, clumps, bx, by, img, stretch, npix, c, pixscale, pixscale**2, CUSP_NEAR, NCOL,
-                        supersample, n_clumps, clumps.shape[1], bool(suppress_inner), BLOCK)
+    _pixel_kernel[grid](tab, clumps, bx, by, img, stretch, npix, c, pixscale, pixscale**2, CUSP_NEAR,
+                        img.stride(0), img.stride(1), NCOL, supersample, n_clumps, clumps.shape[1],
+                        bool(suppress_inner), BLOCK)
     b_i, r_i, c_i = stretch.nonzero(as_tuple=True)
     if len(b_i):
         if CUSP_IN_TRITON or torch_cusp is None:
@@ -390,5 +458,45 @@ def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: flo
             p32 = {k: v.float() for k, v in p.items()}
             sub = torch_cusp(p32, b_i, r_i, c_i, stretch[b_i, r_i, c_i], npix, supersample, pixscale,
                                        n_clumps, suppress_inner, FIXUP_COMPILED and dev.type == "cuda")
-        img = img.index_put((b_i, r_i, c_i), sub * pixscale**2)
+        img.index_put_((b_i, r_i, c_i), sub * pixscale**2)
     return img
+
+
+@_jit
+def _spectral_product_kernel(fi_ptr, half_ptr, flux_ptr, out_ptr, n, m, nh, C: tl.constexpr, BLOCK_: tl.constexpr):
+    """out[b, c, u, v] = (fi[b, u, v] x (half[b, c, min(u, n - u), v] / half[b, c, 0, 0])) x flux[b, c]:
+    complex fi and out as (re, im) float32 pairs, (B, n, m) and (B, C, n, m); half (B, C, nh, m) real
+    float32, normalised here (IEEE division, as torch's)."""
+    b = tl.program_id(1).to(tl.int64)
+    o = tl.program_id(0) * BLOCK_ + tl.arange(0, BLOCK_)
+    msk = o < n * m
+    u = o // m
+    v = o - u * m
+    uh = tl.where(u <= n // 2, u, n - u)
+    two = tl.arange(0, 2)
+    m2 = msk[:, None] & (two[None, :] < 2)
+    z = tl.load(fi_ptr + (b * n * m + o)[:, None] * 2 + two[None, :], mask=m2, other=0.0)
+    for c in tl.static_range(C):
+        k = tl.div_rn(tl.load(half_ptr + ((b * C + c) * nh + uh) * m + v, mask=msk, other=0.0),
+                      tl.load(half_ptr + (b * C + c) * nh * m))
+        f = tl.load(flux_ptr + b * C + c)
+        tl.store(out_ptr + ((b * C + c) * n * m + o)[:, None] * 2 + two[None, :], (z * k[:, None]) * f, mask=m2)
+
+
+def spectral_product(fi: torch.Tensor, half: torch.Tensor, flux: torch.Tensor) -> torch.Tensor:
+    """(B, C, n, m) complex64 spectra of the C bands: the unit image's ``rfft2`` fi (B, n, m) complex64
+    times each band's real kernel spectrum, given for rows u <= n // 2 and not yet normalised as
+    ``half`` (B, C, n // 2 + 1, m) float32 (``psf.moffat_half_spectra``; row n - u equals row u), times
+    ``flux`` (B, C): in one pass, the float32 operations of ``fi[:, None] * psf.moffat_spectra(...) *
+    flux`` (normalisation, then torch's complex-by-real products), without writing the normalised and
+    mirrored spectra and the two products."""
+    B, n, m = fi.shape
+    C, nh = half.shape[1], half.shape[2]
+    if half.shape != (B, C, n // 2 + 1, m) or flux.shape != (B, C):
+        raise ValueError(f"half {tuple(half.shape)} / flux {tuple(flux.shape)} do not match fi {tuple(fi.shape)}")
+    out = torch.empty((B, C, n, m), dtype=torch.complex64, device=fi.device)
+    if B:
+        _spectral_product_kernel[(triton.cdiv(n * m, 1024), B)](
+            torch.view_as_real(fi.contiguous()), half.float().contiguous(), flux.float().contiguous(),
+            torch.view_as_real(out), n, m, nh, C, 1024)
+    return out

@@ -42,6 +42,15 @@ def moffat_spectra(fwhm_arcsec: torch.Tensor, beta: torch.Tensor, pixscale: floa
     float32 products run at full float32 precision, never TF32).  Circular convolution of an
     H-pixel image with it, for n >= H + h, gives the 'same' window in indices [0, H) (see
     ``convolve_same``)."""
+    half = moffat_half_spectra(fwhm_arcsec, beta, pixscale, half_width, n, dtype)
+    half = half / half[..., :1, :1]
+    return torch.cat([half, half[..., 1:(n + 1) // 2, :].flip(-2)], dim=-2)
+
+
+def moffat_half_spectra(fwhm_arcsec: torch.Tensor, beta: torch.Tensor, pixscale: float, half_width: int, n: int,
+                        dtype=torch.float64) -> torch.Tensor:
+    """The rows u <= n // 2 of ``moffat_spectra`` before the unit-sum normalisation, (..., n // 2 + 1,
+    n // 2 + 1): the kernels' sum is entry [0, 0] (row n - u of the full spectrum is row u)."""
     dev = fwhm_arcsec.device
     a = torch.arange(half_width + 1, dtype=dtype, device=dev)
     ax = a * pixscale
@@ -58,8 +67,7 @@ def moffat_spectra(fwhm_arcsec: torch.Tensor, beta: torch.Tensor, pixscale: floa
         half = c @ (q @ c.T)  # (..., n // 2 + 1, n // 2 + 1): rows u <= n // 2
     finally:
         torch.set_float32_matmul_precision(prev)
-    half = half / half[..., :1, :1]
-    return torch.cat([half, half[..., 1:(n + 1) // 2, :].flip(-2)], dim=-2)
+    return half
 
 
 def fast_fft_size(n: int) -> int:

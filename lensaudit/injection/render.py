@@ -329,6 +329,11 @@ FUSED_MOFFAT_SPECTRA = True
 # transform sizes that cuFFT runs faster than the smallest 5-smooth size above them (measured on an H200,
 # bench/RESULTS.md: 144 = 2^4 3^2 beat 135, 140, 150 and 160 for the 3-band convolution); any size >= H + h is exact
 FUSED_FFT_SIZES = (144,)
+# the fused renderer's PSF stage with fewer passes over memory: the unit image rendered into the transform's
+# zero-padded buffer; its spectrum times each band's Moffat spectrum (rows u <= n / 2, normalised and mirrored on
+# the fly) and flux in one kernel (``fused.spectral_product``); irfft2's 1 / n^2 folded into the fluxes.
+# False: the normalised, mirrored spectra, torch's products and irfft2's own scaling (kept to compare)
+FUSED_SPECTRAL_PRODUCT = True
 
 
 def fused_fft_size(n_min: int) -> int:
@@ -345,11 +350,11 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
                        radius_fwhm: float, psf_kernels) -> RenderResult:
     """``render_arcs(fused=True)``: the Triton unit image, then the three bands as one FFT
     product: rfft2 of the unit image once, times each band's kernel spectrum and the band's
-    flux, one batched irfft2.  Moffat kernel spectra come from ``psf.moffat_spectra`` (centred
-    kernels, no FFT per stamp; ``FUSED_MOFFAT_SPECTRA``); pixelised PSFs are transformed by rfft2
-    (a shared one once per call)."""
-    from lensaudit.injection.fused import render_unit_lensed_fused
-    from lensaudit.injection.psf import moffat_spectra
+    flux, one batched irfft2.  Moffat kernel spectra come from ``psf.moffat_half_spectra`` (centred
+    kernels, no FFT per stamp; ``FUSED_MOFFAT_SPECTRA``), multiplied in by ``fused.spectral_product``
+    (``FUSED_SPECTRAL_PRODUCT``); pixelised PSFs are transformed by rfft2 (a shared one once per call)."""
+    from lensaudit.injection.fused import render_unit_lensed_fused, spectral_product
+    from lensaudit.injection.psf import moffat_half_spectra, moffat_spectra
 
     dtype = torch.float32
     p = columns_to_device(cols, device, dtype)
@@ -366,14 +371,12 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
     images = torch.empty((B, len(BANDS), npix, npix), dtype=dtype, device=device)
     units = torch.empty((B, npix, npix), dtype=dtype, device=device)
     shared = None
+    one_pass = FUSED_SPECTRAL_PRODUCT
     for s in range(0, B, chunk):
         sl = {k: v[s:s + chunk] for k, v in p.items()}
-        unit = render_unit_lensed_fused(sl, npix, supersample, pixscale, suppress_inner, n_clumps,
-                                        torch_cusp=_supersampled_pixels)
         if analytic:
             h = h_m
             n = fused_fft_size(npix + h)
-            fk = moffat_spectra(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h, n, dtype=dtype)
             lo = 0  # centred kernels: the 'same' window starts at index 0
         else:
             kern = kernels(s, s + chunk)
@@ -387,8 +390,27 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
                 fk = shared
             else:
                 fk = torch.fft.rfft2(kern, s=(n, n))
-        fi = torch.fft.rfft2(unit, s=(n, n))
-        full = torch.fft.irfft2(fi[:, None] * fk * flux[s:s + chunk, :, None, None], s=(n, n))
+        if one_pass:
+            # the unit image straight into the transform's zero-padded buffer (its rfft2 = rfft2(unit, s=(n, n)));
+            # irfft2's 1 / n^2 folded into the fluxes (no pass over its output)
+            padded = torch.zeros((len(sl["theta_e_arcsec"]), n, n), dtype=dtype, device=device)
+            unit = render_unit_lensed_fused(sl, npix, supersample, pixscale, suppress_inner, n_clumps,
+                                            torch_cusp=_supersampled_pixels, out=padded[:, :npix, :npix])
+            fi = torch.fft.rfft2(padded)
+            fl = flux[s:s + chunk] / (n * n)
+            if analytic:
+                spec = spectral_product(fi, moffat_half_spectra(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h, n,
+                                                                dtype), fl)
+            else:
+                spec = fi[:, None] * fk * fl[:, :, None, None]
+            full = torch.fft.irfft2(spec, s=(n, n), norm="forward")
+        else:  # the previous PSF stage (FUSED_SPECTRAL_PRODUCT = False)
+            unit = render_unit_lensed_fused(sl, npix, supersample, pixscale, suppress_inner, n_clumps,
+                                            torch_cusp=_supersampled_pixels)
+            if analytic:
+                fk = moffat_spectra(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h, n, dtype=dtype)
+            full = torch.fft.irfft2(torch.fft.rfft2(unit, s=(n, n))[:, None] * fk * flux[s:s + chunk, :, None, None],
+                                    s=(n, n))
         images[s:s + chunk] = full[..., lo:lo + npix, lo:lo + npix]
         units[s:s + chunk] = unit
     return RenderResult(images, units.sum(dim=(1, 2)), units)
