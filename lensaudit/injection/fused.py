@@ -275,7 +275,9 @@ def _pixel_kernel(tab_ptr, clump_ptr, bx_ptr, by_ptr, img_ptr, stretch_ptr, N, c
     tl.store(stretch_ptr + base + o, tl.where(flag > 0, stretch, 0.0), mask=m)
 
 
-@_jit
+# the cell count n varies from call to call: not specialised on (n % 16 == 0, n == 1), so that a call
+# never waits for a compilation a previous call with another n did not need (~1 s each on a GPU)
+@triton.jit(do_not_specialize=["n"])
 def _cell_kernel(tab_ptr, clump_ptr, x_ptr, y_ptr, sidx_ptr, d_ptr, sb_ptr, ref_ptr, n, cusp_near,
                  NCOL_: tl.constexpr, N_CLUMPS: tl.constexpr, NC_ALLOC: tl.constexpr, SUPPRESS: tl.constexpr,
                  BLOCK_: tl.constexpr):
@@ -300,7 +302,7 @@ def _cell_kernel(tab_ptr, clump_ptr, x_ptr, y_ptr, sidx_ptr, d_ptr, sb_ptr, ref_
     tl.store(ref_ptr + o, ref.to(tl.int8), mask=m)
 
 
-@_jit
+@triton.jit(do_not_specialize=["n", "allow"])  # as _cell_kernel
 def _child_kernel(tab_ptr, clump_ptr, pcx_ptr, pcy_ptr, pown_ptr, idx_ptr, bidx_ptr, st_ptr, dxh_ptr, dyh_ptr,
                   cx_ptr, cy_ptr, own_ptr, contrib_ptr, ref_ptr, n, hh, w, cusp_near, allow, KK: tl.constexpr,
                   USE_IDX: tl.constexpr, NCOL_: tl.constexpr, N_CLUMPS: tl.constexpr,
