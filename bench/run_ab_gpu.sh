@@ -2,7 +2,7 @@
 # One device command comparing this tree with a previous commit's on the GPU (issue 16; bench/RESULTS.md):
 #   here:   rm -rf .gpu_data/prev && mkdir -p .gpu_data/prev && git archive <rev> | tar -x -C .gpu_data/prev \
 #           && git rev-parse --short <rev> > .gpu_data/prev/COMMIT && git rev-parse --short HEAD > COMMIT.gpu
-#   device: bash bench/run_ab_gpu.sh [records] [render] [selection]   (carry .gpu_data/prev and COMMIT.gpu)
+#   device: bash bench/run_ab_gpu.sh [records] [render] [selection]   (carry .gpu_data/prev and COMMIT.gpu, both ignored)
 # records:   the selection function's per-injection records and table of both trees, compared byte for byte
 # render:    the fused renderer (8,192 stamps), this tree with its variants and stage breakdown, then both trees
 #            alternating (this tree's bench script, each tree's library)
