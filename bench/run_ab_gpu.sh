@@ -6,7 +6,8 @@
 # records:   the selection function's per-injection records and table of both trees, compared byte for byte
 # render:    the fused renderer (8,192 stamps), this tree with its variants and stage breakdown, then both trees
 #            alternating (this tree's bench script, each tree's library)
-# selection: 77,000 injections end to end, both trees alternating, one process each (the first timed run first)
+# selection: 77,000 injections end to end, both trees alternating (the previous first: a machine's first process also
+#            compiles what both share), one process each, three timed runs (the first timed run first)
 set -u
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -34,7 +35,7 @@ for what in "$@"; do
     done
   fi
   if [ "$what" = selection ]; then
-    for tree in new prev new prev; do
+    for tree in prev new prev new; do
       echo "=== selection, $tree (t=$(( $(date +%s) - t0 )) s)"
       d=$new; [ $tree = prev ] && d=$prev
       (cd "$d" && PYTHONPATH=. timeout 100 python bench/bench_selection.py --device cuda --compiled --fused \
