@@ -51,14 +51,14 @@ def compare(a: str, b: str) -> int:
             print(f"{part}: DIFFER {str(e)[:400]}")
             if x.shape == y.shape and list(x.columns) == list(y.columns):
                 for c in x.columns:
-                    a, b = x[c].to_numpy(), y[c].to_numpy()
-                    if a.dtype.kind == "f" and b.dtype.kind == "f":
-                        ne = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+                    u, v = x[c].to_numpy(), y[c].to_numpy()
+                    if u.dtype.kind == "f" and v.dtype.kind == "f":
+                        ne = ~((u == v) | (np.isnan(u) & np.isnan(v)))
                         if ne.any():
-                            rel = np.nanmax(np.abs(a[ne] - b[ne]) / np.maximum(np.abs(b[ne]), 1e-30))
-                            print(f"  {c}: {int(ne.sum()):,} of {len(a):,} differ, largest relative {rel:.2e}")
-                    elif not np.array_equal(a, b):
-                        print(f"  {c}: {int((a != b).sum()):,} of {len(a):,} differ")
+                            print(f"  {c}: {int(ne.sum()):,} of {len(u):,} differ, largest difference "
+                                  f"{np.nanmax(np.abs(u[ne] - v[ne])):.3g}")
+                    elif not np.array_equal(u, v):
+                        print(f"  {c}: {int((u != v).sum()):,} of {len(u):,} differ")
     return 1 if differ else 0
 
 
