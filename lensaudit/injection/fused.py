@@ -271,7 +271,7 @@ def _pixel_kernel(tab_ptr, clump_ptr, bx_ptr, by_ptr, img_ptr, stretch_ptr, N, c
                 flag = flag | ((g < cusp_near * d) & refinable).to(tl.int32)
         value = tl.where(need, acc / (SS * SS), sb)
         flag = flag & need.to(tl.int32)
-    tl.store(img_ptr + s * IMG_B + row * IMG_R + col, value * area, mask=m)
+    tl.store(img_ptr + s.to(tl.int64) * IMG_B + row * IMG_R + col, value * area, mask=m)
     tl.store(stretch_ptr + base + o, tl.where(flag > 0, stretch, 0.0), mask=m)
 
 
