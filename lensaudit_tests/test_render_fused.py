@@ -236,3 +236,35 @@ def test_moffat_spectra_equal_the_fft_of_the_centred_kernels():
         out = torch.fft.irfft2(torch.fft.rfft2(img, s=(n, n))[:, None] * spec, s=(n, n))[..., :101, :101]
         same = convolve_same(img[:, None], k)
         assert float((out - same).abs().max() / same.abs().max()) < 1e-12
+
+
+def test_fused_kernels_compile_for_a_gpu():
+    """The interpreter runs the kernels' Python on the CPU; this compiles them as the GPU would (Triton
+    to PTX to an sm_90 cubin with the ptxas that Triton ships), so a kernel the interpreter accepts and
+    the compiler does not fails here, not on the first GPU."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from lensaudit.injection import fused as F
+
+    def sig(fn, **types):
+        """Every argument a float32 pointer unless given; constexpr values as keyword ints/bools."""
+        names = fn.arg_names
+        const = {k: v for k, v in types.items() if not isinstance(v, str)}
+        return {a: "constexpr" if a in const else types.get(a, "*fp32") for a in names}, const
+
+    i64, i8, f32, i32 = "*i64", "*i8", "fp32", "i32"
+    common = dict(NCOL_=F.NCOL, N_CLUMPS=2, NC_ALLOC=2, SUPPRESS=True)
+    cases = [
+        sig(F._centre_kernel, N=i32, c=f32, pixscale=f32, NCOL_=F.NCOL, BLOCK_=F.BLOCK),
+        sig(F._pixel_kernel, N=i32, c=f32, pixscale=f32, area=f32, cusp_near=f32, IMG_B=i32, IMG_R=i32, SS=4,
+            BLOCK_=F.BLOCK, **common),
+        sig(F._cell_kernel, sidx_ptr=i64, ref_ptr=i8, n=i32, cusp_near=f32, BLOCK_=1024, **common),
+        sig(F._child_kernel, pown_ptr=i64, idx_ptr=i64, bidx_ptr=i64, own_ptr=i64, ref_ptr=i8, n=i32, hh=f32, w=f32,
+            cusp_near=f32, allow=i32, KK=4, USE_IDX=True, BLOCK_=1024, **common),
+        sig(F._spectral_product_kernel, n=i32, m=i32, nh=i32, C=3, BLOCK_=1024),
+    ]
+    fns = [F._centre_kernel, F._pixel_kernel, F._cell_kernel, F._child_kernel, F._spectral_product_kernel]
+    for fn, (signature, const) in zip(fns, cases):
+        k = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=const), target=GPUTarget("cuda", 90, 32))
+        assert len(k.asm["cubin"]) > 0, fn.__name__

@@ -275,6 +275,22 @@ def _pixel_kernel(tab_ptr, clump_ptr, bx_ptr, by_ptr, img_ptr, stretch_ptr, N, c
     tl.store(stretch_ptr + base + o, tl.where(flag > 0, stretch, 0.0), mask=m)
 
 
+@_jit
+def _cell_value(x, y, s, d, tab_ptr, clump_ptr, cusp_near, NCOL_: tl.constexpr, N_CLUMPS: tl.constexpr,
+                NC_ALLOC: tl.constexpr, SUPPRESS: tl.constexpr):
+    """(sb, refine) of cells of side d [arcsec, source plane] at image-plane (x, y) of stamps s: the
+    unit-flux surface brightness at the ray-shot centre, and whether the cell is refined further (the
+    ray-shot centre within cusp_near x d of the source centre, and d above the stamp's d_min)."""
+    t = tab_ptr + s * NCOL_
+    cr = clump_ptr + s * NC_ALLOC * 5
+    bx, by = _ray_shoot(x, y, tl.load(t + 0), tl.load(t + 1), tl.load(t + 2), tl.load(t + 3), tl.load(t + 4),
+                        tl.load(t + 5), tl.load(t + 6), tl.load(t + 7), tl.load(t + 8), tl.load(t + 9))
+    sb = _source_sb(bx, by, x, y, t, cr, N_CLUMPS, SUPPRESS)
+    gx = bx - tl.load(t + 10)
+    gy = by - tl.load(t + 11)
+    return sb, (tl.sqrt(gx * gx + gy * gy) < cusp_near * d) & (d > tl.load(t + 20))
+
+
 # the cell count n varies from call to call: not specialised on (n % 16 == 0, n == 1), so that a call
 # never waits for a compilation a previous call with another n did not need (~1 s each on a GPU)
 @triton.jit(do_not_specialize=["n"])
@@ -290,14 +306,7 @@ def _cell_kernel(tab_ptr, clump_ptr, x_ptr, y_ptr, sidx_ptr, d_ptr, sb_ptr, ref_
     y = tl.load(y_ptr + o, mask=m, other=0.0)
     s = tl.load(sidx_ptr + o, mask=m, other=0)
     d = tl.load(d_ptr + o, mask=m, other=0.0)
-    t = tab_ptr + s * NCOL_
-    cr = clump_ptr + s * NC_ALLOC * 5
-    bx, by = _ray_shoot(x, y, tl.load(t + 0), tl.load(t + 1), tl.load(t + 2), tl.load(t + 3), tl.load(t + 4),
-                        tl.load(t + 5), tl.load(t + 6), tl.load(t + 7), tl.load(t + 8), tl.load(t + 9))
-    sb = _source_sb(bx, by, x, y, t, cr, N_CLUMPS, SUPPRESS)
-    gx = bx - tl.load(t + 10)
-    gy = by - tl.load(t + 11)
-    ref = (tl.sqrt(gx * gx + gy * gy) < cusp_near * d) & (d > tl.load(t + 20))
+    sb, ref = _cell_value(x, y, s, d, tab_ptr, clump_ptr, cusp_near, NCOL_, N_CLUMPS, NC_ALLOC, SUPPRESS)
     tl.store(sb_ptr + o, sb, mask=m)
     tl.store(ref_ptr + o, ref.to(tl.int8), mask=m)
 
@@ -326,14 +335,8 @@ def _child_kernel(tab_ptr, clump_ptr, pcx_ptr, pcy_ptr, pown_ptr, idx_ptr, bidx_
     ow = tl.load(pown_ptr + par, mask=m, other=0)
     s = tl.load(bidx_ptr + ow, mask=m, other=0)
     d = hh * tl.load(st_ptr + ow, mask=m, other=0.0)
-    tb = tab_ptr + s * NCOL_
-    cr = clump_ptr + s * NC_ALLOC * 5
-    bx, by = _ray_shoot(x, y, tl.load(tb + 0), tl.load(tb + 1), tl.load(tb + 2), tl.load(tb + 3), tl.load(tb + 4),
-                        tl.load(tb + 5), tl.load(tb + 6), tl.load(tb + 7), tl.load(tb + 8), tl.load(tb + 9))
-    sb = _source_sb(bx, by, x, y, tb, cr, N_CLUMPS, SUPPRESS)
-    gx = bx - tl.load(tb + 10)
-    gy = by - tl.load(tb + 11)
-    ref = (tl.sqrt(gx * gx + gy * gy) < cusp_near * d) & (d > tl.load(tb + 20)) & (allow != 0)
+    sb, ref = _cell_value(x, y, s, d, tab_ptr, clump_ptr, cusp_near, NCOL_, N_CLUMPS, NC_ALLOC, SUPPRESS)
+    ref = ref & (allow != 0)
     tl.store(cx_ptr + o, x, mask=m)
     tl.store(cy_ptr + o, y, mask=m)
     tl.store(own_ptr + o, ow, mask=m)
