@@ -90,7 +90,7 @@ def _interpreted_checks() -> dict:
     from lensaudit.injection import fused as F
     from lensaudit.injection import render as R
 
-    cols = cols_of(_far_lens_rows(4.0, 0.05))
+    cols = cols_of(_far_lens_rows(4.0, 0.05)[:1])
     F.CUSP_MAX_CELLS = R.CUSP_MAX_CELLS = 64
     capped = render_arcs(cols, fused=True)
     out["cusp_capped"] = _diff(capped, render_arcs(cols))
@@ -148,7 +148,7 @@ def test_fused_cusp_cap_stops_both_renderers_alike(interpreted):
     """With CUSP_MAX_CELLS reached, the fused renderer's level kernel stops where the reference does
     (every cell of that level counted): the same images, and not the uncapped ones."""
     assert max(interpreted["cusp_capped"]) <= 1e-4
-    assert not np.allclose(interpreted["cusp_capped_mag"], interpreted["cusp_mag"], rtol=1e-3)
+    assert not np.allclose(interpreted["cusp_capped_mag"], interpreted["cusp_mag"][:1], rtol=1e-3)
 
 
 def test_fused_psf_stage_in_one_pass(interpreted):
