@@ -249,9 +249,8 @@ def test_fused_kernels_compile_for_a_gpu():
 
     def sig(fn, **types):
         """Every argument a float32 pointer unless given; constexpr values as keyword ints/bools."""
-        names = fn.arg_names
         const = {k: v for k, v in types.items() if not isinstance(v, str)}
-        return {a: "constexpr" if a in const else types.get(a, "*fp32") for a in names}, const
+        return fn, {a: "constexpr" if a in const else types.get(a, "*fp32") for a in fn.arg_names}, const
 
     i64, i8, f32, i32 = "*i64", "*i8", "fp32", "i32"
     common = dict(NCOL_=F.NCOL, N_CLUMPS=2, NC_ALLOC=2, SUPPRESS=True)
@@ -264,7 +263,6 @@ def test_fused_kernels_compile_for_a_gpu():
             cusp_near=f32, allow=i32, KK=4, USE_IDX=True, BLOCK_=1024, **common),
         sig(F._spectral_product_kernel, n=i32, m=i32, nh=i32, C=3, BLOCK_=1024),
     ]
-    fns = [F._centre_kernel, F._pixel_kernel, F._cell_kernel, F._child_kernel, F._spectral_product_kernel]
-    for fn, (signature, const) in zip(fns, cases):
+    for fn, signature, const in cases:
         k = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=const), target=GPUTarget("cuda", 90, 32))
         assert len(k.asm["cubin"]) > 0, fn.__name__
