@@ -390,12 +390,13 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
                 fk = shared
             else:
                 fk = torch.fft.rfft2(kern, s=(n, n))
+        # one pass: the unit image straight into the transform's zero-padded buffer (its rfft2 = rfft2(unit,
+        # s=(n, n))), irfft2's 1 / n^2 folded into the fluxes (no pass over its output)
+        padded = torch.zeros((len(sl["theta_e_arcsec"]), n, n), dtype=dtype, device=device) if one_pass else None
+        unit = render_unit_lensed_fused(sl, npix, supersample, pixscale, suppress_inner, n_clumps,
+                                        torch_cusp=_supersampled_pixels,
+                                        out=None if padded is None else padded[:, :npix, :npix])
         if one_pass:
-            # the unit image straight into the transform's zero-padded buffer (its rfft2 = rfft2(unit, s=(n, n)));
-            # irfft2's 1 / n^2 folded into the fluxes (no pass over its output)
-            padded = torch.zeros((len(sl["theta_e_arcsec"]), n, n), dtype=dtype, device=device)
-            unit = render_unit_lensed_fused(sl, npix, supersample, pixscale, suppress_inner, n_clumps,
-                                            torch_cusp=_supersampled_pixels, out=padded[:, :npix, :npix])
             fi = torch.fft.rfft2(padded)
             fl = flux[s:s + chunk] / (n * n)
             if analytic:
@@ -405,8 +406,6 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
                 spec = fi[:, None] * fk * fl[:, :, None, None]
             full = torch.fft.irfft2(spec, s=(n, n), norm="forward")
         else:  # the previous PSF stage (FUSED_SPECTRAL_PRODUCT = False)
-            unit = render_unit_lensed_fused(sl, npix, supersample, pixscale, suppress_inner, n_clumps,
-                                            torch_cusp=_supersampled_pixels)
             if analytic:
                 fk = moffat_spectra(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h, n, dtype=dtype)
             full = torch.fft.irfft2(torch.fft.rfft2(unit, s=(n, n))[:, None] * fk * flux[s:s + chunk, :, None, None],
