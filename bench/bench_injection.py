@@ -166,6 +166,17 @@ def _fused_extras(ns, cols, dev, base) -> None:
     from lensaudit.injection.render import mag_to_nmgy, render_arcs
 
     B = ns.batch
+    # the pixel kernel's program layout: tiles (PIXEL_BLOCK, PIXEL_TILE_W) or runs of pixels in row order (w = 0)
+    default = F.PIXEL_BLOCK, F.PIXEL_TILE_W
+    mine = render_arcs(cols, device=dev, chunk=ns.chunk, fused=True)
+    for blk, w in ((256, 0), (256, 16), (256, 32), (128, 16), (64, 8), (256, 0), default):
+        F.PIXEL_BLOCK, F.PIXEL_TILE_W = blk, w
+        rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
+        same = torch.equal(out.images, mine.images) and torch.equal(out.unit_lensed, mine.unit_lensed)
+        print(f"fused, pixel kernel {'tiles ' + str(w) + ' x ' + str(blk // w) if w else 'runs of ' + str(blk)} "
+              f"pixels: {rate:,.0f} stamps/s; images {'equal' if same else 'DIFFER'} to the default's {default}")
+    F.PIXEL_BLOCK, F.PIXEL_TILE_W = default
+    del mine
     F.CUSP_IN_TRITON = False
     rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
     F.CUSP_IN_TRITON = True
@@ -173,6 +184,11 @@ def _fused_extras(ns, cols, dev, base) -> None:
           f"vs eager: {_parity(out, base)}")
     from lensaudit.injection import render as R
 
+    R.FUSED_PACKED_INVERSE = False
+    rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
+    R.FUSED_PACKED_INVERSE = True
+    print(f"fused, inverse transform by irfft2 per stamp (c2r; previous): {rate:,.0f} stamps/s; "
+          f"vs eager: {_parity(out, base)}")
     R.FUSED_SPECTRAL_PRODUCT = False
     rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
     R.FUSED_SPECTRAL_PRODUCT = True
@@ -227,9 +243,9 @@ def _fused_extras(ns, cols, dev, base) -> None:
         by, img, st = torch.empty_like(bx), torch.empty_like(bx), torch.empty_like(bx)
         grid = (F.triton.cdiv(101 * 101, F.BLOCK), n)
         clock("centre_kernel", lambda: F._centre_kernel[grid](tab, bx, by, 101, 50.0, 0.262, F.NCOL, F.BLOCK))
-        clock("pixel_kernel", lambda: F._pixel_kernel[grid](tab, cl, bx, by, img, st, 101, 50.0, 0.262, 0.262**2,
-                                                            F.CUSP_NEAR, 101 * 101, 101, F.NCOL, 4, 0, 1, False,
-                                                            F.BLOCK))
+        clock("pixel_kernel", lambda: F._pixel_kernel[F.pixel_grid(101, n)](
+            tab, cl, bx, by, img, st, 101, 50.0, 0.262, 0.262**2, F.CUSP_NEAR, 101 * 101, 101, F.NCOL, 4, 0, 1, False,
+            F.PIXEL_BLOCK, F.PIXEL_TILE_W, num_warps=max(1, F.PIXEL_BLOCK // 64)))
         nflag = int((st > 0).sum())
         unit = clock("unit_total(incl_cusp_fixup)", lambda: F.render_unit_lensed_fused(sl, 101, 4, 0.262))
         kk = clock("moffat_kernels", lambda: moffat_kernels(fwhm[:n], torch.full_like(fwhm[:n], 3.5), 0.262, h))

@@ -61,11 +61,54 @@ def _spectral_product_checks() -> list[bool]:
     return equal
 
 
+INTERPRETER_PIXEL_LAYOUT = (1024, 32)  # (PIXEL_BLOCK, PIXEL_TILE_W): 4x fewer programs than the 64-pixel tiles
+
+
+def _hermitian_full(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(..., n, n // 2 + 1) rfft2-layout spectra of real images -> (..., n, n): X(u, v) = conj X(-u, -v)."""
+    U, V = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    low = V < n // 2 + 1
+    f = x[..., torch.where(low, U, (n - U) % n), torch.where(low, V, n - V)]
+    return torch.where(low, f, f.conj())
+
+
+def _pair_product_checks() -> list[bool]:
+    """``fused.spectral_product_pairs`` (in the interpreter) against ``spectral_product``'s spectra extended
+    by Hermitian symmetry and packed by torch as X_2p + i X_2p+1 (odd batches: a zero last partner)."""
+    from lensaudit.injection.fused import spectral_product, spectral_product_pairs
+    from lensaudit.injection.psf import moffat_half_spectra
+
+    g = torch.Generator().manual_seed(2)
+    equal = []
+    for n, B in ((135, 5), (144, 4), (151, 3)):
+        fwhm, beta = 0.8 + torch.rand((B, 3), generator=g), 2.5 + torch.rand((B, 3), generator=g)
+        fi = torch.fft.rfft2(torch.rand((B, 101, 101), generator=g), s=(n, n))
+        flux = torch.rand((B, 3), generator=g)
+        half = moffat_half_spectra(fwhm, beta, 0.262, 20, n, dtype=torch.float32)
+        x = _hermitian_full(spectral_product(fi, half, flux), n)
+        x = torch.cat([x, torch.zeros_like(x[:B % 2])])
+        equal.append(bool(torch.equal(spectral_product_pairs(fi, half, flux), x[0::2] + 1j * x[1::2])))
+    return equal
+
+
 def _interpreted_checks() -> dict:
     """Run in the subprocess: each case's (dpix/peak, dflux/flux) of fused vs reference."""
     from lensaudit_tests.test_render_supersampling import _far_lens_rows
 
+    from lensaudit.injection import fused as F
+
     out = {}
+    # the pixel kernel's program layouts: the default tiles, runs of pixels in row order (the previous layout) and
+    # large tiles give the same bytes (clumps, the inner mask and cusp pixels on a 61-pixel stamp); the checks below
+    # then run with the large tiles, since the interpreter runs the programs one by one
+    default, units = (F.PIXEL_BLOCK, F.PIXEL_TILE_W), {}
+    for layout in (default, (256, 0), INTERPRETER_PIXEL_LAYOUT):
+        F.PIXEL_BLOCK, F.PIXEL_TILE_W = layout
+        units[layout] = render_arcs(_clumpy_cols(), npix=61, suppress_inner=True, fused=True)
+    out["pixel_layouts_equal"] = [bool(torch.equal(units[lay].images, units[default].images))
+                                  and bool(torch.equal(units[lay].unit_lensed, units[default].unit_lensed))
+                                  for lay in ((256, 0), INTERPRETER_PIXEL_LAYOUT)]
+    out["pixel_layout_default"] = list(default)
     cols = cols_of(PARITY_ROWS)
     ref, fused = render_arcs(cols), render_arcs(cols, fused=True)  # float64 reference
     now = fused
@@ -87,7 +130,6 @@ def _interpreted_checks() -> dict:
         out[f"clumps_suppress{suppress}"] = _diff(render_arcs(cols, npix=61, suppress_inner=suppress, fused=True),
                                                   render_arcs(cols, npix=61, suppress_inner=suppress))
     # the cusp cells' cap (CUSP_MAX_CELLS): reached, both renderers stop refining at the same level
-    from lensaudit.injection import fused as F
     from lensaudit.injection import render as R
 
     cols = cols_of(_far_lens_rows(4.0, 0.05)[:1])
@@ -104,6 +146,15 @@ def _interpreted_checks() -> dict:
     out["one_pass_vs_before"] = _diff(now, before)
     out["one_pass_units_equal"] = bool(torch.equal(now.unit_lensed, before.unit_lensed))
     out["spectral_product_equal"] = _spectral_product_checks()
+    # the inverse transform per pair of stamps (c2c, the default) against irfft2 per stamp (c2r), odd batch too
+    for rows in (PARITY_ROWS, PARITY_ROWS[:3]):
+        R.FUSED_PACKED_INVERSE = False
+        c2r = render_arcs(cols_of(rows), fused=True)
+        R.FUSED_PACKED_INVERSE = True
+        packed = now if rows is PARITY_ROWS else render_arcs(cols_of(rows), fused=True)
+        out[f"packed_vs_c2r_{len(rows)}"] = _diff(packed, c2r)
+        out[f"packed_units_equal_{len(rows)}"] = bool(torch.equal(packed.unit_lensed, c2r.unit_lensed))
+    out["pair_product_equal"] = _pair_product_checks()
     try:
         from lensaudit.injection.fused import render_unit_lensed_fused
 
@@ -151,6 +202,13 @@ def test_fused_cusp_cap_stops_both_renderers_alike(interpreted):
     assert not np.allclose(interpreted["cusp_capped_mag"], interpreted["cusp_mag"][:1], rtol=1e-3)
 
 
+def test_fused_pixel_kernel_layouts_give_the_same_bytes(interpreted):
+    """The pixel kernel's programs as tiles (the default) or as runs of pixels in row order (the
+    previous layout), and tiles of another shape: every pixel's arithmetic is the same, so the images are."""
+    assert interpreted["pixel_layout_default"][1] > 0  # the default is a tile layout, checked against runs
+    assert interpreted["pixel_layouts_equal"] == [True, True]
+
+
 def test_fused_psf_stage_in_one_pass(interpreted):
     """The one-pass PSF stage (unit image in the padded buffer, ``spectral_product``, irfft2's scaling
     folded into the fluxes) = the previous passes to float32 rounding; the product itself to the bit."""
@@ -160,14 +218,40 @@ def test_fused_psf_stage_in_one_pass(interpreted):
     assert "unit column stride" in interpreted["bad_out"]
 
 
-def test_spectral_product_refuses_mismatched_shapes():
-    from lensaudit.injection.fused import spectral_product
+def test_fused_inverse_transform_in_pairs(interpreted):
+    """The inverse transform as one complex transform per pair of stamps (``spectral_product_pairs``,
+    stamp 2p + i stamp 2p + 1) = irfft2 per stamp to float32 rounding, even and odd batches, the unit
+    images untouched; the packed spectra = torch's Hermitian extension of ``spectral_product``'s to the bit."""
+    for b in (6, 3):
+        assert max(interpreted[f"packed_vs_c2r_{b}"]) <= 1e-6
+        assert interpreted[f"packed_units_equal_{b}"]
+    assert interpreted["pair_product_equal"] == [True, True, True]
 
+
+@pytest.mark.parametrize("b", [4, 5, 1])
+def test_unpack_pairs_puts_each_stamp_back(b):
+    """``unpack_pairs``: the real part of pair p is stamp 2p, the imaginary part stamp 2p + 1 (an odd
+    batch's last pair has no partner), each cut to the window [lo, lo + N)."""
+    from lensaudit.injection.fused import unpack_pairs
+
+    g = torch.Generator().manual_seed(b)
+    imgs = torch.rand((b + b % 2, 3, 20, 20), generator=g, dtype=torch.float64)
+    packed = imgs[0::2] + 1j * imgs[1::2]
+    dest = torch.empty((b, 3, 12, 12), dtype=torch.float64)
+    unpack_pairs(packed, 5, dest)
+    assert torch.equal(dest, imgs[:b, :, 5:17, 5:17])
+
+
+@pytest.mark.parametrize("product", ["spectral_product", "spectral_product_pairs"])
+def test_spectral_product_refuses_mismatched_shapes(product):
+    from lensaudit.injection import fused
+
+    fn = getattr(fused, product)
     fi = torch.zeros((2, 144, 73), dtype=torch.complex64)
     with pytest.raises(ValueError, match="do not match"):
-        spectral_product(fi, torch.zeros((2, 3, 144, 73)), torch.zeros((2, 3)))
+        fn(fi, torch.zeros((2, 3, 144, 73)), torch.zeros((2, 3)))
     with pytest.raises(ValueError, match="do not match"):
-        spectral_product(fi, torch.zeros((2, 3, 73, 73)), torch.zeros((3, 2)))
+        fn(fi, torch.zeros((2, 3, 73, 73)), torch.zeros((3, 2)))
 
 
 def test_fused_pixelised_psfs(interpreted):
@@ -257,11 +341,14 @@ def test_fused_kernels_compile_for_a_gpu():
     cases = [
         sig(F._centre_kernel, N=i32, c=f32, pixscale=f32, NCOL_=F.NCOL, BLOCK_=F.BLOCK),
         sig(F._pixel_kernel, N=i32, c=f32, pixscale=f32, area=f32, cusp_near=f32, IMG_B=i32, IMG_R=i32, SS=4,
-            BLOCK_=F.BLOCK, **common),
+            BLOCK_=F.PIXEL_BLOCK, TILE_W=F.PIXEL_TILE_W, **common),
+        sig(F._pixel_kernel, N=i32, c=f32, pixscale=f32, area=f32, cusp_near=f32, IMG_B=i32, IMG_R=i32, SS=4,
+            BLOCK_=256, TILE_W=0, **common),
         sig(F._cell_kernel, sidx_ptr=i64, ref_ptr=i8, n=i32, cusp_near=f32, BLOCK_=1024, **common),
         sig(F._child_kernel, pown_ptr=i64, idx_ptr=i64, bidx_ptr=i64, own_ptr=i64, ref_ptr=i8, n=i32, hh=f32, w=f32,
             cusp_near=f32, allow=i32, KK=4, USE_IDX=True, BLOCK_=1024, **common),
         sig(F._spectral_product_kernel, n=i32, m=i32, nh=i32, C=3, BLOCK_=1024),
+        sig(F._pair_product_kernel, B=i32, n=i32, m=i32, nh=i32, C=3, BLOCK_=1024),
     ]
     for fn, signature, const in cases:
         k = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=const), target=GPUTarget("cuda", 90, 32))

@@ -47,6 +47,19 @@ from lensaudit.injection.source import R_SMOOTH_ARCSEC, b_n, sersic_unit_flux_am
 # columns of the per-clump table: frac, centre x, y, 1 / (2 sigma^2), frac / (2 pi sigma^2)
 C_FRAC, C_X, C_Y, C_INV2S2, C_NORM, NCCOL = range(6)  # NCCOL = 5: the kernels read rows of 5
 BLOCK = 256
+# the pixel kernel's programs cover tiles of PIXEL_TILE_W x PIXEL_BLOCK / PIXEL_TILE_W pixels: the supersampled
+# pixels cluster around the arc, and a program runs its sub-pixel loop for all its pixels when one of them needs
+# it, so compact tiles run it for fewer pixels than runs of PIXEL_BLOCK pixels in row order (PIXEL_TILE_W = 0, the
+# previous layout); the same values either way
+PIXEL_BLOCK = 64
+PIXEL_TILE_W = 8
+
+
+def pixel_grid(npix: int, batch: int) -> tuple[int, int]:
+    """The ``_pixel_kernel`` launch grid for (batch, npix, npix) stamps (``PIXEL_BLOCK``, ``PIXEL_TILE_W``)."""
+    if PIXEL_TILE_W <= 0:
+        return triton.cdiv(npix * npix, PIXEL_BLOCK), batch
+    return triton.cdiv(npix, PIXEL_TILE_W) * triton.cdiv(npix, PIXEL_BLOCK // PIXEL_TILE_W), batch
 # the flagged (cusp) pixels go through the reference's torch code; on a GPU with its elementwise
 # parts torch.compile'd (``render._kernel``), as ``render_arcs(compiled=True)`` does
 FIXUP_COMPILED = True
@@ -198,15 +211,26 @@ def _centre_kernel(tab_ptr, bx_ptr, by_ptr, N, c, pixscale, NCOL_: tl.constexpr,
 @_jit
 def _pixel_kernel(tab_ptr, clump_ptr, bx_ptr, by_ptr, img_ptr, stretch_ptr, N, c, pixscale, area, cusp_near,
                   IMG_B, IMG_R, NCOL_: tl.constexpr, SS: tl.constexpr, N_CLUMPS: tl.constexpr, NC_ALLOC: tl.constexpr,
-                  SUPPRESS: tl.constexpr, BLOCK_: tl.constexpr):
+                  SUPPRESS: tl.constexpr, BLOCK_: tl.constexpr, TILE_W: tl.constexpr):
     """Each pixel's unit-flux value (times ``area``) into img[s, row, col] at img_ptr + s IMG_B + row IMG_R
     + col (a (B, N, N) view, e.g. the top-left window of a zero-padded transform buffer), and the
-    stretch of pixels flagged for the cusp refinement (0 elsewhere) into a contiguous (B, N, N)."""
+    stretch of pixels flagged for the cusp refinement (0 elsewhere) into a contiguous (B, N, N).
+    A program covers a tile TILE_W pixels wide and BLOCK_ / TILE_W tall (``pixel_grid``), or with
+    TILE_W = 0 BLOCK_ consecutive pixels in row order; each pixel's arithmetic is the same either way."""
     s = tl.program_id(1)
-    o = tl.program_id(0) * BLOCK_ + tl.arange(0, BLOCK_)
-    m = o < N * N
-    row = o // N
-    col = o % N
+    if TILE_W > 0:
+        tiles_x = (N + TILE_W - 1) // TILE_W
+        tr = tl.program_id(0) // tiles_x
+        i = tl.arange(0, BLOCK_)
+        row = tr * (BLOCK_ // TILE_W) + i // TILE_W
+        col = (tl.program_id(0) - tr * tiles_x) * TILE_W + i % TILE_W
+        m = (row < N) & (col < N)
+        o = row * N + col
+    else:
+        o = tl.program_id(0) * BLOCK_ + tl.arange(0, BLOCK_)
+        m = o < N * N
+        row = o // N
+        col = o % N
     colf = col.to(tl.float32) - c
     rowf = row.to(tl.float32) - c
     x = colf * pixscale
@@ -449,11 +473,11 @@ def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: flo
         raise ValueError(f"out must be a float32 {tuple(bx.shape)} view with unit column stride")
     stretch = torch.empty_like(bx)
     c = (npix - 1) / 2
-    grid = (triton.cdiv(npix * npix, BLOCK), B)
-    _centre_kernel[grid](tab, bx, by, npix, c, pixscale, NCOL, BLOCK)
-    _pixel_kernel[grid](tab, clumps, bx, by, img, stretch, npix, c, pixscale, pixscale**2, CUSP_NEAR,
-                        img.stride(0), img.stride(1), NCOL, supersample, n_clumps, clumps.shape[1],
-                        bool(suppress_inner), BLOCK)
+    _centre_kernel[(triton.cdiv(npix * npix, BLOCK), B)](tab, bx, by, npix, c, pixscale, NCOL, BLOCK)
+    _pixel_kernel[pixel_grid(npix, B)](tab, clumps, bx, by, img, stretch, npix, c, pixscale, pixscale**2, CUSP_NEAR,
+                                       img.stride(0), img.stride(1), NCOL, supersample, n_clumps, clumps.shape[1],
+                                       bool(suppress_inner), PIXEL_BLOCK, max(PIXEL_TILE_W, 0),
+                                       num_warps=max(1, PIXEL_BLOCK // 64))
     b_i, r_i, c_i = stretch.nonzero(as_tuple=True)
     if len(b_i):
         if CUSP_IN_TRITON or torch_cusp is None:
@@ -505,3 +529,70 @@ def spectral_product(fi: torch.Tensor, half: torch.Tensor, flux: torch.Tensor) -
             torch.view_as_real(fi.contiguous()), half.float().contiguous(), flux.float().contiguous(),
             torch.view_as_real(out), n, m, nh, C, 1024)
     return out
+
+
+@_jit
+def _pair_product_kernel(fi_ptr, half_ptr, flux_ptr, out_ptr, B, n, m, nh, C: tl.constexpr, BLOCK_: tl.constexpr):
+    """out[p, c, u, v] = X[2p, c, u, v] + i X[2p + 1, c, u, v] over the whole (n, n) plane, where X[s, c] is
+    ``_spectral_product_kernel``'s product for stamp s (zero for s = B) extended to the columns v > n / 2 by
+    Hermitian symmetry (X(u, v) = conj X((n - u) mod n, n - v); the kernel spectrum is even in u and v):
+    the inverse c2c transform of out is then image 2p in its real part and image 2p + 1 in its imaginary part."""
+    p = tl.program_id(1).to(tl.int64)
+    o = tl.program_id(0) * BLOCK_ + tl.arange(0, BLOCK_)
+    msk = o < n * n
+    u = o // n
+    v = o - u * n
+    lower = v < m
+    us = tl.where(lower, u, (n - u) % n)
+    vs = tl.where(lower, v, n - v)  # also the kernel spectrum's column (it is even in v)
+    uh = tl.where(u <= n // 2, u, n - u)
+    sgn = tl.where(lower, 1.0, -1.0)  # the conjugate's sign on the imaginary part
+    col = tl.arange(0, 2)[None, :]
+    m2 = msk[:, None] & (col < 2)
+    a = 2 * p
+    b = a + 1
+    has_b = b < B
+    za = tl.load(fi_ptr + ((a * n + us) * m + vs)[:, None] * 2 + col, mask=m2, other=0.0)
+    za = za * tl.where(col == 1, sgn[:, None], 1.0)
+    # stamp b's (im, re), signed so that adding its products gives (re_a - im_b, im_a + re_b)
+    zb = tl.load(fi_ptr + ((b * n + us) * m + vs)[:, None] * 2 + (1 - col), mask=m2 & has_b, other=0.0)
+    zb = zb * tl.where(col == 0, -sgn[:, None], 1.0)
+    for c in tl.static_range(C):
+        ka = tl.div_rn(tl.load(half_ptr + ((a * C + c) * nh + uh) * m + vs, mask=msk, other=0.0),
+                       tl.load(half_ptr + (a * C + c) * nh * m))
+        kb = tl.div_rn(tl.load(half_ptr + ((b * C + c) * nh + uh) * m + vs, mask=msk & has_b, other=0.0),
+                       tl.load(half_ptr + (b * C + c) * nh * m, mask=has_b, other=1.0))
+        fa = tl.load(flux_ptr + a * C + c)
+        fb = tl.load(flux_ptr + b * C + c, mask=has_b, other=0.0)
+        tl.store(out_ptr + ((p * C + c) * n * n + o)[:, None] * 2 + col,
+                 (za * ka[:, None]) * fa + (zb * kb[:, None]) * fb, mask=m2)
+
+
+def spectral_product_pairs(fi: torch.Tensor, half: torch.Tensor, flux: torch.Tensor) -> torch.Tensor:
+    """(ceil(B / 2), C, n, n) complex64: ``spectral_product``'s spectra of stamps 2p and 2p + 1 over the whole
+    plane, packed as X_2p + i X_2p+1 (a missing last stamp is zero), so that one complex inverse transform
+    (``torch.fft.ifft2``) gives both real images, image 2p as the real part and 2p + 1 as the imaginary
+    part (``unpack_pairs``): no c2r transform, whose input torch must first copy.  Arguments as
+    ``spectral_product``."""
+    B, n, m = fi.shape
+    C, nh = half.shape[1], half.shape[2]
+    if half.shape != (B, C, n // 2 + 1, m) or flux.shape != (B, C) or m != n // 2 + 1:
+        raise ValueError(f"half {tuple(half.shape)} / flux {tuple(flux.shape)} do not match fi {tuple(fi.shape)}")
+    P = (B + 1) // 2
+    out = torch.empty((P, C, n, n), dtype=torch.complex64, device=fi.device)
+    if B:
+        _pair_product_kernel[(triton.cdiv(n * n, 1024), P)](
+            torch.view_as_real(fi.contiguous()), half.float().contiguous(), flux.float().contiguous(),
+            torch.view_as_real(out), B, n, m, nh, C, 1024)
+    return out
+
+
+def unpack_pairs(images: torch.Tensor, lo: int, dest: torch.Tensor) -> None:
+    """``dest`` (b, C, N, N) <- the windows [lo, lo + N)^2 of the packed pairs' inverse transforms ``images``
+    (ceil(b / 2), C, n, n) complex: stamp 2p the real part of pair p, stamp 2p + 1 its imaginary part."""
+    b, N = dest.shape[0], dest.shape[-1]
+    win = torch.view_as_real(images)[:, :, lo:lo + N, lo:lo + N, :].permute(0, 4, 1, 2, 3)  # (P, 2, C, N, N)
+    if b % 2 == 0 and dest.is_contiguous():
+        dest.view(b // 2, 2, *dest.shape[1:]).copy_(win)
+    else:
+        dest.copy_(win.reshape(-1, *dest.shape[1:])[:b])

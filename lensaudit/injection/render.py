@@ -334,6 +334,10 @@ FUSED_FFT_SIZES = (144,)
 # the fly) and flux in one kernel (``fused.spectral_product``); irfft2's 1 / n^2 folded into the fluxes.
 # False: the normalised, mirrored spectra, torch's products and irfft2's own scaling (kept to compare)
 FUSED_SPECTRAL_PRODUCT = True
+# ... and with the Moffat spectra, the inverse transform as one complex (c2c) transform per pair of stamps
+# (``fused.spectral_product_pairs``: stamp 2p + i stamp 2p + 1, Hermitian-extended), instead of torch's c2r irfft2,
+# which copies its whole input first (cuFFT's c2r may overwrite it); False: irfft2 per stamp (kept to compare)
+FUSED_PACKED_INVERSE = True
 
 
 def fused_fft_size(n_min: int) -> int:
@@ -353,7 +357,7 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
     flux, one batched irfft2.  Moffat kernel spectra come from ``psf.moffat_half_spectra`` (centred
     kernels, no FFT per stamp; ``FUSED_MOFFAT_SPECTRA``), multiplied in by ``fused.spectral_product``
     (``FUSED_SPECTRAL_PRODUCT``); pixelised PSFs are transformed by rfft2 (a shared one once per call)."""
-    from lensaudit.injection.fused import render_unit_lensed_fused, spectral_product
+    from lensaudit.injection.fused import render_unit_lensed_fused, spectral_product, spectral_product_pairs, unpack_pairs
     from lensaudit.injection.psf import moffat_half_spectra, moffat_spectra
 
     dtype = torch.float32
@@ -399,17 +403,20 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
         if one_pass:
             fi = torch.fft.rfft2(padded)
             fl = flux[s:s + chunk] / (n * n)
-            if analytic:
-                spec = spectral_product(fi, moffat_half_spectra(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h, n,
-                                                                dtype), fl)
+            half = moffat_half_spectra(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h, n, dtype) if analytic else None
+            if analytic and FUSED_PACKED_INVERSE:  # stamps in pairs, one complex inverse transform per pair
+                unpack_pairs(torch.fft.ifft2(spectral_product_pairs(fi, half, fl), norm="forward"), lo,
+                             images[s:s + chunk])
+                full = None
             else:
-                spec = fi[:, None] * fk * fl[:, :, None, None]
-            full = torch.fft.irfft2(spec, s=(n, n), norm="forward")
+                spec = spectral_product(fi, half, fl) if analytic else fi[:, None] * fk * fl[:, :, None, None]
+                full = torch.fft.irfft2(spec, s=(n, n), norm="forward")
         else:  # the previous PSF stage (FUSED_SPECTRAL_PRODUCT = False)
             if analytic:
                 fk = moffat_spectra(fwhm[s:s + chunk], beta[s:s + chunk], pixscale, h, n, dtype=dtype)
             full = torch.fft.irfft2(torch.fft.rfft2(unit, s=(n, n))[:, None] * fk * flux[s:s + chunk, :, None, None],
                                     s=(n, n))
-        images[s:s + chunk] = full[..., lo:lo + npix, lo:lo + npix]
+        if full is not None:
+            images[s:s + chunk] = full[..., lo:lo + npix, lo:lo + npix]
         units[s:s + chunk] = unit
     return RenderResult(images, units.sum(dim=(1, 2)), units)
