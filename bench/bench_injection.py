@@ -184,11 +184,13 @@ def _fused_extras(ns, cols, dev, base) -> None:
           f"vs eager: {_parity(out, base)}")
     from lensaudit.injection import render as R
 
-    R.FUSED_PACKED_INVERSE = False
-    rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
-    R.FUSED_PACKED_INVERSE = True
-    print(f"fused, inverse transform by irfft2 per stamp (c2r; previous): {rate:,.0f} stamps/s; "
-          f"vs eager: {_parity(out, base)}")
+    packed = R.FUSED_PACKED_INVERSE
+    for flag in (not packed, packed, not packed):  # the other setting around the default, one more time
+        R.FUSED_PACKED_INVERSE = flag
+        rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
+        print(f"fused, inverse transform {'by one c2c ifft2 per pair of stamps' if flag else 'by irfft2 per stamp (c2r)'}"
+              f"{' (the default)' if flag == packed else ''}: {rate:,.0f} stamps/s; vs eager: {_parity(out, base)}")
+    R.FUSED_PACKED_INVERSE = packed
     R.FUSED_SPECTRAL_PRODUCT = False
     rate, _, out = _rate(lambda: render_arcs(cols, device=dev, chunk=ns.chunk, fused=True), B)
     R.FUSED_SPECTRAL_PRODUCT = True
