@@ -358,7 +358,8 @@ def _render_arcs_fused(cols: dict, npix: int, pixscale: float, suppress_inner: b
     product: rfft2 of the unit image once, times each band's kernel spectrum and the band's
     flux, one batched irfft2.  Moffat kernel spectra come from ``psf.moffat_half_spectra`` (centred
     kernels, no FFT per stamp; ``FUSED_MOFFAT_SPECTRA``), multiplied in by ``fused.spectral_product``
-    (``FUSED_SPECTRAL_PRODUCT``); pixelised PSFs are transformed by rfft2 (a shared one once per call)."""
+    (``FUSED_SPECTRAL_PRODUCT``), or packed in pairs of stamps for one c2c inverse transform per pair
+    (``FUSED_PACKED_INVERSE``); pixelised PSFs are transformed by rfft2 (a shared one once per call)."""
     from lensaudit.injection.fused import render_unit_lensed_fused, spectral_product, spectral_product_pairs, unpack_pairs
     from lensaudit.injection.psf import moffat_half_spectra, moffat_spectra
 
