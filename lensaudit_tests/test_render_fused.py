@@ -99,12 +99,13 @@ def _interpreted_checks() -> dict:
 
     out = {}
     # the pixel kernel's program layouts: the default tiles, runs of pixels in row order (the previous layout) and
-    # large tiles give the same bytes (clumps, the inner mask and cusp pixels on a 61-pixel stamp); the checks below
-    # then run with the large tiles, since the interpreter runs the programs one by one
+    # large tiles give the same bytes (clumps, the inner mask and 178 cusp pixels on two 61-pixel stamps); the
+    # checks below run with the large tiles, since the interpreter runs the programs one by one
     default, units = (F.PIXEL_BLOCK, F.PIXEL_TILE_W), {}
     for layout in (default, (256, 0), INTERPRETER_PIXEL_LAYOUT):
         F.PIXEL_BLOCK, F.PIXEL_TILE_W = layout
         units[layout] = render_arcs(_clumpy_cols(), npix=61, suppress_inner=True, fused=True)
+    F.PIXEL_BLOCK, F.PIXEL_TILE_W = INTERPRETER_PIXEL_LAYOUT
     out["pixel_layouts_equal"] = [bool(torch.equal(units[lay].images, units[default].images))
                                   and bool(torch.equal(units[lay].unit_lensed, units[default].unit_lensed))
                                   for lay in ((256, 0), INTERPRETER_PIXEL_LAYOUT)]
@@ -146,7 +147,8 @@ def _interpreted_checks() -> dict:
     out["one_pass_vs_before"] = _diff(now, before)
     out["one_pass_units_equal"] = bool(torch.equal(now.unit_lensed, before.unit_lensed))
     out["spectral_product_equal"] = _spectral_product_checks()
-    # the inverse transform per pair of stamps (c2c, the default) against irfft2 per stamp (c2r), odd batch too
+    # the inverse transform per pair of stamps (c2c; render.FUSED_PACKED_INVERSE) against irfft2 per stamp (c2r),
+    # an odd batch too
     packed_default = R.FUSED_PACKED_INVERSE
     for rows in (PARITY_ROWS, PARITY_ROWS[:3]):
         R.FUSED_PACKED_INVERSE = False
