@@ -42,19 +42,25 @@ def _clumpy_cols():
     return cols
 
 
+def _product_inputs(seed: int, cases):
+    """Per (n, B) of ``cases``: (n, fwhm, beta, fi, flux) of B random stamps (rfft2 at n x n of 101² images)
+    and their Moffat FWHM, beta and 3-band fluxes, drawn in that order from one seeded generator."""
+    g = torch.Generator().manual_seed(seed)
+    for n, B in cases:
+        fwhm = 0.8 + torch.rand((B, 3), generator=g)
+        beta = 2.5 + torch.rand((B, 3), generator=g)
+        fi = torch.fft.rfft2(torch.rand((B, 101, 101), generator=g), s=(n, n))
+        yield n, fwhm, beta, fi, torch.rand((B, 3), generator=g)
+
+
 def _spectral_product_checks() -> list[bool]:
     """``fused.spectral_product`` (in the interpreter) against torch's products with the normalised,
     mirrored spectra (``psf.moffat_spectra``), at odd and even transform sizes: equal to the bit."""
     from lensaudit.injection.fused import spectral_product
     from lensaudit.injection.psf import moffat_half_spectra, moffat_spectra
 
-    g = torch.Generator().manual_seed(1)
     equal = []
-    for n in (135, 144, 151):
-        fwhm = 0.8 + torch.rand((4, 3), generator=g)
-        beta = 2.5 + torch.rand((4, 3), generator=g)
-        fi = torch.fft.rfft2(torch.rand((4, 101, 101), generator=g), s=(n, n))
-        flux = torch.rand((4, 3), generator=g)
+    for n, fwhm, beta, fi, flux in _product_inputs(1, ((135, 4), (144, 4), (151, 4))):
         want = fi[:, None] * moffat_spectra(fwhm, beta, 0.262, 20, n, dtype=torch.float32) * flux[:, :, None, None]
         got = spectral_product(fi, moffat_half_spectra(fwhm, beta, 0.262, 20, n, dtype=torch.float32), flux)
         equal.append(bool(torch.equal(got, want)))
@@ -78,15 +84,11 @@ def _pair_product_checks() -> list[bool]:
     from lensaudit.injection.fused import spectral_product, spectral_product_pairs
     from lensaudit.injection.psf import moffat_half_spectra
 
-    g = torch.Generator().manual_seed(2)
     equal = []
-    for n, B in ((135, 5), (144, 4), (151, 3)):
-        fwhm, beta = 0.8 + torch.rand((B, 3), generator=g), 2.5 + torch.rand((B, 3), generator=g)
-        fi = torch.fft.rfft2(torch.rand((B, 101, 101), generator=g), s=(n, n))
-        flux = torch.rand((B, 3), generator=g)
+    for n, fwhm, beta, fi, flux in _product_inputs(2, ((135, 5), (144, 4), (151, 3))):
         half = moffat_half_spectra(fwhm, beta, 0.262, 20, n, dtype=torch.float32)
         x = _hermitian_full(spectral_product(fi, half, flux), n)
-        x = torch.cat([x, torch.zeros_like(x[:B % 2])])
+        x = torch.cat([x, torch.zeros_like(x[:len(fi) % 2])])  # an odd batch: a zero partner
         equal.append(bool(torch.equal(spectral_product_pairs(fi, half, flux), x[0::2] + 1j * x[1::2])))
     return equal
 

@@ -492,6 +492,13 @@ def render_unit_lensed_fused(p: dict, npix: int, supersample: int, pixscale: flo
 
 
 @_jit
+def _unit_sum_spectrum(half_ptr, row, uh, v, nh, m, msk):
+    """The kernel spectrum normalised to unit sum, half[row, uh, v] / half[row, 0, 0] (IEEE division, as
+    torch's), of a (rows, nh, m) float32 ``psf.moffat_half_spectra`` block, row = stamp x C + band."""
+    return tl.div_rn(tl.load(half_ptr + (row * nh + uh) * m + v, mask=msk, other=0.0), tl.load(half_ptr + row * nh * m))
+
+
+@_jit
 def _spectral_product_kernel(fi_ptr, half_ptr, flux_ptr, out_ptr, n, m, nh, C: tl.constexpr, BLOCK_: tl.constexpr):
     """out[b, c, u, v] = (fi[b, u, v] x (half[b, c, min(u, n - u), v] / half[b, c, 0, 0])) x flux[b, c]:
     complex fi and out as (re, im) float32 pairs, (B, n, m) and (B, C, n, m); half (B, C, nh, m) real
@@ -506,8 +513,7 @@ def _spectral_product_kernel(fi_ptr, half_ptr, flux_ptr, out_ptr, n, m, nh, C: t
     m2 = msk[:, None] & (two[None, :] < 2)
     z = tl.load(fi_ptr + (b * n * m + o)[:, None] * 2 + two[None, :], mask=m2, other=0.0)
     for c in tl.static_range(C):
-        k = tl.div_rn(tl.load(half_ptr + ((b * C + c) * nh + uh) * m + v, mask=msk, other=0.0),
-                      tl.load(half_ptr + (b * C + c) * nh * m))
+        k = _unit_sum_spectrum(half_ptr, b * C + c, uh, v, nh, m, msk)
         f = tl.load(flux_ptr + b * C + c)
         tl.store(out_ptr + ((b * C + c) * n * m + o)[:, None] * 2 + two[None, :], (z * k[:, None]) * f, mask=m2)
 
@@ -550,18 +556,16 @@ def _pair_product_kernel(fi_ptr, half_ptr, flux_ptr, out_ptr, B, n, m, nh, C: tl
     col = tl.arange(0, 2)[None, :]
     m2 = msk[:, None] & (col < 2)
     a = 2 * p
-    b = a + 1
-    has_b = b < B
+    b = tl.minimum(a + 1, B - 1)  # the last stamp twice in an odd batch, its second copy weighted 0 (fb)
+    has_b = a + 1 < B
     za = tl.load(fi_ptr + ((a * n + us) * m + vs)[:, None] * 2 + col, mask=m2, other=0.0)
     za = za * tl.where(col == 1, sgn[:, None], 1.0)
     # stamp b's (im, re), signed so that adding its products gives (re_a - im_b, im_a + re_b)
     zb = tl.load(fi_ptr + ((b * n + us) * m + vs)[:, None] * 2 + (1 - col), mask=m2 & has_b, other=0.0)
     zb = zb * tl.where(col == 0, -sgn[:, None], 1.0)
     for c in tl.static_range(C):
-        ka = tl.div_rn(tl.load(half_ptr + ((a * C + c) * nh + uh) * m + vs, mask=msk, other=0.0),
-                       tl.load(half_ptr + (a * C + c) * nh * m))
-        kb = tl.div_rn(tl.load(half_ptr + ((b * C + c) * nh + uh) * m + vs, mask=msk & has_b, other=0.0),
-                       tl.load(half_ptr + (b * C + c) * nh * m, mask=has_b, other=1.0))
+        ka = _unit_sum_spectrum(half_ptr, a * C + c, uh, vs, nh, m, msk)
+        kb = _unit_sum_spectrum(half_ptr, b * C + c, uh, vs, nh, m, msk)
         fa = tl.load(flux_ptr + a * C + c)
         fb = tl.load(flux_ptr + b * C + c, mask=has_b, other=0.0)
         tl.store(out_ptr + ((p * C + c) * n * n + o)[:, None] * 2 + col,
