@@ -336,10 +336,9 @@ FUSED_FFT_SIZES = (144,)
 FUSED_SPECTRAL_PRODUCT = True
 # ... and with the Moffat spectra, the inverse transform as one complex (c2c) transform per pair of stamps
 # (``fused.spectral_product_pairs``: stamp 2p + i stamp 2p + 1, Hermitian-extended) instead of torch's c2r irfft2,
-# which copies its whole input first (cuFFT's c2r may overwrite it): on an H100 the c2c transforms of 8,192 stamps
-# took 2.72 ms against irfft2's 4.29 (bench/probe_c2c.py); off until the whole renderer is timed both ways on a GPU
-# (``bench_injection.py --fused-only`` prints both; bench/RESULTS.md, session 26)
-FUSED_PACKED_INVERSE = False
+# which copies its whole input first (cuFFT's c2r may overwrite it): on an H100 the whole renderer made 565k stamps/s
+# against 518k with irfft2 in the same process, the images equal to float32 rounding (bench/RESULTS.md, session 27)
+FUSED_PACKED_INVERSE = True
 
 
 def fused_fft_size(n_min: int) -> int:
