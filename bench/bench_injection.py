@@ -148,10 +148,12 @@ def gpu(ns) -> None:
     if ns.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        # the operations with their input shapes (which elementwise kernel belongs to which tensor)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
             render_arcs(cols, dtype=torch.float32, device=dev, chunk=ns.chunk, fused=ns.fused or ns.fused_only)
             torch.cuda.synchronize()
-        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))
+        print(prof.key_averages(group_by_input_shape=True).table(sort_by="cuda_time_total", row_limit=40,
+                                                                  max_name_column_width=40, max_shapes_column_width=70))
 
 
 def _fused_extras(ns, cols, dev, base) -> None:
