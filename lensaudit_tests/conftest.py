@@ -28,6 +28,20 @@ def _interruptible() -> None:
 
 _interruptible()
 
+#: test modules that take longest (seconds of one xdist worker on 2 cores, 01e4c8b), started first: pytest-xdist
+#: (``-n 2 --dist loadfile``, pyproject.toml) hands each module to one worker, in collection order, so the
+#: longest ones no longer start last and leave the other worker idle.  Only the order changes; a stale list
+#: costs time, never a test.
+LONGEST_FIRST = ("test_pipeline_tiny.py",  # ~480 s: the tiny home's module fixtures
+                 "test_ui_browser.py",  # ~290 s: "Materialize all" in headless Chromium
+                 "test_s3_home_tiny.py",  # ~280 s: the tiny home on moto's S3
+                 "test_render_fused.py", "test_external_detector.py", "test_dagster_webserver.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's tests keep their order
+
 
 @pytest.fixture(scope="session")
 def real_data() -> Path:

@@ -171,10 +171,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             import time
 
             time.sleep(1.0)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:  # the client timed out and left: expected, not a server error
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
         elif action == "truncated":
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
