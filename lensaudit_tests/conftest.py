@@ -33,12 +33,12 @@ _interruptible()
 #: longest ones no longer start last and leave the other worker idle.  Only the order changes; a stale list
 #: costs time, never a test.
 LONGEST_FIRST = ("test_pipeline_tiny.py",  # ~480 s: the tiny home's module fixtures
-                 "test_ui_browser.py",  # ~290 s: "Materialize all" in headless Chromium
+                 "test_ui_browser.py",  # ~240-290 s: "Materialize all" in headless Chromium
                  "test_s3_home_tiny.py",  # ~280 s: the tiny home on moto's S3
                  "test_render_fused.py", "test_external_detector.py", "test_dagster_webserver.py")
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(items):
     rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's tests keep their order
 
