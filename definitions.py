@@ -23,8 +23,8 @@ import dagster as dg
 import yaml
 
 from assets import ALL_ASSETS, ALL_CHECKS, ARCH_PARTITIONS
-from assets.automation import (lens_catalog_version_sensor, main_job, sweep_backfill_schedule, sweep_discovery_sensor,
-                               sweeps_job)
+from assets.automation import (architecture_partitions_sensor, lens_catalog_version_sensor, main_job,
+                               sweep_backfill_schedule, sweep_discovery_sensor, sweeps_job)
 from assets.external import external_detector_job
 from lensaudit.numpy_pages import no_hugepage_advice
 from resources import CutoutSourceResource, DeviceResource, EmrSettings, LensauditSettings, SparkResource, SweepSource
@@ -54,7 +54,7 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[main_job, detector_job, sweeps_job, external_detector_job],
     schedules=[sweep_backfill_schedule],
-    sensors=[sweep_discovery_sensor, lens_catalog_version_sensor],
+    sensors=[sweep_discovery_sensor, architecture_partitions_sensor, lens_catalog_version_sensor],
     resources={
         # home and profile are resolved when a run executes (launchpad: resources.settings.config)
         "settings": LensauditSettings(),

@@ -19,6 +19,10 @@ evaluated twice launches nothing twice, while a later tick retries a range whose
 The schedule is off by default (turn it on in the UI); runs wait in the instance's run queue
 (``dagster.yaml``: one at a time).
 
+``architecture_partitions_sensor`` (on by default, as often) adds the architectures of the profile it
+resolves at the tick (``detector.archs``; the home's run record, then ``$LENSAUDIT_PROFILE``, then
+``demo``) as partitions of the detector assets, as ``lensaudit materialize`` does before it plans.
+
 ``lens_catalog_version_sensor`` computes the catalogue fingerprint (lenscat's version + a sha256
 of the known-lens table ``lens_catalog`` would write: ``lensaudit.lens_catalog_table`` builds it,
 ``lensaudit.catalogs.version`` fingerprints it) for the
@@ -39,6 +43,7 @@ detector and the selection function then follow with ``lensaudit_detector`` and 
 import dagster as dg
 
 from assets.catalogs import FINGERPRINT_KEY, lens_catalog, mock_sky_of
+from assets.detector import ARCH_PARTITIONS, new_arch_keys
 from assets.negatives import negative_pool
 from assets.sweeps import SWEEP_PARTITIONS, new_sweep_keys, sweep_catalog
 from lensaudit.catalogs.version import catalogue_fingerprint
@@ -83,6 +88,20 @@ def sweep_discovery_sensor(context: dg.SensorEvaluationContext, sweeps: SweepSou
         return dg.SkipReason(f"no new sweep file under {sweeps.location!r} ({len(found)} found, all partitions)")
     context.log.info(f"{len(new)} new sweep file(s) under {sweeps.location!r}: {', '.join(new)}")
     return dg.SensorResult(dynamic_partitions_requests=[SWEEP_PARTITIONS.build_add_request(new)])
+
+
+@dg.sensor(minimum_interval_seconds=SWEEP_DISCOVERY_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="adds a detector partition for every architecture the home's profile trains "
+                       "(detector.archs), so that \"Materialize all\" trains what lensaudit materialize trains; "
+                       "requests no run")
+def architecture_partitions_sensor(context: dg.SensorEvaluationContext, settings: LensauditSettings):
+    # the profile as a run would resolve it now: the home's run record, $LENSAUDIT_PROFILE, demo
+    archs = settings.profile_obj().detector.archs
+    new = new_arch_keys(context.instance, archs)
+    if not new:
+        return dg.SkipReason(f"every architecture of the profile is a detector partition ({', '.join(archs)})")
+    context.log.info(f"new detector partition(s): {', '.join(new)}")
+    return dg.SensorResult(dynamic_partitions_requests=[ARCH_PARTITIONS.build_add_request(new)])
 
 
 def sweep_keys(instance: dg.DagsterInstance) -> list[str]:

@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets._wiring import GPU_OP_TAGS, json_meta, png_metadata
 from assets.cutouts import cutouts, shortcut_features
-from lensaudit.detector.models import ARCHITECTURES
+from lensaudit.detector.models import check_architecture
 from lensaudit.detector.run import detector_dir, train_detector
 from lensaudit.evaluation.report import roc_curve
 from lensaudit.evaluation.run import evaluate_detector, evaluation_json_path
@@ -15,7 +15,27 @@ from lensaudit.tables import read_table
 from resources.device import DeviceResource
 from resources.settings import LensauditSettings
 
-ARCH_PARTITIONS = dg.StaticPartitionsDefinition(list(ARCHITECTURES))
+#: The detector's partitions are the architectures a home's profile trains (``DetectorSettings.archs``;
+#: ``lensaudit.detector.models.ARCHITECTURES`` are those it can build). They are dynamic, as the sweeps:
+#: ``architecture_partitions_sensor`` adds the profile's at its tick and ``lensaudit materialize`` before it
+#: plans, so the UI's "Materialize all" trains exactly what the CLI trains. Another architecture (DESIGN's
+#: second, ``efficientnet_b0``) is one "Add partition" in the UI away.
+ARCH_PARTITIONS_NAME = "architectures"
+ARCH_PARTITIONS = dg.DynamicPartitionsDefinition(name=ARCH_PARTITIONS_NAME)
+
+
+def new_arch_keys(instance: dg.DagsterInstance, archs) -> list[str]:
+    """The architectures of ``archs`` (each checked) that are not detector partitions of ``instance`` yet."""
+    known = set(instance.get_dynamic_partitions(ARCH_PARTITIONS_NAME))
+    return [a for a in dict.fromkeys(map(check_architecture, archs)) if a not in known]
+
+
+def register_arch_partitions(instance: dg.DagsterInstance, archs) -> list[str]:
+    """Add the architectures of ``archs`` that are not detector partitions yet; the ones added."""
+    new = new_arch_keys(instance, archs)
+    if new:
+        instance.add_dynamic_partitions(ARCH_PARTITIONS_NAME, new)
+    return new
 
 
 # Every architecture trains on the cutouts of all sweeps: without an explicit mapping Dagster
@@ -67,4 +87,5 @@ def detector_evaluation(context: dg.AssetExecutionContext, settings: LensauditSe
     })
 
 
-__all__ = ["ARCH_PARTITIONS", "detector", "detector_evaluation"]
+__all__ = ["ARCH_PARTITIONS", "ARCH_PARTITIONS_NAME", "detector", "detector_evaluation", "new_arch_keys",
+           "register_arch_partitions"]

@@ -18,21 +18,26 @@ from pathlib import Path
 
 from lensaudit.config import RUN_PROFILE_FILE
 from lensaudit.numpy_pages import no_hugepage_advice
-from lensaudit.store import home_setting, lensaudit_home
+from lensaudit.store import home_setting, is_s3_uri, lensaudit_home
 from lensaudit.survey.instrument import BANDS
 
 # Dagster's console logger at WARNING: progress is the tqdm bar, details are in the UI
 _quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _prepare_home(home: str | None, profile: str | None) -> tuple[Path, str]:
+def _prepare_home(home: str | None, profile: str | None, create: bool = False) -> tuple[Path, str]:
     """The local store root and profile of ``home``; for an ``s3://`` home, its local cache
     (``lensaudit.s3store``), with the run record fetched first, and ``$LENSAUDIT_HOME`` left
-    the URI so every run's settings resource syncs with it."""
+    the URI so every run's settings resource syncs with it.  The profile: ``profile``, else the
+    home's run record, else ``$LENSAUDIT_PROFILE``, else ``demo`` (as a UI run resolves it).
+    ``create``: make the local folder and its Dagster instance folder (``materialize``); the
+    commands that only read a home leave a mistyped path uncreated."""
     setting = home_setting(home)
     h = lensaudit_home(home)
-    h.mkdir(parents=True, exist_ok=True)
-    if setting.startswith("s3://"):
+    s3 = is_s3_uri(setting)
+    if create or s3:
+        h.mkdir(parents=True, exist_ok=True)
+    if s3:
         from lensaudit.s3store import S3IntegrityError, S3Store
 
         report = S3Store(setting).pull(only=[RUN_PROFILE_FILE])
@@ -41,10 +46,11 @@ def _prepare_home(home: str | None, profile: str | None) -> tuple[Path, str]:
     if profile is None:
         stored = h / RUN_PROFILE_FILE
         profile = json.loads(stored.read_text())["profile"] if stored.exists() else os.environ.get("LENSAUDIT_PROFILE", "demo")
-    os.environ["LENSAUDIT_HOME"] = setting if setting.startswith("s3://") else str(h)
+    os.environ["LENSAUDIT_HOME"] = setting if s3 else str(h)
     os.environ["LENSAUDIT_PROFILE"] = profile
     dagster_home = h / "dagster"
-    dagster_home.mkdir(exist_ok=True)
+    if create or s3:
+        dagster_home.mkdir(exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return h, profile
 
@@ -173,13 +179,15 @@ def _use_data_config(path: str | None) -> None:
 def cmd_materialize(args) -> int:
     from lensaudit.data_config import DataConfigError
 
+    t0 = time.time()
+
     try:
         _use_data_config(args.data_config)
     except DataConfigError as exc:
         print(f"lensaudit: {exc}", file=sys.stderr)
         return 2
     try:
-        home, profile = _prepare_home(args.home, args.profile)
+        home, profile = _prepare_home(args.home, args.profile, create=True)
     except (OSError, ValueError, KeyError) as exc:  # an s3:// home: bad URI, unreachable, corrupt record
         print(f"lensaudit: cannot open the home: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -215,16 +223,20 @@ def cmd_materialize(args) -> int:
     except (SweepLocationError, DataConfigError) as exc:
         print(f"lensaudit: {exc}", file=sys.stderr)
         return 1
+    from assets.detector import register_arch_partitions
+    from lensaudit.config import get_profile
+
+    register_arch_partitions(instance, get_profile(profile).detector.archs)  # as architecture_partitions_sensor
     runs = plan_runs(defs, set(keys), profile, sweeps)
     n_checks = sum(len(graph.get(k).check_keys) for k in keys)
-    n_steps = sum(len(ks) + sum(len(graph.get(k).check_keys) for k in ks) for ks, _ in runs)
+    # the bar counts Dagster's steps: an asset's checks run in its own step or in a shared one
+    n_steps = sum(len(_job_for(defs, tags).get_subset(asset_selection=set(ks)).graph.nodes) for ks, tags in runs)
     print(f"lensaudit: materialising {len(keys)} assets with {n_checks} checks (profile {profile}) into {home}"
           f" in {len(runs)} run(s)", flush=True)
     ok = True
     with tqdm(total=n_steps, desc="steps", unit="step") as bar:
         for run_keys, tags in runs:
-            job = defs.resolve_job_def("lensaudit_detector" if "dagster/partition" in tags else "lensaudit_main")
-            run_id, r = _execute(job, instance, run_keys, tags, bar)
+            run_id, r = _execute(_job_for(defs, tags), instance, run_keys, tags, bar)
             if r is None:
                 return 1
             for ev in r.all_events:
@@ -236,11 +248,16 @@ def cmd_materialize(args) -> int:
                 ok = False
                 break
     status = "succeeded" if ok else "FAILED"
-    print(f"lensaudit: {status}; assets under {home / 'assets'}")
+    print(f"lensaudit: {status} in {time.time() - t0:.0f} s; assets under {home / 'assets'}")
     report = home / "assets" / "audit_report" / "audit_report.html"
     if report.exists():
         print(f"lensaudit: audit report: {report}")
     return 0 if ok else 1
+
+
+def _job_for(defs, tags: dict):
+    """The job of one planned run: the architecture-partitioned one for a run of one detector partition."""
+    return defs.resolve_job_def("lensaudit_detector" if "dagster/partition" in tags else "lensaudit_main")
 
 
 def _describe(tags: dict) -> str:
@@ -290,14 +307,13 @@ def plan_runs(defs, keys: set, profile_name: str, sweeps: tuple[str, str] | None
     profile for the architecture-partitioned assets, then the rest."""
     import dagster as dg
 
+    from assets.detector import ARCH_PARTITIONS
     from lensaudit.config import get_profile
-    from lensaudit.detector.models import ARCHITECTURES
 
     graph = defs.resolve_asset_graph()
 
     def is_arch(k):
-        pdef = graph.get(k).partitions_def
-        return isinstance(pdef, dg.StaticPartitionsDefinition) and list(pdef.get_partition_keys()) == list(ARCHITECTURES)
+        return graph.get(k).partitions_def == ARCH_PARTITIONS
 
     arch_keys = {k for k in keys if is_arch(k)}
     if not arch_keys:
@@ -344,6 +360,11 @@ def evaluate_gates_robustly(view, gates=None, broken: dict[str, str] | None = No
     return rows
 
 
+def _nothing_stored(home: Path) -> int:
+    print(f"lensaudit: nothing stored under {home / 'assets'}; no gate evaluated", file=sys.stderr)
+    return 1  # a gate that cannot be computed fails
+
+
 def cmd_gates(args) -> int:
     try:
         home, profile = _prepare_home(args.home, None)
@@ -353,6 +374,9 @@ def cmd_gates(args) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"lensaudit gates: cannot open the home: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    if not is_s3_uri(home_setting(args.home)) and not (home / "assets").is_dir() \
+            and not (home / "external_audit.json").is_file():
+        return _nothing_stored(home)  # before any table: a mistyped path is one line
     from lensaudit.gates.registry import StoreView
     from lensaudit_cli.table import gate_table
 
@@ -384,8 +408,7 @@ def cmd_gates(args) -> int:
         if not res.passed and "error" in res.details:
             print(f"lensaudit gates: {res.name}: cannot be computed: {res.details['error']}", file=sys.stderr)
     if not evaluated:
-        print(f"lensaudit: nothing stored under {home / 'assets'}; no gate evaluated", file=sys.stderr)
-        return 1
+        return _nothing_stored(home)
     failed = [res for res in evaluated if not res.passed and res.severity == "ERROR"]
     return 1 if failed or unowned else 0
 
@@ -602,7 +625,7 @@ def _cmd_cutout(args) -> int:
         from lensaudit.config import get_profile
         from lensaudit.mock.lookup import mock_cutout
 
-        home, profile = _prepare_home(args.home, None)
+        home, profile = _prepare_home(args.home, None, create=True)
         c = mock_cutout(args.ra, args.dec, home, get_profile(profile).mock, bands=args.bands, size=args.size)
         return _write_cutout(c, args)
     if args.source == "coadd":
@@ -640,7 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("materialize", help="materialise assets (Dagster) into LENSAUDIT_HOME")
     m.add_argument("--select", default="", help="Dagster asset selection, e.g. '+training_manifest' = it and all its "
                    "upstream; bare names mean key:<name> (default: all)")
-    m.add_argument("--profile", default="demo", choices=["tiny", "demo", "full"])
+    m.add_argument("--profile", default=None, choices=["tiny", "demo", "full"],
+                   help="default: the home's run record, else $LENSAUDIT_PROFILE, else demo")
     m.add_argument("--home", default=None, help="LENSAUDIT_HOME (default ./lensaudit_home), or s3://bucket/prefix: "
                    "worked on in a local cache ($LENSAUDIT_CACHE), synchronised with S3")
     m.add_argument("--data-config", default=None, metavar="FILE",
@@ -729,11 +753,7 @@ def main(argv=None) -> int:
     terminable_by_sigterm()
     no_hugepage_advice()  # numpy's per-array huge-page advice: seconds of page faults on VMs where THP fails
     args = build_parser().parse_args(argv)
-    t0 = time.time()
-    rc = args.func(args)
-    if args.command == "materialize":
-        print(f"lensaudit: done in {time.time() - t0:.0f} s")
-    return rc
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,10 @@ def _partitions(pdef) -> str:
     if pdef is None:
         return "—"
     if isinstance(pdef, dg.DynamicPartitionsDefinition):
-        return f"dynamic `{pdef.name}` (one per sweep file)"
+        from assets.detector import ARCH_PARTITIONS_NAME
+
+        what = "one per architecture of the profile" if pdef.name == ARCH_PARTITIONS_NAME else "one per sweep file"
+        return f"dynamic `{pdef.name}` ({what})"
     if isinstance(pdef, dg.StaticPartitionsDefinition):
         return "static: " + ", ".join(f"`{k}`" for k in pdef.get_partition_keys())
     return type(pdef).__name__

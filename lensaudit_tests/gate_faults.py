@@ -72,7 +72,8 @@ FAULTS: dict[str, tuple[str, str]] = {
     "injection_host_bins_populated": ("a (PSF, depth) bin with 2 hosts",
                                       "test_model_and_host_gates.py::test_host_bins_gate_flags_thin_bins"),
     "completeness_table_valid": ("k + 1 in one cell; another threshold; host false positives counted; "
-                                 "a non-Beta interval; missing cells",
+                                 "a non-Beta interval; missing cells; the completeness column or the host-cluster "
+                                 "interval edited alone; another operating point's table edited or at another threshold",
                                  "test_selection.py::test_completeness_validity_gate_red_on_planted_faults"),
     "adversarial_null_controls": ("the 'null' path adds the arc; controls bit-identical to hosts",
                                   "test_adversarial_planted_models.py::"
@@ -125,6 +126,9 @@ FAULTS: dict[str, tuple[str, str]] = {
         "positive's or another host's stamp; two index rows swapping stamps; an injection's PSF FWHM or depth bin "
         "not its host's; an arc-suppression row on a train positive", _SUITE),
     "failure_missed_injections_provenance": ("a missed injection attributed to another host", _SUITE),
+    "failure_missed_injections_recomputed": ("half the misses dropped; a detection listed; a cause changed; a row "
+                                             "twice; the list of another threshold",
+                                             "test_selection.py::test_missed_injections_gate_recomputes_the_list"),
     "injection_realism_hosts_provenance": ("a realism injection hosted on a train negative", _SUITE),
     "manifest_positives_in_domain": ("a positive at dec -30; an excluded positive with a wrong reason",
                                      "test_parity.py::test_domain_gate_red_for_a_planted_positive_and_a_wrong_reason"),

@@ -17,8 +17,10 @@ from dagster._core.execution import asset_backfill as ab
 from dagster._core.test_utils import mock_workspace_from_repos
 from dagster._time import get_current_datetime
 
-from assets import ALL_ASSETS, ARCH_PARTITIONS
+from assets import ALL_ASSETS
+from assets.detector import ARCH_PARTITIONS_NAME
 from assets.sweeps import SWEEP_PARTITIONS_NAME
+from lensaudit.config import get_profile
 from resources.sweeps import discover_sweep_partitions
 
 N_ASSETS = 15
@@ -28,11 +30,13 @@ def _remote_graph(defs: dg.Definitions) -> RemoteWorkspaceAssetGraph:
     return RemoteWorkspaceAssetGraph.build(mock_workspace_from_repos([defs.get_repository_def()]))
 
 
-def simulate_materialize_all(defs: dg.Definitions, monkeypatch, max_iterations: int = 30):
+def simulate_materialize_all(defs: dg.Definitions, monkeypatch, max_iterations: int = 30, profile: str = "demo"):
     """Waves of run requests of an all-assets, all-partitions backfill; (waves, target, requested)."""
     instance = dg.DagsterInstance.ephemeral()
-    # the sweep partitions are dynamic: the discovery sensor has added the mock sky's files
+    # the partitions are dynamic: the discovery sensor has added the mock sky's files, the architecture
+    # sensor the profile's architectures
     instance.add_dynamic_partitions(SWEEP_PARTITIONS_NAME, discover_sweep_partitions("mock"))
+    instance.add_dynamic_partitions(ARCH_PARTITIONS_NAME, list(get_profile(profile).detector.archs))
     graph = _remote_graph(defs)
     keys = sorted(dg.AssetSelection.all().resolve(graph))
     now = time.time()
@@ -96,9 +100,13 @@ def test_materialize_all_targets_every_asset_after_its_parents(defs, monkeypatch
     sweeps = discover_sweep_partitions("mock")
     assert len(sweep_runs) == 1 and (sweep_runs[0].tags["dagster/asset_partition_range_start"],
                                      sweep_runs[0].tags["dagster/asset_partition_range_end"]) == (sweeps[0], sweeps[-1])
-    # one detector run per architecture, after all the cutouts
+    # one detector run per architecture of the profile, after all the cutouts: the runs `lensaudit materialize` plans
     det = [rr.partition_key for w in waves for rr in w if dg.AssetKey("detector") in rr.asset_selection]
-    assert sorted(det) == sorted(ARCH_PARTITIONS.get_partition_keys())
+    from lensaudit_cli.main import plan_runs
+
+    cli = [t["dagster/partition"] for _, t in plan_runs(defs, set(target.asset_keys), "demo", (sweeps[0], sweeps[-1]))
+           if "dagster/partition" in t]
+    assert sorted(det) == sorted(cli) == sorted(get_profile("demo").detector.archs)
 
 
 def test_every_partitions_crossing_has_an_explicit_mapping(defs):

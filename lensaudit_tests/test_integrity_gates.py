@@ -627,3 +627,32 @@ def test_qc_verification_counts_equal_numpy_comparisons():
             assert np.array_equal(ig._kth_within(x, k, lo, hi), (kth >= lo) & (kth <= hi))
         xd = x.astype(np.float64)  # float64 rows: compared as they are
         assert np.array_equal(ig._count_rows(xd, v, inclusive=False), np.count_nonzero(xd < v[:, None], axis=1))
+
+
+@pytest.mark.parametrize("record", ["cuda", "missing"])
+def test_a_device_field_that_would_loosen_the_rescore_tolerance_is_not_believed(tmp_path, record):
+    """The planted fault: test logits shifted by 0.02 (beyond the CPU tolerance, inside the CUDA
+    one) and evaluation.json saying it scored on CUDA, or saying nothing, while run_info's
+    training device is the CPU: the gate keeps the CPU's tolerance and turns red."""
+    from lensaudit.evaluation.run import evaluation_json_path
+    from lensaudit.gates.integrity_gates import rescore_device
+
+    d, table, report = _detector_home(tmp_path)
+    info = json.loads((d / "run_info.json").read_text())
+    info["device_name"] = "cpu (x86_64, 2 threads)"
+    (d / "run_info.json").write_text(json.dumps(info))
+    scored = pd.read_parquet(table)
+    write_parquet_atomic(scored.assign(logit=scored["logit"] + 0.02), table)
+    _rehash_report(tmp_path, table)
+    p = evaluation_json_path(tmp_path, "resnet18")
+    rep = json.loads(p.read_text())
+    if record == "cuda":
+        rep["scored_on_device"] = "cuda"
+    else:
+        del rep["scored_on_device"]
+    p.write_text(json.dumps(rep))
+    res = _run(tmp_path, ["detector_logits_rescored"])["detector_logits_rescored"]
+    assert not res.passed and res.details["resnet18"]["atol"] == 1e-3
+    # a GPU-trained, GPU-evaluated detector keeps the wider tolerance
+    assert rescore_device({"scored_on_device": "cuda"}, {"device_name": "NVIDIA H100 80GB HBM3"}) == "cuda"
+    assert rescore_device({"scored_on_device": "cuda"}, {}) == "cpu"

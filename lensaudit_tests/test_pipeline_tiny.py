@@ -1,6 +1,7 @@
 """The whole data half through Dagster on the tiny profile, twice, in two temp homes."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ def homes(tmp_path_factory):
         home = tmp_path_factory.mktemp(f"home_{name}")
         r = _cli("materialize", "--profile", "tiny", "--select", "+training_manifest", "--home", str(home), home=home)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+        # the progress bar's total is the runs' Dagster steps (checks share steps): it ends full
+        assert re.search(r"steps: 100%\|.*\| (\d+)/\1 \[", r.stderr), r.stderr[-2000:]
         out.append(home)
     return out
 

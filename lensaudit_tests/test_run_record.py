@@ -66,3 +66,45 @@ def test_demo_pins_its_cpu_threads():
     """The README's demo figures reproduce only with a fixed thread count (torch's default
     follows the machine's cores)."""
     assert get_profile("demo").detector.cpu_threads == 2
+
+
+def _cli_env(monkeypatch, tmp_path, profile=None):
+    for var in ("LENSAUDIT_HOME", "DAGSTER_HOME"):  # the CLI sets them; restored after
+        monkeypatch.setenv(var, str(tmp_path))
+    if profile is None:
+        monkeypatch.delenv("LENSAUDIT_PROFILE", raising=False)
+    else:
+        monkeypatch.setenv("LENSAUDIT_PROFILE", profile)
+
+
+def test_materialize_reads_the_profile_variable_and_rejects_a_typo(tmp_path, capsys, monkeypatch):
+    """Without ``--profile`` the home's run record, then ``$LENSAUDIT_PROFILE``, then demo (as a UI
+    run); a misspelt variable is one line, exit 2, and nothing is stored or reported done."""
+    _cli_env(monkeypatch, tmp_path, "dmeo")
+    home = tmp_path / "h"
+    rc = main(["materialize", "--home", str(home), "--select", "spatial_splits"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and "unknown profile 'dmeo'" in err and "Traceback" not in err
+    assert "done" not in out + err and "succeeded" not in out + err
+    assert not (home / RUN_PROFILE_FILE).exists() and not (home / "assets").exists()
+    from lensaudit_cli.main import _prepare_home
+
+    _cli_env(monkeypatch, tmp_path, "tiny")
+    assert _prepare_home(str(home), None)[1] == "tiny"
+    (home / RUN_PROFILE_FILE).write_text(json.dumps({"profile": "full"}))
+    assert _prepare_home(str(home), None)[1] == "full"  # an existing home keeps its profile
+    assert _prepare_home(str(home), "demo")[1] == "demo"
+
+
+def test_commands_that_read_a_home_create_no_home(tmp_path, capsys, monkeypatch):
+    """A mistyped ``--home``: one line, no gate table, and no folder made."""
+    _cli_env(monkeypatch, tmp_path)
+    missing = tmp_path / "no_such_home"
+    assert main(["gates", "--home", str(missing)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip().splitlines() == [f"lensaudit: nothing stored under {missing / 'assets'}; "
+                                                       "no gate evaluated"]
+    assert main(["summary", "--home", str(missing)]) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not missing.exists()

@@ -345,3 +345,42 @@ def test_completeness_validity_gate_red_on_planted_faults():
     assert not completeness_table_valid(wide, rec, 0.0).passed
     assert not completeness_table_valid(t, rec, None).passed  # no threshold: cannot be computed
     assert not completeness_table_valid(t.iloc[:100], rec, 0.0).passed  # missing cells
+    # the headline column edited alone (n, k and the intervals left as they were): recomputed, red
+    forged = t.copy()
+    forged.loc[t["n"] > 0, "completeness"] = 0.9
+    res = completeness_table_valid(forged, rec, 0.0)
+    assert not res.passed and "recomputed_completeness" in res.details["problems"]
+    boot = t.copy()
+    boot["cluster_hi95"] = boot["cluster_hi95"] + 0.01  # the host-cluster interval widened
+    assert not completeness_table_valid(boot, rec, 0.0).passed
+    # another operating point's table: recomputed at its own threshold; edited, or at another threshold: red
+    other = completeness_table(rec, 1.5, "fpr0.001")
+    assert completeness_table_valid(t, rec, 0.0, others={"fpr0.001": (other, 1.5)}).passed
+    edited = other.copy()
+    edited["k"] = np.minimum(edited["n"], 2 * edited["k"] + 3)
+    res = completeness_table_valid(t, rec, 0.0, others={"fpr0.001": (edited, 1.5)})
+    assert not res.passed and any(k.startswith("fpr0.001: ") for k in res.details["problems"])
+    assert not completeness_table_valid(t, rec, 0.0, others={"fpr0.001": (other, 1.4)}).passed
+    assert not completeness_table_valid(t, rec, 0.0, others={"fpr0.001": (other, None)}).passed
+
+
+def test_missed_injections_gate_recomputes_the_list():
+    """The planted faults of a forged failure list: half the misses dropped, a detection listed, a
+    cause changed, a row twice; no threshold: cannot be computed (red)."""
+    from lensaudit.gates.selection_gates import missed_injections_recomputed
+    from lensaudit.selection.failure_modes import attribute_misses
+
+    rec = _planted(n_per_cell=12).assign(psf_fwhm_r_arcsec=1.2, src_mag_r=23.0, magnification=4.0)
+    rec["injection_id"] = [f"i{k}" for k in range(len(rec))]
+    miss = attribute_misses(rec, 0.0)
+    assert len(miss) > 10 and missed_injections_recomputed(miss, rec, 0.0).passed
+    res = missed_injections_recomputed(miss.iloc[::2], rec, 0.0)
+    assert not res.passed and res.details["problems"]["missed_left_out"] == len(miss) - len(miss.iloc[::2])
+    detected = rec[~rec["injection_id"].isin(miss["injection_id"])].iloc[:1].assign(cause="other")
+    assert not missed_injections_recomputed(pd.concat([miss, detected]), rec, 0.0).passed
+    recaused = miss.copy()
+    recaused.iloc[0, recaused.columns.get_loc("cause")] = "psf_blended" if miss["cause"].iloc[0] != "psf_blended" else "other"
+    assert not missed_injections_recomputed(recaused, rec, 0.0).passed
+    assert not missed_injections_recomputed(pd.concat([miss, miss.iloc[:1]]), rec, 0.0).passed
+    assert not missed_injections_recomputed(miss, rec, 1.0).passed  # the list of another threshold
+    assert not missed_injections_recomputed(miss, rec, None).passed

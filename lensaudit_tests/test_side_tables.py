@@ -33,8 +33,8 @@ PLUMBING = {"registry.py view.has(g.asset)", "external_gates.py asset_files(self
 
 
 def _names_read(path: Path) -> tuple[set[str], list[str]]:
-    """(table names, unresolved arguments) of every table-reading call in ``path``: a literal, or
-    a module-level constant of the module."""
+    """(table names, unresolved arguments) of every table-reading call in ``path``: a literal, a
+    module-level constant of the module, or an item of a module-level dict of table names."""
     mod = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
     names, unresolved = set(), []
     for node in ast.walk(ast.parse(path.read_text())):
@@ -49,6 +49,10 @@ def _names_read(path: Path) -> tuple[set[str], list[str]]:
             names.add(arg.value)
         elif isinstance(arg, ast.Name) and isinstance(getattr(mod, arg.id, None), str):
             names.add(getattr(mod, arg.id))
+        elif isinstance(arg, ast.Subscript) and isinstance(arg.value, ast.Name) \
+                and isinstance(table_map := getattr(mod, arg.value.id, None), dict) \
+                and all(isinstance(t, str) for t in table_map.values()):
+            names |= set(table_map.values())  # a module-level {key: table name}: every name it can give
         elif f"{path.name} {ast.unparse(node)}" not in PLUMBING:
             unresolved.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
     return names, unresolved

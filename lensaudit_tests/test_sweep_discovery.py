@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from assets.automation import sweep_discovery_sensor
+from lensaudit_tests._sensor_ticks import partition_tick
 from assets.sweeps import SWEEP_PARTITIONS, SWEEP_PARTITIONS_NAME
 from lensaudit.survey.sweep_files import list_sweep_files
 from resources.sweeps import SweepLocationError, SweepSource, discover_sweep_partitions
@@ -27,15 +28,8 @@ def instance():
 
 def _tick(instance, location: str):
     """One evaluation as the daemon runs it; the partition requests are applied as the daemon does."""
-    with dg.build_sensor_context(instance=instance, resources={"sweeps": SweepSource(location=location)}) as ctx:
-        data = sweep_discovery_sensor.evaluate_tick(ctx)
-    added = []
-    for req in data.dynamic_partitions_requests or []:
-        assert isinstance(req, dg.AddDynamicPartitionsRequest) and req.partitions_def_name == SWEEP_PARTITIONS_NAME
-        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-        added += list(req.partition_keys)
-    assert not data.run_requests, "discovery requests no run"
-    return added, data.skip_message
+    return partition_tick(sweep_discovery_sensor, instance, {"sweeps": SweepSource(location=location)},
+                          SWEEP_PARTITIONS_NAME)
 
 
 def _folder(tmp_path, names):

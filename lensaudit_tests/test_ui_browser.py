@@ -169,6 +169,25 @@ def _wait_for_discovered_sweeps(dagster_home: Path, timeout_s: float = 180.0) ->
             time.sleep(2)
 
 
+def _assert_architecture_partitions(dagster_home: Path, timeout_s: float = 120.0) -> None:
+    """The daemon's architecture_partitions_sensor (on by default) has added the profile's
+    architectures, and only them: "Materialize all" would train what the CLI trains."""
+    import time
+
+    import dagster as dg
+
+    from assets.detector import ARCH_PARTITIONS_NAME
+    from lensaudit.config import get_profile
+
+    want = list(get_profile("tiny").detector.archs)
+    deadline = time.monotonic() + timeout_s
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        while (keys := instance.get_dynamic_partitions(ARCH_PARTITIONS_NAME)) != want:
+            if time.monotonic() > deadline:
+                pytest.fail(f"architecture_partitions_sensor added {keys}, not {want}, within {timeout_s:.0f} s")
+            time.sleep(2)
+
+
 def _session(page, base: str, tmp_path: Path, home: Path, defs) -> None:
     from playwright.sync_api import expect
 
@@ -198,6 +217,7 @@ def _session(page, base: str, tmp_path: Path, home: Path, defs) -> None:
     # 3. a backfill of two sweep partitions, chosen in the dialog: the partitions are the ones
     # that the daemon's sweep_discovery_sensor (on by default) added to the fresh instance
     _wait_for_discovered_sweeps(tmp_path / "dagster_home")
+    _assert_architecture_partitions(tmp_path / "dagster_home")
     page.goto(f"{base}/assets/sweep_catalog")
     page.get_by_role("button", name=re.compile(r"Materialize")).first.click()
     page.get_by_role("dialog").get_by_text("Select a partition or create one").click()

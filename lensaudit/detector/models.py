@@ -12,16 +12,19 @@ from torch import nn
 ARCHITECTURES = ("resnet18", "efficientnet_b0")
 
 
+def check_architecture(arch: str) -> str:
+    """``arch`` when it names one of ``ARCHITECTURES``; ValueError naming them otherwise."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
+    return arch
+
+
 def build_model(arch: str) -> nn.Module:
     import torchvision
 
-    if arch == "resnet18":
-        m = torchvision.models.resnet18(weights=None, num_classes=1)
-    elif arch == "efficientnet_b0":
-        m = torchvision.models.efficientnet_b0(weights=None, num_classes=1)
-    else:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
-    return m
+    if check_architecture(arch) == "resnet18":
+        return torchvision.models.resnet18(weights=None, num_classes=1)
+    return torchvision.models.efficientnet_b0(weights=None, num_classes=1)
 
 
 #: the state-dict key of each architecture's output-logit bias

@@ -22,7 +22,7 @@ import torch
 from lensaudit import provenance
 from lensaudit.cutouts.store import CutoutReader
 from lensaudit.detector.data import join_manifest_index, load_split
-from lensaudit.detector.models import build_model, save_checkpoint
+from lensaudit.detector.models import build_model, check_architecture, save_checkpoint
 from lensaudit.detector.config import TrainConfig
 from lensaudit.detector.train import train
 from lensaudit.store import asset_files, atomic_path, safe_join, write_parquet_atomic
@@ -49,6 +49,7 @@ def train_detector(home: Path, profile: Profile, arch: str, device: str, manifes
     """Train on the manifest's train split, select on val, write the artefacts under ``home``;
     returns run_info.  ``manifest`` and ``index``: the stored ``training_manifest`` and ``cutouts``
     tables (read by the caller through ``lensaudit.tables.read_table``)."""
+    check_architecture(arch)  # before any read: a partition added by hand may name none
     if profile.detector.cpu_threads and device == "cpu":
         torch.set_num_threads(profile.detector.cpu_threads)
     rows = join_manifest_index(manifest, index)

@@ -472,6 +472,16 @@ def _sample(scored: pd.DataFrame, n_neg: int, rng: np.random.Generator) -> pd.Da
     return pd.concat([pos, neg.iloc[audit_sample(len(neg), n_neg, rng)]]).drop_duplicates("galaxy_id")
 
 
+def rescore_device(evaluation: dict, run_info: dict) -> str:
+    """The key of ``RESCORE_TOL`` for a stored evaluation: "cuda" (the wider tolerance of TF32
+    convolutions) only when the evaluation says it scored on CUDA and the checkpoint's run_info
+    names a non-CPU training device (the detector and its evaluation run on one device
+    resource); a missing or inconsistent record gets the CPU's tolerance, never the wider one."""
+    trained_on = str(run_info.get("device_name", "cpu"))
+    on_cuda = evaluation.get("scored_on_device") == "cuda" and not trained_on.startswith("cpu")
+    return "cuda" if on_cuda else "cpu"
+
+
 def rescore_logits(home: Path, archs, index: pd.DataFrame, n_rows: int = RESCORE_ROWS) -> GateResult:
     import torch
 
@@ -502,8 +512,8 @@ def rescore_logits(home: Path, archs, index: pd.DataFrame, n_rows: int = RESCORE
             details[arch] = "run_info.json has no config.train.crop"
             failed = True
             continue
-        device = str(rec["eval"].get("scored_on_device", "cuda"))
-        atol, rtol = RESCORE_TOL["cpu" if device == "cpu" else "cuda"]
+        device = rescore_device(rec["eval"], rec["run_info"])
+        atol, rtol = RESCORE_TOL[device]
         try:
             state = torch.load(detector_dir(home, arch) / "best.pt", map_location="cpu", weights_only=True)
             model = build_model(arch)

@@ -9,9 +9,10 @@ from lensaudit.gates.gate_spec import GateSpec, StoreView, audit_rng, audit_samp
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.evaluation.metrics import beta_bounds
 from lensaudit.selection.completeness import detections
-from lensaudit.spec import INTERVAL_LEVELS, PRIMARY, SELECTION, interval_tag
+from lensaudit.spec import INTERVAL_LEVELS, OPERATING_POINTS, PRIMARY, SELECTION, interval_tag
 from lensaudit.selection.grid import N_CELLS
 from lensaudit.selection.hosts import host_leaks
+from lensaudit.tables import table_asset
 
 
 def hosts_held_out(hosts: pd.DataFrame, manifest: pd.DataFrame) -> GateResult:
@@ -34,11 +35,17 @@ def host_bins_populated(bins: pd.DataFrame) -> GateResult:
                        "bins": int(len(bins))})
 
 
-def completeness_table_valid(table: pd.DataFrame, injections: pd.DataFrame, threshold_logit: float | None) -> GateResult:
+def completeness_table_valid(table: pd.DataFrame, injections: pd.DataFrame, threshold_logit: float | None,
+                             seed: int = 0, others: dict | None = None) -> GateResult:
     """385 cells; the table's threshold is the operating threshold recomputed from the
     validation scores; n, k and n_host_fp agree with the per-injection table under the
     detection rule (injected crosses, host does not); intervals are ``beta_bounds``;
-    ``sufficient`` is n >= the spec's 200."""
+    ``sufficient`` is n >= the spec's 200; and every column equals the table that
+    ``completeness.completeness_table`` recomputes from the injections (the completeness itself,
+    the observable fraction, the conditional recall, the host-cluster bootstrap with the
+    selection's ``seed``: the same numbers on any device).  ``others``: {operating point name:
+    (its stored table, its threshold recomputed from the validation scores or None)}, each
+    recomputed the same way."""
     name = "completeness_table_valid"
     if table.empty:
         return cannot_compute(name, "completeness_table", ERROR, "empty table", f"{N_CELLS} valid cells")
@@ -66,24 +73,118 @@ def completeness_table_valid(table: pd.DataFrame, injections: pd.DataFrame, thre
             problems[f"interval{tag}"] = "differs from the Beta(k+1, n-k+1) interval"
     if not (t["sufficient"] == (t["n"] >= SELECTION.sufficient_n)).all():
         problems["sufficient"] = f"not n >= {SELECTION.sufficient_n}"
+    if not problems:
+        problems.update(recomputed_differences(table, injections, threshold_logit, str(table["threshold_name"].iloc[0]),
+                                               seed))
+    for point, (other, thr) in (others or {}).items():
+        if thr is None:
+            problems[point] = "no threshold at this operating point from the validation scores, yet a table is stored"
+        elif other.empty:
+            problems[point] = f"no table stored, though the validation split resolves this point ({thr:.6g})"
+        elif not np.isclose(float(other["threshold_logit"].iloc[0]), thr, rtol=0, atol=1e-9):
+            problems[point] = f"threshold is not the validation split's {thr:.6g}"
+        else:
+            problems.update({f"{point}: {k}": m for k, m in
+                             recomputed_differences(other, injections, thr, point, seed).items()})
     return GateResult(name, "completeness_table", not problems, ERROR, float(len(problems)), "0 problems",
                       bound=(None, 0.0), details={"problems": problems, "cells_with_injections": int((t["n"] > 0).sum()),
                        "sufficient_cells": int(t["sufficient"].sum()), "injections": int(len(injections)),
                        "host_false_positive_injections": int(host_fp.sum()), "threshold_logit": threshold_logit})
 
 
-def operating_threshold(v: StoreView) -> float | None:
-    """The primary operating threshold recomputed from the stored validation scores (the
-    spec's FPR, ``lensaudit.spec.PRIMARY``), never read from a producer's summary."""
+def recomputed_differences(table: pd.DataFrame, injections: pd.DataFrame, threshold_logit: float, point: str,
+                           seed: int) -> dict[str, str]:
+    """{column: what differs} between a stored completeness table and the one recomputed from the
+    injections at ``threshold_logit`` (floats to 1e-9, NaN where NaN; every other column equal)."""
+    from lensaudit.selection.completeness import completeness_table
+
+    want = completeness_table(injections, threshold_logit, point, seed=seed).set_index("cell").sort_index()
+    got = table.set_index("cell").sort_index()
+    out = {}
+    for col in want.columns:
+        if col not in got or len(got) != len(want) or not (got.index == want.index).all():
+            out[f"recomputed_{col}"] = "missing" if col not in got else "other cells"
+            continue
+        a, b = got[col].to_numpy(), want[col].to_numpy()
+        if np.issubdtype(b.dtype, np.floating):
+            same = np.allclose(a.astype(float), b, rtol=0, atol=1e-9, equal_nan=True)
+        else:
+            same = (a == b).all()
+        if not same:
+            bad = int((~np.isclose(a.astype(float), b, rtol=0, atol=1e-9, equal_nan=True)).sum()) \
+                if np.issubdtype(b.dtype, np.floating) else int((a != b).sum())
+            out[f"recomputed_{col}"] = f"{bad} cells differ from the table recomputed from the injections"
+    return out
+
+
+def missed_injections_recomputed(missed: pd.DataFrame, injections: pd.DataFrame,
+                                 threshold_logit: float | None) -> GateResult:
+    """The stored missed-injection list (``failure_missed_injections``) is the one
+    ``failure_modes.attribute_misses`` recomputes from the injections at the primary threshold
+    recomputed from the validation scores: no miss left out, no row that is not a miss, no
+    row twice, every cause the rule's."""
+    from lensaudit.selection.failure_modes import attribute_misses
+
+    name, asset = "failure_missed_injections_recomputed", "failure_modes"
+    threshold = "0 rows differ from the misses recomputed from the injections"
+    if threshold_logit is None:
+        return cannot_compute(name, asset, ERROR, "no operating threshold from the validation scores", threshold)
+    if injections.empty:
+        return cannot_compute(name, asset, ERROR, "no injections", threshold)
+    want = attribute_misses(injections, threshold_logit).set_index("injection_id")["cause"].astype(str)
+    if "cause" not in missed or "injection_id" not in missed:
+        return cannot_compute(name, asset, ERROR, "the stored list has no injection_id or cause column", threshold)
+    got = missed.drop_duplicates("injection_id").set_index("injection_id")["cause"].astype(str)
+    both = want.index.intersection(got.index)
+    problems = {"missed_left_out": want.index.difference(got.index),
+                "listed_but_not_missed": got.index.difference(want.index),
+                "cause_differs": both[want.loc[both].to_numpy() != got.loc[both].to_numpy()],
+                "listed_twice": pd.Index(missed.loc[missed["injection_id"].duplicated(), "injection_id"])}
+    n_bad = sum(len(ids) for ids in problems.values())
+    return GateResult(name, asset, n_bad == 0, ERROR, float(n_bad), threshold, bound=(None, 0.0),
+                      details={"rows": {"stored": int(len(missed)), "recomputed": int(len(want))},
+                               "problems": {k: len(ids) for k, ids in problems.items()},
+                               "examples": {k: ids.astype(str).tolist()[:5] for k, ids in problems.items() if len(ids)},
+                               "threshold_logit": threshold_logit})
+
+
+def operating_thresholds_all(v: StoreView) -> dict[str, float | None]:
+    """{operating point: its threshold logit, None where the validation split cannot resolve it},
+    recomputed from the stored validation scores, never read from a producer's summary."""
     from lensaudit.evaluation.operating import operating_thresholds, threshold_logit
     from lensaudit.evaluation.run import val_scores
 
     def compute():
         val = val_scores(v.home, v.profile.detector.audit_arch)
-        return threshold_logit(operating_thresholds(val["logit"].to_numpy(float), val["label"].to_numpy(int)), PRIMARY)
-    return v.memo("operating_threshold", compute)
+        ops = operating_thresholds(val["logit"].to_numpy(float), val["label"].to_numpy(int))
+        return {p.name: threshold_logit(ops, p) for p in OPERATING_POINTS}
+    return v.memo("operating_thresholds_all", compute)
 
 
+def _other_points(v: StoreView) -> dict:
+    """{point: (stored table, recomputed threshold)} for every operating point but the primary
+    whose table is stored or whose threshold the validation split resolves."""
+    from lensaudit.store import asset_files
+    from lensaudit.tables import read_table
+
+    where = v._where("completeness_table")  # an audit folder's own tables, never the home's beside them
+    thresholds = operating_thresholds_all(v)
+    out = {}
+    for point in OTHER_POINT_TABLES:
+        stored = bool(asset_files(where, OTHER_POINT_TABLES[point]))
+        if stored or thresholds[point] is not None:
+            out[point] = (read_table(where, OTHER_POINT_TABLES[point]) if stored else pd.DataFrame(), thresholds[point])
+    return out
+
+
+def operating_threshold(v: StoreView) -> float | None:
+    """The primary operating threshold (the spec's FPR, ``lensaudit.spec.PRIMARY``) recomputed
+    from the stored validation scores."""
+    return operating_thresholds_all(v)[PRIMARY.name]
+
+
+#: {operating point: its completeness table} for every point but the primary (whose table is the asset)
+OTHER_POINT_TABLES = {p.name: table_asset(p.name) for p in OPERATING_POINTS if p.name != PRIMARY.name}
 REDERIVE_ROWS = 32  # injections re-derived evenly spaced in injection_id order (and as many drawn at random)
 #: matched-filter S/N, magnification and noise correlation re-derived on the CPU vs stored: the renderers agree
 #: to <= 1 % in flux (a GPU's fused renderer vs the CPU's), so 2 %; a units slip is orders of magnitude
@@ -206,10 +307,16 @@ def specs() -> list[GateSpec]:
              lambda v: host_bins_populated(v.table("injection_host_bins"))),
         spec("completeness_table_valid", "completeness_table", ERROR, True,
              f"{N_CELLS} cells at {operating_point_text()} (recomputed from the validation scores), counts match the "
-             f"injections under the detection rule, Beta intervals, sufficient = n >= {SELECTION.sufficient_n}",
+             f"injections under the detection rule, Beta intervals, sufficient = n >= {SELECTION.sufficient_n}; every "
+             "column, and every other operating point's table, equal to the tables recomputed from the injections",
              lambda v: completeness_table_valid(v.table("completeness_table"), v.table("completeness_injections"),
-                                                operating_threshold(v)),
+                                                operating_threshold(v), v.profile.selection.seed, _other_points(v)),
              plot="completeness_heatmaps.png"),
+        spec("failure_missed_injections_recomputed", "failure_modes", ERROR, True,
+             f"the missed injections and their causes are those recomputed from the injections at "
+             f"{operating_point_text()} (recomputed from the validation scores)",
+             lambda v: missed_injections_recomputed(v.table("failure_missed_injections"),
+                                                    v.table("completeness_injections"), operating_threshold(v))),
         spec("completeness_injections_rederived", "completeness_table", ERROR, True,
              f"observable equals the matched-S/N rule on every injection; {2 * REDERIVE_ROWS} injections ({REDERIVE_ROWS} "
              f"evenly spaced, as many at random) re-injected on the CPU reproduce their magnification, matched-filter S/N "
