@@ -149,6 +149,8 @@ _SIDE = [
       for p in OPERATING_POINTS if p != PRIMARY],
     SideTable("completeness_brackets", "completeness_table",
               "completeness brackets of the detectability decomposition"),
+    SideTable("completeness_bracket_records", "completeness_table",
+              "every bracket re-injection's record and score, per variant (what the brackets are recomputed from)"),
     SideTable("adversarial_scores", "completeness_table", "logits before / after each adversarial test"),
     SideTable("failure_missed_injections", "failure_modes", "every missed injection with its cause"),
 ]

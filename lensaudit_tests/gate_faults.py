@@ -75,6 +75,13 @@ FAULTS: dict[str, tuple[str, str]] = {
                                  "a non-Beta interval; missing cells; the completeness column or the host-cluster "
                                  "interval edited alone; another operating point's table edited or at another threshold",
                                  "test_selection.py::test_completeness_validity_gate_red_on_planted_faults"),
+    "completeness_brackets_recomputed": ("a bracket table's k raised; a record dropped or its host logit changed; a "
+                                         "variant's logits lowered with its table recomputed; one sampled logit forged; "
+                                         "an observable flag flipped", "test_pipeline_tiny.py::"
+                                         "test_brackets_are_recomputed_not_trusted"),
+    "adversarial_scores_rescored": ("one ring logit raised by 1; arc suppression faked; null controls lowered by 4; "
+                                    "a host logit forged", "test_pipeline_tiny.py::"
+                                    "test_adversarial_scores_are_rescored_not_trusted"),
     "adversarial_null_controls": ("the 'null' path adds the arc; controls bit-identical to hosts",
                                   "test_adversarial_planted_models.py::"
                                   "test_null_controls_are_never_identical_and_a_leaked_arc_turns_the_gate_red"),
@@ -94,8 +101,10 @@ FAULTS: dict[str, tuple[str, str]] = {
                                          "test_integrity_gates.py::test_shard_bytes_changed_is_red"),
     "cutout_qc_recomputed": ("an all-NaN / zero-filled stamp behind a QC-ok row; offsets shifted by one",
                              "test_integrity_gates.py::test_offset_shifted_by_one_is_red"),
-    "detector_artefact_hashes_match": ("a swapped, random or NaN checkpoint; missing hash records",
-                                       "test_integrity_gates.py::test_swapped_or_nan_checkpoint_is_red"),
+    "detector_artefact_hashes_match": ("after training: a train row moved to val, two stamp pointers swapped, an index "
+                                       "partition deleted; no input record (a swapped, random or NaN checkpoint: "
+                                       "`test_swapped_or_nan_checkpoint_is_red`)",
+                                       "test_integrity_gates.py::test_a_manifest_or_index_changed_after_training_is_red"),
     "detector_auc_recomputed": ("logits permuted in the scored table; a stored AUC that disagrees",
                                 "test_integrity_gates.py::test_permuted_logits_are_red"),
     "detector_logits_rescored": ("a checkpoint whose scores differ from the stored logits (hashes rewritten); a test "

@@ -187,7 +187,7 @@ def _detector_home(home, seed=0):
     table and evaluation.json, as detector.run / evaluation.run write them."""
     from lensaudit.detector.models import build_model, save_checkpoint
     from lensaudit.detector.preprocess import raw_robust
-    from lensaudit.detector.run import detector_dir, write_json_atomic
+    from lensaudit.detector.run import detector_dir, training_input_hashes, write_json_atomic
     from lensaudit.detector.train import predict
     from lensaudit.auc import roc_auc
     from lensaudit.evaluation.metrics import sigmoid
@@ -200,7 +200,8 @@ def _detector_home(home, seed=0):
     model = build_model("resnet18").eval()
     d = detector_dir(home, "resnet18")
     digest = save_checkpoint(model, d / "best.pt")
-    write_json_atomic({"checkpoint_sha256": digest, "config": {"train": {"crop": 64}}}, d / "run_info.json")
+    write_json_atomic({"checkpoint_sha256": digest, "config": {"train": {"crop": 64}}, **training_input_hashes(home)},
+                      d / "run_info.json")
     ok = idx[idx["cutout_ok"]]
     x, _ = raw_robust(stamps, crop=64)
     logits = predict(model, x, "cpu", bf16=False)
@@ -297,6 +298,62 @@ def test_missing_records_cannot_be_verified_and_fail(tmp_path):
     assert not res.passed and "not recorded" in str(res.details)
 
 
+@pytest.mark.parametrize("plant", [None, "train_row_to_val", "train_pointers_swapped", "index_partition_deleted",
+                                   "inputs_not_recorded"])
+def test_a_manifest_or_index_changed_after_training_is_red(tmp_path, plant):
+    """The detector records the sha256 of the manifest and cutout index it trained on; a training
+    row moved to another split, two stamp pointers swapped (QC columns and all: the cutout gates
+    stay green), a partition file of the index deleted, or no record at all, turns
+    ``detector_artefact_hashes_match`` red, though no test or validation row changed."""
+    from lensaudit.detector.run import detector_dir
+
+    _evaluated_home(tmp_path)
+    man_file = tmp_path / "assets" / "training_manifest" / "data.parquet"
+    man = pd.read_parquet(man_file)
+    train = pd.DataFrame({**{c: man[c].iloc[:2].to_numpy() for c in man.columns}, "galaxy_id": ["t0", "t1"],
+                          "split": "train", "healpix_128": 9})
+    write_parquet_atomic(pd.concat([man, train], ignore_index=True), man_file)
+    idx = pd.read_parquet(tmp_path / "assets" / "cutouts" / "sweep-a.parquet")
+    stamps = _stamps(2, seed=1)
+    rel = f"shards/sweep-b-0000-{hashlib.sha256(stamps.tobytes()).hexdigest()[:16]}.npy"
+    write_shard(tmp_path / "cutout_store" / rel, stamps)
+    extra = idx[idx["cutout_ok"]].iloc[:2].assign(galaxy_id=["t0", "t1"], sweep="sweep-b.fits", split="train",
+                                                  cutout_path=rel, cutout_offset=[0, 1])
+    for i, q in enumerate(quality(x, "grz") for x in stamps):
+        extra.loc[extra.index[i], [c for c in q if c in INDEX_SCHEMA.names]] = [q[c] for c in q if c in INDEX_SCHEMA.names]
+    write_parquet_atomic(extra, tmp_path / "assets" / "cutouts" / "sweep-b.parquet", schema=INDEX_SCHEMA)
+    d = detector_dir(tmp_path, "resnet18")
+    info = json.loads((d / "run_info.json").read_text())
+    from lensaudit.detector.run import training_input_hashes
+
+    info.update(training_input_hashes(tmp_path))  # trained on the manifest and index with the train rows
+    (d / "run_info.json").write_text(json.dumps(info))
+    gate = "detector_artefact_hashes_match"
+    healthy = _run(tmp_path, (gate,) + CUTOUT_GATES)
+    assert all(r.passed for r in healthy.values()), {n: r.details for n, r in healthy.items() if not r.passed}
+    if plant == "train_row_to_val":
+        m = pd.read_parquet(man_file)
+        m.loc[m["galaxy_id"] == "t0", "split"] = "val"
+        write_parquet_atomic(m, man_file)
+    elif plant == "train_pointers_swapped":
+        f = tmp_path / "assets" / "cutouts" / "sweep-b.parquet"
+        e = pd.read_parquet(f)
+        moved = [c for c in e.columns if c not in ("galaxy_id", "sweep", "brickname", "ra", "dec", "label", "split")]
+        e.loc[:, moved] = e.loc[::-1, moved].to_numpy()
+        write_parquet_atomic(e, f, schema=INDEX_SCHEMA)
+        assert all(r.passed for r in _run(tmp_path, CUTOUT_GATES).values())  # the store itself is consistent
+    elif plant == "index_partition_deleted":
+        (tmp_path / "assets" / "cutouts" / "sweep-b.parquet").unlink()
+    elif plant == "inputs_not_recorded":
+        del info["manifest_sha256"], info["cutout_index_sha256"]
+        (d / "run_info.json").write_text(json.dumps(info))
+    res = _run(tmp_path, [gate])[gate]
+    assert res.passed == (plant is None), res.details
+    if plant:
+        want = "manifest_sha256" if plant == "train_row_to_val" else "cutout_index_sha256"
+        assert want in str(res.details["resnet18"]), res.details
+
+
 # ---- lensaudit gates survives a broken artefact -----------------------------------------
 
 
@@ -382,7 +439,7 @@ def _evaluated_home(tmp_path):
     resnet18, a manifest, shortcut features): (report, digest)."""
     from lensaudit.cutouts.features import FEATURES
     from lensaudit.detector.models import build_model, save_checkpoint
-    from lensaudit.detector.run import detector_dir, write_json_atomic
+    from lensaudit.detector.run import detector_dir, training_input_hashes, write_json_atomic
     from lensaudit.evaluation.run import evaluate_detector
 
     idx = _write_store(tmp_path, _stamps())
@@ -404,7 +461,7 @@ def _evaluated_home(tmp_path):
     d = detector_dir(tmp_path, "resnet18")
     digest = save_checkpoint(build_model("resnet18"), d / "best.pt")
     write_json_atomic({"checkpoint_sha256": digest, "config": {"train": {"crop": 64}}, "config_sha256": "c",
-                       "git_commit": "g"}, d / "run_info.json")
+                       "git_commit": "g", **training_input_hashes(tmp_path)}, d / "run_info.json")
     report, _ = evaluate_detector(tmp_path, get_profile("tiny"), "resnet18", "cpu")
     return report, digest
 

@@ -331,6 +331,91 @@ def test_injections_are_rederived_not_trusted(with_selection, tmp_path, plant):
         assert res.details["logit_rows_beyond_row_tol"] == 1 and abs(res.details["logit_median_shift"]) <= 0.1
     if plant is None:
         for name in ("detector_evaluation_recomputed", "detector_scored_rows_match_manifest", "detector_logits_rescored",
-                     "shortcut_features_recomputed", "manifest_positives_are_known_lenses"):
+                     "shortcut_features_recomputed", "manifest_positives_are_known_lenses",
+                     "detector_artefact_hashes_match"):
             r = by[name].evaluate(view)
             assert r.passed, (name, r.details)
+
+
+@pytest.mark.parametrize("plant", [None, "ring_logit_raised", "suppression_faked", "null_controls_lowered",
+                                   "host_logit_forged"])
+def test_adversarial_scores_are_rescored_not_trusted(with_selection, tmp_path, plant):
+    """``adversarial_scores_rescored`` re-scores a sample of every adversarial test with the
+    checkpoint: the ring's logit raised by 1 on one row, arc suppression faked (every suppressed
+    lens 2 below its logit), the null controls lowered by 4 (a finder that looks blind to noise), a
+    plain host's logit forged, or a null control moved onto a training negative turn it red; the
+    real tiny home is green."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from lensaudit.config import get_profile
+    from lensaudit.gates.registry import GATES, StoreView
+
+    home = tmp_path / "h"
+    shutil.copytree(with_selection, home)
+    p = home / "assets/adversarial_scores/data.parquet"
+    adv, schema = pd.read_parquet(p), pq.read_schema(p)
+    first = {t: adv.loc[adv["test"] == t, "galaxy_id"].min() for t in set(adv["test"])}  # always sampled
+    if plant == "ring_logit_raised":
+        adv.loc[(adv["test"] == "synthetic_ring") & (adv["galaxy_id"] == first["synthetic_ring"]), "logit_after"] += 1.0
+    elif plant == "suppression_faked":
+        sup = adv["test"] == "arc_suppression"
+        assert sup.any()
+        adv.loc[sup, "logit_after"] = adv.loc[sup, "logit_before"] - 2.0
+    elif plant == "null_controls_lowered":
+        adv.loc[adv["test"] == "null_control", "logit_after"] -= 4.0
+    elif plant == "host_logit_forged":
+        adv.loc[(adv["test"] == "null_control") & (adv["galaxy_id"] == first["null_control"]), "logit_before"] -= 1.0
+    if plant:
+        adv.to_parquet(p, index=False, schema=schema)
+    gate = {g.name: g for g in GATES}["adversarial_scores_rescored"]
+    res = gate.evaluate(StoreView(home, get_profile("tiny")))
+    assert res.passed == (plant is None), res.details
+
+
+
+@pytest.mark.parametrize("plant", [None, "table_k_raised", "record_dropped", "host_logit_changed",
+                                   "variant_lowered_consistently", "one_sampled_logit_forged", "observable_flipped"])
+def test_brackets_are_recomputed_not_trusted(with_selection, tmp_path, plant):
+    """``completeness_brackets_recomputed``: a bracket table's k raised in one cell, a baseline
+    record dropped, a record's host logit changed, the suppress_inner variant's logits lowered by 2
+    with its table recomputed to match (a consistent forgery), one sampled record's logit forged
+    by +5, or its observable flag flipped turn it red; the real tiny home is green."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from lensaudit.config import get_profile
+    from lensaudit.gates.gate_spec import StoreView
+    from lensaudit.gates.registry import GATES
+    from lensaudit.gates.selection_gates import operating_threshold
+    from lensaudit.selection.run import bracket_tables
+
+    home = tmp_path / "h"
+    shutil.copytree(with_selection, home)
+    rp, tp = home / "assets/completeness_bracket_records/data.parquet", home / "assets/completeness_brackets/data.parquet"
+    rec, table = pd.read_parquet(rp), pd.read_parquet(tp)
+    first = rec["injection_id"].min()  # always among the evenly spaced rows
+    if plant == "table_k_raised":
+        i = table.index[(table["variant"] == "clumpy_sources") & (table["n"] > table["k"])][0]
+        table.loc[i, "k"] += 1
+    elif plant == "record_dropped":
+        rec = rec.drop(rec.index[rec["variant"] == "baseline"][-1])
+    elif plant == "host_logit_changed":
+        rec.loc[rec.index[rec["variant"] == "moffat_beta_4.5"][3], "host_logit"] -= 0.5
+    elif plant == "variant_lowered_consistently":
+        rec.loc[rec["variant"] == "suppress_inner", "logit"] -= 2.0
+        thr = operating_threshold(StoreView(home, get_profile("tiny")))
+        table = bracket_tables(rec, thr, get_profile("tiny").selection.seed)
+    elif plant == "one_sampled_logit_forged":
+        rec.loc[(rec["variant"] == "baseline") & (rec["injection_id"] == first), "logit"] += 5.0
+    elif plant == "observable_flipped":
+        at = (rec["variant"] == "moffat_beta_2.5") & (rec["injection_id"] == first)
+        rec.loc[at, "observable"] = ~rec.loc[at, "observable"]
+    if plant:
+        rec.to_parquet(rp, index=False, schema=pq.read_schema(rp))
+        table.to_parquet(tp, index=False, schema=pq.read_schema(tp))
+    gate = {g.name: g for g in GATES}["completeness_brackets_recomputed"]
+    res = gate.evaluate(StoreView(home, get_profile("tiny")))
+    assert res.passed == (plant is None), res.details

@@ -31,6 +31,15 @@ if TYPE_CHECKING:  # the run profile is read, not imported at run time (detector
     from lensaudit.config import Profile
 
 
+def training_input_hashes(home: Path) -> dict[str, str]:
+    """sha256 of the stored training manifest and cutout index (``provenance.files_hash`` of the
+    assets' Parquet files): recorded in ``run_info.json`` when the detector trains and recomputed by
+    the gate ``detector_artefact_hashes_match``, so a manifest or index rewritten after training
+    (a row moved between splits, two stamp pointers swapped, a partition file deleted) is seen."""
+    return {"manifest_sha256": provenance.files_hash(asset_files(home, "training_manifest")),
+            "cutout_index_sha256": provenance.files_hash(asset_files(home, "cutouts"))}
+
+
 def detector_dir(home: Path, arch: str) -> Path:
     return safe_join(home, "assets", "detector", arch)
 
@@ -78,8 +87,7 @@ def train_detector(home: Path, profile: Profile, arch: str, device: str, manifes
         "config": config,
         "config_sha256": provenance.config_hash(config),
         "seeds": {"torch": cfg.seed, "numpy": cfg.seed, "python": cfg.seed, "batch_order_generator": cfg.seed},
-        "manifest_sha256": provenance.files_hash(asset_files(home, "training_manifest")),
-        "cutout_index_sha256": provenance.files_hash(asset_files(home, "cutouts")),
+        **training_input_hashes(home),
         "command": provenance.command_line(),
         "library_versions": provenance.library_versions(),
         "device": device,

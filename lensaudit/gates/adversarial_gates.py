@@ -137,6 +137,122 @@ def _trend(v: StoreView, what: str, column: str) -> GateResult:
     return trend_gate(x[keep], inj["logit"].to_numpy(float)[keep], det[keep], inj["galaxy_id"].to_numpy()[keep], what)
 
 
+#: rows of each adversarial test re-scored: this many evenly spaced in galaxy_id order and as many drawn at random
+ADV_RESCORE_ROWS = 16
+
+
+def _sampled(part, n_rows: int, rng: np.random.Generator):
+    from lensaudit.gates.gate_spec import audit_sample
+
+    s = part.sort_values("galaxy_id", kind="stable").reset_index(drop=True)
+    return s.iloc[audit_sample(len(s), n_rows, rng)].reset_index(drop=True)
+
+
+def adversarial_rescored(v: StoreView, rng: np.random.Generator, n_rows: int = ADV_RESCORE_ROWS) -> GateResult:
+    """The stored ``adversarial_scores`` are re-derived on a sample of each test's rows
+    (``n_rows`` evenly spaced in galaxy_id order, as many more drawn by ``rng``) with the home's
+    own checkpoint on the CPU: ``logit_before`` (the plain host or lens) and the deterministic
+    ``logit_after`` of the synthetic ring (``adversarial.ring_scores``) and of arc suppression
+    (``adversarial.suppress_annulus``) within ``integrity_gates.RESCORE_TOL["cuda"]`` (the device
+    that scored them is not recorded: the looser bound); the null controls re-injected with their
+    parameters (``adversarial.null_control_plan``, as the producer draws them) and fresh arc noise,
+    their logits within ``selection_gates.LOGIT_ROW_TOL`` each and ``LOGIT_MEDIAN_TOL`` in median.
+    Every null-control / ring host must be an ``injection_hosts`` row and every suppressed lens a
+    test-split positive with a good cutout.  An external detector's scores are its own: only the
+    rows' provenance is checked (``integrity_gates.completeness_injections_provenance``)."""
+    import pandas as pd
+    import torch
+
+    from lensaudit.cutouts.store import CutoutReader
+    from lensaudit.gates.integrity_gates import RESCORE_TOL
+    from lensaudit.gates.selection_gates import LOGIT_MEDIAN_TOL, LOGIT_ROW_TOL
+    from lensaudit.selection.adversarial import null_control_plan, ring_scores, score_batches, suppress_annulus
+    from lensaudit.selection.inject import inject_and_score
+    from lensaudit.selection.psfex_psfs import injection_psfs
+
+    name = "adversarial_scores_rescored"
+    threshold = (f"{2 * n_rows} rows per test re-scored: deterministic logits within the GPU tolerance, null controls "
+                 f"within {LOGIT_ROW_TOL:g} (median {LOGIT_MEDIAN_TOL:g})")
+    det, sel = v.profile.detector, v.profile.selection
+    adv = v.table("adversarial_scores")
+    if det.audit_arch not in det.archs:
+        return GateResult(name, ASSET, True, ERROR, 0.0, threshold, bound=(None, 0.0),
+                          details={"logits": f"not re-scored: {det.audit_arch} is an external detector"})
+    if adv.empty:
+        return cannot_compute(name, ASSET, ERROR, "no adversarial scores", threshold)
+    from lensaudit.selection.run import load_detector
+
+    model, _, crop = load_detector(v.home, v.profile, "cpu")
+    atol, rtol = RESCORE_TOL["cuda"]
+    reader = CutoutReader(v.home / "cutout_store")
+    hosts = v.table("injection_hosts").sort_values("galaxy_id", kind="stable").reset_index(drop=True)
+    details, n_bad = {}, 0
+
+    def off(want, got) -> np.ndarray:
+        want, got = np.asarray(want, float), np.asarray(got, float)
+        return ~(np.abs(got - want) <= atol + rtol * np.abs(got))
+
+    for test in ("null_control", "synthetic_ring", "arc_suppression"):
+        s = _sampled(adv[adv["test"] == test], n_rows, rng)
+        if s.empty:
+            if test != "arc_suppression":  # a home may have no good test lens; it always has hosts
+                details[test] = "no rows"
+                n_bad += 1
+            continue
+        if test == "arc_suppression":
+            idx = v.table("cutouts")
+            lenses = idx[(idx["split"] == "test") & (idx["label"] == 1) & idx["cutout_ok"].astype(bool)]
+            rows = lenses.drop_duplicates("galaxy_id").set_index("galaxy_id").reindex(s["galaxy_id"])
+        else:
+            rows = hosts.set_index("galaxy_id").reindex(s["galaxy_id"])
+        unknown = rows["cutout_path"].isna().to_numpy()
+        rec = {"rows": int(len(s)), "not_a_host_or_test_lens": int(unknown.sum())}
+        n_bad += int(unknown.sum())
+        if test == "null_control":  # the producer's null plan: the first hosts in galaxy_id order
+            sub, params = null_control_plan(hosts, sel.adversarial_max_hosts, sel.seed + 1)
+            at = pd.Index(sub["galaxy_id"]).get_indexer(s["galaxy_id"])
+            beyond = (at < 0) & ~unknown
+            rec["beyond_the_null_plan"] = int(beyond.sum())
+            n_bad += int(beyond.sum())
+            unknown |= beyond
+            at = at[~unknown]
+        s, rows = s[~unknown].reset_index(drop=True), rows[~unknown].reset_index()
+        if s.empty:
+            details[test] = rec
+            continue
+        stamps = reader.read(rows.assign(cutout_ok=True))
+        before = score_batches(model, stamps, crop, "cpu")
+        bad_before = off(s["logit_before"], before)
+        if test == "synthetic_ring":
+            bad_after = off(s["logit_after"], ring_scores(model, torch.from_numpy(stamps), crop, "cpu"))
+        elif test == "arc_suppression":
+            bad_after = off(s["logit_after"], score_batches(model, suppress_annulus(stamps), crop, "cpu"))
+        else:
+            psf = injection_psfs(sel.psf_model, sel.psfex_models, sel.seed)
+            res = inject_and_score(model, torch.from_numpy(stamps), np.arange(len(s)),
+                                   params.iloc[at].reset_index(drop=True), sub.iloc[at].reset_index(drop=True), crop,
+                                   "cpu", sel.seed + 1, chunk=max(1, len(s)), null=True, psf=psf)
+            d = s["logit_after"].to_numpy(float) - res["logit"].to_numpy(float)
+            bad_after = ~(np.abs(d) <= LOGIT_ROW_TOL)
+            median = float(np.median(d)) if len(d) else 0.0
+            rec.update(logit_after_median_shift=median, max_abs_logit_after_difference=float(np.abs(d).max()))
+            n_bad += int(not abs(median) <= LOGIT_MEDIAN_TOL)
+        rec.update(logit_before_off=int(bad_before.sum()), logit_after_off=int(bad_after.sum()),
+                   examples=s.loc[bad_before | bad_after, "galaxy_id"].astype(str).head(5).tolist())
+        n_bad += int(bad_before.sum()) + int(bad_after.sum())
+        details[test] = rec
+    return GateResult(name, ASSET, n_bad == 0, ERROR, float(n_bad), threshold, details, bound=(None, 0.0))
+
+
+def _adversarial_rescored(v: StoreView) -> GateResult:
+    from lensaudit.gates.gate_spec import audit_rng
+
+    rng, seed = audit_rng()
+    res = adversarial_rescored(v, rng)
+    res.details["random_sample_seed"] = seed
+    return res
+
+
 def specs() -> list[GateSpec]:
     """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
     from lensaudit.gates.selection_gates import operating_point_text
@@ -155,6 +271,11 @@ def specs() -> list[GateSpec]:
     ]
     trends = [("theta_e", "theta_e_arcsec", f"completeness rises with theta_E at {op}: {bounds}"),
               ("snr", "arc_snr_matched", f"completeness rises with the arc's matched-filter S/N at {op}: {bounds}")]
-    return ([spec(name, ASSET, ERROR, False, desc, lambda v, n=name: _scored(v, n)) for name, desc in scored]
+    rescored = spec("adversarial_scores_rescored", ASSET, ERROR, True,
+                    f"{2 * ADV_RESCORE_ROWS} rows of each adversarial test ({ADV_RESCORE_ROWS} evenly spaced, as many "
+                    "drawn at random) re-scored with the checkpoint: host, lens, ring and suppressed-lens logits "
+                    "reproduce the stored ones, null controls re-injected with fresh noise agree",
+                    _adversarial_rescored)
+    return ([rescored] + [spec(name, ASSET, ERROR, False, desc, lambda v, n=name: _scored(v, n)) for name, desc in scored]
             + [spec(f"adversarial_trend_{what}", ASSET, ERROR, False, desc, lambda v, w=what, c=col: _trend(v, w, c))
                for what, col, desc in trends])

@@ -22,7 +22,10 @@ Detector (asset ``detector_evaluation``, every architecture of the profile that 
 
 - ``detector_artefact_hashes_match``: sha256 of ``best.pt`` equals ``run_info.json``'s and
   ``evaluation.json``'s ``checkpoint_sha256``; sha256 of the scored table equals
-  ``evaluation.json``'s ``scored_table_sha256``.
+  ``evaluation.json``'s ``scored_table_sha256``; the stored training manifest and cutout index
+  re-hash (``detector.run.training_input_hashes``) to the ``manifest_sha256`` /
+  ``cutout_index_sha256`` the detector recorded when it trained (a row or stamp pointer changed,
+  or a partition file deleted, after training is red).
 - ``detector_auc_recomputed``: the test ROC AUC recomputed from the scored table's
   ``label`` and ``logit`` equals the stored ``metrics.roc_auc.value``; ``probability`` is
   ``sigmoid(logit)``.
@@ -399,13 +402,15 @@ def _evaluated_archs(home: Path, archs) -> dict[str, dict]:
 
 
 def artefact_hashes_match(home: Path, archs) -> GateResult:
-    from lensaudit.detector.run import detector_dir
+    from lensaudit.detector.run import detector_dir, training_input_hashes
     from lensaudit.store import file_sha256, partition_file
 
-    name, threshold = "detector_artefact_hashes_match", "checkpoint and scored table sha256 as recorded"
+    name = "detector_artefact_hashes_match"
+    threshold = "checkpoint, scored table, training manifest and cutout index sha256 as recorded"
     recs = _evaluated_archs(home, archs)
     if not recs:
         return cannot_compute(name, DETECTOR, ERROR, "no evaluated detector", threshold)
+    inputs = training_input_hashes(home)  # what is stored now, against what the detector trained on
     details, n_bad = {}, 0
     for arch, rec in recs.items():
         problems = []
@@ -415,7 +420,8 @@ def artefact_hashes_match(home: Path, archs) -> GateResult:
         tb = file_sha256(table) if table.is_file() else None
         for label, doc, key, actual in (("run_info", rec["run_info"], "checkpoint_sha256", ck),
                                         ("evaluation", rec["eval"], "checkpoint_sha256", ck),
-                                        ("evaluation", rec["eval"], "scored_table_sha256", tb)):
+                                        ("evaluation", rec["eval"], "scored_table_sha256", tb),
+                                        *(("run_info", rec["run_info"], k, h) for k, h in inputs.items())):
             want = doc.get(key)
             if actual is None:
                 problems.append(f"{key}: file missing")
@@ -864,7 +870,8 @@ def specs() -> list:
               "verified by counting, the rest recomputed)",
               lambda v: qc_recomputed(v.table(CUTOUTS), store(v))),
         _spec("detector_artefact_hashes_match", DETECTOR, ERROR, True,
-              "best.pt and the scored table re-hash to the sha256 recorded in run_info.json / evaluation.json",
+              "best.pt and the scored table re-hash to the sha256 recorded in run_info.json / evaluation.json; the "
+              "stored training manifest and cutout index to the sha256 the detector recorded when it trained",
               lambda v: artefact_hashes_match(v.home, archs(v))),
         _spec("detector_auc_recomputed", DETECTOR, ERROR, True,
               "test ROC AUC recomputed from the scored table equals the stored one",

@@ -10,14 +10,14 @@ module only concatenates them.  The gate type and the stored-data view are in
 
 from __future__ import annotations
 
-from lensaudit.gates import (adversarial_gates, data_gates, integrity_gates, model_gates, parity_gates, realism_gates,
-                             selection_gates, shortcut_gates)
+from lensaudit.gates import (adversarial_gates, bracket_gates, data_gates, integrity_gates, model_gates, parity_gates,
+                             realism_gates, selection_gates, shortcut_gates)
 from lensaudit.gates.gate_spec import GateSpec, StoreView
 from lensaudit.gates.result import GateResult
 
 #: the families in the order ``lensaudit gates``, the README table and the UI list them
-FAMILIES = (data_gates, shortcut_gates, realism_gates, model_gates, selection_gates, adversarial_gates, parity_gates,
-            integrity_gates)
+FAMILIES = (data_gates, shortcut_gates, realism_gates, model_gates, selection_gates, bracket_gates, adversarial_gates,
+            parity_gates, integrity_gates)
 
 GATES: list[GateSpec] = [g for family in FAMILIES for g in family.specs()]
 

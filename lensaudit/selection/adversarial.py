@@ -15,16 +15,29 @@ The measurements live here; the pass/fail rules in ``lensaudit.gates.adversarial
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from lensaudit.injection.realism import ANNULUS_PX
-from lensaudit.selection.inject import score_stamps
+from lensaudit.selection.grid import THETA_E
+from lensaudit.selection.inject import draw_parameters, score_stamps
 from lensaudit.stamps import azimuthal_median, radius_map
 from lensaudit.survey.instrument import STAMP_PIX
 
 RING_RADIUS_PX = 15.0
 RING_SIGMA_PX = 1.5
 RING_AMPLITUDE_NMGY = 0.01
+
+
+def null_control_plan(hosts: pd.DataFrame, max_hosts: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(hosts, parameters) of the null controls: the first ``max_hosts`` rows of ``hosts`` (the
+    injection hosts in galaxy_id order), theta_E bins cycling over the grid (the whole prior),
+    prior draws of ``draw_parameters`` seeded by ``seed``.  Row i's parameters depend on the
+    rows before it, so a gate re-deriving a sample calls this for the whole plan."""
+    sub = hosts.iloc[:min(len(hosts), max_hosts)].reset_index(drop=True)
+    plan = pd.DataFrame({"injection_id": [f"null-{g}" for g in sub["galaxy_id"]], "galaxy_id": sub["galaxy_id"],
+                         "theta_e_bin": np.arange(len(sub)) % THETA_E.n})
+    return sub, draw_parameters(plan, sub, seed)
 
 
 def ring_image(size: int = STAMP_PIX) -> np.ndarray:

@@ -8,7 +8,7 @@ place of the checkpoint; nothing of the math is repeated here.  The results go t
 ``assets/detector_evaluation/<name>/val_scores.parquet`` (the validation split's scores,
 where the operating thresholds are chosen), ``assets/detector_evaluation/<name>.parquet``
 (the test split's, for the false-positive failure modes), ``assets/completeness_table*``,
-``completeness_injections``, ``completeness_brackets``, ``adversarial_scores``,
+``completeness_injections``, ``completeness_brackets`` (with ``completeness_bracket_records``), ``adversarial_scores``,
 ``failure_modes``, ``failure_missed_injections``, ``plots/`` and ``external_audit.json``;
 the home's own assets (the trained detector's) are never touched.  The selection gates
 judge an audit folder through ``lensaudit.external_gates``.

@@ -23,13 +23,13 @@ from lensaudit.cutouts.store import CutoutReader
 from lensaudit.detector.scorer import scoring_stage
 from lensaudit.evaluation.operating import operating_thresholds
 from lensaudit.evaluation.run import load_frozen_detector, val_scores
-from lensaudit.selection.adversarial import ring_scores, score_batches, suppress_annulus
+from lensaudit.selection.adversarial import null_control_plan, ring_scores, score_batches, suppress_annulus
 from lensaudit.selection.bootstrap_draws import BootstrapDraws
 from lensaudit.selection.completeness import completeness_table
 from lensaudit.injection.visibility import combined, observable
 from lensaudit.selection.hosts import bin_counts, select_hosts
 from lensaudit.selection.psfex_psfs import injection_psfs
-from lensaudit.selection.inject import BRACKETS, draw_parameters, inject_and_score, plan_and_parameters
+from lensaudit.selection.inject import BRACKETS, inject_and_score, plan_and_parameters
 from lensaudit.spec import PRIMARY, SELECTION
 from lensaudit.store import partition_file, safe_join, write_parquet_atomic, atomic_path
 from lensaudit.tables import read_table
@@ -137,6 +137,7 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None, d
     timings["aggregate_s"] = time.perf_counter() - t0
     brackets = bracket_tables(scored["bracket_records"], tables[PRIMARY.name]["threshold_logit"].iloc[0], sel.seed)
     write_table(brackets, out, "completeness_brackets", csv=True)
+    write_table(scored["bracket_records"], out, "completeness_bracket_records")
     write_table(scored["adversarial"], out, "adversarial_scores")
     main = tables[PRIMARY.name]
     return {"injections": len(records), "cells_with_injections": int((main["n"] > 0).sum()),
@@ -147,16 +148,23 @@ def run_completeness(home: Path, profile: Profile, device: str, progress=None, d
             "timings": timings, "device": device, "arch": arch}, main
 
 
+def bracket_rows(records: pd.DataFrame, sel) -> np.ndarray:
+    """Positions in ``records`` (the injections in plan order) of the brackets' subset: the first
+    ``sel.bracket_per_cell`` injections of every cell (None: n_per_cell // 8, at least 1)."""
+    per_cell = sel.bracket_per_cell or max(1, sel.n_per_cell // 8)
+    return records.reset_index(drop=True).groupby("cell", sort=False).head(per_cell).index.to_numpy()
+
+
 def bracket_records(model, host_stamps, hosts, host_logits, records, params, pos, crop, device,
                     profile) -> pd.DataFrame:
     """Systematics brackets (``inject.BRACKETS``: Moffat beta 2.5 / 4.5, clumpy sources, the
     suppress_inner ablation) on the first ``bracket_per_cell`` injections of every cell.  The
     baseline is re-run on the same subset with the same noise seed, so each bracket is a
     paired comparison: same hosts, same parameters, same noise draws, one thing changed.
-    One long table of records (``variant``, cell, galaxy_id, logit, host_logit, observable)."""
+    One long table of records (``variant``, injection_id, cell, galaxy_id, logit, host_logit,
+    observable), stored as ``completeness_bracket_records``."""
     sel = profile.selection
-    per_cell = sel.bracket_per_cell or max(1, sel.n_per_cell // 8)
-    sub = records.groupby("cell", sort=False).head(per_cell).index.to_numpy()
+    sub = bracket_rows(records, sel)
     p, hp = params.iloc[sub].reset_index(drop=True), pos[sub]
     frames = []
     for variant in (None, *BRACKETS):
@@ -164,7 +172,7 @@ def bracket_records(model, host_stamps, hosts, host_logits, records, params, pos
         with scoring_stage(model, f"bracket-{vname}", records["injection_id"].iloc[sub]):
             res = inject_and_score(model, host_stamps, hp, p, hosts, crop, device, sel.seed + 2, chunk=sel.chunk,
                                    variant=variant)
-        frames.append(records.iloc[sub][["cell", "galaxy_id"]].reset_index(drop=True).assign(
+        frames.append(records.iloc[sub][["injection_id", "cell", "galaxy_id"]].reset_index(drop=True).assign(
             logit=res["logit"].to_numpy(), host_logit=host_logits[hp],
             observable=observable(res["arc_snr_matched"].to_numpy()), variant=vname))
     return pd.concat(frames, ignore_index=True)
@@ -193,14 +201,11 @@ def adversarial_scores(home: Path, profile: Profile, model, crop: int, device: s
     ring / suppressed lenses (``added_rms_nmgy``: rms of what a null control added, NaN else).
     ``psf``: the injections' PSFEx PSFs (None: Moffat), used by the null controls too."""
     sel = profile.selection
-    n = min(len(hosts), sel.adversarial_max_hosts)
-    sub = hosts.iloc[:n].reset_index(drop=True)  # hosts are sorted by galaxy_id
+    # null controls: the full injection path, the arc's noise without the arc (hosts are sorted by galaxy_id)
+    sub, params = null_control_plan(hosts, sel.adversarial_max_hosts, sel.seed + 1)
+    n = len(sub)
     stamps = host_stamps[:n]
     plain = host_logits[:n]
-    # null controls: the full injection path, the arc's noise without the arc (theta_E over the whole prior)
-    plan = pd.DataFrame({"injection_id": [f"null-{g}" for g in sub["galaxy_id"]], "galaxy_id": sub["galaxy_id"],
-                         "theta_e_bin": np.arange(n) % 11})
-    params = draw_parameters(plan, sub, sel.seed + 1)
     with scoring_stage(model, "null", sub["galaxy_id"]):
         null = inject_and_score(model, stamps, np.arange(n), params, sub, crop, device, sel.seed + 1,
                                 chunk=sel.chunk, null=True, psf=psf)
