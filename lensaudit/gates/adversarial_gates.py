@@ -137,7 +137,9 @@ def _trend(v: StoreView, what: str, column: str) -> GateResult:
     return trend_gate(x[keep], inj["logit"].to_numpy(float)[keep], det[keep], inj["galaxy_id"].to_numpy()[keep], what)
 
 
-#: rows of each adversarial test re-scored: this many evenly spaced in galaxy_id order and as many drawn at random
+#: rows of each adversarial test re-scored: this many evenly spaced in galaxy_id order and as many drawn at random.
+#: On the demo home (c238670, 8 gate runs): re-injected null controls' median shift |0.0102| at most against the
+#: 0.1 bound, largest |difference| 0.14 against the row bound of 3; the deterministic logits within the tolerance
 ADV_RESCORE_ROWS = 16
 
 

