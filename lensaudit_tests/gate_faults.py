@@ -79,8 +79,8 @@ FAULTS: dict[str, tuple[str, str]] = {
                                          "variant's logits lowered with its table recomputed; one sampled logit forged; "
                                          "an observable flag flipped", "test_pipeline_tiny.py::"
                                          "test_brackets_are_recomputed_not_trusted"),
-    "adversarial_scores_rescored": ("one ring logit raised by 1; arc suppression faked; null controls lowered by 4; "
-                                    "a host logit forged", "test_pipeline_tiny.py::"
+    "adversarial_scores_rescored": ("the highest ring logit lowered by 1; arc suppression faked; null controls "
+                                    "lowered by 4; a host logit forged; a null control on a training negative", "test_pipeline_tiny.py::"
                                     "test_adversarial_scores_are_rescored_not_trusted"),
     "adversarial_null_controls": ("the 'null' path adds the arc; controls bit-identical to hosts",
                                   "test_adversarial_planted_models.py::"

@@ -337,13 +337,14 @@ def test_injections_are_rederived_not_trusted(with_selection, tmp_path, plant):
             assert r.passed, (name, r.details)
 
 
-@pytest.mark.parametrize("plant", [None, "ring_logit_raised", "suppression_faked", "null_controls_lowered",
-                                   "host_logit_forged"])
+@pytest.mark.parametrize("plant", [None, "ring_top_logit_lowered", "suppression_faked", "null_controls_lowered",
+                                   "host_logit_forged", "null_host_from_train"])
 def test_adversarial_scores_are_rescored_not_trusted(with_selection, tmp_path, plant):
-    """``adversarial_scores_rescored`` re-scores a sample of every adversarial test with the
-    checkpoint: the ring's logit raised by 1 on one row, arc suppression faked (every suppressed
-    lens 2 below its logit), the null controls lowered by 4 (a finder that looks blind to noise), a
-    plain host's logit forged, or a null control moved onto a training negative turn it red; the
+    """``adversarial_scores_rescored`` re-scores every adversarial row with the checkpoint (null
+    controls re-injected on a sample): the ring's highest logit lowered by 1 (one row, the one a
+    forger would move), arc suppression faked (every suppressed lens 2 below its logit), the null
+    controls lowered by 4 (a finder that looks blind to noise), a plain host's logit forged, or a
+    null control moved onto a training negative (not a host of the null plan) turn it red; the
     real tiny home is green."""
     import shutil
 
@@ -357,8 +358,9 @@ def test_adversarial_scores_are_rescored_not_trusted(with_selection, tmp_path, p
     p = home / "assets/adversarial_scores/data.parquet"
     adv, schema = pd.read_parquet(p), pq.read_schema(p)
     first = {t: adv.loc[adv["test"] == t, "galaxy_id"].min() for t in set(adv["test"])}  # always sampled
-    if plant == "ring_logit_raised":
-        adv.loc[(adv["test"] == "synthetic_ring") & (adv["galaxy_id"] == first["synthetic_ring"]), "logit_after"] += 1.0
+    if plant == "ring_top_logit_lowered":  # the one row a ring gate would count, wherever the sample falls
+        ring = adv.index[adv["test"] == "synthetic_ring"]
+        adv.loc[adv.loc[ring, "logit_after"].idxmax(), "logit_after"] -= 1.0
     elif plant == "suppression_faked":
         sup = adv["test"] == "arc_suppression"
         assert sup.any()
@@ -367,6 +369,11 @@ def test_adversarial_scores_are_rescored_not_trusted(with_selection, tmp_path, p
         adv.loc[adv["test"] == "null_control", "logit_after"] -= 4.0
     elif plant == "host_logit_forged":
         adv.loc[(adv["test"] == "null_control") & (adv["galaxy_id"] == first["null_control"]), "logit_before"] -= 1.0
+    elif plant == "null_host_from_train":
+        man = pd.read_parquet(home / "assets/training_manifest")
+        train = man.loc[(man.split == "train") & (man.label == 0), "galaxy_id"].iloc[0]
+        null = adv.index[adv["test"] == "null_control"]
+        adv.loc[null[len(null) // 2], "galaxy_id"] = train
     if plant:
         adv.to_parquet(p, index=False, schema=schema)
     gate = {g.name: g for g in GATES}["adversarial_scores_rescored"]
