@@ -12,7 +12,7 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from lensaudit.evaluation.metrics import sigmoid
-from lensaudit.gates.gate_spec import GateSpec, StoreView, spec
+from lensaudit.gates.gate_spec import GateSpec, StoreView, spec, with_audit_rng
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 from lensaudit.selection.trends import trend
 from lensaudit.spec import SELECTION
@@ -239,15 +239,6 @@ def adversarial_rescored(v: StoreView, rng: np.random.Generator, n_rows: int = A
     return GateResult(name, ASSET, n_bad == 0, ERROR, float(n_bad), threshold, details, bound=(None, 0.0))
 
 
-def _adversarial_rescored(v: StoreView) -> GateResult:
-    from lensaudit.gates.gate_spec import audit_rng
-
-    rng, seed = audit_rng()
-    res = adversarial_rescored(v, rng)
-    res.details["random_sample_seed"] = seed
-    return res
-
-
 def specs() -> list[GateSpec]:
     """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
     from lensaudit.gates.selection_gates import operating_point_text
@@ -270,7 +261,7 @@ def specs() -> list[GateSpec]:
                     "every adversarial row's host or lens logit, and every ring and suppressed-lens logit, re-scored "
                     f"with the checkpoint reproduce the stored ones; {2 * ADV_RESCORE_ROWS} null controls "
                     f"({ADV_RESCORE_ROWS} evenly spaced, as many drawn at random) re-injected with fresh noise agree",
-                    _adversarial_rescored)
+                    with_audit_rng(adversarial_rescored))
     return ([rescored] + [spec(name, ASSET, ERROR, False, desc, lambda v, n=name: _scored(v, n)) for name, desc in scored]
             + [spec(f"adversarial_trend_{what}", ASSET, ERROR, False, desc, lambda v, w=what, c=col: _trend(v, w, c))
                for what, col, desc in trends])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lensaudit.gates.gate_spec import GateSpec, StoreView, audit_rng, audit_sample, spec
+from lensaudit.gates.gate_spec import GateSpec, StoreView, audit_sample, spec, with_audit_rng
 from lensaudit.gates.result import ERROR, GateResult, cannot_compute
 
 ASSET = "completeness_table"
@@ -76,10 +76,7 @@ def tables_differ(stored: pd.DataFrame, recomputed: pd.DataFrame) -> dict[str, s
 
 
 def brackets_recomputed(v: StoreView, rng: np.random.Generator, n_rows: int = BRACKET_REDERIVE_ROWS) -> GateResult:
-    import torch
-
-    from lensaudit.cutouts.store import CutoutReader
-    from lensaudit.gates.selection_gates import LOGIT_MEDIAN_TOL, LOGIT_ROW_TOL, operating_threshold
+    from lensaudit.gates.selection_gates import LOGIT_MEDIAN_TOL, LOGIT_ROW_TOL, injection_hosts_of, operating_threshold
     from lensaudit.injection.visibility import observable
     from lensaudit.selection.failure_run import PARAM_KEYS
     from lensaudit.selection.inject import BRACKETS, inject_and_score
@@ -111,13 +108,10 @@ def brackets_recomputed(v: StoreView, rng: np.random.Generator, n_rows: int = BR
     pick = audit_sample(len(base), n_rows, rng)  # the same injections for every variant: one host read
     ids = base["injection_id"].to_numpy()[pick]
     params = inj.set_index("injection_id").loc[ids].reset_index()
-    hosts = v.table("injection_hosts").drop_duplicates("galaxy_id").set_index("galaxy_id")
-    uniq = pd.Index(params["galaxy_id"].unique())
-    if not uniq.isin(hosts.index).all():
+    got = injection_hosts_of(v, params["galaxy_id"])
+    if got is None:
         return cannot_compute(name, ASSET, ERROR, "a bracket injection's host is not an injection_hosts row", threshold)
-    host_rows = hosts.loc[uniq].reset_index()
-    stamps = torch.from_numpy(CutoutReader(v.home / "cutout_store").read(host_rows.assign(cutout_ok=True)))
-    pos = uniq.get_indexer(params["galaxy_id"])
+    host_rows, stamps, pos = got
     by_variant = {b.name: b for b in BRACKETS}
     for vname in variants:
         r = rec[rec["variant"] == vname].set_index("injection_id").loc[ids]
@@ -141,13 +135,6 @@ def brackets_recomputed(v: StoreView, rng: np.random.Generator, n_rows: int = BR
     return GateResult(name, ASSET, not problems, ERROR, float(len(problems)), threshold, details, bound=(None, 0.0))
 
 
-def _brackets_recomputed(v: StoreView) -> GateResult:
-    rng, seed = audit_rng()
-    res = brackets_recomputed(v, rng)
-    res.details["random_sample_seed"] = seed
-    return res
-
-
 def specs() -> list[GateSpec]:
     """GateSpecs of this family (concatenated by ``lensaudit.gates.registry``)."""
     from lensaudit.gates.selection_gates import LOGIT_MEDIAN_TOL, LOGIT_ROW_TOL, operating_point_text
@@ -157,4 +144,4 @@ def specs() -> list[GateSpec]:
                  f"logits); the bracket tables equal those recomputed from the records at {operating_point_text()}; "
                  f"{2 * BRACKET_REDERIVE_ROWS} records per variant re-injected on the CPU reproduce their observable flag "
                  f"and their logits up to the arc noise (median shift <= {LOGIT_MEDIAN_TOL:g}, every row within "
-                 f"{LOGIT_ROW_TOL:g}; clumpy sources in median only)", _brackets_recomputed)]
+                 f"{LOGIT_ROW_TOL:g}; clumpy sources in median only)", with_audit_rng(brackets_recomputed))]

@@ -106,6 +106,17 @@ def audit_rng() -> tuple["np.random.Generator", int]:
     return np.random.default_rng(seed), seed
 
 
+def with_audit_rng(fn: Callable[[StoreView, "np.random.Generator"], GateResult]) -> Callable[[StoreView], GateResult]:
+    """The gate ``fn(view, rng)`` run with a fresh ``audit_rng()``, its seed recorded in the result's
+    details (``random_sample_seed``)."""
+    def run(v: StoreView) -> GateResult:
+        rng, seed = audit_rng()
+        res = fn(v, rng)
+        res.details["random_sample_seed"] = seed
+        return res
+    return run
+
+
 def audit_sample(n: int, k: int, rng: "np.random.Generator") -> "np.ndarray":
     """Sorted positions among ``n`` rows: ``k`` evenly spaced (the same every run) and up to
     ``k`` more drawn by ``rng`` from the others (all ``n`` when n <= 2k)."""

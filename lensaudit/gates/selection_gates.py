@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lensaudit.gates.gate_spec import GateSpec, StoreView, audit_rng, audit_sample, spec
+from lensaudit.gates.gate_spec import GateSpec, StoreView, audit_sample, spec, with_audit_rng
 from lensaudit.gates.result import ERROR, WARN, GateResult, cannot_compute
 from lensaudit.evaluation.metrics import beta_bounds
 from lensaudit.selection.completeness import detections
@@ -199,6 +199,22 @@ LOGIT_MEDIAN_TOL = 0.1
 LOGIT_ROW_TOL = 3.0
 
 
+def injection_hosts_of(v: StoreView, galaxy_ids: pd.Series):
+    """(their distinct ``injection_hosts`` rows, those hosts' stamps as a float32 tensor, each id's
+    position among them) for the hosts of some injections; None if one is not an injection host."""
+    import torch
+
+    from lensaudit.cutouts.store import CutoutReader
+
+    hosts = v.table("injection_hosts").drop_duplicates("galaxy_id").set_index("galaxy_id")
+    uniq = pd.Index(pd.unique(galaxy_ids))
+    if not uniq.isin(hosts.index).all():
+        return None
+    host_rows = hosts.loc[uniq].reset_index()
+    stamps = torch.from_numpy(CutoutReader(v.home / "cutout_store").read(host_rows.assign(cutout_ok=True)))
+    return host_rows, stamps, uniq.get_indexer(galaxy_ids)
+
+
 def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = REDERIVE_ROWS) -> GateResult:
     """Every injection's ``observable`` is ``observable(arc_snr_matched)``; a sample of
     injections is re-injected on the CPU (``inject.inject_and_score``: the same parameters,
@@ -208,9 +224,6 @@ def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = R
     ``integrity_gates.RESCORE_TOL`` and the injections'
     logits differ from the stored ones by a median within ``LOGIT_MEDIAN_TOL`` and by at most
     ``LOGIT_ROW_TOL`` (the arc noise is drawn anew)."""
-    import torch
-
-    from lensaudit.cutouts.store import CutoutReader
     from lensaudit.injection.visibility import observable
     from lensaudit.selection.failure_run import PARAM_KEYS
     from lensaudit.selection.inject import inject_and_score
@@ -227,12 +240,10 @@ def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = R
     flag = observable(inj["arc_snr_matched"].to_numpy(float)) != inj["observable"].to_numpy(bool)
     order = inj.sort_values("injection_id", kind="stable").reset_index(drop=True)
     s = order.iloc[audit_sample(len(order), n_rows, rng)].reset_index(drop=True)
-    hosts = v.table("injection_hosts").drop_duplicates("galaxy_id").set_index("galaxy_id")
-    uniq = pd.Index(s["galaxy_id"].unique())
-    if not uniq.isin(hosts.index).all():
+    got = injection_hosts_of(v, s["galaxy_id"])
+    if got is None:
         return cannot_compute(name, asset, ERROR, "an injection's host is not an injection_hosts row", threshold)
-    host_rows = hosts.loc[uniq].reset_index()
-    stamps = torch.from_numpy(CutoutReader(v.home / "cutout_store").read(host_rows.assign(cutout_ok=True)))
+    host_rows, stamps, pos = got
     sel, det = v.profile.selection, v.profile.detector
     own = det.audit_arch in det.archs  # an external detector's logits are its own business: not re-scored here
     model, crop = None, 64
@@ -240,7 +251,6 @@ def injections_rederived(v: StoreView, rng: np.random.Generator, n_rows: int = R
         from lensaudit.selection.run import load_detector
 
         model, _, crop = load_detector(v.home, v.profile, "cpu")
-    pos = uniq.get_indexer(s["galaxy_id"])
     psf = injection_psfs(sel.psf_model, sel.psfex_models, sel.seed)
     res = inject_and_score(model if own else _no_detector(), stamps, pos, s[list(PARAM_KEYS)], host_rows, crop, "cpu",
                            sel.seed, chunk=len(s), psf=psf)
@@ -284,13 +294,6 @@ def _no_detector():
     return NoDetector()
 
 
-def _injections_rederived(v: StoreView) -> GateResult:
-    rng, seed = audit_rng()
-    res = injections_rederived(v, rng)
-    res.details["random_sample_seed"] = seed
-    return res
-
-
 def operating_point_text() -> str:
     """The operating threshold as the gate descriptions name it."""
     return f"the validation-split FPR-{PRIMARY.target_fpr:g} threshold"
@@ -321,5 +324,5 @@ def specs() -> list[GateSpec]:
              f"observable equals the matched-S/N rule on every injection; {2 * REDERIVE_ROWS} injections ({REDERIVE_ROWS} "
              f"evenly spaced, as many at random) re-injected on the CPU reproduce their magnification, matched-filter S/N "
              f"and noise correlation within {REDERIVE_RTOL:g}, their hosts' logits, and their logits up to the arc noise "
-             f"(median shift <= {LOGIT_MEDIAN_TOL:g}, every row within {LOGIT_ROW_TOL:g})", _injections_rederived),
+             f"(median shift <= {LOGIT_MEDIAN_TOL:g}, every row within {LOGIT_ROW_TOL:g})", with_audit_rng(injections_rederived)),
     ]
