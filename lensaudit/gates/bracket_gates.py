@@ -76,6 +76,8 @@ def tables_differ(stored: pd.DataFrame, recomputed: pd.DataFrame) -> dict[str, s
 
 
 def brackets_recomputed(v: StoreView, rng: np.random.Generator, n_rows: int = BRACKET_REDERIVE_ROWS) -> GateResult:
+    """The gate of this module (its docstring says what is checked); ``rng`` draws the random half
+    of the re-injected records, the same injections for every variant."""
     from lensaudit.gates.selection_gates import LOGIT_MEDIAN_TOL, LOGIT_ROW_TOL, injection_hosts_of, operating_threshold
     from lensaudit.injection.visibility import observable
     from lensaudit.selection.failure_run import PARAM_KEYS
