@@ -55,24 +55,15 @@ def records_match_injections(rec: pd.DataFrame, injections: pd.DataFrame, sel, v
 
 def tables_differ(stored: pd.DataFrame, recomputed: pd.DataFrame) -> dict[str, str]:
     """{column: how many (variant, cell) rows differ} between the stored and recomputed bracket tables."""
+    from lensaudit.gates.selection_gates import column_differences
+
     key = ["variant", "cell"]
     got = stored.set_index(key).sort_index()
     want = recomputed.set_index(key).sort_index()
     if len(got) != len(want) or not got.index.equals(want.index):
         return {"rows": f"{len(got)} stored (variant, cell) rows, {len(want)} recomputed"}
-    out = {}
-    for col in want.columns:
-        if col not in got:
-            out[col] = "missing"
-            continue
-        a, b = got[col].to_numpy(), want[col].to_numpy()
-        if np.issubdtype(b.dtype, np.floating):
-            bad = int((~np.isclose(a.astype(float), b, rtol=0, atol=1e-9, equal_nan=True)).sum())
-        else:
-            bad = int((a != b).sum())
-        if bad:
-            out[col] = f"{bad} rows differ from the table recomputed from the records"
-    return out
+    return {c: bad if bad == "missing" else f"{bad} rows differ from the table recomputed from the records"
+            for c, bad in column_differences(got, want).items()}
 
 
 def brackets_recomputed(v: StoreView, rng: np.random.Generator, n_rows: int = BRACKET_REDERIVE_ROWS) -> GateResult:

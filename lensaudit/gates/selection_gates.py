@@ -100,20 +100,27 @@ def recomputed_differences(table: pd.DataFrame, injections: pd.DataFrame, thresh
 
     want = completeness_table(injections, threshold_logit, point, seed=seed).set_index("cell").sort_index()
     got = table.set_index("cell").sort_index()
-    out = {}
+    if len(got) != len(want) or not (got.index == want.index).all():
+        return {f"recomputed_{c}": "missing" if c not in got else "other cells" for c in want.columns}
+    return {f"recomputed_{c}": bad if bad == "missing" else f"{bad} cells differ from the table recomputed from the "
+            "injections" for c, bad in column_differences(got, want).items()}
+
+
+def column_differences(got: pd.DataFrame, want: pd.DataFrame) -> dict[str, int | str]:
+    """{column of ``want``: "missing", or how many rows differ} between a stored table and its
+    recomputation, both indexed alike (floats to 1e-9, NaN where NaN; every other column equal)."""
+    out: dict[str, int | str] = {}
     for col in want.columns:
-        if col not in got or len(got) != len(want) or not (got.index == want.index).all():
-            out[f"recomputed_{col}"] = "missing" if col not in got else "other cells"
+        if col not in got:
+            out[col] = "missing"
             continue
         a, b = got[col].to_numpy(), want[col].to_numpy()
         if np.issubdtype(b.dtype, np.floating):
-            same = np.allclose(a.astype(float), b, rtol=0, atol=1e-9, equal_nan=True)
+            bad = int((~np.isclose(a.astype(float), b, rtol=0, atol=1e-9, equal_nan=True)).sum())
         else:
-            same = (a == b).all()
-        if not same:
-            bad = int((~np.isclose(a.astype(float), b, rtol=0, atol=1e-9, equal_nan=True)).sum()) \
-                if np.issubdtype(b.dtype, np.floating) else int((a != b).sum())
-            out[f"recomputed_{col}"] = f"{bad} cells differ from the table recomputed from the injections"
+            bad = int((a != b).sum())
+        if bad:
+            out[col] = bad
     return out
 
 
